@@ -1,0 +1,40 @@
+"""The `authz` command. Each subcommand lives in its own module with a `register`
+function that adds its parser; this module only assembles them."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+from authz_service.errors import AuthzError
+
+__all__ = ["main"]
+
+# Module names under authz_service.cli; each defines register(subparsers) -> None and sets
+# `handler` on its parser (a callable taking the parsed args, returning an exit status).
+_COMMANDS: tuple[str, ...] = ("validate",)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="authz", description="Authorization decision service.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in _COMMANDS:
+        module = importlib.import_module(f"authz_service.cli.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except AuthzError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,104 @@
+"""The one exception tree of the service.
+
+Every error the service raises on purpose derives from `AuthzError`. The API layer
+translates each class to one gRPC status code in a single module
+(`authz_service.api.status`); nothing else maps errors.
+
+    AuthzError
+    ├── InvalidArgument          bad input; names the field and the value
+    │   ├── SchemaError          schema text that does not compile; carries line:column
+    │   └── CaveatError          a caveat expression or context that does not type/evaluate
+    ├── NotFound                 a named thing (definition, role, key, decision) does not exist
+    ├── AlreadyExists            create of something that exists
+    ├── FailedPrecondition       request valid but state forbids it (stale token, orphaning
+    │                            schema change, precondition on a write)
+    ├── LimitExceeded            depth, fan-out or batch limit hit while evaluating
+    ├── DeadlineExceeded         the caller's deadline ran out during evaluation
+    ├── Unavailable              a dependency (database, log sink) is unreachable
+    ├── Unauthenticated          no or bad credentials
+    └── PermissionDenied         credentials do not allow this call
+
+Messages are short, lowercase, and put user input in backticks. They never contain SQL
+or stack details: those go to the server log.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyExists",
+    "AuthzError",
+    "CaveatError",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "InvalidArgument",
+    "LimitExceeded",
+    "NotFound",
+    "PermissionDenied",
+    "SchemaError",
+    "Unauthenticated",
+    "Unavailable",
+]
+
+
+class AuthzError(Exception):
+    """Root of every deliberate error. `message` is safe to show to callers."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(AuthzError):
+    """Input that can never succeed. `field` names the offending request field."""
+
+    def __init__(self, message: str, *, field: str = "", value: object = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+
+
+class SchemaError(InvalidArgument):
+    """Schema text that does not parse or type-check, located at `line`:`column` (1-based)."""
+
+    def __init__(self, message: str, *, line: int = 0, column: int = 0) -> None:
+        location = f"{line}:{column}: " if line else ""
+        super().__init__(f"{location}{message}", field="schema")
+        self.line = line
+        self.column = column
+        self.detail = message
+
+
+class CaveatError(InvalidArgument):
+    """A caveat expression that does not compile, or context that does not fit it."""
+
+
+class NotFound(AuthzError):
+    pass
+
+
+class AlreadyExists(AuthzError):
+    pass
+
+
+class FailedPrecondition(AuthzError):
+    pass
+
+
+class LimitExceeded(AuthzError):
+    pass
+
+
+class DeadlineExceeded(AuthzError):
+    pass
+
+
+class Unavailable(AuthzError):
+    pass
+
+
+class Unauthenticated(AuthzError):
+    pass
+
+
+class PermissionDenied(AuthzError):
+    pass

@@ -1,0 +1,25 @@
+"""Storage: protocols plus the memory and PostgreSQL backends."""
+
+from authz_service.store.memory import MemoryStore
+from authz_service.store.protocol import (
+    Change,
+    Precondition,
+    RelationshipReader,
+    RelationshipWriter,
+    RevisionSource,
+    SchemaRecord,
+    SchemaStore,
+    Store,
+)
+
+__all__ = [
+    "Change",
+    "MemoryStore",
+    "Precondition",
+    "RelationshipReader",
+    "RelationshipWriter",
+    "RevisionSource",
+    "SchemaRecord",
+    "SchemaStore",
+    "Store",
+]

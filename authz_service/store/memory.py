@@ -1,0 +1,185 @@
+"""In-memory store: the reference backend for tests, `authz validate` and the engine.
+
+Same MVCC model as PostgreSQL: a row is never changed except to stamp the revision that
+deleted it. Not durable and not shared between processes, by design.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from authz_service.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from authz_service.model import (
+    Relationship,
+    RelationshipFilter,
+    RelationshipUpdate,
+    Revision,
+    UpdateOp,
+)
+from authz_service.store.protocol import Change, Precondition, SchemaRecord
+
+__all__ = ["MemoryStore", "sort_key"]
+
+
+def sort_key(rel: Relationship) -> tuple[str, str, str, str, str, str]:
+    s = rel.subject
+    return (rel.resource.type, rel.resource.id, rel.relation, s.type, s.id, s.relation)
+
+
+@dataclass(slots=True)
+class _Row:
+    rel: Relationship
+    created: Revision
+    deleted: Revision | None = None
+
+    def live_at(self, revision: Revision) -> bool:
+        return self.created <= revision and (self.deleted is None or self.deleted > revision)
+
+
+@dataclass(slots=True)
+class _Tenant:
+    head: Revision = 0
+    rows: list[_Row] = field(default_factory=list)
+    live: dict[tuple[object, ...], _Row] = field(default_factory=dict)
+    idempotency: dict[str, Revision] = field(default_factory=dict)
+    changes: list[Change] = field(default_factory=list)
+
+
+class MemoryStore:
+    """Implements `authz_service.store.protocol.Store` in process memory."""
+
+    def __init__(self) -> None:
+        self._tenants: dict[str, _Tenant] = {}
+        self._schemas: list[SchemaRecord] = []
+        self._lock = asyncio.Lock()
+
+    def _tenant(self, tenant: str) -> _Tenant:
+        return self._tenants.setdefault(tenant, _Tenant())
+
+    async def read(
+        self,
+        tenant: str,
+        revision: Revision,
+        flt: RelationshipFilter,
+        *,
+        limit: int | None = None,
+        after: Relationship | None = None,
+    ) -> list[Relationship]:
+        state = self._tenants.get(tenant)
+        if state is None:
+            return []
+        found = [r.rel for r in state.rows if r.live_at(revision) and flt.matches(r.rel)]
+        found.sort(key=sort_key)
+        if after is not None:
+            cursor = sort_key(after)
+            found = [r for r in found if sort_key(r) > cursor]
+        return found[:limit] if limit is not None else found
+
+    async def write(
+        self,
+        tenant: str,
+        updates: Sequence[RelationshipUpdate],
+        *,
+        preconditions: Sequence[Precondition] = (),
+        idempotency_key: str | None = None,
+    ) -> Revision:
+        async with self._lock:
+            state = self._tenant(tenant)
+            if idempotency_key is not None and idempotency_key in state.idempotency:
+                return state.idempotency[idempotency_key]
+            self._check_preconditions(state, preconditions)
+            seen: set[tuple[object, ...]] = set()
+            for update in updates:
+                key = update.relationship.key
+                if key in seen:
+                    raise InvalidArgument(
+                        f"relationship `{update.relationship}` appears twice in one write",
+                        field="updates",
+                        value=str(update.relationship),
+                    )
+                seen.add(key)
+                if update.op is UpdateOp.CREATE and key in state.live:
+                    raise AlreadyExists(f"relationship `{update.relationship}` already exists")
+            revision = state.head + 1
+            for update in updates:
+                self._apply(state, update, revision)
+            state.head = revision
+            if idempotency_key is not None:
+                state.idempotency[idempotency_key] = revision
+            return revision
+
+    async def delete(
+        self,
+        tenant: str,
+        flt: RelationshipFilter,
+        *,
+        preconditions: Sequence[Precondition] = (),
+    ) -> tuple[Revision, int]:
+        async with self._lock:
+            state = self._tenant(tenant)
+            self._check_preconditions(state, preconditions)
+            doomed = [row.rel for row in state.live.values() if flt.matches(row.rel)]
+            revision = state.head + 1
+            for rel in doomed:
+                self._apply(state, RelationshipUpdate(UpdateOp.DELETE, rel), revision)
+            state.head = revision
+            return revision, len(doomed)
+
+    def _check_preconditions(self, state: _Tenant, preconditions: Sequence[Precondition]) -> None:
+        for pre in preconditions:
+            exists = any(pre.filter.matches(row.rel) for row in state.live.values())
+            if exists != pre.must_exist:
+                wanted = "exist" if pre.must_exist else "not exist"
+                raise FailedPrecondition(f"precondition failed: relationships must {wanted}")
+
+    def _apply(self, state: _Tenant, update: RelationshipUpdate, revision: Revision) -> None:
+        key = update.relationship.key
+        current = state.live.pop(key, None)
+        if current is not None:
+            current.deleted = revision
+        if update.op is UpdateOp.DELETE:
+            if current is not None:
+                state.changes.append(Change(revision, UpdateOp.DELETE, current.rel))
+            return
+        row = _Row(update.relationship, revision)
+        state.rows.append(row)
+        state.live[key] = row
+        state.changes.append(Change(revision, UpdateOp.TOUCH, update.relationship))
+
+    async def head_revision(self, tenant: str) -> Revision:
+        state = self._tenants.get(tenant)
+        return state.head if state else 0
+
+    async def check_revision(self, tenant: str, revision: Revision) -> None:
+        head = await self.head_revision(tenant)
+        if revision > head or revision < 0:
+            raise FailedPrecondition(f"revision `{revision}` is unknown in tenant `{tenant}`")
+
+    async def changes(self, tenant: str, after: Revision, *, limit: int = 1000) -> list[Change]:
+        state = self._tenants.get(tenant)
+        if state is None:
+            return []
+        return [c for c in state.changes if c.revision > after][:limit]
+
+    async def write_schema(self, version: str, text: str) -> SchemaRecord:
+        record = SchemaRecord(version, text, datetime.now(UTC))
+        self._schemas.append(record)
+        return record
+
+    async def read_schema(self, version: str | None = None) -> SchemaRecord | None:
+        if version is None:
+            return self._schemas[-1] if self._schemas else None
+        return next((s for s in reversed(self._schemas) if s.version == version), None)
+
+    async def relationship_kinds(self) -> set[tuple[str, str, str, str]]:
+        return {
+            (r.rel.resource.type, r.rel.relation, r.rel.subject.type, r.rel.subject.relation)
+            for state in self._tenants.values()
+            for r in state.live.values()
+        }
+
+    async def close(self) -> None:
+        return None

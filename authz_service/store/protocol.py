@@ -1,0 +1,150 @@
+"""Storage protocols. The engine and the services depend on these, never on a backend.
+
+Every read takes an explicit revision; every write returns the new revision. Revisions
+are per tenant and commit-ordered. Rows are never updated in place: each carries the
+revision that created it and the one that deleted it, so any revision inside the
+retention window reads exactly as it was (replay depends on this).
+
+Every implementation (memory, postgres) passes the one contract suite in
+tests/store/test_contract.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from authz_service.model import (
+    Relationship,
+    RelationshipFilter,
+    RelationshipUpdate,
+    Revision,
+    UpdateOp,
+)
+
+__all__ = [
+    "Change",
+    "Precondition",
+    "RelationshipReader",
+    "RelationshipWriter",
+    "RevisionSource",
+    "SchemaRecord",
+    "SchemaStore",
+    "Store",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Precondition:
+    """A write proceeds only if `filter` matches at least one live relationship
+    (`must_exist=True`) or none (`must_exist=False`), evaluated inside the write."""
+
+    filter: RelationshipFilter
+    must_exist: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One relationship change, as delivered by Watch."""
+
+    revision: Revision
+    op: UpdateOp  # TOUCH (created or replaced) or DELETE
+    relationship: Relationship
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaRecord:
+    version: str
+    text: str
+    created_at: datetime
+
+
+@runtime_checkable
+class RelationshipReader(Protocol):
+    async def read(
+        self,
+        tenant: str,
+        revision: Revision,
+        flt: RelationshipFilter,
+        *,
+        limit: int | None = None,
+        after: Relationship | None = None,
+    ) -> list[Relationship]:
+        """Live relationships at `revision` matching `flt`, ordered by
+        (resource type, resource id, relation, subject type, subject id, subject relation).
+        `after` continues a page strictly after that relationship's key. Expired
+        relationships ARE returned: expiry is judged by the engine against the request's
+        evaluation time, so that replay sees what the original decision saw."""
+        ...
+
+
+@runtime_checkable
+class RelationshipWriter(Protocol):
+    async def write(
+        self,
+        tenant: str,
+        updates: Sequence[RelationshipUpdate],
+        *,
+        preconditions: Sequence[Precondition] = (),
+        idempotency_key: str | None = None,
+    ) -> Revision:
+        """Apply all updates atomically at one new revision.
+
+        CREATE of a live relationship raises AlreadyExists; TOUCH creates or replaces
+        (caveat, expiration); DELETE of an absent relationship is a no-op. A failed
+        precondition raises FailedPrecondition and writes nothing. Repeating a call
+        with the same `idempotency_key` returns the first call's revision and writes
+        nothing new. Two updates of the same relationship in one call are InvalidArgument.
+        """
+        ...
+
+    async def delete(
+        self,
+        tenant: str,
+        flt: RelationshipFilter,
+        *,
+        preconditions: Sequence[Precondition] = (),
+    ) -> tuple[Revision, int]:
+        """Delete every live relationship matching `flt` at one new revision; returns
+        (revision, number deleted)."""
+        ...
+
+
+@runtime_checkable
+class RevisionSource(Protocol):
+    async def head_revision(self, tenant: str) -> Revision:
+        """The newest committed revision of `tenant` (0 if it never wrote)."""
+        ...
+
+    async def check_revision(self, tenant: str, revision: Revision) -> None:
+        """Raise FailedPrecondition if `revision` is newer than the head or older than
+        the retention window (its history may have been collected)."""
+        ...
+
+    async def changes(self, tenant: str, after: Revision, *, limit: int = 1000) -> list[Change]:
+        """Changes with revision > `after`, in revision order (Watch)."""
+        ...
+
+
+@runtime_checkable
+class SchemaStore(Protocol):
+    """The schema is the product's model: one for all tenants, every version kept."""
+
+    async def write_schema(self, version: str, text: str) -> SchemaRecord: ...
+
+    async def read_schema(self, version: str | None = None) -> SchemaRecord | None:
+        """The given version, or the current one when `version` is None."""
+        ...
+
+    async def relationship_kinds(self) -> set[tuple[str, str, str, str]]:
+        """Every (resource type, relation, subject type, subject relation) that has a live
+        relationship in any tenant; WriteSchema uses it to refuse orphaning changes."""
+        ...
+
+
+class Store(RelationshipReader, RelationshipWriter, RevisionSource, SchemaStore, Protocol):
+    """Everything a server needs from one backend."""
+
+    async def close(self) -> None: ...
