@@ -140,6 +140,7 @@ class Definition:
     inherits: tuple[str, ...] = ()  # relation names along which role bindings flow down
     doc: str = field(default="", compare=False)
     span: Span = field(default=NO_SPAN, compare=False)
+    inherit_spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)
 
     def relation(self, name: str) -> Relation | None:
         return next((r for r in self.relations if r.name == name), None)
@@ -158,6 +159,7 @@ class CaveatDef:
     expression: str
     doc: str = field(default="", compare=False)
     span: Span = field(default=NO_SPAN, compare=False)
+    parameter_spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +168,7 @@ class RoleDef:
     permissions: tuple[tuple[str, str], ...]  # (definition, permission)
     doc: str = field(default="", compare=False)
     span: Span = field(default=NO_SPAN, compare=False)
+    item_spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,56 @@
+"""Schema text -> `CompiledSchema`: parse, type check, canonicalise, index, digest.
+
+Runs once per schema write, never per request. Of all problems the checker finds, the one
+earliest in the source is raised, so the same text always gives the same error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from types import MappingProxyType
+
+from authz_service.errors import SchemaError
+from authz_service.schema.ast import Permission, Relation, Schema
+from authz_service.schema.checker import check_schema
+from authz_service.schema.compiled import CompiledSchema
+from authz_service.schema.parser import parse_schema
+from authz_service.schema.printer import print_schema
+
+__all__ = ["compile_ast", "compile_schema", "schema_version"]
+
+
+def compile_schema(text: str) -> CompiledSchema:
+    """Parse and type-check `text`. Raises `SchemaError` for the first problem in the source."""
+    return compile_ast(parse_schema(text))
+
+
+def compile_ast(schema: Schema) -> CompiledSchema:
+    """Type-check an already parsed (or built) schema."""
+    problems, caveats, canonical = check_schema(schema)
+    if problems:
+        # `min` keeps the first of equal positions: the checker order breaks ties.
+        span, message = min(problems, key=lambda p: (p[0].line, p[0].column))
+        raise SchemaError(message, line=span.line, column=span.column)
+    text = print_schema(canonical)
+    relations: dict[tuple[str, str], Relation] = {}
+    permissions: dict[tuple[str, str], Permission] = {}
+    for definition in canonical.definitions:
+        for relation in definition.relations:
+            relations[(definition.name, relation.name)] = relation
+        for permission in definition.permissions:
+            permissions[(definition.name, permission.name)] = permission
+    return CompiledSchema(
+        ast=canonical,
+        text=text,
+        version=schema_version(text),
+        definitions=MappingProxyType({d.name: d for d in canonical.definitions}),
+        relations=MappingProxyType(relations),
+        permissions=MappingProxyType(permissions),
+        caveats=MappingProxyType(caveats),
+        roles=MappingProxyType({r.name: r for r in canonical.roles}),
+    )
+
+
+def schema_version(canonical_text: str) -> str:
+    """First 16 hex digits of the SHA-256 of the canonical printed text."""
+    return hashlib.sha256(canonical_text.encode()).hexdigest()[:16]

@@ -1,0 +1,95 @@
+"""Is a relationship allowed by the schema? Checked on every write, never on reads.
+
+A relationship `res#rel@subj` is allowed when `res`'s definition has a relation (not a
+permission) `rel` whose allowed subject types include one that matches the subject
+exactly: same type, same subject relation, wildcard only if `type:*` is listed, the same
+caveat (or none), and an expiration only where `with expiration` is listed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from authz_service.errors import InvalidArgument
+from authz_service.model import WILDCARD, Relationship
+from authz_service.schema.ast import AllowedSubject
+from authz_service.schema.compiled import CompiledSchema
+
+__all__ = ["check_relationship"]
+
+
+def _describe(allowed: AllowedSubject) -> str:
+    text = allowed.type
+    if allowed.wildcard:
+        text += ":*"
+    elif allowed.relation:
+        text += f"#{allowed.relation}"
+    extras = [c for c in (allowed.caveat, "expiration" if allowed.expiration else None) if c]
+    return f"{text} with {' and '.join(extras)}" if extras else text
+
+
+def _matches(allowed: AllowedSubject, rel: Relationship) -> bool:
+    subject = rel.subject
+    if allowed.type != subject.type:
+        return False
+    if allowed.wildcard != (subject.id == WILDCARD):
+        return False
+    if not allowed.wildcard and allowed.relation != subject.relation:
+        return False
+    caveat = rel.caveat.name if rel.caveat else None
+    if allowed.caveat != caveat:
+        return False
+    return rel.expires_at is None or allowed.expiration
+
+
+def check_relationship(
+    schema: CompiledSchema,
+    rel: Relationship,
+    field: str = "relationship",
+    now: datetime | None = None,
+) -> None:
+    """Raise InvalidArgument naming `field` and the relationship if the schema forbids it."""
+    text = str(rel)
+    definition = schema.definitions.get(rel.resource.type)
+    if definition is None:
+        raise InvalidArgument(
+            f"unknown definition `{rel.resource.type}` in `{text}`", field=field, value=text
+        )
+    if schema.permissions.get((rel.resource.type, rel.relation)) is not None:
+        raise InvalidArgument(
+            f"`{rel.relation}` is a permission of `{rel.resource.type}`, not a relation: "
+            f"cannot write `{text}`",
+            field=field,
+            value=text,
+        )
+    relation = schema.relations.get((rel.resource.type, rel.relation))
+    if relation is None:
+        raise InvalidArgument(
+            f"unknown relation `{rel.relation}` on `{rel.resource.type}` in `{text}`",
+            field=field,
+            value=text,
+        )
+    if schema.definitions.get(rel.subject.type) is None:
+        raise InvalidArgument(
+            f"unknown definition `{rel.subject.type}` in `{text}`", field=field, value=text
+        )
+    if not any(_matches(allowed, rel) for allowed in relation.allowed):
+        expected = " | ".join(_describe(a) for a in relation.allowed)
+        raise InvalidArgument(
+            f"subject `{rel.subject}` is not allowed on `{rel.resource.type}#{rel.relation}` "
+            f"(allowed: {expected}) in `{text}`",
+            field=field,
+            value=text,
+        )
+    if rel.caveat is not None:
+        caveat = schema.caveats.get(rel.caveat.name)
+        declared = {name for name, _ in caveat.parameters} if caveat is not None else set()
+        unknown = sorted(set(rel.caveat.context) - declared)
+        if unknown:
+            raise InvalidArgument(
+                f"caveat `{rel.caveat.name}` has no parameter `{unknown[0]}` in `{text}`",
+                field=field,
+                value=text,
+            )
+    if rel.expires_at is not None and now is not None and rel.expires_at <= now:
+        raise InvalidArgument(f"expiration of `{text}` is in the past", field=field, value=text)
