@@ -1,0 +1,124 @@
+"""The per-stream hash chain.
+
+Each stored line is the canonical JSON of the record's fields plus `seq`, `prev_hash`
+and `hash`, where
+
+    hash = hex(SHA-256(prev_hash_hex_ascii || canonical(body)))
+    body = the line's object without `prev_hash` and `hash` (so it includes `seq`)
+
+and the first entry of a stream has `prev_hash` = 64 zeros. Hashing the hex text of
+`prev_hash` (not its raw bytes) lets an auditor recompute a link with standard tools.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from authz_service.decisionlog.record import DecisionRecord, canonical_json
+from authz_service.errors import InvalidArgument
+
+__all__ = [
+    "GENESIS_HASH",
+    "ChainHead",
+    "LogEntry",
+    "chain_hash",
+    "entry_from_line",
+    "parse_line",
+    "recompute_hash",
+]
+
+GENESIS_HASH = "0" * 64
+_CHAIN_FIELDS = ("prev_hash", "hash")
+
+
+def chain_hash(prev_hash: str, body: dict[str, Any]) -> str:
+    """The link hash of `body` (which must already hold `seq` and no chain fields)."""
+    digest = hashlib.sha256(prev_hash.encode("ascii"))
+    digest.update(canonical_json(body))
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """The last entry of a stream: `seq` -1 and the genesis hash for an empty stream."""
+
+    seq: int = -1
+    hash: str = GENESIS_HASH
+
+    @property
+    def count(self) -> int:
+        return self.seq + 1
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """A record placed in its stream: position, link to the previous entry, own hash.
+
+    `line` is the exact stored bytes (without the newline), computed once at append
+    time so the writer thread only does I/O.
+    """
+
+    record: DecisionRecord
+    seq: int
+    prev_hash: str
+    hash: str
+    line: bytes
+
+    @property
+    def tenant(self) -> str:
+        return self.record.tenant
+
+    @property
+    def head(self) -> ChainHead:
+        return ChainHead(self.seq, self.hash)
+
+    @classmethod
+    def link(cls, record: DecisionRecord, head: ChainHead) -> LogEntry:
+        """The entry that follows `head` in the record's stream."""
+        body = dict(record.json_fields())
+        body["seq"] = head.seq + 1
+        digest = chain_hash(head.hash, body)
+        body["prev_hash"] = head.hash
+        body["hash"] = digest
+        return cls(record, head.seq + 1, head.hash, digest, canonical_json(body))
+
+
+def parse_line(line: bytes) -> dict[str, Any]:
+    """Decode one stored line and check it is in canonical form.
+
+    Canonical form is checked byte for byte, so an edit that leaves the JSON meaning
+    unchanged (whitespace, escapes, key order, duplicate keys) is still reported.
+    """
+    try:
+        data = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidArgument(f"line is not json: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidArgument("line is not a json object")
+    if canonical_json(data) != line:
+        raise InvalidArgument("line is not in canonical form")
+    for name in _CHAIN_FIELDS:
+        if not isinstance(data.get(name), str):
+            raise InvalidArgument(f"line lacks `{name}`")
+    if not isinstance(data.get("seq"), int) or isinstance(data.get("seq"), bool):
+        raise InvalidArgument("line lacks an integer `seq`")
+    return data
+
+
+def recompute_hash(data: dict[str, Any]) -> str:
+    """The hash a parsed line should carry, given its own `prev_hash`."""
+    body = {k: v for k, v in data.items() if k not in _CHAIN_FIELDS}
+    return chain_hash(data["prev_hash"], body)
+
+
+def entry_from_line(line: bytes) -> LogEntry:
+    """Parse and self-check one stored line (not its link to the previous entry)."""
+    data = parse_line(line)
+    if recompute_hash(data) != data["hash"]:
+        raise InvalidArgument(f"entry seq {data['seq']} does not match its hash")
+    return LogEntry(
+        DecisionRecord.from_dict(data), data["seq"], data["prev_hash"], data["hash"], line
+    )

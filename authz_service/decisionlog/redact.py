@@ -1,0 +1,75 @@
+"""Redaction of request context before a record is hashed.
+
+Paths are a small JSONPath subset: `$` followed by `.member` steps (`$.ssn`,
+`$.card.number`). Redaction happens before hashing on purpose: the chain then proves
+the redacted record, and the secret never reaches disk. The record lists the paths
+that were actually present and replaced, so a reader knows the context is incomplete.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from authz_service.decisionlog.record import DecisionRecord
+from authz_service.errors import InvalidArgument
+
+__all__ = ["REDACTED_MARKER", "Redactor", "parse_path"]
+
+REDACTED_MARKER = "[REDACTED]"
+
+_PATH_RE = re.compile(r"^\$(?:\.[^.\[\]\s]+)+$")
+
+
+def parse_path(path: str) -> tuple[str, ...]:
+    """`$.card.number` -> ("card", "number")."""
+    if not _PATH_RE.match(path):
+        raise InvalidArgument(
+            f"`{path}` is not a redaction path (expected `$.member.member`)",
+            field="redact_paths",
+            value=path,
+        )
+    return tuple(path[2:].split("."))
+
+
+class Redactor:
+    """Replaces configured context paths with `REDACTED_MARKER`. Immutable after init."""
+
+    __slots__ = ("_paths",)
+
+    def __init__(self, paths: Iterable[str]) -> None:
+        self._paths = tuple((p, parse_path(p)) for p in sorted(set(paths)))
+
+    def __bool__(self) -> bool:
+        return bool(self._paths)
+
+    def apply(self, record: DecisionRecord) -> DecisionRecord:
+        """A copy of `record` with configured paths redacted and listed in `redacted`.
+
+        Paths the context does not contain are not listed: the list states what was
+        removed, not what the configuration mentions.
+        """
+        if not self._paths or not record.context:
+            return record
+        context: dict[str, Any] = copy.deepcopy(dict(record.context))
+        hit = [text for text, steps in self._paths if _replace(context, steps)]
+        if not hit:
+            return record
+        return dataclasses.replace(
+            record, context=context, redacted=tuple(record.redacted) + tuple(hit)
+        )
+
+
+def _replace(node: dict[str, Any], steps: tuple[str, ...]) -> bool:
+    for step in steps[:-1]:
+        child = node.get(step)
+        if not isinstance(child, dict):
+            return False
+        node = child
+    if steps[-1] not in node:
+        return False
+    node[steps[-1]] = REDACTED_MARKER
+    return True

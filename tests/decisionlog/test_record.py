@@ -1,0 +1,139 @@
+"""Records, canonical encoding, decision ids and redaction paths."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from authz_service.decisionlog import (
+    ChainHead,
+    DecisionKind,
+    DecisionRecord,
+    LogEntry,
+    canonical_json,
+    generate_keypair,
+    load_private_key,
+    load_public_key,
+    new_decision_id,
+)
+from authz_service.decisionlog.chain import entry_from_line
+from authz_service.decisionlog.layout import stream_dir_name, tenant_from_dir_name
+from authz_service.decisionlog.record import format_time
+from authz_service.decisionlog.redact import Redactor
+from authz_service.errors import AlreadyExists, InvalidArgument, NotFound
+
+from .helpers import BASE_TIME, make_record
+
+
+def test_canonical_json_is_sorted_compact_utf8() -> None:
+    assert canonical_json({"b": 1, "a": [1.5, "é", None]}) == '{"a":[1.5,"é",null],"b":1}'.encode()
+    with pytest.raises(InvalidArgument):
+        canonical_json({"x": float("nan")})
+
+
+def test_record_round_trips_and_encodes_every_field() -> None:
+    record = make_record(4, actor="support:bob", reason="ticket 7", credential_id="key-1")
+    data = record.to_dict()
+    assert DecisionRecord.from_dict(data) == record
+    assert data["time"] == "2024-05-01T12:00:00.004000Z"
+    assert data["result_count"] is None
+    assert data["format"] == 1
+    assert json.loads(canonical_json(data)) == data
+
+
+def test_time_is_normalised_to_utc() -> None:
+    plus_two = timezone(timedelta(hours=2))
+    record = make_record(0, time=datetime(2024, 5, 1, 14, 0, tzinfo=plus_two))
+    assert format_time(record.time) == "2024-05-01T12:00:00.000000Z"
+    with pytest.raises(InvalidArgument, match="timezone-aware"):
+        make_record(0, time=datetime(2024, 5, 1, 12, 0))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"decision_id": "not-a-ulid"}, "decision_id"),
+        ({"tenant": ""}, "tenant"),
+        ({"decision": "APPLIED"}, "decision"),
+        ({"kind": "admin", "decision": "ALLOWED"}, "decision"),
+        ({"kind": "nope"}, "kind"),
+        ({"context": {"x": float("inf")}}, ""),
+    ],
+)
+def test_invalid_records_are_refused(overrides: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        make_record(0, **overrides)
+    assert caught.value.field == field
+
+
+def test_admin_change_is_applied() -> None:
+    record = make_record(0, kind=DecisionKind.ADMIN, decision="APPLIED", details={"role": "x"})
+    assert dict(record.details) == {"role": "x"}  # FrozenContext only equals FrozenContext
+
+
+def test_json_fields_are_frozen_copies() -> None:
+    context = {"a": {"b": 1}}
+    record = make_record(0, context=context)
+    context["a"]["b"] = 2
+    assert record.to_dict()["context"] == {"a": {"b": 1}}
+    assert hash(record) == hash(
+        make_record(0, decision_id=record.decision_id, context={"a": {"b": 1}})
+    )
+
+
+def test_decision_ids_sort_with_time() -> None:
+    ids = [new_decision_id(BASE_TIME + timedelta(seconds=s)) for s in range(5)]
+    assert ids == sorted(ids)
+    assert new_decision_id() > ids[-1]
+
+
+def test_entries_link_and_self_check() -> None:
+    first = LogEntry.link(make_record(0), ChainHead())
+    second = LogEntry.link(make_record(1), first.head)
+    assert (first.seq, second.seq, second.prev_hash) == (0, 1, first.hash)
+    assert first.prev_hash == "0" * 64
+    assert entry_from_line(second.line) == second
+
+
+def test_redactor_replaces_only_present_paths() -> None:
+    redactor = Redactor(["$.a.b", "$.c", "$.a.b.deeper"])
+    record = redactor.apply(make_record(0, context={"a": {"b": 1, "k": 2}, "z": 3}))
+    assert dict(record.context) == {"a": {"b": "[REDACTED]", "k": 2}, "z": 3}
+    assert record.redacted == ("$.a.b",)
+    untouched = make_record(0, context={"z": 3})
+    assert redactor.apply(untouched) is untouched
+
+
+@given(st.text(min_size=1, max_size=20))
+def test_tenant_directory_names_round_trip(tenant: str) -> None:
+    try:
+        tenant.encode("utf-8")
+    except UnicodeEncodeError:
+        return  # lone surrogates are not valid tenant ids
+    name = stream_dir_name(tenant)
+    assert tenant_from_dir_name(name) == tenant
+    assert "/" not in name
+    assert not name.startswith(".")
+
+
+def test_keypair_files(tmp_path: Path) -> None:
+    private, public = generate_keypair(tmp_path)
+    assert private.stat().st_mode & 0o777 == 0o600
+    message = b"checkpoint"
+    load_public_key(public).verify(load_private_key(private).sign(message), message)
+    with pytest.raises(AlreadyExists):
+        generate_keypair(tmp_path)
+    with pytest.raises(InvalidArgument):
+        load_private_key(public)
+    with pytest.raises(NotFound):
+        load_public_key(tmp_path / "missing.pem")
+
+
+def test_utc_constant_is_used() -> None:
+    assert make_record(0).time.tzinfo is UTC

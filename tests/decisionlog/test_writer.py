@@ -1,0 +1,243 @@
+"""The writer's two modes, group commit, backpressure, close and failure, on real files."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from authz_service.decisionlog import (
+    REDACTED_MARKER,
+    DecisionLogConfig,
+    DecisionLogWriter,
+    LogMode,
+    OverflowPolicy,
+    verify_all,
+    verify_stream,
+)
+from authz_service.decisionlog.layout import stream_dir_name
+from authz_service.errors import FailedPrecondition, InvalidArgument, Unavailable
+
+from .helpers import decode, make_record, read_all_lines, stream_dir, wait_until
+
+
+async def test_durable_group_commit_batches_concurrent_appends(
+    config: DecisionLogConfig, public_key: Ed25519PublicKey
+) -> None:
+    tenants = ("acme", "globex", "initech")
+    records = [make_record(i, tenants[i % 3]) for i in range(300)]
+    async with DecisionLogWriter(config) as writer:
+        entries = await asyncio.gather(*(writer.append(r) for r in records))
+        stats = writer.stats()
+
+    assert stats.written == stats.appended == 300
+    assert stats.fsyncs < 300, stats
+    assert stats.batches < 300, stats
+    assert stats.dropped == 0
+    assert stats.queued == 0
+    assert stats.fsync_seconds_avg > 0
+    for tenant in tenants:
+        mine = [r.decision_id for r in records if r.tenant == tenant]
+        stored = [decode(line) for line in read_all_lines(config, tenant)]
+        assert [d["decision_id"] for d in stored] == mine  # chained in append order
+        assert [d["seq"] for d in stored] == list(range(100))
+    assert [e.seq for e in entries if e.tenant == "acme"] == list(range(100))
+    assert all(r.ok for r in verify_all(config.root, public_key))
+
+
+async def test_durable_records_arriving_during_an_fsync_share_the_next_one(
+    config: DecisionLogConfig, public_key: Ed25519PublicKey
+) -> None:
+    # Ten callers, each waiting for its own record before sending the next, as request
+    # handlers do: while one fsync runs, the others queue up behind it.
+    async def caller(n: int) -> list[int]:
+        return [(await writer.append(make_record(n * 100 + i))).seq for i in range(30)]
+
+    async with DecisionLogWriter(config) as writer:
+        seqs = await asyncio.gather(*(caller(n) for n in range(10)))
+        stats = writer.stats()
+    assert stats.written == 300
+    assert stats.fsyncs == stats.batches  # one stream: one fsync per batch
+    assert stats.batches <= 300 // 5, stats  # several records per fsync on average
+    assert all(s == sorted(s) for s in seqs)  # each caller's records in its own order
+    assert sorted(x for s in seqs for x in s) == list(range(300))
+    report = verify_stream(stream_dir(config), public_key)
+    assert report.ok
+    assert report.records == 300
+
+
+async def test_durable_append_returns_after_the_line_is_on_disk(config: DecisionLogConfig) -> None:
+    async with DecisionLogWriter(config) as writer:
+        for i in range(3):
+            entry = await writer.append(make_record(i))
+            # No flush was awaited: the line must already be in the file.
+            assert read_all_lines(config)[-1] == entry.line
+        assert writer.stats().fsyncs == 3
+
+
+async def test_buffered_records_appear_within_the_flush_bound(
+    config: DecisionLogConfig, public_key: Ed25519PublicKey
+) -> None:
+    bound = 0.2
+    config = replace(config, mode=LogMode.BUFFERED, flush_interval=bound)
+    async with DecisionLogWriter(config) as writer:
+        for i in range(5):
+            await writer.append(make_record(i))
+        assert writer.stats().written == 0  # append did not wait for the disk
+        took = await wait_until(lambda: writer.stats().written == 5)  # written and fsync'd
+        assert took < bound + 1.0  # generous slack for a loaded machine
+        assert len(read_all_lines(config)) == 5
+        assert writer.stats().batches == 1
+    assert verify_stream(stream_dir(config), public_key).ok
+
+
+async def test_buffered_full_batch_is_written_without_waiting_for_the_interval(
+    config: DecisionLogConfig,
+) -> None:
+    config = replace(config, mode=LogMode.BUFFERED, flush_interval=60.0, max_batch=10)
+    async with DecisionLogWriter(config) as writer:
+        for i in range(10):
+            await writer.append(make_record(i))
+        await wait_until(lambda: len(read_all_lines(config)) == 10)
+
+
+async def test_buffered_full_queue_applies_backpressure(config: DecisionLogConfig) -> None:
+    config = replace(
+        config, mode=LogMode.BUFFERED, flush_interval=0.5, max_queue=3, on_full=OverflowPolicy.BLOCK
+    )
+    async with DecisionLogWriter(config) as writer:
+        for i in range(3):
+            await writer.append(make_record(i))
+        blocked = asyncio.create_task(writer.append(make_record(3)))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not blocked.done()  # waiting for space, not dropped, not failed
+        entry = await asyncio.wait_for(blocked, 5)  # the deadline flush makes room
+        assert entry.seq == 3
+        assert writer.stats().rejected == 0
+    assert len(read_all_lines(config)) == 4
+
+
+async def test_buffered_full_queue_raises_when_configured(config: DecisionLogConfig) -> None:
+    config = replace(
+        config,
+        mode=LogMode.BUFFERED,
+        flush_interval=30.0,
+        max_queue=3,
+        on_full=OverflowPolicy.ERROR,
+    )
+    writer = DecisionLogWriter(config)
+    await writer.start()
+    for i in range(3):
+        await writer.append(make_record(i))
+    with pytest.raises(Unavailable, match="decision log buffer full"):
+        await writer.append(make_record(3))
+    assert writer.stats().rejected == 1
+    await writer.aclose()  # flushes the three accepted records despite the long interval
+    assert [decode(line)["seq"] for line in read_all_lines(config)] == [0, 1, 2]
+    assert writer.stats().dropped == 0
+
+
+async def test_aclose_flushes_everything_and_checkpoints(
+    config: DecisionLogConfig, public_key: Ed25519PublicKey
+) -> None:
+    config = replace(config, mode=LogMode.BUFFERED, flush_interval=60.0)
+    writer = DecisionLogWriter(config)
+    await writer.start()
+    for i in range(50):
+        await writer.append(make_record(i, ("acme", "globex")[i % 2]))
+    await writer.aclose()
+    assert writer.stats().written == 50
+    assert writer.stats().checkpoints == 2
+    reports = verify_all(config.root, public_key)
+    assert [(r.records, r.covered_seq, r.ok) for r in reports] == [(25, 24, True)] * 2
+
+
+async def test_checkpoints_are_written_at_the_interval(
+    config: DecisionLogConfig, public_key: Ed25519PublicKey
+) -> None:
+    config = replace(config, checkpoint_interval=0.05)
+    async with DecisionLogWriter(config) as writer:
+        await writer.append(make_record(0))
+        await wait_until(lambda: writer.stats().checkpoints >= 1)
+        await writer.append(make_record(1))
+        await wait_until(lambda: writer.stats().checkpoints >= 2)
+    assert verify_stream(stream_dir(config), public_key).covered_seq == 1
+
+
+async def test_append_outside_start_and_close_raises(config: DecisionLogConfig) -> None:
+    writer = DecisionLogWriter(config)
+    with pytest.raises(Unavailable):
+        await writer.append(make_record(0))
+    async with writer:
+        await writer.append(make_record(0))
+    with pytest.raises(Unavailable):
+        await writer.append(make_record(1))
+    with pytest.raises(FailedPrecondition):
+        await writer.start()
+
+
+async def test_second_writer_on_the_same_root_is_refused(config: DecisionLogConfig) -> None:
+    async with DecisionLogWriter(config):
+        with pytest.raises(Unavailable, match="in use by another writer"):
+            await DecisionLogWriter(config).start()
+
+
+async def test_redaction_happens_before_hashing(
+    config: DecisionLogConfig, public_key: Ed25519PublicKey
+) -> None:
+    config = replace(config, redact_paths=("$.ssn", "$.card.number", "$.absent.path"))
+    context = {"ssn": "SECRET-SSN-1", "card": {"number": "SECRET-PAN-2", "exp": "12/30"}, "n": 1}
+    async with DecisionLogWriter(config) as writer:
+        entry = await writer.append(make_record(0, context=context))
+
+    assert entry.record.redacted == ("$.card.number", "$.ssn")
+    assert entry.record.context["ssn"] == REDACTED_MARKER
+    assert entry.record.context["card"] == {"number": REDACTED_MARKER, "exp": "12/30"}
+    raw = (stream_dir(config) / "000001.jsonl").read_bytes()
+    assert b"SECRET-" not in raw
+    assert decode(raw.splitlines()[0])["redacted"] == ["$.card.number", "$.ssn"]
+    assert verify_stream(stream_dir(config), public_key).ok  # the hash covers the redacted form
+    assert context["ssn"] == "SECRET-SSN-1"  # the caller's dict is left alone
+
+
+def test_bad_redaction_path_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgument, match="redaction path"):
+        DecisionLogConfig(root=tmp_path, redact_paths=("ssn",))
+
+
+async def test_write_failure_fails_durable_appends_loudly(
+    config: DecisionLogConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A plain file where the stream directory must go makes the real mkdir fail.
+    config.root.mkdir(parents=True)
+    (config.root / stream_dir_name("blocked")).write_bytes(b"")
+    writer = DecisionLogWriter(config)
+    await writer.start()
+    with pytest.raises(Unavailable, match="decision log write failed"):
+        await writer.append(make_record(0, "blocked"))
+    with pytest.raises(Unavailable):
+        await writer.append(make_record(1, "acme"))
+    with caplog.at_level(logging.ERROR), pytest.raises(Unavailable):
+        await writer.aclose()
+    assert writer.stats().dropped == 0  # the caller was told; nothing was silently lost
+
+
+async def test_write_failure_in_buffered_mode_counts_and_logs_lost_records(
+    config: DecisionLogConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = replace(config, mode=LogMode.BUFFERED, flush_interval=0.01)
+    config.root.mkdir(parents=True)
+    (config.root / stream_dir_name("blocked")).write_bytes(b"")
+    writer = DecisionLogWriter(config)
+    await writer.start()
+    with caplog.at_level(logging.ERROR):
+        await writer.append(make_record(0, "blocked"))
+        await wait_until(lambda: writer.stats().dropped == 1)
+    assert "1 buffered records were not written" in caplog.text
+    with pytest.raises(Unavailable):
+        await writer.aclose()
