@@ -86,22 +86,24 @@ class MemoryStore:
         preconditions: Sequence[Precondition] = (),
         idempotency_key: str | None = None,
     ) -> Revision:
+        # Input errors first, whatever the stored state (as the PostgreSQL store does).
+        seen: set[tuple[object, ...]] = set()
+        for update in updates:
+            key = update.relationship.key
+            if key in seen:
+                raise InvalidArgument(
+                    f"relationship `{update.relationship}` appears twice in one write",
+                    field="updates",
+                    value=str(update.relationship),
+                )
+            seen.add(key)
         async with self._lock:
             state = self._tenant(tenant)
             if idempotency_key is not None and idempotency_key in state.idempotency:
                 return state.idempotency[idempotency_key]
             self._check_preconditions(state, preconditions)
-            seen: set[tuple[object, ...]] = set()
             for update in updates:
-                key = update.relationship.key
-                if key in seen:
-                    raise InvalidArgument(
-                        f"relationship `{update.relationship}` appears twice in one write",
-                        field="updates",
-                        value=str(update.relationship),
-                    )
-                seen.add(key)
-                if update.op is UpdateOp.CREATE and key in state.live:
+                if update.op is UpdateOp.CREATE and update.relationship.key in state.live:
                     raise AlreadyExists(f"relationship `{update.relationship}` already exists")
             revision = state.head + 1
             for update in updates:
@@ -160,9 +162,15 @@ class MemoryStore:
 
     async def changes(self, tenant: str, after: Revision, *, limit: int = 1000) -> list[Change]:
         state = self._tenants.get(tenant)
-        if state is None:
+        if state is None or limit <= 0:
             return []
-        return [c for c in state.changes if c.revision > after][:limit]
+        pending = [c for c in state.changes if c.revision > after]
+        if len(pending) > limit:
+            # Never end a page inside a revision: a caller resuming after the last
+            # revision it saw would skip the rest of it.
+            last = pending[limit - 1].revision
+            pending = [c for c in pending if c.revision <= last]
+        return sorted(pending, key=lambda c: (c.revision, sort_key(c.relationship)))
 
     async def write_schema(self, version: str, text: str) -> SchemaRecord:
         record = SchemaRecord(version, text, datetime.now(UTC))

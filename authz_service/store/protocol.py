@@ -124,7 +124,10 @@ class RevisionSource(Protocol):
         ...
 
     async def changes(self, tenant: str, after: Revision, *, limit: int = 1000) -> list[Change]:
-        """Changes with revision > `after`, in revision order (Watch)."""
+        """Changes with revision > `after`, ordered by (revision, key), in whole revisions
+        only: a page never ends inside a revision, so resuming after the last revision
+        seen skips nothing (Watch). A single revision larger than `limit` is returned
+        whole."""
         ...
 
 

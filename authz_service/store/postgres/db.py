@@ -1,0 +1,52 @@
+"""The pool, as the store's modules use it: bounded waits and translated errors.
+
+asyncpg's `Pool.fetch` waits for a free connection without limit; here every acquire is
+bounded by `acquire_timeout`, so an exhausted or unreachable database turns into
+`Unavailable` instead of a hung request.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from authz_service.store.postgres.dberrors import retry_once_if_lost
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolAcquireContext, PoolConnectionProxy
+
+    Pool = asyncpg.Pool[asyncpg.Record]
+    Conn = PoolConnectionProxy[asyncpg.Record]
+
+__all__ = ["Database"]
+
+
+class Database:
+    def __init__(self, pool: Pool, *, acquire_timeout: float = 5.0) -> None:
+        self.pool = pool
+        self.acquire_timeout = acquire_timeout
+
+    def acquire(self) -> PoolAcquireContext[asyncpg.Record]:
+        """A connection for a transaction; the caller wraps it in `translated()`."""
+        return self.pool.acquire(timeout=self.acquire_timeout)
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        """Run a read; retried once if its connection turned out dead."""
+
+        async def attempt() -> list[asyncpg.Record]:
+            async with self.acquire() as conn:
+                return await conn.fetch(sql, *args)
+
+        return await retry_once_if_lost(attempt)
+
+    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        row = await self.fetchrow(sql, *args)
+        return row[0] if row is not None else None
+
+    async def close(self) -> None:
+        await self.pool.close()

@@ -1,0 +1,88 @@
+"""Translate asyncpg failures into the service's error tree, in one place.
+
+Callers never see SQL or driver messages: connection loss, pool timeouts and server
+shutdowns become `Unavailable("database unavailable")`; the details go to the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import asyncpg
+from asyncpg.exceptions._base import DataError as ArgumentEncodingError
+
+from authz_service.errors import AlreadyExists, AuthzError, InvalidArgument, Unavailable
+
+__all__ = ["UNAVAILABLE", "is_connection_lost", "retry_once_if_lost", "translated"]
+
+logger = logging.getLogger("authz_service.store.postgres")
+
+T = TypeVar("T")
+
+# Failures that say "the database cannot serve you right now", as opposed to bugs.
+_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, unreachable
+    TimeoutError,  # pool acquire or connect timeout
+    asyncpg.PostgresConnectionError,  # includes "connection was closed in the middle"
+    asyncpg.InterfaceError,  # "connection is closed", "pool is closed"
+    asyncpg.OperatorInterventionError,  # admin shutdown, crash, cannot connect now, cancel
+    asyncpg.InsufficientResourcesError,  # too many connections, disk full
+    asyncpg.TransactionRollbackError,  # serialization failure or deadlock: retryable
+)
+
+UNAVAILABLE = "database unavailable"
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    """True when the statement failed because its connection died, so that a retry on a
+    fresh connection may succeed (the pool replaces dead connections by itself)."""
+    return isinstance(
+        exc,
+        ConnectionError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.InterfaceError
+        | asyncpg.AdminShutdownError
+        | asyncpg.CrashShutdownError,
+    )
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    try:
+        yield
+    except AuthzError:
+        raise
+    except asyncpg.UniqueViolationError:
+        # The writers check identities themselves; this only fires on a race they missed.
+        raise AlreadyExists("relationship already exists") from None
+    except (asyncpg.DataError, ArgumentEncodingError) as exc:
+        logger.info("database rejected a value: %s: %s", type(exc).__name__, exc)
+        raise InvalidArgument(
+            "request contains a value the database cannot store (for example a NUL character)"
+        ) from None
+    except asyncpg.ProgramLimitExceededError as exc:
+        logger.info("database limit exceeded: %s", exc)
+        raise InvalidArgument("relationship is too large to store") from None
+    except _UNAVAILABLE_ERRORS as exc:
+        logger.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+        raise Unavailable(UNAVAILABLE) from exc
+
+
+async def retry_once_if_lost(operation: Callable[[], Awaitable[T]]) -> T:
+    """Run a read; if its connection turned out dead, run it once more.
+
+    After an outage the pool may still hold connections whose sockets died; the first
+    statement on each fails. Reads are safe to repeat, writes are not (the commit may
+    have happened), so only readers use this.
+    """
+    try:
+        with translated():
+            return await operation()
+    except Unavailable as exc:
+        if exc.__cause__ is None or not is_connection_lost(exc.__cause__):
+            raise
+    with translated():
+        return await operation()

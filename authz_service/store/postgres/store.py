@@ -1,0 +1,168 @@
+"""PostgresStore: the `Store` protocol on an asyncpg pool.
+
+The work is done by small modules (reads, writes, gc); this class holds the pool and the
+configuration and owns the background garbage collector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from authz_service.errors import FailedPrecondition
+from authz_service.model import Relationship, RelationshipFilter, RelationshipUpdate, Revision
+from authz_service.store.postgres import gc, reads, writes
+from authz_service.store.postgres.db import Database
+from authz_service.store.postgres.dberrors import translated
+from authz_service.store.postgres.migrations import latest_version
+from authz_service.store.protocol import Change, Precondition, SchemaRecord
+
+if TYPE_CHECKING:
+    Pool = asyncpg.Pool[asyncpg.Record]
+
+__all__ = ["DEFAULT_RETENTION", "PostgresStore", "connect"]
+
+DEFAULT_RETENTION = timedelta(hours=24)
+
+
+class PostgresStore:
+    """Implements `authz_service.store.protocol.Store` on PostgreSQL. Create with
+    `connect()`; `close()` stops the garbage collector and closes the pool."""
+
+    def __init__(self, db: Database, *, retention: timedelta = DEFAULT_RETENTION) -> None:
+        self._db = db
+        self.retention = retention
+        self._gc: gc.GarbageCollector | None = None
+
+    @property
+    def pool(self) -> Pool:
+        """The asyncpg pool (for tools such as the importer; the engine never needs it)."""
+        return self._db.pool
+
+    @property
+    def db(self) -> Database:
+        return self._db
+
+    async def read(
+        self,
+        tenant: str,
+        revision: Revision,
+        flt: RelationshipFilter,
+        *,
+        limit: int | None = None,
+        after: Relationship | None = None,
+    ) -> list[Relationship]:
+        return await reads.read(self._db, tenant, revision, flt, limit=limit, after=after)
+
+    async def write(
+        self,
+        tenant: str,
+        updates: Sequence[RelationshipUpdate],
+        *,
+        preconditions: Sequence[Precondition] = (),
+        idempotency_key: str | None = None,
+    ) -> Revision:
+        return await writes.write(self._db, tenant, updates, preconditions, idempotency_key)
+
+    async def delete(
+        self,
+        tenant: str,
+        flt: RelationshipFilter,
+        *,
+        preconditions: Sequence[Precondition] = (),
+    ) -> tuple[Revision, int]:
+        return await writes.delete(self._db, tenant, flt, preconditions)
+
+    async def head_revision(self, tenant: str) -> Revision:
+        return await reads.head_revision(self._db, tenant)
+
+    async def check_revision(self, tenant: str, revision: Revision) -> None:
+        await reads.check_revision(self._db, tenant, revision, self.retention)
+
+    async def changes(self, tenant: str, after: Revision, *, limit: int = 1000) -> list[Change]:
+        return await reads.changes(self._db, tenant, after, limit=limit)
+
+    async def write_schema(self, version: str, text: str) -> SchemaRecord:
+        return await writes.write_schema(self._db, version, text)
+
+    async def read_schema(self, version: str | None = None) -> SchemaRecord | None:
+        return await reads.read_schema(self._db, version)
+
+    async def relationship_kinds(self) -> set[tuple[str, str, str, str]]:
+        return await reads.relationship_kinds(self._db)
+
+    async def collect_garbage(self, retention: timedelta | None = None) -> gc.GcResult:
+        """Delete history older than `retention` (default: the store's) now, unless
+        another replica is collecting."""
+        return await gc.collect_garbage(self._db, retention or self.retention)
+
+    def start_gc(
+        self, interval: float = 300.0, retention: timedelta | None = None
+    ) -> gc.GarbageCollector:
+        """Collect every `interval` seconds in the background until `stop_gc()`/`close()`."""
+        if self._gc is None:
+            seconds = (retention or self.retention).total_seconds()
+            self._gc = gc.GarbageCollector(self, interval_s=interval, retention_s=seconds)
+            self._gc.start()
+        return self._gc
+
+    async def stop_gc(self) -> None:
+        collector, self._gc = self._gc, None
+        if collector is not None:
+            await collector.stop()
+
+    async def close(self) -> None:
+        await self.stop_gc()
+        await self._db.close()
+
+
+async def _no_reset(_conn: asyncpg.Connection) -> None:
+    """The store never leaves session state on a pooled connection (no SET, LISTEN or
+    session locks outlive a call; asyncpg still rolls back an open transaction), so the
+    default reset round trip on every release is skipped."""
+
+
+async def connect(
+    dsn: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 10,
+    retention: timedelta = DEFAULT_RETENTION,
+    acquire_timeout: float = 5.0,
+    connect_timeout: float = 5.0,
+    command_timeout: float | None = None,
+    check_schema: bool = True,
+) -> PostgresStore:
+    """Open a pool on `dsn`. Raises Unavailable if the database cannot be reached and
+    FailedPrecondition if its schema is older than this build (run `authz migrate`)."""
+    with translated():
+        pool: Pool = await asyncpg.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=connect_timeout,
+            command_timeout=command_timeout,
+            reset=_no_reset,
+        )
+    db = Database(pool, acquire_timeout=acquire_timeout)
+    if check_schema:
+        try:
+            await _check_schema(db)
+        except BaseException:
+            await pool.close()
+            raise
+    return PostgresStore(db, retention=retention)
+
+
+async def _check_schema(db: Database) -> None:
+    version = 0
+    if await db.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
+        version = await db.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations")
+    if version < latest_version():
+        raise FailedPrecondition(
+            f"database schema is at version {version}, this build needs {latest_version()}: "
+            "run `authz migrate`"
+        )

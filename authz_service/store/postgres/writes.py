@@ -1,0 +1,196 @@
+"""Writes: every write is one READ COMMITTED transaction at one new revision.
+
+The first statement bumps the tenant's head, which row-locks the tenant until commit:
+writers of one tenant serialize, each later statement of the transaction sees every
+earlier writer's rows, and revisions become visible in order. The same transaction
+records the revision's commit time and queues `NOTIFY authz_revisions, '<tenant>:<rev>'`,
+which PostgreSQL delivers only if and when the transaction commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from authz_service.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from authz_service.model import (
+    RelationshipFilter,
+    RelationshipUpdate,
+    Revision,
+    UpdateOp,
+)
+from authz_service.store.postgres.db import Database
+from authz_service.store.postgres.dberrors import translated
+from authz_service.store.postgres.sql import Params, filter_clauses, relationship_values
+from authz_service.store.protocol import Precondition, SchemaRecord
+
+if TYPE_CHECKING:
+    import asyncpg
+    from asyncpg.pool import PoolConnectionProxy
+
+    Connection = PoolConnectionProxy[asyncpg.Record] | asyncpg.Connection
+
+__all__ = ["CHANNEL", "bump_head", "delete", "write", "write_schema"]
+
+CHANNEL = "authz_revisions"
+
+BUMP_SQL = f"""
+WITH bumped AS (
+    INSERT INTO tenants AS t (tenant, head) VALUES ($1, 1)
+    ON CONFLICT (tenant) DO UPDATE SET head = t.head + 1
+    RETURNING head
+), logged AS (
+    INSERT INTO revisions (tenant, revision, committed_at)
+    SELECT $1, head, clock_timestamp() FROM bumped
+)
+SELECT head, pg_notify('{CHANNEL}', $1 || ':' || head) FROM bumped
+"""
+
+
+async def bump_head(conn: Connection, tenant: str) -> Revision:
+    """Take the tenant's write lock and return the revision this transaction writes."""
+    return int(await conn.fetchval(BUMP_SQL, tenant))
+
+
+class _Replayed(Exception):
+    """A retried write: roll back the bump and answer with the first call's revision."""
+
+    def __init__(self, revision: Revision) -> None:
+        super().__init__(revision)
+        self.revision = revision
+
+
+_UNNEST_KEYS = (
+    "unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])"
+    " AS u(op, resource_type, resource_id, relation, subject_type, subject_id, subject_relation)"
+)
+
+# Ends the live row of every identity the call names; a CREATE that ends one has found
+# an existing relationship, which the caller turns into AlreadyExists (and a rollback).
+STAMP_SQL = f"""
+UPDATE relationships AS r SET deleted_rev = $2
+  FROM {_UNNEST_KEYS}
+ WHERE r.tenant = $1 AND r.deleted_rev IS NULL
+   AND r.resource_type = u.resource_type AND r.resource_id = u.resource_id
+   AND r.relation = u.relation AND r.subject_type = u.subject_type
+   AND r.subject_id = u.subject_id AND r.subject_relation = u.subject_relation
+RETURNING u.op, r.resource_type, r.resource_id, r.relation, r.subject_type, r.subject_id,
+          r.subject_relation
+"""
+
+INSERT_SQL = """
+INSERT INTO relationships (tenant, resource_type, resource_id, relation, subject_type,
+                           subject_id, subject_relation, caveat_name, caveat_context,
+                           expires_at, created_rev)
+SELECT $1, resource_type, resource_id, relation, subject_type, subject_id, subject_relation,
+       caveat_name, caveat_context::jsonb, expires_at, $2
+  FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+              $9::text[], $10::text[], $11::timestamptz[])
+       AS u(resource_type, resource_id, relation, subject_type, subject_id, subject_relation,
+            caveat_name, caveat_context, expires_at)
+"""
+
+
+def _check_distinct(updates: Sequence[RelationshipUpdate]) -> None:
+    seen: set[tuple[object, ...]] = set()
+    for update in updates:
+        key = update.relationship.key
+        if key in seen:
+            raise InvalidArgument(
+                f"relationship `{update.relationship}` appears twice in one write",
+                field="updates",
+                value=str(update.relationship),
+            )
+        seen.add(key)
+
+
+async def _check_preconditions(
+    conn: Connection, tenant: str, preconditions: Sequence[Precondition]
+) -> None:
+    for pre in preconditions:
+        params = Params([tenant])
+        clauses = ["tenant = $1", "deleted_rev IS NULL", *filter_clauses(pre.filter, params)]
+        sql = f"SELECT EXISTS (SELECT 1 FROM relationships WHERE {' AND '.join(clauses)})"
+        exists = await conn.fetchval(sql, *params.values)
+        if exists != pre.must_exist:
+            wanted = "exist" if pre.must_exist else "not exist"
+            raise FailedPrecondition(f"precondition failed: relationships must {wanted}")
+
+
+async def _apply(
+    conn: Connection, tenant: str, revision: Revision, updates: Sequence[RelationshipUpdate]
+) -> None:
+    if not updates:
+        return
+    by_key = {relationship_values(u.relationship)[:6]: u.relationship for u in updates}
+    keys = [[u.op.value for u in updates], *(list(c) for c in zip(*by_key, strict=True))]
+    for row in await conn.fetch(STAMP_SQL, tenant, revision, *keys):
+        if row["op"] == UpdateOp.CREATE.value:
+            raise AlreadyExists(f"relationship `{by_key[tuple(row)[1:]]}` already exists")
+    kept = [relationship_values(u.relationship) for u in updates if u.op is not UpdateOp.DELETE]
+    if kept:
+        await conn.execute(
+            INSERT_SQL, tenant, revision, *(list(c) for c in zip(*kept, strict=True))
+        )
+
+
+async def write(
+    db: Database,
+    tenant: str,
+    updates: Sequence[RelationshipUpdate],
+    preconditions: Sequence[Precondition],
+    idempotency_key: str | None,
+) -> Revision:
+    _check_distinct(updates)
+    try:
+        with translated():
+            async with db.acquire() as conn, conn.transaction():
+                revision = await bump_head(conn, tenant)
+                if idempotency_key is not None:
+                    first = await conn.fetchval(
+                        "SELECT revision FROM idempotency_keys WHERE tenant = $1 AND key = $2",
+                        tenant,
+                        idempotency_key,
+                    )
+                    if first is not None:
+                        raise _Replayed(int(first))
+                await _check_preconditions(conn, tenant, preconditions)
+                await _apply(conn, tenant, revision, updates)
+                if idempotency_key is not None:
+                    await conn.execute(
+                        "INSERT INTO idempotency_keys (tenant, key, revision) VALUES ($1, $2, $3)",
+                        tenant,
+                        idempotency_key,
+                        revision,
+                    )
+    except _Replayed as replay:
+        return replay.revision
+    return revision
+
+
+async def delete(
+    db: Database, tenant: str, flt: RelationshipFilter, preconditions: Sequence[Precondition]
+) -> tuple[Revision, int]:
+    with translated():
+        async with db.acquire() as conn, conn.transaction():
+            revision = await bump_head(conn, tenant)
+            await _check_preconditions(conn, tenant, preconditions)
+            params = Params([tenant, revision])
+            clauses = ["tenant = $1", "deleted_rev IS NULL", *filter_clauses(flt, params)]
+            status = await conn.execute(
+                f"UPDATE relationships SET deleted_rev = $2 WHERE {' AND '.join(clauses)}",
+                *params.values,
+            )
+    return revision, int(status.rsplit(" ", 1)[-1])
+
+
+async def write_schema(db: Database, version: str, text: str) -> SchemaRecord:
+    # Not retried: a lost connection may hide a committed insert.
+    with translated():
+        async with db.acquire() as conn:
+            created_at = await conn.fetchval(
+                "INSERT INTO schemas (version, text) VALUES ($1, $2) RETURNING created_at",
+                version,
+                text,
+            )
+    return SchemaRecord(version, text, created_at)

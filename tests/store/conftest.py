@@ -1,0 +1,50 @@
+"""Store fixtures: `store` runs a test on every backend; `pg_dsn` is one fresh, migrated
+database for the whole session (dropped at the end); `pg_store` is a PostgresStore on it
+with every table emptied first."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+
+from authz_service.store import MemoryStore, Store
+from authz_service.store.postgres import PostgresStore, connect
+from tests.pg import FreshDatabase, run_aside
+
+TABLES = "relationships, revisions, tenants, idempotency_keys, schemas"
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    database = FreshDatabase()
+    try:
+        dsn = run_aside(database.__aenter__())
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.skip(f"PostgreSQL is not reachable at {database.admin}: {exc}")
+    yield dsn
+    run_aside(database.__aexit__(None, None, None))
+
+
+async def open_clean_store(dsn: str) -> PostgresStore:
+    store = await connect(dsn, min_size=1, max_size=4)
+    await store.pool.execute(f"TRUNCATE {TABLES}")
+    return store
+
+
+@pytest.fixture
+async def pg_store(pg_dsn: str) -> AsyncIterator[PostgresStore]:
+    store = await open_clean_store(pg_dsn)
+    yield store
+    await store.close()
+
+
+@pytest.fixture(params=["memory", "postgres"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    pg = await open_clean_store(request.getfixturevalue("pg_dsn"))
+    yield pg
+    await pg.close()

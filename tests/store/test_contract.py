@@ -1,0 +1,405 @@
+"""The one storage contract suite: every test runs on MemoryStore and PostgresStore.
+
+It pins protocol.py's semantics: snapshot reads at any revision, atomic writes with
+CREATE/TOUCH/DELETE, preconditions and idempotency keys, ordering and keyset
+pagination, Watch changes, revision checks, schema versions and tenant isolation.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from authz_service.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from authz_service.model import (
+    CaveatRef,
+    FrozenContext,
+    Relationship,
+    RelationshipFilter,
+    RelationshipUpdate,
+    UpdateOp,
+    parse_relationship,
+)
+from authz_service.store import Change, Precondition, Store
+from authz_service.store.memory import sort_key
+
+T = "acme"
+EVERYTHING = RelationshipFilter()
+
+
+def rel(text: str) -> Relationship:
+    return parse_relationship(text)
+
+
+def create(text: str) -> RelationshipUpdate:
+    return RelationshipUpdate(UpdateOp.CREATE, rel(text))
+
+
+def touch(text: str) -> RelationshipUpdate:
+    return RelationshipUpdate(UpdateOp.TOUCH, rel(text))
+
+
+def remove(text: str) -> RelationshipUpdate:
+    return RelationshipUpdate(UpdateOp.DELETE, rel(text))
+
+
+async def live(store: Store, tenant: str = T, revision: int | None = None) -> list[str]:
+    at = await store.head_revision(tenant) if revision is None else revision
+    return [str(r) for r in await store.read(tenant, at, EVERYTHING)]
+
+
+# --- revisions and snapshots --------------------------------------------------------------
+
+
+async def test_a_tenant_that_never_wrote_is_at_revision_zero(store: Store) -> None:
+    assert await store.head_revision(T) == 0
+    assert await store.read(T, 0, EVERYTHING) == []
+    await store.check_revision(T, 0)
+
+
+async def test_each_write_returns_the_next_revision(store: Store) -> None:
+    assert await store.write(T, [touch("doc:one#viewer@user:ann")]) == 1
+    assert await store.write(T, [touch("doc:one#viewer@user:bob")]) == 2
+    assert await store.write(T, []) == 3
+    assert await store.head_revision(T) == 3
+
+
+async def test_reads_at_a_revision_see_exactly_that_snapshot(store: Store) -> None:
+    r1 = await store.write(T, [create("doc:one#viewer@user:ann")])
+    r2 = await store.write(T, [create("doc:one#viewer@user:bob")])
+    r3 = await store.write(T, [remove("doc:one#viewer@user:ann")])
+    assert await live(store, revision=0) == []
+    assert await live(store, revision=r1) == ["doc:one#viewer@user:ann"]
+    assert await live(store, revision=r2) == ["doc:one#viewer@user:ann", "doc:one#viewer@user:bob"]
+    assert await live(store, revision=r3) == ["doc:one#viewer@user:bob"]
+
+
+async def test_check_revision_accepts_known_and_refuses_unknown_revisions(store: Store) -> None:
+    head = await store.write(T, [touch("doc:one#viewer@user:ann")])
+    await store.write(T, [touch("doc:one#viewer@user:bob")])
+    await store.check_revision(T, head)
+    await store.check_revision(T, head + 1)
+    await store.check_revision(T, 0)
+    with pytest.raises(FailedPrecondition):
+        await store.check_revision(T, head + 2)
+    with pytest.raises(FailedPrecondition):
+        await store.check_revision(T, -1)
+    with pytest.raises(FailedPrecondition):
+        await store.check_revision("other", 1)
+
+
+# --- write semantics ----------------------------------------------------------------------
+
+
+async def test_create_of_a_live_relationship_fails_and_writes_nothing(store: Store) -> None:
+    await store.write(T, [create("doc:one#viewer@user:ann")])
+    with pytest.raises(AlreadyExists, match="doc:one#viewer@user:ann"):
+        await store.write(T, [create("doc:two#viewer@user:bob"), create("doc:one#viewer@user:ann")])
+    assert await store.head_revision(T) == 1
+    assert await live(store) == ["doc:one#viewer@user:ann"]
+
+
+async def test_create_after_delete_succeeds(store: Store) -> None:
+    await store.write(T, [create("doc:one#viewer@user:ann")])
+    await store.write(T, [remove("doc:one#viewer@user:ann")])
+    await store.write(T, [create("doc:one#viewer@user:ann")])
+    assert await live(store) == ["doc:one#viewer@user:ann"]
+
+
+async def test_touch_replaces_caveat_and_expiration_and_keeps_history(store: Store) -> None:
+    r1 = await store.write(T, [touch("doc:one#viewer@user:ann")])
+    later = 'doc:one#viewer@user:ann[on_vpn:{"net":"10.0.0.0/8"}][expiration:2030-01-02T03:04:05Z]'
+    r2 = await store.write(T, [touch(later)])
+    assert await store.read(T, r2, EVERYTHING) == [rel(later)]
+    assert await store.read(T, r1, EVERYTHING) == [rel("doc:one#viewer@user:ann")]
+    r3 = await store.write(T, [touch(later)])  # touching an identical row is fine too
+    assert await store.read(T, r3, EVERYTHING) == [rel(later)]
+
+
+async def test_delete_of_an_absent_relationship_is_a_no_op(store: Store) -> None:
+    await store.write(T, [touch("doc:one#viewer@user:ann")])
+    revision = await store.write(T, [remove("doc:one#viewer@user:zed")])
+    assert revision == 2
+    assert await live(store) == ["doc:one#viewer@user:ann"]
+
+
+@pytest.mark.parametrize(
+    "updates",
+    [
+        [touch("doc:one#viewer@user:ann"), remove("doc:one#viewer@user:ann")],
+        [touch("doc:one#viewer@user:ann"), touch("doc:one#viewer@user:ann[some_caveat]")],
+        [create("doc:one#viewer@user:ann"), create("doc:one#viewer@user:ann")],
+    ],
+    ids=["touch-delete", "touch-touch", "create-create"],
+)
+async def test_one_relationship_twice_in_a_call_is_invalid(
+    store: Store, updates: list[RelationshipUpdate]
+) -> None:
+    with pytest.raises(InvalidArgument, match="appears twice"):
+        await store.write(T, updates)
+    assert await store.head_revision(T) == 0
+
+
+async def test_preconditions_are_checked_against_live_relationships(store: Store) -> None:
+    await store.write(T, [touch("doc:one#owner@user:ann"), touch("doc:one#viewer@user:bob")])
+    await store.write(T, [remove("doc:one#viewer@user:bob")])
+    owner = RelationshipFilter("doc", ("one",), "owner", "user", ("ann",))
+    viewer = RelationshipFilter("doc", ("one",), "viewer")
+    revision = await store.write(
+        T,
+        [touch("doc:one#editor@user:cat")],
+        preconditions=[Precondition(owner), Precondition(viewer, must_exist=False)],
+    )
+    assert revision == 3
+    with pytest.raises(FailedPrecondition):
+        await store.write(
+            T, [touch("doc:two#editor@user:dan")], preconditions=[Precondition(viewer)]
+        )
+    with pytest.raises(FailedPrecondition):
+        await store.write(
+            T,
+            [touch("doc:two#editor@user:dan")],
+            preconditions=[Precondition(owner, must_exist=False)],
+        )
+    assert await store.head_revision(T) == 3
+    assert "doc:two#editor@user:dan" not in await live(store)
+
+
+async def test_an_idempotency_key_replays_the_first_revision(store: Store) -> None:
+    first = await store.write(T, [touch("doc:one#viewer@user:ann")], idempotency_key="k1")
+    again = await store.write(T, [touch("doc:one#viewer@user:ann")], idempotency_key="k1")
+    assert again == first
+    assert await store.head_revision(T) == first
+    # the same key in another tenant is another write
+    assert await store.write("other", [touch("doc:one#viewer@user:ann")], idempotency_key="k1") == 1
+    assert await store.write(T, [], idempotency_key="k2") == first + 1
+
+
+async def test_a_failed_write_does_not_use_up_its_idempotency_key(store: Store) -> None:
+    await store.write(T, [create("doc:one#viewer@user:ann")])
+    with pytest.raises(AlreadyExists):
+        await store.write(T, [create("doc:one#viewer@user:ann")], idempotency_key="k")
+    revision = await store.write(T, [touch("doc:one#viewer@user:bob")], idempotency_key="k")
+    assert revision == 2
+    assert await store.write(T, [touch("doc:one#viewer@user:bob")], idempotency_key="k") == 2
+
+
+async def test_delete_by_filter_removes_only_matches_at_one_revision(store: Store) -> None:
+    await store.write(
+        T,
+        [
+            touch("doc:one#viewer@user:ann"),
+            touch("doc:one#viewer@user:bob"),
+            touch("doc:one#editor@user:ann"),
+            touch("doc:two#viewer@user:ann"),
+        ],
+    )
+    revision, count = await store.delete(T, RelationshipFilter("doc", ("one",), "viewer"))
+    assert (revision, count) == (2, 2)
+    assert await live(store) == ["doc:one#editor@user:ann", "doc:two#viewer@user:ann"]
+    assert await live(store, revision=1) == [
+        "doc:one#editor@user:ann",
+        "doc:one#viewer@user:ann",
+        "doc:one#viewer@user:bob",
+        "doc:two#viewer@user:ann",
+    ]
+    assert await store.delete(T, RelationshipFilter("doc", ("nine",))) == (3, 0)
+
+
+async def test_delete_with_a_failing_precondition_deletes_nothing(store: Store) -> None:
+    await store.write(T, [touch("doc:one#viewer@user:ann")])
+    missing = Precondition(RelationshipFilter("doc", ("one",), "owner"))
+    with pytest.raises(FailedPrecondition):
+        await store.delete(T, EVERYTHING, preconditions=[missing])
+    assert await store.head_revision(T) == 1
+    assert await live(store) == ["doc:one#viewer@user:ann"]
+
+
+# --- reads --------------------------------------------------------------------------------
+
+WORLD = [
+    "doc:one#viewer@user:ann",
+    "doc:one#viewer@user:bob",
+    "doc:one#viewer@group:eng#member",
+    "doc:one#viewer@user:*",
+    "doc:one#editor@user:ann",
+    "doc:two#viewer@user:ann",
+    "doc:two#parent@folder:root",
+    "folder:root#viewer@user:cat",
+    "group:eng#member@user:bob",
+]
+
+
+@pytest.mark.parametrize(
+    ("flt", "expected"),
+    [
+        (RelationshipFilter(resource_type="folder"), {"folder:root#viewer@user:cat"}),
+        (
+            RelationshipFilter("doc", ("one",), "viewer"),
+            {
+                "doc:one#viewer@user:ann",
+                "doc:one#viewer@user:bob",
+                "doc:one#viewer@group:eng#member",
+                "doc:one#viewer@user:*",
+            },
+        ),
+        (
+            RelationshipFilter("doc", ("one", "two"), "viewer", "user", ("ann",), ""),
+            {"doc:one#viewer@user:ann", "doc:two#viewer@user:ann"},
+        ),
+        (RelationshipFilter("doc", ()), set()),
+        (RelationshipFilter(subject_type="group"), {"doc:one#viewer@group:eng#member"}),
+        (
+            RelationshipFilter(subject_type="group", subject_relation="member"),
+            {"doc:one#viewer@group:eng#member"},
+        ),
+        (RelationshipFilter(subject_type="group", subject_relation=""), set()),
+        (RelationshipFilter(subject_ids=("*",)), {"doc:one#viewer@user:*"}),
+        (
+            RelationshipFilter(relation="viewer", subject_type="user", subject_ids=("ann", "cat")),
+            {"doc:one#viewer@user:ann", "doc:two#viewer@user:ann", "folder:root#viewer@user:cat"},
+        ),
+        (RelationshipFilter(relation="parent"), {"doc:two#parent@folder:root"}),
+        (RelationshipFilter(resource_ids=("root", "eng")), set(WORLD[-2:])),
+    ],
+)
+async def test_read_filters(store: Store, flt: RelationshipFilter, expected: set[str]) -> None:
+    revision = await store.write(T, [touch(text) for text in WORLD])
+    assert {str(r) for r in await store.read(T, revision, flt)} == expected
+
+
+async def test_reads_are_ordered_and_pages_continue_after_a_key(store: Store) -> None:
+    ids = ["a", "B", "b", "a-b", "a_b", "a|b", "Z9", "0", "a/b", "a=b", "a+b"]
+    texts = [f"doc:{i}#viewer@user:{j}" for i in ids[:6] for j in ids[5:]]
+    texts += [f"doc:{i}#editor@group:{j}#member" for i in ids[3:] for j in ids[:3]]
+    revision = await store.write(T, [touch(t) for t in reversed(texts)])
+    everything = await store.read(T, revision, EVERYTHING)
+    assert everything == sorted((rel(t) for t in texts), key=sort_key)
+    pages: list[Relationship] = []
+    after: Relationship | None = None
+    while True:
+        page = await store.read(T, revision, EVERYTHING, limit=4, after=after)
+        pages += page
+        if len(page) < 4:
+            break
+        after = page[-1]
+    assert pages == everything
+    assert await store.read(T, revision, EVERYTHING, limit=0) == []
+
+
+async def test_tenants_never_see_each_other(store: Store) -> None:
+    await store.write("alpha", [touch("doc:one#viewer@user:ann")])
+    await store.write("beta", [touch("doc:one#viewer@user:bob")])
+    await store.write("beta", [touch("doc:two#viewer@user:bob")])
+    assert await live(store, "alpha") == ["doc:one#viewer@user:ann"]
+    assert await live(store, "beta") == ["doc:one#viewer@user:bob", "doc:two#viewer@user:bob"]
+    assert await store.read("alpha", 2, EVERYTHING) == [rel("doc:one#viewer@user:ann")]
+    assert await store.changes("alpha", 0) == [
+        Change(1, UpdateOp.TOUCH, rel("doc:one#viewer@user:ann"))
+    ]
+    await store.delete("alpha", EVERYTHING)
+    assert len(await live(store, "beta")) == 2
+
+
+async def test_expired_relationships_are_still_returned(store: Store) -> None:
+    text = "doc:one#viewer@user:ann[expiration:2001-01-01T00:00:00Z]"
+    revision = await store.write(T, [touch(text)])
+    assert await store.read(T, revision, EVERYTHING) == [rel(text)]
+
+
+async def test_caveats_and_expirations_round_trip(store: Store) -> None:
+    context = {"nested": {"list": [1, 2.5, "x", None, True]}, "ünï": "çødé ✓", "big": 2**53}
+    with_context = Relationship(
+        rel("doc:one#viewer@user:ann").resource,
+        "viewer",
+        rel("doc:one#viewer@user:ann").subject,
+        CaveatRef("on_vpn", FrozenContext(context)),
+        datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=timezone(timedelta(hours=2))),
+    )
+    no_context = rel("doc:one#viewer@user:bob[weekdays]")
+    revision = await store.write(
+        T, [RelationshipUpdate(UpdateOp.TOUCH, with_context), touch(str(no_context))]
+    )
+    stored = await store.read(T, revision, EVERYTHING)
+    assert stored == [with_context, no_context]
+    assert stored[0].caveat is not None
+    assert stored[0].caveat.context.to_dict() == context
+    assert stored[0].expires_at == datetime(2031, 5, 6, 5, 8, 9, 123456, tzinfo=UTC)
+
+
+# --- Watch --------------------------------------------------------------------------------
+
+
+async def test_changes_report_touches_and_deletes_in_revision_order(store: Store) -> None:
+    await store.write(T, [touch("doc:one#viewer@user:bob"), touch("doc:one#viewer@user:ann")])
+    await store.write(
+        T, [touch("doc:one#viewer@user:ann[on_vpn]"), remove("doc:one#viewer@user:bob")]
+    )
+    await store.write(T, [remove("doc:one#viewer@user:zed")])  # nothing to report
+    await store.delete(T, EVERYTHING)
+    expected = [
+        Change(1, UpdateOp.TOUCH, rel("doc:one#viewer@user:ann")),
+        Change(1, UpdateOp.TOUCH, rel("doc:one#viewer@user:bob")),
+        Change(2, UpdateOp.TOUCH, rel("doc:one#viewer@user:ann[on_vpn]")),
+        Change(2, UpdateOp.DELETE, rel("doc:one#viewer@user:bob")),
+        Change(4, UpdateOp.DELETE, rel("doc:one#viewer@user:ann[on_vpn]")),
+    ]
+    assert await store.changes(T, 0) == expected
+    assert await store.changes(T, 1) == expected[2:]
+    assert await store.changes(T, 4) == []
+    assert await store.changes("other", 0) == []
+
+
+async def test_a_page_of_changes_never_ends_inside_a_revision(store: Store) -> None:
+    await store.write(T, [touch(f"doc:{i}#viewer@user:ann") for i in ("aa", "bb", "cc")])
+    await store.write(T, [touch(f"doc:{i}#viewer@user:ann") for i in ("dd", "ee", "ff")])
+    await store.write(T, [touch("doc:gg#viewer@user:ann")])
+    page = await store.changes(T, 0, limit=2)
+    assert [c.revision for c in page] == [1, 1, 1]
+    page = await store.changes(T, 0, limit=4)
+    assert [c.revision for c in page] == [1, 1, 1, 2, 2, 2]
+    seen: list[Change] = []
+    after = 0
+    while batch := await store.changes(T, after, limit=2):
+        seen += batch
+        after = batch[-1].revision
+    assert seen == await store.changes(T, 0)
+    assert len(seen) == 7
+
+
+async def test_a_replaced_relationship_is_one_change_when_paging(store: Store) -> None:
+    # found by test_postgres_matches_memory: the replaced row's end must not count
+    await store.write(T, [touch("doc:aa#viewer@user:ann"), touch("doc:bb#viewer@user:ann")])
+    await store.write(T, [touch("doc:cc#viewer@user:ann"), touch("doc:aa#viewer@user:ann[cav]")])
+    await store.write(T, [touch("doc:dd#viewer@user:ann")])
+    page = await store.changes(T, 1, limit=3)
+    assert [(c.revision, c.op) for c in page] == [(2, UpdateOp.TOUCH)] * 2 + [(3, UpdateOp.TOUCH)]
+
+
+# --- schema -------------------------------------------------------------------------------
+
+
+async def test_every_schema_version_is_kept(store: Store) -> None:
+    assert await store.read_schema() is None
+    first = await store.write_schema("v1", "definition user {}")
+    await store.write_schema("v2", "definition user {}\ndefinition doc {}")
+    current = await store.read_schema()
+    assert current is not None
+    assert (current.version, current.text) == ("v2", "definition user {}\ndefinition doc {}")
+    old = await store.read_schema("v1")
+    assert old is not None
+    assert (old.version, old.text) == ("v1", "definition user {}")
+    assert first.created_at.tzinfo is not None
+    assert abs(first.created_at - datetime.now(UTC)) < timedelta(minutes=5)
+    assert await store.read_schema("v3") is None
+
+
+async def test_relationship_kinds_cover_live_relationships_of_every_tenant(store: Store) -> None:
+    await store.write("alpha", [touch("doc:one#viewer@group:eng#member")])
+    await store.write("beta", [touch("doc:one#viewer@user:ann"), touch("folder:x#owner@user:b")])
+    await store.write("beta", [remove("folder:x#owner@user:b")])
+    assert await store.relationship_kinds() == {
+        ("doc", "viewer", "group", "member"),
+        ("doc", "viewer", "user", ""),
+    }

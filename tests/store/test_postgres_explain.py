@@ -1,0 +1,171 @@
+"""The hot queries are index scans on a seeded database, with the planner left alone
+(no enable_seqscan games): both the plan for the actual values (custom) and the plan a
+prepared statement settles on after a few runs (generic) are checked."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from authz_service.model import (
+    Relationship,
+    RelationshipFilter,
+    RelationshipUpdate,
+    UpdateOp,
+    parse_relationship,
+)
+from authz_service.store.postgres import PostgresStore, connect
+from authz_service.store.postgres.importer import import_relationships
+from authz_service.store.postgres.reads import CHANGES_SQL, CHECK_REVISION_SQL, read_statement
+from tests.pg import FreshDatabase, run_aside
+
+TENANT = "acme"
+
+
+def seed_rows(count: int) -> list[tuple[int, Relationship]]:
+    rng = random.Random(7)
+    rows = []
+    for i in range(count):
+        doc = f"d{i // 4}"
+        if i % 5 == 0:
+            subject = f"group:g{rng.randrange(100)}#member"
+        else:
+            subject = f"user:u{rng.randrange(1000)}_{i}"
+        relation = ("viewer", "editor", "owner", "parent")[i % 4]
+        if relation == "parent":
+            subject = f"folder:f{i % 500}"
+        rows.append((i + 1, parse_relationship(f"doc:{doc}#{relation}@{subject}")))
+    return rows
+
+
+async def seed(dsn: str) -> None:
+    """60k relationships in one tenant plus history, 2k other tenants, then ANALYZE."""
+    store = await connect(dsn, min_size=1, max_size=2)
+    try:
+        await import_relationships(store.db, TENANT, seed_rows(60_000))
+        for i in range(200):  # recent small writes and deletes, as Watch sees them
+            rel = parse_relationship(f"doc:d{i}#viewer@user:late{i}")
+            await store.write(TENANT, [RelationshipUpdate(UpdateOp.TOUCH, rel)])
+            await store.delete(TENANT, RelationshipFilter("doc", (f"d{i}",), "editor"))
+        await store.pool.execute(
+            "INSERT INTO tenants SELECT 'tenant' || g, 10 FROM generate_series(1, 2000) g;"
+            "INSERT INTO revisions SELECT 'tenant' || g, r, now() "
+            "  FROM generate_series(1, 2000) g, generate_series(1, 10) r;"
+            "ANALYZE"
+        )
+    finally:
+        await store.close()
+
+
+@pytest.fixture(scope="module")
+def seeded() -> Iterator[str]:
+    database = FreshDatabase()
+    dsn = run_aside(database.__aenter__())
+    try:
+        run_aside(seed(dsn))
+        yield dsn
+    finally:
+        run_aside(database.__aexit__(None, None, None))
+
+
+def nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    found = [plan]
+    for child in plan.get("Plans", []):
+        found += nodes(child)
+    return found
+
+
+async def plans(dsn: str, sql: str, args: list[Any]) -> dict[str, list[dict[str, Any]]]:
+    """{"custom": nodes, "generic": nodes} for `sql` with `args`."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        custom = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args))
+        await conn.execute(f"PREPARE hot AS {sql}")
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        literals = ", ".join(_literal(a) for a in args)
+        generic = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE hot({literals})"))
+    finally:
+        await conn.close()
+    return {"custom": nodes(custom[0]["Plan"]), "generic": nodes(generic[0]["Plan"])}
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, timedelta):
+        return f"'{value.total_seconds()} seconds'::interval"
+    if isinstance(value, list):
+        return "ARRAY[" + ", ".join(_literal(v) for v in value) + "]::text[]"
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def assert_index_only(found: dict[str, list[dict[str, Any]]], *indexes: str) -> None:
+    for kind, plan_nodes in found.items():
+        types = [n["Node Type"] for n in plan_nodes]
+        assert "Seq Scan" not in types, (kind, types)
+        used = {n.get("Index Name") for n in plan_nodes} - {None}
+        assert used, (kind, types)
+        assert used <= set(indexes), (kind, used)
+
+
+HEAD = 401  # 1 import + 200 writes + 200 deletes
+
+
+async def test_check_reads_use_the_forward_index(seeded: str) -> None:
+    sql, args = read_statement(TENANT, HEAD, RelationshipFilter("doc", ("d42",), "viewer"))
+    found = await plans(seeded, sql, args)
+    assert_index_only(found, "relationships_forward")
+    assert all("Sort" not in [n["Node Type"] for n in p] for p in found.values())
+
+
+async def test_check_of_one_subject_uses_an_index(seeded: str) -> None:
+    flt = RelationshipFilter("doc", ("d42",), "viewer", "group", ("g1",), "member")
+    sql, args = read_statement(TENANT, HEAD, flt)
+    assert_index_only(
+        await plans(seeded, sql, args), "relationships_forward", "relationships_reverse"
+    )
+
+
+async def test_reverse_lookups_use_the_reverse_index(seeded: str) -> None:
+    flt = RelationshipFilter("doc", None, "viewer", "group", ("g7",), "member")
+    sql, args = read_statement(TENANT, HEAD, flt)
+    assert_index_only(await plans(seeded, sql, args), "relationships_reverse")
+
+
+async def test_pages_of_one_type_use_the_forward_index(seeded: str) -> None:
+    after = parse_relationship("doc:d100#viewer@user:u1_1")
+    sql, args = read_statement(TENANT, HEAD, RelationshipFilter("doc"), limit=100, after=after)
+    assert_index_only(await plans(seeded, sql, args), "relationships_forward")
+
+
+async def test_watch_uses_the_revision_indexes(seeded: str) -> None:
+    found = await plans(seeded, CHANGES_SQL, [TENANT, HEAD - 20, 1000])
+    assert_index_only(
+        found,
+        "relationships_created_rev",
+        "relationships_deleted_rev",
+        "relationships_forward",
+        "relationships_reverse",
+        "relationships_live_identity",
+    )
+
+
+async def test_revision_checks_use_primary_keys(seeded: str) -> None:
+    found = await plans(seeded, CHECK_REVISION_SQL, ["tenant7", 5, timedelta(hours=24)])
+    assert_index_only(found, "tenants_pkey", "revisions_pkey")
+
+
+async def test_the_seeded_store_reads_correctly(seeded: str) -> None:
+    store: PostgresStore = await connect(seeded, min_size=1, max_size=1)
+    try:
+        rows = await store.read(TENANT, HEAD, RelationshipFilter("doc", ("d42",)))
+        assert [r.relation for r in rows] == ["owner", "parent", "viewer", "viewer"]
+        assert await store.head_revision(TENANT) == HEAD
+    finally:
+        await store.close()
