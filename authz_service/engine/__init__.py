@@ -1,0 +1,53 @@
+"""The decision engine: Check, CheckBulk, ListPermissions, LookupResources,
+LookupSubjects and Explain, with SpiceDB (Zanzibar) semantics.
+
+    Engine(reader, limits=..., dispatcher_wrapper=..., grant_sources=...)
+      check / check_bulk / explain / list_permissions       -> CheckResult
+      lookup_resources / lookup_subjects                    -> async iterators
+
+Modules: `types` (public values), `tristate` (three-valued logic), `dispatch` (the
+`Dispatcher` seam every subproblem crosses), `request` (per-request memo, cycle cuts,
+limits), `check` (the semantics of one node), `caveat_eval`, `reads`, `explain`,
+`reverse` + `lookup_resources`, `lookup_subjects`, `grants` (extra permission sources),
+`inputs` (request validation), `engine` (the operations).
+
+The engine reads storage only through `RelationshipReader`, at the snapshot's revision.
+"""
+
+from __future__ import annotations
+
+from authz_service.engine.check import LocalDispatcher
+from authz_service.engine.dispatch import Dispatcher, Subproblem, SubResult
+from authz_service.engine.engine import Engine
+from authz_service.engine.grants import GrantSource
+from authz_service.engine.tristate import FALSE, TRUE, Tri
+from authz_service.engine.types import (
+    CheckItem,
+    CheckResult,
+    Decision,
+    ExplainNode,
+    Limits,
+    ResourceResult,
+    Snapshot,
+    SubjectResult,
+)
+
+__all__ = [
+    "FALSE",
+    "TRUE",
+    "CheckItem",
+    "CheckResult",
+    "Decision",
+    "Dispatcher",
+    "Engine",
+    "ExplainNode",
+    "GrantSource",
+    "Limits",
+    "LocalDispatcher",
+    "ResourceResult",
+    "Snapshot",
+    "SubResult",
+    "SubjectResult",
+    "Subproblem",
+    "Tri",
+]

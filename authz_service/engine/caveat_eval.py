@@ -1,0 +1,53 @@
+"""A relationship's caveat as a three-valued result.
+
+The context a caveat sees is the request context overridden by the context stored on the
+relationship (what was written wins over what the caller claims).
+"""
+
+from __future__ import annotations
+
+from authz_service.engine.tristate import FALSE, TRUE, Tri
+from authz_service.errors import CaveatError
+from authz_service.model import FrozenContext, Relationship
+from authz_service.schema.compiled import CompiledSchema
+
+__all__ = ["CaveatEvaluator"]
+
+
+class CaveatEvaluator:
+    """Evaluates caveats for one request, remembering each (caveat, stored context,
+    request context) outcome: a wildcard or a popular group meets the same one often."""
+
+    def __init__(self, schema: CompiledSchema) -> None:
+        self._schema = schema
+        self._memo: dict[tuple[str, FrozenContext, FrozenContext], Tri] = {}
+
+    def value(self, rel: Relationship, context: FrozenContext) -> Tri:
+        ref = rel.caveat
+        if ref is None:
+            return TRUE
+        key = (ref.name, ref.context, context)
+        found = self._memo.get(key)
+        if found is not None:
+            return found
+        compiled = self._schema.caveats.get(ref.name)
+        if compiled is None:
+            raise CaveatError(
+                f"relationship `{rel}` names caveat `{ref.name}`, which the schema does not define",
+                field="relationship",
+                value=str(rel),
+            )
+        merged = dict(context)
+        merged.update(ref.context)
+        outcome = compiled.evaluate(merged)
+        if outcome.value is True:
+            result = TRUE
+        elif outcome.value is False:
+            result = FALSE
+        else:
+            missing = outcome.missing or tuple(
+                name for name, _ in compiled.parameters if name not in merged
+            )
+            result = Tri.unknown(missing)
+        self._memo[key] = result
+        return result

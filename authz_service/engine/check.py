@@ -1,0 +1,289 @@
+"""The semantics: evaluating one subproblem of the check graph.
+
+`evaluate` answers "does `subject` have `relation` on `resource`" for one node. A nested
+question (a subject set, a computed userset, an arrow's target) is never answered here
+directly but dispatched through the request's chain, so the memo, cycle detection,
+limits and any cache apply to every node. Evaluation is sequential and short-circuits
+(union stops at the first true branch, intersection at the first false one).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from authz_service.engine import explain as ex
+from authz_service.engine.dispatch import Subproblem, SubResult
+from authz_service.engine.reads import earliest_expiry
+from authz_service.engine.tristate import FALSE, TRUE, Tri
+from authz_service.engine.types import ExplainNode
+from authz_service.model import WILDCARD, Relationship, RelationshipFilter
+from authz_service.schema.ast import (
+    Arrow,
+    Exclusion,
+    Expr,
+    Intersection,
+    Nil,
+    Permission,
+    Relation,
+    RelationRef,
+    SelfRef,
+    Union,
+)
+
+__all__ = ["LocalDispatcher", "evaluate"]
+
+
+class LocalDispatcher:
+    """Evaluates a subproblem in process; its children go back through the request's
+    dispatch chain."""
+
+    async def dispatch(self, req: Subproblem) -> SubResult:
+        return await evaluate(req)
+
+
+class _Acc:
+    """Collects what children contribute besides their value: expiry, volatility, cycle
+    cuts and (when explaining) their explanation nodes."""
+
+    __slots__ = ("cut_depth", "nodes", "valid_until", "volatile")
+
+    def __init__(self, explain: bool) -> None:
+        self.valid_until: datetime | None = None
+        self.volatile = False
+        self.cut_depth: int | None = None
+        self.nodes: list[ExplainNode] | None = [] if explain else None
+
+    def merge(self, r: SubResult) -> Tri:
+        if r.valid_until is not None and (
+            self.valid_until is None or r.valid_until < self.valid_until
+        ):
+            self.valid_until = r.valid_until
+        self.volatile = self.volatile or r.volatile
+        if r.cut_depth is not None and (self.cut_depth is None or r.cut_depth < self.cut_depth):
+            self.cut_depth = r.cut_depth
+        return r.value
+
+    def take(self, r: SubResult) -> Tri:
+        """Merge, and keep the child's explanation as a child of the node being built."""
+        if self.nodes is not None and r.explanation is not None:
+            self.nodes.append(r.explanation)
+        return self.merge(r)
+
+    def consulted(self, rels: tuple[Relationship, ...]) -> None:
+        expiry = earliest_expiry(rels)
+        if expiry is not None and (self.valid_until is None or expiry < self.valid_until):
+            self.valid_until = expiry
+
+    def add(self, explanation: ExplainNode) -> None:
+        if self.nodes is not None:
+            self.nodes.append(explanation)
+
+    def done(self, value: Tri, explanation: ExplainNode | None = None) -> SubResult:
+        return SubResult(value, self.valid_until, self.volatile, self.cut_depth, explanation)
+
+    def done_node(
+        self, req: Subproblem, kind: str, relation: str, value: Tri, **kw: str
+    ) -> SubResult:
+        explanation = None
+        if self.nodes is not None:
+            explanation = ex.node(kind, req.resource, relation, value, self.nodes, **kw)
+        return self.done(value, explanation)
+
+
+async def evaluate(req: Subproblem) -> SubResult:
+    subject, resource = req.subject, req.resource
+    if (
+        subject.relation == req.relation
+        and subject.id == resource.id
+        and subject.type == resource.type
+    ):
+        # The subject is this very userset (`doc:x#view` checked against `doc:x#view`).
+        return _Acc(req.request.explain).done_node(req, "alias", req.relation, TRUE)
+    schema = req.snapshot.schema
+    permission = schema.permissions.get((resource.type, req.relation))
+    if permission is not None:
+        return await _permission(req, permission)
+    relation = schema.relations.get((resource.type, req.relation))
+    if relation is not None:
+        return await _relation(req, relation)
+    reason = f"`{resource.type}` has no relation or permission `{req.relation}`"
+    return _Acc(req.request.explain).done_node(req, "relation", req.relation, FALSE, reason=reason)
+
+
+async def _permission(req: Subproblem, permission: Permission) -> SubResult:
+    state = req.request
+    acc = _Acc(state.explain)
+    value = acc.take(await _expr(req, permission.expr))
+    for source in state.grant_sources:
+        if value.is_true:
+            break
+        granted = await source.grants(
+            req.snapshot, req.context, req.resource, req.relation, req.subject
+        )
+        value = value | acc.merge(granted)
+        if acc.nodes is not None:
+            children = (granted.explanation,) if granted.explanation else ()
+            acc.add(ex.node("grant", req.resource, req.relation, granted.value, children))
+    return acc.done_node(req, "permission", req.relation, value)
+
+
+async def _expr(req: Subproblem, expr: Expr) -> SubResult:
+    state = req.request
+    if isinstance(expr, RelationRef):
+        return await state.dispatch(req.child(req.resource, expr.name))
+    acc = _Acc(state.explain)
+    if isinstance(expr, Union):
+        value = FALSE
+        for child in expr.children:
+            value = value | acc.take(await _expr(req, child))
+            if value.is_true:
+                break
+        return acc.done_node(req, "union", ex.expr_text(expr), value)
+    if isinstance(expr, Intersection):
+        value = TRUE
+        for child in expr.children:
+            value = value & acc.take(await _expr(req, child))
+            if value.is_false:
+                break
+        return acc.done_node(req, "intersection", ex.expr_text(expr), value)
+    if isinstance(expr, Exclusion):
+        return await _exclusion(req, expr, acc)
+    if isinstance(expr, Arrow):
+        return await _arrow(req, expr, acc)
+    if isinstance(expr, SelfRef):
+        s = req.subject
+        is_self = not s.relation and s.type == req.resource.type and s.id == req.resource.id
+        reason = None if is_self else f"`{s}` is not `{req.resource}` itself"
+        return acc.done_node(req, "self", "self", TRUE if is_self else FALSE, **_opt(reason))
+    if isinstance(expr, Nil):
+        return acc.done_node(req, "nil", "nil", FALSE, reason="`nil` is empty")
+    raise TypeError(f"unknown expression {expr!r}")  # pragma: no cover - exhaustive above
+
+
+def _opt(reason: str | None) -> dict[str, str]:
+    return {"reason": reason} if reason else {}
+
+
+async def _exclusion(req: Subproblem, expr: Exclusion, acc: _Acc) -> SubResult:
+    text = ex.expr_text(expr)
+    base = acc.take(await _expr(req, expr.base))
+    if base.is_false:
+        return acc.done_node(req, "exclusion", text, FALSE)
+    subtracted = acc.take(await _expr(req, expr.subtracted))
+    value = base & ~subtracted
+    reason = None
+    if subtracted.is_true:
+        reason = f"excluded by `{ex.expr_text(expr.subtracted)}`"
+    return acc.done_node(req, "exclusion", text, value, **_opt(reason))
+
+
+async def _arrow(req: Subproblem, expr: Arrow, acc: _Acc) -> SubResult:
+    state = req.request
+    schema = req.snapshot.schema
+    text = ex.expr_text(expr)
+    read = await state.reads.read(
+        RelationshipFilter(req.resource.type, (req.resource.id,), expr.relation)
+    )
+    live = read.live
+    state.check_fanout(req, len(live), expr.relation)
+    acc.consulted(live)
+    for rel in read.expired if acc.nodes is not None else ():
+        acc.add(ex.expired_leaf(rel))
+    every = expr.mode == "all"
+    if not live:
+        missing = f"no relationship `{req.resource}#{expr.relation}`"
+        return acc.done_node(req, "arrow", text, FALSE, reason=missing)
+    value = TRUE if every else FALSE
+    for rel in live:
+        step = state.caveats.value(rel, req.context)
+        children: tuple[ExplainNode, ...] = ()
+        reason: str | None = None
+        if not step.is_false:
+            target = rel.subject.object
+            if schema.member(target.type, expr.target) is None:
+                step, reason = FALSE, f"`{target.type}` has no `{expr.target}`"
+            else:
+                found = await state.dispatch(req.child(target, expr.target))
+                step = step & acc.merge(found)
+                children = (found.explanation,) if found.explanation else ()
+        if acc.nodes is not None:
+            acc.add(ex.relationship_leaf(rel, step, children, reason=reason))
+        value = (value & step) if every else (value | step)
+        if value.is_false if every else value.is_true:
+            break
+    return acc.done_node(req, "arrow", text, value)
+
+
+async def _relation(req: Subproblem, relation: Relation) -> SubResult:
+    state = req.request
+    resource, subject = req.resource, req.subject
+    acc = _Acc(state.explain)
+    ids = (subject.id,) if subject.relation or subject.id == WILDCARD else (subject.id, WILDCARD)
+    direct = await state.reads.read(
+        RelationshipFilter(
+            resource.type, (resource.id,), relation.name, subject.type, ids, subject.relation
+        )
+    )
+    acc.consulted(direct.live)
+    value = FALSE
+    for rel in direct.live:
+        step = state.caveats.value(rel, req.context)
+        value = value | step
+        if acc.nodes is not None:
+            acc.add(ex.relationship_leaf(rel, step))
+        if value.is_true:
+            break
+    if not value.is_true:
+        value = await _subject_sets(req, relation, acc, value)
+    if acc.nodes is not None:
+        for rel in direct.expired:
+            acc.add(ex.expired_leaf(rel))
+        if not acc.nodes:
+            reason = ex.missing_relationship(resource, relation.name, subject)
+            return acc.done_node(req, "relation", relation.name, value, reason=reason)
+    return acc.done_node(req, "relation", relation.name, value)
+
+
+async def _subject_sets(req: Subproblem, relation: Relation, acc: _Acc, value: Tri) -> Tri:
+    """Relationships whose subject is a subject set (`group:eng#member`): recurse into it."""
+    state = req.request
+    schema = req.snapshot.schema
+    resource = req.resource
+    seen: set[tuple[str, str]] = set()
+    for allowed in relation.allowed:
+        kind = (allowed.type, allowed.relation)
+        if not allowed.relation or kind in seen:
+            continue
+        seen.add(kind)
+        read = await state.reads.read(
+            RelationshipFilter(
+                resource.type,
+                (resource.id,),
+                relation.name,
+                allowed.type,
+                None,
+                allowed.relation,
+            )
+        )
+        live = [rel for rel in read.live if rel.subject != req.subject]  # exact: counted
+        state.check_fanout(req, len(live), relation.name)
+        acc.consulted(read.live)
+        if acc.nodes is not None:
+            for rel in read.expired:
+                acc.add(ex.expired_leaf(rel))
+        has_member = schema.member(allowed.type, allowed.relation) is not None
+        for rel in live:
+            step = state.caveats.value(rel, req.context)
+            children: tuple[ExplainNode, ...] = ()
+            if not step.is_false and has_member:
+                found = await state.dispatch(req.child(rel.subject.object, allowed.relation))
+                step = step & acc.merge(found)
+                children = (found.explanation,) if found.explanation else ()
+            elif not has_member:
+                step = FALSE
+            if acc.nodes is not None:
+                acc.add(ex.relationship_leaf(rel, step, children))
+            value = value | step
+            if value.is_true:
+                return value
+    return value

@@ -1,0 +1,99 @@
+"""Building explanation nodes. Only called when a request asked for an explanation, so
+the plain check path pays nothing for it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from authz_service.engine.tristate import Tri
+from authz_service.engine.types import Decision, ExplainNode
+from authz_service.model import ObjectRef, Relationship, SubjectRef
+from authz_service.schema.ast import Expr
+from authz_service.schema.printer import print_expr
+
+__all__ = [
+    "caveat_reason",
+    "expired_leaf",
+    "expr_text",
+    "node",
+    "relationship_leaf",
+]
+
+
+def expr_text(expr: Expr) -> str:
+    return print_expr(expr)
+
+
+def _names(names: Sequence[str]) -> str:
+    return ", ".join(f"`{n}`" for n in names)
+
+
+def caveat_reason(rel: Relationship, value: Tri) -> str | None:
+    if rel.caveat is None:
+        return None
+    if value.is_false:
+        return f"caveat `{rel.caveat.name}` is false"
+    if value.value is None:
+        return f"caveat `{rel.caveat.name}` needs {_names(value.missing_names)}"
+    return None
+
+
+def node(
+    kind: str,
+    obj: ObjectRef,
+    relation: str,
+    value: Tri,
+    children: Sequence[ExplainNode] = (),
+    *,
+    reason: str | None = None,
+    relationship: str | None = None,
+    caveat: str | None = None,
+) -> ExplainNode:
+    if reason is None and value.value is None and kind != "relationship":
+        reason = f"needs {_names(value.missing_names)}"
+    return ExplainNode(
+        kind=kind,
+        object=str(obj),
+        relation=relation,
+        result=value.decision,
+        relationship=relationship,
+        caveat=caveat,
+        reason=reason,
+        children=tuple(children),
+    )
+
+
+def relationship_leaf(
+    rel: Relationship,
+    value: Tri,
+    children: Sequence[ExplainNode] = (),
+    *,
+    reason: str | None = None,
+) -> ExplainNode:
+    return node(
+        "relationship",
+        rel.resource,
+        rel.relation,
+        value,
+        children,
+        reason=reason or caveat_reason(rel, value),
+        relationship=str(rel),
+        caveat=rel.caveat.name if rel.caveat else None,
+    )
+
+
+def expired_leaf(rel: Relationship) -> ExplainNode:
+    expiry = rel.expires_at.isoformat() if rel.expires_at else "?"
+    return ExplainNode(
+        kind="relationship",
+        object=str(rel.resource),
+        relation=rel.relation,
+        result=Decision.DENIED,
+        relationship=str(rel),
+        caveat=rel.caveat.name if rel.caveat else None,
+        reason=f"expired at {expiry}",
+    )
+
+
+def missing_relationship(obj: ObjectRef, relation: str, subject: SubjectRef) -> str:
+    return f"no relationship `{obj}#{relation}` for `{subject}`"

@@ -1,0 +1,129 @@
+"""LookupSubjects: which subjects of a type may act on one resource.
+
+Candidates come from expanding the resource forward through every branch of the schema,
+subtracted ones included (a subtracted subject is exactly what a wildcard result must
+list as excluded). Each candidate is decided by Check with the request's shared memo. A
+reachable wildcard is decided by checking the wildcard itself as the subject: the id `*`
+matches no concrete relationship, only wildcard ones, so it stands for "any subject not
+named anywhere", and every concrete candidate is reported either individually or among
+the wildcard's exclusions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from authz_service.engine.decide import decide
+from authz_service.engine.request import RequestState
+from authz_service.engine.types import CheckItem, Decision, SubjectResult
+from authz_service.model import WILDCARD, FrozenContext, ObjectRef, RelationshipFilter, SubjectRef
+from authz_service.schema.ast import (
+    Arrow,
+    Exclusion,
+    Expr,
+    Intersection,
+    RelationRef,
+    SelfRef,
+    Union,
+)
+
+__all__ = ["candidate_subjects", "lookup_subjects"]
+
+
+def _leaves(expr: Expr) -> list[Expr]:
+    if isinstance(expr, Union | Intersection):
+        return [leaf for child in expr.children for leaf in _leaves(child)]
+    if isinstance(expr, Exclusion):
+        return _leaves(expr.base) + _leaves(expr.subtracted)
+    return [expr]
+
+
+async def candidate_subjects(
+    state: RequestState,
+    resource: ObjectRef,
+    permission: str,
+    subject_type: str,
+    subject_relation: str,
+) -> tuple[set[str], bool]:
+    """Concrete subject ids reachable from `resource#permission`, and whether a wildcard
+    of `subject_type` is."""
+    schema = state.snapshot.schema
+    ids: set[str] = set()
+    wildcard = False
+    seen: set[tuple[ObjectRef, str]] = set()
+    stack = [(resource, permission)]
+    while stack:
+        obj, name = stack.pop()
+        if (obj, name) in seen:
+            continue
+        seen.add((obj, name))
+        if subject_relation and obj.type == subject_type and name == subject_relation:
+            ids.add(obj.id)
+        perm = schema.permissions.get((obj.type, name))
+        for leaf in _leaves(perm.expr) if perm else ():
+            if isinstance(leaf, RelationRef):
+                stack.append((obj, leaf.name))
+            elif isinstance(leaf, SelfRef):
+                if not subject_relation and obj.type == subject_type:
+                    ids.add(obj.id)
+            elif isinstance(leaf, Arrow):
+                read = await state.reads.read(
+                    RelationshipFilter(obj.type, (obj.id,), leaf.relation)
+                )
+                for rel in read.live:
+                    if schema.member(rel.subject.type, leaf.target) is not None:
+                        stack.append((rel.subject.object, leaf.target))
+        if schema.relations.get((obj.type, name)) is None:
+            continue
+        read = await state.reads.read(RelationshipFilter(obj.type, (obj.id,), name))
+        for rel in read.live:
+            s = rel.subject
+            if s.type == subject_type and s.relation == subject_relation:
+                if s.id == WILDCARD:
+                    wildcard = True
+                else:
+                    ids.add(s.id)
+            if s.relation and schema.member(s.type, s.relation) is not None:
+                stack.append((s.object, s.relation))
+    return ids, wildcard
+
+
+async def lookup_subjects(
+    state: RequestState,
+    *,
+    resource: ObjectRef,
+    permission: str,
+    subject_type: str,
+    subject_relation: str,
+    context: FrozenContext,
+    after: str | None,
+    limit: int | None,
+) -> AsyncIterator[SubjectResult]:
+    ids, wildcard = await candidate_subjects(
+        state, resource, permission, subject_type, subject_relation
+    )
+
+    async def decision(subject_id: str) -> tuple[Decision, tuple[str, ...]]:
+        subject = SubjectRef(subject_type, subject_id, subject_relation)
+        result = await decide(state, CheckItem(resource, permission, subject, context))
+        return result.decision, result.missing_context
+
+    sent = 0
+    if wildcard and (after is None or after < WILDCARD):
+        decided, missing = await decision(WILDCARD)
+        if decided is not Decision.DENIED:
+            excluded = []
+            for subject_id in sorted(ids):
+                if (await decision(subject_id))[0] is Decision.DENIED:
+                    excluded.append(subject_id)
+            sent += 1
+            yield SubjectResult(WILDCARD, decided, missing, tuple(excluded))
+    for subject_id in sorted(ids):
+        if after is not None and subject_id <= after:
+            continue
+        if limit is not None and sent >= limit:
+            return
+        decided, missing = await decision(subject_id)
+        if decided is not Decision.DENIED:
+            sent += 1
+            yield SubjectResult(subject_id, decided, missing)

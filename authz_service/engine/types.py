@@ -1,0 +1,122 @@
+"""The engine's public values: what a caller passes in and gets back.
+
+All frozen and hashable, so that a `CheckItem` can be a cache key and a `CheckResult` a
+cached value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+from authz_service.model import EMPTY_CONTEXT, FrozenContext, ObjectRef, Revision, SubjectRef
+from authz_service.schema.compiled import CompiledSchema
+
+__all__ = [
+    "CheckItem",
+    "CheckResult",
+    "Decision",
+    "ExplainNode",
+    "Limits",
+    "ResourceResult",
+    "Snapshot",
+    "SubjectResult",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything a decision is made against.
+
+    `now` judges relationship expiration. It is explicit (never read from the clock inside
+    the engine) so that replaying a decision with the same snapshot gives the same answer.
+    """
+
+    tenant: str
+    revision: Revision
+    schema: CompiledSchema
+    now: datetime
+
+
+class Decision(Enum):
+    ALLOWED = "ALLOWED"
+    DENIED = "DENIED"
+    CONDITIONAL = "CONDITIONAL"  # a caveat needs context the caller did not send
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Evaluation limits. Hitting any of them is an error, never an answer.
+
+    `max_depth` bounds nested subproblems (nested groups, arrows, rewrites); `max_fanout`
+    bounds the relationships one node expands into further subproblems; `deadline` is a
+    `time.monotonic()` instant.
+    """
+
+    max_depth: int = 50
+    max_fanout: int = 10_000
+    deadline: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainNode:
+    """One step of an explanation.
+
+    `kind` is one of: `permission`, `relation` (a relation or permission of an object),
+    `union`, `intersection`, `exclusion`, `arrow`, `nil`, `self`, `alias` (the subject is
+    this very userset), `relationship` (a stored or contextual relationship; `caveat` names
+    its caveat), `cycle` (cut: already being evaluated higher up), `grant` (a grant source).
+    `object`/`relation` locate the step (`document:x`, `view`); for expression steps
+    `relation` holds the expression text. `reason` says why a step failed or is
+    conditional. Children of an ALLOWED step are its proof; of a DENIED step, the branches
+    that failed.
+    """
+
+    kind: str
+    object: str
+    relation: str
+    result: Decision
+    relationship: str | None = None
+    caveat: str | None = None
+    reason: str | None = None
+    children: tuple[ExplainNode, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """`cacheable` is False when the answer depended on something outside the request key
+    (request-only relationships, a cycle cut). `valid_until` is the earliest expiration
+    among the live relationships consulted: the answer may change at that instant."""
+
+    decision: Decision
+    missing_context: tuple[str, ...] = ()
+    explanation: ExplainNode | None = None
+    cacheable: bool = True
+    valid_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckItem:
+    resource: ObjectRef
+    permission: str
+    subject: SubjectRef
+    context: FrozenContext = EMPTY_CONTEXT
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceResult:
+    resource_id: str
+    decision: Decision
+    missing_context: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectResult:
+    """A wildcard result has `subject_id == "*"`: every subject of the type not listed
+    individually gets `decision`, except `excluded_subject_ids`, which are denied."""
+
+    subject_id: str
+    decision: Decision
+    missing_context: tuple[str, ...]
+    excluded_subject_ids: tuple[str, ...] = ()

@@ -1,0 +1,152 @@
+"""Cycles terminate with the right answer; limits and errors are errors, never ALLOWED."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from authz_service.engine import Decision, Limits
+from authz_service.errors import (
+    CaveatError,
+    DeadlineExceeded,
+    InvalidArgument,
+    LimitExceeded,
+)
+from authz_service.model import RelationshipUpdate, UpdateOp, parse_relationship
+
+from .helpers import TENANT, setup
+
+GROUPS = """
+definition user {}
+caveat over(x int) { x > 5 }
+definition group {
+    relation member: user | user with over | group#member
+}
+definition folder {
+    relation parent: folder
+    relation viewer: user
+    permission view = viewer + parent->view
+}
+definition doc {
+    relation viewer: user | group#member
+    relation folder: folder
+    permission view = viewer + folder->view
+}
+"""
+
+
+async def test_group_containing_itself_terminates() -> None:
+    s = await setup(
+        GROUPS,
+        ["group:a#member@group:a#member", "group:a#member@user:ann", "doc:d#viewer@group:a#member"],
+    )
+    assert await s.decision("doc:d#view@user:ann") is Decision.ALLOWED
+    result = await s.check("doc:d#view@user:bob")
+    assert result.decision is Decision.DENIED
+    assert result.cacheable  # the cycle was closed inside this request's evaluation
+
+
+async def test_mutual_groups_give_exact_answers_from_either_side() -> None:
+    rels = [
+        "group:a#member@group:b#member",
+        "group:b#member@group:a#member",
+        "group:b#member@user:ann",
+        'group:a#member@user:cat[over:{"x": 1}]',
+        "group:b#member@user:dan[over]",
+    ]
+    s = await setup(GROUPS, rels)
+    for group in ("a", "b"):
+        assert await s.decision(f"group:{group}#member@user:ann") is Decision.ALLOWED
+        assert await s.decision(f"group:{group}#member@user:cat") is Decision.DENIED
+        result = await s.check(f"group:{group}#member@user:dan")
+        assert (result.decision, result.missing_context) == (Decision.CONDITIONAL, ("x",))
+
+
+async def test_folder_parent_cycle_terminates() -> None:
+    s = await setup(
+        GROUPS,
+        [
+            "folder:a#parent@folder:b",
+            "folder:b#parent@folder:a",
+            "folder:b#viewer@user:ann",
+            "doc:d#folder@folder:a",
+        ],
+    )
+    assert await s.decision("doc:d#view@user:ann") is Decision.ALLOWED
+    assert await s.decision("doc:d#view@user:bob") is Decision.DENIED
+
+
+async def test_dense_cycles_stay_cheap() -> None:
+    """Twelve groups all containing each other: a path-only cycle cut would walk every
+    simple path (12! of them); closing the cycle memoizes the false answers."""
+    names = [f"g{i}" for i in range(12)]
+    rels = [f"group:{a}#member@group:{b}#member" for a in names for b in names if a != b]
+    s = await setup(GROUPS, [*rels, "group:g11#member@user:ann"])
+    started = time.perf_counter()
+    assert await s.decision("group:g0#member@user:bob") is Decision.DENIED
+    assert await s.decision("group:g0#member@user:ann") is Decision.ALLOWED
+    assert time.perf_counter() - started < 2.0
+
+
+def _chain(length: int) -> list[str]:
+    rels = [f"group:g{i}#member@group:g{i + 1}#member" for i in range(length)]
+    return [*rels, f"group:g{length}#member@user:deep", "doc:d#viewer@group:g0#member"]
+
+
+async def test_depth_limit_is_an_error_naming_the_check() -> None:
+    s = await setup(GROUPS, _chain(60))
+    with pytest.raises(LimitExceeded, match=r"max depth `50` exceeded checking `doc:d#view`"):
+        await s.check("doc:d#view@user:deep")
+    deeper = Limits(max_depth=100)
+    result = await s.check("doc:d#view@user:deep", limits=deeper)
+    assert result.decision is Decision.ALLOWED
+
+
+async def test_fanout_limit_counts_expansions_not_direct_subjects() -> None:
+    rels = [f"doc:d#folder@folder:f{i}" for i in range(5)]
+    rels += [f"doc:d#viewer@user:u{i}" for i in range(10)]
+    s = await setup(GROUPS, rels, limits=Limits(max_fanout=3))
+    assert await s.decision("doc:d#view@user:u7") is Decision.ALLOWED
+    with pytest.raises(LimitExceeded, match="fan-out"):
+        await s.check("doc:d#view@user:nobody")
+
+
+async def test_deadline() -> None:
+    s = await setup(GROUPS, ["doc:d#viewer@user:ann"])
+    with pytest.raises(DeadlineExceeded):
+        await s.check("doc:d#view@user:ann", limits=Limits(deadline=time.monotonic() - 1))
+
+
+async def test_unknown_caveat_on_stored_relationship_is_an_error() -> None:
+    s = await setup(GROUPS)
+    rogue = parse_relationship("doc:d#viewer@user:ann[ghost]")  # bypasses write validation
+    await s.store.write(TENANT, [RelationshipUpdate(UpdateOp.CREATE, rogue)])
+    snap = s.snap.__class__(s.snap.tenant, s.snap.revision + 1, s.snap.schema, s.snap.now)
+    from .helpers import item
+
+    with pytest.raises(CaveatError, match="ghost"):
+        await s.engine.check(snap, item("doc:d#view@user:ann"))
+
+
+async def test_caveat_evaluation_error_propagates() -> None:
+    s = await setup(GROUPS, ["group:g#member@user:ann[over]", "doc:d#viewer@group:g#member"])
+    with pytest.raises(CaveatError):
+        await s.check("doc:d#view@user:ann", {"x": "not a number"})
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("nodef:d#view@user:ann", "resource"),
+        ("doc:d#nope@user:ann", "permission"),
+        ("doc:d#view@nodef:ann", "subject"),
+        ("doc:d#view@group:g#nope", "subject"),
+        ("doc:d#view@user:*", "subject"),
+    ],
+)
+async def test_invalid_input_names_the_field(text: str, field: str) -> None:
+    s = await setup(GROUPS)
+    with pytest.raises(InvalidArgument) as info:
+        await s.check(text)
+    assert info.value.field == field
