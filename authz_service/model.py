@@ -27,6 +27,7 @@ __all__ = [
     "Relationship",
     "RelationshipFilter",
     "RelationshipUpdate",
+    "ReplayedRevision",
     "Revision",
     "SubjectRef",
     "UpdateOp",
@@ -39,6 +40,12 @@ __all__ = [
 
 Revision = int
 """A per-tenant, commit-ordered revision number. 0 means "nothing written yet"."""
+
+
+class ReplayedRevision(int):
+    """The revision of a write that had already been applied under the same idempotency
+    key: the call wrote nothing. Behaves as the plain revision everywhere else."""
+
 
 WILDCARD = "*"
 """Subject id meaning "every subject of this type"."""

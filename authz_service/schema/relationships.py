@@ -3,12 +3,11 @@
 A relationship `res#rel@subj` is allowed when `res`'s definition has a relation (not a
 permission) `rel` whose allowed subject types include one that matches the subject
 exactly: same type, same subject relation, wildcard only if `type:*` is listed, the same
-caveat (or none), and an expiration only where `with expiration` is listed.
+caveat (or none), and an expiration only where `with expiration` is listed. An expiration
+in the past is accepted: such a relationship simply does not exist for any check.
 """
 
 from __future__ import annotations
-
-from datetime import datetime
 
 from authz_service.errors import InvalidArgument
 from authz_service.model import WILDCARD, Relationship
@@ -46,7 +45,6 @@ def check_relationship(
     schema: CompiledSchema,
     rel: Relationship,
     field: str = "relationship",
-    now: datetime | None = None,
 ) -> None:
     """Raise InvalidArgument naming `field` and the relationship if the schema forbids it."""
     text = str(rel)
@@ -91,5 +89,3 @@ def check_relationship(
                 field=field,
                 value=text,
             )
-    if rel.expires_at is not None and now is not None and rel.expires_at <= now:
-        raise InvalidArgument(f"expiration of `{text}` is in the past", field=field, value=text)

@@ -16,6 +16,7 @@ from authz_service.model import (
     Relationship,
     RelationshipFilter,
     RelationshipUpdate,
+    ReplayedRevision,
     Revision,
     UpdateOp,
 )
@@ -100,7 +101,7 @@ class MemoryStore:
         async with self._lock:
             state = self._tenant(tenant)
             if idempotency_key is not None and idempotency_key in state.idempotency:
-                return state.idempotency[idempotency_key]
+                return ReplayedRevision(state.idempotency[idempotency_key])
             self._check_preconditions(state, preconditions)
             for update in updates:
                 if update.op is UpdateOp.CREATE and update.relationship.key in state.live:

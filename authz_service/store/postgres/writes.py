@@ -16,6 +16,7 @@ from authz_service.errors import AlreadyExists, FailedPrecondition, InvalidArgum
 from authz_service.model import (
     RelationshipFilter,
     RelationshipUpdate,
+    ReplayedRevision,
     Revision,
     UpdateOp,
 )
@@ -164,7 +165,7 @@ async def write(
                         revision,
                     )
     except _Replayed as replay:
-        return replay.revision
+        return ReplayedRevision(replay.revision)
     return revision
 
 

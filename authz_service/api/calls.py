@@ -1,0 +1,85 @@
+"""What every servicer method does around its body: errors to statuses, call metadata.
+
+Servicers stay thin: convert the request, call a service, convert the answer. Anything
+raised inside is mapped to a status here, so no servicer maps errors itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from authz_service.api.status import to_status
+from authz_service.errors import AuthzError
+from authz_service.service.audit import CallInfo
+
+__all__ = ["call_info", "stream_rpc", "unary_rpc"]
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+Self = TypeVar("Self")
+
+CREDENTIAL_KEY = "authz-credential-id"  # set by the auth interceptor in the call metadata
+
+
+def call_info(
+    context: grpc.aio.ServicerContext[Any, Any],
+    default_deadline_s: float,
+    *,
+    actor: str | None = None,
+    reason: str | None = None,
+) -> CallInfo:
+    remaining = context.time_remaining()
+    budget = default_deadline_s if remaining is None else min(remaining, default_deadline_s)
+    credential = getattr(context, "authz_credential_id", None)
+    return CallInfo(
+        credential_id=credential,
+        deadline=time.monotonic() + budget,
+        actor=actor,
+        reason=reason,
+    )
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
+    # grpc-stubs predates abort_with_status on the aio context; it exists at runtime.
+    await context.abort_with_status(to_status(exc))  # type: ignore[attr-defined]
+
+
+def unary_rpc(
+    method: Callable[[Self, Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Resp]],
+) -> Callable[[Self, Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Resp]]:
+    @functools.wraps(method)
+    async def wrapper(
+        self: Self, request: Req, context: grpc.aio.ServicerContext[Req, Resp]
+    ) -> Resp:
+        try:
+            return await method(self, request, context)
+        except (AuthzError, Exception) as exc:
+            if isinstance(exc, grpc.aio.AbortError):
+                raise
+            await _abort(context, exc)
+            raise  # unreachable: abort raises
+
+    return wrapper
+
+
+def stream_rpc(
+    method: Callable[[Self, Req, grpc.aio.ServicerContext[Req, Resp]], AsyncIterator[Resp]],
+) -> Callable[[Self, Req, grpc.aio.ServicerContext[Req, Resp]], AsyncIterator[Resp]]:
+    @functools.wraps(method)
+    async def wrapper(
+        self: Self, request: Req, context: grpc.aio.ServicerContext[Req, Resp]
+    ) -> AsyncIterator[Resp]:
+        try:
+            async for item in method(self, request, context):
+                yield item
+        except (AuthzError, Exception) as exc:
+            if isinstance(exc, grpc.aio.AbortError):
+                raise
+            await _abort(context, exc)
+
+    return wrapper

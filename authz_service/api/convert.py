@@ -1,0 +1,195 @@
+"""Protobuf <-> domain conversion. Protobuf stops here: nothing below api/ sees a message.
+
+Every conversion validates and raises InvalidArgument naming the request field path
+(`resource.object_id`, `updates[3].relationship.subject`, ...) and the offending value.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2
+
+from authz_service.api.gen.authz.v1 import core_pb2
+from authz_service.api.tokens import decode_token, encode_token
+from authz_service.engine import Decision
+from authz_service.errors import InvalidArgument
+from authz_service.model import (
+    NO_RELATION,
+    CaveatRef,
+    Consistency,
+    ConsistencyMode,
+    FrozenContext,
+    ObjectRef,
+    Relationship,
+    RelationshipFilter,
+    Revision,
+    SubjectRef,
+    validate_object_id,
+    validate_relation_name,
+    validate_type_name,
+)
+
+__all__ = [
+    "consistency",
+    "context",
+    "decision_to_proto",
+    "object_ref",
+    "object_to_proto",
+    "relationship",
+    "relationship_filter",
+    "relationship_to_proto",
+    "subject_ref",
+    "subject_to_proto",
+    "tenant",
+    "token",
+]
+
+_TENANT_RE = re.compile(r"^[a-zA-Z0-9_\-]{1,64}$")
+
+_DECISIONS = {
+    Decision.ALLOWED: core_pb2.DECISION_ALLOWED,
+    Decision.DENIED: core_pb2.DECISION_DENIED,
+    Decision.CONDITIONAL: core_pb2.DECISION_CONDITIONAL,
+}
+
+
+def tenant(value: str, field: str = "tenant") -> str:
+    if not _TENANT_RE.match(value):
+        shown = value if value else "(empty)"
+        raise InvalidArgument(
+            f"tenant `{shown}` must be 1-64 characters of letters, digits, `_` and `-`",
+            field=field,
+            value=value,
+        )
+    return value
+
+
+def object_ref(msg: core_pb2.ObjectReference, field: str) -> ObjectRef:
+    return ObjectRef(
+        validate_type_name(msg.object_type, f"{field}.object_type"),
+        validate_object_id(msg.object_id, f"{field}.object_id"),
+    )
+
+
+def subject_ref(msg: core_pb2.SubjectReference, field: str) -> SubjectRef:
+    obj = msg.object
+    subject_id = validate_object_id(obj.object_id, f"{field}.object.object_id", allow_wildcard=True)
+    relation = "" if msg.relation in ("", "...") else msg.relation
+    if relation:
+        validate_relation_name(relation, f"{field}.relation")
+    return SubjectRef(
+        validate_type_name(obj.object_type, f"{field}.object.object_type"), subject_id, relation
+    )
+
+
+def _normalise(value: Any) -> Any:
+    """Struct numbers are doubles; JSON callers meant 42, not 42.0, for int parameters."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _normalise(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def context(msg: struct_pb2.Struct) -> FrozenContext:
+    if not msg.fields:
+        return FrozenContext()
+    return FrozenContext(_normalise(json_format.MessageToDict(msg)))
+
+
+def relationship(msg: core_pb2.Relationship, field: str) -> Relationship:
+    caveat = None
+    if msg.HasField("caveat") and msg.caveat.name:
+        caveat = CaveatRef(msg.caveat.name, context(msg.caveat.context))
+    expires = None
+    if msg.HasField("expires_at"):
+        expires = msg.expires_at.ToDatetime(tzinfo=UTC)
+    return Relationship(
+        object_ref(msg.resource, f"{field}.resource"),
+        validate_relation_name(msg.relation, f"{field}.relation"),
+        subject_ref(msg.subject, f"{field}.subject"),
+        caveat,
+        expires,
+    )
+
+
+def relationship_filter(
+    msg: core_pb2.RelationshipFilter, field: str = "filter"
+) -> RelationshipFilter:
+    if msg.resource_type:
+        validate_type_name(msg.resource_type, f"{field}.resource_type")
+    if msg.subject_type:
+        validate_type_name(msg.subject_type, f"{field}.subject_type")
+    subject_relation = None
+    if msg.HasField("subject_relation"):
+        subject_relation = NO_RELATION if msg.subject_relation == "..." else msg.subject_relation
+    return RelationshipFilter(
+        resource_type=msg.resource_type or None,
+        resource_ids=tuple(msg.resource_ids) or None,
+        relation=msg.relation or None,
+        subject_type=msg.subject_type or None,
+        subject_ids=tuple(msg.subject_ids) or None,
+        subject_relation=subject_relation,
+    )
+
+
+def consistency(
+    msg: core_pb2.Consistency, tenant_name: str, field: str = "consistency"
+) -> Consistency:
+    which = msg.WhichOneof("requirement")
+    if which == "at_least_as_fresh":
+        revision = decode_token(
+            msg.at_least_as_fresh.token, tenant_name, f"{field}.at_least_as_fresh"
+        )
+        return Consistency(ConsistencyMode.AT_LEAST_AS_FRESH, revision)
+    if which == "at_exact_snapshot":
+        revision = decode_token(
+            msg.at_exact_snapshot.token, tenant_name, f"{field}.at_exact_snapshot"
+        )
+        return Consistency(ConsistencyMode.AT_EXACT_SNAPSHOT, revision)
+    if which == "fully_consistent":
+        return Consistency(ConsistencyMode.FULLY_CONSISTENT)
+    return Consistency(ConsistencyMode.MINIMIZE_LATENCY)
+
+
+def token(tenant_name: str, revision: Revision) -> core_pb2.ConsistencyToken:
+    return core_pb2.ConsistencyToken(token=encode_token(tenant_name, revision))
+
+
+def decision_to_proto(decision: Decision) -> core_pb2.Decision.ValueType:
+    return _DECISIONS[decision]
+
+
+def object_to_proto(obj: ObjectRef) -> core_pb2.ObjectReference:
+    return core_pb2.ObjectReference(object_type=obj.type, object_id=obj.id)
+
+
+def subject_to_proto(subject: SubjectRef) -> core_pb2.SubjectReference:
+    return core_pb2.SubjectReference(
+        object=core_pb2.ObjectReference(object_type=subject.type, object_id=subject.id),
+        relation=subject.relation,
+    )
+
+
+def relationship_to_proto(rel: Relationship) -> core_pb2.Relationship:
+    msg = core_pb2.Relationship(
+        resource=object_to_proto(rel.resource),
+        relation=rel.relation,
+        subject=subject_to_proto(rel.subject),
+    )
+    if rel.caveat is not None:
+        msg.caveat.name = rel.caveat.name
+        if rel.caveat.context:
+            msg.caveat.context.update(rel.caveat.context.to_dict())
+    if rel.expires_at is not None:
+        msg.expires_at.FromDatetime(rel.expires_at.astimezone(UTC))
+    return msg
+
+
+def validate_type(value: str, field: str) -> str:
+    return validate_type_name(value, field)

@@ -1,0 +1,93 @@
+"""Engine explanations -> the API's Explanation message."""
+
+from __future__ import annotations
+
+from authz_service.api import convert
+from authz_service.api.gen.authz.v1 import core_pb2
+from authz_service.engine import CheckResult, Decision, ExplainNode
+from authz_service.errors import InvalidArgument
+from authz_service.model import ObjectRef, parse_relationship
+
+__all__ = ["deny_reason", "explanation_to_proto"]
+
+_Node = core_pb2.ExplanationNode
+_KINDS = {
+    "permission": _Node.KIND_PERMISSION,
+    "relation": _Node.KIND_RELATION,
+    "alias": _Node.KIND_RELATION,
+    "self": _Node.KIND_RELATION,
+    "union": _Node.KIND_UNION,
+    "intersection": _Node.KIND_INTERSECTION,
+    "exclusion": _Node.KIND_EXCLUSION,
+    "arrow": _Node.KIND_ARROW,
+    "arrow_all": _Node.KIND_ARROW_ALL,
+    "nil": _Node.KIND_NIL,
+    "relationship": _Node.KIND_RELATIONSHIP,
+    "grant": _Node.KIND_ROLE_BINDING,
+    "impersonation": _Node.KIND_IMPERSONATION,
+}
+
+
+def _object(text: str) -> core_pb2.ObjectReference | None:
+    kind, sep, ident = text.partition(":")
+    return convert.object_to_proto(ObjectRef(kind, ident)) if sep else None
+
+
+def _node(node: ExplainNode) -> core_pb2.ExplanationNode:
+    msg = core_pb2.ExplanationNode(
+        kind=_KINDS.get(node.kind, _Node.KIND_UNSPECIFIED),
+        relation=node.relation,
+        result=convert.decision_to_proto(node.result),
+        expression=node.reason or "",
+    )
+    obj = _object(node.object)
+    if obj is not None:
+        msg.object.CopyFrom(obj)
+    if node.relationship:
+        try:
+            msg.relationship.CopyFrom(
+                convert.relationship_to_proto(parse_relationship(node.relationship))
+            )
+        except InvalidArgument:
+            msg.expression = f"{msg.expression} {node.relationship}".strip()
+    if node.caveat:
+        msg.caveat.name = node.caveat
+    msg.children.extend(_node(child) for child in node.children)
+    return msg
+
+
+def _walk(node: ExplainNode) -> list[ExplainNode]:
+    found = [node]
+    for child in node.children:
+        found.extend(_walk(child))
+    return found
+
+
+def deny_reason(result: CheckResult) -> core_pb2.DenyReason.ValueType:
+    if result.decision is Decision.ALLOWED:
+        return core_pb2.DENY_REASON_UNSPECIFIED
+    if result.decision is Decision.CONDITIONAL:
+        return core_pb2.DENY_REASON_MISSING_CONTEXT
+    nodes = _walk(result.explanation) if result.explanation else []
+    reasons = " ".join(n.reason or "" for n in nodes)
+    if "suspended" in reasons:
+        return core_pb2.DENY_REASON_SUBJECT_SUSPENDED
+    if "deprovisioned" in reasons:
+        return core_pb2.DENY_REASON_SUBJECT_DEPROVISIONED
+    if "non-delegable" in reasons or "nondelegable" in reasons:
+        return core_pb2.DENY_REASON_NON_DELEGABLE
+    if any(n.kind == "impersonation" and n.result is Decision.DENIED for n in nodes):
+        return core_pb2.DENY_REASON_IMPERSONATION_NOT_ALLOWED
+    for n in nodes:
+        if n.kind == "exclusion" and n.children and n.children[0].result is Decision.ALLOWED:
+            return core_pb2.DENY_REASON_EXCLUDED
+    if any(n.kind == "relationship" and n.caveat and n.result is Decision.DENIED for n in nodes):
+        return core_pb2.DENY_REASON_CAVEAT_FALSE
+    return core_pb2.DENY_REASON_NO_GRANT
+
+
+def explanation_to_proto(result: CheckResult) -> core_pb2.Explanation:
+    msg = core_pb2.Explanation(deny_reason=deny_reason(result))
+    if result.explanation is not None:
+        msg.root.CopyFrom(_node(result.explanation))
+    return msg

@@ -1,0 +1,233 @@
+"""PermissionsService: Check, CheckBulk, ListPermissions, lookups and Explain."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from authz_service.api import convert
+from authz_service.api.calls import call_info, stream_rpc, unary_rpc
+from authz_service.api.explain import explanation_to_proto
+from authz_service.api.gen.authz.v1 import core_pb2, permissions_pb2, permissions_pb2_grpc
+from authz_service.api.status import status_proto
+from authz_service.engine import CheckItem, CheckResult
+from authz_service.errors import AuthzError, InvalidArgument
+from authz_service.model import Relationship
+from authz_service.service.permissions import PermissionService
+
+__all__ = ["PermissionsServicer"]
+
+Ctx = grpc.aio.ServicerContext[Any, Any]
+
+
+def _contextual(msgs: Any, field: str) -> tuple[Relationship, ...]:
+    return tuple(convert.relationship(m, f"{field}[{i}]") for i, m in enumerate(msgs))
+
+
+def _cursor(msg: core_pb2.Cursor) -> str | None:
+    return msg.token or None
+
+
+def _limit(value: int, field: str = "limit") -> int | None:
+    if value > 10_000:
+        raise InvalidArgument(f"limit `{value}` exceeds 10000", field=field, value=value)
+    return value or None
+
+
+class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
+    def __init__(self, service: PermissionService, *, default_deadline_s: float) -> None:
+        self._service = service
+        self._deadline = default_deadline_s
+
+    def _item(self, request: Any, prefix: str = "") -> CheckItem:
+        if not request.permission:
+            raise InvalidArgument("permission is required", field=f"{prefix}permission")
+        return CheckItem(
+            resource=convert.object_ref(request.resource, f"{prefix}resource"),
+            permission=request.permission,
+            subject=convert.subject_ref(request.subject, f"{prefix}subject"),
+            context=convert.context(request.context),
+        )
+
+    @unary_rpc
+    async def Check(
+        self, request: permissions_pb2.CheckRequest, context: Ctx
+    ) -> permissions_pb2.CheckResponse:
+        tenant = convert.tenant(request.tenant)
+        item = self._item(request)
+        actor = None
+        if request.HasField("actor"):
+            actor = convert.subject_ref(request.actor, "actor")
+        call = call_info(
+            context,
+            self._deadline,
+            actor=str(actor) if actor else None,
+            reason=request.reason or None,
+        )
+        outcome = await self._service.check(
+            tenant,
+            item,
+            convert.consistency(request.consistency, tenant),
+            call,
+            explain=request.with_explanation,
+            contextual=_contextual(request.contextual_relationships, "contextual_relationships"),
+            actor=actor,
+        )
+        response = permissions_pb2.CheckResponse(
+            decision=convert.decision_to_proto(outcome.result.decision),
+            missing_context=outcome.result.missing_context,
+            checked_at=convert.token(tenant, outcome.revision),
+            decision_id=outcome.decision_id,
+            subject=request.subject,
+            reason=request.reason,
+        )
+        if actor is not None:
+            response.actor.CopyFrom(request.actor)
+        if outcome.result.explanation is not None:
+            response.explanation.CopyFrom(explanation_to_proto(outcome.result))
+        return response
+
+    @unary_rpc
+    async def CheckBulk(
+        self, request: permissions_pb2.CheckBulkRequest, context: Ctx
+    ) -> permissions_pb2.CheckBulkResponse:
+        tenant = convert.tenant(request.tenant)
+        items = [self._item(it, f"items[{i}].") for i, it in enumerate(request.items)]
+        actor = convert.subject_ref(request.actor, "actor") if request.HasField("actor") else None
+        call = call_info(
+            context,
+            self._deadline,
+            actor=str(actor) if actor else None,
+            reason=request.reason or None,
+        )
+        revision, results, ids = await self._service.check_bulk(
+            tenant,
+            items,
+            convert.consistency(request.consistency, tenant),
+            call,
+            contextual=_contextual(request.contextual_relationships, "contextual_relationships"),
+            actor=actor,
+        )
+        response = permissions_pb2.CheckBulkResponse(checked_at=convert.token(tenant, revision))
+        for result, decision_id in zip(results, ids, strict=True):
+            entry = response.items.add()
+            if isinstance(result, AuthzError):
+                entry.error.CopyFrom(status_proto(result))
+                continue
+            entry.result.decision = convert.decision_to_proto(result.decision)
+            entry.result.missing_context.extend(result.missing_context)
+            entry.result.decision_id = decision_id
+        return response
+
+    @unary_rpc
+    async def ListPermissions(
+        self, request: permissions_pb2.ListPermissionsRequest, context: Ctx
+    ) -> permissions_pb2.ListPermissionsResponse:
+        tenant = convert.tenant(request.tenant)
+        outcome = await self._service.list_permissions(
+            tenant,
+            convert.object_ref(request.resource, "resource"),
+            convert.subject_ref(request.subject, "subject"),
+            convert.context(request.context),
+            convert.consistency(request.consistency, tenant),
+            call_info(context, self._deadline),
+            contextual=_contextual(request.contextual_relationships, "contextual_relationships"),
+        )
+        return permissions_pb2.ListPermissionsResponse(
+            permissions=[
+                permissions_pb2.PermissionDecision(
+                    permission=name,
+                    decision=convert.decision_to_proto(result.decision),
+                    missing_context=result.missing_context,
+                )
+                for name, result in outcome.permissions
+            ],
+            checked_at=convert.token(tenant, outcome.revision),
+            decision_id=outcome.decision_id,
+        )
+
+    @stream_rpc
+    async def LookupResources(
+        self, request: permissions_pb2.LookupResourcesRequest, context: Ctx
+    ) -> AsyncIterator[permissions_pb2.LookupResourcesResponse]:
+        tenant = convert.tenant(request.tenant)
+        revision, stream = await self._service.lookup_resources(
+            tenant,
+            convert.validate_type(request.resource_type, "resource_type"),
+            request.permission,
+            convert.subject_ref(request.subject, "subject"),
+            convert.context(request.context),
+            convert.consistency(request.consistency, tenant),
+            call_info(context, self._deadline),
+            after=_cursor(request.cursor),
+            limit=_limit(request.limit),
+        )
+        at = convert.token(tenant, revision)
+        async for found in stream:
+            yield permissions_pb2.LookupResourcesResponse(
+                resource_id=found.resource_id,
+                decision=convert.decision_to_proto(found.decision),
+                missing_context=found.missing_context,
+                cursor=core_pb2.Cursor(token=found.resource_id),
+                looked_up_at=at,
+            )
+
+    @stream_rpc
+    async def LookupSubjects(
+        self, request: permissions_pb2.LookupSubjectsRequest, context: Ctx
+    ) -> AsyncIterator[permissions_pb2.LookupSubjectsResponse]:
+        tenant = convert.tenant(request.tenant)
+        revision, stream = await self._service.lookup_subjects(
+            tenant,
+            convert.object_ref(request.resource, "resource"),
+            request.permission,
+            convert.validate_type(request.subject_type, "subject_type"),
+            "" if request.subject_relation == "..." else request.subject_relation,
+            convert.context(request.context),
+            convert.consistency(request.consistency, tenant),
+            call_info(context, self._deadline),
+            after=_cursor(request.cursor),
+            limit=_limit(request.limit),
+        )
+        at = convert.token(tenant, revision)
+        async for found in stream:
+            yield permissions_pb2.LookupSubjectsResponse(
+                subject_id=found.subject_id,
+                decision=convert.decision_to_proto(found.decision),
+                missing_context=found.missing_context,
+                excluded_subject_ids=found.excluded_subject_ids,
+                cursor=core_pb2.Cursor(token=found.subject_id),
+                looked_up_at=at,
+            )
+
+    @unary_rpc
+    async def Explain(
+        self, request: permissions_pb2.ExplainRequest, context: Ctx
+    ) -> permissions_pb2.ExplainResponse:
+        tenant = convert.tenant(request.tenant)
+        actor = convert.subject_ref(request.actor, "actor") if request.HasField("actor") else None
+        call = call_info(
+            context,
+            self._deadline,
+            actor=str(actor) if actor else None,
+            reason=request.reason or None,
+        )
+        outcome = await self._service.check(
+            tenant,
+            self._item(request),
+            convert.consistency(request.consistency, tenant),
+            call,
+            explain=True,
+            contextual=_contextual(request.contextual_relationships, "contextual_relationships"),
+            actor=actor,
+        )
+        result: CheckResult = outcome.result
+        return permissions_pb2.ExplainResponse(
+            decision=convert.decision_to_proto(result.decision),
+            missing_context=result.missing_context,
+            explanation=explanation_to_proto(result),
+            checked_at=convert.token(tenant, outcome.revision),
+            decision_id=outcome.decision_id,
+        )

@@ -1,0 +1,181 @@
+"""RelationshipsService: write, delete, read (paged stream) and watch relationships."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from authz_service.api import convert
+from authz_service.api.calls import call_info, stream_rpc, unary_rpc
+from authz_service.api.gen.authz.v1 import core_pb2, relationships_pb2, relationships_pb2_grpc
+from authz_service.api.tokens import decode_token
+from authz_service.errors import InvalidArgument
+from authz_service.model import (
+    Consistency,
+    ConsistencyMode,
+    RelationshipUpdate,
+    ReplayedRevision,
+    UpdateOp,
+    parse_relationship,
+)
+from authz_service.service.relationships import RelationshipService
+from authz_service.store.protocol import Precondition
+
+__all__ = ["RelationshipsServicer"]
+
+Ctx = grpc.aio.ServicerContext[Any, Any]
+_PB = relationships_pb2
+
+_OPS = {
+    _PB.RelationshipUpdate.OPERATION_CREATE: UpdateOp.CREATE,
+    _PB.RelationshipUpdate.OPERATION_TOUCH: UpdateOp.TOUCH,
+    _PB.RelationshipUpdate.OPERATION_DELETE: UpdateOp.DELETE,
+}
+_PAGE = 100
+
+
+def _preconditions(msgs: Any) -> tuple[Precondition, ...]:
+    found = []
+    for i, msg in enumerate(msgs):
+        if msg.operation == _PB.Precondition.OPERATION_UNSPECIFIED:
+            raise InvalidArgument(
+                "precondition operation is required",
+                field=f"preconditions[{i}].operation",
+                value=0,
+            )
+        found.append(
+            Precondition(
+                convert.relationship_filter(msg.filter, f"preconditions[{i}].filter"),
+                must_exist=msg.operation == _PB.Precondition.OPERATION_MUST_MATCH,
+            )
+        )
+    return tuple(found)
+
+
+class RelationshipsServicer(relationships_pb2_grpc.RelationshipsServiceServicer):
+    def __init__(self, service: RelationshipService, *, default_deadline_s: float) -> None:
+        self._service = service
+        self._deadline = default_deadline_s
+
+    @unary_rpc
+    async def WriteRelationships(
+        self, request: relationships_pb2.WriteRelationshipsRequest, context: Ctx
+    ) -> relationships_pb2.WriteRelationshipsResponse:
+        tenant = convert.tenant(request.tenant)
+        updates = []
+        for i, msg in enumerate(request.updates):
+            op = _OPS.get(msg.operation)
+            if op is None:
+                raise InvalidArgument(
+                    "update operation must be CREATE, TOUCH or DELETE",
+                    field=f"updates[{i}].operation",
+                    value=msg.operation,
+                )
+            rel = convert.relationship(msg.relationship, f"updates[{i}].relationship")
+            updates.append(RelationshipUpdate(op, rel))
+        revision = await self._service.write(
+            tenant,
+            updates,
+            call_info(context, self._deadline),
+            preconditions=_preconditions(request.preconditions),
+            idempotency_key=request.idempotency_key or None,
+        )
+        return relationships_pb2.WriteRelationshipsResponse(
+            written_at=convert.token(tenant, revision),
+            replayed=isinstance(revision, ReplayedRevision),
+        )
+
+    @unary_rpc
+    async def DeleteRelationships(
+        self, request: relationships_pb2.DeleteRelationshipsRequest, context: Ctx
+    ) -> relationships_pb2.DeleteRelationshipsResponse:
+        tenant = convert.tenant(request.tenant)
+        revision, count = await self._service.delete(
+            tenant,
+            convert.relationship_filter(request.filter),
+            call_info(context, self._deadline),
+            preconditions=_preconditions(request.preconditions),
+        )
+        return relationships_pb2.DeleteRelationshipsResponse(
+            deleted_at=convert.token(tenant, revision), deleted_count=count
+        )
+
+    @stream_rpc
+    async def ReadRelationships(
+        self, request: relationships_pb2.ReadRelationshipsRequest, context: Ctx
+    ) -> AsyncIterator[relationships_pb2.ReadRelationshipsResponse]:
+        tenant = convert.tenant(request.tenant)
+        flt = convert.relationship_filter(request.filter)
+        consistency = convert.consistency(request.consistency, tenant)
+        after = None
+        if request.cursor.token:
+            try:
+                after = parse_relationship(request.cursor.token, "cursor")
+            except InvalidArgument:
+                raise InvalidArgument(
+                    "cursor is not one this service issued",
+                    field="cursor",
+                    value=request.cursor.token,
+                ) from None
+        remaining = request.limit or None
+        # Page through the store so a huge result never sits in memory at once; every
+        # page reads at the same revision, so the stream is one consistent snapshot.
+        revision = None
+        while True:
+            page = _PAGE if remaining is None else min(_PAGE, remaining)
+            if revision is None:
+                revision, found = await self._service.read(
+                    tenant, flt, consistency, limit=page, after=after
+                )
+                at = convert.token(tenant, revision)
+            else:
+                _, found = await self._service.read(
+                    tenant, flt, _exact(revision), limit=page, after=after
+                )
+            for rel in found:
+                yield relationships_pb2.ReadRelationshipsResponse(
+                    relationship=convert.relationship_to_proto(rel),
+                    cursor=core_pb2.Cursor(token=str(rel)),
+                    read_at=at,
+                )
+            if remaining is not None:
+                remaining -= len(found)
+            if len(found) < page or remaining == 0:
+                return
+            after = found[-1]
+
+    @stream_rpc
+    async def Watch(
+        self, request: relationships_pb2.WatchRequest, context: Ctx
+    ) -> AsyncIterator[relationships_pb2.WatchResponse]:
+        tenant = convert.tenant(request.tenant)
+        after = 0
+        if request.after.token:
+            after = decode_token(request.after.token, tenant, "after")
+        filters = [
+            convert.relationship_filter(f, f"filters[{i}]") for i, f in enumerate(request.filters)
+        ]
+        async for revision, changes in self._service.watch(tenant, after):
+            wanted = [
+                c for c in changes if not filters or any(f.matches(c.relationship) for f in filters)
+            ]
+            if not wanted:
+                continue
+            yield relationships_pb2.WatchResponse(
+                changes=[
+                    _PB.RelationshipChange(
+                        operation=_PB.RelationshipChange.OPERATION_DELETE
+                        if c.op is UpdateOp.DELETE
+                        else _PB.RelationshipChange.OPERATION_TOUCH,
+                        relationship=convert.relationship_to_proto(c.relationship),
+                    )
+                    for c in wanted
+                ],
+                changes_through=convert.token(tenant, revision),
+            )
+
+
+def _exact(revision: int) -> Consistency:
+    return Consistency(ConsistencyMode.AT_EXACT_SNAPSHOT, revision)

@@ -1,0 +1,66 @@
+"""SchemaService: write (validated, orphan-checked) and read the schema."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import grpc
+
+from authz_service.api.calls import call_info, unary_rpc
+from authz_service.api.gen.authz.v1 import schema_pb2, schema_pb2_grpc
+from authz_service.errors import InvalidArgument, NotFound
+from authz_service.service.audit import AuditTrail
+from authz_service.service.schemas import SchemaManager
+
+__all__ = ["SchemaServicer"]
+
+Ctx = grpc.aio.ServicerContext[Any, Any]
+_MAX_SCHEMA_BYTES = 1 << 20
+
+
+class SchemaServicer(schema_pb2_grpc.SchemaServiceServicer):
+    def __init__(
+        self, schemas: SchemaManager, audit: AuditTrail, *, default_deadline_s: float
+    ) -> None:
+        self._schemas = schemas
+        self._audit = audit
+        self._deadline = default_deadline_s
+
+    @unary_rpc
+    async def WriteSchema(
+        self, request: schema_pb2.WriteSchemaRequest, context: Ctx
+    ) -> schema_pb2.WriteSchemaResponse:
+        started = time.perf_counter()
+        if len(request.schema.encode()) > _MAX_SCHEMA_BYTES:
+            raise InvalidArgument("schema exceeds 1 MiB", field="schema")
+        compiled = await self._schemas.write(request.schema, force=request.force)
+        await self._audit.admin(
+            "_platform",
+            call_info(context, self._deadline),
+            action="write_schema",
+            resource=f"schema:{compiled.version}",
+            revision=0,
+            schema_version=compiled.version,
+            details={"force": request.force},
+            started=started,
+        )
+        # The schema is shared by all tenants, so there is no per-tenant token to return.
+        return schema_pb2.WriteSchemaResponse(schema_version=compiled.version)
+
+    @unary_rpc
+    async def ReadSchema(
+        self, request: schema_pb2.ReadSchemaRequest, context: Ctx
+    ) -> schema_pb2.ReadSchemaResponse:
+        current = self._schemas.loaded
+        if request.schema_version:
+            compiled = await self._schemas.version(request.schema_version)
+        elif current is not None:
+            compiled = current
+        else:
+            raise NotFound("no schema has been written yet")
+        return schema_pb2.ReadSchemaResponse(
+            schema=compiled.text,
+            schema_version=compiled.version,
+            current=current is not None and current.version == compiled.version,
+        )

@@ -1,0 +1,70 @@
+"""Building the grpc.aio server: servicers, health, reflection, limits, port reuse."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from authz_service.api.gen.authz.v1 import (
+    permissions_pb2,
+    permissions_pb2_grpc,
+    relationships_pb2,
+    relationships_pb2_grpc,
+    schema_pb2,
+    schema_pb2_grpc,
+)
+from authz_service.api.permissions import PermissionsServicer
+from authz_service.api.relationships import RelationshipsServicer
+from authz_service.api.schema import SchemaServicer
+
+__all__ = ["SERVICE_NAMES", "build_server"]
+
+SERVICE_NAMES: tuple[str, ...] = (
+    permissions_pb2.DESCRIPTOR.services_by_name["PermissionsService"].full_name,
+    relationships_pb2.DESCRIPTOR.services_by_name["RelationshipsService"].full_name,
+    schema_pb2.DESCRIPTOR.services_by_name["SchemaService"].full_name,
+)
+
+
+def build_server(
+    *,
+    permissions: PermissionsServicer,
+    relationships: RelationshipsServicer,
+    schema: SchemaServicer,
+    max_concurrent_rpcs: int,
+    reuse_port: bool,
+    interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
+) -> tuple[grpc.aio.Server, Any]:
+    """A server with every service registered but no port bound yet.
+
+    `maximum_concurrent_rpcs` makes grpc answer RESOURCE_EXHAUSTED past the cap instead
+    of queueing without bound and shedding calls silently under overload.
+    """
+    server = grpc.aio.server(
+        interceptors=list(interceptors),
+        maximum_concurrent_rpcs=max_concurrent_rpcs,
+        options=[
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
+            ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ],
+    )
+    permissions_pb2_grpc.add_PermissionsServiceServicer_to_server(permissions, server)
+    relationships_pb2_grpc.add_RelationshipsServiceServicer_to_server(relationships, server)
+    schema_pb2_grpc.add_SchemaServiceServicer_to_server(schema, server)
+    health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (
+            *SERVICE_NAMES,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+    return server, health_servicer

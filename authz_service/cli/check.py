@@ -1,0 +1,73 @@
+"""`authz check RESOURCE PERMISSION SUBJECT --tenant T`: one Check from the shell.
+
+Exit status 0 when ALLOWED, 1 when DENIED, 3 when CONDITIONAL, 2 on an error, so the
+command can gate shell scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+import grpc
+
+from authz_service.api import convert
+from authz_service.api.gen.authz.v1 import core_pb2, permissions_pb2, permissions_pb2_grpc
+from authz_service.model import parse_object, parse_subject
+
+__all__ = ["register"]
+
+_EXIT = {
+    core_pb2.DECISION_ALLOWED: 0,
+    core_pb2.DECISION_DENIED: 1,
+    core_pb2.DECISION_CONDITIONAL: 3,
+}
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("check", help="ask a running server one question")
+    parser.add_argument("resource", help="type:id, e.g. document:readme")
+    parser.add_argument("permission", help="e.g. view")
+    parser.add_argument("subject", help="type:id[#relation], e.g. user:alice")
+    parser.add_argument("--tenant", required=True)
+    parser.add_argument("--server", default="127.0.0.1:50051", help="host:port")
+    parser.add_argument("--context", default="{}", help="caveat context as a JSON object")
+    parser.add_argument("--api-key", default=None, help="bearer API key")
+    parser.add_argument("--explain", action="store_true", help="print the explanation")
+    parser.set_defaults(handler=_check)
+
+
+def _check(args: argparse.Namespace) -> int:
+    return asyncio.run(_ask(args))
+
+
+async def _ask(args: argparse.Namespace) -> int:
+    request = permissions_pb2.CheckRequest(
+        tenant=args.tenant,
+        resource=convert.object_to_proto(parse_object(args.resource)),
+        permission=args.permission,
+        subject=convert.subject_to_proto(parse_subject(args.subject)),
+        with_explanation=args.explain,
+    )
+    context = json.loads(args.context)
+    if context:
+        request.context.update(context)
+    metadata = (("authorization", f"Bearer {args.api_key}"),) if args.api_key else None
+    async with grpc.aio.insecure_channel(args.server) as channel:
+        stub = permissions_pb2_grpc.PermissionsServiceStub(channel)
+        try:
+            reply = await stub.Check(request, metadata=metadata, timeout=10)
+        except grpc.aio.AioRpcError as err:
+            print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)
+            return 2
+    decision = core_pb2.Decision.Name(reply.decision).removeprefix("DECISION_")
+    missing = f" missing {', '.join(reply.missing_context)}" if reply.missing_context else ""
+    print(f"{decision}{missing} (decision {reply.decision_id})")
+    if args.explain:
+        from google.protobuf import json_format
+
+        print(json_format.MessageToJson(reply.explanation))
+    return _EXIT.get(reply.decision, 2)

@@ -1,0 +1,141 @@
+"""`authz serve`: run the gRPC server, in one or several worker processes.
+
+Python runs one thread of Python at a time, so using every core takes processes: each
+worker is a full server (own pool, cache and decision-log stream) bound to the same
+port with SO_REUSEPORT, and the kernel spreads connections across them. The parent
+prepares the database once (embedded start, migrations) and supervises the workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+from dataclasses import replace
+from typing import Any
+
+from authz_service.config import Settings, load_settings
+
+__all__ = ["register"]
+
+log = logging.getLogger("authz.serve")
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("serve", help="run the gRPC server")
+    parser.add_argument("--listen", help="host:port to bind (port 0 picks a free port)")
+    parser.add_argument(
+        "--workers", type=int, help="worker processes (default 1; 0 = one per core)"
+    )
+    parser.add_argument(
+        "--database-url", help="PostgreSQL URL; unset = embedded; memory:// for tests"
+    )
+    parser.add_argument("--data-dir", help="embedded database and local state directory")
+    parser.add_argument("--demo", action="store_true", default=None, help="load the demo model")
+    parser.add_argument("--decision-log", dest="log_mode", choices=["durable", "buffered", "off"])
+    parser.add_argument("--log-dir", help="decision log directory")
+    parser.add_argument("--signing-key", dest="log_signing_key", help="Ed25519 PEM for checkpoints")
+    parser.add_argument("--no-migrate", dest="migrate_on_start", action="store_false", default=None)
+    parser.set_defaults(handler=_serve)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    from pathlib import Path
+
+    overrides: dict[str, Any] = {
+        "listen": args.listen,
+        "database_url": args.database_url,
+        "data_dir": Path(args.data_dir) if args.data_dir else None,
+        "demo": args.demo,
+        "log_mode": args.log_mode,
+        "log_dir": Path(args.log_dir) if args.log_dir else None,
+        "log_signing_key": args.log_signing_key,
+        "migrate_on_start": args.migrate_on_start,
+    }
+    if args.workers is not None:
+        overrides["workers"] = args.workers or (os.cpu_count() or 1)
+    return load_settings(overrides)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _configure_logging(settings)
+    if settings.workers == 1:
+        return asyncio.run(run_worker(settings, 0))
+    return _supervise(settings)
+
+
+async def run_worker(settings: Settings, worker: int) -> int:
+    from authz_service.app import App
+
+    app = await App.start(settings, worker=worker)
+    host = settings.listen.rsplit(":", 1)[0]
+    print(f"authz: listening on {host}:{app.port} (worker {worker})", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("worker %d shutting down: draining calls", worker)
+    await app.stop()
+    return 0
+
+
+def _configure_logging(settings: Settings) -> None:
+    from authz_service.telemetry import configure_logging
+
+    configure_logging(settings.log_level, json=settings.log_format == "json", stream=sys.stderr)
+
+
+def _worker_main(settings: Settings, worker: int) -> None:
+    # Spawned workers start with a fresh interpreter: logging must be set up again.
+    _configure_logging(settings)
+    sys.exit(asyncio.run(run_worker(settings, worker)))
+
+
+def _prepare_database(settings: Settings) -> tuple[Settings, Any]:
+    """Start the embedded server and migrate once, before any worker exists. The parent
+    keeps the embedded server's handle for as long as the workers run."""
+    if settings.database_url == "memory://":
+        raise SystemExit("memory:// cannot be shared by several workers; use --workers 1")
+    from authz_service.store import postgres
+
+    dsn, embedded = settings.database_url, None
+    if settings.embedded:
+        embedded = asyncio.run(postgres.start_embedded(settings.data_dir / "pgdata"))
+        dsn = embedded.dsn
+    if settings.migrate_on_start:
+        asyncio.run(postgres.migrate(dsn))
+    return replace(settings, database_url=dsn, migrate_on_start=False), embedded
+
+
+def _supervise(settings: Settings) -> int:
+    if settings.listen.endswith(":0"):
+        raise SystemExit("several workers need a fixed port to share; --listen host:PORT")
+    settings, embedded = _prepare_database(settings)
+    ctx = multiprocessing.get_context("spawn")
+    workers = [
+        ctx.Process(target=_worker_main, args=(replace(settings, demo=settings.demo and i == 0), i))
+        for i in range(settings.workers)
+    ]
+    for proc in workers:
+        proc.start()
+
+    def forward(signum: int, _frame: object) -> None:
+        for proc in workers:
+            if proc.pid is not None and proc.is_alive():
+                os.kill(proc.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    for proc in workers:
+        proc.join()
+        status = status or (proc.exitcode or 0)
+    if embedded is not None:
+        embedded.stop()
+    return status

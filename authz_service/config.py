@@ -1,0 +1,120 @@
+"""Settings: the only module that reads environment variables.
+
+Precedence: command-line flag > environment variable > default. Every setting is listed
+in the README's configuration table with its variable name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from authz_service.errors import InvalidArgument
+
+__all__ = ["Settings", "load_settings"]
+
+LogMode = Literal["durable", "buffered", "off"]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    listen: str = field(default="127.0.0.1:50051", metadata={"env": "AUTHZ_LISTEN"})
+    workers: int = field(default=1, metadata={"env": "AUTHZ_WORKERS"})
+    database_url: str = field(default="", metadata={"env": "AUTHZ_DATABASE_URL"})
+    data_dir: Path = field(default=Path(".authz"), metadata={"env": "AUTHZ_DATA_DIR"})
+    migrate_on_start: bool = field(default=True, metadata={"env": "AUTHZ_MIGRATE_ON_START"})
+    db_pool_min: int = field(default=2, metadata={"env": "AUTHZ_DB_POOL_MIN"})
+    db_pool_max: int = field(default=10, metadata={"env": "AUTHZ_DB_POOL_MAX"})
+    cache_size: int = field(default=100_000, metadata={"env": "AUTHZ_CACHE_SIZE"})
+    max_staleness_ms: int = field(default=1000, metadata={"env": "AUTHZ_MAX_STALENESS_MS"})
+    revision_poll_ms: int = field(default=1000, metadata={"env": "AUTHZ_REVISION_POLL_MS"})
+    retention_hours: float = field(default=24.0, metadata={"env": "AUTHZ_RETENTION_HOURS"})
+    gc_interval_s: float = field(default=300.0, metadata={"env": "AUTHZ_GC_INTERVAL_S"})
+    max_concurrent_rpcs: int = field(default=512, metadata={"env": "AUTHZ_MAX_CONCURRENT_RPCS"})
+    max_depth: int = field(default=50, metadata={"env": "AUTHZ_MAX_DEPTH"})
+    max_fanout: int = field(default=10_000, metadata={"env": "AUTHZ_MAX_FANOUT"})
+    max_batch: int = field(default=1000, metadata={"env": "AUTHZ_MAX_BATCH"})
+    default_deadline_ms: int = field(default=5000, metadata={"env": "AUTHZ_DEFAULT_DEADLINE_MS"})
+    shutdown_grace_s: float = field(default=10.0, metadata={"env": "AUTHZ_SHUTDOWN_GRACE_S"})
+    demo: bool = field(default=False, metadata={"env": "AUTHZ_DEMO"})
+    log_mode: str = field(default="buffered", metadata={"env": "AUTHZ_DECISION_LOG"})
+    log_dir: Path = field(default=Path(".authz/decisions"), metadata={"env": "AUTHZ_LOG_DIR"})
+    log_signing_key: str = field(default="", metadata={"env": "AUTHZ_LOG_SIGNING_KEY"})
+    log_checkpoint_s: float = field(default=60.0, metadata={"env": "AUTHZ_LOG_CHECKPOINT_S"})
+    log_redact: str = field(default="", metadata={"env": "AUTHZ_LOG_REDACT"})
+    metrics_listen: str = field(default="", metadata={"env": "AUTHZ_METRICS_LISTEN"})
+    trace_ratio: float = field(default=0.0, metadata={"env": "AUTHZ_TRACE_SAMPLE_RATIO"})
+    trace_exporter: str = field(default="none", metadata={"env": "AUTHZ_TRACE_EXPORTER"})
+    log_format: str = field(default="json", metadata={"env": "AUTHZ_LOG_FORMAT"})
+    log_level: str = field(default="INFO", metadata={"env": "AUTHZ_LOG_LEVEL"})
+
+    def __post_init__(self) -> None:
+        if self.log_mode not in ("durable", "buffered", "off"):
+            raise InvalidArgument(
+                f"decision log mode `{self.log_mode}` is not one of durable, buffered, off",
+                field="AUTHZ_DECISION_LOG",
+                value=self.log_mode,
+            )
+        choices = {"trace_exporter": ("none", "console"), "log_format": ("json", "text")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise InvalidArgument(
+                    f"`{name}` must be one of {', '.join(allowed)}",
+                    field=name,
+                    value=getattr(self, name),
+                )
+        if self.workers == 0:  # 0 means one worker per core, from the flag or the environment
+            object.__setattr__(self, "workers", os.cpu_count() or 1)
+        for name in ("workers", "cache_size", "max_concurrent_rpcs", "max_depth", "max_batch"):
+            if getattr(self, name) < 1:
+                raise InvalidArgument(
+                    f"`{name}` must be at least 1", field=name, value=getattr(self, name)
+                )
+
+    @property
+    def embedded(self) -> bool:
+        """True when no database URL is set: start an embedded PostgreSQL in data_dir."""
+        return not self.database_url
+
+    @property
+    def redact_paths(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.log_redact.split(",") if p.strip())
+
+
+def _convert(name: str, kind: Any, raw: str) -> Any:
+    try:
+        if kind in (bool, "bool"):
+            lowered = raw.strip().lower()
+            if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise ValueError(raw)
+            return lowered in ("1", "true", "yes", "on")
+        if kind in (int, "int"):
+            return int(raw)
+        if kind in (float, "float"):
+            return float(raw)
+        if kind in (Path, "Path"):
+            return Path(raw)
+    except ValueError:
+        raise InvalidArgument(
+            f"setting `{name}` has invalid value `{raw}`", field=name, value=raw
+        ) from None
+    return raw
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Defaults, then environment, then explicit overrides (flags); None overrides are ignored."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        var = f.metadata.get("env")
+        if var and var in env:
+            values[f.name] = _convert(var, f.type, env[var])
+    settings = Settings(**values)
+    if overrides:
+        settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    return settings

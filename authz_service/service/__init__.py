@@ -1,0 +1,1 @@
+"""Use cases behind the API, free of gRPC: the servicers and the Envoy adapter call these."""

@@ -1,0 +1,269 @@
+"""Turning decisions and administrative changes into decision-log records.
+
+The record is appended before the answer leaves the server: in durable mode `append`
+returns only once the record is on disk, so a decision a caller received is never
+missing from the log. With logging off, decision ids are still issued.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+from authz_service.decisionlog import DecisionKind, DecisionRecord, new_decision_id
+from authz_service.engine import CheckItem, CheckResult, Snapshot
+from authz_service.errors import AuthzError
+from authz_service.model import EMPTY_CONTEXT, FrozenContext, Relationship
+
+__all__ = ["AuditTrail", "CallInfo", "DecisionWriter", "StreamSummary"]
+
+SERVER_VERSION = "authz-service/0.1.0"
+
+T = TypeVar("T")
+
+
+class DecisionWriter(Protocol):
+    async def append(self, record: DecisionRecord) -> object: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    """Who is calling and how long they will wait; carried into every record."""
+
+    credential_id: str | None = None
+    deadline: float | None = None  # time.monotonic() instant
+    actor: str | None = None  # impersonation: who really acted
+    reason: str | None = None
+
+
+def _latency_us(started: float) -> int:
+    return int((time.perf_counter() - started) * 1_000_000)
+
+
+def digest_relationships(rels: Sequence[Relationship]) -> str | None:
+    if not rels:
+        return None
+    joined = "\n".join(sorted(str(r) for r in rels))
+    return hashlib.sha256(joined.encode()).hexdigest()
+
+
+def _explanation(result: CheckResult) -> dict[str, Any]:
+    if result.explanation is not None:
+        tree: dict[str, Any] = _jsonable(asdict(result.explanation))
+        return tree
+    if result.missing_context:
+        return {"missing_context": list(result.missing_context)}
+    return {}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items() if v not in (None, (), [])}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "value") and not isinstance(value, int | str | float | bool):
+        return value.value
+    return value
+
+
+class AuditTrail:
+    def __init__(self, writer: DecisionWriter | None) -> None:
+        self._writer = writer
+
+    async def _emit(self, **fields: Any) -> str:
+        decision_id = new_decision_id(fields["time"])
+        if self._writer is not None:
+            record = DecisionRecord(
+                decision_id=decision_id, server_version=SERVER_VERSION, **fields
+            )
+            await self._writer.append(record)
+        return decision_id
+
+    def _common(self, snap: Snapshot, call: CallInfo) -> dict[str, Any]:
+        return {
+            "time": snap.now,
+            "tenant": snap.tenant,
+            "revision": snap.revision,
+            "schema_version": snap.schema.version,
+            "credential_id": call.credential_id,
+            "actor": call.actor,
+            "reason": call.reason,
+        }
+
+    async def check(
+        self,
+        snap: Snapshot,
+        item: CheckItem,
+        result: CheckResult,
+        call: CallInfo,
+        *,
+        cache_hit: bool,
+        started: float,
+        contextual: Sequence[Relationship] = (),
+        kind: DecisionKind = DecisionKind.CHECK,
+    ) -> str:
+        return await self._emit(
+            kind=kind,
+            subject=str(item.subject),
+            action=item.permission,
+            resource=str(item.resource),
+            decision=result.decision.value,
+            context=item.context,
+            contextual_relationships_digest=digest_relationships(contextual),
+            explanation=_explanation(result),
+            cache_hit=cache_hit,
+            latency_us=_latency_us(started),
+            **self._common(snap, call),
+        )
+
+    async def check_failed(
+        self, snap: Snapshot, item: CheckItem, call: CallInfo, exc: AuthzError, started: float
+    ) -> str:
+        """An evaluation error is a denial on record, with the error as the reason."""
+        return await self._emit(
+            kind=DecisionKind.CHECK,
+            subject=str(item.subject),
+            action=item.permission,
+            resource=str(item.resource),
+            decision="DENIED",
+            context=item.context,
+            explanation={"error": type(exc).__name__, "message": exc.message},
+            latency_us=_latency_us(started),
+            **self._common(snap, call),
+        )
+
+    async def check_bulk(
+        self,
+        snap: Snapshot,
+        items: Sequence[CheckItem],
+        results: Sequence[CheckResult | AuthzError],
+        call: CallInfo,
+        started: float,
+        contextual: Sequence[Relationship] = (),
+    ) -> list[str]:
+        ids: list[str] = []
+        for item, result in zip(items, results, strict=True):
+            if isinstance(result, AuthzError):
+                ids.append(await self.check_failed(snap, item, call, result, started))
+            else:
+                ids.append(
+                    await self.check(
+                        snap,
+                        item,
+                        result,
+                        call,
+                        cache_hit=False,
+                        started=started,
+                        contextual=contextual,
+                        kind=DecisionKind.CHECK_BULK_ITEM,
+                    )
+                )
+        return ids
+
+    async def summary(
+        self,
+        snap: Snapshot,
+        call: CallInfo,
+        *,
+        kind: str,
+        subject: str,
+        action: str,
+        resource: str,
+        results: Sequence[str],
+        started: float,
+        context: FrozenContext = EMPTY_CONTEXT,
+    ) -> str:
+        """Lists and lookups are logged as the request plus a count and digest of results."""
+        digest = hashlib.sha256("\n".join(results).encode()).hexdigest()
+        return await self._emit(
+            kind=DecisionKind(kind),
+            subject=subject,
+            action=action,
+            resource=resource,
+            decision="ALLOWED" if results else "DENIED",
+            context=context,
+            result_count=len(results),
+            result_digest=digest,
+            latency_us=_latency_us(started),
+            **self._common(snap, call),
+        )
+
+    def stream_summary(
+        self,
+        snap: Snapshot,
+        call: CallInfo,
+        *,
+        kind: str,
+        subject: str,
+        action: str,
+        resource: str,
+        context: FrozenContext,
+    ) -> StreamSummary:
+        def finish(results: Sequence[str], started: float) -> Any:
+            return self.summary(
+                snap,
+                call,
+                kind=kind,
+                subject=subject,
+                action=action,
+                resource=resource,
+                results=results,
+                started=started,
+                context=context,
+            )
+
+        return StreamSummary(finish)
+
+    async def admin(
+        self,
+        tenant: str,
+        call: CallInfo,
+        *,
+        action: str,
+        resource: str,
+        revision: int,
+        schema_version: str,
+        details: Mapping[str, Any],
+        started: float,
+        subject: str = "",
+    ) -> str:
+        return await self._emit(
+            kind=DecisionKind.ADMIN,
+            time=datetime.now(UTC),
+            tenant=tenant,
+            subject=subject or (call.credential_id or "anonymous"),
+            action=action,
+            resource=resource,
+            decision="APPLIED",
+            revision=revision,
+            schema_version=schema_version,
+            details=details,
+            credential_id=call.credential_id,
+            actor=call.actor,
+            reason=call.reason,
+            latency_us=_latency_us(started),
+        )
+
+
+class StreamSummary:
+    """Wraps a result stream; logs one summary record when the stream ends, however it
+    ends (exhausted, cancelled by the client, or failed), covering what was sent."""
+
+    def __init__(self, finish: Callable[[Sequence[str], float], Any]) -> None:
+        self._finish = finish
+
+    async def wrap(
+        self, stream: AsyncIterator[T], describe: Callable[[T], str]
+    ) -> AsyncIterator[T]:
+        started = time.perf_counter()
+        sent: list[str] = []
+        try:
+            async for item in stream:
+                sent.append(describe(item))
+                yield item
+        finally:
+            await self._finish(sent, started)

@@ -1,0 +1,273 @@
+"""The decision pipeline behind Check and its companions, free of gRPC.
+
+For every call: choose the revision from the caller's consistency, answer from the cache
+when the key (tenant, revision, schema version, request) is present, otherwise ask the
+engine, then log the decision before returning it. The gRPC servicers and the Envoy
+adapter both call this, so every entry point gets the same semantics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from authz_service.cache.lru import DecisionCache
+from authz_service.engine import (
+    CheckItem,
+    CheckResult,
+    Engine,
+    ResourceResult,
+    Snapshot,
+    SubjectResult,
+)
+from authz_service.errors import AuthzError, DeadlineExceeded, InvalidArgument
+from authz_service.model import (
+    Consistency,
+    ConsistencyMode,
+    FrozenContext,
+    ObjectRef,
+    Relationship,
+    Revision,
+    SubjectRef,
+)
+from authz_service.revisions import RevisionResolver
+from authz_service.service.audit import AuditTrail, CallInfo
+from authz_service.service.schemas import SchemaManager
+
+__all__ = ["CheckOutcome", "ListOutcome", "PermissionService"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOutcome:
+    result: CheckResult
+    revision: Revision
+    decision_id: str
+    cache_hit: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ListOutcome:
+    permissions: list[tuple[str, CheckResult]]
+    revision: Revision
+    decision_id: str
+
+
+class PermissionService:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        schemas: SchemaManager,
+        resolver: RevisionResolver,
+        cache: DecisionCache[CheckResult],
+        audit: AuditTrail,
+        max_batch: int = 1000,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        observe: Callable[[str, bool], None] | None = None,
+    ) -> None:
+        self._engine = engine
+        self._schemas = schemas
+        self._resolver = resolver
+        self._cache = cache
+        self._audit = audit
+        self._max_batch = max_batch
+        self._clock = clock
+        self._observe = observe or (lambda outcome, cache_hit: None)
+
+    async def snapshot(self, tenant: str, consistency: Consistency) -> Snapshot:
+        schema = await self._schemas.require()
+        revision = await self._resolver.resolve(tenant, consistency)
+        return Snapshot(tenant=tenant, revision=revision, schema=schema, now=self._clock())
+
+    async def check(
+        self,
+        tenant: str,
+        item: CheckItem,
+        consistency: Consistency,
+        call: CallInfo,
+        *,
+        explain: bool = False,
+        contextual: Sequence[Relationship] = (),
+        actor: SubjectRef | None = None,
+    ) -> CheckOutcome:
+        started = time.perf_counter()
+        if actor is not None and not call.reason:
+            raise InvalidArgument(
+                "a reason is required when acting on behalf of a subject", field="reason"
+            )
+        snap = await self.snapshot(tenant, consistency)
+        # Strict reads, explanations and request-only relationships never share answers.
+        shareable = (
+            not explain
+            and not contextual
+            and consistency.mode is not ConsistencyMode.FULLY_CONSISTENT
+        )
+        key = ("check", tenant, snap.revision, snap.schema.version, item)
+        result = self._cache.get(key, snap.now) if shareable else None
+        cache_hit = result is not None
+        if result is None:
+            try:
+                result = await _within(
+                    call.deadline,
+                    self._engine.check(snap, item, explain=explain, contextual=contextual),
+                )
+            except AuthzError as exc:
+                self._observe("ERROR", False)
+                await self._audit.check_failed(snap, item, call, exc, started)
+                raise
+            if shareable and result.cacheable:
+                self._cache.put(key, result, result.valid_until)
+        self._observe(result.decision.value, cache_hit)
+        decision_id = await self._audit.check(
+            snap, item, result, call, cache_hit=cache_hit, started=started, contextual=contextual
+        )
+        return CheckOutcome(result, snap.revision, decision_id, cache_hit)
+
+    async def check_bulk(
+        self,
+        tenant: str,
+        items: Sequence[CheckItem],
+        consistency: Consistency,
+        call: CallInfo,
+        *,
+        contextual: Sequence[Relationship] = (),
+        actor: SubjectRef | None = None,
+    ) -> tuple[Revision, list[CheckResult | AuthzError], list[str]]:
+        if actor is not None and not call.reason:
+            raise InvalidArgument(
+                "a reason is required when acting on behalf of a subject", field="reason"
+            )
+        if len(items) > self._max_batch:
+            raise InvalidArgument(
+                f"batch of {len(items)} items exceeds the limit of {self._max_batch}",
+                field="items",
+                value=len(items),
+            )
+        started = time.perf_counter()
+        snap = await self.snapshot(tenant, consistency)
+        results = await _within(
+            call.deadline, self._engine.check_bulk(snap, items, contextual=contextual)
+        )
+        for result in results:
+            self._observe(
+                "ERROR" if isinstance(result, AuthzError) else result.decision.value, False
+            )
+        ids = await self._audit.check_bulk(snap, items, results, call, started, contextual)
+        return snap.revision, results, ids
+
+    async def list_permissions(
+        self,
+        tenant: str,
+        resource: ObjectRef,
+        subject: SubjectRef,
+        context: FrozenContext,
+        consistency: Consistency,
+        call: CallInfo,
+        *,
+        contextual: Sequence[Relationship] = (),
+    ) -> ListOutcome:
+        started = time.perf_counter()
+        snap = await self.snapshot(tenant, consistency)
+        found = await _within(
+            call.deadline,
+            self._engine.list_permissions(snap, resource, subject, context, contextual=contextual),
+        )
+        decision_id = await self._audit.summary(
+            snap,
+            call,
+            kind="list_permissions",
+            subject=str(subject),
+            action="*",
+            resource=str(resource),
+            results=[f"{p}={r.decision.value}" for p, r in found],
+            started=started,
+            context=context,
+        )
+        return ListOutcome(found, snap.revision, decision_id)
+
+    async def lookup_resources(
+        self,
+        tenant: str,
+        resource_type: str,
+        permission: str,
+        subject: SubjectRef,
+        context: FrozenContext,
+        consistency: Consistency,
+        call: CallInfo,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> tuple[Revision, AsyncIterator[ResourceResult]]:
+        snap = await self.snapshot(tenant, consistency)
+        stream = self._engine.lookup_resources(
+            snap, resource_type, permission, subject, context, after=after, limit=limit
+        )
+        summary = self._audit.stream_summary(
+            snap,
+            call,
+            kind="lookup_resources",
+            subject=str(subject),
+            action=permission,
+            resource=f"{resource_type}:*",
+            context=context,
+        )
+        return snap.revision, summary.wrap(stream, lambda r: f"{r.resource_id}={r.decision.value}")
+
+    async def lookup_subjects(
+        self,
+        tenant: str,
+        resource: ObjectRef,
+        permission: str,
+        subject_type: str,
+        subject_relation: str,
+        context: FrozenContext,
+        consistency: Consistency,
+        call: CallInfo,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> tuple[Revision, AsyncIterator[SubjectResult]]:
+        snap = await self.snapshot(tenant, consistency)
+        stream = self._engine.lookup_subjects(
+            snap,
+            resource,
+            permission,
+            subject_type,
+            context,
+            subject_relation=subject_relation,
+            after=after,
+            limit=limit,
+        )
+        summary = self._audit.stream_summary(
+            snap,
+            call,
+            kind="lookup_subjects",
+            subject=f"{subject_type}:*",
+            action=permission,
+            resource=str(resource),
+            context=context,
+        )
+        return snap.revision, summary.wrap(stream, lambda s: f"{s.subject_id}={s.decision.value}")
+
+
+async def _within(deadline: float | None, work: Awaitable[T]) -> T:
+    """Run `work` (a coroutine) before the monotonic `deadline`; DeadlineExceeded otherwise.
+
+    Cancelling the engine mid-evaluation is safe: it holds no locks and writes nothing.
+    """
+    if deadline is None:
+        return await work
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise DeadlineExceeded("deadline exceeded before evaluation started")
+    try:
+        async with asyncio.timeout(remaining):
+            return await work
+    except TimeoutError:
+        raise DeadlineExceeded("deadline exceeded during evaluation") from None

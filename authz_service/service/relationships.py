@@ -1,0 +1,183 @@
+"""Writing, deleting, reading and watching relationships of one tenant.
+
+Every write is validated against the current schema before it reaches the store, is
+atomic (the store applies all updates at one revision or none), and is logged as an
+administrative change. Types whose names start with `__` are internal bookkeeping
+(roles, bindings, subject lifecycle) and never pass through this API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import AsyncIterator, Sequence
+
+from authz_service.errors import InvalidArgument
+from authz_service.model import (
+    Consistency,
+    Relationship,
+    RelationshipFilter,
+    RelationshipUpdate,
+    ReplayedRevision,
+    Revision,
+    UpdateOp,
+)
+from authz_service.revisions import RevisionResolver
+from authz_service.schema.relationships import check_relationship
+from authz_service.service.audit import AuditTrail, CallInfo
+from authz_service.service.schemas import SchemaManager
+from authz_service.store.protocol import Change, Precondition, Store
+
+__all__ = ["INTERNAL_PREFIX", "RelationshipService"]
+
+INTERNAL_PREFIX = "__"
+_LOGGED_UPDATES = 100  # an admin record lists at most this many updates, plus the count
+
+
+def is_internal(rel: Relationship) -> bool:
+    return rel.resource.type.startswith(INTERNAL_PREFIX) or rel.subject.type.startswith(
+        INTERNAL_PREFIX
+    )
+
+
+class RelationshipService:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        schemas: SchemaManager,
+        resolver: RevisionResolver,
+        audit: AuditTrail,
+        max_batch: int = 1000,
+        watch_poll_s: float = 0.5,
+    ) -> None:
+        self._store = store
+        self._schemas = schemas
+        self._resolver = resolver
+        self._audit = audit
+        self._max_batch = max_batch
+        self._watch_poll = watch_poll_s
+        self._new_revision = asyncio.Condition()
+
+    async def _announce(self, tenant: str, revision: Revision) -> None:
+        self._resolver.observe(tenant, revision)
+        async with self._new_revision:
+            self._new_revision.notify_all()
+
+    async def write(
+        self,
+        tenant: str,
+        updates: Sequence[RelationshipUpdate],
+        call: CallInfo,
+        *,
+        preconditions: Sequence[Precondition] = (),
+        idempotency_key: str | None = None,
+    ) -> Revision:
+        started = time.perf_counter()
+        if not updates:
+            raise InvalidArgument("at least one update is required", field="updates", value=0)
+        if len(updates) > self._max_batch:
+            raise InvalidArgument(
+                f"{len(updates)} updates exceed the limit of {self._max_batch} per call",
+                field="updates",
+                value=len(updates),
+            )
+        schema = await self._schemas.require()
+        for index, update in enumerate(updates):
+            if update.op is not UpdateOp.DELETE:
+                check_relationship(schema, update.relationship, f"updates[{index}]")
+        revision = await self._store.write(
+            tenant, updates, preconditions=preconditions, idempotency_key=idempotency_key
+        )
+        if isinstance(revision, ReplayedRevision):
+            return revision  # already applied and logged by the first call
+        await self._announce(tenant, revision)
+        await self._audit.admin(
+            tenant,
+            call,
+            action="write_relationships",
+            resource="relationships",
+            revision=revision,
+            schema_version=schema.version,
+            details={
+                "count": len(updates),
+                "updates": [f"{u.op.value} {u.relationship}" for u in updates[:_LOGGED_UPDATES]],
+                "idempotency_key": idempotency_key,
+            },
+            started=started,
+        )
+        return revision
+
+    async def delete(
+        self,
+        tenant: str,
+        flt: RelationshipFilter,
+        call: CallInfo,
+        *,
+        preconditions: Sequence[Precondition] = (),
+    ) -> tuple[Revision, int]:
+        started = time.perf_counter()
+        if flt.resource_type is None:
+            raise InvalidArgument(
+                "a delete filter needs at least `resource_type`", field="filter.resource_type"
+            )
+        if flt.resource_type.startswith(INTERNAL_PREFIX):
+            raise InvalidArgument(
+                f"`{flt.resource_type}` is not a valid type name",
+                field="filter.resource_type",
+                value=flt.resource_type,
+            )
+        revision, count = await self._store.delete(tenant, flt, preconditions=preconditions)
+        await self._announce(tenant, revision)
+        await self._audit.admin(
+            tenant,
+            call,
+            action="delete_relationships",
+            resource="relationships",
+            revision=revision,
+            schema_version=self._schemas.current.version,
+            details={"filter": repr(flt), "deleted": count},
+            started=started,
+        )
+        return revision, count
+
+    async def read(
+        self,
+        tenant: str,
+        flt: RelationshipFilter,
+        consistency: Consistency,
+        *,
+        limit: int | None = None,
+        after: Relationship | None = None,
+    ) -> tuple[Revision, list[Relationship]]:
+        revision = await self._resolver.resolve(tenant, consistency)
+        found = await self._store.read(tenant, revision, flt, limit=limit, after=after)
+        return revision, [r for r in found if not is_internal(r)]
+
+    async def watch(
+        self, tenant: str, after: Revision, *, batch: int = 1000
+    ) -> AsyncIterator[tuple[Revision, list[Change]]]:
+        """(revision, its changes) after `after`, forever, one whole revision at a time so
+        a resume token never points into the middle of a revision. Wakes at once on local
+        writes and polls for writes made by other replicas."""
+        cursor = after
+        while True:
+            changes = await self._store.changes(tenant, cursor, limit=batch)
+            if len(changes) == batch and changes[0].revision != changes[-1].revision:
+                # The last revision may continue past the page: leave it for the next read.
+                last = changes[-1].revision
+                changes = [c for c in changes if c.revision != last]
+            elif len(changes) == batch:
+                changes = await self._store.changes(tenant, cursor, limit=batch * 100)
+            for revision, group in itertools.groupby(changes, key=lambda c: c.revision):
+                cursor = revision
+                visible = [c for c in group if not is_internal(c.relationship)]
+                if visible:
+                    yield revision, visible
+            if changes:
+                continue
+            async with self._new_revision:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._new_revision.wait(), self._watch_poll)

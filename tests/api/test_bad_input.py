@@ -1,0 +1,136 @@
+"""Bad input gets INVALID_ARGUMENT (or FAILED_PRECONDITION) naming the field and value,
+and a rejected write changes nothing."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2, status_pb2
+
+from authz_service.api.gen.authz.v1 import (
+    core_pb2,
+    permissions_pb2,
+    relationships_pb2,
+)
+from tests.api.helpers import DENIED, Api, obj, rel, subj
+
+
+@pytest.fixture
+async def api(channel: grpc.aio.Channel) -> Api:
+    client = Api(channel)
+    await client.write_schema()
+    return client
+
+
+def field_violations(err: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
+    for key, value in err.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            status = status_pb2.Status.FromString(value)  # type: ignore[arg-type]
+            for detail in status.details:
+                bad = error_details_pb2.BadRequest()
+                if detail.Unpack(bad):
+                    return [(v.field, v.description) for v in bad.field_violations]
+    return []
+
+
+async def rejected(call: object) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call  # type: ignore[misc]
+    return err.value
+
+
+@pytest.mark.parametrize(
+    ("resource", "permission", "subject", "field", "needle"),
+    [
+        (obj("document:x"), "view", subj("user:a"), "", ""),
+        (core_pb2.ObjectReference(object_type="Doc!", object_id="x"), "view", subj("user:a"), "resource.object_type", "Doc!"),
+        (core_pb2.ObjectReference(object_type="document", object_id="a b"), "view", subj("user:a"), "resource.object_id", "a b"),
+        (obj("document:x"), "fly", subj("user:a"), "permission", "fly"),
+        (obj("spaceship:x"), "view", subj("user:a"), "resource", "spaceship"),
+    ],
+)
+async def test_malformed_checks_name_the_field_and_value(
+    api: Api, resource: core_pb2.ObjectReference, permission: str, subject: core_pb2.SubjectReference, field: str, needle: str
+) -> None:
+    call = api.permissions.Check(
+        permissions_pb2.CheckRequest(tenant="acme", resource=resource, permission=permission, subject=subject)
+    )
+    if not field:
+        assert (await call).decision == DENIED  # well-formed control case
+        return
+    err = await rejected(call)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert needle in (err.details() or "")
+    violations = field_violations(err)
+    assert violations and violations[0][0].startswith(field), violations
+
+
+async def test_missing_tenant_is_invalid(api: Api) -> None:
+    err = await rejected(
+        api.permissions.Check(
+            permissions_pb2.CheckRequest(resource=obj("document:x"), permission="view", subject=subj("user:a"))
+        )
+    )
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(err)[0][0] == "tenant"
+
+
+async def test_a_bad_update_rejects_the_whole_write(api: Api) -> None:
+    ok = relationships_pb2.RelationshipUpdate(
+        operation=relationships_pb2.RelationshipUpdate.OPERATION_TOUCH, relationship=rel("document:x#viewer@user:a")
+    )
+    bad = relationships_pb2.RelationshipUpdate(
+        operation=relationships_pb2.RelationshipUpdate.OPERATION_TOUCH, relationship=rel("document:x#viewer@folder:f")
+    )
+    err = await rejected(
+        api.relationships.WriteRelationships(relationships_pb2.WriteRelationshipsRequest(tenant="acme", updates=[ok, bad]))
+    )
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(err)[0][0] == "updates[1]"
+    assert "folder:f" in (err.details() or "")
+    reply = await api.check("acme", "document:x", "view", "user:a", full=True)
+    assert reply.decision == DENIED
+
+
+async def test_context_that_does_not_match_the_caveat_is_invalid(api: Api) -> None:
+    await api.write_schema(
+        """
+        definition user {}
+        caveat limit(n int) { n < 3 }
+        definition document { relation viewer: user with limit
+            permission view = viewer }
+        """,
+        force=True,
+    )
+    await api.touch("acme", 'document:x#viewer@user:a[limit]')
+    err = await rejected(api.check("acme", "document:x", "view", "user:a", full=True, context={"n": "many"}))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "many" in (err.details() or "")
+
+
+async def test_an_oversize_batch_is_refused(api: Api) -> None:
+    item = permissions_pb2.CheckBulkRequestItem(resource=obj("document:x"), permission="view", subject=subj("user:a"))
+    err = await rejected(
+        api.permissions.CheckBulk(permissions_pb2.CheckBulkRequest(tenant="acme", items=[item] * 1001))
+    )
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(err)[0][0] == "items"
+
+
+async def test_a_schema_change_that_orphans_data_is_refused_unless_forced(api: Api) -> None:
+    await api.touch("acme", "document:x#banned@user:a")
+    smaller = """
+        definition user {}
+        definition document { relation viewer: user
+            permission view = viewer }
+    """
+    err = await rejected(api.write_schema(smaller))
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "banned" in (err.details() or "")
+    assert await api.write_schema(smaller, force=True)
+
+
+async def test_a_malformed_schema_names_line_and_column(api: Api) -> None:
+    err = await rejected(api.write_schema("definition user {}\ndefinition doc { relation viewer: usr }", force=True))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "2:" in (err.details() or "") and "`usr`" in (err.details() or "")

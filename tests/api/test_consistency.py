@@ -1,0 +1,82 @@
+"""Consistency tokens, snapshots, the cache and tenant isolation, over gRPC on PostgreSQL."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from authz_service.app import App
+from tests.api.helpers import ALLOWED, DENIED, Api
+
+
+@pytest.fixture
+async def api(channel: grpc.aio.Channel) -> Api:
+    client = Api(channel)
+    await client.write_schema()
+    return client
+
+
+async def test_a_write_token_is_seen_by_the_next_check(api: Api) -> None:
+    token = await api.touch("acme", "document:plan#viewer@user:alice")
+    reply = await api.check("acme", "document:plan", "view", "user:alice", fresh=token)
+    assert reply.decision == ALLOWED
+    revoked = await api.delete("acme", "document:plan#viewer@user:alice")
+    reply = await api.check("acme", "document:plan", "view", "user:alice", fresh=revoked)
+    assert reply.decision == DENIED
+
+
+async def test_exact_snapshot_gives_the_old_answer_after_a_delete(api: Api) -> None:
+    granted = await api.touch("acme", "document:plan#viewer@user:alice")
+    await api.delete("acme", "document:plan#viewer@user:alice")
+    old = await api.check("acme", "document:plan", "view", "user:alice", exact=granted)
+    now = await api.check("acme", "document:plan", "view", "user:alice", full=True)
+    assert (old.decision, now.decision) == (ALLOWED, DENIED)
+
+
+async def test_a_cache_hit_does_no_database_round_trip(app: App, api: Api) -> None:
+    token = await api.touch("acme", "document:plan#viewer@group:eng#member", "group:eng#member@user:alice")
+    first = await api.check("acme", "document:plan", "view", "user:alice", fresh=token)
+    calls: list[str] = []
+    store = app.store
+    for name in ("read", "head_revision", "check_revision", "changes"):
+        original = getattr(store, name)
+
+        def counting(*args: object, _name: str = name, _original: object = original, **kw: object) -> object:
+            calls.append(_name)
+            return _original(*args, **kw)  # type: ignore[operator]
+
+        setattr(store, name, counting)
+    hits_before = app.cache.stats().hits
+    second = await api.check("acme", "document:plan", "view", "user:alice", fresh=token)
+    assert (first.decision, second.decision) == (ALLOWED, ALLOWED)
+    assert app.cache.stats().hits == hits_before + 1
+    assert calls == []
+
+
+async def test_fully_consistent_bypasses_the_cache(app: App, api: Api) -> None:
+    token = await api.touch("acme", "document:plan#viewer@user:alice")
+    await api.check("acme", "document:plan", "view", "user:alice", fresh=token)
+    hits = app.cache.stats().hits
+    reply = await api.check("acme", "document:plan", "view", "user:alice", full=True)
+    assert reply.decision == ALLOWED
+    assert app.cache.stats().hits == hits
+
+
+async def test_a_tenant_never_sees_another_tenants_data(api: Api) -> None:
+    token_a = await api.touch("acme", "document:plan#viewer@user:alice")
+    token_b = await api.touch("globex", "document:other#viewer@user:bob")
+    assert (await api.check("acme", "document:plan", "view", "user:alice", fresh=token_a)).decision == ALLOWED
+    assert (await api.check("globex", "document:plan", "view", "user:alice", full=True)).decision == DENIED
+    assert (await api.check("acme", "document:other", "view", "user:bob", full=True)).decision == DENIED
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await api.check("acme", "document:plan", "view", "user:alice", fresh=token_b)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "another tenant" in (err.value.details() or "")
+
+
+async def test_a_token_from_the_future_is_refused(api: Api) -> None:
+    from authz_service.api.tokens import encode_token
+
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await api.check("acme", "document:plan", "view", "user:alice", fresh=encode_token("acme", 10_000))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION

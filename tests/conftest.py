@@ -1,0 +1,43 @@
+"""Test-wide setup: find a PostgreSQL server for the tests that need one.
+
+Order: AUTHZ_TEST_DATABASE_URL; else the server every machine of this project runs at
+127.0.0.1:5432; else (a laptop with only Python) an embedded server started for this
+run and stopped at its end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_embedded: Any = None
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _embedded
+    if os.environ.get("AUTHZ_TEST_DATABASE_URL") or _port_open("127.0.0.1", 5432):
+        return
+    from authz_service.store.postgres import start_embedded
+
+    data_dir = Path(__file__).resolve().parent.parent / ".authz" / "test-pgdata"
+    _embedded = asyncio.run(start_embedded(data_dir))
+    # The embedded server's maintenance database is `postgres`; tests create their own.
+    os.environ["AUTHZ_TEST_DATABASE_URL"] = _embedded.dsn.rsplit("/", 1)[0] + "/postgres"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _embedded is not None:
+        _embedded.stop()
