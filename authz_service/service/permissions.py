@@ -85,6 +85,30 @@ class PermissionService:
         revision = await self._resolver.resolve(tenant, consistency)
         return Snapshot(tenant=tenant, revision=revision, schema=schema, now=self._clock())
 
+    async def evaluate(
+        self,
+        snap: Snapshot,
+        item: CheckItem,
+        *,
+        actor: SubjectRef | None = None,
+        explain: bool = False,
+        contextual: Sequence[Relationship] = (),
+    ) -> CheckResult:
+        """The decision itself, free of caching and logging. Live checks and replay both
+        call this, so a replayed decision is judged by exactly the same rules."""
+        return await self._engine.check(snap, item, explain=explain, contextual=contextual)
+
+    async def evaluate_bulk(
+        self,
+        snap: Snapshot,
+        items: Sequence[CheckItem],
+        *,
+        actor: SubjectRef | None = None,
+        contextual: Sequence[Relationship] = (),
+    ) -> list[CheckResult | AuthzError]:
+        """`evaluate` for many items at one snapshot, sharing subproblems."""
+        return await self._engine.check_bulk(snap, items, contextual=contextual)
+
     async def check(
         self,
         tenant: str,
@@ -108,14 +132,14 @@ class PermissionService:
             and not contextual
             and consistency.mode is not ConsistencyMode.FULLY_CONSISTENT
         )
-        key = ("check", tenant, snap.revision, snap.schema.version, item)
+        key = ("check", tenant, snap.revision, snap.schema.version, item, actor)
         result = self._cache.get(key, snap.now) if shareable else None
         cache_hit = result is not None
         if result is None:
             try:
                 result = await _within(
                     call.deadline,
-                    self._engine.check(snap, item, explain=explain, contextual=contextual),
+                    self.evaluate(snap, item, actor=actor, explain=explain, contextual=contextual),
                 )
             except AuthzError as exc:
                 self._observe("ERROR", False)
@@ -152,7 +176,8 @@ class PermissionService:
         started = time.perf_counter()
         snap = await self.snapshot(tenant, consistency)
         results = await _within(
-            call.deadline, self._engine.check_bulk(snap, items, contextual=contextual)
+            call.deadline,
+            self.evaluate_bulk(snap, items, actor=actor, contextual=contextual),
         )
         for result in results:
             self._observe(
