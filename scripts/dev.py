@@ -45,12 +45,24 @@ def ensure_environment() -> None:
     STAMP.write_text(fingerprint)
 
 
+def _buf_breaking() -> None:
+    """The API must not break against the previous commit on main (buf's FILE rules)."""
+    previous = subprocess.run(
+        ["git", "rev-parse", "-q", "--verify", "HEAD~1"], cwd=ROOT, capture_output=True, check=False
+    )
+    if previous.returncode != 0:
+        print("buf breaking: no previous commit in this clone; nothing to compare", file=sys.stderr)
+        return
+    _run(VENV / "bin" / "buf", "breaking", "--against", ".git#ref=HEAD~1")
+
+
 def lint() -> None:
     _run(VENV_PYTHON, "-m", "ruff", "check", ".")
     _run(VENV_PYTHON, "-m", "ruff", "format", "--check", ".")
     _run(VENV_PYTHON, "-m", "mypy")
     _run(VENV_PYTHON, "-m", "mypy", "--strict", "clients/python/authz_client")
     _run(VENV / "bin" / "buf", "lint")
+    _buf_breaking()
     _run(VENV / "bin" / "hadolint", "Dockerfile")
 
 
