@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-_embedded: Any = None
+_EMBEDDED: list[Any] = []  # the embedded server started for this run, if any
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -27,17 +27,17 @@ def _port_open(host: str, port: int) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    global _embedded
     if os.environ.get("AUTHZ_TEST_DATABASE_URL") or _port_open("127.0.0.1", 5432):
         return
     from authz_service.store.postgres import start_embedded
 
     data_dir = Path(__file__).resolve().parent.parent / ".authz" / "test-pgdata"
-    _embedded = asyncio.run(start_embedded(data_dir))
+    embedded = asyncio.run(start_embedded(data_dir))
+    _EMBEDDED.append(embedded)
     # The embedded server's maintenance database is `postgres`; tests create their own.
-    os.environ["AUTHZ_TEST_DATABASE_URL"] = _embedded.dsn.rsplit("/", 1)[0] + "/postgres"
+    os.environ["AUTHZ_TEST_DATABASE_URL"] = embedded.dsn.rsplit("/", 1)[0] + "/postgres"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if _embedded is not None:
-        _embedded.stop()
+    for embedded in _EMBEDDED:
+        embedded.stop()

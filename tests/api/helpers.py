@@ -56,7 +56,9 @@ def subj(text: str) -> core_pb2.SubjectReference:
 def rel(text: str) -> core_pb2.Relationship:
     parsed = parse_relationship(text)
     msg = core_pb2.Relationship(
-        resource=obj(str(parsed.resource)), relation=parsed.relation, subject=subj(str(parsed.subject))
+        resource=obj(str(parsed.resource)),
+        relation=parsed.relation,
+        subject=subj(str(parsed.subject)),
     )
     if parsed.caveat is not None:
         msg.caveat.name = parsed.caveat.name
@@ -76,20 +78,29 @@ class Api:
         self.schema = schema_pb2_grpc.SchemaServiceStub(channel)
 
     async def write_schema(self, text: str = SCHEMA, force: bool = False) -> str:
-        reply = await self.schema.WriteSchema(schema_pb2.WriteSchemaRequest(schema=text, force=force))
+        reply = await self.schema.WriteSchema(
+            schema_pb2.WriteSchemaRequest(schema=text, force=force)
+        )
         return reply.schema_version
 
     async def touch(self, tenant: str, *texts: str) -> str:
-        return await self._write(tenant, relationships_pb2.RelationshipUpdate.OPERATION_TOUCH, texts)
+        return await self._write(
+            tenant, relationships_pb2.RelationshipUpdate.OPERATION_TOUCH, texts
+        )
 
     async def delete(self, tenant: str, *texts: str) -> str:
-        return await self._write(tenant, relationships_pb2.RelationshipUpdate.OPERATION_DELETE, texts)
+        return await self._write(
+            tenant, relationships_pb2.RelationshipUpdate.OPERATION_DELETE, texts
+        )
 
     async def _write(self, tenant: str, op: Any, texts: tuple[str, ...]) -> str:
         reply = await self.relationships.WriteRelationships(
             relationships_pb2.WriteRelationshipsRequest(
                 tenant=tenant,
-                updates=[relationships_pb2.RelationshipUpdate(operation=op, relationship=rel(t)) for t in texts],
+                updates=[
+                    relationships_pb2.RelationshipUpdate(operation=op, relationship=rel(t))
+                    for t in texts
+                ],
             )
         )
         return reply.written_at.token

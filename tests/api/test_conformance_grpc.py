@@ -62,7 +62,9 @@ def _subj(ref: SubjectRef) -> core_pb2.SubjectReference:
 
 
 def _rel(rel: Relationship) -> core_pb2.Relationship:
-    msg = core_pb2.Relationship(resource=_obj(rel.resource), relation=rel.relation, subject=_subj(rel.subject))
+    msg = core_pb2.Relationship(
+        resource=_obj(rel.resource), relation=rel.relation, subject=_subj(rel.subject)
+    )
     if rel.caveat is not None:
         msg.caveat.name = rel.caveat.name
         if rel.caveat.context:
@@ -109,7 +111,9 @@ async def test_file_through_grpc(channel: grpc.aio.Channel, path: Path) -> None:
             request.context.update(item.context.to_dict())
         got = await perms.Check(request)
         if got.decision != _DECISIONS[assertion.expected]:
-            failures.append(f"{assertion.text}: expected {assertion.expected.value}, got {got.decision}")
+            failures.append(
+                f"{assertion.text}: expected {assertion.expected.value}, got {got.decision}"
+            )
     failures += await _agreement(perms, tenant, loaded.schema_text, loaded.relationships)
     assert not failures, "\n".join(failures[:20])
 
@@ -148,7 +152,10 @@ async def _agreement(
             )
             listed = await perms.ListPermissions(
                 permissions_pb2.ListPermissionsRequest(
-                    tenant=tenant, resource=_obj(resource), subject=_subj(subject), consistency=FULLY
+                    tenant=tenant,
+                    resource=_obj(resource),
+                    subject=_subj(subject),
+                    consistency=FULLY,
                 )
             )
             by_name = {p.permission: p.decision for p in listed.permissions}
@@ -177,7 +184,9 @@ async def _agreement(
                     by_lookup[key] = found.decision
     for key, decision in allowed.items():
         if by_lookup[key] != decision:
-            failures.append(f"{key[0]}#{key[1]}@{key[2]}: check {decision} vs lookup_resources {by_lookup[key]}")
+            failures.append(
+                f"{key[0]}#{key[1]}@{key[2]}: check {decision} vs lookup_resources {by_lookup[key]}"
+            )
     for resource in resources:
         for permission in schema.definitions[resource.type].permissions:
             kinds = {(s.type, s.relation) for s in subjects}
@@ -212,4 +221,3 @@ async def _agreement(
                             f"{resource}#{permission.name}@{subject}: check {expected} vs lookup_subjects {got}"
                         )
     return failures
-

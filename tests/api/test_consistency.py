@@ -34,14 +34,18 @@ async def test_exact_snapshot_gives_the_old_answer_after_a_delete(api: Api) -> N
 
 
 async def test_a_cache_hit_does_no_database_round_trip(app: App, api: Api) -> None:
-    token = await api.touch("acme", "document:plan#viewer@group:eng#member", "group:eng#member@user:alice")
+    token = await api.touch(
+        "acme", "document:plan#viewer@group:eng#member", "group:eng#member@user:alice"
+    )
     first = await api.check("acme", "document:plan", "view", "user:alice", fresh=token)
     calls: list[str] = []
     store = app.store
     for name in ("read", "head_revision", "check_revision", "changes"):
         original = getattr(store, name)
 
-        def counting(*args: object, _name: str = name, _original: object = original, **kw: object) -> object:
+        def counting(
+            *args: object, _name: str = name, _original: object = original, **kw: object
+        ) -> object:
             calls.append(_name)
             return _original(*args, **kw)  # type: ignore[operator]
 
@@ -65,9 +69,15 @@ async def test_fully_consistent_bypasses_the_cache(app: App, api: Api) -> None:
 async def test_a_tenant_never_sees_another_tenants_data(api: Api) -> None:
     token_a = await api.touch("acme", "document:plan#viewer@user:alice")
     token_b = await api.touch("globex", "document:other#viewer@user:bob")
-    assert (await api.check("acme", "document:plan", "view", "user:alice", fresh=token_a)).decision == ALLOWED
-    assert (await api.check("globex", "document:plan", "view", "user:alice", full=True)).decision == DENIED
-    assert (await api.check("acme", "document:other", "view", "user:bob", full=True)).decision == DENIED
+    assert (
+        await api.check("acme", "document:plan", "view", "user:alice", fresh=token_a)
+    ).decision == ALLOWED
+    assert (
+        await api.check("globex", "document:plan", "view", "user:alice", full=True)
+    ).decision == DENIED
+    assert (
+        await api.check("acme", "document:other", "view", "user:bob", full=True)
+    ).decision == DENIED
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await api.check("acme", "document:plan", "view", "user:alice", fresh=token_b)
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -78,5 +88,7 @@ async def test_a_token_from_the_future_is_refused(api: Api) -> None:
     from authz_service.api.tokens import encode_token
 
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await api.check("acme", "document:plan", "view", "user:alice", fresh=encode_token("acme", 10_000))
+        await api.check(
+            "acme", "document:plan", "view", "user:alice", fresh=encode_token("acme", 10_000)
+        )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION

@@ -52,9 +52,16 @@ async def test_tokens_carry_read_your_writes_across_processes(app: App, second_s
         for round_ in range(5):
             user = f"user:u{round_}"
             granted = await a.touch("acme", f"document:plan#viewer@{user}")
-            assert (await b.check("acme", "document:plan", "view", user, fresh=granted)).decision == ALLOWED
+            assert (
+                await b.check("acme", "document:plan", "view", user, fresh=granted)
+            ).decision == ALLOWED
             # Warm b's cache at the granted revision, then revoke on a: the revocation's
             # token must not be answered from that entry.
-            assert (await b.check("acme", "document:plan", "view", user)).decision in (ALLOWED, DENIED)
+            assert (await b.check("acme", "document:plan", "view", user)).decision in (
+                ALLOWED,
+                DENIED,
+            )
             revoked = await a.delete("acme", f"document:plan#viewer@{user}")
-            assert (await b.check("acme", "document:plan", "view", user, fresh=revoked)).decision == DENIED
+            assert (
+                await b.check("acme", "document:plan", "view", user, fresh=revoked)
+            ).decision == DENIED
