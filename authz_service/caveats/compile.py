@@ -14,7 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import cel
+# The extension module itself: xds-protos also ships a `cel/__init__.py` (CEL protos)
+# that can replace this package's, and only the compiled module is always intact.
+from cel import cel
 
 from authz_service.caveats.convert import Converter, converter_for
 from authz_service.caveats.ipaddr import IP_FUNCTIONS, SAMPLE_IP_FUNCTIONS

@@ -25,7 +25,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import cel
+# The extension module itself: xds-protos also ships a `cel/__init__.py` (CEL protos)
+# that can replace this package's, and only the compiled module is always intact.
+from cel import cel
 
 from authz_service.caveats.messages import cel_type_name, describe_cel_error, undefined_name
 

@@ -20,7 +20,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import cel
+# The extension module itself: xds-protos also ships a `cel/__init__.py` (CEL protos)
+# that can replace this package's, and only the compiled module is always intact.
+from cel import cel
 
 from authz_service.caveats.messages import cel_type_name
 from authz_service.caveats.partial import Activation, Node, iter_leaves
