@@ -1,0 +1,358 @@
+"""Who may call: API-key authentication, method scopes and tenant binding (docs/auth.md).
+
+Every call except the health and reflection services must carry the metadata
+`authorization: Bearer azk_<key id>_<secret>`. The interceptor checks it in two steps:
+
+1. Before the request body is read (`intercept_service`): the key must be well formed,
+   known, not revoked, and its secret must match. Otherwise UNAUTHENTICATED, and the
+   request is never deserialized: an unauthenticated caller costs no parsing.
+2. After the request is deserialized and before the servicer runs (a wrapper around the
+   method handler, unary and server-streaming alike): the key must hold the scope the
+   method needs (`METHOD_SCOPES`, the one table) and be bound to the request's tenant.
+   Otherwise PERMISSION_DENIED. A request without a `tenant` field is not tenant data
+   and needs a platform (`*`) key, except for methods open to any key (ReadSchema).
+
+Verified keys are cached for `ttl_s` (default 5 s) so that the hot path does not touch
+the database; a revoked key therefore stops working at most `ttl_s` after revocation.
+The key of the current call is kept in a context variable: `current_credential_id()`
+puts its id into every decision-log record.
+
+mTLS is not implemented: keys carry the tenant binding and scopes that a client
+certificate would have to encode too; TLS termination for transport security is the
+deployment's (or a proxy's) job.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import Any, Final, Literal, TypeAlias
+
+import grpc
+
+from authz_service.api.status import to_status
+from authz_service.credentials import ApiKey, Scope, split_token
+from authz_service.errors import AuthzError, PermissionDenied, Unauthenticated
+from authz_service.store.protocol import KeyStore
+
+__all__ = [
+    "ANY_KEY",
+    "EXEMPT_SERVICES",
+    "METHOD_SCOPES",
+    "AuthInterceptor",
+    "Authenticator",
+    "current_credential_id",
+    "current_key",
+    "refusal",
+]
+
+log = logging.getLogger(__name__)
+
+ANY_KEY: Final = "any"
+"""In METHOD_SCOPES: any valid key may call, whatever its scopes and tenant."""
+
+Requirement: TypeAlias = Scope | Literal["any"]
+
+
+def _table(services: Mapping[str, Mapping[str, Requirement]]) -> dict[str, Requirement]:
+    return {
+        f"/{service}/{method}": need
+        for service, methods in services.items()
+        for method, need in methods.items()
+    }
+
+
+# The one table of what each method needs. A method missing here is refused to every
+# key (deny by default); tests/api/test_auth.py fails when a registered method is missing.
+METHOD_SCOPES: Final[Mapping[str, Requirement]] = _table(
+    {
+        "authz.v1.PermissionsService": {
+            "Check": Scope.CHECK,
+            "CheckBulk": Scope.CHECK,
+            "ListPermissions": Scope.CHECK,
+            "LookupResources": Scope.CHECK,
+            "LookupSubjects": Scope.CHECK,
+            "Explain": Scope.CHECK,
+        },
+        # Reading raw tuples or following their changes is data administration, not a
+        # decision: it needs `write`, like changing them.
+        "authz.v1.RelationshipsService": {
+            "WriteRelationships": Scope.WRITE,
+            "DeleteRelationships": Scope.WRITE,
+            "ReadRelationships": Scope.WRITE,
+            "Watch": Scope.WRITE,
+        },
+        # The schema is shared by all tenants: writing it is the platform's business;
+        # reading it is harmless and every client may need it.
+        "authz.v1.SchemaService": {
+            "WriteSchema": Scope.ADMIN,
+            "ReadSchema": ANY_KEY,
+        },
+        # Tenant administration (roles, bindings, subject lifecycle); the reads reveal
+        # who holds what, as ReadRelationships does, so they need `write` too.
+        "authz.v1.TenancyService": {
+            "CreateRole": Scope.WRITE,
+            "UpdateRole": Scope.WRITE,
+            "DeleteRole": Scope.WRITE,
+            "ListRoles": Scope.WRITE,
+            "CreateBinding": Scope.WRITE,
+            "DeleteBinding": Scope.WRITE,
+            "ListBindings": Scope.WRITE,
+            "GrantReach": Scope.WRITE,
+            "GetSubjectStatus": Scope.WRITE,
+            "SuspendSubject": Scope.WRITE,
+            "ReactivateSubject": Scope.WRITE,
+            "DeprovisionSubject": Scope.WRITE,
+        },
+        "authz.v1.AuditService": {
+            "QueryDecisions": Scope.AUDIT,
+            "VerifyLog": Scope.AUDIT,
+            "ExplainDecision": Scope.AUDIT,
+        },
+        # Envoy's CheckRequest has no tenant field, so only a platform key can call it.
+        "envoy.service.auth.v3.Authorization": {"Check": Scope.CHECK},
+    }
+)
+
+EXEMPT_SERVICES: Final = frozenset(
+    {
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "grpc.reflection.v1.ServerReflection",
+    }
+)
+"""Callable without a key: load balancers probe health, and reflection only describes
+the public API."""
+
+# (the authorization metadata value it was verified from, the key) for the current call.
+_verified: contextvars.ContextVar[tuple[str, ApiKey] | None] = contextvars.ContextVar(
+    "authz_verified_key", default=None
+)
+
+
+def current_key() -> ApiKey | None:
+    """The key the current call was authenticated with (None when auth is off)."""
+    verified = _verified.get()
+    return None if verified is None else verified[1]
+
+
+def current_credential_id() -> str | None:
+    verified = _verified.get()
+    return None if verified is None else verified[1].key_id
+
+
+class Authenticator:
+    """Verifies `Bearer` API keys against a KeyStore, caching records for `ttl_s`.
+
+    Records are cached whether live or revoked (the secret is compared on every call, so
+    a cached record admits only its holder); unknown ids are not cached, so a key is
+    usable as soon as it is created. `ttl_s=0` reads the store on every call.
+    """
+
+    def __init__(
+        self,
+        keys: KeyStore,
+        *,
+        ttl_s: float = 5.0,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._keys = keys
+        self._ttl = ttl_s
+        self._max = max_entries
+        self._clock = clock
+        self._cache: dict[str, tuple[float, ApiKey]] = {}
+
+    async def authenticate(self, authorization: str | None) -> ApiKey:
+        """The live key `authorization` (`Bearer <key>`) presents; Unauthenticated if
+        none does, Unavailable if the store cannot be reached."""
+        if not authorization:
+            raise Unauthenticated("missing `authorization: Bearer <api key>` metadata")
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            raise Unauthenticated("authorization metadata must be `Bearer <api key>`")
+        parts = split_token(token.strip())
+        if parts is None:
+            raise Unauthenticated("malformed api key")
+        key_id, secret = parts
+        key = await self._lookup(key_id)
+        # One message for an unknown id and a wrong secret; "revoked" only to the holder.
+        if key is None or not key.matches(secret):
+            raise Unauthenticated("invalid api key")
+        if key.revoked:
+            raise Unauthenticated(f"api key `{key_id}` is revoked")
+        return key
+
+    async def _lookup(self, key_id: str) -> ApiKey | None:
+        now = self._clock()
+        hit = self._cache.get(key_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        key = await self._keys.get(key_id)
+        if key is None:
+            self._cache.pop(key_id, None)
+        elif self._ttl > 0:
+            if key_id not in self._cache and len(self._cache) >= self._max:
+                self._evict(now)
+            self._cache[key_id] = (now + self._ttl, key)
+        return key
+
+    def _evict(self, now: float) -> None:
+        for stale in [k for k, (until, _) in self._cache.items() if until <= now]:
+            del self._cache[stale]
+        while len(self._cache) >= self._max:
+            del self._cache[next(iter(self._cache))]  # the oldest insertion
+
+
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Continuation: TypeAlias = Callable[[grpc.HandlerCallDetails], Awaitable[Handler]]
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+
+_MAKE = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+_MAX_SHOWN = 64  # of a tenant id echoed back in an error
+
+
+def _authorization(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
+    values = [v for k, v in metadata or () if k == "authorization"]
+    if len(values) > 1:
+        raise Unauthenticated("more than one `authorization` metadata entry")
+    value = values[0] if values else None
+    return value if isinstance(value, str) else None
+
+
+def _ignore(_data: bytes) -> None:
+    """Request deserializer of a refused call: the body of an unauthenticated caller is
+    never parsed."""
+
+
+def _refusing(handler: Handler, exc: BaseException) -> Handler:
+    status = to_status(exc)
+
+    async def refuse(_request: Any, context: Context) -> None:
+        # grpc-stubs predates abort_with_status on the aio context; it exists at runtime.
+        await context.abort_with_status(status)  # type: ignore[attr-defined]
+
+    make = _MAKE[(handler.request_streaming, handler.response_streaming)]
+    return make(
+        refuse, request_deserializer=_ignore, response_serializer=handler.response_serializer
+    )
+
+
+def refusal(method: str, need: Requirement | None, key: ApiKey, request: Any) -> str | None:
+    """Why `key` may not make this call (None if it may): scope, then tenant binding."""
+    name = method.rsplit("/", 1)[-1]
+    if need is None:
+        return f"`{name}` is not open to api keys"
+    if need != ANY_KEY and need not in key.scopes:
+        return f"api key `{key.key_id}` lacks the `{need}` scope that `{name}` needs"
+    field = type(request).DESCRIPTOR.fields_by_name.get("tenant")
+    if field is None:
+        if need != ANY_KEY and not key.platform:
+            return f"`{name}` is not tenant-scoped and needs a platform (`*`) key"
+        return None
+    tenant: str = request.tenant
+    if not key.allows_tenant(tenant):
+        shown = tenant[:_MAX_SHOWN] or "(empty)"
+        return f"api key `{key.key_id}` is not valid for tenant `{shown}`"
+    return None
+
+
+# Not subscripted: grpc.aio.ServerInterceptor is generic in the stubs only.
+class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Authenticates every call and enforces METHOD_SCOPES and tenant binding.
+
+    Put it after the telemetry interceptor, so that refused calls are counted too.
+    """
+
+    def __init__(
+        self, authenticator: Authenticator, scopes: Mapping[str, Requirement] = METHOD_SCOPES
+    ) -> None:
+        self._auth = authenticator
+        self._scopes = scopes
+        self._guarded: dict[str, tuple[Handler, Handler]] = {}
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> Handler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.split("/")[1] in EXEMPT_SERVICES:
+            return handler
+        try:
+            authorization = _authorization(handler_call_details.invocation_metadata)
+            key = await self._auth.authenticate(authorization)
+        except Exception as exc:  # refused (or the store is down): answer, never admit
+            log.debug("refused call to %s: %s", method, exc)
+            return _refusing(handler, exc)
+        # grpc runs interceptors in the call's own task, so the handler sees this; it
+        # still checks that the metadata is the one verified before trusting it.
+        _verified.set((authorization or "", key))
+        cached = self._guarded.get(method)
+        if cached is None or cached[0] is not handler:
+            cached = (handler, self._guard(method, handler))
+            self._guarded[method] = cached
+        return cached[1]
+
+    async def _admit(self, method: str, request: Any, context: Context) -> None:
+        """Runs after deserialization, before the servicer: abort unless allowed."""
+        try:
+            authorization = _authorization(context.invocation_metadata())
+            verified = _verified.get()
+            if verified is not None and verified[0] == authorization:
+                key = verified[1]
+            else:
+                key = await self._auth.authenticate(authorization)
+            _verified.set((authorization or "", key))
+            reason = refusal(method, self._scopes.get(method), key, request)
+            if reason is not None:
+                raise PermissionDenied(reason)
+        except AuthzError as exc:
+            await context.abort_with_status(to_status(exc))  # type: ignore[attr-defined]
+
+    def _guard(self, method: str, handler: Handler) -> Handler:
+        serializers = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        admit = self._admit
+        # The stubs type behaviors for the sync server; here they are coroutines or
+        # async generators taking an aio context.
+        unary: Any = handler.unary_unary
+        stream: Any = handler.unary_stream
+        if unary is not None:
+
+            async def guarded_unary(request: Any, context: Context) -> Any:
+                await admit(method, request, context)
+                return await unary(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(guarded_unary, **serializers)
+        if stream is not None:
+            if inspect.isasyncgenfunction(stream):
+
+                async def guarded_stream(request: Any, context: Context) -> AsyncIterator[Any]:
+                    await admit(method, request, context)
+                    responses = stream(request, context)
+                    try:
+                        async for response in responses:
+                            yield response
+                    finally:
+                        await responses.aclose()
+
+                return grpc.unary_stream_rpc_method_handler(guarded_stream, **serializers)
+
+            async def guarded_writer(request: Any, context: Context) -> None:
+                await admit(method, request, context)  # a handler that calls context.write
+                await stream(request, context)
+
+            return grpc.unary_stream_rpc_method_handler(guarded_writer, **serializers)
+        # A client stream has no request to check before the servicer reads it; this
+        # service defines none, so refuse rather than admit unchecked.
+        return _refusing(handler, PermissionDenied(f"`{method}` cannot be authorized"))

@@ -1,0 +1,260 @@
+"""`authz keys create|list|revoke`: manage API keys directly in the database.
+
+Same database rules as `authz serve` and `authz migrate`: `--database-url`, else
+`AUTHZ_DATABASE_URL`, else the embedded server in the data directory.
+
+Creating and revoking a key are administrative changes. Unless the decision log is off
+(`AUTHZ_DECISION_LOG=off`), each is appended, durably and hash-chained, to a log root of
+the command's own: `<AUTHZ_LOG_DIR>-admin` (or `--log-dir`), in the key's tenant stream
+(`_platform` for platform keys, as for schema writes). A running server owns its own
+root and holds its writer lock, so the command cannot append there; the admin root is
+verified and queried with the same tools. A key whose creation cannot be logged is
+revoked again before the command fails. See docs/auth.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from authz_service.cli.migrate import add_database_arguments, database_url
+from authz_service.config import Settings, load_settings
+from authz_service.credentials import ALL_TENANTS, ApiKey, Scope, new_key, parse_scopes
+from authz_service.errors import AuthzError, InvalidArgument, Unavailable
+
+__all__ = ["admin_log_root", "register"]
+
+PLATFORM_STREAM = "_platform"  # where platform-wide admin records go (see api/schema.py)
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "keys",
+        help="create, list and revoke API keys",
+        description="Manage the API keys callers present as `authorization: Bearer <key>`.",
+    )
+    actions = parser.add_subparsers(dest="keys_command", required=True)
+
+    create = actions.add_parser("create", help="create a key and print it once")
+    bound = create.add_mutually_exclusive_group(required=True)
+    bound.add_argument("--tenant", help="the one tenant the key is valid for")
+    bound.add_argument(
+        "--all-tenants", action="store_true", help="a platform operator's key, valid everywhere"
+    )
+    create.add_argument(
+        "--scopes", required=True, help="comma-separated: check, write, admin, audit"
+    )
+    create.add_argument("--name", default="", help="what the key is for (shown by `list`)")
+    _common(create)
+    create.set_defaults(handler=_create)
+
+    listing = actions.add_parser("list", help="list keys (never their secrets)")
+    listing.add_argument("--tenant", help="only keys bound to this tenant (`*`: platform keys)")
+    _common(listing)
+    listing.set_defaults(handler=_list)
+
+    revoke = actions.add_parser("revoke", help="revoke a key; running servers refuse it soon")
+    revoke.add_argument("key_id", help="the id shown by `create` and `list`")
+    _common(revoke)
+    revoke.set_defaults(handler=_revoke)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    add_database_arguments(parser)
+    parser.add_argument(
+        "--log-dir",
+        type=Path,
+        help="decision log root for key changes (default: <AUTHZ_LOG_DIR>-admin)",
+    )
+
+
+def admin_log_root(settings: Settings) -> Path:
+    """Where `authz keys` logs by default: a sibling of the server's log root."""
+    return settings.log_dir.with_name(f"{settings.log_dir.name}-admin")
+
+
+# --- handlers ----------------------------------------------------------------------------
+
+
+def _create(args: argparse.Namespace) -> int:
+    tenant = ALL_TENANTS if args.all_tenants else args.tenant
+    if tenant == ALL_TENANTS and not args.all_tenants:
+        raise InvalidArgument("use --all-tenants for a platform key", field="tenant", value="*")
+    record, token = new_key(tenant=tenant, scopes=parse_scopes(args.scopes), name=args.name)
+    stored = asyncio.run(_create_logged(args, record))
+    print(token)  # stdout carries only the key, for scripts
+    print(
+        f"created key `{stored.key_id}` for {_bound(stored)} with scopes "
+        f"{_scopes(stored)}; the key above is shown only this once",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    keys = asyncio.run(_list_keys(args))
+    rows = [("KEY_ID", "TENANT", "SCOPES", "CREATED", "REVOKED", "NAME")]
+    for key in keys:
+        rows.append(
+            (
+                key.key_id,
+                key.tenant,
+                _scopes(key),
+                _time(key.created_at),
+                _time(key.revoked_at) if key.revoked_at else "-",
+                key.name,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1]]).rstrip())
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    key = asyncio.run(_revoke_logged(args))
+    print(
+        f"revoked key `{key.key_id}` of {_bound(key)}; running servers refuse it once "
+        "their key cache expires (AUTHZ_AUTH_CACHE_TTL_S, default 5 s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+# --- database and log ------------------------------------------------------------------
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(
+        {
+            "database_url": args.database_url,
+            "data_dir": Path(args.data_dir) if args.data_dir else None,
+        }
+    )
+
+
+@asynccontextmanager
+async def _keys(args: argparse.Namespace, *, migrate: bool = False) -> AsyncIterator[Any]:
+    from authz_service.store import postgres
+
+    async with database_url(args) as dsn:
+        if migrate:
+            await postgres.migrate(dsn)
+        store = await postgres.connect(dsn, min_size=1, max_size=1)
+        try:
+            yield store.keys
+        finally:
+            await store.close()
+
+
+@asynccontextmanager
+async def _admin_log(args: argparse.Namespace) -> AsyncIterator[Any]:
+    """An AuditTrail on the admin log root, or None when the decision log is off. Opened
+    before the change, so that a log that cannot be written stops the command early."""
+    from authz_service.decisionlog import DecisionLogConfig, DecisionLogWriter, LogMode
+    from authz_service.service.audit import AuditTrail
+
+    settings = _settings(args)
+    if settings.log_mode == "off":
+        yield None
+        return
+    signing = Path(settings.log_signing_key) if settings.log_signing_key else None
+    writer = DecisionLogWriter(
+        DecisionLogConfig(
+            root=args.log_dir or admin_log_root(settings),
+            mode=LogMode.DURABLE,
+            signing_key_path=signing,
+        )
+    )
+    await writer.start()
+    try:
+        yield AuditTrail(writer)
+    finally:
+        await writer.aclose()
+
+
+async def _record(audit: Any, key: ApiKey, action: str) -> None:
+    if audit is None:
+        return
+    from authz_service.service.audit import CallInfo
+
+    await audit.admin(
+        PLATFORM_STREAM if key.platform else key.tenant,
+        CallInfo(),
+        action=action,
+        resource=f"api_key:{key.key_id}",
+        subject=f"api_key:{key.key_id}",
+        revision=0,
+        schema_version="",
+        details={
+            "key_tenant": key.tenant,
+            "scopes": sorted(s.value for s in key.scopes),
+            "name": key.name,
+            "operator": _operator(),
+            "tool": "authz keys",
+        },
+        started=time.perf_counter(),
+    )
+
+
+async def _create_logged(args: argparse.Namespace, record: ApiKey) -> ApiKey:
+    async with _admin_log(args) as audit, _keys(args, migrate=True) as keys:
+        stored: ApiKey = await keys.create(record)
+        try:
+            await _record(audit, stored, "create_api_key")
+        except AuthzError as exc:
+            await keys.revoke(stored.key_id)  # an unlogged key must not stay usable
+            raise Unavailable(
+                f"key not created: the decision log could not record it ({exc.message})"
+            ) from exc
+        return stored
+
+
+async def _list_keys(args: argparse.Namespace) -> list[ApiKey]:
+    async with _keys(args) as keys:
+        return list(await keys.list(args.tenant))
+
+
+async def _revoke_logged(args: argparse.Namespace) -> ApiKey:
+    async with _admin_log(args) as audit, _keys(args) as keys:
+        key: ApiKey = await keys.revoke(args.key_id)
+        try:
+            await _record(audit, key, "revoke_api_key")
+        except AuthzError as exc:
+            # The revocation stands: refusing it because of the log would be worse.
+            raise Unavailable(
+                f"key `{key.key_id}` is revoked, but the decision log could not record it "
+                f"({exc.message})"
+            ) from exc
+        return key
+
+
+# --- formatting -------------------------------------------------------------------------
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name for this uid (containers)
+        return "unknown"
+
+
+def _bound(key: ApiKey) -> str:
+    return "all tenants" if key.platform else f"tenant `{key.tenant}`"
+
+
+def _scopes(key: ApiKey) -> str:
+    return ",".join(s.value for s in Scope if s in key.scopes)
+
+
+def _time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
