@@ -23,6 +23,9 @@ __all__ = ["MIGRATION_SQL", "PostgresSink"]
 MIGRATION_SQL = """
 CREATE TABLE IF NOT EXISTS decision_log (
     tenant       text        NOT NULL,
+    -- the writer root: '' for a single writer, `worker-N` when each server worker has
+    -- its own (then one tenant has one chain per worker)
+    source       text        NOT NULL DEFAULT '',
     seq          bigint      NOT NULL,
     time         timestamptz NOT NULL,
     decision_id  text        NOT NULL,
@@ -37,9 +40,9 @@ CREATE TABLE IF NOT EXISTS decision_log (
     hash         text        NOT NULL,
     line         text        NOT NULL,
     record       jsonb       NOT NULL,
-    -- A key on a partitioned table must contain the partition column; (tenant, seq)
-    -- alone is unique in practice because one entry has one time.
-    PRIMARY KEY (tenant, seq, time)
+    -- A key on a partitioned table must contain the partition column; (tenant, source,
+    -- seq) alone is unique in practice because one entry has one time.
+    PRIMARY KEY (tenant, source, seq, time)
 ) PARTITION BY RANGE (time);
 CREATE INDEX IF NOT EXISTS decision_log_tenant_time ON decision_log (tenant, time);
 CREATE INDEX IF NOT EXISTS decision_log_decision_id ON decision_log (decision_id);
@@ -48,8 +51,8 @@ CREATE INDEX IF NOT EXISTS decision_log_subject ON decision_log (tenant, subject
 
 _INSERT = """
 INSERT INTO decision_log (tenant, seq, time, decision_id, kind, subject, actor, action,
-    resource, decision, revision, prev_hash, hash, line, record)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb)
+    resource, decision, revision, prev_hash, hash, line, record, source)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16)
 ON CONFLICT DO NOTHING
 """
 _PARTITION_LOCK = 0x6465_6C6F_6721  # any constant: serialises partition creation
@@ -69,10 +72,15 @@ def _next_month(start: datetime) -> datetime:
 
 
 class PostgresSink:
-    """Implements `DecisionLogMirror`: idempotent inserts, and catch-up from the files."""
+    """Implements `DecisionLogMirror`: idempotent inserts, and catch-up from the files.
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    `source` names the writer root the entries come from (`worker-N` when each server
+    worker writes its own root), so that the workers' chains of one tenant stay apart.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, *, source: str = "") -> None:
         self._pool = pool
+        self._source = source
         self._months: set[datetime] = set()  # partitions known to exist
 
     async def write(self, entries: Sequence[LogEntry]) -> None:
@@ -86,7 +94,7 @@ class PostgresSink:
                     e.tenant, e.seq, e.record.time, e.record.decision_id, str(e.record.kind),
                     e.record.subject, e.record.actor, e.record.action, e.record.resource,
                     str(e.record.decision), e.record.revision, e.prev_hash, e.hash,
-                    e.line.decode("utf-8"), e.line.decode("utf-8"),
+                    e.line.decode("utf-8"), e.line.decode("utf-8"), self._source,
                 )
                 for e in entries
             ]  # fmt: skip
@@ -97,7 +105,9 @@ class PostgresSink:
         copied = 0
         for tenant, directory in await asyncio.to_thread(list_streams, root):
             last = await self._pool.fetchval(
-                "SELECT max(seq) FROM decision_log WHERE tenant = $1", tenant
+                "SELECT max(seq) FROM decision_log WHERE tenant = $1 AND source = $2",
+                tenant,
+                self._source,
             )
             after = -1 if last is None else int(last)
             for path in await asyncio.to_thread(_segments_after, directory, after):
@@ -128,7 +138,7 @@ class PostgresSink:
         sql = (
             "SELECT line FROM decision_log"
             + (" WHERE " + " AND ".join(clauses) if clauses else "")
-            + f" ORDER BY time, tenant, seq LIMIT ${len(args)}"
+            + f" ORDER BY time, tenant, source, seq LIMIT ${len(args)}"
         )
         rows = await self._pool.fetch(sql, *args)
         return [entry_from_line(row["line"].encode("utf-8")) for row in rows]

@@ -1,0 +1,210 @@
+"""AuditService: query, verify and explain the decision log, one tenant at a time.
+
+Every call names a tenant and sees only that tenant's streams (one per server worker),
+whatever its filters say. The files are read in worker threads. The service reads the
+log; it never changes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import grpc
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from authz_service.api import convert
+from authz_service.api.audit_convert import KINDS, PROBLEM_KINDS, record_to_proto
+from authz_service.api.calls import stream_rpc, unary_rpc
+from authz_service.api.gen.authz.v1 import audit_pb2, audit_pb2_grpc, core_pb2
+from authz_service.decisionlog import Decision, RecordFilter
+from authz_service.errors import FailedPrecondition, InvalidArgument, NotFound
+from authz_service.service.log_reader import (
+    Found,
+    aiter_log,
+    find_in_log,
+    latest_checkpoint_time,
+    verify_log,
+)
+
+__all__ = ["AuditServicer"]
+
+Ctx = grpc.aio.ServicerContext[Any, Any]
+
+_DECISIONS = {
+    core_pb2.DECISION_ALLOWED: Decision.ALLOWED,
+    core_pb2.DECISION_DENIED: Decision.DENIED,
+    core_pb2.DECISION_CONDITIONAL: Decision.CONDITIONAL,
+}
+_FROM_KIND = {proto: kind for kind, proto in KINDS.items()}
+
+
+def _encode_cursor(tenant: str, after: Mapping[str, int]) -> core_pb2.Cursor:
+    raw = json.dumps({"t": tenant, "a": dict(after)}, separators=(",", ":"), sort_keys=True)
+    return core_pb2.Cursor(token=base64.urlsafe_b64encode(raw.encode()).decode().rstrip("="))
+
+
+def _decode_cursor(cursor: core_pb2.Cursor, tenant: str) -> dict[str, int]:
+    if not cursor.token:
+        return {}
+    try:
+        padded = cursor.token + "=" * (-len(cursor.token) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded))
+        after = {str(k): int(v) for k, v in data["a"].items()}
+        issued_for = data["t"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise InvalidArgument(
+            "`cursor` is not a cursor of QueryDecisions", field="cursor", value=cursor.token
+        ) from None
+    if issued_for != tenant:
+        raise InvalidArgument("`cursor` was issued for another tenant", field="cursor")
+    return after
+
+
+def _filter(request: audit_pb2.QueryDecisionsRequest, tenant: str) -> RecordFilter:
+    def subject(field: str) -> str | None:
+        if not request.HasField(field):  # type: ignore[arg-type]  # field names are literals
+            return None
+        return str(convert.subject_ref(getattr(request, field), field))
+
+    if request.decision and request.decision not in _DECISIONS:
+        raise InvalidArgument("`decision` is not a decision", field="decision")
+    if request.kind and request.kind not in _FROM_KIND:
+        raise InvalidArgument("`kind` is not a decision kind", field="kind")
+    decision = _DECISIONS.get(request.decision)
+    return RecordFilter(
+        tenant=tenant,
+        subject=subject("subject"),
+        actor=subject("actor"),
+        resource=(
+            str(convert.object_ref(request.resource, "resource"))
+            if request.HasField("resource")
+            else None
+        ),
+        action=request.action or None,
+        # ALLOWED also matches admin records that were APPLIED; see `_wanted`.
+        decision=None if decision is Decision.ALLOWED else decision,
+        kind=_FROM_KIND.get(request.kind),
+        since=request.start_time.ToDatetime(UTC) if request.HasField("start_time") else None,
+        until=request.end_time.ToDatetime(UTC) if request.HasField("end_time") else None,
+    )
+
+
+def _public_key(pem: str) -> Ed25519PublicKey:
+    try:
+        key = serialization.load_pem_public_key(pem.encode())
+    except ValueError:
+        raise InvalidArgument(
+            "`public_key_pem` is not a pem public key", field="public_key_pem"
+        ) from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise InvalidArgument("`public_key_pem` is not an ed25519 key", field="public_key_pem")
+    return key
+
+
+async def _damage_reported(tenant: str, found: AsyncIterator[Found]) -> AsyncIterator[Found]:
+    """The reader names the damaged file; callers of the API get no server paths."""
+    try:
+        async for item in found:
+            yield item
+    except FailedPrecondition:
+        raise FailedPrecondition(
+            f"the decision log of tenant `{tenant}` has a damaged record: call VerifyLog"
+        ) from None
+
+
+class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
+    """Reads every writer root under `log_dir`; `public_key` is the server's own
+    checkpoint key, used by VerifyLog when the request brings none."""
+
+    def __init__(self, log_dir: Path, public_key: Ed25519PublicKey | None = None) -> None:
+        self._log_dir = log_dir
+        self._public_key = public_key
+
+    @stream_rpc
+    async def QueryDecisions(
+        self, request: audit_pb2.QueryDecisionsRequest, context: Ctx
+    ) -> AsyncIterator[audit_pb2.QueryDecisionsResponse]:
+        tenant = convert.tenant(request.tenant)
+        where = _filter(request, tenant)
+        after = _decode_cursor(request.cursor, tenant)
+        allowed_only = request.decision == core_pb2.DECISION_ALLOWED
+        if not self._log_dir.is_dir():
+            return
+        sent = 0
+        async for found in _damage_reported(tenant, aiter_log(self._log_dir, where, after=after)):
+            record = found.stored.entry.record
+            if record.tenant != tenant:  # belt and braces: streams are per tenant
+                continue
+            if allowed_only and record.decision not in (Decision.ALLOWED, Decision.APPLIED):
+                continue
+            after[found.stream.name] = found.stored.entry.seq
+            yield audit_pb2.QueryDecisionsResponse(
+                record=record_to_proto(found.stored.entry),
+                cursor=_encode_cursor(tenant, after),
+            )
+            sent += 1
+            if request.limit and sent >= request.limit:
+                return
+
+    @unary_rpc
+    async def VerifyLog(
+        self, request: audit_pb2.VerifyLogRequest, context: Ctx
+    ) -> audit_pb2.VerifyLogResponse:
+        tenant = convert.tenant(request.tenant)
+        key = _public_key(request.public_key_pem) if request.public_key_pem else self._public_key
+        if key is None:
+            raise FailedPrecondition(
+                "the server has no checkpoint signing key: send `public_key_pem`"
+            )
+
+        def verify() -> audit_pb2.VerifyLogResponse:
+            if not self._log_dir.is_dir():
+                return audit_pb2.VerifyLogResponse(verified=True)
+            results = verify_log(self._log_dir, key, tenant=tenant)
+            response = audit_pb2.VerifyLogResponse(
+                verified=all(report.ok for _, report in results),
+                record_count=sum(report.records for _, report in results),
+                checkpoint_count=sum(report.checkpoints for _, report in results),
+            )
+            times = [latest_checkpoint_time(stream, key) for stream, _ in results]
+            known = [t for t in times if t is not None]
+            if known:
+                response.latest_checkpoint_time.FromDatetime(max(known))
+            for stream, report in results:
+                first = report.first
+                if first is None:
+                    continue
+                where = f"{first.segment.name}:{first.line}: " if first.segment else ""
+                response.first_problem.CopyFrom(
+                    audit_pb2.LogProblem(
+                        kind=PROBLEM_KINDS[first.problem],
+                        sequence=max(first.seq or 0, 0),
+                        decision_id=first.decision_id or "",
+                        description=f"stream `{stream.name}`, {where}{first.message}",
+                    )
+                )
+                break
+            return response
+
+        return await asyncio.to_thread(verify)
+
+    @unary_rpc
+    async def ExplainDecision(
+        self, request: audit_pb2.ExplainDecisionRequest, context: Ctx
+    ) -> audit_pb2.ExplainDecisionResponse:
+        tenant = convert.tenant(request.tenant)
+        if not request.decision_id:
+            raise InvalidArgument("`decision_id` is required", field="decision_id")
+        if not self._log_dir.is_dir():
+            raise NotFound(f"decision `{request.decision_id}` is not in the decision log")
+        found = await asyncio.to_thread(
+            find_in_log, self._log_dir, request.decision_id, tenant=tenant
+        )
+        return audit_pb2.ExplainDecisionResponse(record=record_to_proto(found.stored.entry))

@@ -1,0 +1,185 @@
+"""Reading a whole log directory as an auditor does: every stream of every writer.
+
+A server with one worker writes its streams straight under the log directory; with
+several workers each worker owns a root `worker-N/` (one writer per root, see
+`app._log_writer`), so one tenant has one stream per worker. Readers take no lock.
+
+    LOG_DIR/                 a root (single worker), or only the worker roots below
+      .writer.lock
+      acme/000001.jsonl
+      worker-0/.writer.lock  a worker root
+      worker-0/acme/000001.jsonl
+
+Entries come out tenant by tenant (sorted); the streams of one tenant are merged by
+decision time, each in its own chain order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import re
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from itertools import groupby, islice
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from authz_service.decisionlog import (
+    Checkpoint,
+    RecordFilter,
+    StoredEntry,
+    VerifyReport,
+    iter_entries,
+    verify_stream,
+)
+from authz_service.decisionlog.layout import (
+    CHECKPOINT_FILE,
+    LOCK_FILE,
+    list_segments,
+    list_streams,
+    read_lines,
+)
+from authz_service.errors import AuthzError, NotFound
+
+__all__ = [
+    "Found",
+    "Stream",
+    "aiter_log",
+    "find_in_log",
+    "iter_log",
+    "latest_checkpoint_time",
+    "list_log_streams",
+    "log_roots",
+    "verify_log",
+]
+
+_WORKER_ROOT = re.compile(r"^worker-[0-9]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    root: str  # "" for the log directory itself, else the worker root's name
+    tenant: str
+    directory: Path
+
+    @property
+    def name(self) -> str:
+        """`acme`, or `worker-1/acme` for a worker's stream."""
+        return f"{self.root}/{self.tenant}" if self.root else self.tenant
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    stream: Stream
+    stored: StoredEntry
+
+
+def _is_worker_root(path: Path) -> bool:
+    """A `worker-N` directory holding streams (a tenant may be called `worker-1` too:
+    its directory holds segments, not a lock file and streams)."""
+    if not (_WORKER_ROOT.match(path.name) and path.is_dir()):
+        return False
+    if (path / LOCK_FILE).exists():
+        return True
+    return not list_segments(path) and any(p.is_dir() for p in path.iterdir())
+
+
+def log_roots(log_dir: Path) -> list[tuple[str, Path]]:
+    """(label, root) of every writer root in `log_dir`, the directory itself first."""
+    if not log_dir.is_dir():
+        raise NotFound(f"decision log directory `{log_dir}` does not exist")
+    workers = sorted(
+        (p for p in log_dir.iterdir() if _is_worker_root(p)),
+        key=lambda p: int(p.name.split("-", 1)[1]),
+    )
+    return [("", log_dir), *((p.name, p) for p in workers)]
+
+
+def list_log_streams(log_dir: Path, tenant: str | None = None) -> list[Stream]:
+    """Every stream, sorted by tenant, then root."""
+    found = []
+    for label, root in log_roots(log_dir):
+        for name, directory in list_streams(root):
+            if label == "" and _is_worker_root(directory):
+                continue
+            if tenant is None or name == tenant:
+                found.append(Stream(label, name, directory))
+    return sorted(found, key=lambda s: (s.tenant, s.root))
+
+
+def iter_log(
+    log_dir: Path, where: RecordFilter | None = None, *, after: Mapping[str, int] | None = None
+) -> Generator[Found, None, None]:
+    """Entries matching `where`; `after` maps a stream name to the last seq already seen
+    (a resumed query skips up to it)."""
+    where = where or RecordFilter()
+    after = after or {}
+    streams = list_log_streams(log_dir, where.tenant)
+    for _, group in groupby(streams, key=lambda s: s.tenant):
+        sources = [_stream_entries(s, where, after.get(s.name, -1)) for s in group]
+        yield from heapq.merge(
+            *sources, key=lambda f: (f.stored.entry.record.time, f.stored.entry.record.decision_id)
+        )
+
+
+def _stream_entries(stream: Stream, where: RecordFilter, after_seq: int) -> Iterator[Found]:
+    # iter_entries keys the stream by tenant below a root; give it this stream's root.
+    for stored in iter_entries(stream.directory.parent, replace(where, tenant=stream.tenant)):
+        if stored.entry.seq > after_seq:
+            yield Found(stream, stored)
+
+
+async def aiter_log(
+    log_dir: Path,
+    where: RecordFilter | None = None,
+    *,
+    after: Mapping[str, int] | None = None,
+    chunk: int = 256,
+) -> AsyncIterator[Found]:
+    """`iter_log` with the file reading in a worker thread, `chunk` entries at a time."""
+    entries = iter_log(log_dir, where, after=after)  # a generator: no I/O yet
+    try:
+        while batch := await asyncio.to_thread(lambda: list(islice(entries, chunk))):
+            for found in batch:
+                yield found
+    finally:
+        # Cancelled while a chunk is read, the generator is still running in its thread
+        # (ValueError): it is then closed when collected.
+        with contextlib.suppress(ValueError):
+            entries.close()
+
+
+def find_in_log(log_dir: Path, decision_id: str, *, tenant: str | None = None) -> Found:
+    for found in iter_log(log_dir, RecordFilter(tenant=tenant, decision_id=decision_id)):
+        return found
+    raise NotFound(f"decision `{decision_id}` is not in the decision log")
+
+
+def verify_log(
+    log_dir: Path, public_key: Ed25519PublicKey | None, *, tenant: str | None = None
+) -> list[tuple[Stream, VerifyReport]]:
+    """Verify every stream (of `tenant`, if given) of every root."""
+    return [(s, verify_stream(s.directory, public_key)) for s in list_log_streams(log_dir, tenant)]
+
+
+def latest_checkpoint_time(stream: Stream, public_key: Ed25519PublicKey | None) -> datetime | None:
+    """When the newest checkpoint of `stream` (signed by `public_key`, if given) was made."""
+    path = stream.directory / CHECKPOINT_FILE
+    if not path.exists():
+        return None
+    latest: datetime | None = None
+    for line in read_lines(path):
+        try:
+            checkpoint = Checkpoint.from_line(line.data)
+        except AuthzError:
+            continue  # verification reports it
+        if checkpoint.stream != stream.tenant or (
+            public_key is not None and not checkpoint.signature_valid(public_key)
+        ):
+            continue
+        latest = checkpoint.time if latest is None else max(latest, checkpoint.time)
+    return latest
