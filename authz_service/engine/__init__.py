@@ -6,10 +6,10 @@ LookupSubjects and Explain, with SpiceDB (Zanzibar) semantics.
       lookup_resources / lookup_subjects                    -> async iterators
 
 Modules: `types` (public values), `tristate` (three-valued logic), `dispatch` (the
-`Dispatcher` seam every subproblem crosses), `request` (per-request memo, cycle cuts,
-limits), `check` (the semantics of one node), `caveat_eval`, `reads`, `explain`,
-`reverse` + `lookup_resources`, `lookup_subjects`, `grants` (extra permission sources),
-`inputs` (request validation), `engine` (the operations).
+`Dispatcher` seam every subproblem crosses), `request` (per-request memo, cycles as
+fixpoints, limits), `check` + `accumulate` (the semantics of one node), `caveat_eval`,
+`reads`, `explain`, `reverse` + `lookup_resources`, `lookup_subjects`, `grants` (extra
+grant sources: role bindings), `inputs` (request validation), `engine` (the operations).
 
 The engine reads storage only through `RelationshipReader`, at the snapshot's revision.
 """
@@ -22,6 +22,7 @@ from authz_service.engine.engine import Engine
 from authz_service.engine.grants import GrantSource
 from authz_service.engine.tristate import FALSE, TRUE, Tri
 from authz_service.engine.types import (
+    BindingRef,
     CheckItem,
     CheckResult,
     Decision,
@@ -35,6 +36,7 @@ from authz_service.engine.types import (
 __all__ = [
     "FALSE",
     "TRUE",
+    "BindingRef",
     "CheckItem",
     "CheckResult",
     "Decision",

@@ -20,13 +20,13 @@ class CaveatEvaluator:
 
     def __init__(self, schema: CompiledSchema) -> None:
         self._schema = schema
-        self._memo: dict[tuple[str, FrozenContext, FrozenContext], Tri] = {}
+        self._memo: dict[tuple[str, str, str], Tri] = {}
 
     def value(self, rel: Relationship, context: FrozenContext) -> Tri:
         ref = rel.caveat
         if ref is None:
             return TRUE
-        key = (ref.name, ref.context, context)
+        key = (ref.name, ref.context.canonical, context.canonical)
         found = self._memo.get(key)
         if found is not None:
             return found

@@ -9,14 +9,12 @@ limits and any cache apply to every node. Evaluation is sequential and short-cir
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from authz_service.engine import explain as ex
+from authz_service.engine.accumulate import Accumulator
 from authz_service.engine.dispatch import Subproblem, SubResult
-from authz_service.engine.reads import earliest_expiry
 from authz_service.engine.tristate import FALSE, TRUE, Tri
 from authz_service.engine.types import ExplainNode
-from authz_service.model import WILDCARD, Relationship, RelationshipFilter
+from authz_service.model import WILDCARD, RelationshipFilter
 from authz_service.schema.ast import (
     Arrow,
     Exclusion,
@@ -41,55 +39,6 @@ class LocalDispatcher:
         return await evaluate(req)
 
 
-class _Acc:
-    """Collects what children contribute besides their value: expiry, volatility, cycle
-    cuts and (when explaining) their explanation nodes."""
-
-    __slots__ = ("cut_depth", "nodes", "valid_until", "volatile")
-
-    def __init__(self, explain: bool) -> None:
-        self.valid_until: datetime | None = None
-        self.volatile = False
-        self.cut_depth: int | None = None
-        self.nodes: list[ExplainNode] | None = [] if explain else None
-
-    def merge(self, r: SubResult) -> Tri:
-        if r.valid_until is not None and (
-            self.valid_until is None or r.valid_until < self.valid_until
-        ):
-            self.valid_until = r.valid_until
-        self.volatile = self.volatile or r.volatile
-        if r.cut_depth is not None and (self.cut_depth is None or r.cut_depth < self.cut_depth):
-            self.cut_depth = r.cut_depth
-        return r.value
-
-    def take(self, r: SubResult) -> Tri:
-        """Merge, and keep the child's explanation as a child of the node being built."""
-        if self.nodes is not None and r.explanation is not None:
-            self.nodes.append(r.explanation)
-        return self.merge(r)
-
-    def consulted(self, rels: tuple[Relationship, ...]) -> None:
-        expiry = earliest_expiry(rels)
-        if expiry is not None and (self.valid_until is None or expiry < self.valid_until):
-            self.valid_until = expiry
-
-    def add(self, explanation: ExplainNode) -> None:
-        if self.nodes is not None:
-            self.nodes.append(explanation)
-
-    def done(self, value: Tri, explanation: ExplainNode | None = None) -> SubResult:
-        return SubResult(value, self.valid_until, self.volatile, self.cut_depth, explanation)
-
-    def done_node(
-        self, req: Subproblem, kind: str, relation: str, value: Tri, **kw: str
-    ) -> SubResult:
-        explanation = None
-        if self.nodes is not None:
-            explanation = ex.node(kind, req.resource, relation, value, self.nodes, **kw)
-        return self.done(value, explanation)
-
-
 async def evaluate(req: Subproblem) -> SubResult:
     subject, resource = req.subject, req.resource
     if (
@@ -98,7 +47,7 @@ async def evaluate(req: Subproblem) -> SubResult:
         and subject.type == resource.type
     ):
         # The subject is this very userset (`doc:x#view` checked against `doc:x#view`).
-        return _Acc(req.request.explain).done_node(req, "alias", req.relation, TRUE)
+        return Accumulator(req.request.explain).done_node(req, "alias", req.relation, TRUE)
     schema = req.snapshot.schema
     permission = schema.permissions.get((resource.type, req.relation))
     if permission is not None:
@@ -107,45 +56,55 @@ async def evaluate(req: Subproblem) -> SubResult:
     if relation is not None:
         return await _relation(req, relation)
     reason = f"`{resource.type}` has no relation or permission `{req.relation}`"
-    return _Acc(req.request.explain).done_node(req, "relation", req.relation, FALSE, reason=reason)
+    return Accumulator(req.request.explain).done_node(
+        req, "relation", req.relation, FALSE, reason=reason
+    )
 
 
 async def _permission(req: Subproblem, permission: Permission) -> SubResult:
     state = req.request
-    acc = _Acc(state.explain)
+    acc = Accumulator(state.explain)
     value = acc.take(await _expr(req, permission.expr))
-    for source in state.grant_sources:
+    value = await _granted(req, acc, value)
+    return acc.done_node(req, "permission", req.relation, value)
+
+
+async def _granted(req: Subproblem, acc: Accumulator, value: Tri) -> Tri:
+    """OR the request's grant sources (role bindings) into `value`, until it is true."""
+    for source in req.request.grant_sources:
         if value.is_true:
             break
-        granted = await source.grants(
-            req.snapshot, req.context, req.resource, req.relation, req.subject
-        )
+        granted = await source.grants(req)
         value = value | acc.merge(granted)
-        if acc.nodes is not None:
+        if acc.nodes is None:
+            continue
+        if granted.explanation is not None and granted.explanation.kind == "grant":
+            acc.add(granted.explanation)
+        elif granted.explanation is not None or not granted.value.is_false:
             children = (granted.explanation,) if granted.explanation else ()
             acc.add(ex.node("grant", req.resource, req.relation, granted.value, children))
-    return acc.done_node(req, "permission", req.relation, value)
+    return value
 
 
 async def _expr(req: Subproblem, expr: Expr) -> SubResult:
     state = req.request
     if isinstance(expr, RelationRef):
         return await state.dispatch(req.child(req.resource, expr.name))
-    acc = _Acc(state.explain)
+    acc = Accumulator(state.explain)
     if isinstance(expr, Union):
         value = FALSE
         for child in expr.children:
             value = value | acc.take(await _expr(req, child))
             if value.is_true:
                 break
-        return acc.done_node(req, "union", ex.expr_text(expr), value)
+        return acc.done_node(req, "union", expr, value)
     if isinstance(expr, Intersection):
         value = TRUE
         for child in expr.children:
             value = value & acc.take(await _expr(req, child))
             if value.is_false:
                 break
-        return acc.done_node(req, "intersection", ex.expr_text(expr), value)
+        return acc.done_node(req, "intersection", expr, value)
     if isinstance(expr, Exclusion):
         return await _exclusion(req, expr, acc)
     if isinstance(expr, Arrow):
@@ -164,23 +123,21 @@ def _opt(reason: str | None) -> dict[str, str]:
     return {"reason": reason} if reason else {}
 
 
-async def _exclusion(req: Subproblem, expr: Exclusion, acc: _Acc) -> SubResult:
-    text = ex.expr_text(expr)
+async def _exclusion(req: Subproblem, expr: Exclusion, acc: Accumulator) -> SubResult:
     base = acc.take(await _expr(req, expr.base))
     if base.is_false:
-        return acc.done_node(req, "exclusion", text, FALSE)
+        return acc.done_node(req, "exclusion", expr, FALSE)
     subtracted = acc.take(await _expr(req, expr.subtracted))
     value = base & ~subtracted
     reason = None
-    if subtracted.is_true:
+    if subtracted.is_true and acc.nodes is not None:
         reason = f"excluded by `{ex.expr_text(expr.subtracted)}`"
-    return acc.done_node(req, "exclusion", text, value, **_opt(reason))
+    return acc.done_node(req, "exclusion", expr, value, **_opt(reason))
 
 
-async def _arrow(req: Subproblem, expr: Arrow, acc: _Acc) -> SubResult:
+async def _arrow(req: Subproblem, expr: Arrow, acc: Accumulator) -> SubResult:
     state = req.request
     schema = req.snapshot.schema
-    text = ex.expr_text(expr)
     read = await state.reads.read(
         RelationshipFilter(req.resource.type, (req.resource.id,), expr.relation)
     )
@@ -192,7 +149,7 @@ async def _arrow(req: Subproblem, expr: Arrow, acc: _Acc) -> SubResult:
     every = expr.mode == "all"
     if not live:
         missing = f"no relationship `{req.resource}#{expr.relation}`"
-        return acc.done_node(req, "arrow", text, FALSE, reason=missing)
+        return acc.done_node(req, "arrow", expr, FALSE, reason=missing)
     value = TRUE if every else FALSE
     for rel in live:
         step = state.caveats.value(rel, req.context)
@@ -211,13 +168,13 @@ async def _arrow(req: Subproblem, expr: Arrow, acc: _Acc) -> SubResult:
         value = (value & step) if every else (value | step)
         if value.is_false if every else value.is_true:
             break
-    return acc.done_node(req, "arrow", text, value)
+    return acc.done_node(req, "arrow", expr, value)
 
 
 async def _relation(req: Subproblem, relation: Relation) -> SubResult:
     state = req.request
     resource, subject = req.resource, req.subject
-    acc = _Acc(state.explain)
+    acc = Accumulator(state.explain)
     ids = (subject.id,) if subject.relation or subject.id == WILDCARD else (subject.id, WILDCARD)
     direct = await state.reads.read(
         RelationshipFilter(
@@ -235,6 +192,8 @@ async def _relation(req: Subproblem, relation: Relation) -> SubResult:
             break
     if not value.is_true:
         value = await _subject_sets(req, relation, acc, value)
+    if not value.is_true:
+        value = await _granted(req, acc, value)
     if acc.nodes is not None:
         for rel in direct.expired:
             acc.add(ex.expired_leaf(rel))
@@ -244,7 +203,7 @@ async def _relation(req: Subproblem, relation: Relation) -> SubResult:
     return acc.done_node(req, "relation", relation.name, value)
 
 
-async def _subject_sets(req: Subproblem, relation: Relation, acc: _Acc, value: Tri) -> Tri:
+async def _subject_sets(req: Subproblem, relation: Relation, acc: Accumulator, value: Tri) -> Tri:
     """Relationships whose subject is a subject set (`group:eng#member`): recurse into it."""
     state = req.request
     schema = req.snapshot.schema

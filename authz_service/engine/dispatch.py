@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Dispatcher", "SubResult", "Subproblem", "SubproblemKey"]
 
-SubproblemKey = tuple[ObjectRef, str, SubjectRef, FrozenContext]
+SubproblemKey = tuple[str, str, str, str, str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +47,24 @@ class Subproblem:
 
     @property
     def key(self) -> SubproblemKey:
-        """Identity within one request (one snapshot)."""
-        return (self.resource, self.relation, self.subject, self.context)
+        """Identity within one request (one snapshot), as plain strings: hashed often."""
+        r, s = self.resource, self.subject
+        return (r.type, r.id, self.relation, s.type, s.id, s.relation, self.context.canonical)
 
     @property
     def cache_key(self) -> tuple[object, ...]:
         """Identity across requests: everything that changes the answer except `now`,
         which `SubResult.valid_until` accounts for."""
         snap = self.snapshot
-        return (snap.tenant, snap.revision, snap.schema.version, *self.key)
+        return (
+            snap.tenant,
+            snap.revision,
+            snap.schema.version,
+            self.resource,
+            self.relation,
+            self.subject,
+            self.context,
+        )
 
     def child(self, resource: ObjectRef, relation: str) -> Subproblem:
         return Subproblem(
@@ -79,19 +88,20 @@ class SubResult:
     - `valid_until`: earliest expiration among the live relationships consulted;
     - `volatile`: depends on something outside the cache key (request-only relationships,
       or a grant source that said so);
-    - `cut_depth`: the shallowest depth of the current request path whose cycle cut this
-      answer relied on. Such an answer depends on the path, not only on the key.
+    - `cycle_index`: set while the answer relies on an evaluation that is still open
+      higher up the request (a cycle in the data, see `request.py`). Such an answer is
+      an approximation until that evaluation settles, so it is never cached.
     """
 
     value: Tri
     valid_until: datetime | None = None
     volatile: bool = False
-    cut_depth: int | None = None
+    cycle_index: int | None = None
     explanation: ExplainNode | None = None
 
     @property
     def cacheable(self) -> bool:
-        return not self.volatile and self.cut_depth is None
+        return not self.volatile and self.cycle_index is None
 
 
 @runtime_checkable

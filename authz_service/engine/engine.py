@@ -50,7 +50,8 @@ class Engine:
 
     `dispatcher_wrapper` decorates the local dispatcher (e.g. with a cross-request cache;
     see `authz_service.engine.dispatch`). Explanations bypass it: they must show the
-    evaluation that happened. `grant_sources` are OR-ed into every permission evaluated.
+    evaluation that happened. `grant_sources` are OR-ed into every permission and relation
+    evaluated (see `grants.py`).
     Each operation takes an optional `limits` overriding the engine's for that call (a
     per-request deadline).
     """
@@ -84,7 +85,9 @@ class Engine:
         return RequestState(
             snapshot=snap,
             reads=Reads(self._reader, snap, contextual),
-            inner=self._local if explain else self._dispatcher,
+            # Explanations must show the evaluation that ran, and request-only relationships
+            # change answers under keys shared with other requests: both skip the wrapper.
+            inner=self._local if explain or contextual else self._dispatcher,
             limits=limits or self.limits,
             explain=explain,
             grant_sources=self._grant_sources,

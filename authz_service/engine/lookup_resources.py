@@ -1,8 +1,9 @@
 """LookupResources: which objects of a type may the subject act on.
 
 Candidates come from walking the schema backwards from the subject (see `reverse.py`):
-relationships naming the subject, its wildcard, or a subject set it belongs to, then
-arrows and rewrites backwards, to a fixpoint. Each candidate is then decided by Check
+relationships naming the subject, its wildcard, or a subject set it belongs to, plus what
+grant sources (role bindings) say the subject may hold, then arrows and rewrites
+backwards, to a fixpoint. Each candidate is then decided by Check
 with the request's shared memo, so the answer agrees with Check by construction.
 """
 
@@ -15,7 +16,14 @@ from authz_service.engine.decide import decide
 from authz_service.engine.request import RequestState
 from authz_service.engine.reverse import Edge, Pair, ReverseIndex
 from authz_service.engine.types import CheckItem, Decision, ResourceResult
-from authz_service.model import WILDCARD, FrozenContext, ObjectRef, RelationshipFilter, SubjectRef
+from authz_service.model import (
+    EMPTY_CONTEXT,
+    WILDCARD,
+    FrozenContext,
+    ObjectRef,
+    RelationshipFilter,
+    SubjectRef,
+)
 
 __all__ = ["candidate_resources", "lookup_resources"]
 
@@ -23,7 +31,11 @@ _CHUNK = 500  # subject ids per reverse read
 
 
 async def candidate_resources(
-    state: RequestState, index: ReverseIndex, target: Pair, subject: SubjectRef
+    state: RequestState,
+    index: ReverseIndex,
+    target: Pair,
+    subject: SubjectRef,
+    context: FrozenContext = EMPTY_CONTEXT,
 ) -> set[str]:
     relevant = index.relevant(target)
     found: dict[Pair, set[str]] = {}
@@ -50,8 +62,13 @@ async def candidate_resources(
     else:
         for pair in index.selfs.get(subject.type, ()):
             add(pair, (subject.id,))
+    for source in state.grant_sources:  # role bindings reaching the subject
+        granted = await source.resource_candidates(state, relevant, subject, context)
+        for pair, granted_ids in granted.items():
+            add(pair, granted_ids)
 
     while queue:
+        state.check_deadline()
         pair, delta = queue.popleft()
         for edge in index.consumers.get(pair, ()):
             if edge.target in relevant:
@@ -93,7 +110,7 @@ async def lookup_resources(
     after: str | None,
     limit: int | None,
 ) -> AsyncIterator[ResourceResult]:
-    ids = await candidate_resources(state, index, (resource_type, permission), subject)
+    ids = await candidate_resources(state, index, (resource_type, permission), subject, context)
     sent = 0
     for resource_id in sorted(ids):
         if after is not None and resource_id <= after:

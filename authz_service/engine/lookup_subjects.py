@@ -2,8 +2,9 @@
 
 Candidates come from expanding the resource forward through every branch of the schema,
 subtracted ones included (a subtracted subject is exactly what a wildcard result must
-list as excluded). Each candidate is decided by Check with the request's shared memo. A
-reachable wildcard is decided by checking the wildcard itself as the subject: the id `*`
+list as excluded), and from the subjects grant sources (role bindings) name. Each
+candidate is decided by Check with the request's shared memo. A reachable wildcard is
+decided by checking the wildcard itself as the subject: the id `*`
 matches no concrete relationship, only wildcard ones, so it stands for "any subject not
 named anywhere", and every concrete candidate is reported either individually or among
 the wildcard's exclusions.
@@ -53,12 +54,22 @@ async def candidate_subjects(
     seen: set[tuple[ObjectRef, str]] = set()
     stack = [(resource, permission)]
     while stack:
+        state.check_deadline()
         obj, name = stack.pop()
         if (obj, name) in seen:
             continue
         seen.add((obj, name))
         if subject_relation and obj.type == subject_type and name == subject_relation:
             ids.add(obj.id)
+        for source in state.grant_sources:  # subjects of role bindings
+            for s in await source.subject_candidates(state, obj, name):
+                if s.type == subject_type and s.relation == subject_relation:
+                    if s.id == WILDCARD:
+                        wildcard = True
+                    else:
+                        ids.add(s.id)
+                if s.relation and schema.member(s.type, s.relation) is not None:
+                    stack.append((s.object, s.relation))
         perm = schema.permissions.get((obj.type, name))
         for leaf in _leaves(perm.expr) if perm else ():
             if isinstance(leaf, RelationRef):

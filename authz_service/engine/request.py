@@ -1,20 +1,24 @@
 """Per-request state, and the first link of every dispatch: memo, cycles, limits.
 
-Cycles in data (a group that contains itself) are cut, not followed: a subproblem that is
-already on the current path contributes false. Because every operator that may sit on a
-cycle is monotone (union, intersection, arrows), the answer at the top of the cycle is
-still exact: any derivation of "true" (or "unknown") has one that never revisits a node.
-Answers below the top depend on where the path entered the cycle, so they are memoized
-only once they are known to be exact:
+Cycles in data (a group that contains itself, folders that are each other's parent) are
+solved, not followed forever. The meaning of a cycle is the least fixpoint: nothing holds
+unless some finite chain of relationships proves it. Every operator that may sit on a
+cycle is monotone (union, intersection, arrows), so it can be computed by iteration from
+"false", locally, the way Tarjan's algorithm finds strongly connected components:
 
-- a result that relied on no cut, or only on cuts of its own node, is exact;
-- a true result is exact whatever it relied on (cutting only removes derivations);
-- when the node that closes a cycle ends false, every node inside that cycle that ended
-  false with cuts only inside it is false too (all-false is a fixpoint there), so those
-  are memoized then; any other answer inside the cycle is dropped with the path.
+- each evaluation gets an increasing index; a subproblem met again while still on the
+  current path is a cycle: it answers with its current approximation (false at first)
+  and the answer records that it relied on that open evaluation (`cycle_index`);
+- a finished evaluation that relied on an open one is a member of an unfinished cycle:
+  it is kept (for reuse within this pass) but not memoized;
+- when the evaluation that closes the cycle finishes (it relied on nothing older than
+  itself), if every value handed out during the pass equals what its node finally got,
+  the approximations are a fixpoint, reached from below: all members are exact and are
+  memoized. Otherwise the approximations are updated and the pass runs again.
 
-Exclusion inside a cycle has no well-defined meaning (the result would depend on the
-order of evaluation) and is not given one here.
+Each pass evaluates every member once, so even densely connected groups stay cheap.
+Exclusion inside a cycle has no least fixpoint in general (and no meaning in SpiceDB);
+such a schema still terminates here, within the pass limit.
 """
 
 from __future__ import annotations
@@ -28,8 +32,8 @@ from typing import TYPE_CHECKING
 from authz_service.engine.caveat_eval import CaveatEvaluator
 from authz_service.engine.dispatch import Dispatcher, Subproblem, SubproblemKey, SubResult
 from authz_service.engine.reads import Reads
-from authz_service.engine.tristate import FALSE
-from authz_service.engine.types import Decision, ExplainNode, Limits, Snapshot
+from authz_service.engine.tristate import FALSE, Tri
+from authz_service.engine.types import ExplainNode, Limits, Snapshot
 from authz_service.errors import DeadlineExceeded, LimitExceeded
 
 if TYPE_CHECKING:
@@ -37,7 +41,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RequestState"]
 
-_YIELD_EVERY = 128  # dispatches between yields to the event loop (the memory store never waits)
+_YIELD_EVERY = 128  # dispatches between yields to the event loop
+_MAX_PASSES = 64  # passes over one cycle; monotone cycles settle in a handful
 
 
 class RequestState:
@@ -64,45 +69,54 @@ class RequestState:
         self.volatile = reads.has_contextual
         self.root_label = ""
         self.memo: dict[SubproblemKey, SubResult] = {}
-        self._path: dict[SubproblemKey, int] = {}
-        self._pending: list[tuple[SubproblemKey, SubResult]] = []
+        self._path: dict[SubproblemKey, int] = {}  # on the current path -> its index
+        self._open: dict[SubproblemKey, SubResult] = {}  # finished members of open cycles
+        self._stack: list[SubproblemKey] = []  # the same, in finishing order
+        self._approx: dict[SubproblemKey, Tri] = {}  # values handed out for open cycles
+        self._handed: dict[SubproblemKey, Tri] = {}  # ... during the current pass
+        self._index = 0
         self._steps = 0
 
     async def dispatch(self, req: Subproblem) -> SubResult:
         key = req.key
-        found = self.memo.get(key)
+        found = self.memo.get(key) or self._open.get(key)
         if found is not None:
             return found
         on_path = self._path.get(key)
         if on_path is not None:
-            return self._cut(req, on_path)
+            return self._cycle(req, on_path)
         self._guard(req)
         self._steps += 1
         if self._steps % _YIELD_EVERY == 0:
             # The memory store never waits: without this a long evaluation would hold the
             # event loop (and ignore cancellation) throughout.
             await asyncio.sleep(0)
-        self._path[key] = req.depth
-        mark = len(self._pending)
-        try:
-            result = await self.inner.dispatch(req)
-        except BaseException:
-            del self._pending[mark:]
-            raise
-        finally:
-            del self._path[key]
-        if self.volatile and not result.volatile:
-            result = replace(result, volatile=True)
-        if result.cut_depth is not None and result.cut_depth >= req.depth:
-            result = replace(result, cut_depth=None)  # the cut was this node's own
-        if result.cut_depth is None:
-            self._close_cycle(mark, result)
-            self.memo[key] = result
-        else:
-            self._pending.append((key, result))
-            if result.value.is_true:
-                self.memo[key] = replace(result, cut_depth=None)
-        return result
+        index = self._index = self._index + 1
+        for _ in range(_MAX_PASSES):
+            mark = len(self._stack)
+            self._path[key] = index
+            try:
+                result = await self.inner.dispatch(req)
+            except BaseException:
+                self._forget(mark, key)
+                raise
+            finally:
+                del self._path[key]
+            if self.volatile and not result.volatile:
+                result = replace(result, volatile=True)
+            if result.cycle_index is None:
+                self.memo[key] = result
+                return result
+            if result.cycle_index < index:  # a member of a cycle closed further up
+                self._stack.append(key)
+                self._open[key] = result
+                return result
+            if self._settled(mark, key, result.value):
+                result = replace(result, cycle_index=None)
+                self._close(mark, key, result)
+                return result
+            self._next_pass(mark, key, result.value)
+        raise LimitExceeded(f"cycle did not settle checking `{self.root_label}`")
 
     def _guard(self, req: Subproblem) -> None:
         limits = self.limits
@@ -110,29 +124,63 @@ class RequestState:
             raise LimitExceeded(
                 f"max depth `{limits.max_depth}` exceeded checking `{self.root_label}`"
             )
-        if limits.deadline is not None and time.monotonic() > limits.deadline:
+        self.check_deadline()
+
+    def check_deadline(self) -> None:
+        """Raise DeadlineExceeded once the request's deadline has passed (lookups call
+        this while walking relationships outside any dispatch)."""
+        deadline = self.limits.deadline
+        if deadline is not None and time.monotonic() > deadline:
             raise DeadlineExceeded(f"deadline exceeded checking `{self.root_label}`")
 
-    def _cut(self, req: Subproblem, depth: int) -> SubResult:
+    def _cycle(self, req: Subproblem, index: int) -> SubResult:
+        value = self._approx.get(req.key, FALSE)
+        self._handed[req.key] = value
         node = None
         if self.explain:
             node = ExplainNode(
                 kind="cycle",
                 object=str(req.resource),
                 relation=req.relation,
-                result=Decision.DENIED,
+                result=value.decision,
                 reason=f"`{req.label()}` is already being evaluated (cycle)",
             )
-        return SubResult(FALSE, cut_depth=depth, explanation=node)
+        return SubResult(value, cycle_index=index, explanation=node)
 
-    def _close_cycle(self, mark: int, result: SubResult) -> None:
-        if len(self._pending) == mark:
-            return
-        inside = self._pending[mark:]
-        del self._pending[mark:]
-        if result.value.is_false and all(r.value.is_false for _, r in inside):
-            for key, r in inside:
-                self.memo[key] = replace(r, cut_depth=None)
+    def _members(self, mark: int, key: SubproblemKey) -> list[SubproblemKey]:
+        return [*self._stack[mark:], key]
+
+    def _settled(self, mark: int, key: SubproblemKey, value: Tri) -> bool:
+        for member in self._members(mark, key):
+            handed = self._handed.get(member)
+            final = value if member == key else self._open[member].value
+            if handed is not None and handed != final:
+                return False
+        return True
+
+    def _close(self, mark: int, key: SubproblemKey, result: SubResult) -> None:
+        for member in self._stack[mark:]:
+            self.memo[member] = replace(self._open.pop(member), cycle_index=None)
+        self.memo[key] = result
+        for member in self._members(mark, key):
+            self._approx.pop(member, None)
+            self._handed.pop(member, None)
+        del self._stack[mark:]
+
+    def _next_pass(self, mark: int, key: SubproblemKey, value: Tri) -> None:
+        for member in self._stack[mark:]:
+            self._approx[member] = self._open.pop(member).value
+        self._approx[key] = value
+        for member in self._members(mark, key):
+            self._handed.pop(member, None)
+        del self._stack[mark:]
+
+    def _forget(self, mark: int, key: SubproblemKey) -> None:
+        for member in self._members(mark, key):
+            self._open.pop(member, None)
+            self._approx.pop(member, None)
+            self._handed.pop(member, None)
+        del self._stack[mark:]
 
     def check_fanout(self, req: Subproblem, count: int, what: str) -> None:
         if count > self.limits.max_fanout:

@@ -14,6 +14,7 @@ from authz_service.model import EMPTY_CONTEXT, FrozenContext, ObjectRef, Revisio
 from authz_service.schema.compiled import CompiledSchema
 
 __all__ = [
+    "BindingRef",
     "CheckItem",
     "CheckResult",
     "Decision",
@@ -60,13 +61,26 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class BindingRef:
+    """The role binding a `grant` explanation node names. `scope` is `type:id`, or empty
+    for a tenant-wide binding; `subject` is the binding's subject in text form."""
+
+    binding_id: str
+    role: str
+    subject: str
+    scope: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ExplainNode:
     """One step of an explanation.
 
     `kind` is one of: `permission`, `relation` (a relation or permission of an object),
     `union`, `intersection`, `exclusion`, `arrow`, `nil`, `self`, `alias` (the subject is
     this very userset), `relationship` (a stored or contextual relationship; `caveat` names
-    its caveat), `cycle` (cut: already being evaluated higher up), `grant` (a grant source).
+    its caveat), `cycle` (cut: already being evaluated higher up), `grant` (a grant source;
+    `binding` names the role binding when there is one), and, added by the service layer,
+    `lifecycle` (a suspended or deprovisioned subject), `impersonation` and `delegation`.
     `object`/`relation` locate the step (`document:x`, `view`); for expression steps
     `relation` holds the expression text. `reason` says why a step failed or is
     conditional. Children of an ALLOWED step are its proof; of a DENIED step, the branches
@@ -81,6 +95,7 @@ class ExplainNode:
     caveat: str | None = None
     reason: str | None = None
     children: tuple[ExplainNode, ...] = ()
+    binding: BindingRef | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,8 @@ class FileReport:
     passed: int = 0
     failures: list[str] = field(default_factory=list)
 
-    def fail(self, what: str, message: str) -> None:
-        self.failures.append(f"{self.path}: {what}: {message}")
+    def fail(self, what: str, message: str, *, separator: str = ": ") -> None:
+        self.failures.append(f"{self.path}: {what}{separator}{message}")
 
     def expect(self, ok: bool, what: str, message: str) -> None:
         if ok:

@@ -38,7 +38,9 @@ class Setup:
     snap: Snapshot
     store: MemoryStore
 
-    async def check(self, text: str, context: dict[str, Any] | None = None, **kw: Any) -> CheckResult:
+    async def check(
+        self, text: str, context: dict[str, Any] | None = None, **kw: Any
+    ) -> CheckResult:
         return await self.engine.check(self.snap, item(text, context), **kw)
 
     async def decision(self, text: str, context: dict[str, Any] | None = None) -> Decision:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import authz_service.engine as engine
+from authz_service import engine
 
 EXPECTED = [
     "FALSE",
     "TRUE",
+    "BindingRef",
     "CheckItem",
     "CheckResult",
     "Decision",

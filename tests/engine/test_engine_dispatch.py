@@ -9,9 +9,8 @@ from authz_service.engine import (
     TRUE,
     Decision,
     Dispatcher,
-    Snapshot,
-    SubResult,
     Subproblem,
+    SubResult,
 )
 from authz_service.model import FrozenContext, ObjectRef, SubjectRef
 
@@ -73,7 +72,7 @@ async def test_wrapper_sees_every_subproblem_and_can_answer_across_requests() ->
     assert cache.misses == first  # answered from the cache
     assert await s.decision("doc:d#view@user:bob") is Decision.DENIED
     # nothing that leaned on a cycle cut was stored
-    assert all(r.cut_depth is None for r in cache.stored.values())
+    assert all(r.cycle_index is None for r in cache.stored.values())
     # explanations bypass the wrapper
     misses = cache.misses
     result = await s.check("doc:d#view@user:ann", explain=True)
@@ -93,11 +92,15 @@ async def test_cache_key_separates_tenant_revision_schema_and_context() -> None:
             seen.append(req.cache_key)
             return await self.inner.dispatch(req)
 
-    s = await setup(SCHEMA, wrapper=lambda inner: Spy(inner))
+    s = await setup(SCHEMA, wrapper=Spy)
     await s.check("doc:d#view@user:ann", {"x": 1})
     tenant, revision, version, resource, relation, subject, context = seen[0]
     assert (tenant, revision, version) == (s.snap.tenant, s.snap.revision, s.snap.schema.version)
-    assert (resource, relation, subject) == (ObjectRef("doc", "d"), "view", SubjectRef("user", "ann"))
+    assert (resource, relation, subject) == (
+        ObjectRef("doc", "d"),
+        "view",
+        SubjectRef("user", "ann"),
+    )
     assert context == FrozenContext({"x": 1})
 
 
@@ -107,16 +110,9 @@ class FolderGrant:
 
     calls: int = 0
 
-    async def grants(
-        self,
-        snap: Snapshot,
-        context: FrozenContext,
-        resource: ObjectRef,
-        permission: str,
-        subject: SubjectRef,
-    ) -> SubResult:
+    async def grants(self, req: Subproblem) -> SubResult:
         self.calls += 1
-        granted = (resource, permission, subject) == (
+        granted = (req.resource, req.relation, req.subject) == (
             ObjectRef("folder", "shared"),
             "view",
             SubjectRef("user", "gwen"),

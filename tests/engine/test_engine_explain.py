@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from authz_service.engine import Decision, ExplainNode
 
-from .helpers import NOW, setup
+from .helpers import NOW, item, setup
 
 SCHEMA = """
 use expiration
@@ -39,7 +39,7 @@ async def test_allowed_explanation_is_the_proof() -> None:
             "group:core#member@user:bob",
         ],
     )
-    result = await s.engine.explain(s.snap, _item("doc:d#view@user:bob"))
+    result = await s.engine.explain(s.snap, item("doc:d#view@user:bob"))
     root = result.explanation
     assert result.decision is Decision.ALLOWED
     assert root is not None
@@ -95,9 +95,3 @@ async def test_conditional_explanation_names_missing_parameters() -> None:
 async def test_plain_check_builds_no_explanation() -> None:
     s = await setup(SCHEMA, ["doc:d#viewer@user:ann"])
     assert (await s.check("doc:d#view@user:ann")).explanation is None
-
-
-def _item(text: str):  # type: ignore[no-untyped-def]
-    from .helpers import item
-
-    return item(text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -13,9 +14,16 @@ from authz_service.errors import (
     InvalidArgument,
     LimitExceeded,
 )
-from authz_service.model import RelationshipUpdate, UpdateOp, parse_relationship
+from authz_service.model import (
+    EMPTY_CONTEXT,
+    ObjectRef,
+    RelationshipUpdate,
+    SubjectRef,
+    UpdateOp,
+    parse_relationship,
+)
 
-from .helpers import TENANT, setup
+from .helpers import TENANT, item, setup
 
 GROUPS = """
 definition user {}
@@ -114,17 +122,32 @@ async def test_fanout_limit_counts_expansions_not_direct_subjects() -> None:
 
 async def test_deadline() -> None:
     s = await setup(GROUPS, ["doc:d#viewer@user:ann"])
+    past = Limits(deadline=time.monotonic() - 1)
     with pytest.raises(DeadlineExceeded):
-        await s.check("doc:d#view@user:ann", limits=Limits(deadline=time.monotonic() - 1))
+        await s.check("doc:d#view@user:ann", limits=past)
+    ann = SubjectRef("user", "ann")
+    with pytest.raises(DeadlineExceeded):
+        _ = [
+            r
+            async for r in s.engine.lookup_resources(
+                s.snap, "doc", "view", ann, EMPTY_CONTEXT, limits=past
+            )
+        ]
+    doc = ObjectRef("doc", "d")
+    with pytest.raises(DeadlineExceeded):
+        _ = [
+            r
+            async for r in s.engine.lookup_subjects(
+                s.snap, doc, "view", "user", EMPTY_CONTEXT, limits=past
+            )
+        ]
 
 
 async def test_unknown_caveat_on_stored_relationship_is_an_error() -> None:
     s = await setup(GROUPS)
     rogue = parse_relationship("doc:d#viewer@user:ann[ghost]")  # bypasses write validation
     await s.store.write(TENANT, [RelationshipUpdate(UpdateOp.CREATE, rogue)])
-    snap = s.snap.__class__(s.snap.tenant, s.snap.revision + 1, s.snap.schema, s.snap.now)
-    from .helpers import item
-
+    snap = replace(s.snap, revision=s.snap.revision + 1)
     with pytest.raises(CaveatError, match="ghost"):
         await s.engine.check(snap, item("doc:d#view@user:ann"))
 

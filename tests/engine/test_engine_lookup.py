@@ -47,7 +47,9 @@ ANN = SubjectRef("user", "ann")
 
 
 async def _resources(s, **kw) -> list[ResourceResult]:  # type: ignore[no-untyped-def]
-    return [r async for r in s.engine.lookup_resources(s.snap, "doc", "view", ANN, EMPTY_CONTEXT, **kw)]
+    return [
+        r async for r in s.engine.lookup_resources(s.snap, "doc", "view", ANN, EMPTY_CONTEXT, **kw)
+    ]
 
 
 async def test_lookup_resources_sorted_with_conditional() -> None:
@@ -113,7 +115,12 @@ async def test_lookup_subjects_through_groups_and_subject_sets() -> None:
     sets = [
         x.subject_id
         async for x in s.engine.lookup_subjects(
-            s.snap, ObjectRef("doc", "d2"), "view", "group", EMPTY_CONTEXT, subject_relation="member"
+            s.snap,
+            ObjectRef("doc", "d2"),
+            "view",
+            "group",
+            EMPTY_CONTEXT,
+            subject_relation="member",
         )
     ]
     assert sets == ["eng"]
