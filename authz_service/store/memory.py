@@ -20,6 +20,7 @@ from authz_service.model import (
     Revision,
     UpdateOp,
 )
+from authz_service.store.memory_keys import MemoryKeyStore
 from authz_service.store.protocol import Change, Precondition, SchemaRecord
 
 __all__ = ["MemoryStore", "sort_key"]
@@ -49,6 +50,19 @@ class _Tenant:
     changes: list[Change] = field(default_factory=list)
 
 
+def _check_distinct(updates: Sequence[RelationshipUpdate]) -> None:
+    seen: set[tuple[object, ...]] = set()
+    for update in updates:
+        key = update.relationship.key
+        if key in seen:
+            raise InvalidArgument(
+                f"relationship `{update.relationship}` appears twice in one write",
+                field="updates",
+                value=str(update.relationship),
+            )
+        seen.add(key)
+
+
 class MemoryStore:
     """Implements `authz_service.store.protocol.Store` in process memory."""
 
@@ -56,6 +70,7 @@ class MemoryStore:
         self._tenants: dict[str, _Tenant] = {}
         self._schemas: list[SchemaRecord] = []
         self._lock = asyncio.Lock()
+        self.keys = MemoryKeyStore()
 
     def _tenant(self, tenant: str) -> _Tenant:
         return self._tenants.setdefault(tenant, _Tenant())
@@ -88,16 +103,7 @@ class MemoryStore:
         idempotency_key: str | None = None,
     ) -> Revision:
         # Input errors first, whatever the stored state (as the PostgreSQL store does).
-        seen: set[tuple[object, ...]] = set()
-        for update in updates:
-            key = update.relationship.key
-            if key in seen:
-                raise InvalidArgument(
-                    f"relationship `{update.relationship}` appears twice in one write",
-                    field="updates",
-                    value=str(update.relationship),
-                )
-            seen.add(key)
+        _check_distinct(updates)
         async with self._lock:
             state = self._tenant(tenant)
             if idempotency_key is not None and idempotency_key in state.idempotency:
@@ -130,6 +136,43 @@ class MemoryStore:
                 self._apply(state, RelationshipUpdate(UpdateOp.DELETE, rel), revision)
             state.head = revision
             return revision, len(doomed)
+
+    async def apply(
+        self,
+        tenant: str,
+        updates: Sequence[RelationshipUpdate],
+        deletes: Sequence[RelationshipFilter] = (),
+        *,
+        preconditions: Sequence[Precondition] = (),
+    ) -> tuple[Revision, list[Relationship]]:
+        _check_distinct(updates)
+        async with self._lock:
+            state = self._tenant(tenant)
+            self._check_preconditions(state, preconditions)
+            doomed = sorted(
+                (
+                    row.rel
+                    for row in state.live.values()
+                    if any(f.matches(row.rel) for f in deletes)
+                ),
+                key=sort_key,
+            )
+            gone = {rel.key for rel in doomed}
+            for update in updates:
+                key = update.relationship.key
+                if update.op is UpdateOp.CREATE and key in state.live and key not in gone:
+                    raise AlreadyExists(f"relationship `{update.relationship}` already exists")
+            revision = state.head + 1
+            # A doomed relationship that an update writes again is replaced, not deleted
+            # and created: one TOUCH, as PostgreSQL reports it.
+            rewritten = {u.relationship.key for u in updates if u.op is not UpdateOp.DELETE}
+            for rel in doomed:
+                if rel.key not in rewritten:
+                    self._apply(state, RelationshipUpdate(UpdateOp.DELETE, rel), revision)
+            for update in updates:
+                self._apply(state, update, revision)
+            state.head = revision
+            return revision, doomed
 
     def _check_preconditions(self, state: _Tenant, preconditions: Sequence[Precondition]) -> None:
         for pre in preconditions:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from authz_service.credentials import ApiKey
 from authz_service.model import (
     Relationship,
     RelationshipFilter,
@@ -26,6 +27,7 @@ from authz_service.model import (
 
 __all__ = [
     "Change",
+    "KeyStore",
     "Precondition",
     "RelationshipReader",
     "RelationshipWriter",
@@ -111,6 +113,27 @@ class RelationshipWriter(Protocol):
         (revision, number deleted)."""
         ...
 
+    async def apply(
+        self,
+        tenant: str,
+        updates: Sequence[RelationshipUpdate],
+        deletes: Sequence[RelationshipFilter] = (),
+        *,
+        preconditions: Sequence[Precondition] = (),
+    ) -> tuple[Revision, list[Relationship]]:
+        """Delete every live relationship matching any of `deletes`, then apply `updates`,
+        atomically at one new revision; returns (revision, the relationships deleted by
+        the filters, in read order).
+
+        Preconditions are checked first, against the state before the call. An update of
+        a relationship that a filter deletes is applied after the delete (a CREATE then
+        succeeds; Watch reports the pair as one TOUCH). Otherwise updates behave as in
+        `write`. Used where one decision must remove "everything matching" and record a
+        fact in the same transaction (deprovisioning a subject, deleting a role with its
+        bindings).
+        """
+        ...
+
 
 @runtime_checkable
 class RevisionSource(Protocol):
@@ -147,7 +170,40 @@ class SchemaStore(Protocol):
         ...
 
 
+@runtime_checkable
+class KeyStore(Protocol):
+    """API keys (docs/auth.md): platform state, not tenant data, so not revisioned.
+
+    Only the digest of a key's secret is stored. Keys are never deleted: a revoked key
+    keeps its record (and its id in old decision-log records keeps meaning something).
+    """
+
+    async def create(self, key: ApiKey) -> ApiKey:
+        """Store a new key and return it as stored (`created_at` may be set by the
+        store's clock); AlreadyExists if its id is taken."""
+        ...
+
+    async def get(self, key_id: str) -> ApiKey | None:
+        """The key with this id, revoked or not; None if there is none."""
+        ...
+
+    async def list(self, tenant: str | None = None) -> Sequence[ApiKey]:
+        """Keys bound to `tenant` (`*` for platform keys), or all keys when None;
+        ordered by creation time, then id. Revoked keys are included."""
+        ...
+
+    async def revoke(self, key_id: str) -> ApiKey:
+        """Mark the key revoked now and return it; NotFound if there is none. Revoking
+        a revoked key changes nothing and returns it with its first revocation time."""
+        ...
+
+
 class Store(RelationshipReader, RelationshipWriter, RevisionSource, SchemaStore, Protocol):
     """Everything a server needs from one backend."""
+
+    @property
+    def keys(self) -> KeyStore:
+        """API keys, kept apart from tenant data and its revisions."""
+        ...
 
     async def close(self) -> None: ...

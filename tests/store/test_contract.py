@@ -216,6 +216,83 @@ async def test_delete_with_a_failing_precondition_deletes_nothing(store: Store) 
     assert await live(store) == ["doc:one#viewer@user:ann"]
 
 
+async def test_apply_deletes_by_filters_and_writes_at_one_revision(store: Store) -> None:
+    await store.write(
+        T,
+        [
+            touch("doc:one#viewer@user:ann"),
+            touch("doc:two#viewer@user:ann"),
+            touch("doc:two#owner@group:eng#member"),
+            touch("group:eng#member@user:ann"),
+            touch("doc:one#viewer@user:bob"),
+        ],
+    )
+    revision, deleted = await store.apply(
+        T,
+        [create("status:user#gone@user:ann"), touch("doc:one#viewer@user:cat")],
+        [
+            RelationshipFilter(subject_type="user", subject_ids=("ann",)),
+            RelationshipFilter("doc", ("two",)),  # overlaps the first: reported once
+        ],
+    )
+    assert revision == 2
+    assert [str(r) for r in deleted] == [
+        "doc:one#viewer@user:ann",
+        "doc:two#owner@group:eng#member",
+        "doc:two#viewer@user:ann",
+        "group:eng#member@user:ann",
+    ]
+    assert await live(store) == [
+        "doc:one#viewer@user:bob",
+        "doc:one#viewer@user:cat",
+        "status:user#gone@user:ann",
+    ]
+    assert len(await live(store, revision=1)) == 5
+    changes = await store.changes(T, 1)
+    assert {c.revision for c in changes} == {2}
+    assert sorted((c.op.value, str(c.relationship)) for c in changes) == [
+        ("delete", "doc:one#viewer@user:ann"),
+        ("delete", "doc:two#owner@group:eng#member"),
+        ("delete", "doc:two#viewer@user:ann"),
+        ("delete", "group:eng#member@user:ann"),
+        ("touch", "doc:one#viewer@user:cat"),
+        ("touch", "status:user#gone@user:ann"),
+    ]
+
+
+async def test_apply_writes_again_what_a_filter_deletes(store: Store) -> None:
+    await store.write(T, [touch("role:r#grants@perm:a"), touch("role:r#grants@perm:b")])
+    revision, deleted = await store.apply(
+        T,
+        [create("role:r#grants@perm:b"), touch("role:r#grants@perm:c")],
+        [RelationshipFilter("role", ("r",), "grants")],
+    )
+    assert [str(r) for r in deleted] == ["role:r#grants@perm:a", "role:r#grants@perm:b"]
+    assert await live(store) == ["role:r#grants@perm:b", "role:r#grants@perm:c"]
+    changes = await store.changes(T, 1)
+    assert [(c.revision, c.op, str(c.relationship)) for c in changes] == [
+        (revision, UpdateOp.DELETE, "role:r#grants@perm:a"),
+        (revision, UpdateOp.TOUCH, "role:r#grants@perm:b"),
+        (revision, UpdateOp.TOUCH, "role:r#grants@perm:c"),
+    ]
+
+
+async def test_apply_with_a_failing_precondition_or_create_writes_nothing(store: Store) -> None:
+    await store.write(T, [touch("doc:one#viewer@user:ann")])
+    missing = Precondition(RelationshipFilter("doc", ("one",), "owner"))
+    with pytest.raises(FailedPrecondition):
+        await store.apply(T, [touch("doc:x#viewer@user:a")], [EVERYTHING], preconditions=[missing])
+    with pytest.raises(AlreadyExists):
+        await store.apply(
+            T, [create("doc:one#viewer@user:ann")], [RelationshipFilter("doc", ("two",))]
+        )
+    with pytest.raises(InvalidArgument):
+        await store.apply(T, [touch("doc:x#viewer@user:a"), remove("doc:x#viewer@user:a")])
+    assert await store.head_revision(T) == 1
+    assert await live(store) == ["doc:one#viewer@user:ann"]
+    assert await store.apply("other", [], [EVERYTHING]) == (1, [])
+
+
 # --- reads --------------------------------------------------------------------------------
 
 WORLD = [

@@ -17,6 +17,7 @@ from authz_service.model import Relationship, RelationshipFilter, RelationshipUp
 from authz_service.store.postgres import gc, reads, writes
 from authz_service.store.postgres.db import Database
 from authz_service.store.postgres.dberrors import translated
+from authz_service.store.postgres.keys import PostgresKeyStore
 from authz_service.store.postgres.migrations import latest_version
 from authz_service.store.protocol import Change, Precondition, SchemaRecord
 
@@ -35,6 +36,7 @@ class PostgresStore:
     def __init__(self, db: Database, *, retention: timedelta = DEFAULT_RETENTION) -> None:
         self._db = db
         self.retention = retention
+        self.keys = PostgresKeyStore(db)
         self._gc: gc.GarbageCollector | None = None
 
     @property
@@ -75,6 +77,16 @@ class PostgresStore:
         preconditions: Sequence[Precondition] = (),
     ) -> tuple[Revision, int]:
         return await writes.delete(self._db, tenant, flt, preconditions)
+
+    async def apply(
+        self,
+        tenant: str,
+        updates: Sequence[RelationshipUpdate],
+        deletes: Sequence[RelationshipFilter] = (),
+        *,
+        preconditions: Sequence[Precondition] = (),
+    ) -> tuple[Revision, list[Relationship]]:
+        return await writes.apply(self._db, tenant, updates, deletes, preconditions)
 
     async def head_revision(self, tenant: str) -> Revision:
         return await reads.head_revision(self._db, tenant)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from authz_service.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from authz_service.model import (
+    Relationship,
     RelationshipFilter,
     RelationshipUpdate,
     ReplayedRevision,
@@ -22,7 +23,14 @@ from authz_service.model import (
 )
 from authz_service.store.postgres.db import Database
 from authz_service.store.postgres.dberrors import translated
-from authz_service.store.postgres.sql import Params, filter_clauses, relationship_values
+from authz_service.store.postgres.sql import (
+    REL_COLUMNS,
+    Params,
+    filter_clauses,
+    relationship_from_row,
+    relationship_values,
+    sort_values,
+)
 from authz_service.store.protocol import Precondition, SchemaRecord
 
 if TYPE_CHECKING:
@@ -31,7 +39,7 @@ if TYPE_CHECKING:
 
     Connection = PoolConnectionProxy[asyncpg.Record] | asyncpg.Connection
 
-__all__ = ["CHANNEL", "bump_head", "delete", "write", "write_schema"]
+__all__ = ["CHANNEL", "apply", "bump_head", "delete", "write", "write_schema"]
 
 CHANNEL = "authz_revisions"
 
@@ -183,6 +191,35 @@ async def delete(
                 *params.values,
             )
     return revision, int(status.rsplit(" ", 1)[-1])
+
+
+async def apply(
+    db: Database,
+    tenant: str,
+    updates: Sequence[RelationshipUpdate],
+    deletes: Sequence[RelationshipFilter],
+    preconditions: Sequence[Precondition],
+) -> tuple[Revision, list[Relationship]]:
+    _check_distinct(updates)
+    deleted: list[Relationship] = []
+    with translated():
+        async with db.acquire() as conn, conn.transaction():
+            revision = await bump_head(conn, tenant)
+            await _check_preconditions(conn, tenant, preconditions)
+            for flt in deletes:
+                params = Params([tenant, revision])
+                clauses = ["tenant = $1", "deleted_rev IS NULL", *filter_clauses(flt, params)]
+                rows = await conn.fetch(
+                    f"UPDATE relationships SET deleted_rev = $2 WHERE {' AND '.join(clauses)} "
+                    f"RETURNING {REL_COLUMNS}",
+                    *params.values,
+                )
+                deleted.extend(relationship_from_row(row) for row in rows)
+            # Rows the filters just ended are no longer live, so an update writing one of
+            # them again inserts a new row at this revision (Watch reports a TOUCH).
+            await _apply(conn, tenant, revision, updates)
+    deleted.sort(key=sort_values)
+    return revision, deleted
 
 
 async def write_schema(db: Database, version: str, text: str) -> SchemaRecord:

@@ -1,0 +1,541 @@
+"""Tenant administration behind TenancyService, free of gRPC: custom roles, role
+bindings and the reach of a grant. (Subject lifecycle is in `service/lifecycle.py`.)
+
+Every write is validated against the current schema first (bad input writes nothing),
+is one atomic store call at one new revision of the tenant only, is announced to the
+revision resolver (so the caller's token is honoured at once) and is logged as an
+administrative change. Conditions that depend on other writes (the role still exists,
+no identical binding, no bindings left) are preconditions inside that same write.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from authz_service.engine import Snapshot
+from authz_service.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+)
+from authz_service.model import (
+    Consistency,
+    ConsistencyMode,
+    ObjectRef,
+    Relationship,
+    RelationshipFilter,
+    RelationshipUpdate,
+    Revision,
+    SubjectRef,
+    UpdateOp,
+)
+from authz_service.revisions import RevisionResolver
+from authz_service.schema.compiled import CompiledSchema
+from authz_service.schema.relationships import check_relationship
+from authz_service.service.audit import AuditTrail, CallInfo
+from authz_service.service.pages import Page, TenantReader, decode_cursor, page_limit, page_of
+from authz_service.service.schemas import SchemaManager
+from authz_service.store.protocol import Precondition, Store
+from authz_service.tenancy import Binding, BindingGrants, CustomRole, ReachRules
+from authz_service.tenancy.cycles import binding_cycle
+from authz_service.tenancy.encoding import (
+    BINDING,
+    DEFINED,
+    GRANTS,
+    ROLE,
+    ROLE_OF,
+    SCOPE_OF,
+    SUBJECT_OF,
+    Pair,
+    binding_id,
+    binding_relationships,
+    role_relationships,
+    roles_from,
+)
+from authz_service.tenancy.hierarchy import ReadFn
+from authz_service.tenancy.index import TenantIndex, role_pairs
+from authz_service.tenancy.reach import binding_starts, bindings_of_subject, reach
+
+__all__ = ["ReachPage", "RoleView", "TenancyService"]
+
+_ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+_MAX_DESCRIPTION = 1024
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class RoleView:
+    name: str
+    description: str
+    permissions: tuple[Pair, ...]
+    built_in: bool
+    update_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReachPage:
+    resource_count: int
+    permission_count: int
+    resources: list[tuple[ObjectRef, tuple[str, ...]]]
+    next_cursor: str | None
+    revision: Revision
+
+
+class TenancyService:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        schemas: SchemaManager,
+        resolver: RevisionResolver,
+        audit: AuditTrail,
+        grants: BindingGrants,
+        max_depth: int = 50,
+        max_reach: int = 100_000,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._schemas = schemas
+        self._resolver = resolver
+        self._audit = audit
+        self._grants = grants
+        self._max_depth = max_depth
+        self._max_reach = max_reach
+        self._clock = clock
+        self._rules: dict[str, ReachRules] = {}
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    async def _at(
+        self, tenant: str, consistency: Consistency, cursor: str | None = None
+    ) -> tuple[Snapshot, str | None]:
+        """The snapshot a read runs at (a cursor pins its first page's revision)."""
+        after = None
+        if cursor:
+            revision, after = decode_cursor(tenant, cursor)
+            consistency = Consistency(ConsistencyMode.AT_EXACT_SNAPSHOT, revision)
+        schema = await self._schemas.require()
+        revision = await self._resolver.resolve(tenant, consistency)
+        return Snapshot(tenant, revision, schema, self._clock()), after
+
+    async def _head(self, tenant: str) -> Snapshot:
+        snap, _ = await self._at(tenant, Consistency(ConsistencyMode.FULLY_CONSISTENT))
+        return snap
+
+    def _reader(self, snap: Snapshot) -> TenantReader:
+        return TenantReader(self._store, snap.tenant, snap.revision, snap.now)
+
+    async def _logged(
+        self,
+        tenant: str,
+        call: CallInfo,
+        revision: Revision,
+        started: float,
+        action: str,
+        resource: str,
+        details: Mapping[str, object],
+    ) -> None:
+        self._resolver.observe(tenant, revision)
+        await self._audit.admin(
+            tenant,
+            call,
+            action=action,
+            resource=resource,
+            revision=revision,
+            schema_version=self._schemas.current.version,
+            details=details,
+            started=started,
+        )
+
+    # --- roles ----------------------------------------------------------------------------
+
+    async def create_role(
+        self,
+        tenant: str,
+        name: str,
+        description: str,
+        permissions: Sequence[Pair],
+        call: CallInfo,
+    ) -> tuple[RoleView, Revision]:
+        started = time.perf_counter()
+        schema = await self._schemas.require()
+        role = self._role(schema, name, description, permissions)
+        if name in schema.roles:
+            raise AlreadyExists(f"role `{name}` is built in")
+        updates = [RelationshipUpdate(UpdateOp.CREATE, r) for r in role_relationships(role)]
+        try:
+            revision = await self._store.write(tenant, updates)
+        except AlreadyExists:
+            raise AlreadyExists(f"role `{name}` already exists") from None
+        await self._logged(
+            tenant, call, revision, started, "create_role", f"role:{name}", _role_details(role)
+        )
+        return _view(role, built_in=False), revision
+
+    async def update_role(
+        self,
+        tenant: str,
+        name: str,
+        description: str,
+        permissions: Sequence[Pair],
+        call: CallInfo,
+    ) -> tuple[RoleView, Revision]:
+        started = time.perf_counter()
+        schema = await self._schemas.require()
+        role = self._role(schema, name, description, permissions)
+        await self._require_custom(tenant, schema, name)
+        revision, _ = await self._store.apply(
+            tenant,
+            [RelationshipUpdate(UpdateOp.TOUCH, r) for r in role_relationships(role)],
+            [RelationshipFilter(ROLE, (name,), GRANTS)],
+            preconditions=[Precondition(_marker(name))],
+        )
+        await self._logged(
+            tenant, call, revision, started, "update_role", f"role:{name}", _role_details(role)
+        )
+        return _view(role, built_in=name in schema.roles), revision
+
+    async def delete_role(
+        self, tenant: str, name: str, cascade: bool, call: CallInfo
+    ) -> tuple[Revision, int]:
+        started = time.perf_counter()
+        schema = await self._schemas.require()
+        head = await self._require_custom(tenant, schema, name)
+        uses = RelationshipFilter(BINDING, None, ROLE_OF, ROLE, (name,), "")
+        deletes = [RelationshipFilter(ROLE, (name,))]
+        preconditions = [Precondition(_marker(name))]
+        if cascade:
+            ids = await self._reader(head).binding_ids(uses)
+            deletes += [uses, *_by_ids(ids)]
+        elif name not in schema.roles:  # a built-in role of that name keeps its bindings valid
+            if await self._reader(head).binding_ids(uses):
+                raise FailedPrecondition(
+                    f"role `{name}` is used by bindings: delete them first, or use cascade"
+                )
+            preconditions.append(Precondition(uses, must_exist=False))
+        revision, deleted = await self._store.apply(
+            tenant, [], deletes, preconditions=preconditions
+        )
+        count = len({r.resource.id for r in deleted if r.resource.type == BINDING})
+        details = {"cascade": cascade, "deleted_binding_count": count}
+        await self._logged(tenant, call, revision, started, "delete_role", f"role:{name}", details)
+        return revision, count
+
+    async def list_roles(
+        self, tenant: str, consistency: Consistency, limit: int, cursor: str | None
+    ) -> Page[RoleView]:
+        size = page_limit(limit)
+        snap, after = await self._at(tenant, consistency, cursor)
+        custom = roles_from(await self._reader(snap).read(RelationshipFilter(ROLE)))
+        views = []
+        for name in sorted({*snap.schema.roles, *custom}):
+            if after is not None and name <= after:
+                continue
+            pairs = tuple(sorted(role_pairs(snap.schema, custom, name)))
+            own = custom.get(name)
+            views.append(
+                RoleView(
+                    name,
+                    own.description if own else snap.schema.roles[name].doc,
+                    pairs,
+                    name in snap.schema.roles,
+                    own.update_time if own else None,
+                )
+            )
+        return page_of(tenant, snap.revision, views, size, lambda v: v.name)
+
+    def _role(
+        self, schema: CompiledSchema, name: str, description: str, permissions: Sequence[Pair]
+    ) -> CustomRole:
+        if not _ROLE_NAME.match(name):
+            raise InvalidArgument(
+                f"role name `{name}` must be 1-64 characters of `a-z0-9_-`, starting with a letter",
+                field="role.name",
+                value=name,
+            )
+        if len(description) > _MAX_DESCRIPTION:
+            raise InvalidArgument(
+                f"description exceeds {_MAX_DESCRIPTION} characters",
+                field="role.description",
+                value=len(description),
+            )
+        seen: set[Pair] = set()
+        for i, (type_name, member) in enumerate(permissions):
+            where, text = f"role.permissions[{i}]", f"{type_name}.{member}"
+            if type_name not in schema.definitions:
+                raise InvalidArgument(
+                    f"unknown definition `{type_name}` in `{text}`", field=where, value=text
+                )
+            if schema.member(type_name, member) is None:
+                raise InvalidArgument(
+                    f"unknown permission `{member}` on `{type_name}`", field=where, value=text
+                )
+            if (type_name, member) in seen:
+                raise InvalidArgument(f"`{text}` appears twice", field=where, value=text)
+            seen.add((type_name, member))
+        return CustomRole(name, description, tuple(sorted(seen)), self._clock())
+
+    async def _require_custom(self, tenant: str, schema: CompiledSchema, name: str) -> Snapshot:
+        head = await self._head(tenant)
+        if await self._reader(head).read(_marker(name)):
+            return head
+        if name in schema.roles:
+            raise FailedPrecondition(f"role `{name}` is built in (declared in the schema)")
+        raise NotFound(f"role `{name}` does not exist")
+
+    # --- bindings -------------------------------------------------------------------------
+
+    async def create_binding(
+        self,
+        tenant: str,
+        role: str,
+        subject: SubjectRef,
+        scope: ObjectRef | None,
+        call: CallInfo,
+    ) -> tuple[Binding, Revision]:
+        started = time.perf_counter()
+        head = await self._head(tenant)
+        index = await self._grants.index(head)
+        binding = self._binding(head, index, role, subject, scope)
+        cycle = await binding_cycle(
+            self._reader(head).read,
+            head.schema,
+            self._grants.hierarchy(head.schema),
+            index,
+            binding,
+            max_depth=self._max_depth,
+        )
+        if cycle:
+            raise InvalidArgument(
+                f"binding would create a cycle: {cycle}", field="binding", value=binding.describe()
+            )
+        preconditions = [] if role in head.schema.roles else [Precondition(_marker(role))]
+        updates = [RelationshipUpdate(UpdateOp.CREATE, r) for r in binding_relationships(binding)]
+        try:
+            revision = await self._store.write(tenant, updates, preconditions=preconditions)
+        except AlreadyExists:
+            raise AlreadyExists(f"an identical binding exists: `{binding.binding_id}`") from None
+        except FailedPrecondition:
+            raise InvalidArgument(
+                f"unknown role `{role}`", field="binding.role", value=role
+            ) from None
+        details = {"binding": binding.describe()}
+        await self._logged(
+            tenant,
+            call,
+            revision,
+            started,
+            "create_binding",
+            f"binding:{binding.binding_id}",
+            details,
+        )
+        return binding, revision
+
+    def _binding(
+        self,
+        snap: Snapshot,
+        index: TenantIndex,
+        role: str,
+        subject: SubjectRef,
+        scope: ObjectRef | None,
+    ) -> Binding:
+        schema = snap.schema
+        if role not in schema.roles and role not in index.custom:
+            raise InvalidArgument(f"unknown role `{role}`", field="binding.role", value=role)
+        if subject.type not in schema.definitions:
+            raise InvalidArgument(
+                f"unknown definition `{subject.type}`",
+                field="binding.subject.object.object_type",
+                value=subject.type,
+            )
+        if subject.relation and schema.member(subject.type, subject.relation) is None:
+            raise InvalidArgument(
+                f"`{subject.type}` has no relation or permission `{subject.relation}`",
+                field="binding.subject.relation",
+                value=subject.relation,
+            )
+        pairs = role_pairs(schema, index.custom, role)
+        if scope is not None:
+            if scope.type not in schema.definitions:
+                raise InvalidArgument(
+                    f"unknown definition `{scope.type}`",
+                    field="binding.resource.object_type",
+                    value=scope.type,
+                )
+            hierarchy = self._grants.hierarchy(schema)
+            if not any(
+                t == scope.type or scope.type in hierarchy.ancestor_types(t) for t, _ in pairs
+            ):
+                raise InvalidArgument(
+                    f"role `{role}` grants nothing on `{scope}` or below it (no `inherit` path "
+                    f"leads from `{scope.type}` to a type the role names)",
+                    field="binding.resource",
+                    value=str(scope),
+                )
+        ident = binding_id(snap.tenant, role, subject, scope)
+        return Binding(ident, role, subject, scope, self._clock())
+
+    async def delete_binding(self, tenant: str, ident: str, call: CallInfo) -> Revision:
+        started = time.perf_counter()
+        head = await self._head(tenant)
+        found = (await self._reader(head).bindings([ident])).get(ident)
+        if found is None:
+            raise NotFound(f"binding `{ident}` does not exist")
+        revision, _ = await self._store.delete(
+            tenant,
+            RelationshipFilter(BINDING, (ident,)),
+            preconditions=[Precondition(RelationshipFilter(BINDING, (ident,), ROLE_OF))],
+        )
+        details = {"binding": found.describe()}
+        await self._logged(
+            tenant, call, revision, started, "delete_binding", f"binding:{ident}", details
+        )
+        return revision
+
+    async def list_bindings(
+        self,
+        tenant: str,
+        *,
+        subject: SubjectRef | None,
+        role: str,
+        resource: ObjectRef | None,
+        consistency: Consistency,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[Binding]:
+        size = page_limit(limit)
+        snap, after = await self._at(tenant, consistency, cursor)
+        reader = self._reader(snap)
+        filters = [RelationshipFilter(BINDING, None, ROLE_OF)]
+        if subject is not None:
+            filters.append(
+                RelationshipFilter(
+                    BINDING, None, SUBJECT_OF, subject.type, (subject.id,), subject.relation
+                )
+            )
+        if role:
+            filters.append(RelationshipFilter(BINDING, None, ROLE_OF, ROLE, (role,), ""))
+        if resource is not None:
+            filters.append(
+                RelationshipFilter(BINDING, None, SCOPE_OF, resource.type, (resource.id,), "")
+            )
+        ids: set[str] | None = None
+        for flt in filters[1:] or filters:
+            found = await reader.binding_ids(flt)
+            ids = found if ids is None else ids & found
+        ordered = sorted(i for i in ids or () if after is None or i > after)
+        chosen = await reader.bindings(ordered[: size + 1])
+        items = [chosen[i] for i in sorted(chosen)]
+        return page_of(tenant, snap.revision, items, size, lambda b: b.binding_id)
+
+    # --- reach ----------------------------------------------------------------------------
+
+    async def grant_reach(
+        self,
+        tenant: str,
+        grant: str | Binding | Relationship,
+        consistency: Consistency,
+        limit: int,
+        cursor: str | None,
+    ) -> ReachPage:
+        size = page_limit(limit)
+        snap, after = await self._at(tenant, consistency, cursor)
+        schema = snap.schema
+        index = await self._grants.index(snap)
+        reader = self._reader(snap)
+        hierarchy = self._grants.hierarchy(schema)
+
+        async def starts_of(binding: Binding) -> list[tuple[ObjectRef, str]]:
+            pairs = role_pairs(schema, index.custom, binding.role)
+            return await binding_starts(
+                reader.read,
+                hierarchy,
+                binding,
+                pairs,
+                max_depth=self._max_depth,
+                max_objects=self._max_reach,
+            )
+
+        if isinstance(grant, Relationship):
+            check_relationship(schema, grant, "relationship")
+            starts = [(grant.resource, grant.relation)]
+        else:
+            if isinstance(grant, str):
+                binding = (await reader.bindings([grant])).get(grant)
+                if binding is None:
+                    raise NotFound(f"binding `{grant}` does not exist")
+            else:
+                binding = self._binding(snap, index, grant.role, grant.subject, grant.scope)
+            starts = await starts_of(binding)
+        found = await reach(
+            reader.read,
+            schema,
+            self._reach_rules(schema),
+            starts,
+            _bindings_by_subject(index, reader.read),
+            starts_of,
+            max_pairs=self._max_reach,
+        )
+        rows = [r for r in found.resources if after is None or _key(r[0]) > after]
+        page = page_of(tenant, snap.revision, rows, size, lambda r: _key(r[0]))
+        return ReachPage(
+            found.resource_count,
+            found.permission_count,
+            page.items,
+            page.next_cursor,
+            snap.revision,
+        )
+
+    def _reach_rules(self, schema: CompiledSchema) -> ReachRules:
+        rules = self._rules.get(schema.version)
+        if rules is None:
+            rules = self._rules[schema.version] = ReachRules.build(schema)
+        return rules
+
+
+def _bindings_by_subject(
+    index: TenantIndex, read: ReadFn
+) -> Callable[[SubjectRef], Awaitable[list[Binding]]]:
+    if index.bindings is None:
+        return lambda subject: bindings_of_subject(read, subject)
+    by_subject: dict[SubjectRef, list[Binding]] = {}
+    for bindings in index.bindings.values():
+        for binding in bindings:
+            by_subject.setdefault(binding.subject, []).append(binding)
+
+    async def lookup(subject: SubjectRef) -> list[Binding]:
+        return by_subject.get(subject, [])
+
+    return lookup
+
+
+def _key(obj: ObjectRef) -> str:
+    return f"{obj.type}:{obj.id}"
+
+
+def _marker(name: str) -> RelationshipFilter:
+    return RelationshipFilter(ROLE, (name,), DEFINED)
+
+
+def _by_ids(ids: Iterable[str]) -> list[RelationshipFilter]:
+    ordered = sorted(ids)
+    return [
+        RelationshipFilter(BINDING, tuple(ordered[i : i + _CHUNK]))
+        for i in range(0, len(ordered), _CHUNK)
+    ]
+
+
+def _view(role: CustomRole, *, built_in: bool) -> RoleView:
+    return RoleView(role.name, role.description, role.permissions, built_in, role.update_time)
+
+
+def _role_details(role: CustomRole) -> dict[str, object]:
+    return {
+        "description": role.description,
+        "permissions": [f"{t}.{p}" for t, p in role.permissions],
+    }
