@@ -7,33 +7,53 @@ that order, so nothing a caller received is lost.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import grpc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from grpc_health.v1 import health_pb2
 
+from authz_service.api.audit import AuditServicer
+from authz_service.api.auth import Authenticator, AuthInterceptor
+from authz_service.api.envoy import ENVOY_SERVICE_NAME, EnvoyAuthServicer
 from authz_service.api.permissions import PermissionsServicer
 from authz_service.api.relationships import RelationshipsServicer
 from authz_service.api.schema import SchemaServicer
 from authz_service.api.server import SERVICE_NAMES, build_server
+from authz_service.api.tenancy import TenancyServicer
+from authz_service.cache.dispatcher import CachingDispatcher
 from authz_service.cache.lru import DecisionCache
 from authz_service.config import Settings
-from authz_service.decisionlog import DecisionLogConfig, DecisionLogWriter, LogMode
-from authz_service.engine import CheckResult, Engine, Limits
+from authz_service.decisionlog import (
+    DecisionLogConfig,
+    DecisionLogWriter,
+    LogMode,
+    PostgresSink,
+    load_private_key,
+)
+from authz_service.engine import CheckResult, Engine, Limits, SubResult
+from authz_service.errors import FailedPrecondition
+from authz_service.gateway import Gateway, load_gateway_config
 from authz_service.revisions import RevisionResolver
 from authz_service.service.audit import AuditTrail
+from authz_service.service.lifecycle import LifecycleService
 from authz_service.service.permissions import PermissionService
 from authz_service.service.relationships import RelationshipService
 from authz_service.service.schemas import SchemaManager
+from authz_service.service.tenancy import TenancyService
 from authz_service.store.memory import MemoryStore
 from authz_service.store.protocol import Store
 from authz_service.telemetry import PoolStats, Telemetry
+from authz_service.tenancy import BindingGrants, SubjectStatuses
 
-__all__ = ["App", "open_store"]
+__all__ = ["App", "decision_service", "open_store"]
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +88,12 @@ async def open_store(settings: Settings, resources: Resources) -> tuple[Store, A
     if settings.migrate_on_start:
         await postgres.migrate(dsn)
     store = await postgres.connect(
-        dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        dsn,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        # The same window as the collector below: at_exact_snapshot (and replay) must
+        # refuse exactly the revisions whose history the collector may have removed.
+        retention=timedelta(hours=settings.retention_hours),
     )
     resources.closers.append(store.close)
     tracker = postgres.RevisionTracker(
@@ -84,20 +109,108 @@ async def open_store(settings: Settings, resources: Resources) -> tuple[Store, A
     return store, tracker
 
 
-def _log_writer(settings: Settings, worker: int) -> DecisionLogWriter | None:
+def _log_root(settings: Settings, worker: int) -> Path:
+    return settings.log_dir if settings.workers == 1 else settings.log_dir / f"worker-{worker}"
+
+
+def _log_writer(
+    settings: Settings, worker: int, mirror: PostgresSink | None = None
+) -> DecisionLogWriter | None:
     if settings.log_mode == "off":
         return None
-    root = settings.log_dir if settings.workers == 1 else settings.log_dir / f"worker-{worker}"
     key = Path(settings.log_signing_key) if settings.log_signing_key else None
     return DecisionLogWriter(
         DecisionLogConfig(
-            root=root,
+            root=_log_root(settings, worker),
             mode=LogMode(settings.log_mode),
             signing_key_path=key,
             checkpoint_interval=settings.log_checkpoint_s,
             redact_paths=settings.redact_paths,
-        )
+        ),
+        mirror=mirror,
     )
+
+
+async def _log_mirror(settings: Settings, worker: int, store: Store) -> PostgresSink | None:
+    """The PostgreSQL copy of the log (AUTHZ_LOG_POSTGRES), brought up to date from the
+    files before the writer starts: the live feed only appends after what is there, so
+    records written while the mirror was off or the database away must be copied first."""
+    if not settings.log_postgres or settings.log_mode == "off":
+        return None
+    pool = getattr(store, "pool", None)
+    if pool is None:
+        raise FailedPrecondition("AUTHZ_LOG_POSTGRES needs a PostgreSQL database, not memory://")
+    mirror = PostgresSink(pool, source="" if settings.workers == 1 else f"worker-{worker}")
+    copied = await mirror.catch_up(_log_root(settings, worker))
+    if copied:
+        log.info("decision log mirror caught up from the files (%d records)", copied)
+    return mirror
+
+
+async def _log_public_key(settings: Settings) -> Ed25519PublicKey | None:
+    """The checkpoint key's public half, for AuditService.VerifyLog."""
+    if not settings.log_signing_key:
+        return None
+    key = await asyncio.to_thread(load_private_key, Path(settings.log_signing_key))
+    return key.public_key()
+
+
+def _auth_interceptors(settings: Settings, store: Store) -> list[AuthInterceptor]:
+    """After telemetry, so that refused calls are counted and traced too."""
+    if not settings.auth:
+        log.warning(
+            "authentication is off: every caller is trusted; use only for local development"
+        )
+        return []
+    return [AuthInterceptor(Authenticator(store.keys, ttl_s=settings.auth_cache_ttl_s))]
+
+
+def _envoy(
+    settings: Settings, permissions: PermissionService, deadline_s: float
+) -> EnvoyAuthServicer | None:
+    """Envoy ext_authz on the same server, when a gateway config says how to map requests."""
+    if not settings.gateway_config:
+        return None
+    gateway = Gateway(load_gateway_config(Path(settings.gateway_config)))
+    return EnvoyAuthServicer(gateway, permissions, default_deadline_s=deadline_s)
+
+
+def decision_service(
+    settings: Settings,
+    store: Store,
+    schemas: SchemaManager,
+    resolver: RevisionResolver,
+    *,
+    cache: DecisionCache[CheckResult],
+    audit: AuditTrail,
+    observe: Callable[[str, bool], None] | None = None,
+) -> tuple[PermissionService, BindingGrants, SubjectStatuses]:
+    """The decision function and the rules around it, composed here once for both live
+    checks and replay (`authz audit replay`), so that a replayed decision is judged by
+    the same engine, grant sources and rules as the original."""
+    # Role bindings are a grant source of the engine; subject status a rule around it.
+    grants = BindingGrants(store)
+    statuses = SubjectStatuses(store)
+    # Subproblems (group memberships, folder views) are shared across requests through
+    # a second LRU of the same bound, keyed by tenant, revision and schema version.
+    subproblems: DecisionCache[tuple[SubResult, datetime]] = DecisionCache(settings.cache_size)
+    engine = Engine(
+        store,
+        limits=Limits(settings.max_depth, settings.max_fanout),
+        grant_sources=[grants],
+        dispatcher_wrapper=lambda inner: CachingDispatcher(inner, subproblems),
+    )
+    permissions = PermissionService(
+        engine=engine,
+        schemas=schemas,
+        resolver=resolver,
+        cache=cache,
+        audit=audit,
+        max_batch=settings.max_batch,
+        observe=observe,
+        statuses=statuses,
+    )
+    return permissions, grants, statuses
 
 
 @dataclass
@@ -114,6 +227,8 @@ class App:
     resources: Resources
     health: Any
     telemetry: Telemetry
+    tenancy: TenancyService | None = None
+    lifecycle: LifecycleService | None = None
 
     @classmethod
     async def start(cls, settings: Settings, *, worker: int = 0) -> App:
@@ -130,7 +245,7 @@ class App:
         schemas = SchemaManager(store)
         await schemas.start()
         resources.closers.append(schemas.aclose)
-        writer = _log_writer(settings, worker)
+        writer = _log_writer(settings, worker, await _log_mirror(settings, worker, store))
         if writer is not None:
             await writer.start()
             resources.closers.append(writer.aclose)
@@ -151,18 +266,28 @@ class App:
             telemetry.register_pool(
                 lambda: PoolStats(pool.get_size(), pool.get_idle_size(), pool.get_max_size())
             )
-        engine = Engine(store, limits=Limits(settings.max_depth, settings.max_fanout))
         resolver = RevisionResolver(
             store, max_staleness_s=settings.max_staleness_ms / 1000, tracker=tracker
         )
-        permissions = PermissionService(
-            engine=engine,
-            schemas=schemas,
-            resolver=resolver,
+        permissions, grants, statuses = decision_service(
+            settings,
+            store,
+            schemas,
+            resolver,
             cache=cache,
             audit=audit,
-            max_batch=settings.max_batch,
             observe=telemetry.record_decision,
+        )
+        tenancy = TenancyService(
+            store=store,
+            schemas=schemas,
+            resolver=resolver,
+            audit=audit,
+            grants=grants,
+            max_depth=settings.max_depth,
+        )
+        lifecycle = LifecycleService(
+            store=store, schemas=schemas, resolver=resolver, audit=audit, statuses=statuses
         )
         relationships = RelationshipService(
             store=store,
@@ -176,19 +301,23 @@ class App:
 
             await load_demo(schemas, relationships)
         deadline = settings.default_deadline_ms / 1000
+        envoy = _envoy(settings, permissions, deadline)
         server, health_servicer = build_server(
             permissions=PermissionsServicer(permissions, default_deadline_s=deadline),
             relationships=RelationshipsServicer(relationships, default_deadline_s=deadline),
             schema=SchemaServicer(schemas, audit, default_deadline_s=deadline),
+            audit=AuditServicer(settings.log_dir, await _log_public_key(settings)),
             max_concurrent_rpcs=settings.max_concurrent_rpcs,
             reuse_port=settings.workers > 1,
-            interceptors=[telemetry.interceptor],
+            interceptors=[telemetry.interceptor, *_auth_interceptors(settings, store)],
+            envoy=envoy,
+            tenancy=TenancyServicer(tenancy, lifecycle, default_deadline_s=deadline),
         )
         port = server.add_insecure_port(settings.listen)
         if port == 0:
             raise OSError(f"could not bind {settings.listen}")
         await server.start()
-        for name in ("", *SERVICE_NAMES):
+        for name in ("", *SERVICE_NAMES, *((ENVOY_SERVICE_NAME,) if envoy else ())):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         return cls(
             settings,
@@ -203,6 +332,8 @@ class App:
             resources,
             health_servicer,
             telemetry,
+            tenancy,
+            lifecycle,
         )
 
     async def stop(self, grace: float | None = None) -> None:

@@ -45,11 +45,18 @@ class Settings:
     log_signing_key: str = field(default="", metadata={"env": "AUTHZ_LOG_SIGNING_KEY"})
     log_checkpoint_s: float = field(default=60.0, metadata={"env": "AUTHZ_LOG_CHECKPOINT_S"})
     log_redact: str = field(default="", metadata={"env": "AUTHZ_LOG_REDACT"})
+    # Mirror decision-log records into the service database (table decision_log).
+    log_postgres: bool = field(default=False, metadata={"env": "AUTHZ_LOG_POSTGRES"})
     metrics_listen: str = field(default="", metadata={"env": "AUTHZ_METRICS_LISTEN"})
     trace_ratio: float = field(default=0.0, metadata={"env": "AUTHZ_TRACE_SAMPLE_RATIO"})
     trace_exporter: str = field(default="none", metadata={"env": "AUTHZ_TRACE_EXPORTER"})
     log_format: str = field(default="json", metadata={"env": "AUTHZ_LOG_FORMAT"})
     log_level: str = field(default="INFO", metadata={"env": "AUTHZ_LOG_LEVEL"})
+    # Off only for local development (`authz serve --no-auth`); see docs/auth.md.
+    auth: bool = field(default=True, metadata={"env": "AUTHZ_AUTH"})
+    auth_cache_ttl_s: float = field(default=5.0, metadata={"env": "AUTHZ_AUTH_CACHE_TTL_S"})
+    # YAML mapping HTTP requests to checks for Envoy ext_authz (docs/gateway.md); empty = off.
+    gateway_config: str = field(default="", metadata={"env": "AUTHZ_GATEWAY_CONFIG"})
 
     def __post_init__(self) -> None:
         if self.log_mode not in ("durable", "buffered", "off"):
@@ -68,6 +75,12 @@ class Settings:
                 )
         if self.workers == 0:  # 0 means one worker per core, from the flag or the environment
             object.__setattr__(self, "workers", os.cpu_count() or 1)
+        if self.auth_cache_ttl_s < 0:
+            raise InvalidArgument(
+                "`auth_cache_ttl_s` must not be negative",
+                field="auth_cache_ttl_s",
+                value=self.auth_cache_ttl_s,
+            )
         for name in ("workers", "cache_size", "max_concurrent_rpcs", "max_depth", "max_batch"):
             if getattr(self, name) < 1:
                 raise InvalidArgument(

@@ -59,8 +59,25 @@ ID_RE = re.compile(r"^[a-zA-Z0-9/_|\-=+]{1,1024}$")
 RELATION_RE = re.compile(r"^[a-z][a-z0-9_]{1,62}[a-z0-9]$")
 
 
+# Type and relation names repeat on every request and are few: remember the valid ones
+# (bounded, so hostile input cannot grow it without limit).
+_VALID_TYPES: set[str] = set()
+_VALID_RELATIONS: set[str] = set()
+_MAX_REMEMBERED = 10_000
+
+
+def _valid(pattern: re.Pattern[str], known: set[str], value: str) -> bool:
+    if value in known:
+        return True
+    if not pattern.match(value):
+        return False
+    if len(known) < _MAX_REMEMBERED:
+        known.add(value)
+    return True
+
+
 def validate_type_name(value: str, field_name: str) -> str:
-    if not TYPE_RE.match(value):
+    if not _valid(TYPE_RE, _VALID_TYPES, value):
         raise InvalidArgument(f"`{value}` is not a valid type name", field=field_name, value=value)
     return value
 
@@ -74,7 +91,7 @@ def validate_object_id(value: str, field_name: str, *, allow_wildcard: bool = Fa
 
 
 def validate_relation_name(value: str, field_name: str) -> str:
-    if not RELATION_RE.match(value):
+    if not _valid(RELATION_RE, _VALID_RELATIONS, value):
         raise InvalidArgument(
             f"`{value}` is not a valid relation or permission name", field=field_name, value=value
         )

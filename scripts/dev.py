@@ -42,6 +42,7 @@ def ensure_environment() -> None:
     _run(VENV_PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
     _run(VENV_PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[dev]")
     _run(VENV_PYTHON, "scripts/gen_protos.py")
+    _run(VENV_PYTHON, "-m", "pip", "install", "--quiet", "-e", "clients/python")
     STAMP.write_text(fingerprint)
 
 

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from authz_service.api.auth import current_credential_id
 from authz_service.api.status import to_status
 from authz_service.errors import AuthzError
 from authz_service.service.audit import CallInfo
@@ -22,8 +23,6 @@ __all__ = ["call_info", "stream_rpc", "unary_rpc"]
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 Self = TypeVar("Self")
-
-CREDENTIAL_KEY = "authz-credential-id"  # set by the auth interceptor in the call metadata
 
 
 def call_info(
@@ -35,9 +34,8 @@ def call_info(
 ) -> CallInfo:
     remaining = context.time_remaining()
     budget = default_deadline_s if remaining is None else min(remaining, default_deadline_s)
-    credential = getattr(context, "authz_credential_id", None)
     return CallInfo(
-        credential_id=credential,
+        credential_id=current_credential_id(),  # the key the auth interceptor verified
         deadline=time.monotonic() + budget,
         actor=actor,
         reason=reason,

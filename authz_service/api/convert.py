@@ -17,6 +17,7 @@ from authz_service.api.tokens import decode_token, encode_token
 from authz_service.engine import Decision
 from authz_service.errors import InvalidArgument
 from authz_service.model import (
+    EMPTY_CONTEXT,
     NO_RELATION,
     CaveatRef,
     Consistency,
@@ -98,7 +99,7 @@ def _normalise(value: Any) -> Any:
 
 def context(msg: struct_pb2.Struct) -> FrozenContext:
     if not msg.fields:
-        return FrozenContext()
+        return EMPTY_CONTEXT
     return FrozenContext(_normalise(json_format.MessageToDict(msg)))
 
 

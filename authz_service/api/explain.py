@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from authz_service.api import convert
 from authz_service.api.gen.authz.v1 import core_pb2
-from authz_service.engine import CheckResult, Decision, ExplainNode
+from authz_service.engine import BindingRef, CheckResult, Decision, ExplainNode
 from authz_service.errors import InvalidArgument
-from authz_service.model import ObjectRef, parse_relationship
+from authz_service.model import ObjectRef, parse_object, parse_relationship, parse_subject
 
 __all__ = ["deny_reason", "explanation_to_proto"]
 
@@ -25,6 +25,9 @@ _KINDS = {
     "relationship": _Node.KIND_RELATIONSHIP,
     "grant": _Node.KIND_ROLE_BINDING,
     "impersonation": _Node.KIND_IMPERSONATION,
+    # Rules of the service layer (service/gates.py), shown as a denied permission step.
+    "lifecycle": _Node.KIND_PERMISSION,
+    "delegation": _Node.KIND_PERMISSION,
 }
 
 
@@ -52,7 +55,20 @@ def _node(node: ExplainNode) -> core_pb2.ExplanationNode:
             msg.expression = f"{msg.expression} {node.relationship}".strip()
     if node.caveat:
         msg.caveat.name = node.caveat
+    if node.binding is not None:
+        msg.binding.CopyFrom(_binding(node.binding))
     msg.children.extend(_node(child) for child in node.children)
+    return msg
+
+
+def _binding(ref: BindingRef) -> core_pb2.RoleBinding:
+    msg = core_pb2.RoleBinding(binding_id=ref.binding_id, role=ref.role)
+    try:
+        msg.subject.CopyFrom(convert.subject_to_proto(parse_subject(ref.subject)))
+        if ref.scope:
+            msg.resource.CopyFrom(convert.object_to_proto(parse_object(ref.scope)))
+    except InvalidArgument:  # pragma: no cover - bindings are validated when created
+        pass
     return msg
 
 
@@ -69,15 +85,18 @@ def deny_reason(result: CheckResult) -> core_pb2.DenyReason.ValueType:
     if result.decision is Decision.CONDITIONAL:
         return core_pb2.DENY_REASON_MISSING_CONTEXT
     nodes = _walk(result.explanation) if result.explanation else []
-    reasons = " ".join(n.reason or "" for n in nodes)
-    if "suspended" in reasons:
-        return core_pb2.DENY_REASON_SUBJECT_SUSPENDED
-    if "deprovisioned" in reasons:
-        return core_pb2.DENY_REASON_SUBJECT_DEPROVISIONED
-    if "non-delegable" in reasons or "nondelegable" in reasons:
-        return core_pb2.DENY_REASON_NON_DELEGABLE
-    if any(n.kind == "impersonation" and n.result is Decision.DENIED for n in nodes):
-        return core_pb2.DENY_REASON_IMPERSONATION_NOT_ALLOWED
+    # Only the rules' own nodes are read for these words, right after the quoted subject:
+    # reasons quote user input, and an object id may well contain "suspended".
+    for n in nodes:
+        reason = n.reason or ""
+        if n.kind == "lifecycle" and "` is suspended" in reason:
+            return core_pb2.DENY_REASON_SUBJECT_SUSPENDED
+        if n.kind == "lifecycle" and "` is deprovisioned" in reason:
+            return core_pb2.DENY_REASON_SUBJECT_DEPROVISIONED
+        if n.kind == "delegation" and "non-delegable" in reason:
+            return core_pb2.DENY_REASON_NON_DELEGABLE
+        if n.kind == "impersonation" and "may not impersonate" in reason:
+            return core_pb2.DENY_REASON_IMPERSONATION_NOT_ALLOWED
     for n in nodes:
         if n.kind == "exclusion" and n.children and n.children[0].result is Decision.ALLOWED:
             return core_pb2.DENY_REASON_EXCLUDED

@@ -9,17 +9,24 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from authz_service.api.audit import AuditServicer
+from authz_service.api.envoy import ENVOY_SERVICE_NAME, EnvoyAuthServicer, add_envoy_servicer
 from authz_service.api.gen.authz.v1 import (
+    audit_pb2,
+    audit_pb2_grpc,
     permissions_pb2,
     permissions_pb2_grpc,
     relationships_pb2,
     relationships_pb2_grpc,
     schema_pb2,
     schema_pb2_grpc,
+    tenancy_pb2,
+    tenancy_pb2_grpc,
 )
 from authz_service.api.permissions import PermissionsServicer
 from authz_service.api.relationships import RelationshipsServicer
 from authz_service.api.schema import SchemaServicer
+from authz_service.api.tenancy import TenancyServicer
 
 __all__ = ["SERVICE_NAMES", "build_server"]
 
@@ -27,6 +34,8 @@ SERVICE_NAMES: tuple[str, ...] = (
     permissions_pb2.DESCRIPTOR.services_by_name["PermissionsService"].full_name,
     relationships_pb2.DESCRIPTOR.services_by_name["RelationshipsService"].full_name,
     schema_pb2.DESCRIPTOR.services_by_name["SchemaService"].full_name,
+    audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
+    tenancy_pb2.DESCRIPTOR.services_by_name["TenancyService"].full_name,
 )
 
 
@@ -35,9 +44,12 @@ def build_server(
     permissions: PermissionsServicer,
     relationships: RelationshipsServicer,
     schema: SchemaServicer,
+    audit: AuditServicer,
     max_concurrent_rpcs: int,
     reuse_port: bool,
     interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
+    envoy: EnvoyAuthServicer | None = None,
+    tenancy: TenancyServicer | None = None,
 ) -> tuple[grpc.aio.Server, Any]:
     """A server with every service registered but no port bound yet.
 
@@ -57,11 +69,17 @@ def build_server(
     permissions_pb2_grpc.add_PermissionsServiceServicer_to_server(permissions, server)
     relationships_pb2_grpc.add_RelationshipsServiceServicer_to_server(relationships, server)
     schema_pb2_grpc.add_SchemaServiceServicer_to_server(schema, server)
+    audit_pb2_grpc.add_AuditServiceServicer_to_server(audit, server)
+    if tenancy is not None:
+        tenancy_pb2_grpc.add_TenancyServiceServicer_to_server(tenancy, server)
+    if envoy is not None:  # only with a gateway config: it says how to map requests
+        add_envoy_servicer(envoy, server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (
             *SERVICE_NAMES,
+            *((ENVOY_SERVICE_NAME,) if envoy is not None else ()),
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ),

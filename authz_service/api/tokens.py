@@ -8,6 +8,7 @@ are per tenant and the number would mean something else there.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 
 from authz_service.errors import FailedPrecondition, InvalidArgument
@@ -18,11 +19,14 @@ __all__ = ["decode_token", "encode_token"]
 _VERSION = "1"
 
 
+@functools.lru_cache(maxsize=1024)
 def _tenant_tag(tenant: str) -> str:
     return hashlib.sha256(tenant.encode()).hexdigest()[:12]
 
 
+@functools.lru_cache(maxsize=4096)
 def encode_token(tenant: str, revision: Revision) -> str:
+    """Cached: every response carries a token, and most name one of a few hot revisions."""
     raw = f"{_VERSION}.{_tenant_tag(tenant)}.{revision}"
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 

@@ -14,7 +14,7 @@ __all__ = ["main"]
 
 # Module names under authz_service.cli; each defines register(subparsers) -> None and sets
 # `handler` on its parser (a callable taking the parsed args, returning an exit status).
-_COMMANDS: tuple[str, ...] = ("serve", "check", "validate", "migrate", "import_")
+_COMMANDS: tuple[str, ...] = ("serve", "check", "validate", "migrate", "import_", "audit", "keys")
 
 Handler = Callable[[argparse.Namespace], int]
 

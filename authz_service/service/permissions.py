@@ -36,7 +36,9 @@ from authz_service.model import (
 )
 from authz_service.revisions import RevisionResolver
 from authz_service.service.audit import AuditTrail, CallInfo
+from authz_service.service.gates import DEFAULT_IMPERSONATE_PERMISSION, DecisionRules
 from authz_service.service.schemas import SchemaManager
+from authz_service.tenancy import SubjectStatus, SubjectStatuses
 
 __all__ = ["CheckOutcome", "ListOutcome", "PermissionService"]
 
@@ -70,8 +72,14 @@ class PermissionService:
         max_batch: int = 1000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         observe: Callable[[str, bool], None] | None = None,
+        statuses: SubjectStatuses | None = None,
+        impersonate_permission: str = DEFAULT_IMPERSONATE_PERMISSION,
     ) -> None:
+        """`statuses` enables the subject lifecycle (suspended and deprovisioned subjects
+        are denied everything); `impersonate_permission` is the permission an actor needs
+        on the subject's object to act on its behalf (see service/gates.py)."""
         self._engine = engine
+        self._rules = DecisionRules(engine, statuses, impersonate_permission=impersonate_permission)
         self._schemas = schemas
         self._resolver = resolver
         self._cache = cache
@@ -95,8 +103,11 @@ class PermissionService:
         contextual: Sequence[Relationship] = (),
     ) -> CheckResult:
         """The decision itself, free of caching and logging. Live checks and replay both
-        call this, so a replayed decision is judged by exactly the same rules."""
-        return await self._engine.check(snap, item, explain=explain, contextual=contextual)
+        call this, so a replayed decision is judged by exactly the same rules: the
+        engine's answer, subject lifecycle and impersonation (service/gates.py)."""
+        return await self._rules.evaluate(
+            snap, item, actor=actor, explain=explain, contextual=contextual
+        )
 
     async def evaluate_bulk(
         self,
@@ -107,7 +118,7 @@ class PermissionService:
         contextual: Sequence[Relationship] = (),
     ) -> list[CheckResult | AuthzError]:
         """`evaluate` for many items at one snapshot, sharing subproblems."""
-        return await self._engine.check_bulk(snap, items, contextual=contextual)
+        return await self._rules.evaluate_bulk(snap, items, actor=actor, contextual=contextual)
 
     async def check(
         self,
@@ -199,10 +210,14 @@ class PermissionService:
     ) -> ListOutcome:
         started = time.perf_counter()
         snap = await self.snapshot(tenant, consistency)
-        found = await _within(
-            call.deadline,
-            self._engine.list_permissions(snap, resource, subject, context, contextual=contextual),
-        )
+        found = await self._rules.blocked_list(snap, resource, subject)
+        if found is None:
+            found = await _within(
+                call.deadline,
+                self._engine.list_permissions(
+                    snap, resource, subject, context, contextual=contextual
+                ),
+            )
         decision_id = await self._audit.summary(
             snap,
             call,
@@ -228,11 +243,21 @@ class PermissionService:
         *,
         after: str | None = None,
         limit: int | None = None,
+        contextual: Sequence[Relationship] = (),
     ) -> tuple[Revision, AsyncIterator[ResourceResult]]:
         snap = await self.snapshot(tenant, consistency)
         stream = self._engine.lookup_resources(
-            snap, resource_type, permission, subject, context, after=after, limit=limit
+            snap,
+            resource_type,
+            permission,
+            subject,
+            context,
+            contextual=contextual,
+            after=after,
+            limit=limit,
         )
+        if await self._rules.status(snap, subject) is not SubjectStatus.ACTIVE:
+            stream = _nothing()  # an inactive subject reaches nothing (input checked above)
         summary = self._audit.stream_summary(
             snap,
             call,
@@ -257,6 +282,7 @@ class PermissionService:
         *,
         after: str | None = None,
         limit: int | None = None,
+        contextual: Sequence[Relationship] = (),
     ) -> tuple[Revision, AsyncIterator[SubjectResult]]:
         snap = await self.snapshot(tenant, consistency)
         stream = self._engine.lookup_subjects(
@@ -266,9 +292,11 @@ class PermissionService:
             subject_type,
             context,
             subject_relation=subject_relation,
+            contextual=contextual,
             after=after,
-            limit=limit,
         )
+        # Inactive subjects are left out, so the limit is applied after them.
+        stream = self._rules.filter_subjects(snap, subject_type, stream, limit)
         summary = self._audit.stream_summary(
             snap,
             call,
@@ -279,6 +307,11 @@ class PermissionService:
             context=context,
         )
         return snap.revision, summary.wrap(stream, lambda s: f"{s.subject_id}={s.decision.value}")
+
+
+async def _nothing() -> AsyncIterator[ResourceResult]:
+    return
+    yield  # an async generator that yields nothing
 
 
 async def _within(deadline: float | None, work: Awaitable[T]) -> T:

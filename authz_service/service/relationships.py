@@ -153,8 +153,20 @@ class RelationshipService:
         after: Relationship | None = None,
     ) -> tuple[Revision, list[Relationship]]:
         revision = await self._resolver.resolve(tenant, consistency)
-        found = await self._store.read(tenant, revision, flt, limit=limit, after=after)
-        return revision, [r for r in found if not is_internal(r)]
+        if limit is None:
+            found = await self._store.read(tenant, revision, flt, after=after)
+            return revision, [r for r in found if not is_internal(r)]
+        visible: list[Relationship] = []
+        while len(visible) < limit:
+            # Internal rows (types `__...`) sort first and are dropped: keep reading so a
+            # page is short only at the end, as callers that page expect.
+            want = limit - len(visible)
+            page = await self._store.read(tenant, revision, flt, limit=want, after=after)
+            visible += [r for r in page if not is_internal(r)]
+            if len(page) < want:
+                break
+            after = page[-1]
+        return revision, visible
 
     async def watch(
         self, tenant: str, after: Revision, *, batch: int = 1000

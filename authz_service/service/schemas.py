@@ -78,7 +78,12 @@ class SchemaManager:
         compiled = compile_schema(text)
         async with self._write_lock:
             if not force:
-                problems = orphaned_relationships(compiled, await self._store.relationship_kinds())
+                # Internal rows (roles, bindings, status: types `__...`) are not schema
+                # data; a binding on a type the schema drops simply grants nothing.
+                kinds = {
+                    k for k in await self._store.relationship_kinds() if not k[0].startswith("__")
+                }
+                problems = orphaned_relationships(compiled, kinds)
                 if problems:
                     raise FailedPrecondition(
                         "schema change would orphan stored relationships (use force): "

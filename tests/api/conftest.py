@@ -24,6 +24,7 @@ def server_settings(dsn: str, tmp_path: Path, **overrides: object) -> Settings:
         log_dir=tmp_path / "decisions",
         revision_poll_ms=100,
         shutdown_grace_s=1.0,
+        auth=False,  # tests/api/test_auth.py turns it on
     )
     return replace(base, **overrides)  # type: ignore[arg-type]
 

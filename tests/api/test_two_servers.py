@@ -25,7 +25,7 @@ async def second_server(pg_dsn: str, tmp_path: Path) -> AsyncIterator[int]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "authz_service", "serve",
         "--database-url", pg_dsn, "--listen", "127.0.0.1:0",
-        "--decision-log", "off", "--no-migrate", "--data-dir", str(tmp_path / "b"),
+        "--decision-log", "off", "--no-migrate", "--no-auth", "--data-dir", str(tmp_path / "b"),
         stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "AUTHZ_LOG_LEVEL": "WARNING"},
     )  # fmt: skip

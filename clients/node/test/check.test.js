@@ -21,7 +21,8 @@ let client;
 /** Start the server; resolve with `host:port` once it prints that it is listening. */
 function startServer() {
   const args = ['-m', 'authz_service', 'serve', '--database-url', 'memory://',
-    '--listen', '127.0.0.1:0', '--workers', '1', '--decision-log', 'off', '--demo'];
+    '--listen', '127.0.0.1:0', '--workers', '1', '--decision-log', 'off', '--demo',
+    '--no-auth'];
   const proc = spawn(PYTHON, args, {
     cwd: REPO_ROOT,
     env: { ...process.env, PYTHONUNBUFFERED: '1' },

@@ -30,6 +30,7 @@ SERVE_FLAGS = (
     *("--workers", "1"),
     *("--decision-log", "off"),
     "--demo",
+    "--no-auth",
 )
 _LISTENING = re.compile(r"^authz: listening on (\S+:\d+) \(worker 0\)$")
 
