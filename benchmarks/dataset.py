@@ -1,0 +1,296 @@
+"""The seeded data set of the Check benchmark, and a reference evaluator for it.
+
+Shape (seed 42 unless told otherwise; the same seed always gives the same rows):
+
+- 1,000 users `user:u0000` ... `user:u0999`;
+- 100 groups in three layers nested through `group#member`: 10 top groups, 30 middle
+  groups each nested in one top group, 60 leaf groups each nested in one middle group, so
+  a leaf member reaches its top group through a chain of three groups. Most users are
+  members of one to three leaf groups, some directly of a middle or top group;
+- 1,000 folders: 200 roots and 800 nested under an earlier folder, at most four levels
+  deep. Folders are viewable by one or two groups and sometimes by a user directly; a
+  folder's viewers can view every folder below it (`parent->view`);
+- 100,000 documents, each in one folder with one owner; 10% have a direct viewer and 2%
+  ban a user, which the `-` exclusion applies even against owners and folder viewers.
+
+The reference evaluator (`Reference.allowed`) answers `document#view` from these rows
+in plain Python: the benchmark checks the server's answers against it, so a fast wrong
+answer cannot pass for a fast right one.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["SCHEMA", "TENANT", "Dataset", "Reference", "generate", "hot_pairs", "miss_pair"]
+
+TENANT = "bench"
+
+SCHEMA = """\
+definition user {}
+
+/** Groups nest: a member of a member group is a member. */
+definition group {
+    relation member: user | group#member
+}
+
+definition folder {
+    relation parent: folder
+    relation viewer: user | group#member
+    permission view = viewer + parent->view
+}
+
+definition document {
+    relation folder: folder
+    relation owner: user
+    relation viewer: user | group#member
+    relation banned: user
+    permission view = (owner + viewer + folder->view) - banned
+}
+"""
+
+USERS = 1_000
+TOP_GROUPS, MID_GROUPS, LEAF_GROUPS = 10, 30, 60
+FOLDERS = 1_000
+ROOT_FOLDERS = 200
+MAX_FOLDER_DEPTH = 4
+DOCUMENTS = 100_000
+
+# A relationship as (resource, relation, subject) in the text form of the API.
+Row = tuple[str, str, str]
+
+
+def user_id(i: int) -> str:
+    return f"u{i:04d}"
+
+
+def doc_id(i: int) -> str:
+    return f"d{i:06d}"
+
+
+@dataclass
+class Dataset:
+    seed: int
+    rows: list[Row]
+    # Evaluation indexes, by integer index (user i is `user_id(i)`, and so on).
+    group_parents: dict[str, list[str]]  # group -> groups it is a member of (directly)
+    user_groups: list[set[str]]  # user -> groups it is a direct member of
+    folder_parent: list[int | None]
+    folder_viewer_groups: list[set[str]]
+    folder_viewer_users: list[set[int]]
+    doc_folder: list[int]
+    doc_owner: list[int]
+    doc_viewers: dict[int, set[int]] = field(default_factory=dict)
+    doc_viewer_groups: dict[int, set[str]] = field(default_factory=dict)
+    doc_banned: dict[int, set[int]] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "users": USERS,
+            "groups": TOP_GROUPS + MID_GROUPS + LEAF_GROUPS,
+            "folders": FOLDERS,
+            "documents": DOCUMENTS,
+            "relationships": len(self.rows),
+        }
+
+    def write_ndjson(self, path: Path) -> None:
+        """The rows in the NDJSON form `authz import` reads."""
+        with path.open("w", encoding="utf-8") as out:
+            for resource, relation, subject in self.rows:
+                out.write(
+                    json.dumps({"resource": resource, "relation": relation, "subject": subject})
+                )
+                out.write("\n")
+
+    def reference(self) -> Reference:
+        return Reference(self)
+
+
+GROUPS = (
+    [f"t{i:02d}" for i in range(TOP_GROUPS)],
+    [f"m{i:02d}" for i in range(MID_GROUPS)],
+    [f"l{i:02d}" for i in range(LEAF_GROUPS)],
+)
+
+
+def generate(seed: int = 42) -> Dataset:
+    rng = random.Random(seed)
+    data = Dataset(
+        seed=seed,
+        rows=[],
+        group_parents={g: [] for layer in GROUPS for g in layer},
+        user_groups=[],
+        folder_parent=[],
+        folder_viewer_groups=[],
+        folder_viewer_users=[],
+        doc_folder=[],
+        doc_owner=[],
+    )
+    # The order of these calls is part of the data set: each draws from the same stream.
+    _groups(rng, data)
+    _users(rng, data)
+    _folders(rng, data)
+    _documents(rng, data)
+    return data
+
+
+def _groups(rng: random.Random, data: Dataset) -> None:
+    tops, mids, leaves = GROUPS
+    for child_layer, parent_layer in ((mids, tops), (leaves, mids)):
+        for child in child_layer:
+            parent = rng.choice(parent_layer)
+            data.group_parents[child].append(parent)
+            data.rows.append((f"group:{parent}", "member", f"group:{child}#member"))
+
+
+def _users(rng: random.Random, data: Dataset) -> None:
+    tops, mids, leaves = GROUPS
+    for u in range(USERS):
+        roll = rng.random()
+        if roll < 0.05:
+            chosen = {rng.choice(tops)}
+        elif roll < 0.15:
+            chosen = {rng.choice(mids)}
+        elif roll < 0.20:
+            chosen = set()  # in no group: sees only direct grants
+        else:
+            chosen = set(rng.sample(leaves, rng.randint(1, 3)))
+        data.user_groups.append(chosen)
+        for g in sorted(chosen):
+            data.rows.append((f"group:{g}", "member", f"user:{user_id(u)}"))
+
+
+def _folders(rng: random.Random, data: Dataset) -> None:
+    groups = [g for layer in GROUPS for g in layer]
+    depth: list[int] = []
+    for f in range(FOLDERS):
+        name = f"folder:f{f:04d}"
+        parent: int | None = None
+        if f < ROOT_FOLDERS:
+            depth.append(1)
+        else:
+            parent = rng.randrange(f)
+            while depth[parent] >= MAX_FOLDER_DEPTH:
+                parent = rng.randrange(f)
+            depth.append(depth[parent] + 1)
+            data.rows.append((name, "parent", f"folder:f{parent:04d}"))
+        data.folder_parent.append(parent)
+        # 70% of folders grant to one or two groups, 30% to one user directly.
+        viewers = set(rng.sample(groups, rng.choice((1, 1, 2)))) if rng.random() < 0.7 else set()
+        users = {rng.randrange(USERS)} if rng.random() < 0.3 else set()
+        data.folder_viewer_groups.append(viewers)
+        data.folder_viewer_users.append(users)
+        for g in sorted(viewers):
+            data.rows.append((name, "viewer", f"group:{g}#member"))
+        for u in sorted(users):
+            data.rows.append((name, "viewer", f"user:{user_id(u)}"))
+
+
+def _documents(rng: random.Random, data: Dataset) -> None:
+    groups = [g for layer in GROUPS for g in layer]
+    rows = data.rows
+    for d in range(DOCUMENTS):
+        name = f"document:{doc_id(d)}"
+        folder = rng.randrange(FOLDERS)
+        owner = rng.randrange(USERS)
+        data.doc_folder.append(folder)
+        data.doc_owner.append(owner)
+        rows.append((name, "folder", f"folder:f{folder:04d}"))
+        rows.append((name, "owner", f"user:{user_id(owner)}"))
+        roll = rng.random()
+        if roll < 0.08:
+            viewer = rng.randrange(USERS)
+            data.doc_viewers[d] = {viewer}
+            rows.append((name, "viewer", f"user:{user_id(viewer)}"))
+        elif roll < 0.10:
+            group = rng.choice(groups)
+            data.doc_viewer_groups[d] = {group}
+            rows.append((name, "viewer", f"group:{group}#member"))
+        if rng.random() < 0.02:
+            banned = rng.randrange(USERS)
+            data.doc_banned[d] = {banned}
+            rows.append((name, "banned", f"user:{user_id(banned)}"))
+
+
+class Reference:
+    """`document#view` for (document index, user index), computed from the generator's
+    own indexes rather than from the rows the server stores."""
+
+    def __init__(self, data: Dataset) -> None:
+        self._data = data
+        self._memberships = [self._closure(direct) for direct in data.user_groups]
+        self._folder_groups: list[frozenset[str]] = []
+        self._folder_users: list[frozenset[int]] = []
+        for f in range(len(data.folder_parent)):
+            groups: set[str] = set()
+            users: set[int] = set()
+            node: int | None = f
+            while node is not None:
+                groups |= data.folder_viewer_groups[node]
+                users |= data.folder_viewer_users[node]
+                node = data.folder_parent[node]
+            self._folder_groups.append(frozenset(groups))
+            self._folder_users.append(frozenset(users))
+
+    def _closure(self, direct: set[str]) -> frozenset[str]:
+        seen: set[str] = set()
+        todo = list(direct)
+        while todo:
+            g = todo.pop()
+            if g not in seen:
+                seen.add(g)
+                todo.extend(self._data.group_parents[g])
+        return frozenset(seen)
+
+    def allowed(self, doc: int, user: int) -> bool:
+        data = self._data
+        if user in data.doc_banned.get(doc, ()):
+            return False
+        if data.doc_owner[doc] == user or user in data.doc_viewers.get(doc, ()):
+            return True
+        groups = self._memberships[user]
+        if groups & data.doc_viewer_groups.get(doc, set()):
+            return True
+        folder = data.doc_folder[doc]
+        return user in self._folder_users[folder] or not groups.isdisjoint(
+            self._folder_groups[folder]
+        )
+
+
+def hot_pairs(data: Dataset, count: int = 64, seed: int = 42) -> list[tuple[int, int, bool]]:
+    """`count` (document, user, allowed) pairs, half allowed and half denied, including
+    some owners and banned users so every branch of `view` is exercised."""
+    rng = random.Random(seed + 1)
+    ref = data.reference()
+    allowed: list[tuple[int, int, bool]] = []
+    denied: list[tuple[int, int, bool]] = []
+    banned = sorted(data.doc_banned)
+    for d in rng.sample(banned, 4):
+        denied.append((d, next(iter(data.doc_banned[d])), False))
+    for _ in range(4):
+        d = rng.randrange(DOCUMENTS)
+        allowed.append((d, data.doc_owner[d], True))
+    while len(allowed) < count // 2 or len(denied) < count // 2:
+        d, u = rng.randrange(DOCUMENTS), rng.randrange(USERS)
+        verdict = ref.allowed(d, u)
+        bucket = allowed if verdict else denied
+        if len(bucket) < count // 2:
+            bucket.append((d, u, verdict))
+    pairs = allowed + denied
+    rng.shuffle(pairs)
+    return pairs
+
+
+# Cache-miss pairs: a bijection k -> (document, user) over all 10^8 pairs, so every k in
+# a run maps to a pair no earlier request of that run asked (the cache cannot hit) while
+# consecutive k land on unrelated documents and users.
+_PAIRS = DOCUMENTS * USERS
+_STRIDE = 48_271_003  # odd and not a multiple of 5: coprime with 10^8
+
+
+def miss_pair(k: int) -> tuple[int, int]:
+    x = (k * _STRIDE + 12_345) % _PAIRS
+    return x % DOCUMENTS, x // DOCUMENTS
