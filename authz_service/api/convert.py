@@ -48,7 +48,8 @@ __all__ = [
     "token",
 ]
 
-_TENANT_RE = re.compile(r"^[a-zA-Z0-9_\-]{1,64}$")
+# A leading `_` is reserved for the service's own streams (`_platform` in the decision log).
+_TENANT_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_\-]{0,63}$")
 
 _DECISIONS = {
     Decision.ALLOWED: core_pb2.DECISION_ALLOWED,
@@ -61,7 +62,8 @@ def tenant(value: str, field: str = "tenant") -> str:
     if not _TENANT_RE.match(value):
         shown = value if value else "(empty)"
         raise InvalidArgument(
-            f"tenant `{shown}` must be 1-64 characters of letters, digits, `_` and `-`",
+            f"tenant `{shown}` must be 1-64 letters, digits, `_` and `-`, starting with a "
+            "letter or digit",
             field=field,
             value=value,
         )

@@ -85,9 +85,12 @@ class Engine:
         return RequestState(
             snapshot=snap,
             reads=Reads(self._reader, snap, contextual),
-            # Explanations must show the evaluation that ran, and request-only relationships
-            # change answers under keys shared with other requests: both skip the wrapper.
-            inner=self._local if explain or contextual else self._dispatcher,
+            # Explanations must show the evaluation that ran, request-only relationships
+            # change answers under keys shared with other requests, and fully consistent
+            # reads promise no cache: all three skip the wrapper.
+            inner=self._local
+            if explain or contextual or not snap.shared_cache
+            else self._dispatcher,
             limits=limits or self.limits,
             explain=explain,
             grant_sources=self._grant_sources,

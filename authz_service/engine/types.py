@@ -38,6 +38,9 @@ class Snapshot:
     revision: Revision
     schema: CompiledSchema
     now: datetime
+    shared_cache: bool = True
+    """False for fully consistent reads: subproblems are evaluated afresh, not taken from
+    (or added to) the cross-request cache."""
 
 
 class Decision(Enum):

@@ -121,11 +121,17 @@ class AuditTrail:
         )
 
     async def check_failed(
-        self, snap: Snapshot, item: CheckItem, call: CallInfo, exc: AuthzError, started: float
+        self,
+        snap: Snapshot,
+        item: CheckItem,
+        call: CallInfo,
+        exc: AuthzError,
+        started: float,
+        kind: DecisionKind = DecisionKind.CHECK,
     ) -> str:
         """An evaluation error is a denial on record, with the error as the reason."""
         return await self._emit(
-            kind=DecisionKind.CHECK,
+            kind=kind,
             subject=str(item.subject),
             action=item.permission,
             resource=str(item.resource),
@@ -148,7 +154,11 @@ class AuditTrail:
         ids: list[str] = []
         for item, result in zip(items, results, strict=True):
             if isinstance(result, AuthzError):
-                ids.append(await self.check_failed(snap, item, call, result, started))
+                ids.append(
+                    await self.check_failed(
+                        snap, item, call, result, started, DecisionKind.CHECK_BULK_ITEM
+                    )
+                )
             else:
                 ids.append(
                     await self.check(

@@ -91,7 +91,13 @@ class PermissionService:
     async def snapshot(self, tenant: str, consistency: Consistency) -> Snapshot:
         schema = await self._schemas.require()
         revision = await self._resolver.resolve(tenant, consistency)
-        return Snapshot(tenant=tenant, revision=revision, schema=schema, now=self._clock())
+        return Snapshot(
+            tenant=tenant,
+            revision=revision,
+            schema=schema,
+            now=self._clock(),
+            shared_cache=consistency.mode is not ConsistencyMode.FULLY_CONSISTENT,
+        )
 
     async def evaluate(
         self,

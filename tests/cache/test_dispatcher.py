@@ -100,3 +100,15 @@ async def test_request_only_relationships_never_meet_cached_answers() -> None:
     with_claim = await engine.check(snap, item("a"), contextual=[claim])
     assert with_claim.decision is Decision.ALLOWED
     assert (await engine.check(snap, item("a"))).decision is Decision.DENIED
+
+
+async def test_a_fully_consistent_snapshot_evaluates_afresh() -> None:
+    store, engine, revision = await setup(
+        ["document:a#viewer@group:eng#member", "group:eng#member@user:alice"]
+    )
+    snap = Snapshot("acme", revision, SCHEMA, NOW)
+    await engine.check(snap, item("a"))
+    cold = store.reads
+    strict = Snapshot("acme", revision, SCHEMA, NOW, shared_cache=False)
+    assert (await engine.check(strict, item("a"))).decision is Decision.ALLOWED
+    assert store.reads - cold == cold  # every read again, nothing from the cache
