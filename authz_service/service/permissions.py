@@ -138,17 +138,10 @@ class PermissionService:
         actor: SubjectRef | None = None,
     ) -> CheckOutcome:
         started = time.perf_counter()
-        if actor is not None and not call.reason:
-            raise InvalidArgument(
-                "a reason is required when acting on behalf of a subject", field="reason"
-            )
+        _require_reason(actor, call)
         snap = await self.snapshot(tenant, consistency)
         # Strict reads, explanations and request-only relationships never share answers.
-        shareable = (
-            not explain
-            and not contextual
-            and consistency.mode is not ConsistencyMode.FULLY_CONSISTENT
-        )
+        shareable = snap.shared_cache and not explain and not contextual
         key = ("check", tenant, snap.revision, snap.schema.version, item, actor)
         result = self._cache.get(key, snap.now) if shareable else None
         cache_hit = result is not None
@@ -180,10 +173,7 @@ class PermissionService:
         contextual: Sequence[Relationship] = (),
         actor: SubjectRef | None = None,
     ) -> tuple[Revision, list[CheckResult | AuthzError], list[str]]:
-        if actor is not None and not call.reason:
-            raise InvalidArgument(
-                "a reason is required when acting on behalf of a subject", field="reason"
-            )
+        _require_reason(actor, call)
         if len(items) > self._max_batch:
             raise InvalidArgument(
                 f"batch of {len(items)} items exceeds the limit of {self._max_batch}",
@@ -318,6 +308,13 @@ class PermissionService:
 async def _nothing() -> AsyncIterator[ResourceResult]:
     return
     yield  # an async generator that yields nothing
+
+
+def _require_reason(actor: SubjectRef | None, call: CallInfo) -> None:
+    if actor is not None and not call.reason:
+        raise InvalidArgument(
+            "a reason is required when acting on behalf of a subject", field="reason"
+        )
 
 
 async def _within(deadline: float | None, work: Awaitable[T]) -> T:
