@@ -53,7 +53,7 @@ from authz_service.store.protocol import Store
 from authz_service.telemetry import PoolStats, Telemetry
 from authz_service.tenancy import BindingGrants, SubjectStatuses
 
-__all__ = ["App", "decision_service", "open_store"]
+__all__ = ["App", "Resources", "decision_service", "open_store", "prepare_database"]
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,9 @@ class Resources:
                 log.exception("error during shutdown")
 
 
-async def open_store(settings: Settings, resources: Resources) -> tuple[Store, Any]:
-    """The configured store and its revision tracker (None for memory)."""
-    if settings.database_url == MEMORY_URL:
-        return MemoryStore(), None
+async def prepare_database(settings: Settings, resources: Resources) -> str:
+    """The DSN to use: the configured URL, or an embedded server started in the data
+    directory (stopped with `resources`); pending migrations applied if configured."""
     from authz_service.store import postgres
 
     dsn = settings.database_url
@@ -87,6 +86,16 @@ async def open_store(settings: Settings, resources: Resources) -> tuple[Store, A
         dsn = embedded.dsn
     if settings.migrate_on_start:
         await postgres.migrate(dsn)
+    return dsn
+
+
+async def open_store(settings: Settings, resources: Resources) -> tuple[Store, Any]:
+    """The configured store and its revision tracker (None for memory)."""
+    if settings.database_url == MEMORY_URL:
+        return MemoryStore(), None
+    from authz_service.store import postgres
+
+    dsn = await prepare_database(settings, resources)
     store = await postgres.connect(
         dsn,
         min_size=settings.db_pool_min,

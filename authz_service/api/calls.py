@@ -15,7 +15,6 @@ import grpc
 
 from authz_service.api.auth import current_credential_id
 from authz_service.api.status import to_status
-from authz_service.errors import AuthzError
 from authz_service.service.audit import CallInfo
 
 __all__ = ["call_info", "stream_rpc", "unary_rpc"]
@@ -56,7 +55,7 @@ def unary_rpc(
     ) -> Resp:
         try:
             return await method(self, request, context)
-        except (AuthzError, Exception) as exc:
+        except Exception as exc:
             if isinstance(exc, grpc.aio.AbortError):
                 raise
             await _abort(context, exc)
@@ -75,7 +74,7 @@ def stream_rpc(
         try:
             async for item in method(self, request, context):
                 yield item
-        except (AuthzError, Exception) as exc:
+        except Exception as exc:
             if isinstance(exc, grpc.aio.AbortError):
                 raise
             await _abort(context, exc)

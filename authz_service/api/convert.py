@@ -192,7 +192,3 @@ def relationship_to_proto(rel: Relationship) -> core_pb2.Relationship:
     if rel.expires_at is not None:
         msg.expires_at.FromDatetime(rel.expires_at.astimezone(UTC))
     return msg
-
-
-def validate_type(value: str, field: str) -> str:
-    return validate_type_name(value, field)

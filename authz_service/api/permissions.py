@@ -14,7 +14,7 @@ from authz_service.api.gen.authz.v1 import core_pb2, permissions_pb2, permission
 from authz_service.api.status import status_proto
 from authz_service.engine import CheckItem, CheckResult
 from authz_service.errors import AuthzError, InvalidArgument
-from authz_service.model import Relationship
+from authz_service.model import Relationship, validate_type_name
 from authz_service.service.permissions import PermissionService
 
 __all__ = ["PermissionsServicer"]
@@ -155,7 +155,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
         tenant = convert.tenant(request.tenant)
         revision, stream = await self._service.lookup_resources(
             tenant,
-            convert.validate_type(request.resource_type, "resource_type"),
+            validate_type_name(request.resource_type, "resource_type"),
             request.permission,
             convert.subject_ref(request.subject, "subject"),
             convert.context(request.context),
@@ -183,7 +183,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             tenant,
             convert.object_ref(request.resource, "resource"),
             request.permission,
-            convert.validate_type(request.subject_type, "subject_type"),
+            validate_type_name(request.subject_type, "subject_type"),
             "" if request.subject_relation == "..." else request.subject_relation,
             convert.context(request.context),
             convert.consistency(request.consistency, tenant),

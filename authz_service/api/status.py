@@ -16,42 +16,36 @@ from grpc_status import rpc_status
 
 from authz_service import errors
 
-__all__ = ["to_status"]
+__all__ = ["status_proto", "to_status"]
 
 log = logging.getLogger(__name__)
 
-_CODES: tuple[tuple[type[errors.AuthzError], grpc.StatusCode, int], ...] = (
-    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT, code_pb2.INVALID_ARGUMENT),
-    (errors.NotFound, grpc.StatusCode.NOT_FOUND, code_pb2.NOT_FOUND),
-    (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS, code_pb2.ALREADY_EXISTS),
-    (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION, code_pb2.FAILED_PRECONDITION),
-    (errors.LimitExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED, code_pb2.RESOURCE_EXHAUSTED),
-    (errors.DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED, code_pb2.DEADLINE_EXCEEDED),
-    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE, code_pb2.UNAVAILABLE),
-    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED, code_pb2.UNAUTHENTICATED),
-    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED, code_pb2.PERMISSION_DENIED),
+_CODES: tuple[tuple[type[errors.AuthzError], int], ...] = (
+    (errors.InvalidArgument, code_pb2.INVALID_ARGUMENT),
+    (errors.NotFound, code_pb2.NOT_FOUND),
+    (errors.AlreadyExists, code_pb2.ALREADY_EXISTS),
+    (errors.FailedPrecondition, code_pb2.FAILED_PRECONDITION),
+    (errors.LimitExceeded, code_pb2.RESOURCE_EXHAUSTED),
+    (errors.DeadlineExceeded, code_pb2.DEADLINE_EXCEEDED),
+    (errors.Unavailable, code_pb2.UNAVAILABLE),
+    (errors.Unauthenticated, code_pb2.UNAUTHENTICATED),
+    (errors.PermissionDenied, code_pb2.PERMISSION_DENIED),
 )
 
 
 def to_status(exc: BaseException) -> grpc.Status:
     """Map any exception to a status suitable for `context.abort_with_status`."""
+    return rpc_status.to_status(status_proto(exc))
+
+
+def status_proto(exc: BaseException) -> status_pb2.Status:
+    """The google.rpc.Status for an exception: a whole call's or one batch item's."""
     if isinstance(exc, errors.AuthzError):
-        for kind, _, code in _CODES:
+        for kind, code in _CODES:
             if isinstance(exc, kind):
-                return _status(code, exc)
+                return _status_message(code, exc)
     log.exception("internal error", exc_info=exc)
-    return rpc_status.to_status(status_pb2.Status(code=code_pb2.INTERNAL, message="internal error"))
-
-
-def code_of(exc: BaseException) -> grpc.StatusCode:
-    for kind, grpc_code, _ in _CODES:
-        if isinstance(exc, kind):
-            return grpc_code
-    return grpc.StatusCode.INTERNAL
-
-
-def _status(code: int, exc: errors.AuthzError) -> grpc.Status:
-    return rpc_status.to_status(_status_message(code, exc))
+    return status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
 
 
 def _status_message(code: int, exc: errors.AuthzError) -> status_pb2.Status:
@@ -69,13 +63,3 @@ def _status_message(code: int, exc: errors.AuthzError) -> status_pb2.Status:
         )
         message.details.append(detail)
     return message
-
-
-def status_proto(exc: BaseException) -> status_pb2.Status:
-    """The google.rpc.Status for one failed item of a batch."""
-    if isinstance(exc, errors.AuthzError):
-        for kind, _, code in _CODES:
-            if isinstance(exc, kind):
-                return _status_message(code, exc)
-    log.exception("internal error in batch item", exc_info=exc)
-    return status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")

@@ -122,24 +122,20 @@ def _worker_main(settings: Settings, worker: int) -> None:
 
 def _prepare_database(settings: Settings) -> tuple[Settings, Any]:
     """Start the embedded server and migrate once, before any worker exists. The parent
-    keeps the embedded server's handle for as long as the workers run."""
+    holds the returned resources (the embedded server) for as long as the workers run."""
     if settings.database_url == "memory://":
         raise SystemExit("memory:// cannot be shared by several workers; use --workers 1")
-    from authz_service.store import postgres
+    from authz_service.app import Resources, prepare_database
 
-    dsn, embedded = settings.database_url, None
-    if settings.embedded:
-        embedded = asyncio.run(postgres.start_embedded(settings.data_dir / "pgdata"))
-        dsn = embedded.dsn
-    if settings.migrate_on_start:
-        asyncio.run(postgres.migrate(dsn))
-    return replace(settings, database_url=dsn, migrate_on_start=False), embedded
+    resources = Resources()
+    dsn = asyncio.run(prepare_database(settings, resources))
+    return replace(settings, database_url=dsn, migrate_on_start=False), resources
 
 
 def _supervise(settings: Settings) -> int:
     if settings.listen.endswith(":0"):
         raise SystemExit("several workers need a fixed port to share; --listen host:PORT")
-    settings, embedded = _prepare_database(settings)
+    settings, resources = _prepare_database(settings)
     ctx = multiprocessing.get_context("spawn")
     workers = [
         ctx.Process(target=_worker_main, args=(replace(settings, demo=settings.demo and i == 0), i))
@@ -159,6 +155,5 @@ def _supervise(settings: Settings) -> int:
     for proc in workers:
         proc.join()
         status = status or (proc.exitcode or 0)
-    if embedded is not None:
-        embedded.stop()
+    asyncio.run(resources.close())
     return status
