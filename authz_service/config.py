@@ -40,7 +40,7 @@ class Settings:
     default_deadline_ms: int = field(default=5000, metadata={"env": "AUTHZ_DEFAULT_DEADLINE_MS"})
     shutdown_grace_s: float = field(default=10.0, metadata={"env": "AUTHZ_SHUTDOWN_GRACE_S"})
     demo: bool = field(default=False, metadata={"env": "AUTHZ_DEMO"})
-    log_mode: str = field(default="buffered", metadata={"env": "AUTHZ_DECISION_LOG"})
+    log_mode: str = field(default="durable", metadata={"env": "AUTHZ_DECISION_LOG"})
     log_dir: Path = field(default=Path(".authz/decisions"), metadata={"env": "AUTHZ_LOG_DIR"})
     log_signing_key: str = field(default="", metadata={"env": "AUTHZ_LOG_SIGNING_KEY"})
     log_checkpoint_s: float = field(default=60.0, metadata={"env": "AUTHZ_LOG_CHECKPOINT_S"})

@@ -1,0 +1,48 @@
+"""Settings defaults, and the documentation that states them."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import pytest
+
+from authz_service.cli import serve
+from authz_service.config import load_settings
+from authz_service.decisionlog import DecisionLogConfig, LogMode
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _serve_args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    serve.register(parser.add_subparsers())
+    return parser.parse_args(["serve", *argv])
+
+
+def test_the_decision_log_is_durable_by_default() -> None:
+    # Buffered mode loses answered decisions on a crash; the default must not.
+    assert load_settings(environ={}).log_mode == "durable"
+    assert DecisionLogConfig(root=Path("unused")).mode is LogMode.DURABLE
+
+
+def test_serve_without_a_flag_or_variable_logs_durably(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AUTHZ_DECISION_LOG", raising=False)
+    assert serve._settings(_serve_args()).log_mode == "durable"
+    monkeypatch.setenv("AUTHZ_DECISION_LOG", "buffered")
+    assert serve._settings(_serve_args()).log_mode == "buffered"
+    assert serve._settings(_serve_args("--decision-log", "off")).log_mode == "off"
+
+
+def test_the_readme_states_the_default_decision_log_mode() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    row = re.search(r"^\| `AUTHZ_DECISION_LOG` \| `(\w+)` \|", readme, re.MULTILINE)
+    assert row is not None, "README configuration table lacks AUTHZ_DECISION_LOG"
+    assert row.group(1) == load_settings(environ={}).log_mode
+
+
+def test_the_decision_log_page_names_the_same_default() -> None:
+    page = (ROOT / "docs" / "decision-log.md").read_text(encoding="utf-8")
+    defaults = re.findall(r"\*\*(durable|buffered)\*\* \(default\)", page)
+    assert defaults == [load_settings(environ={}).log_mode]
