@@ -9,7 +9,6 @@ answer.
 
 from __future__ import annotations
 
-import os
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -30,14 +29,10 @@ from authz_service.engine import Decision
 from authz_service.model import ObjectRef, Relationship, SubjectRef
 from authz_service.schema import compile_schema
 from authz_service.validation.files import load_file
+from tests.conformance.corpus import CORPUS as CONFORMANCE
+from tests.conformance.corpus import corpus_files
 
-CONFORMANCE = Path(
-    os.environ.get(
-        "AUTHZ_CONFORMANCE_DIR",
-        Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "spicedb",
-    )
-)
-FILES = sorted(CONFORMANCE.glob("*.yaml"))
+FILES = corpus_files(include_skipped=False)
 _DECISIONS = {
     Decision.ALLOWED: core_pb2.DECISION_ALLOWED,
     Decision.DENIED: core_pb2.DECISION_DENIED,

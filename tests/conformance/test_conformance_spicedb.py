@@ -1,30 +1,19 @@
-"""Every SpiceDB validation file in ../shared/conformance/spicedb passes `authz validate`'s
-runner: schema, relationships, assertions, `validation` blocks and cross-API agreement.
+"""Every SpiceDB validation file (tests/conformance/spicedb, or AUTHZ_CONFORMANCE_DIR)
+passes `authz validate`'s runner: schema, relationships, assertions, `validation` blocks
+and cross-API agreement.
 
-The directory is found next to the repository (override with AUTHZ_CONFORMANCE_DIR).
 A missing directory is a failure, not a skip: the suite must not pass by finding nothing.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from authz_service.validation import run_file
-
-CONFORMANCE_DIR = Path(
-    os.environ.get("AUTHZ_CONFORMANCE_DIR")
-    or Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "spicedb"
-)
-
-
-def _files() -> list[Path]:
-    if not CONFORMANCE_DIR.is_dir():
-        return []
-    # `self.yaml.skip` is skipped upstream (its harness cannot express `self`); ours can.
-    return sorted([*CONFORMANCE_DIR.glob("*.yaml"), *CONFORMANCE_DIR.glob("*.yaml.skip")])
+from tests.conformance.corpus import CORPUS as CONFORMANCE_DIR
+from tests.conformance.corpus import corpus_files as _files
 
 
 def test_conformance_directory_is_present() -> None:

@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from authz_service.schema import compile_schema, parse_schema, print_schema
+from tests.conformance.corpus import CORPUS, corpus_files
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "spicedb"
-FILES = sorted([*CORPUS.glob("*.yaml"), *CORPUS.glob("*.yaml.skip")])
+FILES = corpus_files()
 
 
 def _schema_text(path: Path) -> str:
