@@ -62,6 +62,7 @@ def lint() -> None:
     _run(VENV_PYTHON, "-m", "ruff", "format", "--check", ".")
     _run(VENV_PYTHON, "-m", "mypy")
     _run(VENV_PYTHON, "-m", "mypy", "--strict", "clients/python/authz_client")
+    _run(VENV / "bin" / "lint-imports")  # the layering contracts in pyproject.toml
     _run(VENV / "bin" / "buf", "lint")
     _buf_breaking()
     _run(VENV / "bin" / "hadolint", "Dockerfile")

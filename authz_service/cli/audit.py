@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from authz_service.config import load_settings
+from authz_service.cli import audit_replay
+from authz_service.cli.audit_args import add_filters, add_log_dir, log_dir, record_filter
 from authz_service.decisionlog import (
-    Decision,
-    DecisionKind,
-    RecordFilter,
     format_jsonl,
     format_table,
     generate_keypair,
@@ -45,7 +42,7 @@ def register(sub: Any) -> None:
     keygen.set_defaults(handler=_keygen)
 
     verify = audit.add_parser("verify", help="verify every stream of a decision log")
-    _log_dir(verify)
+    add_log_dir(verify)
     keys = verify.add_mutually_exclusive_group(required=True)
     keys.add_argument("--public-key", type=Path, help="the checkpoint signing key's PEM")
     keys.add_argument(
@@ -56,59 +53,13 @@ def register(sub: Any) -> None:
     verify.set_defaults(handler=_verify)
 
     query = audit.add_parser("query", help="print matching records")
-    _log_dir(query)
+    add_log_dir(query)
     add_filters(query)
     query.add_argument("--json", action="store_true", help="the stored JSON lines, as hashed")
     query.add_argument("--limit", type=int, default=None, help="print at most this many")
     query.set_defaults(handler=_query)
 
-    from authz_service.cli import audit_replay
-
     audit_replay.register(audit)
-
-
-def _log_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--log-dir", type=Path, default=None, help="decision log directory (AUTHZ_LOG_DIR)"
-    )
-
-
-def log_dir(args: argparse.Namespace) -> Path:
-    return Path(args.log_dir) if args.log_dir is not None else load_settings().log_dir
-
-
-def _time(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"`{text}` is not an ISO 8601 time") from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def add_filters(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tenant")
-    parser.add_argument("--subject", help="type:id[#relation], e.g. user:alice")
-    parser.add_argument("--actor", help="who acted on the subject's behalf")
-    parser.add_argument("--resource", help="type:id")
-    parser.add_argument("--action", help="the permission (or admin action)")
-    parser.add_argument("--decision", choices=[d.value for d in Decision])
-    parser.add_argument("--kind", choices=[k.value for k in DecisionKind])
-    parser.add_argument("--since", type=_time, help="ISO 8601, inclusive (UTC if no zone)")
-    parser.add_argument("--until", type=_time, help="ISO 8601, exclusive (UTC if no zone)")
-
-
-def record_filter(args: argparse.Namespace) -> RecordFilter:
-    return RecordFilter(
-        tenant=args.tenant,
-        subject=args.subject,
-        actor=args.actor,
-        resource=args.resource,
-        action=args.action,
-        decision=Decision(args.decision) if args.decision else None,
-        kind=DecisionKind(args.kind) if args.kind else None,
-        since=args.since,
-        until=args.until,
-    )
 
 
 def _keygen(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 from tqdm import tqdm
 
 from authz_service.cache.lru import DecisionCache
-from authz_service.cli.audit import add_filters, log_dir, record_filter
+from authz_service.cli.audit_args import add_filters, add_log_dir, log_dir, record_filter
 from authz_service.config import load_settings
 from authz_service.decisionlog import DecisionRecord
 from authz_service.decisionlog.record import format_time
@@ -54,9 +54,7 @@ def register(audit: Any) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--log-dir", type=Path, default=None, help="decision log directory (AUTHZ_LOG_DIR)"
-    )
+    add_log_dir(parser)
     parser.add_argument(
         "--database-url", help="the service's PostgreSQL database (AUTHZ_DATABASE_URL)"
     )

@@ -6,10 +6,11 @@ LookupSubjects and Explain, with SpiceDB (Zanzibar) semantics.
       lookup_resources / lookup_subjects                    -> async iterators
 
 Modules: `types` (public values), `tristate` (three-valued logic), `dispatch` (the
-`Dispatcher` seam every subproblem crosses), `request` (per-request memo, cycles as
-fixpoints, limits), `check` + `accumulate` (the semantics of one node), `caveat_eval`,
-`reads`, `explain`, `reverse` + `lookup_resources`, `lookup_subjects`, `grants` (extra
-grant sources: role bindings), `inputs` (request validation), `engine` (the operations).
+`Dispatcher` seam every subproblem crosses, and `GrantSource`: extra grant sources such
+as role bindings), `request` (per-request memo, cycles as fixpoints, limits), `check` +
+`accumulate` (the semantics of one node), `caveat_eval`, `reads`, `explain`, `reverse` +
+`lookup_resources`, `lookup_subjects`, `inputs` (request validation), `engine` (the
+operations).
 
 The engine reads storage only through `RelationshipReader`, at the snapshot's revision.
 """
@@ -17,9 +18,8 @@ The engine reads storage only through `RelationshipReader`, at the snapshot's re
 from __future__ import annotations
 
 from authz_service.engine.check import LocalDispatcher
-from authz_service.engine.dispatch import Dispatcher, Subproblem, SubResult
+from authz_service.engine.dispatch import Dispatcher, GrantSource, Subproblem, SubResult
 from authz_service.engine.engine import Engine
-from authz_service.engine.grants import GrantSource
 from authz_service.engine.tristate import FALSE, TRUE, Tri
 from authz_service.engine.types import (
     BindingRef,

@@ -11,22 +11,48 @@ a decorator (the cross-request cache) can answer it instead. The chain for one r
 A cache wrapping the local dispatcher must key on `Subproblem.cache_key`, store only
 results whose `cacheable` is true, and serve a stored result only for `snapshot.now`
 before its `valid_until` (and not before the `now` it was computed at).
+
+`EvaluationState` is what a node's evaluator may use of its request; `RequestState`
+(request.py) is the one implementation. It is a protocol here so that this module, the
+grant sources and the request state depend on each other in one direction only.
+
+Grant sources (`GrantSource`) are extra sources of grants, OR-ed into every permission
+and relation the engine evaluates. Role bindings plug in here
+(`authz_service.tenancy.BindingGrants`): a source answers "does the subject of this
+subproblem hold its relation or permission on its resource by some grant outside the
+relationship graph". It is consulted wherever a member of an object is evaluated,
+including objects reached through arrows and subject sets, so a grant on a folder flows
+to its documents exactly as the schema's arrows say. A source reads through the request's
+reads (at the snapshot's revision, request-only relationships included, memoized per
+request) and may dispatch nested subproblems (`req.request.dispatch(req.child(obj,
+relation))`), which keeps the subject and shares the memo, the depth limit and cycle
+detection. LookupResources and LookupSubjects find candidates by walking relationships;
+the two candidate hooks let a source add the candidates its grants create. Candidates may
+be a superset: every one is decided by Check.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
+from authz_service.engine.caveat_eval import CaveatEvaluator
+from authz_service.engine.reads import Reads
 from authz_service.engine.tristate import Tri
-from authz_service.engine.types import ExplainNode, Snapshot
+from authz_service.engine.types import ExplainNode, Limits, Snapshot
 from authz_service.model import FrozenContext, ObjectRef, SubjectRef
 
-if TYPE_CHECKING:
-    from authz_service.engine.request import RequestState
-
-__all__ = ["Dispatcher", "SubResult", "Subproblem", "SubproblemKey"]
+__all__ = [
+    "Dispatcher",
+    "EvaluationState",
+    "GrantSource",
+    "Pair",
+    "SubResult",
+    "Subproblem",
+    "SubproblemKey",
+]
 
 SubproblemKey = tuple[str, str, str, str, str, str, str]
 
@@ -43,7 +69,7 @@ class Subproblem:
     relation: str
     subject: SubjectRef
     depth: int = field(compare=False)
-    request: RequestState = field(compare=False, repr=False)
+    request: EvaluationState = field(compare=False, repr=False)
 
     @property
     def key(self) -> SubproblemKey:
@@ -110,3 +136,62 @@ class Dispatcher(Protocol):
     caches keyed as described in the module docstring."""
 
     async def dispatch(self, req: Subproblem) -> SubResult: ...
+
+
+Pair = tuple[str, str]
+"""(type, relation or permission)."""
+
+
+class EvaluationState(Protocol):
+    """What evaluating a subproblem may use of its request (see `RequestState`)."""
+
+    @property
+    def snapshot(self) -> Snapshot: ...
+    @property
+    def reads(self) -> Reads: ...
+    @property
+    def caveats(self) -> CaveatEvaluator: ...
+    @property
+    def limits(self) -> Limits: ...
+    @property
+    def explain(self) -> bool: ...
+    @property
+    def root_label(self) -> str: ...
+    @property
+    def grant_sources(self) -> Sequence[GrantSource]: ...
+
+    async def dispatch(self, req: Subproblem) -> SubResult: ...
+
+    def check_deadline(self) -> None: ...
+
+    def check_fanout(self, req: Subproblem, count: int, what: str) -> None: ...
+
+
+@runtime_checkable
+class GrantSource(Protocol):
+    """An extra source of grants (see the module docstring)."""
+
+    async def grants(self, req: Subproblem) -> SubResult:
+        """The grant's three-valued answer for `req`. Set `volatile=True` on the result
+        if it depends on anything not fixed by (tenant, revision, schema version, context),
+        and `valid_until` if it lapses at a known instant. An explanation node of kind
+        `grant` is used as is; any other is wrapped in one."""
+        ...
+
+    async def resource_candidates(
+        self,
+        state: EvaluationState,
+        pairs: frozenset[Pair],
+        subject: SubjectRef,
+        context: FrozenContext,
+    ) -> Mapping[Pair, Iterable[str]]:
+        """For LookupResources: ids of objects of type `pair[0]` on which `subject` may
+        hold `pair[1]` by a grant, for the pairs of `pairs` this source grants."""
+        ...
+
+    async def subject_candidates(
+        self, state: EvaluationState, resource: ObjectRef, name: str
+    ) -> Sequence[SubjectRef]:
+        """For LookupSubjects: the subjects (objects, subject sets or wildcards) that may
+        hold `name` on `resource` by a grant; subject sets are expanded by the caller."""
+        ...

@@ -12,8 +12,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 from authz_service.engine.check import LocalDispatcher
 from authz_service.engine.decide import decide
-from authz_service.engine.dispatch import Dispatcher
-from authz_service.engine.grants import GrantSource
+from authz_service.engine.dispatch import Dispatcher, GrantSource
 from authz_service.engine.inputs import (
     require_contextual,
     require_definition,

@@ -27,17 +27,19 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from authz_service.engine.caveat_eval import CaveatEvaluator
-from authz_service.engine.dispatch import Dispatcher, Subproblem, SubproblemKey, SubResult
+from authz_service.engine.dispatch import (
+    Dispatcher,
+    GrantSource,
+    Subproblem,
+    SubproblemKey,
+    SubResult,
+)
 from authz_service.engine.reads import Reads
 from authz_service.engine.tristate import FALSE, Tri
 from authz_service.engine.types import ExplainNode, Limits, Snapshot
 from authz_service.errors import DeadlineExceeded, LimitExceeded
-
-if TYPE_CHECKING:
-    from authz_service.engine.grants import GrantSource
 
 __all__ = ["RequestState"]
 

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from authz_service.engine import FALSE, TRUE, ExplainNode, Snapshot, Subproblem, SubResult, Tri
 from authz_service.engine import explain as ex
 from authz_service.engine.accumulate import Accumulator
-from authz_service.engine.request import RequestState
+from authz_service.engine.dispatch import EvaluationState
 from authz_service.errors import LimitExceeded
 from authz_service.model import (
     WILDCARD,
@@ -47,7 +47,7 @@ _NOTHING = SubResult(FALSE)
 _HIERARCHIES_KEPT = 8
 
 
-def request_reader(state: RequestState) -> ReadFn:
+def request_reader(state: EvaluationState) -> ReadFn:
     async def read(flt: RelationshipFilter) -> Sequence[Relationship]:
         return (await state.reads.read(flt)).live
 
@@ -98,7 +98,7 @@ class BindingGrants:
 
     async def resource_candidates(
         self,
-        state: RequestState,
+        state: EvaluationState,
         pairs: frozenset[Pair],
         subject: SubjectRef,
         context: FrozenContext,
@@ -150,7 +150,7 @@ class BindingGrants:
     # --- LookupSubjects -------------------------------------------------------------------
 
     async def subject_candidates(
-        self, state: RequestState, resource: ObjectRef, name: str
+        self, state: EvaluationState, resource: ObjectRef, name: str
     ) -> Sequence[SubjectRef]:
         index = await self.indexes.get(state.snapshot)
         roles = index.roles_granting((resource.type, name))
@@ -171,7 +171,7 @@ class BindingGrants:
 
 
 async def _may_hold(
-    state: RequestState, holder: SubjectRef, subject: SubjectRef, context: FrozenContext
+    state: EvaluationState, holder: SubjectRef, subject: SubjectRef, context: FrozenContext
 ) -> bool:
     """Could `subject` be `holder` (a binding's subject)? True for the same subject, the
     wildcard of its type, and a subject set it is (or may conditionally be) a member of."""

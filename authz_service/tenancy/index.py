@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from cachetools import LRUCache
 
 from authz_service.engine import Snapshot
-from authz_service.engine.request import RequestState
+from authz_service.engine.dispatch import EvaluationState
 from authz_service.model import Relationship, RelationshipFilter
 from authz_service.schema.compiled import CompiledSchema
 from authz_service.store.protocol import RelationshipReader
@@ -90,7 +90,7 @@ class TenantIndex:
             return bool(roles)
         return any(role in self.bindings for role in roles)
 
-    async def bindings_of(self, state: RequestState, roles: frozenset[str]) -> list[Binding]:
+    async def bindings_of(self, state: EvaluationState, roles: frozenset[str]) -> list[Binding]:
         """Bindings of `roles`, ordered by id, at the request's snapshot."""
         if not roles:
             return []

@@ -1,0 +1,1 @@
+"""Decision and subproblem caches keyed by everything that changes the answer."""
