@@ -10,6 +10,7 @@ import grpc
 from authz_service.api.calls import call_info, unary_rpc
 from authz_service.api.gen.authz.v1 import schema_pb2, schema_pb2_grpc
 from authz_service.errors import InvalidArgument, NotFound
+from authz_service.service import methods
 from authz_service.service.audit import AuditTrail
 from authz_service.service.schemas import SchemaManager
 
@@ -38,7 +39,7 @@ class SchemaServicer(schema_pb2_grpc.SchemaServiceServicer):
         await self._audit.admin(
             "_platform",
             call_info(context, self._deadline),
-            action="write_schema",
+            action=methods.WRITE_SCHEMA,
             resource=f"schema:{compiled.version}",
             revision=0,
             schema_version=compiled.version,

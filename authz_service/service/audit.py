@@ -240,12 +240,17 @@ class AuditTrail:
         details: Mapping[str, Any],
         started: float,
         subject: str = "",
+        reason: str | None = None,
     ) -> str:
+        """An administrative change. `action` is the full gRPC method name, `subject` the
+        subject acted on ("" when the change is not about one), `reason` the reason the
+        caller gave; the actor is the API key that made the call, so the record answers
+        "who did what to whom, and why" with top-level fields QueryDecisions filters on."""
         return await self._emit(
             kind=DecisionKind.ADMIN,
             time=datetime.now(UTC),
             tenant=tenant,
-            subject=subject or (call.credential_id or "anonymous"),
+            subject=subject,
             action=action,
             resource=resource,
             decision="APPLIED",
@@ -253,8 +258,8 @@ class AuditTrail:
             schema_version=schema_version,
             details=details,
             credential_id=call.credential_id,
-            actor=call.actor,
-            reason=call.reason,
+            actor=call.actor or (f"api_key:{call.credential_id}" if call.credential_id else None),
+            reason=reason if reason is not None else call.reason,
             latency_us=_latency_us(started),
         )
 

@@ -31,6 +31,7 @@ from authz_service.model import (
     UpdateOp,
 )
 from authz_service.revisions import RevisionResolver
+from authz_service.service import methods
 from authz_service.service.audit import AuditTrail, CallInfo
 from authz_service.service.relationships import is_internal
 from authz_service.service.schemas import SchemaManager
@@ -90,7 +91,9 @@ class LifecycleService:
         previous = await self._previous(tenant, subject)
         rel = status_relationship(subject, SubjectStatus.SUSPENDED, reason, self._clock())
         revision = await self._store.write(tenant, [RelationshipUpdate(UpdateOp.TOUCH, rel)])
-        await self._logged(tenant, call, revision, started, "suspend_subject", subject, reason, {})
+        await self._logged(
+            tenant, call, revision, started, methods.SUSPEND_SUBJECT, subject, reason, {}
+        )
         return revision, previous
 
     async def reactivate(
@@ -105,7 +108,7 @@ class LifecycleService:
             [_status_filter(subject)],
         )
         await self._logged(
-            tenant, call, revision, started, "reactivate_subject", subject, reason, {}
+            tenant, call, revision, started, methods.REACTIVATE_SUBJECT, subject, reason, {}
         )
         return revision, previous
 
@@ -136,7 +139,7 @@ class LifecycleService:
             "removed_bindings": [b.describe() for b in bindings],
         }
         await self._logged(
-            tenant, call, revision, started, "deprovision_subject", subject, reason, details
+            tenant, call, revision, started, methods.DEPROVISION_SUBJECT, subject, reason, details
         )
         return Deprovisioned(revision, previous, removed, bindings)
 
@@ -165,9 +168,11 @@ class LifecycleService:
             call,
             action=action,
             resource=str(subject),
+            subject=str(subject),
+            reason=reason,
             revision=revision,
             schema_version=self._schemas.current.version,
-            details={"reason": reason, **details},
+            details=details,
             started=started,
         )
 

@@ -26,6 +26,7 @@ from authz_service.model import (
 )
 from authz_service.revisions import RevisionResolver
 from authz_service.schema.relationships import check_relationship
+from authz_service.service import methods
 from authz_service.service.audit import AuditTrail, CallInfo
 from authz_service.service.schemas import SchemaManager
 from authz_service.store.protocol import Change, Precondition, Store
@@ -97,7 +98,7 @@ class RelationshipService:
         await self._audit.admin(
             tenant,
             call,
-            action="write_relationships",
+            action=methods.WRITE_RELATIONSHIPS,
             resource="relationships",
             revision=revision,
             schema_version=schema.version,
@@ -134,7 +135,7 @@ class RelationshipService:
         await self._audit.admin(
             tenant,
             call,
-            action="delete_relationships",
+            action=methods.DELETE_RELATIONSHIPS,
             resource="relationships",
             revision=revision,
             schema_version=self._schemas.current.version,

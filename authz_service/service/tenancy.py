@@ -37,6 +37,7 @@ from authz_service.model import (
 from authz_service.revisions import RevisionResolver
 from authz_service.schema.compiled import CompiledSchema
 from authz_service.schema.relationships import check_relationship
+from authz_service.service import methods
 from authz_service.service.audit import AuditTrail, CallInfo
 from authz_service.service.pages import Page, TenantReader, decode_cursor, page_limit, page_of
 from authz_service.service.schemas import SchemaManager
@@ -139,6 +140,7 @@ class TenancyService:
         action: str,
         resource: str,
         details: Mapping[str, object],
+        subject: str = "",
     ) -> None:
         self._resolver.observe(tenant, revision)
         await self._audit.admin(
@@ -146,6 +148,7 @@ class TenancyService:
             call,
             action=action,
             resource=resource,
+            subject=subject,
             revision=revision,
             schema_version=self._schemas.current.version,
             details=details,
@@ -173,7 +176,13 @@ class TenancyService:
         except AlreadyExists:
             raise AlreadyExists(f"role `{name}` already exists") from None
         await self._logged(
-            tenant, call, revision, started, "create_role", f"role:{name}", _role_details(role)
+            tenant,
+            call,
+            revision,
+            started,
+            methods.CREATE_ROLE,
+            f"role:{name}",
+            _role_details(role),
         )
         return _view(role, built_in=False), revision
 
@@ -196,7 +205,13 @@ class TenancyService:
             preconditions=[Precondition(_marker(name))],
         )
         await self._logged(
-            tenant, call, revision, started, "update_role", f"role:{name}", _role_details(role)
+            tenant,
+            call,
+            revision,
+            started,
+            methods.UPDATE_ROLE,
+            f"role:{name}",
+            _role_details(role),
         )
         return _view(role, built_in=name in schema.roles), revision
 
@@ -223,7 +238,9 @@ class TenancyService:
         )
         count = len({r.resource.id for r in deleted if r.resource.type == BINDING})
         details = {"cascade": cascade, "deleted_binding_count": count}
-        await self._logged(tenant, call, revision, started, "delete_role", f"role:{name}", details)
+        await self._logged(
+            tenant, call, revision, started, methods.DELETE_ROLE, f"role:{name}", details
+        )
         return revision, count
 
     async def list_roles(
@@ -330,9 +347,10 @@ class TenancyService:
             call,
             revision,
             started,
-            "create_binding",
+            methods.CREATE_BINDING,
             f"binding:{binding.binding_id}",
             details,
+            str(binding.subject),
         )
         return binding, revision
 
@@ -393,7 +411,14 @@ class TenancyService:
         )
         details = {"binding": found.describe()}
         await self._logged(
-            tenant, call, revision, started, "delete_binding", f"binding:{ident}", details
+            tenant,
+            call,
+            revision,
+            started,
+            methods.DELETE_BINDING,
+            f"binding:{ident}",
+            details,
+            str(found.subject),
         )
         return revision
 

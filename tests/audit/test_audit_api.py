@@ -61,7 +61,7 @@ async def test_query_sees_only_the_tenants_records(
         admin = replies[0].record
         assert admin.kind == audit_pb2.DECISION_KIND_ADMIN
         assert admin.decision == core_pb2.DECISION_ALLOWED  # applied
-        assert admin.action == "write_relationships"
+        assert admin.action == "/authz.v1.RelationshipsService/WriteRelationships"
         first = replies[1].record
         assert (first.subject.object.object_id, first.resource.object_id) == ("alice", "spec")
         assert first.previous_hash == admin.hash

@@ -87,7 +87,7 @@ def test_untouched_log_verifies(real_log: LogSetup) -> None:
     (admin,) = [json.loads(line) for line in out.splitlines()]
     assert (admin["kind"], admin["action"], admin["decision"]) == (
         "admin",
-        "write_schema",
+        "/authz.v1.SchemaService/WriteSchema",
         "APPLIED",
     )
 

@@ -306,14 +306,13 @@ async def test_every_write_is_an_admin_record_of_its_tenant() -> None:
     b, _ = await tenancy.create_binding(T, "billing", SubjectRef("user", "ann"), None, CALL)
     await lifecycle.suspend(T, obj("user:ann"), "scim", CALL)
     await lifecycle.deprovision(T, obj("user:ann"), "scim: deleted", CALL)
-    assert [(r.tenant, r.action) for r in records] == [
-        (T, "create_role"),
-        (T, "create_binding"),
-        (T, "suspend_subject"),
-        (T, "deprovision_subject"),
+    assert [(r.tenant, r.action, r.subject, r.reason) for r in records] == [
+        (T, "/authz.v1.TenancyService/CreateRole", "", None),
+        (T, "/authz.v1.TenancyService/CreateBinding", "user:ann", None),
+        (T, "/authz.v1.TenancyService/SuspendSubject", "user:ann", "scim"),
+        (T, "/authz.v1.TenancyService/DeprovisionSubject", "user:ann", "scim: deleted"),
     ]
     assert {r.decision for r in records} == {"APPLIED"}
     removed = records[-1].details
     assert removed["removed_relationships"] == ["group:g#member@user:ann"]
     assert removed["removed_bindings"] == [b.describe()]
-    assert removed["reason"] == "scim: deleted"

@@ -1,0 +1,54 @@
+"""Full gRPC method names, as `/authz.v1.Service/Method`.
+
+They name what a call did wherever that is recorded or checked outside the transport:
+the `action` of an administrative decision-log record, and the call a page cursor was
+issued by. Plain strings, so the service layer stays free of gRPC; a test checks every
+one against the generated service descriptors.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CREATE_BINDING",
+    "CREATE_ROLE",
+    "DELETE_BINDING",
+    "DELETE_RELATIONSHIPS",
+    "DELETE_ROLE",
+    "DEPROVISION_SUBJECT",
+    "GRANT_REACH",
+    "LIST_BINDINGS",
+    "LIST_ROLES",
+    "LOOKUP_RESOURCES",
+    "LOOKUP_SUBJECTS",
+    "QUERY_DECISIONS",
+    "REACTIVATE_SUBJECT",
+    "READ_RELATIONSHIPS",
+    "SUSPEND_SUBJECT",
+    "UPDATE_ROLE",
+    "WRITE_RELATIONSHIPS",
+    "WRITE_SCHEMA",
+]
+
+
+def _method(service: str, name: str) -> str:
+    return f"/authz.v1.{service}/{name}"
+
+
+WRITE_RELATIONSHIPS = _method("RelationshipsService", "WriteRelationships")
+DELETE_RELATIONSHIPS = _method("RelationshipsService", "DeleteRelationships")
+READ_RELATIONSHIPS = _method("RelationshipsService", "ReadRelationships")
+LOOKUP_RESOURCES = _method("PermissionsService", "LookupResources")
+LOOKUP_SUBJECTS = _method("PermissionsService", "LookupSubjects")
+WRITE_SCHEMA = _method("SchemaService", "WriteSchema")
+CREATE_ROLE = _method("TenancyService", "CreateRole")
+UPDATE_ROLE = _method("TenancyService", "UpdateRole")
+DELETE_ROLE = _method("TenancyService", "DeleteRole")
+LIST_ROLES = _method("TenancyService", "ListRoles")
+CREATE_BINDING = _method("TenancyService", "CreateBinding")
+DELETE_BINDING = _method("TenancyService", "DeleteBinding")
+LIST_BINDINGS = _method("TenancyService", "ListBindings")
+GRANT_REACH = _method("TenancyService", "GrantReach")
+SUSPEND_SUBJECT = _method("TenancyService", "SuspendSubject")
+REACTIVATE_SUBJECT = _method("TenancyService", "ReactivateSubject")
+DEPROVISION_SUBJECT = _method("TenancyService", "DeprovisionSubject")
+QUERY_DECISIONS = _method("AuditService", "QueryDecisions")
