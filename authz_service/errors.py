@@ -81,7 +81,12 @@ class AlreadyExists(AuthzError):
 
 
 class FailedPrecondition(AuthzError):
-    pass
+    """Valid input the current state refuses. `field`, when set, names the request field
+    whose condition failed (`preconditions[2]`, `idempotency_key`)."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class LimitExceeded(AuthzError):

@@ -1,7 +1,8 @@
 """The one place where errors become gRPC statuses.
 
 Bad input carries a google.rpc.BadRequest naming the field and the value, so clients in
-any language can show which part of the request was wrong. Unexpected exceptions become
+any language can show which part of the request was wrong; so does a failed condition
+that belongs to one field (a write precondition, a reused idempotency key). Unexpected exceptions become
 INTERNAL with a generic message; details go to the server log, never to the caller.
 """
 
@@ -50,7 +51,8 @@ def status_proto(exc: BaseException) -> status_pb2.Status:
 
 def _status_message(code: int, exc: errors.AuthzError) -> status_pb2.Status:
     message = status_pb2.Status(code=code, message=exc.message)
-    if isinstance(exc, errors.InvalidArgument) and exc.field:
+    # A failed condition names its field too (`preconditions[i]`, `idempotency_key`).
+    if isinstance(exc, errors.InvalidArgument | errors.FailedPrecondition) and exc.field:
         detail = any_pb2.Any()
         detail.Pack(
             error_details_pb2.BadRequest(

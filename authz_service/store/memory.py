@@ -20,6 +20,7 @@ from authz_service.model import (
     Revision,
     UpdateOp,
 )
+from authz_service.store.idempotency import key_reused, request_digest
 from authz_service.store.memory_keys import MemoryKeyStore
 from authz_service.store.protocol import Change, Precondition, SchemaRecord
 
@@ -46,7 +47,8 @@ class _Tenant:
     head: Revision = 0
     rows: list[_Row] = field(default_factory=list)
     live: dict[tuple[object, ...], _Row] = field(default_factory=dict)
-    idempotency: dict[str, Revision] = field(default_factory=dict)
+    # key -> (revision, digest of the request it was first used with)
+    idempotency: dict[str, tuple[Revision, bytes]] = field(default_factory=dict)
     changes: list[Change] = field(default_factory=list)
 
 
@@ -106,8 +108,12 @@ class MemoryStore:
         _check_distinct(updates)
         async with self._lock:
             state = self._tenant(tenant)
+            digest = request_digest(updates, preconditions)
             if idempotency_key is not None and idempotency_key in state.idempotency:
-                return ReplayedRevision(state.idempotency[idempotency_key])
+                first, first_digest = state.idempotency[idempotency_key]
+                if first_digest != digest:
+                    raise key_reused(idempotency_key)
+                return ReplayedRevision(first)
             self._check_preconditions(state, preconditions)
             for update in updates:
                 if update.op is UpdateOp.CREATE and update.relationship.key in state.live:
@@ -117,7 +123,7 @@ class MemoryStore:
                 self._apply(state, update, revision)
             state.head = revision
             if idempotency_key is not None:
-                state.idempotency[idempotency_key] = revision
+                state.idempotency[idempotency_key] = (revision, digest)
             return revision
 
     async def delete(

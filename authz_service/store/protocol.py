@@ -97,8 +97,9 @@ class RelationshipWriter(Protocol):
         CREATE of a live relationship raises AlreadyExists; TOUCH creates or replaces
         (caveat, expiration); DELETE of an absent relationship is a no-op. A failed
         precondition raises FailedPrecondition and writes nothing. Repeating a call
-        with the same `idempotency_key` returns the first call's revision and writes
-        nothing new. Two updates of the same relationship in one call are InvalidArgument.
+        with the same `idempotency_key` and the same request (`store.idempotency`)
+        returns the first call's revision as a ReplayedRevision and writes nothing new;
+        the same key with another request raises FailedPrecondition. Two updates of the same relationship in one call are InvalidArgument.
         """
         ...
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+from google.rpc import error_details_pb2, status_pb2
 
 from authz_service.api.gen.authz.v1 import (
     core_pb2,
@@ -134,3 +135,15 @@ class Api:
         if context:
             request.context.update(context)
         return await self.permissions.Check(request)
+
+
+def bad_request_fields(err: grpc.aio.AioRpcError) -> list[str]:
+    """The `field` of every google.rpc.BadRequest violation an error carries."""
+    for key, value in err.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            status = status_pb2.Status.FromString(value)  # type: ignore[arg-type]
+            for detail in status.details:
+                bad = error_details_pb2.BadRequest()
+                if detail.Unpack(bad):
+                    return [v.field for v in bad.field_violations]
+    return []

@@ -176,6 +176,50 @@ async def test_an_idempotency_key_replays_the_first_revision(store: Store) -> No
     assert await store.write(T, [], idempotency_key="k2") == first + 1
 
 
+async def test_an_idempotency_key_reused_for_another_request_is_refused(store: Store) -> None:
+    # The revocation must not be "replayed" as the earlier grant: it would be dropped.
+    grant = touch("document:secret#viewer@user:mallory")
+    first = await store.write(T, [grant], idempotency_key="request-42")
+    with pytest.raises(FailedPrecondition, match="request-42") as refused:
+        await store.write(
+            T, [remove("document:secret#viewer@user:mallory")], idempotency_key="request-42"
+        )
+    assert refused.value.field == "idempotency_key"
+    assert await store.head_revision(T) == first
+    # Preconditions are part of the request, and so are caveat and expiration.
+    guard = Precondition(RelationshipFilter("document", ("secret",), "owner"), must_exist=False)
+    later = "[expiration:2099-01-01T00:00:00Z]"
+    for other in (
+        {"preconditions": [guard]},
+        {"updates": [touch("document:secret#viewer@user:mallory" + later)]},
+        {"updates": [create("document:secret#viewer@user:mallory")]},
+        {"updates": [grant, touch("document:secret#viewer@user:eve")]},
+    ):
+        kwargs = {"updates": [grant], **other}
+        with pytest.raises(FailedPrecondition, match="request-42"):
+            await store.write(T, idempotency_key="request-42", **kwargs)  # type: ignore[arg-type]
+    assert await store.head_revision(T) == first
+    assert await live(store) == ["document:secret#viewer@user:mallory"]
+
+
+async def test_the_same_request_in_another_order_replays(store: Store) -> None:
+    ann = touch('doc:one#viewer@user:ann[only_on:{"a":1,"b":[2,3]}]')
+    bob = touch("doc:one#viewer@user:bob")
+    first = await store.write(T, [ann, bob], idempotency_key="k")
+    reordered = touch('doc:one#viewer@user:ann[only_on:{"b":[2,3],"a":1}]')
+    again = await store.write(T, [bob, reordered], idempotency_key="k")
+    assert (again, type(again).__name__) == (first, "ReplayedRevision")
+
+
+async def test_a_refused_idempotency_key_is_echoed_short(store: Store) -> None:
+    key = "k" * 5000
+    await store.write(T, [touch("doc:one#viewer@user:ann")], idempotency_key=key)
+    with pytest.raises(FailedPrecondition) as refused:
+        await store.write(T, [remove("doc:one#viewer@user:ann")], idempotency_key=key)
+    assert len(refused.value.message) < 300
+    assert "5000 bytes" in refused.value.message
+
+
 async def test_a_failed_write_does_not_use_up_its_idempotency_key(store: Store) -> None:
     await store.write(T, [create("doc:one#viewer@user:ann")])
     with pytest.raises(AlreadyExists):

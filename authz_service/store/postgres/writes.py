@@ -21,6 +21,7 @@ from authz_service.model import (
     Revision,
     UpdateOp,
 )
+from authz_service.store.idempotency import key_reused, request_digest
 from authz_service.store.postgres.db import Database
 from authz_service.store.postgres.dberrors import translated
 from authz_service.store.postgres.sql import (
@@ -151,26 +152,34 @@ async def write(
     idempotency_key: str | None,
 ) -> Revision:
     _check_distinct(updates)
+    digest = request_digest(updates, preconditions)
     try:
         with translated():
             async with db.acquire() as conn, conn.transaction():
                 revision = await bump_head(conn, tenant)
                 if idempotency_key is not None:
-                    first = await conn.fetchval(
-                        "SELECT revision FROM idempotency_keys WHERE tenant = $1 AND key = $2",
+                    first = await conn.fetchrow(
+                        "SELECT revision, request_digest FROM idempotency_keys"
+                        " WHERE tenant = $1 AND key = $2",
                         tenant,
                         idempotency_key,
                     )
                     if first is not None:
-                        raise _Replayed(int(first))
+                        # A key stored without a digest (before migration 0004) cannot
+                        # prove the retry is the same request: refused as well.
+                        if first["request_digest"] != digest:
+                            raise key_reused(idempotency_key)
+                        raise _Replayed(int(first["revision"]))
                 await _check_preconditions(conn, tenant, preconditions)
                 await _apply(conn, tenant, revision, updates)
                 if idempotency_key is not None:
                     await conn.execute(
-                        "INSERT INTO idempotency_keys (tenant, key, revision) VALUES ($1, $2, $3)",
+                        "INSERT INTO idempotency_keys (tenant, key, revision, request_digest)"
+                        " VALUES ($1, $2, $3, $4)",
                         tenant,
                         idempotency_key,
                         revision,
+                        digest,
                     )
     except _Replayed as replay:
         return ReplayedRevision(replay.revision)
