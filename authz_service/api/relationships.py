@@ -151,12 +151,16 @@ class RelationshipsServicer(relationships_pb2_grpc.RelationshipsServiceServicer)
         self, request: relationships_pb2.WatchRequest, context: Ctx
     ) -> AsyncIterator[relationships_pb2.WatchResponse]:
         tenant = convert.tenant(request.tenant)
-        after = 0
-        if request.after.token:
-            after = decode_token(request.after.token, tenant, "after")
         filters = [
             convert.relationship_filter(f, f"filters[{i}]") for i, f in enumerate(request.filters)
         ]
+        if request.after.token:
+            after = decode_token(request.after.token, tenant, "after")
+        else:
+            after = await self._service.head_revision(tenant)
+        # The starting point is fixed: the headers tell the client that every write
+        # committed from now on will be streamed.
+        await context.send_initial_metadata(())
         async for revision, changes in self._service.watch(tenant, after):
             wanted = [
                 c for c in changes if not filters or any(f.matches(c.relationship) for f in filters)

@@ -169,6 +169,11 @@ class RelationshipService:
             after = page[-1]
         return revision, visible
 
+    async def head_revision(self, tenant: str) -> Revision:
+        """The tenant's newest committed revision, asked of the store: where a Watch
+        without a starting token begins."""
+        return await self._store.head_revision(tenant)
+
     async def watch(
         self, tenant: str, after: Revision, *, batch: int = 1000
     ) -> AsyncIterator[tuple[Revision, list[Change]]]:

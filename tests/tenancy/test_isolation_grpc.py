@@ -106,8 +106,10 @@ async def observe(api: Api, tenancy: Any, token: str) -> list[Any]:
 async def test_tenant_b_changes_nothing_tenant_a_sees(channel: grpc.aio.Channel) -> None:
     api, tenancy = Api(channel), tenancy_stub(channel)
     await api.write_schema(SCHEMA)
-    token = await populate(api, tenancy, "a", pay=True)
+    # Watch without `after` starts at the newest revision; its headers say it has started.
     watch = api.relationships.Watch(relationships_pb2.WatchRequest(tenant="a"))
+    await watch.initial_metadata()
+    token = await populate(api, tenancy, "a", pay=True)
     first = await watch.read()
     before = await observe(api, tenancy, token)
     assert before[0][2] == core_pb2.DECISION_ALLOWED  # alice may pay in A, via the binding

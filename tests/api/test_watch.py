@@ -1,0 +1,46 @@
+"""Watch over gRPC: where a stream starts."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from authz_service.api.gen.authz.v1 import relationships_pb2
+from tests.api.helpers import Api
+
+
+@pytest.fixture
+async def api(channel: grpc.aio.Channel) -> Api:
+    client = Api(channel)
+    await client.write_schema()
+    return client
+
+
+def resources(reply: relationships_pb2.WatchResponse) -> list[str]:
+    return [c.relationship.resource.object_id for c in reply.changes]
+
+
+async def test_watch_without_after_starts_at_the_newest_revision(api: Api) -> None:
+    await api.touch("acme", "document:before#viewer@user:ann")
+    watch = api.relationships.Watch(relationships_pb2.WatchRequest(tenant="acme"))
+    async with asyncio.timeout(10):
+        await watch.initial_metadata()  # sent once the starting revision is fixed
+        token = await api.touch("acme", "document:after#viewer@user:bob")
+        first = await watch.read()
+    watch.cancel()
+    assert resources(first) == ["after"]
+    assert first.changes_through.token == token
+
+
+async def test_watch_after_a_token_streams_what_followed_it(api: Api) -> None:
+    start = await api.touch("acme", "document:one#viewer@user:ann")
+    await api.touch("acme", "document:two#viewer@user:ann")
+    watch = api.relationships.Watch(
+        relationships_pb2.WatchRequest(tenant="acme", after={"token": start})
+    )
+    async with asyncio.timeout(10):
+        first = await watch.read()
+    watch.cancel()
+    assert resources(first) == ["two"]
