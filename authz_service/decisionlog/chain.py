@@ -77,13 +77,33 @@ class LogEntry:
 
     @classmethod
     def link(cls, record: DecisionRecord, head: ChainHead) -> LogEntry:
-        """The entry that follows `head` in the record's stream."""
-        body = dict(record.json_fields())
-        body["seq"] = head.seq + 1
-        digest = chain_hash(head.hash, body)
-        body["prev_hash"] = head.hash
-        body["hash"] = digest
-        return cls(record, head.seq + 1, head.hash, digest, canonical_json(body))
+        """The entry that follows `head` in the record's stream.
+
+        Splices the record's encoded fields with the chain's members instead of encoding
+        again: the result is byte for byte `canonical_json` of the line (tests check it).
+        `head.hash` is a hex digest (ours, or one verified against its line on recovery),
+        so it needs no escaping.
+        """
+        seq = head.seq + 1
+        # The record's runs lie around the chain's keys, in sorted order: hash, prev_hash, seq.
+        seq_member = b'"seq":%d' % seq
+        before_hash, before_prev, before_seq, after_seq = record.segments
+        body = _braced(before_hash, before_prev, before_seq, seq_member, after_seq)
+        digest = hashlib.sha256(head.hash.encode("ascii") + body).hexdigest()
+        line = _braced(
+            before_hash,
+            b'"hash":"%s"' % digest.encode("ascii"),
+            before_prev,
+            b'"prev_hash":"%s"' % head.hash.encode("ascii"),
+            before_seq,
+            seq_member,
+            after_seq,
+        )
+        return cls(record, seq, head.hash, digest, line)
+
+
+def _braced(*members: bytes) -> bytes:
+    return b"{" + b",".join(m for m in members if m) + b"}"
 
 
 def parse_line(line: bytes) -> dict[str, Any]:

@@ -9,17 +9,16 @@ written as the JSON Lines record, so what an auditor reads is exactly what was h
 from __future__ import annotations
 
 import json
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from ulid import ULID
-
 from authz_service.errors import InvalidArgument
-from authz_service.model import FrozenContext
+from authz_service.model import EMPTY_CONTEXT, FrozenContext
 
 __all__ = [
     "FORMAT_VERSION",
@@ -36,6 +35,9 @@ FORMAT_VERSION = 1
 """Written into every line as `format`; readers refuse lines from a newer format."""
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+# How the canonical encoder (ensure_ascii=False) writes a string; the C implementation.
+_encode_string: Callable[[str], str] = json.encoder.encode_basestring
 
 
 class DecisionKind(StrEnum):
@@ -80,7 +82,9 @@ def format_time(value: datetime) -> str:
     """RFC 3339 in UTC with exactly six fractional digits, e.g. `2024-05-01T12:00:00.000000Z`."""
     if value.tzinfo is None:
         raise InvalidArgument("decision time must be timezone-aware", field="time")
-    return value.astimezone(UTC).strftime(_TIME_FORMAT)
+    # isoformat is several times cheaper than strftime, and this runs once per decision.
+    utc = value.astimezone(UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(text: str) -> datetime:
@@ -90,16 +94,30 @@ def parse_time(text: str) -> datetime:
         raise InvalidArgument(f"`{text}` is not an rfc 3339 utc time", field="time") from exc
 
 
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # base32 digits of a ULID (no I, L, O, U)
+# Every 10-bit value as its two digits: 13 lookups spell a 130-bit (26-digit) ULID.
+_DIGIT_PAIRS = tuple(a + b for a in _CROCKFORD for b in _CROCKFORD)
+
+
 def new_decision_id(at: datetime | None = None) -> str:
-    """A ULID whose time part is `at` (default now), so ids sort with decision time."""
-    return str(ULID.from_datetime(at or datetime.now(UTC)))
+    """A ULID whose time part is `at` (default now), so ids sort with decision time.
+
+    48 bits of milliseconds then 80 random bits, as 26 Crockford base32 digits (the
+    first carries only 3 bits). One is made per decision, so it is kept cheap.
+    """
+    millis = int((at or datetime.now(UTC)).timestamp() * 1000)
+    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
+    pairs = _DIGIT_PAIRS
+    return "".join([pairs[(value >> shift) & 0x3FF] for shift in range(120, -10, -10)])
 
 
 def _json_object(value: Mapping[str, Any], name: str) -> FrozenContext:
     if not isinstance(value, Mapping):
         raise InvalidArgument(f"`{name}` must be a json object", field=name)
     try:
-        return value if isinstance(value, FrozenContext) else FrozenContext(value)
+        if isinstance(value, FrozenContext):
+            return value
+        return FrozenContext(value) if value else EMPTY_CONTEXT
     except (TypeError, ValueError) as exc:
         raise InvalidArgument(f"`{name}` is not json: {exc}", field=name) from exc
 
@@ -127,17 +145,17 @@ class DecisionRecord:
     server_version: str
     actor: str | None = None
     reason: str | None = None
-    context: Mapping[str, Any] = field(default_factory=FrozenContext)
+    context: Mapping[str, Any] = field(default=EMPTY_CONTEXT)
     contextual_relationships_digest: str | None = None
-    explanation: Mapping[str, Any] = field(default_factory=FrozenContext)
+    explanation: Mapping[str, Any] = field(default=EMPTY_CONTEXT)
     cache_hit: bool = False
     latency_us: int = 0
     credential_id: str | None = None
     redacted: tuple[str, ...] = ()
     result_count: int | None = None
     result_digest: str | None = None
-    details: Mapping[str, Any] = field(default_factory=FrozenContext)
-    _json: dict[str, Any] = field(init=False, repr=False, compare=False, hash=False)
+    details: Mapping[str, Any] = field(default=EMPTY_CONTEXT)
+    _segments: tuple[bytes, ...] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         # object.__setattr__ is the documented way to normalise fields of a frozen dataclass.
@@ -166,51 +184,64 @@ class DecisionRecord:
         for name in ("context", "explanation", "details"):
             object.__setattr__(self, name, _json_object(getattr(self, name), name))
         object.__setattr__(self, "redacted", tuple(sorted(set(self.redacted))))
-        # Built once and validated once (NaN, non-JSON values): the writer encodes it on
-        # the request path and should not rebuild it there.
-        data = self._build_json()
-        canonical_json(data)
-        object.__setattr__(self, "_json", data)
+        # Encoded once, which also validates (NaN, non-JSON values): the chain only
+        # splices these bytes, so a record is serialized once on the request path.
+        object.__setattr__(self, "_segments", self._encode())
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form, as a new deep copy. Every field is present (absent optionals are
         null) so that the set of keys, and so the hash input, never depends on which
         optionals were set."""
-        copy: dict[str, Any] = json.loads(canonical_json(self._json))
+        copy: dict[str, Any] = json.loads(b"{" + b",".join(s for s in self._segments if s) + b"}")
         return copy
 
-    def json_fields(self) -> dict[str, Any]:
-        """`to_dict` without the copy, for the chain. Shared: callers must not mutate it
-        (a shallow copy that adds keys is fine)."""
-        return self._json
+    @property
+    def segments(self) -> tuple[bytes, ...]:
+        """The canonical JSON members of the record's fields (`"key":value,...`, sorted,
+        no braces), cut into four runs where the chain's keys (`hash`, `prev_hash`, `seq`)
+        sort in. Joined with the chain's members in between and wrapped in braces they
+        give exactly `canonical_json` of the whole line."""
+        return self._segments
 
-    def _build_json(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT_VERSION,
-            "decision_id": self.decision_id,
-            "time": format_time(self.time),
-            "tenant": self.tenant,
-            "kind": str(self.kind),
-            "subject": self.subject,
-            "actor": self.actor,
-            "reason": self.reason,
-            "action": self.action,
-            "resource": self.resource,
-            "context": _as_dict(self.context),
-            "contextual_relationships_digest": self.contextual_relationships_digest,
-            "decision": str(self.decision),
-            "revision": self.revision,
-            "schema_version": self.schema_version,
-            "explanation": _as_dict(self.explanation),
-            "cache_hit": self.cache_hit,
-            "latency_us": self.latency_us,
-            "server_version": self.server_version,
-            "credential_id": self.credential_id,
-            "redacted": list(self.redacted),
-            "result_count": self.result_count,
-            "result_digest": self.result_digest,
-            "details": _as_dict(self.details),
-        }
+    def _encode(self) -> tuple[bytes, ...]:
+        """The four runs of `segments`, written out: one C call per value and no
+        intermediate dict (this runs once per decision). Keys must stay sorted; a test
+        compares the result with `canonical_json` of the same fields."""
+        s, o, j = _encode_string, _encode_optional, _encode_object
+        try:
+            runs = self._runs(s, o, j)
+        except TypeError as exc:  # a text field that is not text
+            raise InvalidArgument(f"malformed decision record: {exc}") from exc
+        try:
+            return tuple(run.encode("utf-8") for run in runs)
+        except UnicodeEncodeError as exc:  # a lone surrogate: does not round-trip
+            raise InvalidArgument(f"value is not canonical json: {exc}") from exc
+
+    def _runs(
+        self,
+        s: Callable[[str], str],
+        o: Callable[[str | None], str],
+        j: Callable[[Mapping[str, Any]], str],
+    ) -> tuple[str, str, str, str]:
+        return (
+            f'"action":{s(self.action)},"actor":{o(self.actor)},'
+            f'"cache_hit":{"true" if self.cache_hit else "false"},'
+            f'"context":{j(self.context)},'
+            f'"contextual_relationships_digest":{o(self.contextual_relationships_digest)},'
+            f'"credential_id":{o(self.credential_id)},"decision":{s(self.decision.value)},'
+            f'"decision_id":{s(self.decision_id)},"details":{j(self.details)},'
+            f'"explanation":{j(self.explanation)},"format":{FORMAT_VERSION}',
+            # "hash"
+            f'"kind":{s(self.kind.value)},"latency_us":{int(self.latency_us)}',
+            # "prev_hash"
+            f'"reason":{o(self.reason)},"redacted":{_encode_list(self.redacted)},'
+            f'"resource":{s(self.resource)},"result_count":{_encode_count(self.result_count)},'
+            f'"result_digest":{o(self.result_digest)},"revision":{int(self.revision)},'
+            f'"schema_version":{s(self.schema_version)}',
+            # "seq"
+            f'"server_version":{s(self.server_version)},"subject":{s(self.subject)},'
+            f'"tenant":{s(self.tenant)},"time":{s(format_time(self.time))}',
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DecisionRecord:
@@ -250,7 +281,24 @@ class DecisionRecord:
             raise InvalidArgument(f"malformed decision record: {exc}") from exc
 
 
-def _as_dict(value: Mapping[str, Any]) -> dict[str, Any]:
-    # Fields are always FrozenContext after __post_init__; its to_dict is a deep copy.
-    assert isinstance(value, FrozenContext)
-    return value.to_dict()
+def _encode_optional(value: str | None) -> str:
+    return "null" if value is None else _encode_string(value)
+
+
+def _encode_list(values: tuple[str, ...]) -> str:
+    return f"[{','.join(_encode_string(v) for v in values)}]"
+
+
+def _encode_count(value: int | None) -> str:
+    return "null" if value is None else str(int(value))
+
+
+def _encode_object(value: Mapping[str, Any]) -> str:
+    """`canonical_json` of a FrozenContext, as text. Its own canonical text differs from
+    ours only by \\u escapes (it escapes non-ASCII) and NaN/Infinity (it allows them):
+    it is taken as is when neither occurs, which is nearly always."""
+    assert isinstance(value, FrozenContext)  # __post_init__ froze every JSON field
+    text = value.canonical
+    if "\\u" not in text and "NaN" not in text and "Infinity" not in text:
+        return text
+    return canonical_json(value.to_dict()).decode("utf-8")

@@ -2,7 +2,8 @@
 
 The record is appended before the answer leaves the server: in durable mode `append`
 returns only once the record is on disk, so a decision a caller received is never
-missing from the log. With logging off, decision ids are still issued.
+missing from the log. With logging off, decision ids are still issued, and nothing else
+is done: no record fields are computed and streamed results are not collected.
 """
 
 from __future__ import annotations
@@ -74,13 +75,10 @@ class AuditTrail:
     def __init__(self, writer: DecisionWriter | None) -> None:
         self._writer = writer
 
-    async def _emit(self, **fields: Any) -> str:
+    async def _emit(self, writer: DecisionWriter, **fields: Any) -> str:
         decision_id = new_decision_id(fields["time"])
-        if self._writer is not None:
-            record = DecisionRecord(
-                decision_id=decision_id, server_version=SERVER_VERSION, **fields
-            )
-            await self._writer.append(record)
+        record = DecisionRecord(decision_id=decision_id, server_version=SERVER_VERSION, **fields)
+        await writer.append(record)
         return decision_id
 
     def _common(self, snap: Snapshot, call: CallInfo) -> dict[str, Any]:
@@ -106,7 +104,10 @@ class AuditTrail:
         contextual: Sequence[Relationship] = (),
         kind: DecisionKind = DecisionKind.CHECK,
     ) -> str:
+        if self._writer is None:
+            return new_decision_id(snap.now)
         return await self._emit(
+            self._writer,
             kind=kind,
             subject=str(item.subject),
             action=item.permission,
@@ -130,7 +131,10 @@ class AuditTrail:
         kind: DecisionKind = DecisionKind.CHECK,
     ) -> str:
         """An evaluation error is a denial on record, with the error as the reason."""
+        if self._writer is None:
+            return new_decision_id(snap.now)
         return await self._emit(
+            self._writer,
             kind=kind,
             subject=str(item.subject),
             action=item.permission,
@@ -188,8 +192,11 @@ class AuditTrail:
         context: FrozenContext = EMPTY_CONTEXT,
     ) -> str:
         """Lists and lookups are logged as the request plus a count and digest of results."""
+        if self._writer is None:
+            return new_decision_id(snap.now)
         digest = hashlib.sha256("\n".join(results).encode()).hexdigest()
         return await self._emit(
+            self._writer,
             kind=DecisionKind(kind),
             subject=subject,
             action=action,
@@ -213,6 +220,9 @@ class AuditTrail:
         resource: str,
         context: FrozenContext,
     ) -> StreamSummary:
+        if self._writer is None:
+            return StreamSummary(None)
+
         def finish(results: Sequence[str], started: float) -> Any:
             return self.summary(
                 snap,
@@ -246,7 +256,10 @@ class AuditTrail:
         subject acted on ("" when the change is not about one), `reason` the reason the
         caller gave; the actor is the API key that made the call, so the record answers
         "who did what to whom, and why" with top-level fields QueryDecisions filters on."""
+        if self._writer is None:
+            return new_decision_id()
         return await self._emit(
+            self._writer,
             kind=DecisionKind.ADMIN,
             time=datetime.now(UTC),
             tenant=tenant,
@@ -266,13 +279,22 @@ class AuditTrail:
 
 class StreamSummary:
     """Wraps a result stream; logs one summary record when the stream ends, however it
-    ends (exhausted, cancelled by the client, or failed), covering what was sent."""
+    ends (exhausted, cancelled by the client, or failed), covering what was sent.
+    Without a `finish` (logging off) the stream passes through untouched."""
 
-    def __init__(self, finish: Callable[[Sequence[str], float], Any]) -> None:
+    def __init__(self, finish: Callable[[Sequence[str], float], Any] | None) -> None:
         self._finish = finish
 
-    async def wrap(
-        self, stream: AsyncIterator[T], describe: Callable[[T], str]
+    def wrap(self, stream: AsyncIterator[T], describe: Callable[[T], str]) -> AsyncIterator[T]:
+        if self._finish is None:
+            return stream
+        return self._summarized(stream, describe, self._finish)
+
+    @staticmethod
+    async def _summarized(
+        stream: AsyncIterator[T],
+        describe: Callable[[T], str],
+        finish: Callable[[Sequence[str], float], Any],
     ) -> AsyncIterator[T]:
         started = time.perf_counter()
         sent: list[str] = []
@@ -281,4 +303,4 @@ class StreamSummary:
                 sent.append(describe(item))
                 yield item
         finally:
-            await self._finish(sent, started)
+            await finish(sent, started)

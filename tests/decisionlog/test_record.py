@@ -22,7 +22,7 @@ from authz_service.decisionlog import (
     load_public_key,
     new_decision_id,
 )
-from authz_service.decisionlog.chain import entry_from_line
+from authz_service.decisionlog.chain import chain_hash, entry_from_line
 from authz_service.decisionlog.layout import stream_dir_name, tenant_from_dir_name
 from authz_service.decisionlog.record import format_time
 from authz_service.decisionlog.redact import Redactor
@@ -137,3 +137,68 @@ def test_keypair_files(tmp_path: Path) -> None:
 
 def test_utc_constant_is_used() -> None:
     assert make_record(0).time.tzinfo is UTC
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | _TEXT
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(
+    subject=_TEXT,
+    reason=st.none() | _TEXT,
+    context=st.dictionaries(_TEXT, _JSON, max_size=4),
+    explanation=st.dictionaries(_TEXT, _JSON, max_size=3),
+    redacted=st.lists(_TEXT, max_size=3),
+    seq=st.integers(min_value=-1, max_value=10**12),
+)
+def test_a_linked_line_is_exactly_the_canonical_json_of_its_fields(
+    subject: str,
+    reason: str | None,
+    context: dict[str, Any],
+    explanation: dict[str, Any],
+    redacted: list[str],
+    seq: int,
+) -> None:
+    # The record is encoded once and the chain splices its members: the stored bytes and
+    # the hashed body must still be what encoding the whole object would give.
+    record = make_record(
+        3,
+        subject=subject,
+        reason=reason,
+        actor='a"b\\c\u00e9\n' if reason else None,
+        context=context,
+        explanation=explanation,
+        redacted=tuple(redacted),
+        result_count=7,
+    )
+    head = ChainHead(seq, "f" * 64)
+    entry = LogEntry.link(record, head)
+    fields = record.to_dict()
+    body = {**fields, "seq": seq + 1}
+    assert entry.hash == chain_hash("f" * 64, body)
+    assert entry.line == canonical_json({**body, "prev_hash": "f" * 64, "hash": entry.hash})
+    assert fields["context"] == json.loads(json.dumps(context))
+    assert fields["subject"] == subject
+    assert entry_from_line(entry.line) == entry
+
+
+def test_decision_ids_are_ulids_of_the_decision_time() -> None:
+    at = datetime(2031, 2, 3, 4, 5, 6, 789000, tzinfo=UTC)
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    ids = {new_decision_id(at) for _ in range(200)}
+    assert len(ids) == 200  # 80 random bits each
+    for decision_id in ids:
+        value = 0
+        for digit in decision_id:
+            value = value * 32 + alphabet.index(digit)
+        assert len(decision_id) == 26
+        assert value >> 128 == 0
+        assert value >> 80 == int(at.timestamp() * 1000)
