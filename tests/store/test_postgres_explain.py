@@ -26,6 +26,7 @@ from authz_service.store.postgres.reads import CHANGES_SQL, CHECK_REVISION_SQL, 
 from tests.pg import FreshDatabase, run_aside
 
 TENANT = "acme"
+BIG_GROUP = 5_000
 
 
 def seed_rows(count: int) -> list[tuple[int, Relationship]]:
@@ -48,7 +49,13 @@ async def seed(dsn: str) -> None:
     """60k relationships in one tenant plus history, 2k other tenants, then ANALYZE."""
     store = await connect(dsn, min_size=1, max_size=2)
     try:
-        await import_relationships(store.db, TENANT, seed_rows(60_000))
+        rows = seed_rows(60_000)
+        # one big group, as a tenant's "everyone" group is
+        rows += [
+            (len(rows) + i + 1, parse_relationship(f"group:big#member@user:m{i}"))
+            for i in range(BIG_GROUP)
+        ]
+        await import_relationships(store.db, TENANT, rows)
         for i in range(200):  # recent small writes and deletes, as Watch sees them
             rel = parse_relationship(f"doc:d{i}#viewer@user:late{i}")
             await store.write(TENANT, [RelationshipUpdate(UpdateOp.TOUCH, rel)])
@@ -130,6 +137,32 @@ async def test_check_of_one_subject_uses_an_index(seeded: str) -> None:
     assert_index_only(
         await plans(seeded, sql, args), "relationships_forward", "relationships_reverse"
     )
+
+
+async def test_membership_of_a_user_or_wildcard_is_an_index_condition(seeded: str) -> None:
+    # The check read `group:big#member@user:{u,*}`: with ORDER BY, PostgreSQL 15 applied
+    # the array as a filter over every member of the group (fails on 838c60d).
+    flt = RelationshipFilter("group", ("big",), "member", "user", ("m42", "*"), "")
+    sql, args = read_statement(TENANT, HEAD, flt)
+    found = await plans(seeded, sql, args)
+    assert_index_only(found, "relationships_forward", "relationships_reverse")
+    for kind, plan_nodes in found.items():
+        scans = [n for n in plan_nodes if n.get("Index Name")]
+        assert all("subject_id" in n.get("Index Cond", "") for n in scans), (kind, scans)
+        assert all("subject_id" not in n.get("Filter", "") for n in scans), (kind, scans)
+
+
+async def test_the_membership_read_is_sorted_and_exact(seeded: str) -> None:
+    store: PostgresStore = await connect(seeded, min_size=1, max_size=1)
+    try:
+        flt = RelationshipFilter("group", ("big",), "member", "user", ("m7", "*", "m10"), "")
+        rows = await store.read(TENANT, HEAD, flt)
+        assert [str(r) for r in rows] == [
+            "group:big#member@user:m10",
+            "group:big#member@user:m7",
+        ]
+    finally:
+        await store.close()
 
 
 async def test_reverse_lookups_use_the_reverse_index(seeded: str) -> None:
