@@ -48,8 +48,9 @@ from authz_service.service.permissions import PermissionService
 from authz_service.service.relationships import RelationshipService
 from authz_service.service.schemas import SchemaManager
 from authz_service.service.tenancy import TenancyService
+from authz_service.store.index import IndexedStore
 from authz_service.store.memory import MemoryStore
-from authz_service.store.protocol import Store
+from authz_service.store.protocol import RelationshipReader, Store
 from authz_service.telemetry import PoolStats, Telemetry
 from authz_service.tenancy import BindingGrants, SubjectStatuses
 
@@ -184,6 +185,17 @@ def _envoy(
     return EnvoyAuthServicer(gateway, permissions, default_deadline_s=deadline_s)
 
 
+def _relationship_index(
+    settings: Settings, store: Store, resources: Resources
+) -> IndexedStore | None:
+    """The in-memory relationship index over PostgreSQL (the memory store needs none)."""
+    if settings.index_max_rows <= 0 or settings.database_url == MEMORY_URL:
+        return None
+    index = IndexedStore(store, max_rows=settings.index_max_rows)
+    resources.closers.append(index.stop)
+    return index
+
+
 def decision_service(
     settings: Settings,
     store: Store,
@@ -193,18 +205,20 @@ def decision_service(
     cache: DecisionCache[CheckResult],
     audit: AuditTrail,
     observe: Callable[[str, bool], None] | None = None,
+    reader: RelationshipReader | None = None,
 ) -> tuple[PermissionService, BindingGrants, SubjectStatuses]:
     """The decision function and the rules around it, composed here once for both live
     checks and replay (`authz audit replay`), so that a replayed decision is judged by
-    the same engine, grant sources and rules as the original."""
+    the same engine, grant sources and rules as the original. `reader` (default: the
+    store) is where the engine reads relationships: the in-memory index when serving."""
     # Role bindings are a grant source of the engine; subject status a rule around it.
-    grants = BindingGrants(store)
-    statuses = SubjectStatuses(store)
+    grants = BindingGrants(reader or store)
+    statuses = SubjectStatuses(reader or store)
     # Subproblems (group memberships, folder views) are shared across requests through
     # a second LRU of the same bound, keyed by tenant, revision and schema version.
     subproblems: DecisionCache[tuple[SubResult, datetime]] = DecisionCache(settings.cache_size)
     engine = Engine(
-        store,
+        reader or store,
         limits=Limits(settings.max_depth, settings.max_fanout),
         grant_sources=[grants],
         dispatcher_wrapper=lambda inner: CachingDispatcher(inner, subproblems),
@@ -238,6 +252,7 @@ class App:
     telemetry: Telemetry
     tenancy: TenancyService | None = None
     lifecycle: LifecycleService | None = None
+    index: IndexedStore | None = None  # relationships in memory for the engine
 
     @classmethod
     async def start(cls, settings: Settings, *, worker: int = 0) -> App:
@@ -278,6 +293,7 @@ class App:
         resolver = RevisionResolver(
             store, max_staleness_s=settings.max_staleness_ms / 1000, tracker=tracker
         )
+        index = _relationship_index(settings, store, resources)
         permissions, grants, statuses = decision_service(
             settings,
             store,
@@ -286,6 +302,7 @@ class App:
             cache=cache,
             audit=audit,
             observe=telemetry.record_decision,
+            reader=index,
         )
         tenancy = TenancyService(
             store=store,
@@ -343,6 +360,7 @@ class App:
             telemetry,
             tenancy,
             lifecycle,
+            index,
         )
 
     async def stop(self, grace: float | None = None) -> None:

@@ -30,6 +30,9 @@ class Settings:
     db_pool_max: int = field(default=10, metadata={"env": "AUTHZ_DB_POOL_MAX"})
     cache_size: int = field(default=100_000, metadata={"env": "AUTHZ_CACHE_SIZE"})
     max_staleness_ms: int = field(default=1000, metadata={"env": "AUTHZ_MAX_STALENESS_MS"})
+    # Relationships held in memory per worker for uncached decisions (0 = off);
+    # see docs/performance.md.
+    index_max_rows: int = field(default=2_000_000, metadata={"env": "AUTHZ_INDEX_MAX_ROWS"})
     revision_poll_ms: int = field(default=1000, metadata={"env": "AUTHZ_REVISION_POLL_MS"})
     retention_hours: float = field(default=24.0, metadata={"env": "AUTHZ_RETENTION_HOURS"})
     gc_interval_s: float = field(default=300.0, metadata={"env": "AUTHZ_GC_INTERVAL_S"})

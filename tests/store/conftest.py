@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from authz_service.store import MemoryStore, Store
+from authz_service.store.index import IndexedStore
 from authz_service.store.postgres import PostgresStore, connect
 from tests.pg import FreshDatabase, run_aside
 
@@ -38,11 +39,16 @@ async def pg_store(pg_dsn: str) -> AsyncIterator[PostgresStore]:
     await store.close()
 
 
-@pytest.fixture(params=["memory", "postgres"])
+@pytest.fixture(params=["memory", "postgres", "indexed-memory", "indexed-postgres"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    pg = await open_clean_store(request.getfixturevalue("pg_dsn"))
-    yield pg
-    await pg.close()
+    """Each backend, and each wrapped in the in-memory relationship index (which loads a
+    tenant on its first read, so the suite's reads are answered from the index)."""
+    backend: Store
+    if request.param.endswith("memory"):
+        backend = MemoryStore()
+    else:
+        backend = await open_clean_store(request.getfixturevalue("pg_dsn"))
+    if request.param.startswith("indexed"):
+        backend = IndexedStore(backend, max_rows=100_000, load_inline=True)
+    yield backend
+    await backend.close()

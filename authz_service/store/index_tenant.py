@@ -1,0 +1,190 @@
+"""One tenant's relationships in memory, with their history from a base revision on.
+
+Rows follow the stores' MVCC model: a row carries the revision that created it and the
+one that deleted it, so a read at any revision in [floor, applied] sees exactly what the
+store shows at that revision. Two hash indexes find candidate rows without scanning:
+
+- by resource: (type, id) -> (relation, subject type, subject relation) -> rows, which
+  answers the check reads (`doc:d#viewer@user:{u,*}`, `group:g#member@group:*#member`);
+- by subject: (type, id) -> (subject relation, resource type, relation) -> rows, for the
+  reverse reads of LookupResources and for a member check in a very large group.
+
+A filter that pins neither side's ids is answered through the ids seen per type (the
+status and role-binding reads of every decision) when the type has few objects, and
+otherwise returns None: the caller asks the store, which has the index for it (a scan of
+a million rows in memory would hold the event loop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+
+from authz_service.model import Relationship, RelationshipFilter, Revision, UpdateOp
+from authz_service.store.memory import sort_key
+from authz_service.store.protocol import Change
+
+__all__ = ["TenantIndex"]
+
+_Key = tuple[str, str, str, str, str, str]
+_TYPE_SCAN_MAX = 4_096  # objects of one type read through the per-type ids
+_Buckets = dict[tuple[str, str], dict[tuple[str, str, str], list["_Row"]]]
+
+
+@dataclass(slots=True)
+class _Row:
+    rel: Relationship
+    created: Revision
+    deleted: Revision | None = None
+
+    def live_at(self, revision: Revision) -> bool:
+        return self.created <= revision and (self.deleted is None or self.deleted > revision)
+
+
+@dataclass(slots=True)
+class TenantIndex:
+    """Mutated only by `add` (initial load) and `apply` (changes in revision order)."""
+
+    floor: Revision  # oldest revision answered here; older reads go to the store
+    applied: Revision  # every change up to here is applied
+    rows: int = 0  # live and dead rows held
+    dead: int = 0
+    live: dict[_Key, _Row] = field(default_factory=dict)
+    by_resource: _Buckets = field(default_factory=dict)
+    by_subject: _Buckets = field(default_factory=dict)
+    resource_ids: dict[str, set[str]] = field(default_factory=dict)  # per resource type
+    subject_ids: dict[str, set[str]] = field(default_factory=dict)  # per subject type
+
+    def add(self, rels: Iterable[Relationship], created: Revision) -> None:
+        """Rows live at the base revision (their true creation revision does not matter:
+        nothing older than `floor` is answered from here)."""
+        for rel in rels:
+            self._insert(_Row(rel, created))
+
+    def _insert(self, row: _Row) -> None:
+        rel = row.rel
+        r, s = rel.resource, rel.subject
+        self.live[sort_key(rel)] = row
+        outer = self.by_resource.setdefault((r.type, r.id), {})
+        outer.setdefault((rel.relation, s.type, s.relation), []).append(row)
+        outer = self.by_subject.setdefault((s.type, s.id), {})
+        outer.setdefault((s.relation, r.type, rel.relation), []).append(row)
+        self.resource_ids.setdefault(r.type, set()).add(r.id)
+        self.subject_ids.setdefault(s.type, set()).add(s.id)
+        self.rows += 1
+
+    def apply(self, changes: Iterable[Change], through: Revision) -> None:
+        """Apply changes newer than `applied` (ordered by revision), then record that
+        every change up to `through` is applied."""
+        for change in changes:
+            if change.revision <= self.applied:
+                continue
+            current = self.live.pop(sort_key(change.relationship), None)
+            if current is not None:
+                current.deleted = change.revision
+                self.dead += 1
+            if change.op is UpdateOp.TOUCH:
+                self._insert(_Row(change.relationship, change.revision))
+        self.applied = max(self.applied, through)
+
+    def trim(self) -> None:
+        """Drop every deleted row; reads older than the newest of them go to the store."""
+        newest = self.floor
+        for buckets in (self.by_resource, self.by_subject):
+            for outer_key in list(buckets):
+                outer = buckets[outer_key]
+                for inner_key in list(outer):
+                    kept = []
+                    for row in outer[inner_key]:
+                        if row.deleted is None:
+                            kept.append(row)
+                        elif row.deleted > newest:
+                            newest = row.deleted
+                    if kept:
+                        outer[inner_key] = kept
+                    else:
+                        del outer[inner_key]
+                if not outer:
+                    del buckets[outer_key]
+                    by_type = self.resource_ids if buckets is self.by_resource else self.subject_ids
+                    by_type[outer_key[0]].discard(outer_key[1])
+        self.rows -= self.dead
+        self.dead = 0
+        self.floor = newest
+
+    def scan(
+        self,
+        revision: Revision,
+        flt: RelationshipFilter,
+        limit: int | None,
+        after: Relationship | None,
+    ) -> list[Relationship] | None:
+        """The store's answer to `read`, or None when this filter is the store's job."""
+        candidates = self._candidates(flt)
+        if candidates is None:
+            return None
+        found = [
+            row.rel
+            for bucket in candidates
+            for row in bucket
+            if row.live_at(revision) and flt.matches(row.rel)
+        ]
+        found.sort(key=sort_key)
+        if after is not None:
+            cursor = sort_key(after)
+            found = [rel for rel in found if sort_key(rel) > cursor]
+        return found[:limit] if limit is not None else found
+
+    def _ids(
+        self, kind: str | None, ids: tuple[str, ...] | None, by_type: dict[str, set[str]]
+    ) -> Collection[str] | None:
+        if kind is None:
+            return None
+        if ids is not None:
+            return ids
+        known = by_type.get(kind, ())
+        return known if len(known) <= _TYPE_SCAN_MAX else None
+
+    def _candidates(self, flt: RelationshipFilter) -> list[list[_Row]] | None:
+        forward: list[list[_Row]] | None = None
+        ids = self._ids(flt.resource_type, flt.resource_ids, self.resource_ids)
+        if flt.resource_type is not None and ids is not None:
+            forward = _buckets(
+                self.by_resource,
+                flt.resource_type,
+                ids,
+                (flt.relation, flt.subject_type, flt.subject_relation),
+            )
+        reverse: list[list[_Row]] | None = None
+        ids = self._ids(flt.subject_type, flt.subject_ids, self.subject_ids)
+        if flt.subject_type is not None and ids is not None:
+            reverse = _buckets(
+                self.by_subject,
+                flt.subject_type,
+                ids,
+                (flt.subject_relation, flt.resource_type, flt.relation),
+            )
+        if forward is None or reverse is None:
+            return forward if reverse is None else reverse
+        return forward if _size(forward) <= _size(reverse) else reverse
+
+
+def _buckets(
+    index: _Buckets,
+    kind: str,
+    ids: Collection[str],
+    wanted: tuple[str | None, str | None, str | None],
+) -> list[list[_Row]]:
+    found: list[list[_Row]] = []
+    for object_id in ids:
+        outer = index.get((kind, object_id))
+        if outer is None:
+            continue
+        for inner_key, rows in outer.items():
+            if all(w is None or w == k for w, k in zip(wanted, inner_key, strict=True)):
+                found.append(rows)
+    return found
+
+
+def _size(buckets: list[list[_Row]]) -> int:
+    return sum(len(rows) for rows in buckets)
