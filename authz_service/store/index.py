@@ -35,7 +35,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from authz_service.errors import AuthzError
+from authz_service.errors import AuthzError, FailedPrecondition
 from authz_service.model import (
     Relationship,
     RelationshipFilter,
@@ -201,6 +201,8 @@ class IndexedStore:
                 page = await self._store.changes(tenant, index.applied, limit=_CHANGES_PAGE)
                 if self._tenants.get(tenant) is not index:
                     return
+                if not await self._history_kept(tenant, index.applied):
+                    return
                 complete = len(page) < _CHANGES_PAGE
                 last = page[-1].revision if page else index.applied
                 index.apply(page, max(head, last) if complete else last)
@@ -214,6 +216,21 @@ class IndexedStore:
         except AuthzError as exc:
             # Reads stay correct: whatever is not applied is read from the store.
             logger.warning("index of tenant %s could not follow changes: %s", tenant, exc)
+
+    async def _history_kept(self, tenant: str, applied: Revision) -> bool:
+        """Whether the changes just read after `applied` are complete. Garbage collection
+        removes rows deleted by revisions older than the retention window, and such a
+        delete never shows in the change feed: an index that fell that far behind would
+        keep serving the deleted row. Checked after reading the changes, so that a
+        collection that started before the check cannot have touched them (its cutoff is
+        older than the one checked). A tenant that fell behind is dropped and reloaded."""
+        try:
+            await self._store.check_revision(tenant, applied)
+        except FailedPrecondition:
+            logger.info("index of tenant %s fell behind the retention window: reloading", tenant)
+            self._tenants.pop(tenant, None)
+            return False
+        return True
 
     # --- everything else is the wrapped store's ------------------------------------------
 
