@@ -14,6 +14,9 @@ Every call except the health and reflection services must carry the metadata
 
 Verified keys are cached for `ttl_s` (default 5 s) so that the hot path does not touch
 the database; a revoked key therefore stops working at most `ttl_s` after revocation.
+A server stream that stays open is held to the same bound: its key is verified again,
+against the store, every `ttl_s` (every second with `ttl_s=0`) while it runs, and a
+revoked key ends it with UNAUTHENTICATED (api/recheck.py).
 The key of the current call is kept in a context variable: `current_credential_id()`
 puts its id into every decision-log record.
 
@@ -33,6 +36,7 @@ from typing import Any, Final, Literal, TypeAlias
 
 import grpc
 
+from authz_service.api.recheck import rechecked, run_rechecked
 from authz_service.api.status import to_status
 from authz_service.credentials import ApiKey, Scope, split_token
 from authz_service.errors import AuthzError, PermissionDenied, Unauthenticated
@@ -152,6 +156,9 @@ class Authenticator:
     usable as soon as it is created. `ttl_s=0` reads the store on every call.
     """
 
+    # How often an open stream re-verifies its key when `ttl_s` is 0 (no cache).
+    UNCACHED_RECHECK_S: Final = 1.0
+
     def __init__(
         self,
         keys: KeyStore,
@@ -166,9 +173,16 @@ class Authenticator:
         self._clock = clock
         self._cache: dict[str, tuple[float, ApiKey]] = {}
 
-    async def authenticate(self, authorization: str | None) -> ApiKey:
+    @property
+    def recheck_s(self) -> float:
+        """Seconds between two verifications of an open stream's key: a revocation ends
+        a stream no later than it stops new calls."""
+        return self._ttl if self._ttl > 0 else self.UNCACHED_RECHECK_S
+
+    async def authenticate(self, authorization: str | None, *, fresh: bool = False) -> ApiKey:
         """The live key `authorization` (`Bearer <key>`) presents; Unauthenticated if
-        none does, Unavailable if the store cannot be reached."""
+        none does, Unavailable if the store cannot be reached. `fresh` reads the store
+        even when the key is cached (and refreshes the cache)."""
         if not authorization:
             raise Unauthenticated("missing `authorization: Bearer <api key>` metadata")
         scheme, _, token = authorization.strip().partition(" ")
@@ -178,7 +192,7 @@ class Authenticator:
         if parts is None:
             raise Unauthenticated("malformed api key")
         key_id, secret = parts
-        key = await self._lookup(key_id)
+        key = await self._lookup(key_id, fresh)
         # One message for an unknown id and a wrong secret; "revoked" only to the holder.
         if key is None or not key.matches(secret):
             raise Unauthenticated("invalid api key")
@@ -186,10 +200,10 @@ class Authenticator:
             raise Unauthenticated(f"api key `{key_id}` is revoked")
         return key
 
-    async def _lookup(self, key_id: str) -> ApiKey | None:
+    async def _lookup(self, key_id: str, fresh: bool) -> ApiKey | None:
         now = self._clock()
         hit = self._cache.get(key_id)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > now and not fresh:
             return hit[1]
         key = await self._keys.get(key_id)
         if key is None:
@@ -323,6 +337,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             "response_serializer": handler.response_serializer,
         }
         admit = self._admit
+        auth = self._auth
+
+        def verify(context: Context) -> Callable[[], Awaitable[ApiKey]]:
+            authorization = _authorization(context.invocation_metadata())
+            return lambda: auth.authenticate(authorization, fresh=True)
+
         # The stubs type behaviors for the sync server; here they are coroutines or
         # async generators taking an aio context.
         unary: Any = handler.unary_unary
@@ -340,17 +360,19 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 async def guarded_stream(request: Any, context: Context) -> AsyncIterator[Any]:
                     await admit(method, request, context)
                     responses = stream(request, context)
+                    checked = rechecked(responses, verify(context), auth.recheck_s, context)
                     try:
-                        async for response in responses:
+                        async for response in checked:
                             yield response
                     finally:
-                        await responses.aclose()
+                        await checked.aclose()
 
                 return grpc.unary_stream_rpc_method_handler(guarded_stream, **serializers)
 
             async def guarded_writer(request: Any, context: Context) -> None:
                 await admit(method, request, context)  # a handler that calls context.write
-                await stream(request, context)
+                work = stream(request, context)
+                await run_rechecked(work, verify(context), auth.recheck_s, context)
 
             return grpc.unary_stream_rpc_method_handler(guarded_writer, **serializers)
         # A client stream has no request to check before the servicer reads it; this

@@ -123,8 +123,9 @@ def _list(args: argparse.Namespace) -> int:
 def _revoke(args: argparse.Namespace) -> int:
     key = asyncio.run(_revoke_logged(args))
     print(
-        f"revoked key `{key.key_id}` of {_bound(key)}; running servers refuse it once "
-        "their key cache expires (AUTHZ_AUTH_CACHE_TTL_S, default 5 s)",
+        f"revoked key `{key.key_id}` of {_bound(key)}; running servers refuse it, and end "
+        "the streams it opened, once their key cache expires (AUTHZ_AUTH_CACHE_TTL_S, "
+        "default 5 s)",
         file=sys.stderr,
     )
     return 0

@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from authz_service.api.auth import ANY_KEY, EXEMPT_SERVICES, METHOD_SCOPES, Authenticator
+from authz_service.api.gen.authz.v1 import core_pb2, relationships_pb2
 from authz_service.app import App
 from authz_service.credentials import ApiKey, Scope, new_key
 from authz_service.decisionlog import DecisionKind, RecordFilter, iter_entries
@@ -241,6 +242,30 @@ async def test_a_revoked_key_is_refused_once_the_cache_expires(server: Server) -
     assert admin.key_id != key.key_id
 
 
+async def test_an_open_watch_ends_unauthenticated_once_its_key_is_revoked(server: Server) -> None:
+    _, admin_token = await server.key("*")
+    key, token = await server.key("acme", frozenset({Scope.WRITE}))
+    admin = KeyedApi(server.channel, admin_token)
+    await admin.write_schema()
+    start = await admin.touch("acme", "document:one#viewer@user:ann")
+    await admin.touch("acme", "document:two#viewer@user:ann")
+    api = KeyedApi(server.channel, token)
+    watch = api.relationships.Watch(
+        relationships_pb2.WatchRequest(tenant="acme", after=core_pb2.ConsistencyToken(token=start))
+    )
+    async with asyncio.timeout(10):
+        first = await watch.read()  # the key works: the stream is open
+    assert [c.relationship.resource.object_id for c in first.changes] == ["two"]
+
+    await server.app.store.keys.revoke(key.key_id)  # what `authz keys revoke` does
+    # The stream is idle (no writes), yet it must end within the bound (the TTL).
+    async with asyncio.timeout(TTL_S + 10):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await watch.read()
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "revoked" in (err.value.details() or "")
+
+
 # --- tenant binding and scopes -------------------------------------------------------------
 
 
@@ -391,6 +416,22 @@ async def test_verified_keys_are_cached_for_the_ttl_and_revocation_follows() -> 
     with pytest.raises(Unauthenticated, match="revoked"):
         await auth.authenticate(f"Bearer {token}")
     assert keys.reads == 2
+
+
+async def test_a_fresh_verification_reads_the_store_and_sees_a_revocation_at_once() -> None:
+    keys = CountingKeys()
+    auth = Authenticator(keys, ttl_s=5.0, clock=lambda: 100.0)
+    record, token = new_key(tenant="acme", scopes=[Scope.CHECK])
+    await keys.create(record)
+    await auth.authenticate(f"Bearer {token}")
+    await keys.revoke(record.key_id)
+    await auth.authenticate(f"Bearer {token}")  # cached
+    with pytest.raises(Unauthenticated, match="revoked"):
+        await auth.authenticate(f"Bearer {token}", fresh=True)  # what open streams use
+    with pytest.raises(Unauthenticated, match="revoked"):
+        await auth.authenticate(f"Bearer {token}")  # and the cache learned it
+    assert keys.reads == 2
+    assert (auth.recheck_s, Authenticator(keys, ttl_s=0).recheck_s) == (5.0, 1.0)
 
 
 async def test_a_zero_ttl_reads_the_store_every_time() -> None:
