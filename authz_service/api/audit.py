@@ -29,7 +29,6 @@ from authz_service.service.log_reader import (
     Found,
     aiter_log,
     find_in_log,
-    latest_checkpoint_time,
     verify_log,
 )
 
@@ -173,8 +172,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
                 record_count=sum(report.records for _, report in results),
                 checkpoint_count=sum(report.checkpoints for _, report in results),
             )
-            times = [latest_checkpoint_time(stream, key) for stream, _ in results]
-            known = [t for t in times if t is not None]
+            known = [report.signed_at for _, report in results if report.signed_at]
             if known:
                 response.latest_checkpoint_time.FromDatetime(max(known))
             for stream, report in results:

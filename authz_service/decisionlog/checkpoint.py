@@ -1,8 +1,12 @@
 """Signed checkpoints and the Ed25519 keys that sign them.
 
 The hash chain alone cannot reveal a cut tail: the remaining prefix is a valid chain.
-A checkpoint states "stream S had `count` entries ending in `head_hash`", signed with
-a key the log writer holds and an auditor does not need (the public key suffices).
+A checkpoint is one signed statement about a whole writer root: "at `time` these were
+all the streams, each with its head (`seq`, `hash`)". Because it names every stream, a
+stream that was removed, emptied or cut contradicts every later checkpoint; because the
+writer signs at start, every `interval_ms` (when something changed) and at close, a log
+whose newest checkpoint is missing shows an unsigned tail (see verify.py). The writer
+holds the private key; an auditor needs only the public key.
 """
 
 from __future__ import annotations
@@ -11,9 +15,13 @@ import base64
 import hashlib
 import json
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -21,18 +29,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from authz_service.decisionlog.chain import ChainHead
-from authz_service.decisionlog.record import (
-    FORMAT_VERSION,
-    canonical_json,
-    format_time,
-    parse_time,
-)
+from authz_service.decisionlog.record import canonical_json, format_time, parse_time
 from authz_service.errors import AlreadyExists, InvalidArgument, NotFound
 
 __all__ = [
+    "CHECKPOINT_FORMAT",
     "PRIVATE_KEY_FILE",
     "PUBLIC_KEY_FILE",
     "Checkpoint",
+    "CheckpointEvent",
     "generate_keypair",
     "key_id",
     "load_private_key",
@@ -41,6 +46,10 @@ __all__ = [
 
 PRIVATE_KEY_FILE = "decision-log-signing.key.pem"
 PUBLIC_KEY_FILE = "decision-log-signing.pub.pem"
+CHECKPOINT_FORMAT = 2
+"""Format 1 was a checkpoint per stream (see checkpoint_v1.py); it is read, never written."""
+
+_HASH_RE = re.compile(r"[0-9a-f]{64}")
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -49,35 +58,49 @@ def key_id(public_key: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
+class CheckpointEvent(StrEnum):
+    START = "start"
+    """The writer opened the root: signs the heads it recovered, before any append."""
+    INTERVAL = "interval"
+    """Written every `interval_ms` while some stream changed since the last checkpoint."""
+    CLOSE = "close"
+    """The writer's last word: no record may follow until the next `start`."""
+
+
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
-    stream: str
-    seq: int
-    head_hash: str
-    count: int
     time: datetime
+    event: CheckpointEvent
+    interval_ms: int  # the writer's checkpoint interval: the longest a record stays unsigned
+    heads: Mapping[str, ChainHead]  # tenant -> head, for every stream with a record
     key_id: str
     signature: str  # base64 of the Ed25519 signature over `payload()`
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "heads", MappingProxyType(dict(sorted(self.heads.items()))))
+
     @classmethod
     def sign(
-        cls, private_key: Ed25519PrivateKey, stream: str, head: ChainHead, time: datetime
+        cls,
+        private_key: Ed25519PrivateKey,
+        event: CheckpointEvent,
+        heads: Mapping[str, ChainHead],
+        time: datetime,
+        interval_ms: int,
     ) -> Checkpoint:
-        unsigned = cls(
-            stream, head.seq, head.hash, head.count, time, key_id(private_key.public_key()), ""
-        )
+        kid = key_id(private_key.public_key())
+        unsigned = cls(time, event, interval_ms, heads, kid, "")
         signature = base64.b64encode(private_key.sign(unsigned.payload())).decode("ascii")
-        return cls(stream, head.seq, head.hash, head.count, time, unsigned.key_id, signature)
+        return cls(time, event, interval_ms, heads, kid, signature)
 
     def _fields(self) -> dict[str, Any]:
         return {
-            "format": FORMAT_VERSION,
-            "stream": self.stream,
-            "seq": self.seq,
-            "head_hash": self.head_hash,
-            "count": self.count,
-            "time": format_time(self.time),
+            "event": self.event.value,
+            "format": CHECKPOINT_FORMAT,
+            "interval_ms": self.interval_ms,
             "key_id": self.key_id,
+            "streams": {t: {"hash": h.hash, "seq": h.seq} for t, h in self.heads.items()},
+            "time": format_time(self.time),
         }
 
     def payload(self) -> bytes:
@@ -91,18 +114,19 @@ class Checkpoint:
     def from_line(cls, line: bytes) -> Checkpoint:
         try:
             data = json.loads(line)
+            if data.get("format") != CHECKPOINT_FORMAT:
+                raise InvalidArgument(f"checkpoint format is not {CHECKPOINT_FORMAT}")
             checkpoint = cls(
-                stream=data["stream"],
-                seq=data["seq"],
-                head_hash=data["head_hash"],
-                count=data["count"],
                 time=parse_time(data["time"]),
+                event=CheckpointEvent(data["event"]),
+                interval_ms=_positive_int(data["interval_ms"]),
+                heads={t: _head(h) for t, h in data["streams"].items()},
                 key_id=data["key_id"],
                 signature=data["signature"],
             )
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
             raise InvalidArgument(f"malformed checkpoint: {exc}") from exc
-        if data.get("format") != FORMAT_VERSION or checkpoint.to_line() != line:
+        if checkpoint.to_line() != line:
             raise InvalidArgument("checkpoint is not in canonical form")
         return checkpoint
 
@@ -111,7 +135,22 @@ class Checkpoint:
             public_key.verify(base64.b64decode(self.signature, validate=True), self.payload())
         except (InvalidSignature, ValueError):
             return False
-        return self.count == self.seq + 1
+        return True
+
+
+def _positive_int(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"`{value}` is not a positive integer")
+    return value
+
+
+def _head(value: dict[str, Any]) -> ChainHead:
+    seq, hash_ = value["seq"], value["hash"]
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise ValueError(f"seq `{seq}` is not a non-negative integer")
+    if not isinstance(hash_, str) or not _HASH_RE.fullmatch(hash_):
+        raise ValueError("hash is not 64 lowercase hex digits")
+    return ChainHead(seq, hash_)
 
 
 def generate_keypair(directory: Path) -> tuple[Path, Path]:

@@ -2,10 +2,11 @@
 
     ROOT/
       .writer.lock              held (flock) by the one writer process
+      checkpoints.jsonl         signed checkpoints, each naming every stream's head
       <tenant>/                 one stream per tenant; name is the escaped tenant id
         000001.jsonl            segments, numbered from 1; the chain runs across them
         000002.jsonl
-        checkpoints.jsonl       signed checkpoints of this stream
+        checkpoints.jsonl       format 1 checkpoints of this stream (older writers only)
 
 Readers (verify, query) never take the lock; a line without its newline at the very
 end of the newest segment is a write in progress (or torn by a crash) and is skipped.

@@ -62,7 +62,6 @@ class FileStream:
         """
         if not self.directory.is_dir():
             return ChainHead()
-        cut_torn_tail(self.directory / CHECKPOINT_FILE)
         segments = list_segments(self.directory)
         if not segments:
             return ChainHead()
@@ -115,18 +114,6 @@ class FileStream:
         write_all(self._fd, b"".join(pending))
         os.fsync(self._fd)
         return fsyncs + 1
-
-    def append_checkpoint(self, line: bytes) -> None:
-        path = self.directory / CHECKPOINT_FILE
-        created = not path.exists()
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            write_all(fd, line + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if created:
-            fsync_dir(self.directory)
 
     def close(self) -> None:
         if self._fd is not None:
@@ -183,6 +170,7 @@ class FileSink:
             # its own root (or send its records to the one writer).
             raise Unavailable(f"decision log `{self.root}` is in use by another writer") from exc
         self._lock_fd = fd
+        cut_torn_tail(self.root / CHECKPOINT_FILE)
         heads = {}
         for tenant, directory in list_streams(self.root):
             heads[tenant] = self._stream(tenant, directory).recover()
@@ -196,8 +184,18 @@ class FileSink:
         moment = time.time() if now is None else now
         return sum(self._stream(t).append(lines, moment) for t, lines in by_tenant.items())
 
-    def write_checkpoint(self, tenant: str, line: bytes) -> None:
-        self._stream(tenant).append_checkpoint(line)
+    def write_checkpoint(self, line: bytes) -> None:
+        """Append one signed checkpoint line to the root's checkpoint file and fsync."""
+        path = self.root / CHECKPOINT_FILE
+        created = not path.exists()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            write_all(fd, line + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            fsync_dir(self.root)
 
     def close(self) -> None:
         for stream in self._streams.values():

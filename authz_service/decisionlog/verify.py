@@ -5,7 +5,12 @@ Per line, in this order: the line is canonical JSON; its own hash matches its co
 or duplicated records fail here); its `prev_hash` is the previous line's hash (a forged
 line with a recomputed hash fails here); it belongs to this stream's tenant; and where
 a valid checkpoint names its seq, the hashes agree (a rewritten chain fails here).
-After the last line, a checkpoint beyond the end reveals a cut tail.
+After the last line, a checkpoint beyond the end reveals a cut tail, or a stream
+emptied or removed (every checkpoint names every stream of its root).
+
+Records no checkpoint covers (the unsigned tail) are judged against the newest
+checkpoint (`verify_tail.py`): with a public key, a tail that should have been signed
+by now, or that follows the writer's final checkpoint, is a failure.
 
 The scan stops at the first bad line: everything after it is suspect, and the first
 one is what an investigator needs.
@@ -14,112 +19,148 @@ one is what an investigator needs.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from authz_service.decisionlog.chain import ChainHead, recompute_hash
-from authz_service.decisionlog.checkpoint import Checkpoint
 from authz_service.decisionlog.layout import (
-    CHECKPOINT_FILE,
     Line,
     list_segments,
     list_streams,
     read_lines,
+    stream_dir_name,
     tenant_from_dir_name,
 )
 from authz_service.decisionlog.record import canonical_json
-from authz_service.decisionlog.verify_report import Finding, Problem, VerifyReport
+from authz_service.decisionlog.verify_checkpoints import (
+    RootCheckpoints,
+    Vouch,
+    read_root_checkpoints,
+    read_stream_checkpoints,
+)
+from authz_service.decisionlog.verify_report import Finding, Problem, VerifyReport, finding_at
+from authz_service.decisionlog.verify_tail import Tail
 from authz_service.errors import AuthzError, NotFound
 
 __all__ = ["verify_all", "verify_stream"]
 
 
-def verify_stream(path: Path, public_key: Ed25519PublicKey | None) -> VerifyReport:
-    """Verify one stream directory (a file inside it names its directory).
+def verify_stream(
+    path: Path, public_key: Ed25519PublicKey | None, *, now: datetime | None = None
+) -> VerifyReport:
+    """Verify one stream directory (a file inside it names its directory) against the
+    checkpoints of its root (the directory above it).
 
-    Without `public_key` signatures are not checked and checkpoints are trusted as
-    written; the report warns about it.
+    Without `public_key` signatures are not checked, checkpoints are trusted as written,
+    and an unsigned tail is only a warning; the report warns about it.
     """
     directory = path.parent if path.is_file() else path
     if not directory.is_dir():
         raise NotFound(f"decision log stream `{path}` does not exist")
-    return _Verifier(directory, tenant_from_dir_name(directory.name), public_key).run()
+    root = read_root_checkpoints(directory.parent, public_key)
+    tenant = tenant_from_dir_name(directory.name)
+    return _Verifier(directory, tenant, public_key, root, now).run()
 
 
-def verify_all(root: Path, public_key: Ed25519PublicKey | None) -> list[VerifyReport]:
-    """Verify every tenant stream under `root`, sorted by tenant."""
+def verify_all(
+    root: Path,
+    public_key: Ed25519PublicKey | None,
+    *,
+    streams: Sequence[tuple[str, Path]] | None = None,
+    tenant: str | None = None,
+    now: datetime | None = None,
+) -> list[VerifyReport]:
+    """Verify the streams of one writer root, sorted by tenant: `streams` (default: every
+    stream directory) plus every stream its checkpoints name, which must exist. `tenant`
+    restricts both to one tenant."""
     if not root.is_dir():
         raise NotFound(f"decision log directory `{root}` does not exist")
-    return [_Verifier(d, t, public_key).run() for t, d in list_streams(root)]
+    checkpoints = read_root_checkpoints(root, public_key)
+    found = dict(list_streams(root) if streams is None else streams)
+    for named in checkpoints.tenants() - found.keys():
+        found[named] = root / stream_dir_name(named)  # removed: verified as an empty stream
+    return [
+        _Verifier(directory, name, public_key, checkpoints, now).run()
+        for name, directory in sorted(found.items())
+        if tenant is None or name == tenant
+    ]
 
 
 class _Verifier:
-    def __init__(self, directory: Path, tenant: str, key: Ed25519PublicKey | None) -> None:
-        self.directory, self.tenant, self.key = directory, tenant, key
+    def __init__(
+        self,
+        directory: Path,
+        tenant: str,
+        key: Ed25519PublicKey | None,
+        root: RootCheckpoints,
+        now: datetime | None,
+    ) -> None:
+        self.directory, self.tenant, self.key, self.root = directory, tenant, key, root
+        self.now = now or datetime.now(UTC)
         self.segments = list_segments(directory)
         self.findings: list[Finding] = []
-        self.warnings: list[str] = []
-        self.signed: dict[int, list[tuple[Checkpoint, int]]] = {}  # seq -> (checkpoint, line)
+        self.warnings: list[str] = list(root.warnings)
+        vouches, self.checkpoint_findings, warnings = read_stream_checkpoints(
+            directory, tenant, key
+        )
+        self.warnings.extend(warnings)
+        self.vouched: dict[int, list[Vouch]] = {}  # seq -> what vouches for it
+        for vouch in [*root.vouches(tenant), *vouches]:
+            self.vouched.setdefault(vouch.head.seq, []).append(vouch)
+        self.covered = max(self.vouched, default=-1)
+        self.tail = Tail(self.covered, root.newest, key is not None)
 
     def run(self) -> VerifyReport:
         if self.key is None:
             self.warnings.append("no public key given: checkpoint signatures not checked")
-        checkpoint_findings = list(self._read_checkpoints())
         head, records, last = self._scan()
-        covered = max(self.signed, default=-1)
-        if not self.findings and covered > head.seq:
-            checkpoint, line_no = self.signed[covered][0]
-            truncated = Finding(
-                Problem.TRUNCATED,
-                f"stream ends at seq {head.seq} but the checkpoint at {CHECKPOINT_FILE}:{line_no} "
-                f"({checkpoint.time:%Y-%m-%d %H:%M:%S}Z) covers seq {covered}: records were cut",
-                last.segment if last else None,
-                (last.number + 1) if last else 1,
-                head.seq + 1,
-                None,
-            )
-            self.findings.append(truncated)
-        if not self.signed:
-            self.warnings.append("no valid checkpoint: a cut tail cannot be detected")
-        elif head.seq > covered and not self.findings:
-            self.warnings.append(f"{head.seq - covered} records after the last checkpoint")
-        self.findings.extend(checkpoint_findings)
+        if not self.findings and self.covered > head.seq:
+            self.findings.append(self._truncated(head, last))
+        # Bad checkpoints come before the tail's verdict, which rests on the good ones.
+        self.findings.extend(self.root.findings)
+        self.findings.extend(self.checkpoint_findings)
+        if not self.findings:
+            finding, warnings = self.tail.judge(self.now, records)
+            self.findings.extend([finding] if finding is not None else [])
+            self.warnings.extend(warnings)
         return VerifyReport(
             self.tenant,
             self.directory,
             records,
             len(self.segments),
             head,
-            sum(len(v) for v in self.signed.values()),
-            covered,
+            sum(len(v) for v in self.vouched.values()),
+            self.covered,
+            max((v.time for vs in self.vouched.values() for v in vs), default=None),
             tuple(self.findings),
             tuple(self.warnings),
         )
 
-    def _read_checkpoints(self) -> Iterator[Finding]:
-        path = self.directory / CHECKPOINT_FILE
-        if not path.exists():
-            return
-        for line in read_lines(path):
-            if not line.complete:
-                self.warnings.append(f"{CHECKPOINT_FILE} ends in an incomplete line")
-                continue
-            try:
-                checkpoint = Checkpoint.from_line(line.data)
-            except AuthzError as exc:
-                yield _finding(Problem.BAD_CHECKPOINT, exc.message, line, None)
-                continue
-            if checkpoint.stream != self.tenant:
-                msg = f"checkpoint is for stream `{checkpoint.stream}`"
-                yield _finding(Problem.BAD_CHECKPOINT, msg, line, checkpoint.seq)
-            elif self.key is not None and not checkpoint.signature_valid(self.key):
-                msg = f"signature does not verify (signed by key `{checkpoint.key_id}`)"
-                yield _finding(Problem.BAD_SIGNATURE, msg, line, checkpoint.seq)
-            else:
-                self.signed.setdefault(checkpoint.seq, []).append((checkpoint, line.number))
+    def _truncated(self, head: ChainHead, last: Line | None) -> Finding:
+        vouch = self.vouched[self.covered][0]
+        by = f"the checkpoint at {vouch.where} ({vouch.time:%Y-%m-%d %H:%M:%S}Z)"
+        if head.seq < 0:
+            message = (
+                f"stream has no records but {by} covers seq {self.covered}: "
+                "its files were emptied or removed"
+            )
+        else:
+            message = (
+                f"stream ends at seq {head.seq} but {by} covers seq {self.covered}: "
+                "records were cut"
+            )
+        return Finding(
+            Problem.TRUNCATED,
+            message,
+            last.segment if last else None,
+            (last.number + 1) if last else None,
+            head.seq + 1,
+            None,
+        )
 
     def _scan(self) -> tuple[ChainHead, int, Line | None]:
         head, count, last = ChainHead(), 0, None
@@ -142,6 +183,7 @@ class _Verifier:
                     return head, count, last
                 data = json.loads(line.data)
                 head, count, last = ChainHead(data["seq"], data["hash"]), count + 1, line
+                self.tail.add(line, data)
             previous_number = number
         return head, count, last
 
@@ -150,52 +192,52 @@ class _Verifier:
         try:
             data = json.loads(line.data)
         except ValueError as exc:
-            return _finding(Problem.MALFORMED, f"not json ({exc})", line, expected)
+            return finding_at(Problem.MALFORMED, f"not json ({exc})", line, expected)
         if not isinstance(data, dict) or not all(
             isinstance(data.get(k), t) for k, t in (("seq", int), ("hash", str), ("prev_hash", str))
         ):
-            return _finding(Problem.MALFORMED, "lacks seq, hash or prev_hash", line, expected)
+            return finding_at(Problem.MALFORMED, "lacks seq, hash or prev_hash", line, expected)
         seq, hash_ = data["seq"], data["hash"]
         if not line.complete:
-            return _finding(Problem.MALFORMED, "line has no newline", line, seq, data)
+            return finding_at(Problem.MALFORMED, "line has no newline", line, seq, data)
         try:
             canonical = canonical_json(data) == line.data
         except AuthzError:
             canonical = False
         if not canonical:
-            return _finding(Problem.MALFORMED, "not in canonical form: edited", line, seq, data)
+            return finding_at(Problem.MALFORMED, "not in canonical form: edited", line, seq, data)
         if recompute_hash(data) != hash_:
-            return _finding(
+            return finding_at(
                 Problem.HASH_MISMATCH, "content does not match its hash", line, seq, data
             )
         if seq != expected:
-            return self._sequence_finding(line, seq, expected, data)
+            return self._sequencefinding_at(line, seq, expected, data)
         if data["prev_hash"] != head.hash:
             msg = "prev_hash is not the previous record's hash: forged or spliced"
-            return _finding(Problem.BROKEN_LINK, msg, line, seq, data)
+            return finding_at(Problem.BROKEN_LINK, msg, line, seq, data)
         if data.get("tenant") != self.tenant:
             msg = f"record of tenant `{data.get('tenant')}` in stream `{self.tenant}`"
-            return _finding(Problem.WRONG_STREAM, msg, line, seq, data)
-        for checkpoint, line_no in self.signed.get(seq, ()):
-            if checkpoint.head_hash != hash_:
+            return finding_at(Problem.WRONG_STREAM, msg, line, seq, data)
+        for vouch in self.vouched.get(seq, ()):
+            if vouch.head.hash != hash_:
                 msg = (
-                    f"hash differs from the checkpoint at {CHECKPOINT_FILE}:{line_no}: "
+                    f"hash differs from the checkpoint at {vouch.where}: "
                     "the chain was rewritten at or before this record"
                 )
-                return _finding(Problem.CHECKPOINT_MISMATCH, msg, line, seq, data)
+                return finding_at(Problem.CHECKPOINT_MISMATCH, msg, line, seq, data)
         return None
 
-    def _sequence_finding(
+    def _sequencefinding_at(
         self, line: Line, seq: int, expected: int, data: dict[str, Any]
     ) -> Finding:
         if seq < expected:
             msg = f"seq {seq} again where {expected} was expected: inserted or duplicated"
-            return _finding(Problem.DUPLICATE_SEQ, msg, line, seq, data)
+            return finding_at(Problem.DUPLICATE_SEQ, msg, line, seq, data)
         if expected in self._all_seqs():
             msg = f"seq {seq} where {expected} was expected, and {expected} comes later: reordered"
-            return _finding(Problem.REORDERED, msg, line, seq, data)
+            return finding_at(Problem.REORDERED, msg, line, seq, data)
         missing = f"{expected}" if seq == expected + 1 else f"{expected}..{seq - 1}"
-        return _finding(
+        return finding_at(
             Problem.MISSING_RECORD, f"seq {missing} removed before this record", line, seq, data
         )
 
@@ -209,17 +251,3 @@ class _Verifier:
                 except (ValueError, KeyError, TypeError):
                     continue
         return seqs
-
-
-def _finding(
-    problem: Problem, message: str, line: Line, seq: int | None, data: dict[str, Any] | None = None
-) -> Finding:
-    decision_id = data.get("decision_id") if data else None
-    return Finding(
-        problem,
-        message,
-        line.segment,
-        line.number,
-        seq,
-        decision_id if isinstance(decision_id, str) else None,
-    )

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from authz_service.decisionlog.chain import ChainHead
+from authz_service.decisionlog.layout import Line
 
-__all__ = ["Finding", "Problem", "VerifyReport", "format_reports"]
+__all__ = ["Finding", "Problem", "VerifyReport", "finding_at", "format_reports"]
 
 
 class Problem(StrEnum):
@@ -25,6 +28,7 @@ class Problem(StrEnum):
     TRUNCATED = "truncated"  # fewer records than a signed checkpoint covers
     BAD_CHECKPOINT = "bad_checkpoint"  # checkpoint line malformed or of another stream
     BAD_SIGNATURE = "bad_signature"  # checkpoint not signed by the given key
+    UNSIGNED = "unsigned"  # records no checkpoint covers where one should (verify_tail.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +45,21 @@ class Finding:
         return f"{self.problem} at {where} seq={self.seq} id={self.decision_id}: {self.message}"
 
 
+def finding_at(
+    problem: Problem, message: str, line: Line, seq: int | None, data: dict[str, Any] | None = None
+) -> Finding:
+    """A finding at `line`, naming the record's decision id when it has one."""
+    decision_id = data.get("decision_id") if data else None
+    return Finding(
+        problem,
+        message,
+        line.segment,
+        line.number,
+        seq,
+        decision_id if isinstance(decision_id, str) else None,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class VerifyReport:
     stream: str  # the tenant
@@ -48,8 +67,9 @@ class VerifyReport:
     records: int  # lines verified before the first problem (all of them when ok)
     segments: int
     head: ChainHead  # last verified entry
-    checkpoints: int  # checkpoints with a valid signature
+    checkpoints: int  # valid checkpoints that name this stream
     covered_seq: int  # highest seq a valid checkpoint vouches for; -1 if none
+    signed_at: datetime | None  # time of the newest valid checkpoint naming this stream
     findings: tuple[Finding, ...]
     warnings: tuple[str, ...]
 

@@ -24,7 +24,7 @@ from types import TracebackType
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from authz_service.decisionlog.chain import ChainHead, LogEntry
-from authz_service.decisionlog.checkpoint import Checkpoint, load_private_key
+from authz_service.decisionlog.checkpoint import Checkpoint, CheckpointEvent, load_private_key
 from authz_service.decisionlog.config import DecisionLogConfig, LogMode, OverflowPolicy
 from authz_service.decisionlog.mirror import DecisionLogMirror, MirrorFeed
 from authz_service.decisionlog.record import DecisionRecord
@@ -60,7 +60,7 @@ class DecisionLogWriter:
         self._key: Ed25519PrivateKey | None = None
         self._heads: dict[str, ChainHead] = {}  # including queued entries
         self._durable: dict[str, ChainHead] = {}  # fsync'd entries only: what checkpoints sign
-        self._signed: dict[str, int] = {}  # seq of each stream's last checkpoint
+        self._signed: dict[str, ChainHead] | None = None  # what the last checkpoint named
         self._pending: list[_Pending] = []
         self._wake = asyncio.Event()
         self._space = asyncio.Event()
@@ -79,6 +79,13 @@ class DecisionLogWriter:
             log.warning("decision log has no signing key: no checkpoints, a cut tail goes unseen")
         heads = await asyncio.to_thread(self._sink.open)
         self._heads, self._durable = dict(heads), dict(heads)
+        # Signed before any append, so that records after an earlier `close` checkpoint
+        # belong to this start; it also signs a tail left unsigned by a crash.
+        try:
+            await self._checkpoint(CheckpointEvent.START)
+        except BaseException:
+            await asyncio.to_thread(self._sink.close)
+            raise
         self._next_checkpoint = asyncio.get_running_loop().time() + self._config.checkpoint_interval
         if self._mirror is not None:
             self._mirror.start()
@@ -165,9 +172,9 @@ class DecisionLogWriter:
                 else:
                     await self._idle(loop)
                 if self._key is not None and loop.time() >= self._next_checkpoint:
-                    await self._checkpoint()
+                    await self._checkpoint(CheckpointEvent.INTERVAL)
                     self._next_checkpoint = loop.time() + self._config.checkpoint_interval
-            await self._checkpoint()
+            await self._checkpoint(CheckpointEvent.CLOSE)
         except Exception as exc:
             self._fail("decision log write failed", exc)
         except BaseException as exc:
@@ -211,25 +218,22 @@ class DecisionLogWriter:
         if self._mirror is not None:
             self._mirror.feed(entries)
 
-    async def _checkpoint(self) -> None:
+    async def _checkpoint(self, event: CheckpointEvent) -> None:
+        """Sign every stream's durable head; at an interval only if something changed."""
         if self._key is None:
             return
-        changed = {
-            t: h for t, h in self._durable.items() if h.seq >= 0 and self._signed.get(t) != h.seq
-        }
-        if not changed:
+        heads = {t: h for t, h in self._durable.items() if h.seq >= 0}
+        if event is CheckpointEvent.INTERVAL and heads == self._signed:
             return
-        key, now = self._key, datetime.now(UTC)
+        key, interval_ms = self._key, max(1, round(self._config.checkpoint_interval * 1000))
 
-        def write() -> None:
-            for tenant, head in changed.items():
-                self._sink.write_checkpoint(
-                    tenant, Checkpoint.sign(key, tenant, head, now).to_line()
-                )
+        def write() -> None:  # signing names every stream: off the event loop
+            checkpoint = Checkpoint.sign(key, event, heads, datetime.now(UTC), interval_ms)
+            self._sink.write_checkpoint(checkpoint.to_line())
 
         await asyncio.to_thread(write)
-        self._counters.checkpoints += len(changed)
-        self._signed.update({t: h.seq for t, h in changed.items()})
+        self._counters.checkpoints += 1
+        self._signed = heads
 
     def _fail(self, message: str, exc: BaseException) -> None:
         self._failure = Unavailable(message)

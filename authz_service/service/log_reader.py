@@ -22,28 +22,20 @@ import heapq
 import re
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
 from itertools import groupby, islice
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from authz_service.decisionlog import (
-    Checkpoint,
     RecordFilter,
     StoredEntry,
     VerifyReport,
     iter_entries,
-    verify_stream,
+    verify_all,
 )
-from authz_service.decisionlog.layout import (
-    CHECKPOINT_FILE,
-    LOCK_FILE,
-    list_segments,
-    list_streams,
-    read_lines,
-)
-from authz_service.errors import AuthzError, NotFound
+from authz_service.decisionlog.layout import LOCK_FILE, list_segments, list_streams
+from authz_service.errors import NotFound
 
 __all__ = [
     "Found",
@@ -51,7 +43,6 @@ __all__ = [
     "aiter_log",
     "find_in_log",
     "iter_log",
-    "latest_checkpoint_time",
     "list_log_streams",
     "log_roots",
     "verify_log",
@@ -101,14 +92,22 @@ def log_roots(log_dir: Path) -> list[tuple[str, Path]]:
 
 def list_log_streams(log_dir: Path, tenant: str | None = None) -> list[Stream]:
     """Every stream, sorted by tenant, then root."""
-    found = []
-    for label, root in log_roots(log_dir):
-        for name, directory in list_streams(root):
-            if label == "" and _is_worker_root(directory):
-                continue
-            if tenant is None or name == tenant:
-                found.append(Stream(label, name, directory))
+    found = [
+        Stream(label, name, directory)
+        for label, root in log_roots(log_dir)
+        for name, directory in _root_streams(label, root)
+        if tenant is None or name == tenant
+    ]
     return sorted(found, key=lambda s: (s.tenant, s.root))
+
+
+def _root_streams(label: str, root: Path) -> list[tuple[str, Path]]:
+    """The stream directories of one root (the log directory's worker roots are not)."""
+    return [
+        (name, directory)
+        for name, directory in list_streams(root)
+        if not (label == "" and _is_worker_root(directory))
+    ]
 
 
 def iter_log(
@@ -162,24 +161,11 @@ def find_in_log(log_dir: Path, decision_id: str, *, tenant: str | None = None) -
 def verify_log(
     log_dir: Path, public_key: Ed25519PublicKey | None, *, tenant: str | None = None
 ) -> list[tuple[Stream, VerifyReport]]:
-    """Verify every stream (of `tenant`, if given) of every root."""
-    return [(s, verify_stream(s.directory, public_key)) for s in list_log_streams(log_dir, tenant)]
-
-
-def latest_checkpoint_time(stream: Stream, public_key: Ed25519PublicKey | None) -> datetime | None:
-    """When the newest checkpoint of `stream` (signed by `public_key`, if given) was made."""
-    path = stream.directory / CHECKPOINT_FILE
-    if not path.exists():
-        return None
-    latest: datetime | None = None
-    for line in read_lines(path):
-        try:
-            checkpoint = Checkpoint.from_line(line.data)
-        except AuthzError:
-            continue  # verification reports it
-        if checkpoint.stream != stream.tenant or (
-            public_key is not None and not checkpoint.signature_valid(public_key)
-        ):
-            continue
-        latest = checkpoint.time if latest is None else max(latest, checkpoint.time)
-    return latest
+    """Verify every stream (of `tenant`, if given) of every root against that root's
+    checkpoints, including streams they name that are gone; sorted like `list_log_streams`."""
+    results = []
+    for label, root in log_roots(log_dir):
+        streams = _root_streams(label, root)
+        for report in verify_all(root, public_key, streams=streams, tenant=tenant):
+            results.append((Stream(label, report.stream, report.directory), report))
+    return sorted(results, key=lambda result: (result[0].tenant, result[0].root))

@@ -1,7 +1,9 @@
-"""Fixtures for the audit tools: a fresh database and a signed, durable log setup."""
+"""Fixtures for the audit tools: a fresh database, a signed, durable log setup, and a
+log written by a real server."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -9,9 +11,10 @@ import pytest
 
 from authz_service.config import Settings
 from authz_service.decisionlog import generate_keypair
+from tests.api.helpers import Api
 from tests.pg import FreshDatabase
 
-from .helpers import LogSetup
+from .helpers import SCHEMA, LogSetup, channel_to, make_decisions, running, setup_world
 
 
 @pytest.fixture
@@ -36,3 +39,15 @@ def log_setup(pg_dsn: str, tmp_path: Path) -> LogSetup:
         auth=False,
     )
     return LogSetup(pg_dsn, settings.log_dir, private, public, settings)
+
+
+@pytest.fixture
+async def real_log(log_setup: LogSetup) -> LogSetup:
+    """Schema, relationships and decisions of tenants `acme` and `globex`, server stopped."""
+    async with asyncio.timeout(120), running(log_setup) as app, channel_to(app) as channel:
+        api = Api(channel)
+        await api.write_schema(SCHEMA)
+        for tenant in ("acme", "globex"):
+            await setup_world(api, tenant)
+            await make_decisions(channel, tenant)
+    return log_setup  # stopped: everything flushed and checkpointed

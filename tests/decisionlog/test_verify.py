@@ -163,15 +163,16 @@ def test_rewritten_chain_is_caught_by_checkpoint(
 def test_forged_checkpoint_signature_is_found(
     log: DecisionLogConfig, public_key: Ed25519PublicKey
 ) -> None:
-    path = stream_dir(log) / CHECKPOINT_FILE
-    data = json.loads(path.read_bytes())
-    data["seq"], data["count"] = 5, 6  # claim a shorter stream, keep the old signature
-    path.write_bytes(canonical_json(data) + b"\n")
+    path = log.root / CHECKPOINT_FILE
+    start, close = path.read_bytes().splitlines()
+    data = json.loads(close)
+    data["streams"]["acme"]["seq"] = 5  # claim a shorter stream, keep the old signature
+    path.write_bytes(start + b"\n" + canonical_json(data) + b"\n")
     report = verify_stream(stream_dir(log), public_key)
     assert report.first is not None
     assert report.first.problem is Problem.BAD_SIGNATURE
-    assert (report.first.segment, report.first.line) == (path, 1)
-    assert report.checkpoints == 0
+    assert (report.first.segment, report.first.line) == (path, 2)
+    assert report.checkpoints == 0  # the start checkpoint preceded the stream
 
 
 def test_other_key_does_not_verify(log: DecisionLogConfig) -> None:

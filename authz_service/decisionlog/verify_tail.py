@@ -1,0 +1,116 @@
+"""The unsigned tail: a stream's records that no checkpoint covers.
+
+The writer signs every stream of its root at start (before any append), every
+checkpoint interval while something changed, and at close; a record is on disk before
+the checkpoint that covers it. So with a public key, uncovered records are a failure,
+named by the first of them, when
+
+* the root has no valid checkpoint at all (they were deleted, or the log was written
+  without a signing key, or signed only in format 1 by an older writer);
+* the newest checkpoint is the writer's `close`: nothing may follow it;
+* one of them is dated later than the newest checkpoint + its interval + `SLACK`: the
+  writer, still running then, would have signed it, so later checkpoints were removed;
+* the newest of them is older than interval + `SLACK` at verification time: it should
+  be signed by now, so later checkpoints were removed, or the writer crashed and has
+  not been started again (its start checkpoint signs them).
+
+Otherwise they are a live writer's last interval, and only a warning. Without a key
+every case is a warning.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from authz_service.decisionlog.checkpoint import Checkpoint, CheckpointEvent
+from authz_service.decisionlog.layout import CHECKPOINT_FILE, Line
+from authz_service.decisionlog.record import parse_time
+from authz_service.decisionlog.verify_report import Finding, Problem, finding_at
+from authz_service.errors import AuthzError
+
+__all__ = ["SLACK", "Tail"]
+
+SLACK = timedelta(seconds=30)
+"""Allowance for a batch write and a checkpoint write on a slow disk."""
+
+
+class Tail:
+    """Fed every good record in chain order (`add`), then asked for a verdict (`judge`)."""
+
+    def __init__(self, covered: int, newest: tuple[Checkpoint, int] | None, strict: bool) -> None:
+        self.covered, self.newest, self.strict = covered, newest, strict
+        self.count = 0
+        self.first: tuple[Line, dict[str, Any]] | None = None
+        self.late: tuple[Line, dict[str, Any], str] | None = None
+        self.latest: datetime | None = None
+        self.last_seq = -1
+        self.interval = timedelta(milliseconds=newest[0].interval_ms) if newest else timedelta()
+        self.bound = newest[0].time + self.interval + SLACK if newest else None
+
+    def add(self, line: Line, data: dict[str, Any]) -> None:
+        if data["seq"] <= self.covered:
+            return
+        self.count, self.last_seq = self.count + 1, data["seq"]
+        if self.first is None:
+            self.first = (line, data)
+        try:
+            at = parse_time(data.get("time"))  # type: ignore[arg-type]
+        except (AuthzError, TypeError):
+            self.late = self.late or (line, data, "has no valid time")
+            return
+        self.latest = at if self.latest is None else max(self.latest, at)
+        if self.bound is not None and at > self.bound:
+            self.late = self.late or (line, data, f"is dated {_time(at)}")
+
+    def judge(self, now: datetime, records: int) -> tuple[Finding | None, list[str]]:
+        """A failure (or, without a key, warnings) about the tail of a stream of `records`."""
+        if self.newest is None:
+            if records == 0:
+                return None, []
+            if not self.strict:
+                return None, ["no valid checkpoint of this root: a cut tail cannot be detected"]
+            message = (
+                "no valid checkpoint of this root signs the stream: checkpoints were "
+                "removed, or the log was written without a signing key or signed only in "
+                "format 1 (a current writer signs it when it next opens the log)"
+            )
+            return self._verdict(message, self.first)
+        if self.first is None:
+            return None, []
+        checkpoint, number = self.newest
+        where = f"the newest checkpoint at {CHECKPOINT_FILE}:{number} ({_time(checkpoint.time)})"
+        n = f"{self.count} record{'s' if self.count != 1 else ''}"
+        span = f"{n} (seq {self.first[1]['seq']}..{self.last_seq})"
+        if checkpoint.event is CheckpointEvent.CLOSE:
+            message = f"{span} follow {where}, the writer's last: appended after it closed"
+            return self._verdict(message, self.first)
+        if self.late is not None:
+            message = (
+                f"record {self.late[2]}, later than {where} plus the checkpoint interval "
+                f"and {SLACK.seconds}s: the writer would have signed it, so later "
+                "checkpoints were removed"
+            )
+            return self._verdict(message, self.late[:2])
+        if self.latest is not None and self.latest < now - self.interval - SLACK:
+            message = (
+                f"{span} after {where}, the newest dated {_time(self.latest)}, are still "
+                "unsigned after the checkpoint interval: later checkpoints were removed, "
+                "or the writer crashed and was not started again (its start signs them)"
+            )
+            return self._verdict(message, self.first)
+        return None, [f"{span} after {where}: not signed yet (within one checkpoint interval)"]
+
+    def _verdict(
+        self, message: str, at: tuple[Line, dict[str, Any]] | None
+    ) -> tuple[Finding | None, list[str]]:
+        if not self.strict:
+            return None, [message]
+        if at is None:
+            return Finding(Problem.UNSIGNED, message, None, None, None, None), []
+        line, data = at
+        return finding_at(Problem.UNSIGNED, message, line, data["seq"], data), []
+
+
+def _time(value: datetime) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S}Z"
