@@ -229,6 +229,8 @@ class RelationshipFilter:
 
     `subject_relation == NO_RELATION` selects subjects that are plain objects;
     `subject_ids` may contain `WILDCARD` to select wildcard relationships.
+    `spare_resource_prefix` leaves out resource types starting with it: the service's
+    internal bookkeeping (`__`) when a caller's filter names no resource type.
     """
 
     resource_type: str | None = None
@@ -237,10 +239,15 @@ class RelationshipFilter:
     subject_type: str | None = None
     subject_ids: tuple[str, ...] | None = None
     subject_relation: str | None = None
+    spare_resource_prefix: str | None = None
 
     def matches(self, rel: Relationship) -> bool:
         return (
             (self.resource_type is None or rel.resource.type == self.resource_type)
+            and (
+                self.spare_resource_prefix is None
+                or not rel.resource.type.startswith(self.spare_resource_prefix)
+            )
             and (self.resource_ids is None or rel.resource.id in self.resource_ids)
             and (self.relation is None or rel.relation == self.relation)
             and (self.subject_type is None or rel.subject.type == self.subject_type)

@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 
 from authz_service.errors import InvalidArgument
 from authz_service.model import (
@@ -41,6 +42,18 @@ def is_internal(rel: Relationship) -> bool:
     return rel.resource.type.startswith(INTERNAL_PREFIX) or rel.subject.type.startswith(
         INTERNAL_PREFIX
     )
+
+
+def _visible(flt: RelationshipFilter) -> RelationshipFilter:
+    """`flt` as callers mean it: without a resource type it could match internal rows
+    (`__binding:b#subject@user:erin`), which this API never shows or changes."""
+    if flt.resource_type is not None:
+        return flt
+    return replace(flt, spare_resource_prefix=INTERNAL_PREFIX)
+
+
+def _visible_all(preconditions: Sequence[Precondition]) -> list[Precondition]:
+    return [replace(p, filter=_visible(p.filter)) for p in preconditions]
 
 
 class RelationshipService:
@@ -90,7 +103,10 @@ class RelationshipService:
             if update.op is not UpdateOp.DELETE:
                 check_relationship(schema, update.relationship, f"updates[{index}]")
         revision = await self._store.write(
-            tenant, updates, preconditions=preconditions, idempotency_key=idempotency_key
+            tenant,
+            updates,
+            preconditions=_visible_all(preconditions),
+            idempotency_key=idempotency_key,
         )
         if isinstance(revision, ReplayedRevision):
             return revision  # already applied and logged by the first call
@@ -120,17 +136,20 @@ class RelationshipService:
         preconditions: Sequence[Precondition] = (),
     ) -> tuple[Revision, int]:
         started = time.perf_counter()
-        if flt.resource_type is None:
+        if flt == RelationshipFilter():
             raise InvalidArgument(
-                "a delete filter needs at least `resource_type`", field="filter.resource_type"
+                "a delete filter needs at least one field (a whole tenant is not deleted)",
+                field="filter",
             )
-        if flt.resource_type.startswith(INTERNAL_PREFIX):
+        if flt.resource_type is not None and flt.resource_type.startswith(INTERNAL_PREFIX):
             raise InvalidArgument(
                 f"`{flt.resource_type}` is not a valid type name",
                 field="filter.resource_type",
                 value=flt.resource_type,
             )
-        revision, count = await self._store.delete(tenant, flt, preconditions=preconditions)
+        revision, count = await self._store.delete(
+            tenant, _visible(flt), preconditions=_visible_all(preconditions)
+        )
         await self._announce(tenant, revision)
         await self._audit.admin(
             tenant,

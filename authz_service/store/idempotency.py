@@ -53,6 +53,7 @@ def _filter(flt: RelationshipFilter) -> list[object]:
         flt.subject_type,
         sorted(flt.subject_ids) if flt.subject_ids is not None else None,
         flt.subject_relation,
+        flt.spare_resource_prefix,
     ]
 
 

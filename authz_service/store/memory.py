@@ -181,11 +181,10 @@ class MemoryStore:
             return revision, doomed
 
     def _check_preconditions(self, state: _Tenant, preconditions: Sequence[Precondition]) -> None:
-        for pre in preconditions:
+        for index, pre in enumerate(preconditions):
             exists = any(pre.filter.matches(row.rel) for row in state.live.values())
             if exists != pre.must_exist:
-                wanted = "exist" if pre.must_exist else "not exist"
-                raise FailedPrecondition(f"precondition failed: relationships must {wanted}")
+                raise pre.failed(index)
 
     def _apply(self, state: _Tenant, update: RelationshipUpdate, revision: Revision) -> None:
         key = update.relationship.key

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from authz_service.credentials import ApiKey
+from authz_service.errors import FailedPrecondition
 from authz_service.model import (
     Relationship,
     RelationshipFilter,
@@ -45,6 +46,14 @@ class Precondition:
 
     filter: RelationshipFilter
     must_exist: bool = True
+
+    def failed(self, index: int) -> FailedPrecondition:
+        """The error when this, the call's `index`-th precondition, does not hold."""
+        wanted = "some relationship" if self.must_exist else "no relationship"
+        return FailedPrecondition(
+            f"`preconditions[{index}]` failed: {wanted} must match its filter",
+            field=f"preconditions[{index}]",
+        )
 
 
 @dataclass(frozen=True, slots=True)

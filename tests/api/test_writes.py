@@ -5,8 +5,10 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from authz_service.api.gen.authz.v1 import relationships_pb2
-from tests.api.helpers import ALLOWED, DENIED, Api, bad_request_fields, rel
+from authz_service.api.gen.authz.v1 import core_pb2, relationships_pb2, tenancy_pb2
+from tests.api.helpers import ALLOWED, DENIED, Api, bad_request_fields, rel, subj
+from tests.tenancy.helpers import SCHEMA as TENANCY_SCHEMA
+from tests.tenancy.helpers import binding_msg, tenancy_stub
 
 _OP = relationships_pb2.RelationshipUpdate
 
@@ -18,7 +20,7 @@ async def api(channel: grpc.aio.Channel) -> Api:
     return client
 
 
-def write(
+def write_one(
     text: str, op: int = _OP.OPERATION_TOUCH, key: str = ""
 ) -> relationships_pb2.WriteRelationshipsRequest:
     return relationships_pb2.WriteRelationshipsRequest(
@@ -31,13 +33,13 @@ def write(
 async def test_a_revocation_under_a_used_idempotency_key_is_refused_not_dropped(
     api: Api,
 ) -> None:
-    grant = write("document:secret#viewer@user:mallory", key="request-42")
+    grant = write_one("document:secret#viewer@user:mallory", key="request-42")
     first = await api.relationships.WriteRelationships(grant)
     assert not first.replayed
     retried = await api.relationships.WriteRelationships(grant)
     assert (retried.replayed, retried.written_at) == (True, first.written_at)
 
-    revoke = write("document:secret#viewer@user:mallory", _OP.OPERATION_DELETE, "request-42")
+    revoke = write_one("document:secret#viewer@user:mallory", _OP.OPERATION_DELETE, "request-42")
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await api.relationships.WriteRelationships(revoke)
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -51,3 +53,81 @@ async def test_a_revocation_under_a_used_idempotency_key_is_refused_not_dropped(
     assert not done.replayed
     check = await api.check("acme", "document:secret", "view", "user:mallory", full=True)
     assert check.decision == DENIED
+
+
+async def test_delete_by_subject_alone_removes_it_everywhere(channel: grpc.aio.Channel) -> None:
+    api, tenancy = Api(channel), tenancy_stub(channel)
+    await api.write_schema(TENANCY_SCHEMA)
+    await api.touch(
+        "acme",
+        "invoice:a#owner@user:erin",
+        "folder:f#viewer@user:erin",
+        "group:g#member@user:erin",
+        "invoice:a#owner@user:bob",
+    )
+    # A role binding is internal data about erin: deleting relationships leaves it alone.
+    await tenancy.CreateBinding(
+        tenancy_pb2.CreateBindingRequest(tenant="acme", binding=binding_msg("auditor", "user:erin"))
+    )
+    reply = await api.relationships.DeleteRelationships(
+        relationships_pb2.DeleteRelationshipsRequest(
+            tenant="acme",
+            filter=core_pb2.RelationshipFilter(subject_type="user", subject_ids=["erin"]),
+        )
+    )
+    assert reply.deleted_count == 3
+    fresh = core_pb2.Consistency(at_least_as_fresh=reply.deleted_at)
+    left = api.relationships.ReadRelationships(
+        relationships_pb2.ReadRelationshipsRequest(tenant="acme", consistency=fresh)
+    )
+    assert [r.relationship.subject.object.object_id async for r in left] == ["bob"]
+    bindings = await tenancy.ListBindings(
+        tenancy_pb2.ListBindingsRequest(tenant="acme", subject=subj("user:erin"), consistency=fresh)
+    )
+    assert [b.role for b in bindings.bindings] == ["auditor"]
+
+
+async def test_an_empty_delete_filter_is_refused(api: Api) -> None:
+    await api.touch("acme", "document:a#viewer@user:erin")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await api.relationships.DeleteRelationships(
+            relationships_pb2.DeleteRelationshipsRequest(tenant="acme")
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_request_fields(err.value) == ["filter"]
+
+
+def _precondition(must_match: bool, **fields: object) -> relationships_pb2.Precondition:
+    op = relationships_pb2.Precondition
+    return op(
+        operation=op.OPERATION_MUST_MATCH if must_match else op.OPERATION_MUST_NOT_MATCH,
+        filter=core_pb2.RelationshipFilter(**fields),  # type: ignore[arg-type]
+    )
+
+
+async def test_a_failed_precondition_names_its_index(api: Api) -> None:
+    await api.touch("acme", "document:a#viewer@user:erin")
+    holds = _precondition(True, resource_type="document", resource_ids=["a"])
+    fails = _precondition(False, subject_type="user", subject_ids=["erin"])
+    write = write_one("document:b#viewer@user:bob")
+    write.preconditions.extend([holds, fails])
+    delete = relationships_pb2.DeleteRelationshipsRequest(
+        tenant="acme",
+        filter=core_pb2.RelationshipFilter(resource_type="document"),
+        preconditions=[holds, holds, fails],
+    )
+    for call, index in (
+        (api.relationships.WriteRelationships(write), 1),
+        (api.relationships.DeleteRelationships(delete), 2),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert bad_request_fields(err.value) == [f"preconditions[{index}]"]
+        assert f"`preconditions[{index}]`" in (err.value.details() or "")
+    left = api.relationships.ReadRelationships(
+        relationships_pb2.ReadRelationshipsRequest(
+            tenant="acme", consistency=core_pb2.Consistency(fully_consistent=True)
+        )
+    )
+    assert [r.relationship.resource.object_id async for r in left] == ["a"]

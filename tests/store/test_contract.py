@@ -15,9 +15,11 @@ from authz_service.errors import AlreadyExists, FailedPrecondition, InvalidArgum
 from authz_service.model import (
     CaveatRef,
     FrozenContext,
+    ObjectRef,
     Relationship,
     RelationshipFilter,
     RelationshipUpdate,
+    SubjectRef,
     UpdateOp,
     parse_relationship,
 )
@@ -164,6 +166,43 @@ async def test_preconditions_are_checked_against_live_relationships(store: Store
         )
     assert await store.head_revision(T) == 3
     assert "doc:two#editor@user:dan" not in await live(store)
+
+
+async def test_a_failed_precondition_names_its_index(store: Store) -> None:
+    await store.write(T, [touch("doc:one#owner@user:ann")])
+    holds = Precondition(RelationshipFilter("doc", ("one",), "owner"))
+    fails = Precondition(RelationshipFilter(subject_type="user", subject_ids=("ann",)), False)
+    with pytest.raises(FailedPrecondition, match=r"`preconditions\[2\]`") as refused:
+        await store.write(T, [touch("doc:two#owner@user:bob")], preconditions=[holds, holds, fails])
+    assert refused.value.field == "preconditions[2]"
+    with pytest.raises(FailedPrecondition) as refused:
+        await store.delete(T, EVERYTHING, preconditions=[fails, holds])
+    assert refused.value.field == "preconditions[0]"
+    assert await live(store) == ["doc:one#owner@user:ann"]
+
+
+# Internal bookkeeping (tenancy's roles and bindings); no parser accepts the `__` name.
+INTERNAL = Relationship(ObjectRef("__binding", "b1"), "subject", SubjectRef("user", "ann"))
+
+
+async def test_a_filter_can_spare_resource_types_by_prefix(store: Store) -> None:
+    await store.write(
+        T,
+        [
+            touch("doc:one#viewer@user:ann"),
+            RelationshipUpdate(UpdateOp.TOUCH, INTERNAL),
+            touch("folder:f#viewer@user:ann"),
+            touch("doc:one#viewer@user:bob"),
+        ],
+    )
+    ann = RelationshipFilter(subject_type="user", subject_ids=("ann",), spare_resource_prefix="__")
+    assert [str(r) for r in await store.read(T, 1, ann)] == [
+        "doc:one#viewer@user:ann",
+        "folder:f#viewer@user:ann",
+    ]
+    spared = Precondition(RelationshipFilter(resource_type="__binding"), must_exist=True)
+    assert await store.delete(T, ann, preconditions=[spared]) == (2, 2)
+    assert await live(store) == ["__binding:b1#subject@user:ann", "doc:one#viewer@user:bob"]
 
 
 async def test_an_idempotency_key_replays_the_first_revision(store: Store) -> None:

@@ -71,6 +71,10 @@ def filter_clauses(flt: RelationshipFilter, params: Params, prefix: str = "") ->
             clauses.append(f"{prefix}{column} = {params.add(ids[0])}")
         else:
             clauses.append(f"{prefix}{column} = ANY({params.add(list(ids), '::text[]')})")
+    if flt.spare_resource_prefix is not None:
+        # starts_with, not LIKE: `_` is a LIKE wildcard and the prefix is `__`.
+        value = params.add(flt.spare_resource_prefix)
+        clauses.append(f"NOT starts_with({prefix}resource_type, {value})")
     return clauses
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from authz_service.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from authz_service.errors import AlreadyExists, InvalidArgument
 from authz_service.model import (
     Relationship,
     RelationshipFilter,
@@ -117,14 +117,13 @@ def _check_distinct(updates: Sequence[RelationshipUpdate]) -> None:
 async def _check_preconditions(
     conn: Connection, tenant: str, preconditions: Sequence[Precondition]
 ) -> None:
-    for pre in preconditions:
+    for index, pre in enumerate(preconditions):
         params = Params([tenant])
         clauses = ["tenant = $1", "deleted_rev IS NULL", *filter_clauses(pre.filter, params)]
         sql = f"SELECT EXISTS (SELECT 1 FROM relationships WHERE {' AND '.join(clauses)})"
         exists = await conn.fetchval(sql, *params.values)
         if exists != pre.must_exist:
-            wanted = "exist" if pre.must_exist else "not exist"
-            raise FailedPrecondition(f"precondition failed: relationships must {wanted}")
+            raise pre.failed(index)
 
 
 async def _apply(
