@@ -17,7 +17,14 @@ from typing import Protocol, TypeVar
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["CacheStatsLike", "CallbackCollector", "LogStatsLike", "PoolStats", "StatsFn"]
+__all__ = [
+    "CacheStatsLike",
+    "CallbackCollector",
+    "IndexStatsLike",
+    "LogStatsLike",
+    "PoolStats",
+    "StatsFn",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +72,21 @@ class LogStatsLike(Protocol):
     def dropped(self) -> int: ...
     @property
     def mirror_errors(self) -> int: ...
+
+
+class IndexStatsLike(Protocol):
+    """What `IndexedStore.stats()` returns."""
+
+    @property
+    def tenants(self) -> int: ...
+    @property
+    def rows(self) -> int: ...
+    @property
+    def max_rows(self) -> int: ...
+    @property
+    def memory_reads(self) -> int: ...
+    @property
+    def store_reads(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +137,15 @@ def _log_metrics(s: LogStatsLike) -> Iterator[Metric]:
     yield _counter(p + "mirror_errors", "Failed writes to the log mirror.", s.mirror_errors)
 
 
+def _index_metrics(s: IndexStatsLike) -> Iterator[Metric]:
+    p = "authz_index_"
+    yield _gauge(p + "tenants", "Tenants whose relationships are held in memory.", s.tenants)
+    yield _gauge(p + "rows", "Relationships held in memory, live and deleted.", s.rows)
+    yield _gauge(p + "capacity_rows", "Maximum relationships held in memory.", s.max_rows)
+    yield _counter(p + "memory_reads", "Relationship reads answered from memory.", s.memory_reads)
+    yield _counter(p + "store_reads", "Relationship reads sent to the database.", s.store_reads)
+
+
 def _pool_metrics(s: PoolStats) -> Iterator[Metric]:
     yield _gauge("authz_db_pool_connections", "Open connections in the database pool.", s.size)
     yield _gauge("authz_db_pool_free_connections", "Open connections not in use.", s.free)
@@ -128,6 +159,7 @@ class CallbackCollector(Collector):
         self.cache: StatsFn[CacheStatsLike] | None = None
         self.log: StatsFn[LogStatsLike] | None = None
         self.pool: StatsFn[PoolStats] | None = None
+        self.index: StatsFn[IndexStatsLike] | None = None
 
     def describe(self) -> list[Metric]:
         # Names depend on what is registered later; an empty description keeps the
@@ -141,6 +173,8 @@ class CallbackCollector(Collector):
             yield from self._safely("decision log", self.log, _log_metrics)
         if self.pool is not None:
             yield from self._safely("database pool", self.pool, _pool_metrics)
+        if self.index is not None:
+            yield from self._safely("relationship index", self.index, _index_metrics)
 
     @staticmethod
     def _safely(

@@ -36,6 +36,7 @@ from prometheus_client import (
 from authz_service.telemetry.callbacks import (
     CacheStatsLike,
     CallbackCollector,
+    IndexStatsLike,
     LogStatsLike,
     PoolStats,
     StatsFn,
@@ -155,3 +156,6 @@ class Metrics:
 
     def register_pool(self, stats: StatsFn[PoolStats]) -> None:
         self._callbacks.pool = stats
+
+    def register_index(self, stats: StatsFn[IndexStatsLike]) -> None:
+        self._callbacks.index = stats

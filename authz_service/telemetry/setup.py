@@ -18,7 +18,13 @@ import asyncio
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 
 from authz_service.errors import InvalidArgument
-from authz_service.telemetry.callbacks import CacheStatsLike, LogStatsLike, PoolStats, StatsFn
+from authz_service.telemetry.callbacks import (
+    CacheStatsLike,
+    IndexStatsLike,
+    LogStatsLike,
+    PoolStats,
+    StatsFn,
+)
 from authz_service.telemetry.endpoint import MetricsEndpoint, parse_listen
 from authz_service.telemetry.interceptor import TelemetryInterceptor
 from authz_service.telemetry.metrics import Metrics
@@ -91,6 +97,9 @@ class Telemetry:
 
     def register_pool(self, stats: StatsFn[PoolStats]) -> None:
         self.metrics.register_pool(stats)
+
+    def register_index(self, stats: StatsFn[IndexStatsLike]) -> None:
+        self.metrics.register_index(stats)
 
     async def aclose(self) -> None:
         """Stop serving metrics, export the spans still buffered, stop tracing."""
