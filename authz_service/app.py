@@ -290,10 +290,16 @@ class App:
             telemetry.register_pool(
                 lambda: PoolStats(pool.get_size(), pool.get_idle_size(), pool.get_max_size())
             )
+        quantum = settings.quantization_ms
         resolver = RevisionResolver(
-            store, max_staleness_s=settings.max_staleness_ms / 1000, tracker=tracker
+            store,
+            max_staleness_s=settings.max_staleness_ms / 1000,
+            quantum_s=None if quantum < 0 else quantum / 1000,
+            tracker=tracker,
         )
         index = _relationship_index(settings, store, resources)
+        if index is not None:
+            telemetry.register_index(index.stats)
         permissions, grants, statuses = decision_service(
             settings,
             store,

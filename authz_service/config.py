@@ -30,6 +30,9 @@ class Settings:
     db_pool_max: int = field(default=10, metadata={"env": "AUTHZ_DB_POOL_MAX"})
     cache_size: int = field(default=100_000, metadata={"env": "AUTHZ_CACHE_SIZE"})
     max_staleness_ms: int = field(default=1000, metadata={"env": "AUTHZ_MAX_STALENESS_MS"})
+    # How long every minimize_latency read of a tenant shares one revision (at most the
+    # staleness window; -1 means the whole window); see authz_service/revisions.py.
+    quantization_ms: int = field(default=-1, metadata={"env": "AUTHZ_QUANTIZATION_MS"})
     # Relationships held in memory per worker for uncached decisions (0 = off);
     # see docs/performance.md.
     index_max_rows: int = field(default=2_000_000, metadata={"env": "AUTHZ_INDEX_MAX_ROWS"})

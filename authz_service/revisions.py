@@ -5,7 +5,14 @@
 - at_least_as_fresh(R): the newest head known without a round trip if it is >= R,
   otherwise the database head, which must then be >= R;
 - at_exact_snapshot(R): exactly R, if still inside the retention window;
-- minimize_latency: the newest head known within the staleness window, else a round trip.
+- minimize_latency: a revision known to have been the head less than the staleness window
+  ago, quantized: the newest known head is pinned for `quantum_s` (default: the whole
+  staleness window) and every minimize_latency read of the tenant in that window uses the
+  pinned revision, as long as it was known to be the head within the staleness window.
+  Keys of the decision caches carry the revision, so without the pin every write (20 a
+  second on a busy tenant) would start a new key space and empty the cache; with it the
+  key space changes at most once per window. Read-your-writes is what tokens are for
+  (at_least_as_fresh), not minimize_latency.
 
 A known head comes from this process's own writes and from a tracker fed by database
 notifications, so a replica learns other replicas' writes within milliseconds.
@@ -14,6 +21,7 @@ notifications, so a replica learns other replicas' writes within milliseconds.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from authz_service.errors import FailedPrecondition
@@ -35,27 +43,58 @@ class RevisionResolver:
         source: RevisionSource,
         *,
         max_staleness_s: float = 1.0,
+        quantum_s: float | None = None,
         tracker: HeadTracker | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`clock` is the monotonic clock the tracker's times come from."""
         self._source = source
+        self._clock = clock
         self._tracker = tracker
         self._max_staleness = max_staleness_s
+        self._quantum = max_staleness_s if quantum_s is None else min(quantum_s, max_staleness_s)
         self._known: dict[str, tuple[Revision, float]] = {}
+        # tenant -> (revision, when it was known to be the head, when it was pinned)
+        self._pinned: dict[str, tuple[Revision, float, float]] = {}
 
     def observe(self, tenant: str, revision: Revision) -> None:
         """Record a head learned from a local write or a fresh database read."""
         current = self._known.get(tenant)
         if current is None or revision >= current[0]:
-            self._known[tenant] = (revision, time.monotonic())
+            self._known[tenant] = (revision, self._clock())
 
-    def _fresh_known(self, tenant: str) -> Revision | None:
+    def _best_known(self, tenant: str) -> tuple[Revision, float] | None:
         best: tuple[Revision, float] | None = self._known.get(tenant)
         if self._tracker is not None:
             tracked = self._tracker.known_head(tenant)
             if tracked is not None and (best is None or tracked[0] >= best[0]):
                 best = tracked
-        if best is None or time.monotonic() - best[1] > self._max_staleness:
+        if best is None or self._clock() - best[1] > self._max_staleness:
             return None
+        return best
+
+    def _fresh_known(self, tenant: str) -> Revision | None:
+        best = self._best_known(tenant)
+        return best[0] if best is not None else None
+
+    def _pinned_revision(self, tenant: str) -> Revision | None:
+        pin = self._pinned.get(tenant)
+        if pin is None:
+            return None
+        now = self._clock()
+        if now - pin[2] >= self._quantum or now - pin[1] > self._max_staleness:
+            return None
+        return pin[0]
+
+    async def _quantized(self, tenant: str) -> Revision:
+        pinned = self._pinned_revision(tenant)
+        if pinned is not None:
+            return pinned
+        best = self._best_known(tenant)
+        if best is None:
+            best = (await self._database_head(tenant), self._clock())
+        if self._quantum > 0:
+            self._pinned[tenant] = (best[0], best[1], self._clock())
         return best[0]
 
     async def _database_head(self, tenant: str) -> Revision:
@@ -68,14 +107,16 @@ class RevisionResolver:
         if mode is ConsistencyMode.FULLY_CONSISTENT:
             return await self._database_head(tenant)
         if mode is ConsistencyMode.MINIMIZE_LATENCY:
-            known = self._fresh_known(tenant)
-            return known if known is not None else await self._database_head(tenant)
+            return await self._quantized(tenant)
         wanted = consistency.revision
         if wanted is None:
             raise FailedPrecondition(f"consistency `{mode.value}` needs a token")
         if mode is ConsistencyMode.AT_EXACT_SNAPSHOT:
             await self._source.check_revision(tenant, wanted)
             return wanted
+        pinned = self._pinned_revision(tenant)
+        if pinned is not None and pinned >= wanted:
+            return pinned  # shares the cache of minimize_latency readers, never older
         known = self._fresh_known(tenant)
         if known is not None and known >= wanted:
             return known

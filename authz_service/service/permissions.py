@@ -2,7 +2,9 @@
 
 For every call: choose the revision from the caller's consistency, answer from the cache
 when the key (tenant, revision, schema version, request) is present, otherwise ask the
-engine, then log the decision before returning it. The gRPC servicers and the Envoy
+engine, then log the decision before returning it. Identical Checks that miss at the same
+time are computed once: later ones wait for the first (within their own deadline) and
+compute for themselves only if it fails. The gRPC servicers and the Envoy
 adapter both call this, so every entry point gets the same semantics.
 """
 
@@ -87,6 +89,9 @@ class PermissionService:
         self._max_batch = max_batch
         self._clock = clock
         self._observe = observe or (lambda outcome, cache_hit: None)
+        # Checks being computed, by cache key: their result, or None if the computation failed
+        self._inflight: dict[tuple[object, ...], asyncio.Future[CheckResult | None]] = {}
+        self.coalesced = 0  # Checks answered by an identical one computed at the same time
 
     async def snapshot(self, tenant: str, consistency: Consistency) -> Snapshot:
         schema = await self._schemas.require()
@@ -147,9 +152,13 @@ class PermissionService:
         cache_hit = result is not None
         if result is None:
             try:
-                result = await _within(
-                    call.deadline,
-                    self.evaluate(snap, item, actor=actor, explain=explain, contextual=contextual),
+                result = await self._computed(
+                    key if shareable else None,
+                    snap,
+                    call,
+                    lambda: self.evaluate(
+                        snap, item, actor=actor, explain=explain, contextual=contextual
+                    ),
                 )
             except AuthzError as exc:
                 self._observe("ERROR", False)
@@ -162,6 +171,33 @@ class PermissionService:
             snap, item, result, call, cache_hit=cache_hit, started=started, contextual=contextual
         )
         return CheckOutcome(result, snap.revision, decision_id, cache_hit)
+
+    async def _computed(
+        self,
+        key: tuple[object, ...] | None,
+        snap: Snapshot,
+        call: CallInfo,
+        compute: Callable[[], Awaitable[CheckResult]],
+    ) -> CheckResult:
+        """`compute()` within the call's deadline, shared with identical concurrent calls."""
+        if key is None:
+            return await _within(call.deadline, compute())
+        running = self._inflight.get(key)
+        if running is not None:
+            shared = await _within(call.deadline, asyncio.shield(running))
+            if shared is not None and (shared.valid_until is None or snap.now < shared.valid_until):
+                self.coalesced += 1
+                return shared
+            return await _within(call.deadline, compute())
+        done: asyncio.Future[CheckResult | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = done
+        result: CheckResult | None = None
+        try:
+            result = await _within(call.deadline, compute())
+        finally:
+            del self._inflight[key]
+            done.set_result(result)  # None: the waiting calls compute for themselves
+        return result
 
     async def check_bulk(
         self,
