@@ -388,6 +388,19 @@ class Options:
     channels: int
     trace_ratio: float
     client_loop: str
+    only: str | None = None
+
+
+def selected_matrix(opts: Options) -> list[tuple[ServerConfig, list[str]]]:
+    """The scenario matrix, cut down to the scenarios `--only` names (a regex)."""
+    matrix = build_matrix(opts.trace_ratio)
+    if opts.only is None:
+        return matrix
+    chosen = [
+        (config, [w for w in workloads if re.search(opts.only, Scenario(config, w).name)])
+        for config, workloads in matrix
+    ]
+    return [(config, workloads) for config, workloads in chosen if workloads]
 
 
 @dataclass
@@ -546,7 +559,7 @@ def run_rounds(
     auth: Metadata,
     progress: bool = True,
 ) -> tuple[list[Measurement], dict[str, Any]]:
-    matrix = build_matrix(opts.trace_ratio)
+    matrix = selected_matrix(opts)
     measurements: list[Measurement] = []
     logs_check: dict[str, Any] = {}
     for rep in range(opts.reps):
@@ -847,6 +860,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="server to create the throwaway database on",
     )
     p.add_argument("--keep-db", action="store_true", help="do not drop the database")
+    p.add_argument(
+        "--only",
+        help="run only the scenarios whose name matches this regex, e.g. "
+        "'echo-2w|hit, 2w log=(off|durable)$' (no README update)",
+    )
     p.add_argument("--profile", action="store_true", help="also cProfile one worker on cache hits")
     p.add_argument(
         "--h2load",
@@ -880,6 +898,7 @@ def options(args: argparse.Namespace) -> Options:
         channels=args.channels,
         trace_ratio=args.trace_ratio,
         client_loop=client_loop,
+        only=args.only,
     )
 
 
@@ -1032,7 +1051,7 @@ def publish(report: dict[str, Any], args: argparse.Namespace, started_at: dt.dat
         for row in profile["top_tottime"][:15]:
             print(f"  {row['tottime_us_per_call']:8.1f}  {row['function']}")
     print(f"\nraw results: {RESULTS / json_name}  (runtime {report['runtime_s']:.0f} s)")
-    if args.readme if args.readme is not None else not args.quick:
+    if args.readme if args.readme is not None else not (args.quick or args.only):
         write_readme(readme_section(report, table, lines, json_name))
         print(f"updated {README}")
     with contextlib.suppress(ImportError):
