@@ -52,9 +52,8 @@ async def _import(args: argparse.Namespace, path: Path, lines: int) -> int:
     from tqdm import tqdm
 
     from authz_service.store import postgres
-    from authz_service.store.postgres.importer import import_relationships, read_relationships
+    from authz_service.store.postgres.importer import import_file
 
-    rows = read_relationships(path, None if args.format == "auto" else args.format)
     async with database_url(args) as dsn:
         await postgres.migrate(dsn)
         store = await postgres.connect(dsn, min_size=1, max_size=1)
@@ -66,8 +65,12 @@ async def _import(args: argparse.Namespace, path: Path, lines: int) -> int:
                 disable=args.no_progress,
                 desc="importing",
             ) as bar:
-                result = await import_relationships(
-                    store.db, args.tenant, rows, on_line=lambda line: bar.update(line - bar.n)
+                result = await import_file(
+                    store.db,
+                    args.tenant,
+                    path,
+                    None if args.format == "auto" else args.format,
+                    on_line=lambda line: bar.update(line - bar.n),
                 )
                 bar.update(lines - bar.n)
         finally:

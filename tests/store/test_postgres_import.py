@@ -15,6 +15,7 @@ from authz_service.errors import InvalidArgument
 from authz_service.model import RelationshipFilter, parse_relationship
 from authz_service.store.postgres import PostgresStore, connect
 from authz_service.store.postgres.importer import (
+    import_file,
     import_relationships,
     read_ndjson,
     read_relationships,
@@ -158,3 +159,72 @@ def test_the_cli_migrates_and_imports(pg_dsn: str, tmp_path: Path) -> None:
             await store.close()
 
     assert run_aside(count()) == 4
+
+
+INDEXES_SQL = (
+    "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'relationships' "
+    "ORDER BY indexname"
+)
+
+
+async def _live(store: PostgresStore, tenant: str) -> int:
+    sql = "SELECT count(*) FROM relationships WHERE tenant = $1 AND deleted_rev IS NULL"
+    return int(await store.pool.fetchval(sql, tenant))
+
+
+async def test_a_first_import_into_an_empty_table_keeps_every_index(
+    pg_store: PostgresStore, tmp_path: Path
+) -> None:
+    # The indexes are dropped for the load and built again in the same transaction.
+    before = await pg_store.pool.fetch(INDEXES_SQL)
+    path = tmp_path / "first.ndjson"
+    write_ndjson(path, 20_000)
+    result = await import_file(pg_store.db, "acme", path)
+    assert (result.revision, result.count, result.replaced) == (1, 20_000, 0)
+    assert await pg_store.pool.fetch(INDEXES_SQL) == before
+    assert await _live(pg_store, "acme") == 20_000
+    rows = await pg_store.read("acme", 1, RelationshipFilter("doc", ("d7",)))
+    assert sorted(str(r.subject) for r in rows) == [f"user:u{i}" for i in range(35, 40)]
+
+
+async def test_a_failed_first_import_leaves_the_indexes_and_no_rows(
+    pg_store: PostgresStore, tmp_path: Path
+) -> None:
+    before = await pg_store.pool.fetch(INDEXES_SQL)
+    path = tmp_path / "bad.ndjson"
+    write_ndjson(path, 30_000)  # several COPY chunks are sent before the bad line
+    with path.open("a") as handle:
+        handle.write('{"resource": "doc:x", "relation": "viewer", "subject": "user"}\n')
+    with pytest.raises(InvalidArgument, match="line 30001"):
+        await import_file(pg_store.db, "acme", path)
+    assert await pg_store.pool.fetch(INDEXES_SQL) == before
+    assert await pg_store.pool.fetchval("SELECT count(*) FROM relationships") == 0
+    assert await pg_store.head_revision("acme") == 0
+
+
+async def test_a_new_tenant_beside_another_gets_exactly_its_rows(
+    pg_store: PostgresStore, tmp_path: Path
+) -> None:
+    path = tmp_path / "rows.ndjson"
+    write_ndjson(path, 3_000)
+    await import_file(pg_store.db, "globex", path)
+    with path.open("a") as handle:  # every form the fast path and the full path read
+        handle.write('{"relation": "viewer", "resource": "doc:k", "subject": "user:z"}\n')
+        handle.write('{"resource":"doc:w","relation":"viewer","subject":"user:*"}\n')
+        handle.write('{"resource": "doc:s", "relation": "viewer", "subject": "team:t#member"}\n')
+        handle.write('{"resource": "doc:e", "relation": "viewer", "subject": "team:t#..."}\n')
+        handle.write("\n")
+    result = await import_file(pg_store.db, "acme", path)
+    assert (result.revision, result.count, result.replaced) == (1, 3_004, 0)
+    assert await _live(pg_store, "acme") == 3_004
+    assert await _live(pg_store, "globex") == 3_000
+    expected = [parsed for _, parsed in read_ndjson(path)]
+    stored = await pg_store.read("acme", 1, EVERYTHING)
+    assert sorted(map(str, stored)) == sorted(map(str, expected))
+    special = {str(r) for r in stored if r.resource.id in ("k", "w", "s", "e")}
+    assert special == {
+        "doc:k#viewer@user:z",
+        "doc:w#viewer@user:*",
+        "doc:s#viewer@team:t#member",
+        "doc:e#viewer@team:t",
+    }

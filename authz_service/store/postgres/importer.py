@@ -7,18 +7,18 @@ Input (see docs/storage.md):
   "subject": "user:ann"}` plus optional `"caveat": {"name": ..., "context": {...}}` and
   `"expires_at": "<RFC 3339>"`.
 
-Everything happens in one transaction: rows are parsed and streamed by COPY into a
-temporary table, then the tenant is locked, its revision bumped once, and one UPDATE
-plus one INSERT ... SELECT apply them with TOUCH semantics (create or replace). A bad
-line, a duplicate or a lost connection rolls everything back: all or nothing. The tenant
-lock is taken only after the COPY, so other writers wait only for the final statements.
+Lines are turned into COPY text rows as they are read (the common NDJSON shape by one
+regular expression, without JSON decoding or model objects) and streamed to PostgreSQL;
+`bulk.load` holds the transaction. A bad line, a duplicate or a lost connection rolls
+everything back: all or nothing.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +28,10 @@ import yaml
 
 from authz_service.errors import InvalidArgument
 from authz_service.model import (
+    ID_RE,
+    NO_RELATION,
+    RELATION_RE,
+    TYPE_RE,
     CaveatRef,
     FrozenContext,
     Relationship,
@@ -36,15 +40,16 @@ from authz_service.model import (
     parse_subject,
     validate_relation_name,
 )
+from authz_service.store.postgres.bulk import Chunks, copy_text, load
 from authz_service.store.postgres.db import Database
 from authz_service.store.postgres.dberrors import translated
-from authz_service.store.postgres.sql import KEY_COLUMNS, relationship_values
-from authz_service.store.postgres.writes import bump_head
+from authz_service.store.postgres.sql import relationship_values
 
 __all__ = [
     "Format",
     "ImportResult",
     "detect_format",
+    "import_file",
     "import_relationships",
     "read_ndjson",
     "read_relationships",
@@ -53,20 +58,33 @@ __all__ = [
 
 Format = Literal["yaml", "ndjson"]
 
-_NDJSON_KEYS = {"resource", "relation", "subject", "caveat", "expires_at"}
+Row = tuple[int, str]
+"""One relationship: its line, and its columns as COPY text (see `_columns_text`)."""
 
-_COLUMNS = (
-    "line",
-    "resource_type",
-    "resource_id",
-    "relation",
-    "subject_type",
-    "subject_id",
-    "subject_relation",
-    "caveat_name",
-    "caveat_context",
-    "expires_at",
+_CHUNK_ROWS = 8192
+"""Rows per COPY chunk, and between two progress reports (one per row would cost as much
+as the parsing)."""
+
+
+def _bare(pattern: re.Pattern[str]) -> str:
+    return pattern.pattern.removeprefix("^").removesuffix("$")
+
+
+_WS = r"[ \t]*"  # JSON whitespace inside a line
+# The shape nearly every NDJSON line has (what `json.dumps` writes for the three required
+# keys, in this order, any spacing): matched, it yields the columns without JSON decoding
+# or model objects. The captures use the model's own name and id patterns, none of which
+# admits a quote or a backslash, so a capture is exactly the decoded JSON string. Any
+# other line (other key order, caveat, expiration, escapes, an error) takes the full path.
+_FAST_LINE = re.compile(
+    rf'{_WS}\{{{_WS}"resource"{_WS}:{_WS}"(?P<rt>{_bare(TYPE_RE)}):(?P<rid>{_bare(ID_RE)})"'
+    rf'{_WS},{_WS}"relation"{_WS}:{_WS}"(?P<rel>{_bare(RELATION_RE)})"'
+    rf'{_WS},{_WS}"subject"{_WS}:{_WS}"(?P<st>{_bare(TYPE_RE)}):'
+    rf'(?:(?P<sid>{_bare(ID_RE)})(?:#(?P<srel>{_bare(RELATION_RE)}|\.\.\.))?|(?P<any>\*))"'
+    rf"{_WS}\}}\s*"
 )
+
+_NDJSON_KEYS = {"resource", "relation", "subject", "caveat", "expires_at"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +143,40 @@ def _block_offset(text: str) -> int:
         if line.startswith("relationships:") and line.rstrip().endswith(("|", "|-", "|+")):
             return index + 1
     return 0
+
+
+def _text_rows(path: Path, fmt: Format | None = None) -> Iterator[Row]:
+    """Every relationship in `path` with its columns as COPY text."""
+    if (fmt or detect_format(path)) == "yaml":
+        for lineno, parsed in read_validation_file(path):
+            yield lineno, _columns_text(parsed)
+        return
+    fast = _FAST_LINE.fullmatch
+    with path.open(encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            match = fast(line)
+            if match is not None:
+                rt, rid, relation, st, sid, srel, anyone = match.groups()
+                if anyone is not None:
+                    sid, srel = anyone, NO_RELATION
+                elif srel is None or srel == "...":
+                    srel = NO_RELATION
+                # No capture can hold a tab, newline or backslash: no escaping needed.
+                yield lineno, f"{rt}\t{rid}\t{relation}\t{st}\t{sid}\t{srel}\t\\N\t\\N\t\\N"
+            elif line.strip():
+                slow = _located(_ndjson_relationship, line, f"line {lineno}")
+                yield lineno, _columns_text(slow)
+
+
+def _columns_text(rel: Relationship) -> str:
+    """`relationship_values(rel)` as tab-separated COPY text (NULL is `\\N`)."""
+    fields = []
+    for value in relationship_values(rel):
+        if value is None:
+            fields.append("\\N")
+        else:
+            fields.append(copy_text(value.isoformat() if isinstance(value, datetime) else value))
+    return "\t".join(fields)
 
 
 def read_ndjson(path: Path) -> Iterator[tuple[int, Relationship]]:
@@ -189,27 +241,6 @@ def read_relationships(path: Path, fmt: Format | None = None) -> Iterator[tuple[
     return read_validation_file(path) if chosen == "yaml" else read_ndjson(path)
 
 
-_DUPLICATE_SQL = f"""
-SELECT min(line) AS first, max(line) AS second, {KEY_COLUMNS}
-  FROM import_rows GROUP BY {KEY_COLUMNS} HAVING count(*) > 1 LIMIT 1
-"""
-
-_STAMP_SQL = """
-UPDATE relationships AS r SET deleted_rev = $2 FROM import_rows AS u
- WHERE r.tenant = $1 AND r.deleted_rev IS NULL
-   AND r.resource_type = u.resource_type AND r.resource_id = u.resource_id
-   AND r.relation = u.relation AND r.subject_type = u.subject_type
-   AND r.subject_id = u.subject_id AND r.subject_relation = u.subject_relation
-"""
-
-_INSERT_SQL = f"""
-INSERT INTO relationships ({KEY_COLUMNS}, caveat_name, caveat_context, expires_at,
-                           tenant, created_rev)
-SELECT {KEY_COLUMNS}, caveat_name, caveat_context::jsonb, expires_at, $1, $2
-  FROM import_rows
-"""
-
-
 async def import_relationships(
     db: Database,
     tenant: str,
@@ -217,43 +248,58 @@ async def import_relationships(
     *,
     on_line: Callable[[int], object] | None = None,
 ) -> ImportResult:
-    """Write `relationships` ((line, relationship) pairs) to `tenant` at one revision.
-    `on_line`, if given, is called with each row's line number (for a progress bar)."""
+    """Write `relationships` ((line, relationship) pairs) to `tenant` at one revision."""
+    rows = [(line, _columns_text(rel)) for line, rel in relationships]
+    return await _import(db, tenant, lambda: rows, on_line)
+
+
+async def import_file(
+    db: Database,
+    tenant: str,
+    path: Path,
+    fmt: Format | None = None,
+    *,
+    on_line: Callable[[int], object] | None = None,
+) -> ImportResult:
+    """Write every relationship in `path` to `tenant` at one revision, all or nothing.
+    `on_line`, if given, is called with the line number reached every few thousand rows
+    and at the end (for a progress bar)."""
+    return await _import(db, tenant, lambda: _text_rows(path, fmt), on_line)
+
+
+async def _import(
+    db: Database,
+    tenant: str,
+    rows: Callable[[], Iterable[Row]],
+    on_line: Callable[[int], object] | None,
+) -> ImportResult:
     started = time.perf_counter()
-
-    def records() -> Iterator[tuple[object, ...]]:
-        for line, rel in relationships:
-            yield (line, *relationship_values(rel))
-            if on_line is not None:
-                on_line(line)
-
+    result = await load(db, tenant, _chunks(rows, on_line))
+    # A bulk load can change the table's shape more than autovacuum notices in time;
+    # fresh statistics keep the planner on the indexes (ANALYZE samples, so it stays
+    # quick on big tables).
     with translated():
-        async with db.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "CREATE TEMPORARY TABLE import_rows (line integer, "
-                + ", ".join(f'{c} text COLLATE "C"' for c in _COLUMNS[1:9])
-                + ", expires_at timestamptz) ON COMMIT DROP"
-            )
-            await conn.copy_records_to_table("import_rows", records=records(), columns=_COLUMNS)
-            await conn.execute("ANALYZE import_rows")
-            revision = await bump_head(conn, tenant)
-            duplicate = await conn.fetchrow(_DUPLICATE_SQL)
-            if duplicate is not None:
-                raise InvalidArgument(
-                    f"lines {duplicate['first']} and {duplicate['second']} name the same "
-                    "relationship",
-                    field=f"line {duplicate['second']}",
-                )
-            replaced = await conn.execute(_STAMP_SQL, tenant, revision)
-            inserted = await conn.execute(_INSERT_SQL, tenant, revision)
-        # A bulk load can change the table's shape more than autovacuum notices in time;
-        # fresh statistics keep the planner on the indexes (ANALYZE samples, so it stays
-        # quick on big tables).
         async with db.acquire() as conn:
             await conn.execute("ANALYZE relationships")
     return ImportResult(
-        revision,
-        int(inserted.rsplit(" ", 1)[-1]),
-        int(replaced.rsplit(" ", 1)[-1]),
-        time.perf_counter() - started,
+        result.revision, result.count, result.replaced, time.perf_counter() - started
     )
+
+
+def _chunks(rows: Callable[[], Iterable[Row]], on_line: Callable[[int], object] | None) -> Chunks:
+    async def chunks(begin: Callable[[int], str], end: str) -> AsyncIterator[bytes]:
+        batch: list[str] = []
+        line = 0
+        for line, text in rows():
+            batch.append(f"{begin(line)}{text}{end}")
+            if len(batch) == _CHUNK_ROWS:
+                yield "".join(batch).encode("utf-8")
+                batch.clear()
+                if on_line is not None:
+                    on_line(line)
+        if batch:
+            yield "".join(batch).encode("utf-8")
+        if on_line is not None and line:
+            on_line(line)
+
+    return chunks
