@@ -4,7 +4,9 @@
 reading the head and queueing the entry), so concurrent appends are chained in the
 order they were accepted. The owner task takes whatever is queued, writes it with one
 write+fsync per stream in a worker thread, and only then resolves durable appends:
-records that arrive during an fsync ride along with the next one (group commit).
+records that arrive during an fsync ride along with the next one (group commit). Under
+concurrent load a durable batch also waits up to `commit_window` for more records, so
+that one fsync serves many calls.
 
 On a failed write or fsync the writer stops for good: after a failed fsync the kernel
 may already have dropped the dirty pages, so a retried fsync can report success for
@@ -69,6 +71,7 @@ class DecisionLogWriter:
         self._failure: Unavailable | None = None
         self._next_checkpoint = 0.0
         self._counters = Counters()
+        self._busy = False  # records arrived while the last batch was being written
 
     async def start(self) -> None:
         if self._task is not None or self._closing:
@@ -115,8 +118,9 @@ class DecisionLogWriter:
         done: asyncio.Future[LogEntry] | None = loop.create_future() if durable else None
         self._pending.append(_Pending(entry, done, loop.time()))
         self._counters.appended += 1
-        # Buffered mode wakes the owner only to start a deadline or to flush a full batch.
-        if durable or len(self._pending) in (1, self._config.max_batch):
+        # The owner needs waking only to start a batch (and its deadline) or to flush a
+        # full one; while it writes it takes whatever queued meanwhile by itself.
+        if len(self._pending) in (1, self._config.max_batch):
             self._wake.set()
         return await done if done is not None else entry
 
@@ -169,6 +173,7 @@ class DecisionLogWriter:
                     del self._pending[: len(batch)]
                     self._space.set()
                     await self._flush(batch)
+                    self._busy = bool(self._pending)
                 else:
                     await self._idle(loop)
                 if self._key is not None and loop.time() >= self._next_checkpoint:
@@ -182,10 +187,16 @@ class DecisionLogWriter:
             raise
 
     async def _gather(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Buffered mode: let a batch fill until its oldest record's deadline."""
+        """Let a batch fill until its oldest record's deadline: `flush_interval` in
+        buffered mode; in durable mode `commit_window`, and only under concurrent load
+        (a lone caller's record is written at once)."""
         if self._config.mode is LogMode.DURABLE:
-            return  # group commit needs no waiting: what queued during the last fsync goes now
-        deadline = self._pending[0].queued_at + self._config.flush_interval
+            if not self._busy:
+                return
+            wait = self._config.commit_window
+        else:
+            wait = self._config.flush_interval
+        deadline = self._pending[0].queued_at + wait
         while len(self._pending) < self._config.max_batch and not self._closing:
             remaining = deadline - loop.time()
             if remaining <= 0:

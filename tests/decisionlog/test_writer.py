@@ -79,6 +79,19 @@ async def test_durable_append_returns_after_the_line_is_on_disk(config: Decision
         assert writer.stats().fsyncs == 3
 
 
+async def test_a_lone_durable_caller_never_waits_for_the_commit_window(
+    config: DecisionLogConfig,
+) -> None:
+    # The window is for concurrent load only; with nothing else queued a record is
+    # written at once, so a window of an hour must not hold these appends back.
+    async with DecisionLogWriter(replace(config, commit_window=3600.0)) as writer:
+        async with asyncio.timeout(60):
+            for i in range(5):
+                entry = await writer.append(make_record(i))
+                assert read_all_lines(config)[-1] == entry.line
+        assert writer.stats().fsyncs == 5
+
+
 async def test_buffered_records_appear_within_the_flush_bound(
     config: DecisionLogConfig, public_key: Ed25519PublicKey
 ) -> None:
