@@ -157,7 +157,11 @@ class RevisionTracker:
                     server_settings={"application_name": APPLICATION_NAME},
                 )
                 await self._serve(self._conn)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # the tracker must outlive any failure
+                # Not only connection errors: a heartbeat cancelled by its timeout while the
+                # server shuts down leaves asyncpg's protocol busy, and the next call raises
+                # InternalClientError. A tracker task that died would never learn a head
+                # again (readers would fall back to a round trip per call, forever).
                 logger.warning(
                     "revision tracker lost the database (%s: %s); retrying every %.1fs",
                     type(exc).__name__,
