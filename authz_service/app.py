@@ -120,7 +120,8 @@ async def open_store(settings: Settings, resources: Resources) -> tuple[Store, A
 
 
 def _log_root(settings: Settings, worker: int) -> Path:
-    return settings.log_dir if settings.workers == 1 else settings.log_dir / f"worker-{worker}"
+    log_dir = settings.decision_log_dir
+    return log_dir if settings.workers == 1 else log_dir / f"worker-{worker}"
 
 
 def _log_writer(
@@ -338,7 +339,7 @@ class App:
             permissions=PermissionsServicer(permissions, default_deadline_s=deadline),
             relationships=RelationshipsServicer(relationships, default_deadline_s=deadline),
             schema=SchemaServicer(schemas, audit, default_deadline_s=deadline),
-            audit=AuditServicer(settings.log_dir, await _log_public_key(settings)),
+            audit=AuditServicer(settings.decision_log_dir, await _log_public_key(settings)),
             max_concurrent_rpcs=settings.max_concurrent_rpcs,
             reuse_port=settings.workers > 1,
             interceptors=[telemetry.interceptor, *_auth_interceptors(settings, store)],

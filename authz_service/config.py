@@ -47,7 +47,8 @@ class Settings:
     shutdown_grace_s: float = field(default=10.0, metadata={"env": "AUTHZ_SHUTDOWN_GRACE_S"})
     demo: bool = field(default=False, metadata={"env": "AUTHZ_DEMO"})
     log_mode: str = field(default="durable", metadata={"env": "AUTHZ_DECISION_LOG"})
-    log_dir: Path = field(default=Path(".authz/decisions"), metadata={"env": "AUTHZ_LOG_DIR"})
+    # Unset: `decisions` in the data directory (see `decision_log_dir`).
+    log_dir: Path | None = field(default=None, metadata={"env": "AUTHZ_LOG_DIR"})
     log_signing_key: str = field(default="", metadata={"env": "AUTHZ_LOG_SIGNING_KEY"})
     log_checkpoint_s: float = field(default=60.0, metadata={"env": "AUTHZ_LOG_CHECKPOINT_S"})
     log_redact: str = field(default="", metadata={"env": "AUTHZ_LOG_REDACT"})
@@ -63,6 +64,8 @@ class Settings:
     auth_cache_ttl_s: float = field(default=5.0, metadata={"env": "AUTHZ_AUTH_CACHE_TTL_S"})
     # YAML mapping HTTP requests to checks for Envoy ext_authz (docs/gateway.md); empty = off.
     gateway_config: str = field(default="", metadata={"env": "AUTHZ_GATEWAY_CONFIG"})
+    # The bearer key client commands (`authz check`) present; `--api-key` overrides it.
+    api_key: str = field(default="", metadata={"env": "AUTHZ_API_KEY"}, repr=False)
 
     def __post_init__(self) -> None:
         if self.log_mode not in ("durable", "buffered", "off"):
@@ -99,6 +102,12 @@ class Settings:
         return not self.database_url
 
     @property
+    def decision_log_dir(self) -> Path:
+        """Where the decision log goes: `log_dir`, else `decisions` in the data directory,
+        so that `--data-dir` alone moves all of a server's state."""
+        return self.log_dir if self.log_dir is not None else self.data_dir / "decisions"
+
+    @property
     def redact_paths(self) -> tuple[str, ...]:
         return tuple(p.strip() for p in self.log_redact.split(",") if p.strip())
 
@@ -114,7 +123,7 @@ def _convert(name: str, kind: Any, raw: str) -> Any:
             return int(raw)
         if kind in (float, "float"):
             return float(raw)
-        if kind in (Path, "Path"):
+        if kind in (Path, "Path", "Path | None"):
             return Path(raw)
     except ValueError:
         raise InvalidArgument(

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from authz_service.errors import AuthzError
 
-__all__ = ["main"]
+__all__ = ["EXIT_STATUS", "main"]
 
 # Module names under authz_service.cli; each defines register(subparsers) -> None and sets
 # `handler` on its parser (a callable taking the parsed args, returning an exit status).
@@ -19,8 +19,25 @@ _COMMANDS: tuple[str, ...] = ("serve", "check", "validate", "migrate", "import_"
 Handler = Callable[[argparse.Namespace], int]
 
 
+EXIT_STATUS = """\
+exit status:
+  0    success; `check`: ALLOWED; `audit verify`: every stream verified
+  1    a negative answer: `check` DENIED, `validate` or `audit verify` found failures,
+       `audit replay` found differences
+  2    an error: bad arguments or input, the server refused or could not be reached,
+       the server cannot start (address in use, database unavailable)
+  3    `check`: CONDITIONAL (caveat context missing)
+  130  interrupted (Ctrl-C)
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="authz", description="Authorization decision service.")
+    parser = argparse.ArgumentParser(
+        prog="authz",
+        description="Authorization decision service.",
+        epilog=EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in _COMMANDS:
         module = importlib.import_module(f"authz_service.cli.{name}")

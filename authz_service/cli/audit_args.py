@@ -14,12 +14,15 @@ __all__ = ["add_filters", "add_log_dir", "log_dir", "record_filter"]
 
 def add_log_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--log-dir", type=Path, default=None, help="decision log directory (AUTHZ_LOG_DIR)"
+        "--log-dir",
+        type=Path,
+        default=None,
+        help="decision log directory (AUTHZ_LOG_DIR; default: DATA_DIR/decisions)",
     )
 
 
 def log_dir(args: argparse.Namespace) -> Path:
-    return Path(args.log_dir) if args.log_dir is not None else load_settings().log_dir
+    return Path(args.log_dir) if args.log_dir is not None else load_settings().decision_log_dir
 
 
 def _time(text: str) -> datetime:

@@ -1,7 +1,8 @@
 """`authz check RESOURCE PERMISSION SUBJECT --tenant T`: one Check from the shell.
 
 Exit status 0 when ALLOWED, 1 when DENIED, 3 when CONDITIONAL, 2 on an error, so the
-command can gate shell scripts.
+command can gate shell scripts. The API key comes from `--api-key`, else AUTHZ_API_KEY
+(an environment variable keeps it out of the process list and shell history).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import grpc
 
 from authz_service.api import convert
 from authz_service.api.gen.authz.v1 import core_pb2, permissions_pb2, permissions_pb2_grpc
+from authz_service.config import load_settings
 from authz_service.model import parse_object, parse_subject
 
 __all__ = ["register"]
@@ -27,17 +29,45 @@ _EXIT = {
 }
 
 
+_CONSISTENCY = (
+    "minimize_latency, fully_consistent, at_least_as_fresh:TOKEN or at_exact_snapshot:TOKEN"
+)
+
+
 def register(sub: Any) -> None:
-    parser = sub.add_parser("check", help="ask a running server one question")
+    parser = sub.add_parser(
+        "check",
+        help="ask a running server one question",
+        epilog="exit status: 0 ALLOWED, 1 DENIED, 3 CONDITIONAL, 2 error",
+    )
     parser.add_argument("resource", help="type:id, e.g. document:readme")
     parser.add_argument("permission", help="e.g. view")
     parser.add_argument("subject", help="type:id[#relation], e.g. user:alice")
     parser.add_argument("--tenant", required=True)
     parser.add_argument("--server", default="127.0.0.1:50051", help="host:port")
     parser.add_argument("--context", default="{}", help="caveat context as a JSON object")
-    parser.add_argument("--api-key", default=None, help="bearer API key")
+    parser.add_argument("--api-key", default=None, help="bearer API key (AUTHZ_API_KEY)")
+    parser.add_argument(
+        "--consistency",
+        type=_consistency,
+        default=None,
+        help=f"{_CONSISTENCY} (default: the server's, minimize_latency)",
+    )
     parser.add_argument("--explain", action="store_true", help="print the explanation")
     parser.set_defaults(handler=_check)
+
+
+def _consistency(text: str) -> core_pb2.Consistency:
+    name, _, token = text.partition(":")
+    chosen = core_pb2.Consistency()
+    if name in ("minimize_latency", "fully_consistent") and not token:
+        setattr(chosen, name, True)
+        return chosen
+    if name in ("at_least_as_fresh", "at_exact_snapshot") and token:
+        getattr(chosen, name).token = token
+        return chosen
+    shown = text if len(text) <= 64 else f"{text[:64]}…({len(text)} chars)"
+    raise argparse.ArgumentTypeError(f"`{shown}` is not one of {_CONSISTENCY}")
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -55,7 +85,10 @@ async def _ask(args: argparse.Namespace) -> int:
     context = json.loads(args.context)
     if context:
         request.context.update(context)
-    metadata = (("authorization", f"Bearer {args.api_key}"),) if args.api_key else None
+    if args.consistency is not None:
+        request.consistency.CopyFrom(args.consistency)
+    api_key = args.api_key or load_settings().api_key
+    metadata = (("authorization", f"Bearer {api_key}"),) if api_key else None
     async with grpc.aio.insecure_channel(args.server) as channel:
         stub = permissions_pb2_grpc.PermissionsServiceStub(channel)
         try:

@@ -78,7 +78,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def admin_log_root(settings: Settings) -> Path:
     """Where `authz keys` logs by default: a sibling of the server's log root."""
-    return settings.log_dir.with_name(f"{settings.log_dir.name}-admin")
+    log_dir = settings.decision_log_dir
+    return log_dir.with_name(f"{log_dir.name}-admin")
 
 
 # --- handlers ----------------------------------------------------------------------------

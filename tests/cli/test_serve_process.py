@@ -1,0 +1,217 @@
+"""`authz serve` as an operator runs it: a separate process with the embedded database.
+
+Each test starts its servers as subprocesses (with no AUTHZ_* variables from the
+developer's environment) and stops everything it started by pid at the end, including
+an embedded PostgreSQL a killed server left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from authz_service.cli import main
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:XDG_RUNTIME_DIR is not set"),
+    pytest.mark.timeout(240),
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 90.0  # the first start runs initdb (and, as root, may create a user)
+
+
+@pytest.fixture
+def work() -> Iterator[Path]:
+    # Not under pytest's tmp_path: as root, pgserver opens every parent of the data
+    # directory to other users (o+rx); that should only touch a directory of ours.
+    with tempfile.TemporaryDirectory(prefix="authz-serve-") as root:
+        yield Path(root)
+
+
+@dataclass
+class Started:
+    """Every process a test started, directly or not, to be stopped by pid at the end."""
+
+    processes: list[asyncio.subprocess.Process] = field(default_factory=list)
+    postmasters: set[int] = field(default_factory=set)
+
+
+@pytest.fixture
+async def started() -> AsyncIterator[Started]:
+    record = Started()
+    yield record
+    for proc in record.processes:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+    for pid in record.postmasters:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        assert await _gone(pid), f"embedded PostgreSQL {pid} did not stop"
+
+
+def _environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHZ_")}
+    # The servers run in another directory: make them import this checkout's code.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+async def _serve(started: Started, cwd: Path, *args: str) -> tuple[asyncio.subprocess.Process, int]:
+    """Start `authz serve ARGS`; return the process and its port once it listens."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "authz_service", "serve", "--no-auth", *args,
+        cwd=cwd, env=_environment(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    started.processes.append(proc)
+    assert proc.stdout is not None
+    async with asyncio.timeout(START_TIMEOUT):
+        line = (await proc.stdout.readline()).decode()
+    match = re.search(r"listening on [0-9.]+:(\d+)", line)
+    if match is None:
+        assert proc.stderr is not None
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        err = (await proc.stderr.read()).decode()
+        raise AssertionError(f"server did not start: {line!r}\n{err[-3000:]}")
+    return proc, int(match.group(1))
+
+
+async def _serving(port: int) -> bool:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def _postmaster(data_dir: Path) -> int:
+    """The pid of the embedded PostgreSQL of `data_dir` (first line of postmaster.pid)."""
+    return int((data_dir / "pgdata" / "postmaster.pid").read_text().split("\n", 1)[0])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def _gone(pid: int, within: float = 30.0) -> bool:
+    """Whether process `pid` ends within `within` seconds."""
+    # Not our child (pg_ctl detaches it), so there is nothing to wait on but its pid.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(within):
+            while True:
+                if not _alive(pid):
+                    return True
+                await asyncio.sleep(0.05)
+    return not _alive(pid)
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> int:
+    proc.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(60):
+        return await proc.wait()
+
+
+async def test_a_start_after_kill_9_recovers_the_embedded_database(
+    work: Path, started: Started
+) -> None:
+    data = work / "data"
+    first, _ = await _serve(started, work, "--data-dir", str(data), "--listen", "127.0.0.1:0")
+    postmaster = _postmaster(data)
+    started.postmasters.add(postmaster)
+    first.kill()  # SIGKILL: no cleanup of any kind
+    await first.wait()
+    assert _alive(postmaster)  # the database outlives its killed user
+
+    second, port = await _serve(started, work, "--data-dir", str(data), "--listen", "127.0.0.1:0")
+    assert await _serving(port)
+    assert await _stop(second) == 0
+    # The clean stop of the last user stops the database: the killed one no longer
+    # counts as a user (before, it kept it running for good).
+    assert await _gone(postmaster), "the database outlived its last user's clean stop"
+    assert not (data / "pgdata" / "postmaster.pid").exists()
+
+    third, port = await _serve(started, work, "--data-dir", str(data), "--listen", "127.0.0.1:0")
+    started.postmasters.add(_postmaster(data))
+    assert await _serving(port)
+    assert await _stop(third) == 0
+
+
+async def test_data_dir_holds_everything_so_two_servers_run_side_by_side(
+    work: Path, started: Started
+) -> None:
+    servers = []
+    for name in ("one", "two"):
+        data = work / name
+        proc, port = await _serve(started, work, "--data-dir", str(data), "--listen", "127.0.0.1:0")
+        started.postmasters.add(_postmaster(data))
+        servers.append((proc, port, data))
+    for _, port, data in servers:
+        assert await _serving(port)
+        assert (data / "pgdata" / "PG_VERSION").exists()
+        assert (data / "decisions" / ".writer.lock").exists()  # the decision log
+    # `authz keys` logs key changes next to the server's log, in the same data directory.
+    keys = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "authz_service", "keys", "create", "--tenant", "acme",
+        "--scopes", "check", "--data-dir", str(work / "one"),
+        cwd=work, env=_environment(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    started.processes.append(keys)
+    async with asyncio.timeout(60):
+        _, err = await keys.communicate()
+    assert keys.returncode == 0, err.decode()
+    assert list((work / "one" / "decisions-admin" / "acme").glob("*.jsonl"))
+    for proc, _, _ in servers:
+        assert await _stop(proc) == 0
+    assert not (work / ".authz").exists()  # nothing went to the working directory
+
+
+async def test_a_port_in_use_is_one_line_before_the_database_starts(
+    work: Path, started: Started
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "authz_service", "serve", "--no-auth",
+            "--data-dir", str(work / "data"), "--listen", f"127.0.0.1:{port}",
+            cwd=work, env=_environment(),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        started.processes.append(proc)
+        async with asyncio.timeout(60):
+            out, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert err.decode() == f"error: cannot listen on 127.0.0.1:{port}: address already in use\n"
+    assert out == b""
+    assert not (work / "data" / "pgdata").exists()  # the database was never started
+
+
+def test_help_documents_the_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "exit status:" in out
+    for status in ("0 ", "1 ", "2 ", "3 ", "130 "):
+        assert f"\n  {status}" in out
