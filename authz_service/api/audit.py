@@ -8,9 +8,7 @@ log; it never changes it.
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -22,13 +20,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from authz_service.api import convert
 from authz_service.api.audit_convert import KINDS, PROBLEM_KINDS, record_to_proto
 from authz_service.api.calls import stream_rpc, unary_rpc
+from authz_service.api.cursors import CursorScope
 from authz_service.api.gen.authz.v1 import audit_pb2, audit_pb2_grpc, core_pb2
 from authz_service.decisionlog import Decision, RecordFilter
 from authz_service.errors import FailedPrecondition, InvalidArgument, NotFound
+from authz_service.service import methods
 from authz_service.service.log_reader import (
     Found,
     aiter_log,
     find_in_log,
+    log_ends,
     verify_log,
 )
 
@@ -42,28 +43,6 @@ _DECISIONS = {
     core_pb2.DECISION_CONDITIONAL: Decision.CONDITIONAL,
 }
 _FROM_KIND = {proto: kind for kind, proto in KINDS.items()}
-
-
-def _encode_cursor(tenant: str, after: Mapping[str, int]) -> core_pb2.Cursor:
-    raw = json.dumps({"t": tenant, "a": dict(after)}, separators=(",", ":"), sort_keys=True)
-    return core_pb2.Cursor(token=base64.urlsafe_b64encode(raw.encode()).decode().rstrip("="))
-
-
-def _decode_cursor(cursor: core_pb2.Cursor, tenant: str) -> dict[str, int]:
-    if not cursor.token:
-        return {}
-    try:
-        padded = cursor.token + "=" * (-len(cursor.token) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded))
-        after = {str(k): int(v) for k, v in data["a"].items()}
-        issued_for = data["t"]
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise InvalidArgument(
-            "`cursor` is not a cursor of QueryDecisions", field="cursor", value=cursor.token
-        ) from None
-    if issued_for != tenant:
-        raise InvalidArgument("`cursor` was issued for another tenant", field="cursor")
-    return after
 
 
 def _filter(request: audit_pb2.QueryDecisionsRequest, tenant: str) -> RecordFilter:
@@ -132,12 +111,22 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     ) -> AsyncIterator[audit_pb2.QueryDecisionsResponse]:
         tenant = convert.tenant(request.tenant)
         where = _filter(request, tenant)
-        after = _decode_cursor(request.cursor, tenant)
+        scope = CursorScope.of(methods.QUERY_DECISIONS, tenant, request)
+        resumed = scope.resume_log(request.cursor)
         allowed_only = request.decision == core_pb2.DECISION_ALLOWED
         if not self._log_dir.is_dir():
             return
+        # The log as the first page found it: later pages stop where it ended then, so
+        # records appended between pages are not in them (the log is append-only, so
+        # nothing before that end changes).
+        if resumed is None:
+            through = await asyncio.to_thread(log_ends, self._log_dir, tenant)
+            after: dict[str, int] = {}
+        else:
+            through, after = resumed
+        found_log = aiter_log(self._log_dir, where, after=after, through=through)
         sent = 0
-        async for found in _damage_reported(tenant, aiter_log(self._log_dir, where, after=after)):
+        async for found in _damage_reported(tenant, found_log):
             record = found.stored.entry.record
             if record.tenant != tenant:  # belt and braces: streams are per tenant
                 continue
@@ -146,7 +135,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             after[found.stream.name] = found.stored.entry.seq
             yield audit_pb2.QueryDecisionsResponse(
                 record=record_to_proto(found.stored.entry),
-                cursor=_encode_cursor(tenant, after),
+                cursor=scope.issue(through, after),
             )
             sent += 1
             if request.limit and sent >= request.limit:

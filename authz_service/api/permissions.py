@@ -9,12 +9,14 @@ import grpc
 
 from authz_service.api import convert
 from authz_service.api.calls import call_info, stream_rpc, unary_rpc
+from authz_service.api.cursors import CursorScope
 from authz_service.api.explain import explanation_to_proto
-from authz_service.api.gen.authz.v1 import core_pb2, permissions_pb2, permissions_pb2_grpc
+from authz_service.api.gen.authz.v1 import permissions_pb2, permissions_pb2_grpc
 from authz_service.api.status import status_proto
 from authz_service.engine import CheckItem, CheckResult
 from authz_service.errors import AuthzError, InvalidArgument
 from authz_service.model import Relationship, validate_type_name
+from authz_service.service import methods
 from authz_service.service.permissions import PermissionService
 
 __all__ = ["PermissionsServicer"]
@@ -24,10 +26,6 @@ Ctx = grpc.aio.ServicerContext[Any, Any]
 
 def _contextual(msgs: Any, field: str) -> tuple[Relationship, ...]:
     return tuple(convert.relationship(m, f"{field}[{i}]") for i, m in enumerate(msgs))
-
-
-def _cursor(msg: core_pb2.Cursor) -> str | None:
-    return msg.token or None
 
 
 def _limit(value: int, field: str = "limit") -> int | None:
@@ -153,15 +151,17 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
         self, request: permissions_pb2.LookupResourcesRequest, context: Ctx
     ) -> AsyncIterator[permissions_pb2.LookupResourcesResponse]:
         tenant = convert.tenant(request.tenant)
+        scope = CursorScope.of(methods.LOOKUP_RESOURCES, tenant, request)
+        start = scope.resume(request.cursor, request.consistency)
         revision, stream = await self._service.lookup_resources(
             tenant,
             validate_type_name(request.resource_type, "resource_type"),
             request.permission,
             convert.subject_ref(request.subject, "subject"),
             convert.context(request.context),
-            convert.consistency(request.consistency, tenant),
+            start.consistency,
             call_info(context, self._deadline),
-            after=_cursor(request.cursor),
+            after=start.after,
             limit=_limit(request.limit),
         )
         at = convert.token(tenant, revision)
@@ -170,7 +170,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
                 resource_id=found.resource_id,
                 decision=convert.decision_to_proto(found.decision),
                 missing_context=found.missing_context,
-                cursor=core_pb2.Cursor(token=found.resource_id),
+                cursor=scope.issue(revision, found.resource_id),
                 looked_up_at=at,
             )
 
@@ -179,6 +179,8 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
         self, request: permissions_pb2.LookupSubjectsRequest, context: Ctx
     ) -> AsyncIterator[permissions_pb2.LookupSubjectsResponse]:
         tenant = convert.tenant(request.tenant)
+        scope = CursorScope.of(methods.LOOKUP_SUBJECTS, tenant, request)
+        start = scope.resume(request.cursor, request.consistency)
         revision, stream = await self._service.lookup_subjects(
             tenant,
             convert.object_ref(request.resource, "resource"),
@@ -186,9 +188,9 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             validate_type_name(request.subject_type, "subject_type"),
             "" if request.subject_relation == "..." else request.subject_relation,
             convert.context(request.context),
-            convert.consistency(request.consistency, tenant),
+            start.consistency,
             call_info(context, self._deadline),
-            after=_cursor(request.cursor),
+            after=start.after,
             limit=_limit(request.limit),
         )
         at = convert.token(tenant, revision)
@@ -198,7 +200,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
                 decision=convert.decision_to_proto(found.decision),
                 missing_context=found.missing_context,
                 excluded_subject_ids=found.excluded_subject_ids,
-                cursor=core_pb2.Cursor(token=found.subject_id),
+                cursor=scope.issue(revision, found.subject_id),
                 looked_up_at=at,
             )
 

@@ -9,7 +9,8 @@ import grpc
 
 from authz_service.api import convert
 from authz_service.api.calls import call_info, stream_rpc, unary_rpc
-from authz_service.api.gen.authz.v1 import core_pb2, relationships_pb2, relationships_pb2_grpc
+from authz_service.api.cursors import CursorScope
+from authz_service.api.gen.authz.v1 import relationships_pb2, relationships_pb2_grpc
 from authz_service.api.tokens import decode_token
 from authz_service.errors import InvalidArgument
 from authz_service.model import (
@@ -20,6 +21,7 @@ from authz_service.model import (
     UpdateOp,
     parse_relationship,
 )
+from authz_service.service import methods
 from authz_service.service.relationships import RelationshipService
 from authz_service.store.protocol import Precondition
 
@@ -108,36 +110,25 @@ class RelationshipsServicer(relationships_pb2_grpc.RelationshipsServiceServicer)
     ) -> AsyncIterator[relationships_pb2.ReadRelationshipsResponse]:
         tenant = convert.tenant(request.tenant)
         flt = convert.relationship_filter(request.filter)
-        consistency = convert.consistency(request.consistency, tenant)
-        after = None
-        if request.cursor.token:
-            try:
-                after = parse_relationship(request.cursor.token, "cursor")
-            except InvalidArgument:
-                raise InvalidArgument(
-                    "cursor is not one this service issued",
-                    field="cursor",
-                    value=request.cursor.token,
-                ) from None
+        scope = CursorScope.of(methods.READ_RELATIONSHIPS, tenant, request)
+        start = scope.resume(request.cursor, request.consistency)
+        consistency = start.consistency
+        after = None if start.after is None else parse_relationship(start.after, "cursor")
         remaining = request.limit or None
         # Page through the store so a huge result never sits in memory at once; every
-        # page reads at the same revision, so the stream is one consistent snapshot.
-        revision = None
+        # page reads at the first one's revision, so the stream is one consistent
+        # snapshot, and so is a stream resumed from any of its cursors.
         while True:
             page = _PAGE if remaining is None else min(_PAGE, remaining)
-            if revision is None:
-                revision, found = await self._service.read(
-                    tenant, flt, consistency, limit=page, after=after
-                )
-                at = convert.token(tenant, revision)
-            else:
-                _, found = await self._service.read(
-                    tenant, flt, _exact(revision), limit=page, after=after
-                )
+            revision, found = await self._service.read(
+                tenant, flt, consistency, limit=page, after=after
+            )
+            consistency = _exact(revision)
+            at = convert.token(tenant, revision)
             for rel in found:
                 yield relationships_pb2.ReadRelationshipsResponse(
                     relationship=convert.relationship_to_proto(rel),
-                    cursor=core_pb2.Cursor(token=str(rel)),
+                    cursor=scope.issue(revision, str(rel)),
                     read_at=at,
                 )
             if remaining is not None:

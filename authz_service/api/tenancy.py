@@ -13,9 +13,11 @@ import grpc
 
 from authz_service.api import convert
 from authz_service.api.calls import call_info, unary_rpc
+from authz_service.api.cursors import CursorScope
 from authz_service.api.gen.authz.v1 import core_pb2, tenancy_pb2, tenancy_pb2_grpc
 from authz_service.errors import InvalidArgument
-from authz_service.model import ObjectRef
+from authz_service.model import ObjectRef, Revision
+from authz_service.service import methods
 from authz_service.service.lifecycle import LifecycleService
 from authz_service.service.tenancy import RoleView, TenancyService
 from authz_service.tenancy import Binding, SubjectStatus
@@ -90,12 +92,8 @@ def _subject(msg: core_pb2.ObjectReference) -> ObjectRef:
     return convert.object_ref(msg, "subject")
 
 
-def _cursor(msg: core_pb2.Cursor) -> str | None:
-    return msg.token or None
-
-
-def _next(cursor: str | None) -> core_pb2.Cursor | None:
-    return core_pb2.Cursor(token=cursor) if cursor else None
+def _next(scope: CursorScope, revision: Revision, after: str | None) -> core_pb2.Cursor | None:
+    return None if after is None else scope.issue(revision, after)
 
 
 class TenancyServicer(tenancy_pb2_grpc.TenancyServiceServicer):
@@ -161,15 +159,12 @@ class TenancyServicer(tenancy_pb2_grpc.TenancyServiceServicer):
         self, request: tenancy_pb2.ListRolesRequest, context: Ctx
     ) -> tenancy_pb2.ListRolesResponse:
         tenant = convert.tenant(request.tenant)
-        page = await self._tenancy.list_roles(
-            tenant,
-            convert.consistency(request.consistency, tenant),
-            request.limit,
-            _cursor(request.cursor),
-        )
+        scope = CursorScope.of(methods.LIST_ROLES, tenant, request)
+        start = scope.resume(request.cursor, request.consistency)
+        page = await self._tenancy.list_roles(tenant, start.consistency, request.limit, start.after)
         return _PB.ListRolesResponse(
             roles=[role_to_proto(r) for r in page.items],
-            next_cursor=_next(page.next_cursor),
+            next_cursor=_next(scope, page.revision, page.next_after),
             read_at=convert.token(tenant, page.revision),
         )
 
@@ -205,6 +200,8 @@ class TenancyServicer(tenancy_pb2_grpc.TenancyServiceServicer):
         self, request: tenancy_pb2.ListBindingsRequest, context: Ctx
     ) -> tenancy_pb2.ListBindingsResponse:
         tenant = convert.tenant(request.tenant)
+        scope = CursorScope.of(methods.LIST_BINDINGS, tenant, request)
+        start = scope.resume(request.cursor, request.consistency)
         subject = None
         if request.HasField("subject"):
             subject = convert.subject_ref(request.subject, "subject")
@@ -216,13 +213,13 @@ class TenancyServicer(tenancy_pb2_grpc.TenancyServiceServicer):
             subject=subject,
             role=request.role,
             resource=resource,
-            consistency=convert.consistency(request.consistency, tenant),
+            consistency=start.consistency,
             limit=request.limit,
-            cursor=_cursor(request.cursor),
+            after=start.after,
         )
         return _PB.ListBindingsResponse(
             bindings=[binding_to_proto(b) for b in page.items],
-            next_cursor=_next(page.next_cursor),
+            next_cursor=_next(scope, page.revision, page.next_after),
             read_at=convert.token(tenant, page.revision),
         )
 
@@ -231,6 +228,8 @@ class TenancyServicer(tenancy_pb2_grpc.TenancyServiceServicer):
         self, request: tenancy_pb2.GrantReachRequest, context: Ctx
     ) -> tenancy_pb2.GrantReachResponse:
         tenant = convert.tenant(request.tenant)
+        scope = CursorScope.of(methods.GRANT_REACH, tenant, request)
+        start = scope.resume(request.cursor, request.consistency)
         which = request.WhichOneof("grant")
         grant: Any
         if which == "binding_id":
@@ -244,11 +243,7 @@ class TenancyServicer(tenancy_pb2_grpc.TenancyServiceServicer):
                 "set one of `binding_id`, `binding` or `relationship`", field="grant"
             )
         page = await self._tenancy.grant_reach(
-            tenant,
-            grant,
-            convert.consistency(request.consistency, tenant),
-            request.limit,
-            _cursor(request.cursor),
+            tenant, grant, start.consistency, request.limit, start.after
         )
         return _PB.GrantReachResponse(
             resource_count=page.resource_count,
@@ -259,7 +254,7 @@ class TenancyServicer(tenancy_pb2_grpc.TenancyServiceServicer):
                 )
                 for obj, permissions in page.resources
             ],
-            next_cursor=_next(page.next_cursor),
+            next_cursor=_next(scope, page.revision, page.next_after),
             read_at=convert.token(tenant, page.revision),
         )
 

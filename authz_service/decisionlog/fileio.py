@@ -69,14 +69,15 @@ def _end_of_last_newline(path: Path, size: int) -> int:
 
 
 def last_line(path: Path) -> bytes | None:
-    """The last complete line of a file that ends in a newline, without it."""
-    size = path.stat().st_size
-    if size == 0:
+    """The last complete line of a file, without its newline. Bytes after the last
+    newline (a write in progress, seen by a reader) are not a line."""
+    end = _end_of_last_newline(path, path.stat().st_size)
+    if end == 0:
         return None
-    start = _end_of_last_newline(path, size - 1)
+    start = _end_of_last_newline(path, end - 1)
     with path.open("rb") as handle:
         handle.seek(start)
-        return handle.read(size - 1 - start)
+        return handle.read(end - 1 - start)
 
 
 def segment_started(path: Path) -> float:

@@ -34,8 +34,10 @@ from authz_service.decisionlog import (
     iter_entries,
     verify_all,
 )
+from authz_service.decisionlog.chain import entry_from_line
+from authz_service.decisionlog.fileio import last_line
 from authz_service.decisionlog.layout import LOCK_FILE, list_segments, list_streams
-from authz_service.errors import NotFound
+from authz_service.errors import AuthzError, FailedPrecondition, NotFound
 
 __all__ = [
     "Found",
@@ -44,6 +46,7 @@ __all__ = [
     "find_in_log",
     "iter_log",
     "list_log_streams",
+    "log_ends",
     "log_roots",
     "verify_log",
 ]
@@ -111,25 +114,64 @@ def _root_streams(label: str, root: Path) -> list[tuple[str, Path]]:
 
 
 def iter_log(
-    log_dir: Path, where: RecordFilter | None = None, *, after: Mapping[str, int] | None = None
+    log_dir: Path,
+    where: RecordFilter | None = None,
+    *,
+    after: Mapping[str, int] | None = None,
+    through: Mapping[str, int] | None = None,
 ) -> Generator[Found, None, None]:
     """Entries matching `where`; `after` maps a stream name to the last seq already seen
-    (a resumed query skips up to it)."""
+    (a resumed query skips up to it), `through` to the last seq to read (a query's
+    later pages end where its first page found the log ended; a stream it does not
+    name is not read). Without `through`, every stream to its end."""
     where = where or RecordFilter()
     after = after or {}
     streams = list_log_streams(log_dir, where.tenant)
     for _, group in groupby(streams, key=lambda s: s.tenant):
-        sources = [_stream_entries(s, where, after.get(s.name, -1)) for s in group]
+        sources = [
+            _stream_entries(
+                s,
+                where,
+                after.get(s.name, -1),
+                None if through is None else through.get(s.name, -1),
+            )
+            for s in group
+        ]
         yield from heapq.merge(
             *sources, key=lambda f: (f.stored.entry.record.time, f.stored.entry.record.decision_id)
         )
 
 
-def _stream_entries(stream: Stream, where: RecordFilter, after_seq: int) -> Iterator[Found]:
+def _stream_entries(
+    stream: Stream, where: RecordFilter, after_seq: int, through_seq: int | None
+) -> Iterator[Found]:
     # iter_entries keys the stream by tenant below a root; give it this stream's root.
     for stored in iter_entries(stream.directory.parent, replace(where, tenant=stream.tenant)):
+        if through_seq is not None and stored.entry.seq > through_seq:
+            return
         if stored.entry.seq > after_seq:
             yield Found(stream, stored)
+
+
+def log_ends(log_dir: Path, tenant: str) -> dict[str, int]:
+    """The last seq of every stream of `tenant` (-1 for an empty one): where the log
+    ends now, to hold a paged query to it (`iter_log(through=...)`)."""
+    return {s.name: _last_seq(s) for s in list_log_streams(log_dir, tenant)}
+
+
+def _last_seq(stream: Stream) -> int:
+    for _, path in reversed(list_segments(stream.directory)):
+        line = last_line(path)
+        if line is None:
+            continue
+        try:
+            return entry_from_line(line).seq
+        except AuthzError as exc:
+            # No path: API callers see this message.
+            raise FailedPrecondition(
+                f"decision log stream `{stream.name}` ends in a damaged record: verify the log"
+            ) from exc
+    return -1
 
 
 async def aiter_log(
@@ -137,10 +179,11 @@ async def aiter_log(
     where: RecordFilter | None = None,
     *,
     after: Mapping[str, int] | None = None,
+    through: Mapping[str, int] | None = None,
     chunk: int = 256,
 ) -> AsyncIterator[Found]:
     """`iter_log` with the file reading in a worker thread, `chunk` entries at a time."""
-    entries = iter_log(log_dir, where, after=after)  # a generator: no I/O yet
+    entries = iter_log(log_dir, where, after=after, through=through)  # a generator: no I/O yet
     try:
         while batch := await asyncio.to_thread(lambda: list(islice(entries, chunk))):
             for found in batch:

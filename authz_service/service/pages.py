@@ -1,17 +1,13 @@
 """Paged admin listings (roles, bindings, the reach of a grant), free of gRPC.
 
-A cursor is opaque to callers and holds (tenant, revision, position): every page of one
-listing reads the revision the first page was read at, and a cursor presented in another
-tenant is refused (revisions are per tenant). `TenantReader` reads one tenant at one
-revision the way the engine does (expired relationships are gone).
+A page is the first `size` items after a position, read at one revision, with the
+position to continue from; the API turns (revision, position) into a cursor bound to
+the call (`api/cursors.py`) and reads later pages at that revision. `TenantReader` reads
+one tenant at one revision the way the engine does (expired relationships are gone).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,7 +19,7 @@ from authz_service.store.protocol import Store
 from authz_service.tenancy import Binding
 from authz_service.tenancy.encoding import BINDING, bindings_from
 
-__all__ = ["Page", "TenantReader", "decode_cursor", "encode_cursor", "page_limit", "page_of"]
+__all__ = ["Page", "TenantReader", "page_limit", "page_of"]
 
 T = TypeVar("T")
 DEFAULT_PAGE = 100
@@ -34,30 +30,8 @@ _CHUNK = 500
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
     items: list[T]
-    next_cursor: str | None
+    next_after: str | None  # the last item's position, when more follow
     revision: Revision
-
-
-def _tag(tenant: str) -> str:
-    return hashlib.sha256(tenant.encode()).hexdigest()[:12]
-
-
-def encode_cursor(tenant: str, revision: Revision, after: str) -> str:
-    raw = json.dumps([_tag(tenant), revision, after], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(tenant: str, token: str) -> tuple[Revision, str]:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        tag, revision, after = json.loads(raw)
-        if tag != _tag(tenant) or not isinstance(revision, int) or not isinstance(after, str):
-            raise ValueError(token)
-    except (ValueError, TypeError, binascii.Error):
-        raise InvalidArgument(
-            "cursor is not one this service issued for this tenant", field="cursor", value=token
-        ) from None
-    return revision, after
 
 
 def page_limit(limit: int) -> int:
@@ -67,13 +41,12 @@ def page_limit(limit: int) -> int:
 
 
 def page_of(
-    tenant: str, revision: Revision, items: Sequence[T], size: int, position: Callable[[T], str]
+    revision: Revision, items: Sequence[T], size: int, position: Callable[[T], str]
 ) -> Page[T]:
-    """The first `size` of `items` (already after the cursor), with the next cursor."""
+    """The first `size` of `items` (already after the position asked for)."""
     shown = list(items[:size])
     more = len(items) > size
-    cursor = encode_cursor(tenant, revision, position(shown[-1])) if more and shown else None
-    return Page(shown, cursor, revision)
+    return Page(shown, position(shown[-1]) if more and shown else None, revision)
 
 
 class TenantReader:

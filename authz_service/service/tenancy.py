@@ -39,7 +39,7 @@ from authz_service.schema.compiled import CompiledSchema
 from authz_service.schema.relationships import check_relationship
 from authz_service.service import methods
 from authz_service.service.audit import AuditTrail, CallInfo
-from authz_service.service.pages import Page, TenantReader, decode_cursor, page_limit, page_of
+from authz_service.service.pages import Page, TenantReader, page_limit, page_of
 from authz_service.service.schemas import SchemaManager
 from authz_service.store.protocol import Precondition, Store
 from authz_service.tenancy import Binding, BindingGrants, CustomRole, ReachRules
@@ -83,7 +83,7 @@ class ReachPage:
     resource_count: int
     permission_count: int
     resources: list[tuple[ObjectRef, tuple[str, ...]]]
-    next_cursor: str | None
+    next_after: str | None
     revision: Revision
 
 
@@ -112,21 +112,14 @@ class TenancyService:
 
     # --- plumbing -------------------------------------------------------------------------
 
-    async def _at(
-        self, tenant: str, consistency: Consistency, cursor: str | None = None
-    ) -> tuple[Snapshot, str | None]:
-        """The snapshot a read runs at (a cursor pins its first page's revision)."""
-        after = None
-        if cursor:
-            revision, after = decode_cursor(tenant, cursor)
-            consistency = Consistency(ConsistencyMode.AT_EXACT_SNAPSHOT, revision)
+    async def _at(self, tenant: str, consistency: Consistency) -> Snapshot:
+        """The snapshot a read runs at (later pages of a listing: the first one's)."""
         schema = await self._schemas.require()
         revision = await self._resolver.resolve(tenant, consistency)
-        return Snapshot(tenant, revision, schema, self._clock()), after
+        return Snapshot(tenant, revision, schema, self._clock())
 
     async def _head(self, tenant: str) -> Snapshot:
-        snap, _ = await self._at(tenant, Consistency(ConsistencyMode.FULLY_CONSISTENT))
-        return snap
+        return await self._at(tenant, Consistency(ConsistencyMode.FULLY_CONSISTENT))
 
     def _reader(self, snap: Snapshot) -> TenantReader:
         return TenantReader(self._store, snap.tenant, snap.revision, snap.now)
@@ -244,10 +237,10 @@ class TenancyService:
         return revision, count
 
     async def list_roles(
-        self, tenant: str, consistency: Consistency, limit: int, cursor: str | None
+        self, tenant: str, consistency: Consistency, limit: int, after: str | None
     ) -> Page[RoleView]:
         size = page_limit(limit)
-        snap, after = await self._at(tenant, consistency, cursor)
+        snap = await self._at(tenant, consistency)
         custom = roles_from(await self._reader(snap).read(RelationshipFilter(ROLE)))
         views = []
         for name in sorted({*snap.schema.roles, *custom}):
@@ -264,7 +257,7 @@ class TenancyService:
                     own.update_time if own else None,
                 )
             )
-        return page_of(tenant, snap.revision, views, size, lambda v: v.name)
+        return page_of(snap.revision, views, size, lambda v: v.name)
 
     def _role(
         self, schema: CompiledSchema, name: str, description: str, permissions: Sequence[Pair]
@@ -431,10 +424,10 @@ class TenancyService:
         resource: ObjectRef | None,
         consistency: Consistency,
         limit: int,
-        cursor: str | None,
+        after: str | None,
     ) -> Page[Binding]:
         size = page_limit(limit)
-        snap, after = await self._at(tenant, consistency, cursor)
+        snap = await self._at(tenant, consistency)
         reader = self._reader(snap)
         filters = [RelationshipFilter(BINDING, None, ROLE_OF)]
         if subject is not None:
@@ -456,7 +449,7 @@ class TenancyService:
         ordered = sorted(i for i in ids or () if after is None or i > after)
         chosen = await reader.bindings(ordered[: size + 1])
         items = [chosen[i] for i in sorted(chosen)]
-        return page_of(tenant, snap.revision, items, size, lambda b: b.binding_id)
+        return page_of(snap.revision, items, size, lambda b: b.binding_id)
 
     # --- reach ----------------------------------------------------------------------------
 
@@ -466,10 +459,10 @@ class TenancyService:
         grant: str | Binding | Relationship,
         consistency: Consistency,
         limit: int,
-        cursor: str | None,
+        after: str | None,
     ) -> ReachPage:
         size = page_limit(limit)
-        snap, after = await self._at(tenant, consistency, cursor)
+        snap = await self._at(tenant, consistency)
         schema = snap.schema
         index = await self._grants.index(snap)
         reader = self._reader(snap)
@@ -507,12 +500,12 @@ class TenancyService:
             max_pairs=self._max_reach,
         )
         rows = [r for r in found.resources if after is None or _key(r[0]) > after]
-        page = page_of(tenant, snap.revision, rows, size, lambda r: _key(r[0]))
+        page = page_of(snap.revision, rows, size, lambda r: _key(r[0]))
         return ReachPage(
             found.resource_count,
             found.permission_count,
             page.items,
-            page.next_cursor,
+            page.next_after,
             snap.revision,
         )
 

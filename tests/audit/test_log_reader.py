@@ -12,7 +12,7 @@ from authz_service.config import Settings
 from authz_service.decisionlog import DecisionKind, DecisionLogConfig, DecisionLogWriter
 from authz_service.revisions import RevisionResolver
 from authz_service.service.audit import AuditTrail
-from authz_service.service.log_reader import iter_log, list_log_streams
+from authz_service.service.log_reader import iter_log, list_log_streams, log_ends
 from authz_service.service.reasons import summary
 from authz_service.service.replay import Replayer, ReplayStatus
 from authz_service.service.schemas import SchemaManager
@@ -114,3 +114,32 @@ def test_one_line_reasons() -> None:
     assert summary("DENIED", {"error": "LimitExceeded", "message": "depth 50 exceeded"}) == (
         "error `LimitExceeded`: depth 50 exceeded"
     )
+
+
+async def test_a_query_held_to_where_the_log_ended(tmp_path: Path) -> None:
+    """`log_ends` is where each stream ends (a torn line being written is not an end);
+    `through` holds a query there, and leaves out streams it does not name."""
+    log_dir = tmp_path / "decisions"
+    await _worker_log(log_dir)
+    ends = log_ends(log_dir, "acme")
+    assert ends == {"worker-0/acme": 3, "worker-1/acme": 3}
+    newest = sorted((log_dir / "worker-0" / "acme").glob("*.jsonl"))[-1]
+    with newest.open("ab") as handle:
+        handle.write(b'{"seq": 4, "torn')  # a write in progress, as a reader may see it
+    assert log_ends(log_dir, "acme") == ends
+
+    held = list(iter_log(log_dir, through={"worker-0/acme": 1, "worker-1/acme": 2}))
+    assert [(f.stream.name, f.stored.entry.seq) for f in held] == [
+        ("worker-0/acme", 0),
+        ("worker-1/acme", 0),
+        ("worker-0/acme", 1),
+        ("worker-1/acme", 1),
+        ("worker-1/acme", 2),
+    ]
+    only = list(iter_log(log_dir, after={"worker-1/acme": 0}, through={"worker-1/acme": 3}))
+    assert [(f.stream.name, f.stored.entry.seq) for f in only] == [
+        ("worker-1/acme", 1),
+        ("worker-1/acme", 2),
+        ("worker-1/acme", 3),
+    ]
+    assert log_ends(log_dir, "globex") == {}

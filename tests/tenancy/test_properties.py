@@ -169,7 +169,7 @@ async def observe(w: World, tenant: str, revision: int) -> dict[str, Any]:
     ]
     seen["roles"] = (await w.tenancy.list_roles(tenant, at, 0, None)).items
     bindings = await w.tenancy.list_bindings(
-        tenant, subject=None, role="", resource=None, consistency=at, limit=0, cursor=None
+        tenant, subject=None, role="", resource=None, consistency=at, limit=0, after=None
     )
     seen["bindings"] = bindings.items
     for b in bindings.items:

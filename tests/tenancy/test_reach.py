@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from authz_service.errors import InvalidArgument, NotFound
-from authz_service.model import Consistency, ObjectRef, SubjectRef, parse_relationship
+from authz_service.model import (
+    Consistency,
+    ConsistencyMode,
+    ObjectRef,
+    SubjectRef,
+    parse_relationship,
+)
 from authz_service.service.tenancy import ReachPage
 from authz_service.tenancy import Binding
 from tests.tenancy.helpers import CALL, World, world
@@ -89,10 +95,11 @@ async def test_tenant_wide_reach_and_paging() -> None:
     b, _ = await w.tenancy.create_binding(T, "billing", SubjectRef("user", "x"), None, CALL)
     first = await w.tenancy.grant_reach(T, b.binding_id, LATEST, 3, None)
     assert first.resource_count == 4
-    assert first.next_cursor is not None
+    assert first.next_after == "invoice:inv3"
     await w.touch(T, "invoice:late#folder@folder:misc")  # a later write: not in these pages
-    second = await w.tenancy.grant_reach(T, b.binding_id, LATEST, 3, first.next_cursor)
-    assert second.next_cursor is None
+    pinned = Consistency(ConsistencyMode.AT_EXACT_SNAPSHOT, first.revision)  # as a cursor does
+    second = await w.tenancy.grant_reach(T, b.binding_id, pinned, 3, first.next_after)
+    assert second.next_after is None
     assert [r[0] for r in rows(first) + rows(second)] == [
         "invoice:inv1",
         "invoice:inv2",
