@@ -191,12 +191,15 @@ class TenancyService:
         schema = await self._schemas.require()
         role = self._role(schema, name, description, permissions)
         await self._require_custom(tenant, schema, name)
-        revision, _ = await self._store.apply(
-            tenant,
-            [RelationshipUpdate(UpdateOp.TOUCH, r) for r in role_relationships(role)],
-            [RelationshipFilter(ROLE, (name,), GRANTS)],
-            preconditions=[Precondition(_marker(name))],
-        )
+        try:
+            revision, _ = await self._store.apply(
+                tenant,
+                [RelationshipUpdate(UpdateOp.TOUCH, r) for r in role_relationships(role)],
+                [RelationshipFilter(ROLE, (name,), GRANTS)],
+                preconditions=[Precondition(_marker(name))],
+            )
+        except FailedPrecondition:  # deleted since it was read (by another writer)
+            raise _no_role(name) from None
         await self._logged(
             tenant,
             call,
@@ -222,13 +225,16 @@ class TenancyService:
             deletes += [uses, *_by_ids(ids)]
         elif name not in schema.roles:  # a built-in role of that name keeps its bindings valid
             if await self._reader(head).binding_ids(uses):
-                raise FailedPrecondition(
-                    f"role `{name}` is used by bindings: delete them first, or use cascade"
-                )
+                raise _role_in_use(name)
             preconditions.append(Precondition(uses, must_exist=False))
-        revision, deleted = await self._store.apply(
-            tenant, [], deletes, preconditions=preconditions
-        )
+        try:
+            revision, deleted = await self._store.apply(
+                tenant, [], deletes, preconditions=preconditions
+            )
+        except FailedPrecondition as exc:  # another writer got there since the read
+            if exc.field == "preconditions[0]":
+                raise _no_role(name) from None
+            raise _role_in_use(name) from None
         count = len({r.resource.id for r in deleted if r.resource.type == BINDING})
         details = {"cascade": cascade, "deleted_binding_count": count}
         await self._logged(
@@ -296,7 +302,7 @@ class TenancyService:
             return head
         if name in schema.roles:
             raise FailedPrecondition(f"role `{name}` is built in (declared in the schema)")
-        raise NotFound(f"role `{name}` does not exist")
+        raise _no_role(name)
 
     # --- bindings -------------------------------------------------------------------------
 
@@ -397,11 +403,14 @@ class TenancyService:
         found = (await self._reader(head).bindings([ident])).get(ident)
         if found is None:
             raise NotFound(f"binding `{ident}` does not exist")
-        revision, _ = await self._store.delete(
-            tenant,
-            RelationshipFilter(BINDING, (ident,)),
-            preconditions=[Precondition(RelationshipFilter(BINDING, (ident,), ROLE_OF))],
-        )
+        try:
+            revision, _ = await self._store.delete(
+                tenant,
+                RelationshipFilter(BINDING, (ident,)),
+                preconditions=[Precondition(RelationshipFilter(BINDING, (ident,), ROLE_OF))],
+            )
+        except FailedPrecondition:  # deleted since it was read (by another writer)
+            raise NotFound(f"binding `{ident}` does not exist") from None
         details = {"binding": found.describe()}
         await self._logged(
             tenant,
@@ -534,6 +543,18 @@ def _bindings_by_subject(
 
 def _key(obj: ObjectRef) -> str:
     return f"{obj.type}:{obj.id}"
+
+
+# Store preconditions name their index (`preconditions[i]`); these calls have no such
+# field, so a failed one is reported as what it means.
+def _no_role(name: str) -> NotFound:
+    return NotFound(f"role `{name}` does not exist")
+
+
+def _role_in_use(name: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"role `{name}` is used by bindings: delete them first, or use cascade"
+    )
 
 
 def _marker(name: str) -> RelationshipFilter:

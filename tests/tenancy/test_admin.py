@@ -4,6 +4,7 @@ cycles, listings. Bad input gets a clear error and writes nothing."""
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,7 @@ from authz_service.model import (
 from authz_service.revisions import RevisionResolver
 from authz_service.service.audit import AuditTrail
 from authz_service.service.relationships import RelationshipService
+from authz_service.tenancy.encoding import BINDING, ROLE
 from tests.tenancy.helpers import CALL, SCHEMA, World, world
 
 T = "acme"
@@ -320,3 +322,32 @@ async def test_every_write_is_an_admin_record_of_its_tenant() -> None:
     removed = records[-1].details
     assert removed["removed_relationships"] == ["group:g#member@user:ann"]
     assert removed["removed_bindings"] == [b.describe()]
+
+
+async def test_a_role_or_binding_deleted_meanwhile_is_not_found() -> None:
+    """Another replica removes the role or binding between this call's read and its
+    write: the write's precondition fails, reported as what happened, not as the
+    internal `preconditions[i]` of a request that has no such field."""
+    w = await world()
+    await w.tenancy.create_role(T, "billing", "", BILLING, CALL)
+    ann = SubjectRef("user", "ann")
+    binding, _ = await w.tenancy.create_binding(T, "billing", ann, None, CALL)
+    store = w.store
+    real_apply, real_delete = store.apply, store.delete
+
+    async def apply_late(*args: Any, **kwargs: Any) -> Any:
+        await real_delete(T, RelationshipFilter(ROLE, ("billing",)))
+        return await real_apply(*args, **kwargs)
+
+    async def delete_late(*args: Any, **kwargs: Any) -> Any:
+        await real_delete(T, RelationshipFilter(BINDING, (binding.binding_id,)))
+        return await real_delete(*args, **kwargs)
+
+    store.apply = apply_late  # type: ignore[method-assign]
+    with pytest.raises(NotFound, match="role `billing`") as err:
+        await w.tenancy.update_role(T, "billing", "", BILLING, CALL)
+    assert not getattr(err.value, "field", "")
+    store.delete = delete_late  # type: ignore[method-assign]
+    with pytest.raises(NotFound, match=f"binding `{binding.binding_id}`") as err:
+        await w.tenancy.delete_binding(T, binding.binding_id, CALL)
+    assert not getattr(err.value, "field", "")
