@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from cachetools import LRUCache
-
 __all__ = ["CacheStats", "DecisionCache"]
 
 V = TypeVar("V")
@@ -28,43 +26,47 @@ class CacheStats:
     maxsize: int
 
 
-class _CountingLRU(LRUCache[Hashable, tuple[object, datetime | None]]):
-    evictions = 0
-
-    def popitem(self) -> tuple[Hashable, tuple[object, datetime | None]]:
-        self.evictions += 1
-        return super().popitem()
-
-
 class DecisionCache(Generic[V]):
-    """Not thread-safe by design: each worker process owns one and uses it from its loop."""
+    """Not thread-safe by design: each worker process owns one and uses it from its loop.
+
+    A plain dict in recency order (oldest first): a hit moves its entry to the end by
+    taking it out and putting it back, the oldest is `next(iter(...))`. Every step is a
+    C-level dict operation, which matters because a cache hit is the whole work of most
+    calls."""
 
     def __init__(self, maxsize: int) -> None:
-        self._lru = _CountingLRU(maxsize=maxsize)
+        if maxsize < 1:
+            raise ValueError("maxsize must be at least 1")
+        self._entries: dict[Hashable, tuple[V, datetime | None]] = {}
+        self._maxsize = maxsize
         self.hits = 0
         self.misses = 0
+        self.evictions = 0
 
     def get(self, key: Hashable, now: datetime) -> V | None:
-        entry = self._lru.get(key)
+        entry = self._entries.pop(key, None)
         if entry is None:
             self.misses += 1
             return None
         value, valid_until = entry
         if valid_until is not None and now >= valid_until:
             # The answer was computed from a relationship that has expired since.
-            del self._lru[key]
             self.misses += 1
             return None
+        self._entries[key] = entry  # now the most recently used
         self.hits += 1
-        return value  # type: ignore[return-value]
+        return value
 
     def put(self, key: Hashable, value: V, valid_until: datetime | None = None) -> None:
-        self._lru[key] = (value, valid_until)
+        entries = self._entries
+        entries.pop(key, None)
+        if len(entries) >= self._maxsize:
+            del entries[next(iter(entries))]  # the least recently used
+            self.evictions += 1
+        entries[key] = (value, valid_until)
 
     def clear(self) -> None:
-        self._lru.clear()
+        self._entries.clear()
 
     def stats(self) -> CacheStats:
-        return CacheStats(
-            self.hits, self.misses, self._lru.evictions, len(self._lru), int(self._lru.maxsize)
-        )
+        return CacheStats(self.hits, self.misses, self.evictions, len(self._entries), self._maxsize)

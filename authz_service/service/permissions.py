@@ -147,7 +147,7 @@ class PermissionService:
         snap = await self.snapshot(tenant, consistency)
         # Strict reads, explanations and request-only relationships never share answers.
         shareable = snap.shared_cache and not explain and not contextual
-        key = ("check", tenant, snap.revision, snap.schema.version, item, actor)
+        key = _check_key(snap, item, actor)
         result = self._cache.get(key, snap.now) if shareable else None
         cache_hit = result is not None
         if result is None:
@@ -339,6 +339,29 @@ class PermissionService:
             context=context,
         )
         return snap.revision, summary.wrap(stream, lambda s: f"{s.subject_id}={s.decision.value}")
+
+
+def _check_key(snap: Snapshot, item: CheckItem, actor: SubjectRef | None) -> tuple[object, ...]:
+    """Everything a Check's answer depends on, as a flat tuple of strings and ints: it is
+    hashed and compared on every call, which Python does in C for these (a key holding
+    the request's dataclasses is hashed field by field in Python). Ids and names cannot
+    contain one another's separators, and each is its own element anyway."""
+    r, s = item.resource, item.subject
+    who = None if actor is None else (actor.type, actor.id, actor.relation)
+    return (
+        "check",
+        snap.tenant,
+        snap.revision,
+        snap.schema.version,
+        r.type,
+        r.id,
+        item.permission,
+        s.type,
+        s.id,
+        s.relation,
+        item.context.canonical,
+        who,
+    )
 
 
 async def _nothing() -> AsyncIterator[ResourceResult]:
