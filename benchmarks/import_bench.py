@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, help="rounds (default 3; quick 1)")
     p.add_argument("--documents", type=int, help="documents (default 460000; quick 40000)")
     p.add_argument("--baseline", type=Path, help="another checkout to time in the same rounds")
+    p.add_argument("--baseline-label", default="baseline", help="its name in the table")
     p.add_argument(
         "--postgres",
         default=os.environ.get("AUTHZ_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432"),
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     expected = len(data.rows)
     checkouts = {"this checkout": ROOT}
     if args.baseline is not None:
-        checkouts["baseline"] = args.baseline.resolve()
+        checkouts[args.baseline_label] = args.baseline.resolve()
     print(f"import benchmark: {expected:,} relationships, {reps} rounds, {list(checkouts)}")
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in checkouts}
     with tempfile.TemporaryDirectory(prefix="authz-import-bench-") as tmp:
@@ -204,8 +205,9 @@ def _write_readme(report: dict[str, Any], table: str, json_name: str) -> None:
     section = (
         f"`python benchmarks/import_bench.py` (`--quick` for 100k, `--baseline DIR` to time another "
         f"checkout in the same rounds). Raw results: `benchmarks/results/{json_name}`.\n\n"
-        f"Measured {report['started_at']} on {report['nproc']} cores (shared), commit "
-        f"{report['commit']}, Python {report['python']}. Data: benchmarks/dataset.py, seed 42, "
+        f"Measured {report['started_at']} on {report['nproc']} cores (shared; load average "
+        f"{report['loadavg_at_end'][0]:.1f} at the end), commit {report['commit']}, Python "
+        f"{report['python']}. Data: benchmarks/dataset.py, seed 42, "
         f"{counts['documents']:,} documents, {report['relationships']:,} relationships, as NDJSON. "
         "Each round times the whole `authz import FILE --tenant bench` command (process start, "
         "parsing, COPY, indexes, commit, ANALYZE) into a fresh, migrated database, progress bar "
