@@ -145,10 +145,10 @@ class RelationshipsServicer(relationships_pb2_grpc.RelationshipsServiceServicer)
         filters = [
             convert.relationship_filter(f, f"filters[{i}]") for i, f in enumerate(request.filters)
         ]
+        after = None
         if request.after.token:
             after = decode_token(request.after.token, tenant, "after")
-        else:
-            after = await self._service.head_revision(tenant)
+        after = await self._service.watch_start(tenant, after)
         # The starting point is fixed: the headers tell the client that every write
         # committed from now on will be streamed.
         await context.send_initial_metadata(())

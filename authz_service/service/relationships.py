@@ -188,10 +188,14 @@ class RelationshipService:
             after = page[-1]
         return revision, visible
 
-    async def head_revision(self, tenant: str) -> Revision:
-        """The tenant's newest committed revision, asked of the store: where a Watch
-        without a starting token begins."""
-        return await self._store.head_revision(tenant)
+    async def watch_start(self, tenant: str, after: Revision | None) -> Revision:
+        """The revision a Watch streams after: `after`, which must be known and still
+        inside the retention window (older history may be collected, so its changes
+        could be incomplete: FailedPrecondition), or else the tenant's newest."""
+        if after is None:
+            return await self._store.head_revision(tenant)
+        await self._store.check_revision(tenant, after)
+        return after
 
     async def watch(
         self, tenant: str, after: Revision, *, batch: int = 1000

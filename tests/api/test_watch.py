@@ -1,13 +1,15 @@
-"""Watch over gRPC: where a stream starts."""
+"""Watch over gRPC: where a stream starts, and which starting points are refused."""
 
 from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import grpc
 import pytest
 
 from authz_service.api.gen.authz.v1 import relationships_pb2
+from authz_service.api.tokens import encode_token
 from tests.api.helpers import Api
 
 
@@ -44,3 +46,31 @@ async def test_watch_after_a_token_streams_what_followed_it(api: Api) -> None:
         first = await watch.read()
     watch.cancel()
     assert resources(first) == ["two"]
+
+
+async def test_watch_after_a_token_outside_the_history_is_failed_precondition(
+    api: Api, pg_dsn: str
+) -> None:
+    first = await api.touch("acme", "document:one#viewer@user:ann")
+    await api.delete("acme", "document:one#viewer@user:ann")
+    await api.touch("acme", "document:two#viewer@user:ann")
+    # Revision 2 (which ended snapshot 1) committed two days ago, beyond the 24 h
+    # retention window: garbage collection may already have removed its delete.
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        await conn.execute(
+            "UPDATE revisions SET committed_at = now() - interval '2 days'"
+            " WHERE tenant = 'acme' AND revision <= 2"
+        )
+    finally:
+        await conn.close()
+    beyond_head = encode_token("acme", 99)  # would silently skip revisions 4..99
+    for token, reason in ((first, "retention window"), (beyond_head, "unknown")):
+        watch = api.relationships.Watch(
+            relationships_pb2.WatchRequest(tenant="acme", after={"token": token})
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            async with asyncio.timeout(10):
+                await watch.read()
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert reason in (err.value.details() or "")
