@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2
 
 from authz_service.api.audit import AuditServicer
 from authz_service.api.auth import Authenticator, AuthInterceptor
+from authz_service.api.decoding import DecodingInterceptor
 from authz_service.api.envoy import ENVOY_SERVICE_NAME, EnvoyAuthServicer
 from authz_service.api.permissions import PermissionsServicer
 from authz_service.api.relationships import RelationshipsServicer
@@ -342,7 +343,12 @@ class App:
             audit=AuditServicer(settings.decision_log_dir, await _log_public_key(settings)),
             max_concurrent_rpcs=settings.max_concurrent_rpcs,
             reuse_port=settings.workers > 1,
-            interceptors=[telemetry.interceptor, *_auth_interceptors(settings, store)],
+            # Decoding before authentication, which reads the request's tenant.
+            interceptors=[
+                telemetry.interceptor,
+                DecodingInterceptor(),
+                *_auth_interceptors(settings, store),
+            ],
             envoy=envoy,
             tenancy=TenancyServicer(tenancy, lifecycle, default_deadline_s=deadline),
         )

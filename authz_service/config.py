@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from authz_service.errors import InvalidArgument
+from authz_service.errors import InvalidArgument, echo
 
 __all__ = ["Settings", "load_settings"]
 
@@ -70,7 +70,7 @@ class Settings:
     def __post_init__(self) -> None:
         if self.log_mode not in ("durable", "buffered", "off"):
             raise InvalidArgument(
-                f"decision log mode `{self.log_mode}` is not one of durable, buffered, off",
+                f"decision log mode `{echo(self.log_mode)}` is not one of durable, buffered, off",
                 field="AUTHZ_DECISION_LOG",
                 value=self.log_mode,
             )
@@ -78,7 +78,7 @@ class Settings:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise InvalidArgument(
-                    f"`{name}` must be one of {', '.join(allowed)}",
+                    f"`{echo(name)}` must be one of {', '.join(allowed)}",
                     field=name,
                     value=getattr(self, name),
                 )
@@ -93,7 +93,7 @@ class Settings:
         for name in ("workers", "cache_size", "max_concurrent_rpcs", "max_depth", "max_batch"):
             if getattr(self, name) < 1:
                 raise InvalidArgument(
-                    f"`{name}` must be at least 1", field=name, value=getattr(self, name)
+                    f"`{echo(name)}` must be at least 1", field=name, value=getattr(self, name)
                 )
 
     @property
@@ -127,7 +127,7 @@ def _convert(name: str, kind: Any, raw: str) -> Any:
             return Path(raw)
     except ValueError:
         raise InvalidArgument(
-            f"setting `{name}` has invalid value `{raw}`", field=name, value=raw
+            f"setting `{echo(name)}` has invalid value `{echo(raw)}`", field=name, value=raw
         ) from None
     return raw
 

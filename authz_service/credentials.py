@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from authz_service.errors import InvalidArgument
+from authz_service.errors import InvalidArgument, echo
 
 __all__ = [
     "ALL_TENANTS",
@@ -41,11 +41,11 @@ _ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no 0/o, 1/l: ids are read a
 _ID_LENGTH = 12  # 60 bits: collisions are refused by the store, never silently merged
 _SECRET_BYTES = 32
 _MAX_NAME = 200
-_ID_RE = re.compile(rf"^[{_ID_ALPHABET}]{{{_ID_LENGTH}}}$")
-_SECRET_RE = re.compile(r"^[A-Za-z0-9_\-]{43,128}$")  # urlsafe base64 of 32+ bytes
+_ID_RE = re.compile(rf"[{_ID_ALPHABET}]{{{_ID_LENGTH}}}")
+_SECRET_RE = re.compile(r"[A-Za-z0-9_\-]{43,128}")  # urlsafe base64 of 32+ bytes
 # The same rule the API applies to request tenants (api/convert.py); kept here too so
 # that the domain refuses a key no request could ever match.
-_TENANT_RE = re.compile(r"^[a-zA-Z0-9_\-]{1,64}$")
+_TENANT_RE = re.compile(r"[a-zA-Z0-9_\-]{1,64}")
 
 
 class Scope(StrEnum):
@@ -109,7 +109,7 @@ def split_token(token: str) -> tuple[str, str] | None:
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         return None
     _, key_id, secret = parts
-    if not _ID_RE.match(key_id) or not _SECRET_RE.match(secret):
+    if not _ID_RE.fullmatch(key_id) or not _SECRET_RE.fullmatch(secret):
         return None
     return key_id, secret
 
@@ -127,7 +127,7 @@ def parse_scopes(scopes: str | Iterable[str]) -> frozenset[Scope]:
         except ValueError:
             known = ", ".join(s.value for s in Scope)
             raise InvalidArgument(
-                f"scope `{raw.strip()}` is not one of {known}", field="scopes", value=raw
+                f"scope `{echo(raw.strip())}` is not one of {known}", field="scopes", value=raw
             ) from None
     if not found:
         raise InvalidArgument("a key needs at least one scope", field="scopes", value="")
@@ -135,10 +135,10 @@ def parse_scopes(scopes: str | Iterable[str]) -> frozenset[Scope]:
 
 
 def validate_key_tenant(tenant: str) -> str:
-    if tenant != ALL_TENANTS and not _TENANT_RE.match(tenant):
+    if tenant != ALL_TENANTS and not _TENANT_RE.fullmatch(tenant):
         shown = tenant or "(empty)"
         raise InvalidArgument(
-            f"tenant `{shown}` must be `*` or 1-64 characters of letters, digits, `_` and `-`",
+            f"tenant `{echo(shown)}` must be `*` or 1-64 characters of letters, digits, `_` and `-`",
             field="tenant",
             value=tenant,
         )

@@ -18,13 +18,15 @@ translates each class to one gRPC status code in a single module
     ├── Unauthenticated          no or bad credentials
     └── PermissionDenied         credentials do not allow this call
 
-Messages are short, lowercase, and put user input in backticks. They never contain SQL
-or stack details: those go to the server log.
+Messages are short, lowercase, and put user input in backticks, shown through `echo` so
+that a hostile 10,000-character value costs at most ECHO_CHARS characters of the message.
+They never contain SQL or stack details: those go to the server log.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "ECHO_CHARS",
     "AlreadyExists",
     "AuthzError",
     "CaveatError",
@@ -37,7 +39,26 @@ __all__ = [
     "SchemaError",
     "Unauthenticated",
     "Unavailable",
+    "echo",
 ]
+
+ECHO_CHARS = 64
+"""How much of a caller's value an error message quotes."""
+
+
+def echo(value: object) -> str:
+    """`value` as text for an error message: whole when short, else its first ECHO_CHARS
+    characters and its size, e.g. `xxxx…(10001 bytes)`.
+
+    Every message that quotes caller input goes through here, so the status trailer stays
+    small: an echoed 20 KB id would make a default gRPC client report RESOURCE_EXHAUSTED
+    ("retry with backoff") instead of the INVALID_ARGUMENT it is.
+    """
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= ECHO_CHARS:
+        return text
+    size = len(text.encode("utf-8", "surrogatepass"))
+    return f"{text[:ECHO_CHARS]}…({size} bytes)"
 
 
 class AuthzError(Exception):

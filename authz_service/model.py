@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from authz_service.errors import InvalidArgument
+from authz_service.errors import InvalidArgument, echo
 
 __all__ = [
     "NO_RELATION",
@@ -54,9 +54,19 @@ NO_RELATION = ""
 """Subject relation meaning "the object itself" (SpiceDB writes it `...` or omits it)."""
 
 _TYPE_SEGMENT = r"[a-z][a-z0-9_]{1,62}[a-z0-9]"
-TYPE_RE = re.compile(rf"^(?:{_TYPE_SEGMENT}/)*{_TYPE_SEGMENT}$")
-ID_RE = re.compile(r"^[a-zA-Z0-9/_|\-=+]{1,1024}$")
-RELATION_RE = re.compile(r"^[a-z][a-z0-9_]{1,62}[a-z0-9]$")
+# Validators use fullmatch: `$` also matches before a final newline, which would let
+# `doc\n` through as a name distinct from `doc`.
+TYPE_RE = re.compile(rf"(?:{_TYPE_SEGMENT}/)*{_TYPE_SEGMENT}")
+ID_RE = re.compile(r"[a-zA-Z0-9/_|\-=+]{1,1024}")
+RELATION_RE = re.compile(_TYPE_SEGMENT)
+
+# The rules as error messages state them (and proto/authz/v1/core.proto documents them).
+TYPE_RULE = (
+    "segments of 3-64 characters of [a-z0-9_], starting with a letter and not ending in `_`, "
+    "joined by `/`"
+)
+ID_RULE = "1-1024 characters of [A-Za-z0-9/_|=+-]"
+RELATION_RULE = "3-64 characters of [a-z0-9_], starting with a letter and not ending in `_`"
 
 
 # Type and relation names repeat on every request and are few: remember the valid ones
@@ -69,7 +79,7 @@ _MAX_REMEMBERED = 10_000
 def _valid(pattern: re.Pattern[str], known: set[str], value: str) -> bool:
     if value in known:
         return True
-    if not pattern.match(value):
+    if not pattern.fullmatch(value):
         return False
     if len(known) < _MAX_REMEMBERED:
         known.add(value)
@@ -78,22 +88,29 @@ def _valid(pattern: re.Pattern[str], known: set[str], value: str) -> bool:
 
 def validate_type_name(value: str, field_name: str) -> str:
     if not _valid(TYPE_RE, _VALID_TYPES, value):
-        raise InvalidArgument(f"`{value}` is not a valid type name", field=field_name, value=value)
+        raise InvalidArgument(
+            f"`{echo(value)}` is not a valid type name: {TYPE_RULE}", field=field_name, value=value
+        )
     return value
 
 
 def validate_object_id(value: str, field_name: str, *, allow_wildcard: bool = False) -> str:
     if value == WILDCARD and allow_wildcard:
         return value
-    if len(value.encode()) > 1024 or not ID_RE.match(value):
-        raise InvalidArgument(f"`{value}` is not a valid object id", field=field_name, value=value)
+    if not ID_RE.fullmatch(value):
+        shown = echo(value) if value else "(empty)"
+        raise InvalidArgument(
+            f"`{shown}` is not a valid object id: {ID_RULE}", field=field_name, value=value
+        )
     return value
 
 
 def validate_relation_name(value: str, field_name: str) -> str:
     if not _valid(RELATION_RE, _VALID_RELATIONS, value):
         raise InvalidArgument(
-            f"`{value}` is not a valid relation or permission name", field=field_name, value=value
+            f"`{echo(value)}` is not a valid relation or permission name: {RELATION_RULE}",
+            field=field_name,
+            value=value,
         )
     return value
 
@@ -271,18 +288,16 @@ class Consistency:
 
 # --- text forms -------------------------------------------------------------------------
 
-_OBJECT_RE = re.compile(r"^(?P<type>[^:#@\[\]\s]+):(?P<id>[^#@\[\]\s]+)$")
-_SUBJECT_RE = re.compile(
-    r"^(?P<type>[^:#@\[\]\s]+):(?P<id>[^#@\[\]\s]+)(?:#(?P<rel>[^@\[\]\s]+))?$"
-)
+_OBJECT_RE = re.compile(r"(?P<type>[^:#@\[\]\s]+):(?P<id>[^#@\[\]\s]+)")
+_SUBJECT_RE = re.compile(r"(?P<type>[^:#@\[\]\s]+):(?P<id>[^#@\[\]\s]+)(?:#(?P<rel>[^@\[\]\s]+))?")
 
 
 def parse_object(text: str, field_name: str = "resource") -> ObjectRef:
     """Parse `type:id`."""
-    match = _OBJECT_RE.match(text.strip())
+    match = _OBJECT_RE.fullmatch(text.strip())
     if not match:
         raise InvalidArgument(
-            f"`{text}` is not of the form `type:id`", field=field_name, value=text
+            f"`{echo(text)}` is not of the form `type:id`", field=field_name, value=text
         )
     return ObjectRef(
         validate_type_name(match["type"], field_name),
@@ -292,10 +307,10 @@ def parse_object(text: str, field_name: str = "resource") -> ObjectRef:
 
 def parse_subject(text: str, field_name: str = "subject") -> SubjectRef:
     """Parse `type:id`, `type:id#relation`, `type:id#...` or `type:*`."""
-    match = _SUBJECT_RE.match(text.strip())
+    match = _SUBJECT_RE.fullmatch(text.strip())
     if not match:
         raise InvalidArgument(
-            f"`{text}` is not of the form `type:id[#relation]`", field=field_name, value=text
+            f"`{echo(text)}` is not of the form `type:id[#relation]`", field=field_name, value=text
         )
     rel = match["rel"] or NO_RELATION
     if rel == "...":
@@ -305,13 +320,13 @@ def parse_subject(text: str, field_name: str = "subject") -> SubjectRef:
     subject_id = validate_object_id(match["id"], field_name, allow_wildcard=True)
     if subject_id == WILDCARD and rel:
         raise InvalidArgument(
-            f"wildcard subject `{text}` cannot have a relation", field=field_name, value=text
+            f"wildcard subject `{echo(text)}` cannot have a relation", field=field_name, value=text
         )
     return SubjectRef(validate_type_name(match["type"], field_name), subject_id, rel)
 
 
 _REL_RE = re.compile(
-    r"^(?P<resource>[^#@\s]+)#(?P<relation>[^@\s]+)@(?P<subject>[^\[\s]+)(?P<tail>.*)$"
+    r"(?P<resource>[^#@\s]+)#(?P<relation>[^@\s]+)@(?P<subject>[^\[\s]+)(?P<tail>.*)"
 )
 _JSON = json.JSONDecoder()
 
@@ -319,10 +334,10 @@ _JSON = json.JSONDecoder()
 def parse_relationship(text: str, field_name: str = "relationship") -> Relationship:
     """Parse `res:id#rel@subj:id[#rel][caveat[:{json}]][expiration:RFC3339]`."""
     source = text.strip()
-    match = _REL_RE.match(source)
+    match = _REL_RE.fullmatch(source)
     if not match:
         raise InvalidArgument(
-            f"`{text}` is not of the form `type:id#relation@type:id[#relation]`",
+            f"`{echo(text)}` is not of the form `type:id#relation@type:id[#relation]`",
             field=field_name,
             value=text,
         )
@@ -338,20 +353,27 @@ def parse_relationship(text: str, field_name: str = "relationship") -> Relations
         context: dict[str, Any] = {}
         if rest:
             try:
-                loaded = json.loads(rest)
+                loaded = json.loads(rest, parse_constant=_no_constant)
             except json.JSONDecodeError as exc:
                 raise InvalidArgument(
-                    f"caveat context `{rest}` is not valid JSON: {exc.msg}",
+                    f"caveat context `{echo(rest)}` is not valid JSON: {exc.msg}",
                     field=field_name,
                     value=text,
                 ) from None
             if not isinstance(loaded, dict):
                 raise InvalidArgument(
-                    f"caveat context `{rest}` must be a JSON object", field=field_name, value=text
+                    f"caveat context `{echo(rest)}` must be a JSON object",
+                    field=field_name,
+                    value=text,
                 )
             context = loaded
         caveat = CaveatRef(name, FrozenContext(context))
     return Relationship(resource, relation, subject, caveat, expires_at)
+
+
+def _no_constant(name: str) -> Any:
+    # json accepts NaN and Infinity; JSON (and a caveat context) has no such numbers.
+    raise json.JSONDecodeError(f"{name} is not a JSON number", name, 0)
 
 
 def _bracket_groups(tail: str, field_name: str, text: str) -> list[tuple[str, str]]:
@@ -372,7 +394,7 @@ def _bracket_groups(tail: str, field_name: str, text: str) -> list[tuple[str, st
                 _, json_end = _JSON.raw_decode(tail, stop + 1)
             except json.JSONDecodeError as exc:
                 raise InvalidArgument(
-                    f"caveat context for `{name}` is not valid JSON: {exc.msg}",
+                    f"caveat context for `{echo(name)}` is not valid JSON: {exc.msg}",
                     field=field_name,
                     value=text,
                 ) from None
@@ -384,7 +406,7 @@ def _bracket_groups(tail: str, field_name: str, text: str) -> list[tuple[str, st
         else:
             rest = ""
         if stop >= len(tail) or tail[stop] != "]":
-            raise InvalidArgument(f"unclosed `[` in `{text}`", field=field_name, value=text)
+            raise InvalidArgument(f"unclosed `[` in `{echo(text)}`", field=field_name, value=text)
         groups.append((name, rest))
         pos = stop + 1
     return groups
@@ -395,10 +417,10 @@ def _parse_timestamp(value: str, field_name: str, text: str) -> datetime:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidArgument(
-            f"expiration `{value}` is not an RFC 3339 timestamp", field=field_name, value=text
+            f"expiration `{echo(value)}` is not an RFC 3339 timestamp", field=field_name, value=text
         ) from None
     if parsed.tzinfo is None:
         raise InvalidArgument(
-            f"expiration `{value}` needs a time zone", field=field_name, value=text
+            f"expiration `{echo(value)}` needs a time zone", field=field_name, value=text
         )
     return parsed

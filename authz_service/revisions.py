@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from authz_service.errors import FailedPrecondition
+from authz_service.errors import FailedPrecondition, echo
 from authz_service.model import Consistency, ConsistencyMode, Revision
 from authz_service.store.protocol import RevisionSource
 
@@ -110,7 +110,7 @@ class RevisionResolver:
             return await self._quantized(tenant)
         wanted = consistency.revision
         if wanted is None:
-            raise FailedPrecondition(f"consistency `{mode.value}` needs a token")
+            raise FailedPrecondition(f"consistency `{echo(mode.value)}` needs a token")
         if mode is ConsistencyMode.AT_EXACT_SNAPSHOT:
             await self._source.check_revision(tenant, wanted)
             return wanted
@@ -123,6 +123,6 @@ class RevisionResolver:
         head = await self._database_head(tenant)
         if head < wanted:
             raise FailedPrecondition(
-                f"token revision `{wanted}` is newer than the head `{head}` of tenant `{tenant}`"
+                f"token revision `{echo(wanted)}` is newer than the head `{echo(head)}` of tenant `{echo(tenant)}`"
             )
         return head

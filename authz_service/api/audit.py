@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from authz_service.api.calls import stream_rpc, unary_rpc
 from authz_service.api.cursors import CursorScope
 from authz_service.api.gen.authz.v1 import audit_pb2, audit_pb2_grpc, core_pb2
 from authz_service.decisionlog import Decision, RecordFilter
-from authz_service.errors import FailedPrecondition, InvalidArgument, NotFound
+from authz_service.errors import FailedPrecondition, InvalidArgument, NotFound, echo
 from authz_service.service import methods
 from authz_service.service.log_reader import (
     Found,
@@ -69,8 +68,16 @@ def _filter(request: audit_pb2.QueryDecisionsRequest, tenant: str) -> RecordFilt
         # ALLOWED also matches admin records that were APPLIED; see `_wanted`.
         decision=None if decision is Decision.ALLOWED else decision,
         kind=_FROM_KIND.get(request.kind),
-        since=request.start_time.ToDatetime(UTC) if request.HasField("start_time") else None,
-        until=request.end_time.ToDatetime(UTC) if request.HasField("end_time") else None,
+        since=(
+            convert.timestamp(request.start_time, "start_time")
+            if request.HasField("start_time")
+            else None
+        ),
+        until=(
+            convert.timestamp(request.end_time, "end_time")
+            if request.HasField("end_time")
+            else None
+        ),
     )
 
 
@@ -93,7 +100,7 @@ async def _damage_reported(tenant: str, found: AsyncIterator[Found]) -> AsyncIte
             yield item
     except FailedPrecondition:
         raise FailedPrecondition(
-            f"the decision log of tenant `{tenant}` has a damaged record: call VerifyLog"
+            f"the decision log of tenant `{echo(tenant)}` has a damaged record: call VerifyLog"
         ) from None
 
 
@@ -190,7 +197,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         if not request.decision_id:
             raise InvalidArgument("`decision_id` is required", field="decision_id")
         if not self._log_dir.is_dir():
-            raise NotFound(f"decision `{request.decision_id}` is not in the decision log")
+            raise NotFound(f"decision `{echo(request.decision_id)}` is not in the decision log")
         found = await asyncio.to_thread(
             find_in_log, self._log_dir, request.decision_id, tenant=tenant
         )

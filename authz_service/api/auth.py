@@ -39,7 +39,7 @@ import grpc
 from authz_service.api.recheck import rechecked, run_rechecked
 from authz_service.api.status import to_status
 from authz_service.credentials import ApiKey, Scope, split_token
-from authz_service.errors import AuthzError, PermissionDenied, Unauthenticated
+from authz_service.errors import AuthzError, PermissionDenied, Unauthenticated, echo
 from authz_service.store.protocol import KeyStore
 
 __all__ = [
@@ -197,7 +197,7 @@ class Authenticator:
         if key is None or not key.matches(secret):
             raise Unauthenticated("invalid api key")
         if key.revoked:
-            raise Unauthenticated(f"api key `{key_id}` is revoked")
+            raise Unauthenticated(f"api key `{echo(key_id)}` is revoked")
         return key
 
     async def _lookup(self, key_id: str, fresh: bool) -> ApiKey | None:
@@ -231,7 +231,6 @@ _MAKE = {
     (True, False): grpc.stream_unary_rpc_method_handler,
     (True, True): grpc.stream_stream_rpc_method_handler,
 }
-_MAX_SHOWN = 64  # of a tenant id echoed back in an error
 
 
 def _authorization(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
@@ -274,7 +273,7 @@ def refusal(method: str, need: Requirement | None, key: ApiKey, request: Any) ->
         return None
     tenant: str = request.tenant
     if not key.allows_tenant(tenant):
-        shown = tenant[:_MAX_SHOWN] or "(empty)"
+        shown = echo(tenant) if tenant else "(empty)"
         return f"api key `{key.key_id}` is not valid for tenant `{shown}`"
     return None
 
@@ -377,4 +376,4 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             return grpc.unary_stream_rpc_method_handler(guarded_writer, **serializers)
         # A client stream has no request to check before the servicer reads it; this
         # service defines none, so refuse rather than admit unchecked.
-        return _refusing(handler, PermissionDenied(f"`{method}` cannot be authorized"))
+        return _refusing(handler, PermissionDenied(f"`{echo(method)}` cannot be authorized"))

@@ -6,16 +6,17 @@ Every conversion validates and raises InvalidArgument naming the request field p
 
 from __future__ import annotations
 
+import math
 import re
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from authz_service.api.gen.authz.v1 import core_pb2
 from authz_service.api.tokens import decode_token, encode_token
 from authz_service.engine import Decision
-from authz_service.errors import InvalidArgument
+from authz_service.errors import InvalidArgument, echo
 from authz_service.model import (
     EMPTY_CONTEXT,
     NO_RELATION,
@@ -39,17 +40,23 @@ __all__ = [
     "decision_to_proto",
     "object_ref",
     "object_to_proto",
+    "reason",
     "relationship",
     "relationship_filter",
     "relationship_to_proto",
     "subject_ref",
     "subject_to_proto",
     "tenant",
+    "timestamp",
     "token",
 ]
 
 # A leading `_` is reserved for the service's own streams (`_platform` in the decision log).
-_TENANT_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_\-]{0,63}$")
+_TENANT_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_\-]{0,63}")
+
+# What datetime can hold: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
+_MIN_SECONDS = int(datetime(1, 1, 1, tzinfo=UTC).timestamp())
+_MAX_SECONDS = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp())
 
 _DECISIONS = {
     Decision.ALLOWED: core_pb2.DECISION_ALLOWED,
@@ -59,11 +66,25 @@ _DECISIONS = {
 
 
 def tenant(value: str, field: str = "tenant") -> str:
-    if not _TENANT_RE.match(value):
-        shown = value if value else "(empty)"
+    if not _TENANT_RE.fullmatch(value):
+        shown = echo(value) if value else "(empty)"
         raise InvalidArgument(
             f"tenant `{shown}` must be 1-64 letters, digits, `_` and `-`, starting with a "
             "letter or digit",
+            field=field,
+            value=value,
+        )
+    return value
+
+
+MAX_REASON_CHARS = 1024
+
+
+def reason(value: str, field: str = "reason") -> str:
+    """A free-text reason, kept in the decision log: bounded so that it stays a reason."""
+    if len(value) > MAX_REASON_CHARS:
+        raise InvalidArgument(
+            f"`{field}` is {len(value)} characters; the limit is {MAX_REASON_CHARS}",
             field=field,
             value=value,
         )
@@ -99,19 +120,50 @@ def _normalise(value: Any) -> Any:
     return value
 
 
-def context(msg: struct_pb2.Struct) -> FrozenContext:
+def context(msg: struct_pb2.Struct, field: str = "context") -> FrozenContext:
     if not msg.fields:
         return EMPTY_CONTEXT
+    _finite(msg, field)
     return FrozenContext(_normalise(json_format.MessageToDict(msg)))
+
+
+def _finite(msg: struct_pb2.Struct | struct_pb2.ListValue, field: str) -> None:
+    """JSON has no NaN or Infinity, and a caveat cannot compare with them meaningfully."""
+    items = msg.fields.items() if isinstance(msg, struct_pb2.Struct) else enumerate(msg.values)
+    for key, value in items:
+        path = f"{field}.{key}" if isinstance(key, str) else f"{field}[{key}]"
+        kind = value.WhichOneof("kind")
+        if kind == "number_value" and not math.isfinite(value.number_value):
+            raise InvalidArgument(
+                f"`{echo(path)}` is {value.number_value}: context numbers must be finite",
+                field=path,
+                value=value.number_value,
+            )
+        if kind == "struct_value":
+            _finite(value.struct_value, path)
+        elif kind == "list_value":
+            _finite(value.list_value, path)
+
+
+def timestamp(msg: timestamp_pb2.Timestamp, field: str) -> datetime:
+    """A Timestamp as an aware datetime; outside years 1-9999 is INVALID_ARGUMENT."""
+    if not (_MIN_SECONDS <= msg.seconds <= _MAX_SECONDS and 0 <= msg.nanos < 1_000_000_000):
+        raise InvalidArgument(
+            f"`{field}` ({msg.seconds} s, {msg.nanos} ns) must lie between "
+            "0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z",
+            field=field,
+            value=msg.seconds,
+        )
+    return msg.ToDatetime(tzinfo=UTC)
 
 
 def relationship(msg: core_pb2.Relationship, field: str) -> Relationship:
     caveat = None
     if msg.HasField("caveat") and msg.caveat.name:
-        caveat = CaveatRef(msg.caveat.name, context(msg.caveat.context))
+        caveat = CaveatRef(msg.caveat.name, context(msg.caveat.context, f"{field}.caveat.context"))
     expires = None
     if msg.HasField("expires_at"):
-        expires = msg.expires_at.ToDatetime(tzinfo=UTC)
+        expires = timestamp(msg.expires_at, f"{field}.expires_at")
     return Relationship(
         object_ref(msg.resource, f"{field}.resource"),
         validate_relation_name(msg.relation, f"{field}.relation"),

@@ -38,7 +38,7 @@ from google.protobuf.message import Message
 
 from authz_service.api.convert import consistency
 from authz_service.api.gen.authz.v1 import core_pb2
-from authz_service.errors import InvalidArgument
+from authz_service.errors import InvalidArgument, echo
 from authz_service.model import Consistency, ConsistencyMode
 
 __all__ = ["CursorScope", "Resumed"]
@@ -133,11 +133,11 @@ class CursorScope:
             raise _not_ours(token)
         if issuer != self.rpc:
             raise InvalidArgument(
-                f"`cursor` was issued by `{issuer}`, not by `{self.rpc}`", field="cursor"
+                f"`cursor` was issued by `{echo(issuer)}`, not by `{self.rpc}`", field="cursor"
             )
         if body["t"] != _tag(self.tenant):
             raise InvalidArgument(
-                f"`cursor` was issued for another tenant, not `{self.tenant}`", field="cursor"
+                f"`cursor` was issued for another tenant, not `{echo(self.tenant)}`", field="cursor"
             )
         if body["f"] != self.request:
             raise InvalidArgument(

@@ -14,7 +14,7 @@ from authz_service.api.explain import explanation_to_proto
 from authz_service.api.gen.authz.v1 import permissions_pb2, permissions_pb2_grpc
 from authz_service.api.status import status_proto
 from authz_service.engine import CheckItem, CheckResult
-from authz_service.errors import AuthzError, InvalidArgument
+from authz_service.errors import AuthzError, InvalidArgument, echo
 from authz_service.model import Relationship, validate_type_name
 from authz_service.service import methods
 from authz_service.service.permissions import PermissionService
@@ -30,7 +30,7 @@ def _contextual(msgs: Any, field: str) -> tuple[Relationship, ...]:
 
 def _limit(value: int, field: str = "limit") -> int | None:
     if value > 10_000:
-        raise InvalidArgument(f"limit `{value}` exceeds 10000", field=field, value=value)
+        raise InvalidArgument(f"limit `{echo(value)}` exceeds 10000", field=field, value=value)
     return value or None
 
 
@@ -62,7 +62,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             context,
             self._deadline,
             actor=str(actor) if actor else None,
-            reason=request.reason or None,
+            reason=convert.reason(request.reason) or None,
         )
         outcome = await self._service.check(
             tenant,
@@ -98,7 +98,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             context,
             self._deadline,
             actor=str(actor) if actor else None,
-            reason=request.reason or None,
+            reason=convert.reason(request.reason) or None,
         )
         revision, results, ids = await self._service.check_bulk(
             tenant,
@@ -214,7 +214,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             context,
             self._deadline,
             actor=str(actor) if actor else None,
-            reason=request.reason or None,
+            reason=convert.reason(request.reason) or None,
         )
         outcome = await self._service.check(
             tenant,

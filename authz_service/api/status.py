@@ -4,6 +4,12 @@ Bad input carries a google.rpc.BadRequest naming the field and the value, so cli
 any language can show which part of the request was wrong; so does a failed condition
 that belongs to one field (a write precondition, a reused idempotency key). Unexpected exceptions become
 INTERNAL with a generic message; details go to the server log, never to the caller.
+
+Messages quote caller values through `errors.echo` (64 characters at most); as a last
+guard a message is cut at MAX_MESSAGE_BYTES here, so a status trailer (message, plus the
+BadRequest detail repeating it) stays far below the 8 KiB of metadata a gRPC client
+accepts by default. Above that a client reports RESOURCE_EXHAUSTED, which reads as
+"retry with backoff" instead of "fix the request".
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ from grpc_status import rpc_status
 
 from authz_service import errors
 
-__all__ = ["status_proto", "to_status"]
+__all__ = ["MAX_MESSAGE_BYTES", "status_proto", "to_status"]
+
+MAX_MESSAGE_BYTES = 1024
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +57,16 @@ def status_proto(exc: BaseException) -> status_pb2.Status:
     return status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
 
 
+def _capped(text: str) -> str:
+    raw = text.encode()
+    if len(raw) <= MAX_MESSAGE_BYTES:
+        return text
+    return raw[: MAX_MESSAGE_BYTES - 3].decode(errors="ignore") + "…"
+
+
 def _status_message(code: int, exc: errors.AuthzError) -> status_pb2.Status:
-    message = status_pb2.Status(code=code, message=exc.message)
+    text = _capped(exc.message)
+    message = status_pb2.Status(code=code, message=text)
     # A failed condition names its field too (`preconditions[i]`, `idempotency_key`).
     if isinstance(exc, errors.InvalidArgument | errors.FailedPrecondition) and exc.field:
         detail = any_pb2.Any()
@@ -58,7 +74,7 @@ def _status_message(code: int, exc: errors.AuthzError) -> status_pb2.Status:
             error_details_pb2.BadRequest(
                 field_violations=[
                     error_details_pb2.BadRequest.FieldViolation(
-                        field=exc.field, description=exc.message
+                        field=exc.field[:200], description=text
                     )
                 ]
             )

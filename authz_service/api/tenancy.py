@@ -282,7 +282,10 @@ class TenancyServicer(tenancy_pb2_grpc.TenancyServiceServicer):
     ) -> tenancy_pb2.SuspendSubjectResponse:
         tenant = convert.tenant(request.tenant)
         revision, previous = await self._lifecycle.suspend(
-            tenant, _subject(request.subject), request.reason, call_info(context, self._deadline)
+            tenant,
+            _subject(request.subject),
+            convert.reason(request.reason),
+            call_info(context, self._deadline),
         )
         return _PB.SuspendSubjectResponse(
             written_at=convert.token(tenant, revision), previous_status=_STATUSES[previous]
@@ -294,7 +297,10 @@ class TenancyServicer(tenancy_pb2_grpc.TenancyServiceServicer):
     ) -> tenancy_pb2.ReactivateSubjectResponse:
         tenant = convert.tenant(request.tenant)
         revision, previous = await self._lifecycle.reactivate(
-            tenant, _subject(request.subject), request.reason, call_info(context, self._deadline)
+            tenant,
+            _subject(request.subject),
+            convert.reason(request.reason),
+            call_info(context, self._deadline),
         )
         return _PB.ReactivateSubjectResponse(
             written_at=convert.token(tenant, revision), previous_status=_STATUSES[previous]
@@ -306,7 +312,10 @@ class TenancyServicer(tenancy_pb2_grpc.TenancyServiceServicer):
     ) -> tenancy_pb2.DeprovisionSubjectResponse:
         tenant = convert.tenant(request.tenant)
         done = await self._lifecycle.deprovision(
-            tenant, _subject(request.subject), request.reason, call_info(context, self._deadline)
+            tenant,
+            _subject(request.subject),
+            convert.reason(request.reason),
+            call_info(context, self._deadline),
         )
         return _PB.DeprovisionSubjectResponse(
             written_at=convert.token(tenant, done.revision),

@@ -11,7 +11,7 @@ import base64
 import functools
 import hashlib
 
-from authz_service.errors import FailedPrecondition, InvalidArgument
+from authz_service.errors import FailedPrecondition, InvalidArgument, echo
 from authz_service.model import Revision
 
 __all__ = ["decode_token", "encode_token"]
@@ -38,10 +38,14 @@ def decode_token(token: str, tenant: str, field: str = "consistency") -> Revisio
         value = int(revision)
     except (ValueError, UnicodeDecodeError):
         raise InvalidArgument(
-            f"`{token}` is not a consistency token", field=field, value=token
+            f"`{echo(token)}` is not a consistency token", field=field, value=token
         ) from None
     if version != _VERSION or value < 0:
-        raise InvalidArgument(f"`{token}` is not a consistency token", field=field, value=token)
+        raise InvalidArgument(
+            f"`{echo(token)}` is not a consistency token", field=field, value=token
+        )
     if tag != _tenant_tag(tenant):
-        raise FailedPrecondition(f"consistency token was issued for another tenant, not `{tenant}`")
+        raise FailedPrecondition(
+            f"consistency token was issued for another tenant, not `{echo(tenant)}`"
+        )
     return value

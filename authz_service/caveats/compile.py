@@ -44,7 +44,7 @@ from authz_service.caveats.split import (
     tokenize,
 )
 from authz_service.caveats.types import CaveatType, parse_parameters
-from authz_service.errors import CaveatError
+from authz_service.errors import CaveatError, echo
 
 __all__ = ["CaveatResult", "CompiledCaveat", "compile_caveat"]
 
@@ -101,7 +101,7 @@ class CompiledCaveat:
             value = self._program.execute(activation)
         except Exception as error:  # the library raises many builtin types; all are failures
             raise CaveatError(
-                f"caveat `{self.name}` failed: {describe_cel_error(error)}", field="context"
+                f"caveat `{echo(self.name)}` failed: {describe_cel_error(error)}", field="context"
             ) from error
         if value is True:
             return _TRUE
@@ -118,7 +118,9 @@ class CompiledCaveat:
         if isinstance(outcome, Unknown):
             return CaveatResult(None, tuple(sorted(outcome.names)))
         if isinstance(outcome, Failure):
-            raise CaveatError(f"caveat `{self.name}` failed: {outcome.message}", field="context")
+            raise CaveatError(
+                f"caveat `{echo(self.name)}` failed: {outcome.message}", field="context"
+            )
         raise self._not_boolean(outcome)
 
     def _mismatch(self, name: str, raw: object) -> CaveatError:
@@ -127,17 +129,16 @@ class CompiledCaveat:
             shown = json.dumps(raw, ensure_ascii=False)
         except (TypeError, ValueError):
             shown = repr(raw)
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
         return CaveatError(
-            f"parameter `{name}` of caveat `{self.name}` expects {declared}, got `{shown}`",
+            f"parameter `{echo(name)}` of caveat `{self.name}` expects {declared}, "
+            f"got `{echo(shown)}`",
             field="context",
             value=raw,
         )
 
     def _not_boolean(self, value: object) -> CaveatError:
         return CaveatError(
-            f"caveat `{self.name}` failed: expression evaluated to {cel_type_name(value)}, "
+            f"caveat `{echo(self.name)}` failed: expression evaluated to {cel_type_name(value)}, "
             "not bool",
             field="context",
         )
@@ -154,7 +155,9 @@ def compile_caveat(
         message, line, column = describe_syntax_error(error)
         where = f" at {line}:{column}" if line else ""
         raise CaveatError(
-            f"caveat `{name}` has a syntax error{where}: {message}", field="caveat", value=name
+            f"caveat `{echo(name)}` has a syntax error{where}: {message}",
+            field="caveat",
+            value=name,
         ) from error
     declared = frozenset(parameter for parameter, _ in typed)
     try:
@@ -166,7 +169,9 @@ def compile_caveat(
         names = ", ".join(f"`{identifier}`" for identifier in undeclared)
         noun = "parameter" if len(undeclared) == 1 else "parameters"
         raise CaveatError(
-            f"caveat `{name}` references undeclared {noun} {names}", field="caveat", value=name
+            f"caveat `{echo(name)}` references undeclared {noun} {names}",
+            field="caveat",
+            value=name,
         )
     referenced = frozenset(program.variables()) & declared
     functions = IP_FUNCTIONS if set(program.functions()) & IP_FUNCTIONS.keys() else None

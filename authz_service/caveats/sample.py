@@ -27,7 +27,7 @@ from cel import cel
 from authz_service.caveats.messages import cel_type_name
 from authz_service.caveats.partial import Activation, Node, iter_leaves
 from authz_service.caveats.types import CaveatType
-from authz_service.errors import CaveatError
+from authz_service.errors import CaveatError, echo
 
 __all__ = ["check_with_sample_values", "sample_value"]
 
@@ -70,15 +70,15 @@ def check_with_sample_values(
         except Exception as error:
             if _is_type_error(error):
                 raise CaveatError(
-                    f"caveat `{name}` applies an operator or function to operands of the "
-                    f"wrong type in `{leaf.source}`",
+                    f"caveat `{echo(name)}` applies an operator or function to operands of the "
+                    f"wrong type in `{echo(leaf.source)}`",
                     field="caveat",
                     value=name,
                 ) from error
             continue  # data-dependent failures (missing key, bad format) are fine here
         if not isinstance(value, bool):
             raise CaveatError(
-                f"caveat `{name}` must evaluate to a boolean, but `{leaf.source}` "
+                f"caveat `{echo(name)}` must evaluate to a boolean, but `{echo(leaf.source)}` "
                 f"is {cel_type_name(value)}",
                 field="caveat",
                 value=name,

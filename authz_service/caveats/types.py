@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from authz_service.errors import CaveatError
+from authz_service.errors import CaveatError, echo
 
 __all__ = [
     "CaveatType",
@@ -85,13 +85,13 @@ def parse_parameters(
     for parameter, type_text in parameters:
         if not _PARAMETER_NAME.fullmatch(parameter) or parameter in _RESERVED:
             raise CaveatError(
-                f"caveat `{name}` has invalid parameter name `{parameter}`",
+                f"caveat `{echo(name)}` has invalid parameter name `{echo(parameter)}`",
                 field="caveat",
                 value=name,
             )
         if parameter in seen:
             raise CaveatError(
-                f"caveat `{name}` declares parameter `{parameter}` more than once",
+                f"caveat `{echo(name)}` declares parameter `{echo(parameter)}` more than once",
                 field="caveat",
                 value=name,
             )
@@ -100,7 +100,7 @@ def parse_parameters(
             kind = parse_caveat_type(type_text)
         except CaveatError as error:
             raise CaveatError(
-                f"caveat `{name}` parameter `{parameter}`: {error.message}",
+                f"caveat `{echo(name)}` parameter `{echo(parameter)}`: {error.message}",
                 field="caveat",
                 value=name,
             ) from error
@@ -121,7 +121,7 @@ def parse_caveat_type(text: str) -> CaveatType:
     tokens = _tokenize(text)
     parsed, position = _parse(text, tokens, 0)
     if position != len(tokens):
-        raise CaveatError(f"invalid caveat parameter type `{text}`", field="type", value=text)
+        raise CaveatError(f"invalid caveat parameter type `{echo(text)}`", field="type", value=text)
     return parsed
 
 
@@ -136,14 +136,14 @@ def _tokenize(text: str) -> list[str]:
 
 def _parse(text: str, tokens: list[str], position: int) -> tuple[CaveatType, int]:
     if position >= len(tokens):
-        raise CaveatError(f"invalid caveat parameter type `{text}`", field="type", value=text)
+        raise CaveatError(f"invalid caveat parameter type `{echo(text)}`", field="type", value=text)
     name = tokens[position]
     position += 1
     has_args = position < len(tokens) and tokens[position] == "<"
     if name in SCALAR_TYPE_NAMES:
         if has_args:
             raise CaveatError(
-                f"caveat parameter type `{name}` takes no type argument, in `{text}`",
+                f"caveat parameter type `{echo(name)}` takes no type argument, in `{echo(text)}`",
                 field="type",
                 value=text,
             )
@@ -151,17 +151,19 @@ def _parse(text: str, tokens: list[str], position: int) -> tuple[CaveatType, int
     if name in GENERIC_TYPE_NAMES:
         if not has_args:
             raise CaveatError(
-                f"caveat parameter type `{name}` needs one type argument, as in `{name}<string>`",
+                f"caveat parameter type `{echo(name)}` needs one type argument, as in `{name}<string>`",
                 field="type",
                 value=text,
             )
         element, position = _parse(text, tokens, position + 1)
         if position >= len(tokens) or tokens[position] != ">":
             raise CaveatError(
-                f"caveat parameter type `{name}` takes exactly one type argument, in `{text}`",
+                f"caveat parameter type `{echo(name)}` takes exactly one type argument, in `{echo(text)}`",
                 field="type",
                 value=text,
             )
         return CaveatType(name, (element,)), position + 1
     where = "" if name == text.strip() else f" in `{text}`"
-    raise CaveatError(f"unknown caveat parameter type `{name}`{where}", field="type", value=text)
+    raise CaveatError(
+        f"unknown caveat parameter type `{echo(name)}`{where}", field="type", value=text
+    )

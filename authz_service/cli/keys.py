@@ -28,7 +28,7 @@ from typing import Any
 from authz_service.cli.migrate import add_database_arguments, database_url
 from authz_service.config import Settings, load_settings
 from authz_service.credentials import ALL_TENANTS, ApiKey, Scope, new_key, parse_scopes
-from authz_service.errors import AuthzError, InvalidArgument, Unavailable
+from authz_service.errors import AuthzError, InvalidArgument, Unavailable, echo
 
 __all__ = ["admin_log_root", "register"]
 
@@ -234,7 +234,7 @@ async def _revoke_logged(args: argparse.Namespace) -> ApiKey:
         except AuthzError as exc:
             # The revocation stands: refusing it because of the log would be worse.
             raise Unavailable(
-                f"key `{key.key_id}` is revoked, but the decision log could not record it "
+                f"key `{echo(key.key_id)}` is revoked, but the decision log could not record it "
                 f"({exc.message})"
             ) from exc
         return key

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from authz_service.decisionlog.record import DecisionRecord, canonical_json
-from authz_service.errors import InvalidArgument
+from authz_service.errors import InvalidArgument, echo
 
 __all__ = [
     "GENESIS_HASH",
@@ -122,7 +122,7 @@ def parse_line(line: bytes) -> dict[str, Any]:
         raise InvalidArgument("line is not in canonical form")
     for name in _CHAIN_FIELDS:
         if not isinstance(data.get(name), str):
-            raise InvalidArgument(f"line lacks `{name}`")
+            raise InvalidArgument(f"line lacks `{echo(name)}`")
     if not isinstance(data.get("seq"), int) or isinstance(data.get("seq"), bool):
         raise InvalidArgument("line lacks an integer `seq`")
     return data

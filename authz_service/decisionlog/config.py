@@ -7,7 +7,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from authz_service.decisionlog.redact import parse_path
-from authz_service.errors import InvalidArgument
+from authz_service.errors import InvalidArgument, echo
 
 __all__ = ["DecisionLogConfig", "LogMode", "OverflowPolicy"]
 
@@ -71,4 +71,4 @@ class DecisionLogConfig:
         }
         for name, value in positive.items():
             if value <= 0:
-                raise InvalidArgument(f"`{name}` must be positive", field=name, value=value)
+                raise InvalidArgument(f"`{echo(name)}` must be positive", field=name, value=value)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
-from authz_service.errors import InvalidArgument
+from authz_service.errors import InvalidArgument, echo
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -36,7 +36,7 @@ __all__ = [
 
 CHECKPOINT_FILE = "checkpoints.jsonl"
 LOCK_FILE = ".writer.lock"
-_SEGMENT_RE = re.compile(r"^([0-9]{6,})\.jsonl$")
+_SEGMENT_RE = re.compile(r"([0-9]{6,})\.jsonl")
 # Tenant ids may hold characters that are not safe in a path (`/`, `..`); everything
 # outside this set is written as %XX of its UTF-8 bytes, which also keeps names unique.
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
@@ -54,7 +54,7 @@ def tenant_from_dir_name(name: str) -> str:
     try:
         return unquote(name, errors="strict")
     except UnicodeDecodeError as exc:
-        raise InvalidArgument(f"`{name}` is not a stream directory name") from exc
+        raise InvalidArgument(f"`{echo(name)}` is not a stream directory name") from exc
 
 
 def segment_name(number: int) -> str:
@@ -67,7 +67,7 @@ def list_segments(stream_dir: Path) -> list[tuple[int, Path]]:
         return []  # a stream whose first write has not happened yet
     found = []
     for path in stream_dir.iterdir():
-        match = _SEGMENT_RE.match(path.name)
+        match = _SEGMENT_RE.fullmatch(path.name)
         if match and path.is_file():
             found.append((int(match.group(1)), path))
     return sorted(found)

@@ -22,7 +22,7 @@ from authz_service.decisionlog.layout import (
     stream_dir_name,
 )
 from authz_service.decisionlog.record import Decision, DecisionKind, format_time
-from authz_service.errors import AuthzError, FailedPrecondition, NotFound
+from authz_service.errors import AuthzError, FailedPrecondition, NotFound, echo
 
 __all__ = [
     "RecordFilter",
@@ -120,7 +120,7 @@ def _matches(
 def find_decision(root: Path, decision_id: str, *, tenant: str | None = None) -> StoredEntry:
     for found in iter_entries(root, RecordFilter(tenant=tenant, decision_id=decision_id)):
         return found
-    raise NotFound(f"decision `{decision_id}` is not in the decision log")
+    raise NotFound(f"decision `{echo(decision_id)}` is not in the decision log")
 
 
 _COLUMNS: tuple[tuple[str, Callable[[LogEntry], str]], ...] = (

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from authz_service.errors import InvalidArgument
+from authz_service.errors import InvalidArgument, echo
 from authz_service.model import EMPTY_CONTEXT, FrozenContext
 
 __all__ = [
@@ -57,7 +57,7 @@ class Decision(StrEnum):
 
 
 # Crockford base32, 26 characters; a first character above 7 would overflow 128 bits.
-_ULID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
+_ULID_RE = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
 _ADMIN_DECISIONS = frozenset({Decision.APPLIED, Decision.DENIED})
 _EVAL_DECISIONS = frozenset({Decision.ALLOWED, Decision.DENIED, Decision.CONDITIONAL})
 
@@ -91,7 +91,7 @@ def parse_time(text: str) -> datetime:
     try:
         return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC)
     except ValueError as exc:
-        raise InvalidArgument(f"`{text}` is not an rfc 3339 utc time", field="time") from exc
+        raise InvalidArgument(f"`{echo(text)}` is not an rfc 3339 utc time", field="time") from exc
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # base32 digits of a ULID (no I, L, O, U)
@@ -113,13 +113,13 @@ def new_decision_id(at: datetime | None = None) -> str:
 
 def _json_object(value: Mapping[str, Any], name: str) -> FrozenContext:
     if not isinstance(value, Mapping):
-        raise InvalidArgument(f"`{name}` must be a json object", field=name)
+        raise InvalidArgument(f"`{echo(name)}` must be a json object", field=name)
     try:
         if isinstance(value, FrozenContext):
             return value
         return FrozenContext(value) if value else EMPTY_CONTEXT
     except (TypeError, ValueError) as exc:
-        raise InvalidArgument(f"`{name}` is not json: {exc}", field=name) from exc
+        raise InvalidArgument(f"`{echo(name)}` is not json: {exc}", field=name) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,9 +159,11 @@ class DecisionRecord:
 
     def __post_init__(self) -> None:
         # object.__setattr__ is the documented way to normalise fields of a frozen dataclass.
-        if not _ULID_RE.match(self.decision_id):
+        if not _ULID_RE.fullmatch(self.decision_id):
             raise InvalidArgument(
-                f"`{self.decision_id}` is not a ulid", field="decision_id", value=self.decision_id
+                f"`{echo(self.decision_id)}` is not a ulid",
+                field="decision_id",
+                value=self.decision_id,
             )
         if self.time.tzinfo is None:
             raise InvalidArgument("decision time must be timezone-aware", field="time")
@@ -177,7 +179,8 @@ class DecisionRecord:
         allowed = _ADMIN_DECISIONS if self.kind is DecisionKind.ADMIN else _EVAL_DECISIONS
         if self.decision not in allowed:
             raise InvalidArgument(
-                f"decision `{self.decision}` does not fit kind `{self.kind}`", field="decision"
+                f"decision `{echo(self.decision)}` does not fit kind `{echo(self.kind)}`",
+                field="decision",
             )
         if self.revision < 0 or self.latency_us < 0:
             raise InvalidArgument("revision and latency_us must not be negative")
@@ -248,7 +251,9 @@ class DecisionRecord:
         """Inverse of `to_dict`; extra keys (chain fields) are ignored."""
         version = data.get("format")
         if version != FORMAT_VERSION:
-            raise InvalidArgument(f"unsupported decision log format `{version}`", field="format")
+            raise InvalidArgument(
+                f"unsupported decision log format `{echo(version)}`", field="format"
+            )
         try:
             return cls(
                 decision_id=data["decision_id"],
@@ -276,7 +281,7 @@ class DecisionRecord:
                 details=data["details"],
             )
         except KeyError as exc:
-            raise InvalidArgument(f"decision record lacks `{exc.args[0]}`") from exc
+            raise InvalidArgument(f"decision record lacks `{echo(exc.args[0])}`") from exc
         except (TypeError, ValueError) as exc:
             raise InvalidArgument(f"malformed decision record: {exc}") from exc
 

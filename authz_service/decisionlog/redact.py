@@ -15,20 +15,20 @@ from collections.abc import Iterable
 from typing import Any
 
 from authz_service.decisionlog.record import DecisionRecord
-from authz_service.errors import InvalidArgument
+from authz_service.errors import InvalidArgument, echo
 
 __all__ = ["REDACTED_MARKER", "Redactor", "parse_path"]
 
 REDACTED_MARKER = "[REDACTED]"
 
-_PATH_RE = re.compile(r"^\$(?:\.[^.\[\]\s]+)+$")
+_PATH_RE = re.compile(r"\$(?:\.[^.\[\]\s]+)+")
 
 
 def parse_path(path: str) -> tuple[str, ...]:
     """`$.card.number` -> ("card", "number")."""
-    if not _PATH_RE.match(path):
+    if not _PATH_RE.fullmatch(path):
         raise InvalidArgument(
-            f"`{path}` is not a redaction path (expected `$.member.member`)",
+            f"`{echo(path)}` is not a redaction path (expected `$.member.member`)",
             field="redact_paths",
             value=path,
         )

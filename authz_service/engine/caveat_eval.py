@@ -7,7 +7,7 @@ relationship (what was written wins over what the caller claims).
 from __future__ import annotations
 
 from authz_service.engine.tristate import FALSE, TRUE, Tri
-from authz_service.errors import CaveatError
+from authz_service.errors import CaveatError, echo
 from authz_service.model import FrozenContext, Relationship
 from authz_service.schema.compiled import CompiledSchema
 
@@ -33,7 +33,7 @@ class CaveatEvaluator:
         compiled = self._schema.caveats.get(ref.name)
         if compiled is None:
             raise CaveatError(
-                f"relationship `{rel}` names caveat `{ref.name}`, which the schema does not define",
+                f"relationship `{echo(rel)}` names caveat `{echo(ref.name)}`, which the schema does not define",
                 field="relationship",
                 value=str(rel),
             )

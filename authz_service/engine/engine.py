@@ -33,7 +33,7 @@ from authz_service.engine.types import (
     Snapshot,
     SubjectResult,
 )
-from authz_service.errors import AuthzError, InvalidArgument
+from authz_service.errors import AuthzError, InvalidArgument, echo
 from authz_service.model import FrozenContext, ObjectRef, Relationship, SubjectRef
 from authz_service.schema.compiled import CompiledSchema
 from authz_service.store.protocol import RelationshipReader
@@ -239,4 +239,6 @@ def _require_item(schema: CompiledSchema, item: CheckItem) -> None:
 
 def _require_limit(limit: int | None) -> None:
     if limit is not None and limit < 1:
-        raise InvalidArgument(f"limit `{limit}` must be at least 1", field="limit", value=limit)
+        raise InvalidArgument(
+            f"limit `{echo(limit)}` must be at least 1", field="limit", value=limit
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from authz_service.errors import InvalidArgument
+from authz_service.errors import InvalidArgument, echo
 from authz_service.model import WILDCARD, ObjectRef, Relationship, SubjectRef
 from authz_service.schema.ast import Definition
 from authz_service.schema.compiled import CompiledSchema
@@ -22,7 +22,9 @@ __all__ = [
 def require_definition(schema: CompiledSchema, type_name: str, field: str) -> Definition:
     definition = schema.definitions.get(type_name)
     if definition is None:
-        raise InvalidArgument(f"unknown definition `{type_name}`", field=field, value=type_name)
+        raise InvalidArgument(
+            f"unknown definition `{echo(type_name)}`", field=field, value=type_name
+        )
     return definition
 
 
@@ -30,7 +32,9 @@ def require_member(schema: CompiledSchema, type_name: str, name: str, field: str
     """`name` must be a relation or a permission of `type_name` (both can be checked)."""
     if schema.member(type_name, name) is None:
         raise InvalidArgument(
-            f"`{type_name}` has no permission or relation `{name}`", field=field, value=name
+            f"`{echo(type_name)}` has no permission or relation `{echo(name)}`",
+            field=field,
+            value=name,
         )
 
 
@@ -43,7 +47,9 @@ def require_subject(schema: CompiledSchema, subject: SubjectRef, field: str = "s
     require_definition(schema, subject.type, field)
     if subject.id == WILDCARD:
         raise InvalidArgument(
-            f"cannot decide for the wildcard subject `{subject}`", field=field, value=str(subject)
+            f"cannot decide for the wildcard subject `{echo(subject)}`",
+            field=field,
+            value=str(subject),
         )
     if subject.relation:
         require_member(schema, subject.type, subject.relation, field)

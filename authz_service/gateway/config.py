@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from authz_service.errors import InvalidArgument
+from authz_service.errors import InvalidArgument, echo
 from authz_service.gateway.routes import PathPattern, Template, split_path
 from authz_service.model import parse_object, validate_relation_name, validate_type_name
 
@@ -40,9 +40,9 @@ DEFAULT_UPSTREAM_HEADERS = {
     "x-authz-subject": "{subject}",
     "x-authz-decision-id": "{decision_id}",
 }
-_HEADER_RE = re.compile(r"^[a-z0-9][a-z0-9\-_]*$")
-_METHOD_RE = re.compile(r"^[A-Z]+$")
-_CLAIM_RE = re.compile(r"^[A-Za-z0-9_.:/\-]{1,128}$")
+_HEADER_RE = re.compile(r"[a-z0-9][a-z0-9\-_]*")
+_METHOD_RE = re.compile(r"[A-Z]+")
+_CLAIM_RE = re.compile(r"[A-Za-z0-9_.:/\-]{1,128}")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _REQUIRED: Any = object()
 
@@ -171,20 +171,24 @@ class _Section:
     def done(self) -> None:
         if self._data:
             name = self.field(str(sorted(self._data, key=str)[0]))
-            raise InvalidArgument(f"unknown field `{name}`", field=name)
+            raise InvalidArgument(f"unknown field `{echo(name)}`", field=name)
 
 
 def _header_name(value: str, field: str) -> str:
     lowered = value.lower()
-    if not _HEADER_RE.match(lowered) or lowered == "host":
-        raise InvalidArgument(f"`{value}` is not a header name this gateway may set", field=field)
+    if not _HEADER_RE.fullmatch(lowered) or lowered == "host":
+        raise InvalidArgument(
+            f"`{echo(value)}` is not a header name this gateway may set", field=field
+        )
     return lowered
 
 
 def _claim_name(section: _Section, name: str, default: Any = _REQUIRED) -> Any:
     value = section.text(name, default)
-    if isinstance(value, str) and not _CLAIM_RE.match(value):
-        raise InvalidArgument(f"`{value}` is not a valid claim name", field=section.field(name))
+    if isinstance(value, str) and not _CLAIM_RE.fullmatch(value):
+        raise InvalidArgument(
+            f"`{echo(value)}` is not a valid claim name", field=section.field(name)
+        )
     return value
 
 
@@ -201,7 +205,7 @@ def _jwks_url(section: _Section) -> str | None:
     secure = parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK)
     if not secure or not parts.hostname:
         raise InvalidArgument(
-            f"`{url}` must be an https URL (plain http only on loopback)",
+            f"`{echo(url)}` must be an https URL (plain http only on loopback)",
             field=section.field("jwks_url"),
         )
     return url
@@ -227,7 +231,7 @@ def _jwt(data: object, base: Path) -> JwtConfig:
     for alg in algorithms:
         if alg not in ALGORITHMS:
             raise InvalidArgument(
-                f"algorithm `{alg}` is not one of {', '.join(ALGORITHMS)}",
+                f"algorithm `{echo(alg)}` is not one of {', '.join(ALGORITHMS)}",
                 field=s.field("algorithms"),
             )
     tenant_claim = _claim_name(s, "tenant_claim", None)
@@ -287,8 +291,10 @@ def _methods(s: _Section) -> frozenset[str] | None:
         return None
     upper = frozenset(m.upper() for m in methods)
     for method in upper:
-        if not _METHOD_RE.match(method):
-            raise InvalidArgument(f"`{method}` is not an HTTP method", field=s.field("method"))
+        if not _METHOD_RE.fullmatch(method):
+            raise InvalidArgument(
+                f"`{echo(method)}` is not an HTTP method", field=s.field("method")
+            )
     return upper
 
 
@@ -326,7 +332,7 @@ def _upstream_headers(data: object) -> tuple[tuple[str, Template], ...]:
         field = s.field(name)
         header = _header_name(name, field)
         if any(header == seen for seen, _ in headers):
-            raise InvalidArgument(f"header `{header}` is listed twice", field=field)
+            raise InvalidArgument(f"header `{echo(header)}` is listed twice", field=field)
         headers.append((header, Template.parse(s.raw(name), field, HEADER_PLACEHOLDERS)))
     s.done()
     return tuple(headers)

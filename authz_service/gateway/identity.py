@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from authz_service.errors import InvalidArgument, Unauthenticated
+from authz_service.errors import InvalidArgument, Unauthenticated, echo
 from authz_service.gateway.tokens import JwtVerifier, MissingCredentials, bearer_token
 from authz_service.model import SubjectRef, validate_object_id
 
@@ -68,14 +68,14 @@ class JwtIdentity:
 
 def _claim(claims: Mapping[str, Any], name: str) -> object:
     if name not in claims:
-        raise Unauthenticated(f"token lacks the `{name}` claim")
+        raise Unauthenticated(f"token lacks the `{echo(name)}` claim")
     return claims[name]
 
 
 def _claim_text(claims: Mapping[str, Any], name: str) -> str:
     value = _claim(claims, name)
     if not isinstance(value, str) or not value:
-        raise Unauthenticated(f"claim `{name}` is not a non-empty string")
+        raise Unauthenticated(f"claim `{echo(name)}` is not a non-empty string")
     return value
 
 

@@ -16,14 +16,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from authz_service.errors import InvalidArgument
+from authz_service.errors import InvalidArgument, echo
 
 __all__ = ["PathPattern", "Template", "split_path"]
 
 _NAME = r"[a-z_][a-z0-9_]*"
-_CAPTURE_RE = re.compile(rf"^\{{({_NAME})(\.\.\.)?\}}$")
+_CAPTURE_RE = re.compile(rf"\{{({_NAME})(\.\.\.)?\}}")
 _PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
-_NAME_RE = re.compile(rf"^{_NAME}$")
+_NAME_RE = re.compile(rf"{_NAME}")
 
 
 def split_path(path: str) -> tuple[str, ...] | None:
@@ -50,7 +50,7 @@ class PathPattern:
     @classmethod
     def parse(cls, text: str, field: str = "path") -> PathPattern:
         if not isinstance(text, str) or not text.startswith("/"):
-            raise InvalidArgument(f"path pattern `{text}` must start with `/`", field=field)
+            raise InvalidArgument(f"path pattern `{echo(text)}` must start with `/`", field=field)
         raw = () if text == "/" else tuple(text[1:].split("/"))
         segments: list[tuple[str | None, str | None]] = []
         rest: str | None = None
@@ -58,25 +58,25 @@ class PathPattern:
         for index, seg in enumerate(raw):
             if seg in ("", ".", ".."):
                 raise InvalidArgument(
-                    f"path pattern `{text}` has an empty, `.` or `..` segment", field=field
+                    f"path pattern `{echo(text)}` has an empty, `.` or `..` segment", field=field
                 )
-            match = _CAPTURE_RE.match(seg)
+            match = _CAPTURE_RE.fullmatch(seg)
             if match is None:
                 if "{" in seg or "}" in seg:
                     raise InvalidArgument(
-                        f"segment `{seg}` of `{text}` must be literal or exactly one `{{name}}`",
+                        f"segment `{echo(seg)}` of `{echo(text)}` must be literal or exactly one `{{name}}`",
                         field=field,
                     )
                 segments.append((seg, None))
                 continue
             name = match[1]
             if name in seen:
-                raise InvalidArgument(f"`{{{name}}}` appears twice in `{text}`", field=field)
+                raise InvalidArgument(f"`{{{name}}}` appears twice in `{echo(text)}`", field=field)
             seen.add(name)
             if match[2]:
                 if index != len(raw) - 1:
                     raise InvalidArgument(
-                        f"`{{{name}...}}` must be the last segment of `{text}`", field=field
+                        f"`{{{name}...}}` must be the last segment of `{echo(text)}`", field=field
                     )
                 rest = name
             else:
@@ -126,10 +126,10 @@ class Template:
             if match.start() > last:
                 parts.append((text[last : match.start()], False))
             name = match[1]
-            if not _NAME_RE.match(name) or name not in allowed:
+            if not _NAME_RE.fullmatch(name) or name not in allowed:
                 known = ", ".join(f"{{{n}}}" for n in sorted(allowed)) or "none"
                 raise InvalidArgument(
-                    f"`{{{name}}}` in `{text}` is not a known placeholder (known: {known})",
+                    f"`{{{name}}}` in `{echo(text)}` is not a known placeholder (known: {known})",
                     field=field,
                 )
             parts.append((name, True))
@@ -137,7 +137,7 @@ class Template:
         if last < len(text):
             parts.append((text[last:], False))
         if any(("{" in p or "}" in p) for p, is_name in parts if not is_name):
-            raise InvalidArgument(f"unbalanced `{{` or `}}` in `{text}`", field=field)
+            raise InvalidArgument(f"unbalanced `{{` or `}}` in `{echo(text)}`", field=field)
         return cls(text, tuple(parts))
 
     def render(self, values: Mapping[str, str]) -> str:

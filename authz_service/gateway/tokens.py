@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import jwt
 
-from authz_service.errors import Unauthenticated, Unavailable
+from authz_service.errors import Unauthenticated, Unavailable, echo
 
 __all__ = ["JwksKeys", "JwtVerifier", "MissingCredentials", "bearer_token", "jwks_loader"]
 
@@ -46,7 +46,7 @@ def bearer_token(headers: Mapping[str, str], header: str) -> str:
     scheme, _, token = value.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise Unauthenticated(f"`{header}` header is not of the form `Bearer <token>`")
+        raise Unauthenticated(f"`{echo(header)}` header is not of the form `Bearer <token>`")
     return token
 
 
@@ -200,7 +200,7 @@ class JwtVerifier:
                 options={"require": ["exp", "iss", "aud"], "enforce_minimum_key_length": True},
             )
         except jwt.MissingRequiredClaimError as exc:
-            raise Unauthenticated(f"token lacks the `{exc.claim}` claim") from None
+            raise Unauthenticated(f"token lacks the `{echo(exc.claim)}` claim") from None
         except jwt.PyJWTError as exc:
             for kind, message in _TOKEN_ERRORS:
                 if isinstance(exc, kind):

@@ -16,7 +16,7 @@ import textwrap
 from dataclasses import dataclass
 from typing import Literal
 
-from authz_service.errors import SchemaError
+from authz_service.errors import SchemaError, echo
 from authz_service.schema.ast import Span
 
 __all__ = ["Lexer", "Token", "normalize_cel"]
@@ -92,7 +92,7 @@ class Lexer:
                 self._advance_to(self._pos + len(punct))
                 return Token("punct", punct, span, doc)
         raise SchemaError(
-            f"unexpected character `{text[self._pos]}`", line=span.line, column=span.column
+            f"unexpected character `{echo(text[self._pos])}`", line=span.line, column=span.column
         )
 
     def raw_block(self, open_span: Span) -> str:

@@ -9,7 +9,7 @@ in the past is accepted: such a relationship simply does not exist for any check
 
 from __future__ import annotations
 
-from authz_service.errors import InvalidArgument
+from authz_service.errors import InvalidArgument, echo
 from authz_service.model import WILDCARD, Relationship
 from authz_service.schema.ast import AllowedSubject
 from authz_service.schema.compiled import CompiledSchema
@@ -51,31 +51,35 @@ def check_relationship(
     definition = schema.definitions.get(rel.resource.type)
     if definition is None:
         raise InvalidArgument(
-            f"unknown definition `{rel.resource.type}` in `{text}`", field=field, value=text
+            f"unknown definition `{echo(rel.resource.type)}` in `{echo(text)}`",
+            field=field,
+            value=text,
         )
     if schema.permissions.get((rel.resource.type, rel.relation)) is not None:
         raise InvalidArgument(
-            f"`{rel.relation}` is a permission of `{rel.resource.type}`, not a relation: "
-            f"cannot write `{text}`",
+            f"`{echo(rel.relation)}` is a permission of `{echo(rel.resource.type)}`, not a relation: "
+            f"cannot write `{echo(text)}`",
             field=field,
             value=text,
         )
     relation = schema.relations.get((rel.resource.type, rel.relation))
     if relation is None:
         raise InvalidArgument(
-            f"unknown relation `{rel.relation}` on `{rel.resource.type}` in `{text}`",
+            f"unknown relation `{echo(rel.relation)}` on `{echo(rel.resource.type)}` in `{echo(text)}`",
             field=field,
             value=text,
         )
     if schema.definitions.get(rel.subject.type) is None:
         raise InvalidArgument(
-            f"unknown definition `{rel.subject.type}` in `{text}`", field=field, value=text
+            f"unknown definition `{echo(rel.subject.type)}` in `{echo(text)}`",
+            field=field,
+            value=text,
         )
     if not any(_matches(allowed, rel) for allowed in relation.allowed):
         expected = " | ".join(_describe(a) for a in relation.allowed)
         raise InvalidArgument(
-            f"subject `{rel.subject}` is not allowed on `{rel.resource.type}#{rel.relation}` "
-            f"(allowed: {expected}) in `{text}`",
+            f"subject `{echo(rel.subject)}` is not allowed on `{rel.resource.type}#{rel.relation}` "
+            f"(allowed: {expected}) in `{echo(text)}`",
             field=field,
             value=text,
         )
@@ -85,7 +89,7 @@ def check_relationship(
         unknown = sorted(set(rel.caveat.context) - declared)
         if unknown:
             raise InvalidArgument(
-                f"caveat `{rel.caveat.name}` has no parameter `{unknown[0]}` in `{text}`",
+                f"caveat `{echo(rel.caveat.name)}` has no parameter `{echo(unknown[0])}` in `{echo(text)}`",
                 field=field,
                 value=text,
             )

@@ -30,7 +30,7 @@ from authz_service.engine import (
     SubjectResult,
 )
 from authz_service.engine.inputs import require_definition, require_permission, require_subject
-from authz_service.errors import AuthzError, InvalidArgument
+from authz_service.errors import AuthzError, InvalidArgument, echo
 from authz_service.model import WILDCARD, ObjectRef, Relationship, SubjectRef
 from authz_service.tenancy import SubjectStatus, SubjectStatuses
 
@@ -161,7 +161,7 @@ class DecisionRules:
         require_subject(snap.schema, actor, "actor")
         if actor.relation:
             raise InvalidArgument(
-                f"actor `{actor}` must be an object, not a subject set",
+                f"actor `{echo(actor)}` must be an object, not a subject set",
                 field="actor",
                 value=str(actor),
             )

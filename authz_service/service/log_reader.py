@@ -37,7 +37,7 @@ from authz_service.decisionlog import (
 from authz_service.decisionlog.chain import entry_from_line
 from authz_service.decisionlog.fileio import last_line
 from authz_service.decisionlog.layout import LOCK_FILE, list_segments, list_streams
-from authz_service.errors import AuthzError, FailedPrecondition, NotFound
+from authz_service.errors import AuthzError, FailedPrecondition, NotFound, echo
 
 __all__ = [
     "Found",
@@ -51,7 +51,7 @@ __all__ = [
     "verify_log",
 ]
 
-_WORKER_ROOT = re.compile(r"^worker-[0-9]+$")
+_WORKER_ROOT = re.compile(r"worker-[0-9]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +75,7 @@ class Found:
 def _is_worker_root(path: Path) -> bool:
     """A `worker-N` directory holding streams (a tenant may be called `worker-1` too:
     its directory holds segments, not a lock file and streams)."""
-    if not (_WORKER_ROOT.match(path.name) and path.is_dir()):
+    if not (_WORKER_ROOT.fullmatch(path.name) and path.is_dir()):
         return False
     if (path / LOCK_FILE).exists():
         return True
@@ -198,7 +198,7 @@ async def aiter_log(
 def find_in_log(log_dir: Path, decision_id: str, *, tenant: str | None = None) -> Found:
     for found in iter_log(log_dir, RecordFilter(tenant=tenant, decision_id=decision_id)):
         return found
-    raise NotFound(f"decision `{decision_id}` is not in the decision log")
+    raise NotFound(f"decision `{echo(decision_id)}` is not in the decision log")
 
 
 def verify_log(

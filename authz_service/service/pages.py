@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from authz_service.errors import InvalidArgument
+from authz_service.errors import InvalidArgument, echo
 from authz_service.model import Relationship, RelationshipFilter, Revision
 from authz_service.store.protocol import Store
 from authz_service.tenancy import Binding
@@ -36,7 +36,9 @@ class Page(Generic[T]):
 
 def page_limit(limit: int) -> int:
     if limit > MAX_PAGE:
-        raise InvalidArgument(f"limit `{limit}` exceeds {MAX_PAGE}", field="limit", value=limit)
+        raise InvalidArgument(
+            f"limit `{echo(limit)}` exceeds {MAX_PAGE}", field="limit", value=limit
+        )
     return limit or DEFAULT_PAGE
 
 

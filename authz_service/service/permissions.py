@@ -370,9 +370,10 @@ async def _nothing() -> AsyncIterator[ResourceResult]:
 
 
 def _require_reason(actor: SubjectRef | None, call: CallInfo) -> None:
-    if actor is not None and not call.reason:
+    if actor is not None and not (call.reason or "").strip():
         raise InvalidArgument(
-            "a reason is required when acting on behalf of a subject", field="reason"
+            "a `reason` (not only whitespace) is required when acting on behalf of a subject",
+            field="reason",
         )
 
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 
-from authz_service.errors import InvalidArgument
+from authz_service.errors import InvalidArgument, echo
 from authz_service.model import (
     Consistency,
     Relationship,
@@ -143,7 +143,7 @@ class RelationshipService:
             )
         if flt.resource_type is not None and flt.resource_type.startswith(INTERNAL_PREFIX):
             raise InvalidArgument(
-                f"`{flt.resource_type}` is not a valid type name",
+                f"`{echo(flt.resource_type)}` is not a valid type name",
                 field="filter.resource_type",
                 value=flt.resource_type,
             )

@@ -12,7 +12,7 @@ import logging
 
 from cachetools import LRUCache
 
-from authz_service.errors import FailedPrecondition, NotFound
+from authz_service.errors import FailedPrecondition, NotFound, echo
 from authz_service.schema import compile_schema, orphaned_relationships
 from authz_service.schema.compiled import CompiledSchema
 from authz_service.store.protocol import SchemaStore
@@ -70,7 +70,7 @@ class SchemaManager:
             return cached
         record = await self._store.read_schema(version)
         if record is None:
-            raise NotFound(f"schema version `{version}` does not exist")
+            raise NotFound(f"schema version `{echo(version)}` does not exist")
         return self._compiled(record.version, record.text)
 
     async def write(self, text: str, *, force: bool = False) -> CompiledSchema:

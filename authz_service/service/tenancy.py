@@ -22,6 +22,7 @@ from authz_service.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    echo,
 )
 from authz_service.model import (
     Consistency,
@@ -64,7 +65,7 @@ from authz_service.tenancy.reach import binding_starts, bindings_of_subject, rea
 
 __all__ = ["ReachPage", "RoleView", "TenancyService"]
 
-_ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+_ROLE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 _MAX_DESCRIPTION = 1024
 _CHUNK = 500
 
@@ -162,12 +163,12 @@ class TenancyService:
         schema = await self._schemas.require()
         role = self._role(schema, name, description, permissions)
         if name in schema.roles:
-            raise AlreadyExists(f"role `{name}` is built in")
+            raise AlreadyExists(f"role `{echo(name)}` is built in")
         updates = [RelationshipUpdate(UpdateOp.CREATE, r) for r in role_relationships(role)]
         try:
             revision = await self._store.write(tenant, updates)
         except AlreadyExists:
-            raise AlreadyExists(f"role `{name}` already exists") from None
+            raise AlreadyExists(f"role `{echo(name)}` already exists") from None
         await self._logged(
             tenant,
             call,
@@ -268,9 +269,9 @@ class TenancyService:
     def _role(
         self, schema: CompiledSchema, name: str, description: str, permissions: Sequence[Pair]
     ) -> CustomRole:
-        if not _ROLE_NAME.match(name):
+        if not _ROLE_NAME.fullmatch(name):
             raise InvalidArgument(
-                f"role name `{name}` must be 1-64 characters of `a-z0-9_-`, starting with a letter",
+                f"role name `{echo(name)}` must be 1-64 characters of `a-z0-9_-`, starting with a letter",
                 field="role.name",
                 value=name,
             )
@@ -285,14 +286,18 @@ class TenancyService:
             where, text = f"role.permissions[{i}]", f"{type_name}.{member}"
             if type_name not in schema.definitions:
                 raise InvalidArgument(
-                    f"unknown definition `{type_name}` in `{text}`", field=where, value=text
+                    f"unknown definition `{echo(type_name)}` in `{echo(text)}`",
+                    field=where,
+                    value=text,
                 )
             if schema.member(type_name, member) is None:
                 raise InvalidArgument(
-                    f"unknown permission `{member}` on `{type_name}`", field=where, value=text
+                    f"unknown permission `{echo(member)}` on `{echo(type_name)}`",
+                    field=where,
+                    value=text,
                 )
             if (type_name, member) in seen:
-                raise InvalidArgument(f"`{text}` appears twice", field=where, value=text)
+                raise InvalidArgument(f"`{echo(text)}` appears twice", field=where, value=text)
             seen.add((type_name, member))
         return CustomRole(name, description, tuple(sorted(seen)), self._clock())
 
@@ -301,7 +306,7 @@ class TenancyService:
         if await self._reader(head).read(_marker(name)):
             return head
         if name in schema.roles:
-            raise FailedPrecondition(f"role `{name}` is built in (declared in the schema)")
+            raise FailedPrecondition(f"role `{echo(name)}` is built in (declared in the schema)")
         raise _no_role(name)
 
     # --- bindings -------------------------------------------------------------------------
@@ -335,10 +340,12 @@ class TenancyService:
         try:
             revision = await self._store.write(tenant, updates, preconditions=preconditions)
         except AlreadyExists:
-            raise AlreadyExists(f"an identical binding exists: `{binding.binding_id}`") from None
+            raise AlreadyExists(
+                f"an identical binding exists: `{echo(binding.binding_id)}`"
+            ) from None
         except FailedPrecondition:
             raise InvalidArgument(
-                f"unknown role `{role}`", field="binding.role", value=role
+                f"unknown role `{echo(role)}`", field="binding.role", value=role
             ) from None
         details = {"binding": binding.describe()}
         await self._logged(
@@ -363,16 +370,16 @@ class TenancyService:
     ) -> Binding:
         schema = snap.schema
         if role not in schema.roles and role not in index.custom:
-            raise InvalidArgument(f"unknown role `{role}`", field="binding.role", value=role)
+            raise InvalidArgument(f"unknown role `{echo(role)}`", field="binding.role", value=role)
         if subject.type not in schema.definitions:
             raise InvalidArgument(
-                f"unknown definition `{subject.type}`",
+                f"unknown definition `{echo(subject.type)}`",
                 field="binding.subject.object.object_type",
                 value=subject.type,
             )
         if subject.relation and schema.member(subject.type, subject.relation) is None:
             raise InvalidArgument(
-                f"`{subject.type}` has no relation or permission `{subject.relation}`",
+                f"`{echo(subject.type)}` has no relation or permission `{echo(subject.relation)}`",
                 field="binding.subject.relation",
                 value=subject.relation,
             )
@@ -380,7 +387,7 @@ class TenancyService:
         if scope is not None:
             if scope.type not in schema.definitions:
                 raise InvalidArgument(
-                    f"unknown definition `{scope.type}`",
+                    f"unknown definition `{echo(scope.type)}`",
                     field="binding.resource.object_type",
                     value=scope.type,
                 )
@@ -389,8 +396,8 @@ class TenancyService:
                 t == scope.type or scope.type in hierarchy.ancestor_types(t) for t, _ in pairs
             ):
                 raise InvalidArgument(
-                    f"role `{role}` grants nothing on `{scope}` or below it (no `inherit` path "
-                    f"leads from `{scope.type}` to a type the role names)",
+                    f"role `{echo(role)}` grants nothing on `{echo(scope)}` or below it (no `inherit` path "
+                    f"leads from `{echo(scope.type)}` to a type the role names)",
                     field="binding.resource",
                     value=str(scope),
                 )
@@ -402,7 +409,7 @@ class TenancyService:
         head = await self._head(tenant)
         found = (await self._reader(head).bindings([ident])).get(ident)
         if found is None:
-            raise NotFound(f"binding `{ident}` does not exist")
+            raise NotFound(f"binding `{echo(ident)}` does not exist")
         try:
             revision, _ = await self._store.delete(
                 tenant,
@@ -410,7 +417,7 @@ class TenancyService:
                 preconditions=[Precondition(RelationshipFilter(BINDING, (ident,), ROLE_OF))],
             )
         except FailedPrecondition:  # deleted since it was read (by another writer)
-            raise NotFound(f"binding `{ident}` does not exist") from None
+            raise NotFound(f"binding `{echo(ident)}` does not exist") from None
         details = {"binding": found.describe()}
         await self._logged(
             tenant,
@@ -495,7 +502,7 @@ class TenancyService:
             if isinstance(grant, str):
                 binding = (await reader.bindings([grant])).get(grant)
                 if binding is None:
-                    raise NotFound(f"binding `{grant}` does not exist")
+                    raise NotFound(f"binding `{echo(grant)}` does not exist")
             else:
                 binding = self._binding(snap, index, grant.role, grant.subject, grant.scope)
             starts = await starts_of(binding)
@@ -548,12 +555,12 @@ def _key(obj: ObjectRef) -> str:
 # Store preconditions name their index (`preconditions[i]`); these calls have no such
 # field, so a failed one is reported as what it means.
 def _no_role(name: str) -> NotFound:
-    return NotFound(f"role `{name}` does not exist")
+    return NotFound(f"role `{echo(name)}` does not exist")
 
 
 def _role_in_use(name: str) -> FailedPrecondition:
     return FailedPrecondition(
-        f"role `{name}` is used by bindings: delete them first, or use cascade"
+        f"role `{echo(name)}` is used by bindings: delete them first, or use cascade"
     )
 
 

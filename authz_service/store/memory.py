@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from authz_service.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from authz_service.errors import AlreadyExists, FailedPrecondition, InvalidArgument, echo
 from authz_service.model import (
     Relationship,
     RelationshipFilter,
@@ -58,7 +58,7 @@ def _check_distinct(updates: Sequence[RelationshipUpdate]) -> None:
         key = update.relationship.key
         if key in seen:
             raise InvalidArgument(
-                f"relationship `{update.relationship}` appears twice in one write",
+                f"relationship `{echo(update.relationship)}` appears twice in one write",
                 field="updates",
                 value=str(update.relationship),
             )
@@ -117,7 +117,9 @@ class MemoryStore:
             self._check_preconditions(state, preconditions)
             for update in updates:
                 if update.op is UpdateOp.CREATE and update.relationship.key in state.live:
-                    raise AlreadyExists(f"relationship `{update.relationship}` already exists")
+                    raise AlreadyExists(
+                        f"relationship `{echo(update.relationship)}` already exists"
+                    )
             revision = state.head + 1
             for update in updates:
                 self._apply(state, update, revision)
@@ -167,7 +169,9 @@ class MemoryStore:
             for update in updates:
                 key = update.relationship.key
                 if update.op is UpdateOp.CREATE and key in state.live and key not in gone:
-                    raise AlreadyExists(f"relationship `{update.relationship}` already exists")
+                    raise AlreadyExists(
+                        f"relationship `{echo(update.relationship)}` already exists"
+                    )
             revision = state.head + 1
             # A doomed relationship that an update writes again is replaced, not deleted
             # and created: one TOUCH, as PostgreSQL reports it.
@@ -207,7 +211,9 @@ class MemoryStore:
     async def check_revision(self, tenant: str, revision: Revision) -> None:
         head = await self.head_revision(tenant)
         if revision > head or revision < 0:
-            raise FailedPrecondition(f"revision `{revision}` is unknown in tenant `{tenant}`")
+            raise FailedPrecondition(
+                f"revision `{echo(revision)}` is unknown in tenant `{echo(tenant)}`"
+            )
 
     async def changes(self, tenant: str, after: Revision, *, limit: int = 1000) -> list[Change]:
         state = self._tenants.get(tenant)

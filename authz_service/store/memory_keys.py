@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from authz_service.credentials import ApiKey
-from authz_service.errors import AlreadyExists, NotFound
+from authz_service.errors import AlreadyExists, NotFound, echo
 
 __all__ = ["MemoryKeyStore"]
 
@@ -20,7 +20,7 @@ class MemoryKeyStore:
 
     async def create(self, key: ApiKey) -> ApiKey:
         if key.key_id in self._keys:
-            raise AlreadyExists(f"api key `{key.key_id}` already exists")
+            raise AlreadyExists(f"api key `{echo(key.key_id)}` already exists")
         self._keys[key.key_id] = key
         return key
 
@@ -34,6 +34,6 @@ class MemoryKeyStore:
     async def revoke(self, key_id: str) -> ApiKey:
         key = self._keys.get(key_id)
         if key is None:
-            raise NotFound(f"api key `{key_id}` does not exist")
+            raise NotFound(f"api key `{echo(key_id)}` does not exist")
         key = self._keys[key_id] = key.revoke(datetime.now(UTC))
         return key

@@ -16,7 +16,7 @@ import logging
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
-from authz_service.errors import InvalidArgument
+from authz_service.errors import InvalidArgument, echo
 
 __all__ = ["MetricsEndpoint", "parse_listen"]
 
@@ -31,7 +31,9 @@ def parse_listen(listen: str) -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
     if not sep or not port.isdigit() or int(port) > 65535:
         raise InvalidArgument(
-            f"metrics address `{listen}` is not host:port", field="metrics_listen", value=listen
+            f"metrics address `{echo(listen)}` is not host:port",
+            field="metrics_listen",
+            value=listen,
         )
     return host.strip("[]") or "0.0.0.0", int(port)
 

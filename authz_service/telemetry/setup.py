@@ -17,7 +17,7 @@ import asyncio
 
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 
-from authz_service.errors import InvalidArgument
+from authz_service.errors import InvalidArgument, echo
 from authz_service.telemetry.callbacks import (
     CacheStatsLike,
     IndexStatsLike,
@@ -41,7 +41,7 @@ def _exporter(exporter: str | SpanExporter | None) -> SpanExporter | None:
     if exporter == "console":
         return ConsoleSpanExporter()
     raise InvalidArgument(
-        f"span exporter `{exporter}` is not one of none, console",
+        f"span exporter `{echo(exporter)}` is not one of none, console",
         field="trace_exporter",
         value=exporter,
     )

@@ -37,7 +37,7 @@ from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
-from authz_service.errors import InvalidArgument
+from authz_service.errors import InvalidArgument, echo
 
 __all__ = ["Tracing", "setup_tracing", "span"]
 
@@ -82,7 +82,7 @@ class Tracing:
     def __init__(self, ratio: float, exporter: SpanExporter | None = None) -> None:
         if not 0.0 <= ratio <= 1.0:
             raise InvalidArgument(
-                f"trace sample ratio `{ratio}` is not between 0 and 1",
+                f"trace sample ratio `{echo(ratio)}` is not between 0 and 1",
                 field="trace_ratio",
                 value=ratio,
             )

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from authz_service.credentials import ApiKey, parse_scopes
-from authz_service.errors import AlreadyExists, NotFound
+from authz_service.errors import AlreadyExists, NotFound, echo
 from authz_service.store.postgres.db import Database
 from authz_service.store.postgres.dberrors import retry_once_if_lost, translated
 
@@ -45,7 +45,7 @@ async def create_key(db: Database, key: ApiKey) -> ApiKey:
                 key.name,
             )
     if row is None:
-        raise AlreadyExists(f"api key `{key.key_id}` already exists")
+        raise AlreadyExists(f"api key `{echo(key.key_id)}` already exists")
     return _key(row)
 
 
@@ -77,7 +77,7 @@ async def revoke_key(db: Database, key_id: str) -> ApiKey:
 
     row = await retry_once_if_lost(attempt)
     if row is None:
-        raise NotFound(f"api key `{key_id}` does not exist")
+        raise NotFound(f"api key `{echo(key_id)}` does not exist")
     return _key(row)
 
 

@@ -25,7 +25,7 @@ logger = logging.getLogger("authz_service.store.postgres.migrations")
 
 MIGRATIONS_LOCK_KEY = 0x617574687A_6D6967  # "authz" "mig"
 
-_NAME_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_NAME_RE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 
 _BOOKKEEPING = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -54,7 +54,7 @@ def available() -> tuple[Migration, ...]:
     folder = resources.files("authz_service.store.postgres") / "migrations"
     found: list[Migration] = []
     for entry in folder.iterdir():
-        match = _NAME_RE.match(entry.name)
+        match = _NAME_RE.fullmatch(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)

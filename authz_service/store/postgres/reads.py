@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from authz_service.errors import FailedPrecondition
+from authz_service.errors import FailedPrecondition, echo
 from authz_service.model import Relationship, RelationshipFilter, Revision, UpdateOp
 from authz_service.store.postgres.db import Database
 from authz_service.store.postgres.sql import (
@@ -185,14 +185,18 @@ async def check_revision(
     the rows deleted by revisions committed before that cutoff, so every row visible at
     a readable R is still there."""
     if revision < 0:
-        raise FailedPrecondition(f"revision `{revision}` is unknown in tenant `{tenant}`")
+        raise FailedPrecondition(
+            f"revision `{echo(revision)}` is unknown in tenant `{echo(tenant)}`"
+        )
     row = await db.fetchrow(CHECK_REVISION_SQL, tenant, revision, retention)
     assert row is not None  # a SELECT without FROM always yields one row
     if revision > row["head"]:
-        raise FailedPrecondition(f"revision `{revision}` is unknown in tenant `{tenant}`")
+        raise FailedPrecondition(
+            f"revision `{echo(revision)}` is unknown in tenant `{echo(tenant)}`"
+        )
     if revision < row["head"] and row["expired"] is not False:
         raise FailedPrecondition(
-            f"revision `{revision}` of tenant `{tenant}` is older than the retention window"
+            f"revision `{echo(revision)}` of tenant `{echo(tenant)}` is older than the retention window"
         )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from authz_service.errors import AlreadyExists, InvalidArgument
+from authz_service.errors import AlreadyExists, InvalidArgument, echo
 from authz_service.model import (
     Relationship,
     RelationshipFilter,
@@ -107,7 +107,7 @@ def _check_distinct(updates: Sequence[RelationshipUpdate]) -> None:
         key = update.relationship.key
         if key in seen:
             raise InvalidArgument(
-                f"relationship `{update.relationship}` appears twice in one write",
+                f"relationship `{echo(update.relationship)}` appears twice in one write",
                 field="updates",
                 value=str(update.relationship),
             )
