@@ -14,13 +14,11 @@ import hashlib
 import json
 from collections.abc import Sequence
 
-from authz_service.errors import FailedPrecondition
+from authz_service.errors import FailedPrecondition, echo
 from authz_service.model import RelationshipFilter, RelationshipUpdate, UpdateOp
 from authz_service.store.protocol import Precondition
 
 __all__ = ["key_reused", "request_digest"]
-
-_SHOWN = 64  # characters of a key echoed back in an error
 
 
 def request_digest(
@@ -59,9 +57,8 @@ def _filter(flt: RelationshipFilter) -> list[object]:
 
 def key_reused(key: str) -> FailedPrecondition:
     """The error for a key first used with another request."""
-    shown = key if len(key) <= _SHOWN else f"{key[:_SHOWN]}…({len(key.encode())} bytes)"
     return FailedPrecondition(
-        f"idempotency key `{shown}` was already used for a different request; "
+        f"idempotency key `{echo(key)}` was already used for a different request; "
         "use a new key for a new request",
         field="idempotency_key",
     )
