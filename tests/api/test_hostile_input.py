@@ -229,3 +229,20 @@ async def test_a_whitespace_reason_for_impersonation_is_invalid(api: Api, reason
     err = await rejected(api.permissions.Check(request))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
     assert field_violations(err)[0][0] == "reason"
+
+
+async def test_a_request_above_the_size_limit_is_refused_and_the_server_carries_on(
+    api: Api, channel: grpc.aio.Channel
+) -> None:
+    # docs/api.md: 8 MiB per request message; gRPC itself refuses larger ones.
+    request = check_request(reason="r" * (8 * 1024 * 1024 + 1))
+    err = await raw_check(channel, request.SerializeToString())
+    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.details()
+    await still_answers(api)
+
+
+async def test_a_reason_above_its_limit_is_invalid(api: Api) -> None:
+    request = check_request(actor=subj("user:admin"), reason="r" * 1025)
+    err = await rejected(api.permissions.Check(request))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
+    assert field_violations(err)[0][0] == "reason"
