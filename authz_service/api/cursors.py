@@ -20,9 +20,9 @@ Cursors are not signed. Everything a forged cursor could ask for, a caller can a
 ask for: consistency tokens are not signed either, so any revision inside the retention
 window can be read with `at_exact_snapshot`; a position only skips items of the
 caller's own request; the tenant is the request's, whose credential the server checks;
-and a QueryDecisions bound can only hide records, never reveal ones the same query
-without a cursor would not. The check catches accidents, binding catches misuse; a
-secret would add key management across replicas and guard nothing.
+and a QueryDecisions cursor reaches only records the same query without a cursor
+returns too. The check catches accidents, binding catches misuse; a secret would add
+key management across replicas and guard nothing.
 """
 
 from __future__ import annotations
