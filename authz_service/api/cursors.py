@@ -123,10 +123,12 @@ class CursorScope:
         text, _, check = token.partition(".")
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            if _hex(raw, 16) != check:
+                raise _not_ours(token)
             body = json.loads(raw)
-        except (ValueError, binascii.Error):
+        except (ValueError, binascii.Error, RecursionError):  # RecursionError: deep nesting
             raise _not_ours(token) from None
-        if _hex(raw, 16) != check or not isinstance(body, dict) or set(body) != _KEYS:
+        if not isinstance(body, dict) or set(body) != _KEYS:
             raise _not_ours(token)
         issuer = body["rpc"]
         if body["v"] != _VERSION or not isinstance(issuer, str) or len(issuer) > _MAX_RPC:

@@ -10,6 +10,8 @@ FAILED_PRECONDITION.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,3 +205,24 @@ async def test_a_cursor_past_the_retention_window_is_a_failed_precondition(
     err = await refused(listing.call(forgetful, listing.request("acme", cursor=first[-1].cursor)))
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err.details()
     assert "retention window" in (err.details() or "")
+
+
+def _forged(body: str) -> core_pb2.Cursor:
+    """A cursor made outside the server, with a correct check digest."""
+    raw = body.encode()
+    text = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return core_pb2.Cursor(token=f"{text}.{hashlib.sha256(raw).hexdigest()[:16]}")
+
+
+async def test_forged_cursors_are_invalid_arguments(api: Api) -> None:
+    await api.touch("acme", *READ.seed)
+    for body in [
+        "[" * 100_000 + "]" * 100_000,  # nested past the parser's recursion limit
+        '{"v": 1}',
+        "not json",
+        '{"v":1,"rpc":"' + "x" * 500 + '","t":"","f":"","at":0,"k":""}',
+    ]:
+        await cursor_refused(
+            READ.call(api, READ.request("acme", cursor=_forged(body))),
+            "not a cursor this service issued",
+        )
