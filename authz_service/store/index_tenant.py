@@ -28,6 +28,7 @@ __all__ = ["TenantIndex"]
 
 _Key = tuple[str, str, str, str, str, str]
 _TYPE_SCAN_MAX = 4_096  # objects of one type read through the per-type ids
+_SMALL = 32  # candidate rows few enough to scan without looking at the other side
 _Buckets = dict[tuple[str, str], dict[tuple[str, str, str], list["_Row"]]]
 
 
@@ -135,38 +136,44 @@ class TenantIndex:
             found = [rel for rel in found if sort_key(rel) > cursor]
         return found[:limit] if limit is not None else found
 
-    def _ids(
-        self, kind: str | None, ids: tuple[str, ...] | None, by_type: dict[str, set[str]]
-    ) -> Collection[str] | None:
-        if kind is None:
-            return None
-        if ids is not None:
-            return ids
-        known = by_type.get(kind, ())
-        return known if len(known) <= _TYPE_SCAN_MAX else None
-
     def _candidates(self, flt: RelationshipFilter) -> list[list[_Row]] | None:
         forward: list[list[_Row]] | None = None
-        ids = self._ids(flt.resource_type, flt.resource_ids, self.resource_ids)
-        if flt.resource_type is not None and ids is not None:
-            forward = _buckets(
-                self.by_resource,
-                flt.resource_type,
-                ids,
-                (flt.relation, flt.subject_type, flt.subject_relation),
-            )
+        if flt.resource_type is not None and flt.resource_ids is not None:
+            forward = self._forward(flt, flt.resource_type, flt.resource_ids)
+            if _size(forward) <= _SMALL:
+                return forward  # the check reads: no need to look at the subject side
         reverse: list[list[_Row]] | None = None
-        ids = self._ids(flt.subject_type, flt.subject_ids, self.subject_ids)
-        if flt.subject_type is not None and ids is not None:
-            reverse = _buckets(
-                self.by_subject,
-                flt.subject_type,
-                ids,
-                (flt.subject_relation, flt.resource_type, flt.relation),
-            )
+        if flt.subject_type is not None and flt.subject_ids is not None:
+            reverse = self._reverse(flt, flt.subject_type, flt.subject_ids)
+        if forward is None and reverse is None:
+            return self._by_type(flt)
         if forward is None or reverse is None:
             return forward if reverse is None else reverse
         return forward if _size(forward) <= _size(reverse) else reverse
+
+    def _forward(
+        self, flt: RelationshipFilter, kind: str, ids: Collection[str]
+    ) -> list[list[_Row]]:
+        wanted = (flt.relation, flt.subject_type, flt.subject_relation)
+        return _buckets(self.by_resource, kind, ids, wanted)
+
+    def _reverse(
+        self, flt: RelationshipFilter, kind: str, ids: Collection[str]
+    ) -> list[list[_Row]]:
+        wanted = (flt.subject_relation, flt.resource_type, flt.relation)
+        return _buckets(self.by_subject, kind, ids, wanted)
+
+    def _by_type(self, flt: RelationshipFilter) -> list[list[_Row]] | None:
+        """A filter that pins only types: through the ids seen for the type, if few."""
+        if flt.resource_type is not None:
+            ids = self.resource_ids.get(flt.resource_type, set())
+            if len(ids) <= _TYPE_SCAN_MAX:
+                return self._forward(flt, flt.resource_type, ids)
+        if flt.subject_type is not None:
+            ids = self.subject_ids.get(flt.subject_type, set())
+            if len(ids) <= _TYPE_SCAN_MAX:
+                return self._reverse(flt, flt.subject_type, ids)
+        return None
 
 
 def _buckets(
@@ -176,12 +183,20 @@ def _buckets(
     wanted: tuple[str | None, str | None, str | None],
 ) -> list[list[_Row]]:
     found: list[list[_Row]] = []
+    a, b, c = wanted
+    # The check reads name all three: one lookup.
+    exact = (a, b, c) if a is not None and b is not None and c is not None else None
     for object_id in ids:
         outer = index.get((kind, object_id))
         if outer is None:
             continue
-        for inner_key, rows in outer.items():
-            if all(w is None or w == k for w, k in zip(wanted, inner_key, strict=True)):
+        if exact is not None:
+            rows = outer.get(exact)
+            if rows is not None:
+                found.append(rows)
+            continue
+        for (x, y, z), rows in outer.items():
+            if (a is None or a == x) and (b is None or b == y) and (c is None or c == z):
                 found.append(rows)
     return found
 
