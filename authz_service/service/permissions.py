@@ -218,14 +218,31 @@ class PermissionService:
             )
         started = time.perf_counter()
         snap = await self.snapshot(tenant, consistency)
-        results = await _within(
-            call.deadline,
-            self.evaluate_bulk(snap, items, actor=actor, contextual=contextual),
-        )
-        for result in results:
-            self._observe(
-                "ERROR" if isinstance(result, AuthzError) else result.decision.value, False
+        # Items share Check's decision cache (same key, same rules): a page of resources
+        # checked again and again costs a lookup per item, not an evaluation.
+        shareable = snap.shared_cache and not contextual
+        keys = [("check", tenant, snap.revision, snap.schema.version, i, actor) for i in items]
+        found: list[CheckResult | AuthzError | None] = [
+            self._cache.get(key, snap.now) if shareable else None for key in keys
+        ]
+        missing = [i for i, result in enumerate(found) if result is None]
+        computed: list[CheckResult | AuthzError] = []
+        if missing:
+            computed = await _within(
+                call.deadline,
+                self.evaluate_bulk(
+                    snap, [items[i] for i in missing], actor=actor, contextual=contextual
+                ),
             )
+        for i, result in zip(missing, computed, strict=True):
+            found[i] = result
+            if shareable and isinstance(result, CheckResult) and result.cacheable:
+                self._cache.put(keys[i], result, result.valid_until)
+        results = [r for r in found if r is not None]
+        hits = set(range(len(items))).difference(missing)
+        for i, result in enumerate(results):
+            outcome = "ERROR" if isinstance(result, AuthzError) else result.decision.value
+            self._observe(outcome, i in hits)
         ids = await self._audit.check_bulk(snap, items, results, call, started, contextual)
         return snap.revision, results, ids
 

@@ -131,3 +131,22 @@ async def test_fresh_and_fully_consistent_checks_see_a_write_inside_the_window()
         await permissions.check(T, check, fresh(revoked), CALL)
     ).result.decision.value == "DENIED"
     assert (await permissions.check(T, check, FULL, CALL)).result.decision.value == "DENIED"
+
+
+async def test_check_bulk_items_share_the_check_cache() -> None:
+    # fails on 838c60d: CheckBulk evaluated every item, cached or not
+    store = MemoryStore()
+    seen: list[bool] = []
+    permissions = await service(store, RevisionResolver(store, max_staleness_s=3600))
+    permissions._observe = lambda outcome, hit: seen.append(hit)
+    await store.write(T, [update("document:d#viewer@user:a")])
+    first = await permissions.check(T, item("document:d#view@user:a"), LATEST, CALL)
+    seen.clear()
+    items = [item("document:d#view@user:a"), item("document:d#view@user:b")]
+    _, results, _ = await permissions.check_bulk(T, items, LATEST, CALL)
+    assert seen == [True, False]
+    decisions = [r.decision.value for r in results]  # type: ignore[union-attr]
+    assert decisions == [first.result.decision.value, "DENIED"]
+    seen.clear()
+    await permissions.check(T, items[1], LATEST, CALL)  # the bulk's answer is cached too
+    assert seen == [True]
