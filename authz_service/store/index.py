@@ -30,6 +30,7 @@ contract suite and generated worlds against both).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Sequence
@@ -158,7 +159,14 @@ class IndexedStore:
                 page = await self._store.read(
                     tenant, head, _EVERYTHING, limit=_LOAD_PAGE, after=last
                 )
-                index.add(page, head)
+                # Off the event loop: the index is not published yet, so nothing else
+                # touches it, and requests keep being served while a page is indexed.
+                await asyncio.to_thread(index.add, page, head)
+                # Keep the cycle collector from walking the rows loaded so far again
+                # and again (full collections of millions of objects paused every
+                # request for seconds). Index rows form no cycles, so rows dropped
+                # later are still freed, by reference counting.
+                gc.freeze()
                 if index.rows > budget:
                     self._refuse(tenant, f"more than {budget} rows fit")
                     return
