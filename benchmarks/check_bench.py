@@ -340,7 +340,7 @@ def setup_server_checks(
         strong = core_pb2.Consistency(fully_consistent=True)
         pairs = [(d, u) for d, u, _ in dataset.hot_pairs(data)]
         # Far from the ranges the load uses; a different server instance anyway.
-        pairs += [dataset.miss_pair((1 << 40) + k) for k in range(samples)]
+        pairs += [dataset.miss_pair((1 << 40) + k, data.shape) for k in range(samples)]
         wrong, allowed, timings = [], 0, []
         for d, u in pairs:
             started = time.perf_counter()
@@ -420,7 +420,12 @@ class Measurement:
 
 
 def start_server(
-    config: ServerConfig, url: str, port: int, work: Path, response_hex: str
+    config: ServerConfig,
+    url: str,
+    port: int,
+    work: Path,
+    response_hex: str,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[Server, Path | None]:
     logs = work / "servers" / f"{config.name.replace(' ', '_').replace('=', '-')}-{port}"
     if config.kind == "echo":
@@ -456,7 +461,7 @@ def start_server(
     ]
     if not config.auth:
         cmd.append("--no-auth")
-    env = clean_env(AUTHZ_TRACE_SAMPLE_RATIO=repr(config.trace_ratio))
+    env = clean_env(AUTHZ_TRACE_SAMPLE_RATIO=repr(config.trace_ratio), **(extra_env or {}))
     server = Server(cmd, env, config.workers, port, logs)
     server.start()
     return server, log_dir

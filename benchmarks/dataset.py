@@ -25,7 +25,17 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["SCHEMA", "TENANT", "Dataset", "Reference", "generate", "hot_pairs", "miss_pair"]
+__all__ = [
+    "SCALES",
+    "SCHEMA",
+    "TENANT",
+    "Dataset",
+    "Reference",
+    "Shape",
+    "generate",
+    "hot_pairs",
+    "miss_pair",
+]
 
 TENANT = "bench"
 
@@ -49,15 +59,38 @@ definition document {
     relation viewer: user | group#member
     relation banned: user
     permission view = (owner + viewer + folder->view) - banned
+    permission edit = owner - banned
+    permission manage = owner
 }
 """
 
-USERS = 1_000
 TOP_GROUPS, MID_GROUPS, LEAF_GROUPS = 10, 30, 60
-FOLDERS = 1_000
-ROOT_FOLDERS = 200
 MAX_FOLDER_DEPTH = 4
-DOCUMENTS = 100_000
+EVERYONE = "all"  # the group every user is a direct member of (scaled shapes only)
+
+
+@dataclass(frozen=True)
+class Shape:
+    users: int
+    folders: int
+    root_folders: int
+    documents: int
+    everyone: bool  # add `group:all` with every user as a direct member
+
+    @property
+    def pairs(self) -> int:
+        return self.documents * self.users
+
+
+SCALES = {
+    # The Check benchmark's data set (about 216k relationships).
+    "default": Shape(1_000, 1_000, 200, 100_000, everyone=False),
+    # The decision-path benchmark's two ends: about 10k and 1M relationships.
+    "10k": Shape(200, 200, 40, 4_000, everyone=True),
+    "1m": Shape(10_000, 10_000, 2_000, 450_000, everyone=True),
+}
+DEFAULT = SCALES["default"]
+USERS, FOLDERS, DOCUMENTS = DEFAULT.users, DEFAULT.folders, DEFAULT.documents
 
 # A relationship as (resource, relation, subject) in the text form of the API.
 Row = tuple[str, str, str]
@@ -71,9 +104,14 @@ def doc_id(i: int) -> str:
     return f"d{i:06d}"
 
 
+def folder_id(i: int) -> str:
+    return f"f{i:05d}" if i >= 10_000 else f"f{i:04d}"
+
+
 @dataclass
 class Dataset:
     seed: int
+    shape: Shape
     rows: list[Row]
     # Evaluation indexes, by integer index (user i is `user_id(i)`, and so on).
     group_parents: dict[str, list[str]]  # group -> groups it is a member of (directly)
@@ -89,10 +127,10 @@ class Dataset:
 
     def counts(self) -> dict[str, int]:
         return {
-            "users": USERS,
-            "groups": TOP_GROUPS + MID_GROUPS + LEAF_GROUPS,
-            "folders": FOLDERS,
-            "documents": DOCUMENTS,
+            "users": self.shape.users,
+            "groups": TOP_GROUPS + MID_GROUPS + LEAF_GROUPS + self.shape.everyone,
+            "folders": self.shape.folders,
+            "documents": self.shape.documents,
             "relationships": len(self.rows),
         }
 
@@ -116,10 +154,11 @@ GROUPS = (
 )
 
 
-def generate(seed: int = 42) -> Dataset:
+def generate(seed: int = 42, scale: str = "default") -> Dataset:
     rng = random.Random(seed)
     data = Dataset(
         seed=seed,
+        shape=SCALES[scale],
         rows=[],
         group_parents={g: [] for layer in GROUPS for g in layer},
         user_groups=[],
@@ -134,6 +173,10 @@ def generate(seed: int = 42) -> Dataset:
     _users(rng, data)
     _folders(rng, data)
     _documents(rng, data)
+    if data.shape.everyone:  # after everything else: the rows above stay the same
+        data.rows += [
+            (f"group:{EVERYONE}", "member", f"user:{user_id(u)}") for u in range(data.shape.users)
+        ]
     return data
 
 
@@ -148,7 +191,7 @@ def _groups(rng: random.Random, data: Dataset) -> None:
 
 def _users(rng: random.Random, data: Dataset) -> None:
     tops, mids, leaves = GROUPS
-    for u in range(USERS):
+    for u in range(data.shape.users):
         roll = rng.random()
         if roll < 0.05:
             chosen = {rng.choice(tops)}
@@ -166,21 +209,22 @@ def _users(rng: random.Random, data: Dataset) -> None:
 def _folders(rng: random.Random, data: Dataset) -> None:
     groups = [g for layer in GROUPS for g in layer]
     depth: list[int] = []
-    for f in range(FOLDERS):
-        name = f"folder:f{f:04d}"
+    shape = data.shape
+    for f in range(shape.folders):
+        name = f"folder:{folder_id(f)}"
         parent: int | None = None
-        if f < ROOT_FOLDERS:
+        if f < shape.root_folders:
             depth.append(1)
         else:
             parent = rng.randrange(f)
             while depth[parent] >= MAX_FOLDER_DEPTH:
                 parent = rng.randrange(f)
             depth.append(depth[parent] + 1)
-            data.rows.append((name, "parent", f"folder:f{parent:04d}"))
+            data.rows.append((name, "parent", f"folder:{folder_id(parent)}"))
         data.folder_parent.append(parent)
         # 70% of folders grant to one or two groups, 30% to one user directly.
         viewers = set(rng.sample(groups, rng.choice((1, 1, 2)))) if rng.random() < 0.7 else set()
-        users = {rng.randrange(USERS)} if rng.random() < 0.3 else set()
+        users = {rng.randrange(shape.users)} if rng.random() < 0.3 else set()
         data.folder_viewer_groups.append(viewers)
         data.folder_viewer_users.append(users)
         for g in sorted(viewers):
@@ -192,17 +236,18 @@ def _folders(rng: random.Random, data: Dataset) -> None:
 def _documents(rng: random.Random, data: Dataset) -> None:
     groups = [g for layer in GROUPS for g in layer]
     rows = data.rows
-    for d in range(DOCUMENTS):
+    shape = data.shape
+    for d in range(shape.documents):
         name = f"document:{doc_id(d)}"
-        folder = rng.randrange(FOLDERS)
-        owner = rng.randrange(USERS)
+        folder = rng.randrange(shape.folders)
+        owner = rng.randrange(shape.users)
         data.doc_folder.append(folder)
         data.doc_owner.append(owner)
-        rows.append((name, "folder", f"folder:f{folder:04d}"))
+        rows.append((name, "folder", f"folder:{folder_id(folder)}"))
         rows.append((name, "owner", f"user:{user_id(owner)}"))
         roll = rng.random()
         if roll < 0.08:
-            viewer = rng.randrange(USERS)
+            viewer = rng.randrange(shape.users)
             data.doc_viewers[d] = {viewer}
             rows.append((name, "viewer", f"user:{user_id(viewer)}"))
         elif roll < 0.10:
@@ -210,7 +255,7 @@ def _documents(rng: random.Random, data: Dataset) -> None:
             data.doc_viewer_groups[d] = {group}
             rows.append((name, "viewer", f"group:{group}#member"))
         if rng.random() < 0.02:
-            banned = rng.randrange(USERS)
+            banned = rng.randrange(shape.users)
             data.doc_banned[d] = {banned}
             rows.append((name, "banned", f"user:{user_id(banned)}"))
 
@@ -245,6 +290,21 @@ class Reference:
                 todo.extend(self._data.group_parents[g])
         return frozenset(seen)
 
+    @property
+    def shape(self) -> Shape:
+        return self._data.shape
+
+    def viewable(self, user: int) -> set[int]:
+        """Every document `user` may view (LookupResources), by brute force."""
+        return {d for d in range(self.shape.documents) if self.allowed(d, user)}
+
+    def permissions(self, doc: int, user: int) -> dict[str, bool]:
+        """Every permission of `document`, in schema order (ListPermissions)."""
+        data = self._data
+        banned = user in data.doc_banned.get(doc, ())
+        owner = data.doc_owner[doc] == user
+        return {"view": self.allowed(doc, user), "edit": owner and not banned, "manage": owner}
+
     def allowed(self, doc: int, user: int) -> bool:
         data = self._data
         if user in data.doc_banned.get(doc, ()):
@@ -271,10 +331,10 @@ def hot_pairs(data: Dataset, count: int = 64, seed: int = 42) -> list[tuple[int,
     for d in rng.sample(banned, 4):
         denied.append((d, next(iter(data.doc_banned[d])), False))
     for _ in range(4):
-        d = rng.randrange(DOCUMENTS)
+        d = rng.randrange(data.shape.documents)
         allowed.append((d, data.doc_owner[d], True))
     while len(allowed) < count // 2 or len(denied) < count // 2:
-        d, u = rng.randrange(DOCUMENTS), rng.randrange(USERS)
+        d, u = rng.randrange(data.shape.documents), rng.randrange(data.shape.users)
         verdict = ref.allowed(d, u)
         bucket = allowed if verdict else denied
         if len(bucket) < count // 2:
@@ -284,13 +344,12 @@ def hot_pairs(data: Dataset, count: int = 64, seed: int = 42) -> list[tuple[int,
     return pairs
 
 
-# Cache-miss pairs: a bijection k -> (document, user) over all 10^8 pairs, so every k in
-# a run maps to a pair no earlier request of that run asked (the cache cannot hit) while
-# consecutive k land on unrelated documents and users.
-_PAIRS = DOCUMENTS * USERS
-_STRIDE = 48_271_003  # odd and not a multiple of 5: coprime with 10^8
+# Cache-miss pairs: a bijection k -> (document, user) over all pairs (10^8 by default), so
+# every k in a run maps to a pair no earlier request of that run asked (the cache cannot
+# hit) while consecutive k land on unrelated documents and users.
+_STRIDE = 48_271_003  # 11 x 1301 x 3373: coprime with every shape's pair count
 
 
-def miss_pair(k: int) -> tuple[int, int]:
-    x = (k * _STRIDE + 12_345) % _PAIRS
-    return x % DOCUMENTS, x // DOCUMENTS
+def miss_pair(k: int, shape: Shape = DEFAULT) -> tuple[int, int]:
+    x = (k * _STRIDE + 12_345) % shape.pairs
+    return x % shape.documents, x // shape.documents

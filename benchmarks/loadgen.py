@@ -14,6 +14,14 @@ still in flight at the end), and an OK answer's decision is compared with the da
 reference evaluator. Only OK, correct answers completed inside the window count as
 throughput; any error or wrong answer anywhere flags the run.
 
+A job with `rate` > 0 is open loop instead: each process sends `rate` calls a second on
+a fixed schedule whatever the answers do, and a call's latency runs from its scheduled
+send time (so a stalled server cannot hide its queue by slowing the generator down:
+no coordinated omission).
+
+`scale` picks the data set (benchmarks/dataset.py SCALES) the requests and the
+reference come from.
+
 Workloads: `hot` cycles through a small fixed set of (document, user) pairs (cache hits,
 once `prime` has asked each pair on every connection so that every server worker's cache
 holds them), `miss` asks a pair no earlier request of the run asked
@@ -54,6 +62,7 @@ class Job:
     prime_only: bool = False  # ask every hot pair once per connection, then stop
     metadata: tuple[tuple[str, str], ...] = ()  # e.g. the API key, sent on every call
     timeout_s: float = 5.0
+    rate: float = 0.0  # open loop: calls per second per process (0: closed loop)
 
 
 @dataclass(slots=True)
@@ -109,13 +118,14 @@ def percentile(sorted_values: Any, q: float) -> float:
 class _Requests:
     """Pre-serialized requests, so the generator spends its CPU on gRPC, not protobuf."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, scale: str) -> None:
         import dataset
 
         from authz_service.api.gen.authz.v1 import core_pb2, permissions_pb2
 
         self._dataset = dataset
-        data = dataset.generate(seed)
+        data = dataset.generate(seed, scale)
+        self._shape = data.shape
         self.reference = data.reference()
 
         def build(doc: str, user: str, strong: bool) -> bytes:
@@ -150,7 +160,7 @@ class _Requests:
         self._parts = (head, middle, tail)
 
     def miss(self, k: int) -> tuple[bytes, bool]:
-        d, u = self._dataset.miss_pair(k)
+        d, u = self._dataset.miss_pair(k, self._shape)
         head, middle, tail = self._parts
         ds, us = self._dataset.doc_id(d), self._dataset.user_id(u)
         return head + ds.encode() + middle + us.encode() + tail, self.reference.allowed(d, u)
@@ -180,42 +190,65 @@ class _Worker:
         return self._requests.miss(self._counter)
 
     async def caller(self, i: int, call: Any) -> None:
+        while True:
+            payload, expected = self.next_request(i)
+            started = time.monotonic()
+            if started >= self.t_end:
+                return
+            await self.one(call, payload, expected, started)
+
+    async def scheduler(self, calls: list[Any]) -> None:
+        """Open loop: one call every 1/rate s from the start, each in its own task."""
+        interval, n = 1.0 / self.job.rate, 0
+        tasks: set[asyncio.Task[None]] = set()
+        start = self.job.start_at
+        while True:
+            due = start + n * interval
+            if due >= self.t_end:
+                break
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            payload, expected = self.next_request(0)
+            task = asyncio.create_task(self.one(calls[n % len(calls)], payload, expected, due))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            n += 1
+        if tasks:
+            await asyncio.wait(tasks)
+
+    async def one(self, call: Any, payload: bytes, expected: bool, started: float) -> None:
         import grpc
 
         clock, result, timeout = time.monotonic, self.result, self.job.timeout_s
         metadata = self.job.metadata or None
-        while True:
-            payload, expected = self.next_request(i)
-            started = clock()
-            if started >= self.t_end:
-                return
-            response = None
-            try:
-                response = await call(payload, timeout=timeout, metadata=metadata)
-                code = "OK"
-            except grpc.aio.AioRpcError as exc:
-                code = exc.code().name
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a client-side failure is a failure too
-                code = f"CLIENT_{type(exc).__name__}"
-            done = clock()
-            if done < self.t_measure:
-                result.warmup[code] += 1
-            elif done >= self.t_end:
-                result.drain[code] += 1
-            else:
-                result.measured[code] += 1
-                if response is not None:
-                    self.latencies.append((done - started) * 1e6)
-            if response is not None and self.job.verify:
+        response = None
+        try:
+            response = await call(payload, timeout=timeout, metadata=metadata)
+            code = "OK"
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code().name
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a client-side failure is a failure too
+            code = f"CLIENT_{type(exc).__name__}"
+        done = clock()
+        if done < self.t_measure:
+            result.warmup[code] += 1
+        elif done >= self.t_end:
+            result.drain[code] += 1
+        else:
+            result.measured[code] += 1
+            if response is not None:
+                self.latencies.append((done - started) * 1e6)
+        if response is not None and self.job.verify:
+            if self.t_measure <= done < self.t_end:
+                result.decisions[self._names.get(response.decision, "?")] += 1
+            # Wrong answers count in every phase: none may pass unnoticed.
+            if (response.decision == self._allowed) != expected:
+                result.wrong += 1
                 if self.t_measure <= done < self.t_end:
-                    result.decisions[self._names.get(response.decision, "?")] += 1
-                # Wrong answers count in every phase: none may pass unnoticed.
-                if (response.decision == self._allowed) != expected:
-                    result.wrong += 1
-                    if self.t_measure <= done < self.t_end:
-                        result.wrong_in_window += 1
+                    result.wrong_in_window += 1
 
     async def prime(self, call: Any) -> None:
         import grpc
@@ -266,10 +299,13 @@ async def _run_job(job: Job, requests: _Requests) -> ProcessResult:
         now = time.monotonic()
         worker.result.late_s = max(0.0, now - job.start_at)
         await asyncio.sleep(max(0.0, job.start_at - now))
-        await asyncio.gather(
-            worker.cpu_sampler(),
-            *(worker.caller(i, calls[i % len(calls)]) for i in range(job.concurrency)),
-        )
+        if job.rate > 0:
+            await asyncio.gather(worker.cpu_sampler(), worker.scheduler(calls))
+        else:
+            await asyncio.gather(
+                worker.cpu_sampler(),
+                *(worker.caller(i, calls[i % len(calls)]) for i in range(job.concurrency)),
+            )
         worker.result.latencies_us = worker.latencies.tobytes()
     except Exception as exc:
         worker.result.failure = f"{type(exc).__name__}: {exc}"
@@ -279,12 +315,12 @@ async def _run_job(job: Job, requests: _Requests) -> ProcessResult:
     return worker.result
 
 
-def _child_main(conn: Connection, seed: int, loop_kind: str, bench_dir: str) -> None:
+def _child_main(conn: Connection, seed: int, loop_kind: str, bench_dir: str, scale: str) -> None:
     import sys
 
     sys.path.insert(0, bench_dir)
     sys.path.insert(0, str(Path(bench_dir).parent))
-    requests = _Requests(seed)
+    requests = _Requests(seed, scale)
 
     async def serve_jobs() -> None:
         loop = asyncio.get_running_loop()
@@ -311,7 +347,9 @@ def _child_main(conn: Connection, seed: int, loop_kind: str, bench_dir: str) -> 
 class LoadGenerator:
     """`processes` persistent generator processes; `submit` a job, then `collect` it."""
 
-    def __init__(self, processes: int, *, seed: int = 42, loop: str = "asyncio") -> None:
+    def __init__(
+        self, processes: int, *, seed: int = 42, loop: str = "asyncio", scale: str = "default"
+    ) -> None:
         ctx = multiprocessing.get_context("spawn")
         bench_dir = str(Path(__file__).resolve().parent)
         self._conns: list[Connection] = []
@@ -319,7 +357,9 @@ class LoadGenerator:
         self.loop = loop
         for _ in range(processes):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_child_main, args=(child, seed, loop, bench_dir), daemon=True)
+            proc = ctx.Process(
+                target=_child_main, args=(child, seed, loop, bench_dir, scale), daemon=True
+            )
             proc.start()
             self._conns.append(parent)
             self._procs.append(proc)
@@ -378,6 +418,7 @@ class LoadGenerator:
         verify: bool,
         metadata: tuple[tuple[str, str], ...] = (),
         setup_s: float = 1.0,
+        rate: float = 0.0,
     ) -> tuple[float, float]:
         """Start a job in every process; returns the window (start, end), monotonic."""
         if workload not in WORKLOADS:
@@ -396,6 +437,7 @@ class LoadGenerator:
                 miss_base=miss_base + index * (1 << 24),
                 verify=verify,
                 metadata=metadata,
+                rate=rate,
             )
             conn.send(job)
             self._pending = job
@@ -452,6 +494,7 @@ def _merge(job: Job, parts: list[ProcessResult]) -> RunResult:
             "channels_per_process": job.channels,
             "warmup_s": job.warmup_s,
             "duration_s": job.duration_s,
+            "rate_per_process": job.rate,
         },
         processes=len(parts),
         ok=ok,

@@ -48,6 +48,40 @@ def plot(path: Path) -> Path:
     return out
 
 
+def plot_path(path: Path) -> Path:
+    """The decision-path benchmark (path_bench.py): per scale, the median req/s of cache
+    hits, uncached Check and cache hits under writes, and CheckBulk decisions/s / 100."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from path_report import median_of_present, medians
+
+    report = json.loads(path.read_text())
+    labels = [
+        "cache hit, req/s",
+        "uncached Check max, req/s",
+        "cache hits under 20 writes/s: req/s",
+        "ListPermissions (3), calls/s",
+    ]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / max(1, len(report["scales"]))
+    for i, scale in enumerate(report["scales"]):
+        values = medians(scale, median_of_present)
+        heights = [values[label] or 0 for label in labels]
+        xs = [x + i * width for x in range(len(labels))]
+        ax.bar(xs, heights, width, label=f"{scale['scale']} relationships")
+    ax.set_xticks([x + width / 2 for x in range(len(labels))], labels, fontsize=8)
+    ax.set_ylabel("calls per second (median over rounds)")
+    ax.legend()
+    ax.set_title(f"Decision path over gRPC ({report['started_at'][:10]})", fontsize=10)
+    fig.tight_layout()
+    out = path.with_suffix(".png")
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def main(argv: list[str]) -> int:
     try:
         import matplotlib  # noqa: F401
@@ -62,7 +96,7 @@ def main(argv: list[str]) -> int:
             print("no results in benchmarks/results; run benchmarks/check_bench.py first")
             return 1
         path = candidates[-1]
-    print(plot(path))
+    print(plot_path(path) if path.name.startswith("path-") else plot(path))
     return 0
 
 

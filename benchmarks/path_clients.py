@@ -1,0 +1,290 @@
+"""The decision-path benchmark's clients for everything except single Checks (those run in
+benchmarks/loadgen.py): CheckBulk, ListPermissions, LookupSubjects, LookupResources, a
+steady writer, and the servers' decision counters. Every answer is compared with the
+data set's reference evaluator and every status is counted; a call's latency is its wall
+time, a stream's the time to its last message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import dataset
+import grpc
+
+from authz_service.api.gen.authz.v1 import (
+    core_pb2,
+    permissions_pb2,
+    permissions_pb2_grpc,
+    relationships_pb2,
+    relationships_pb2_grpc,
+)
+
+__all__ = [
+    "Inputs",
+    "Tally",
+    "decisions_by_cache",
+    "lookup_resources",
+    "lookup_subjects",
+    "metric",
+    "run_closed",
+    "writer",
+]
+
+LATEST = core_pb2.Consistency(minimize_latency=True)
+ALLOWED = core_pb2.DECISION_ALLOWED
+
+
+@dataclass
+class Tally:
+    """Statuses of every call, wrong answers, and latencies of the OK calls (ms)."""
+
+    statuses: Counter[str] = field(default_factory=Counter)
+    wrong: int = 0
+    decisions: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        ordered = sorted(self.latencies_ms)
+
+        def pct(q: float) -> float | None:
+            return (
+                ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else None
+            )
+
+        calls = self.statuses.get("OK", 0)
+        return {
+            "statuses": dict(self.statuses),
+            "wrong": self.wrong,
+            "calls_per_s": calls / self.elapsed_s if self.elapsed_s else 0.0,
+            "decisions_per_s": self.decisions / self.elapsed_s if self.elapsed_s else 0.0,
+            "p50_ms": pct(0.5),
+            "p99_ms": pct(0.99),
+        }
+
+
+def obj(kind: str, object_id: str) -> core_pb2.ObjectReference:
+    return core_pb2.ObjectReference(object_type=kind, object_id=object_id)
+
+
+def user(u: int) -> core_pb2.SubjectReference:
+    return core_pb2.SubjectReference(object=obj("user", dataset.user_id(u)))
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the operations draw from: the reference, and 100 fixed hot pairs."""
+
+    ref: Any
+    hot: list[tuple[int, int]]
+
+    @classmethod
+    def of(cls, data: dataset.Dataset) -> Inputs:
+        hot = [(d, u) for d, u, _ in dataset.hot_pairs(data, count=100)]
+        return cls(data.reference(), hot)
+
+
+async def _bulk(stub: Any, inputs: Inputs, rng: random.Random, meta: Any, tally: Tally) -> None:
+    """100 random pairs: the decision cache cannot answer them."""
+    shape = inputs.ref.shape
+    pairs = [(rng.randrange(shape.documents), rng.randrange(shape.users)) for _ in range(100)]
+    await _bulk_of(stub, inputs.ref, pairs, meta, tally)
+
+
+async def _bulk_hot(stub: Any, inputs: Inputs, rng: random.Random, meta: Any, tally: Tally) -> None:
+    """The same 100 pairs every call (a page of resources checked again and again)."""
+    await _bulk_of(stub, inputs.ref, inputs.hot, meta, tally)
+
+
+async def _bulk_of(
+    stub: Any, ref: Any, pairs: list[tuple[int, int]], meta: Any, tally: Tally
+) -> None:
+    request = permissions_pb2.CheckBulkRequest(
+        tenant=dataset.TENANT,
+        consistency=LATEST,
+        items=[
+            permissions_pb2.CheckBulkRequestItem(
+                resource=obj("document", dataset.doc_id(d)), permission="view", subject=user(u)
+            )
+            for d, u in pairs
+        ],
+    )
+    reply = await stub.CheckBulk(request, timeout=30, metadata=meta)
+    for (d, u), item in zip(pairs, reply.items, strict=True):
+        if item.WhichOneof("outcome") != "result":
+            tally.statuses[f"item error {item.error.code}"] += 1
+            continue
+        tally.decisions += 1
+        tally.wrong += (item.result.decision == ALLOWED) != ref.allowed(d, u)
+
+
+async def _list(stub: Any, inputs: Inputs, rng: random.Random, meta: Any, tally: Tally) -> None:
+    ref = inputs.ref
+    d, u = rng.randrange(ref.shape.documents), rng.randrange(ref.shape.users)
+    request = permissions_pb2.ListPermissionsRequest(
+        tenant=dataset.TENANT,
+        resource=obj("document", dataset.doc_id(d)),
+        subject=user(u),
+        consistency=LATEST,
+    )
+    reply = await stub.ListPermissions(request, timeout=30, metadata=meta)
+    got = {p.permission: p.decision == ALLOWED for p in reply.permissions}
+    tally.decisions += len(got)
+    tally.wrong += got != ref.permissions(d, u)
+
+
+OPERATIONS = {"bulk": _bulk, "bulk_hot": _bulk_hot, "list": _list}
+
+
+async def run_closed(
+    target: str, operation: str, inputs: Inputs, meta: Any, *, concurrency: int, duration_s: float
+) -> Tally:
+    """`concurrency` callers of `operation` back to back for `duration_s` (after a 1 s
+    warm-up that is not counted)."""
+    work, tally = OPERATIONS[operation], Tally()
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = permissions_pb2_grpc.PermissionsServiceStub(channel)
+        warm = Tally()
+        start = time.monotonic() + 1.0
+        end = start + duration_s
+
+        async def caller(seed: int) -> None:
+            rng = random.Random(seed)
+            while (now := time.monotonic()) < end:
+                target_tally = warm if now < start else tally
+                try:
+                    await work(stub, inputs, rng, meta, target_tally)
+                    target_tally.statuses["OK"] += 1
+                    target_tally.latencies_ms.append((time.monotonic() - now) * 1000)
+                except grpc.aio.AioRpcError as exc:
+                    target_tally.statuses[exc.code().name] += 1
+
+        await asyncio.gather(*(caller(i) for i in range(concurrency)))
+    tally.elapsed_s = duration_s
+    tally.statuses.update({f"{k} (warm-up)": v for k, v in warm.statuses.items() if k != "OK"})
+    tally.wrong += warm.wrong
+    return tally
+
+
+async def lookup_subjects(target: str, meta: Any, group: str, expected: int) -> dict[str, Any]:
+    """Stream every member of `group:<group>#member` once; its time and count."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = permissions_pb2_grpc.PermissionsServiceStub(channel)
+        request = permissions_pb2.LookupSubjectsRequest(
+            tenant=dataset.TENANT,
+            resource=obj("group", group),
+            permission="member",
+            subject_type="user",
+            consistency=LATEST,
+        )
+        started, seen, status = time.monotonic(), 0, "OK"
+        try:
+            async for reply in stub.LookupSubjects(request, timeout=120, metadata=meta):
+                seen += reply.decision == ALLOWED
+        except grpc.aio.AioRpcError as exc:
+            status = exc.code().name
+        return {
+            "status": status,
+            "streamed": seen,
+            "expected": expected,
+            "seconds": time.monotonic() - started,
+        }
+
+
+async def lookup_resources(
+    target: str, meta: Any, users: list[int], expected: dict[int, set[int]] | None
+) -> Tally:
+    """LookupResources(document, view) for each user in turn, streamed whole."""
+    tally = Tally()
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = permissions_pb2_grpc.PermissionsServiceStub(channel)
+        began = time.monotonic()
+        for u in users:
+            request = permissions_pb2.LookupResourcesRequest(
+                tenant=dataset.TENANT,
+                resource_type="document",
+                permission="view",
+                subject=user(u),
+                consistency=LATEST,
+            )
+            started, found = time.monotonic(), set()
+            try:
+                async for reply in stub.LookupResources(request, timeout=120, metadata=meta):
+                    if reply.decision == ALLOWED:
+                        found.add(int(reply.resource_id[1:]))
+                tally.statuses["OK"] += 1
+                tally.latencies_ms.append((time.monotonic() - started) * 1000)
+                tally.decisions += len(found)
+                if expected is not None and u in expected:
+                    tally.wrong += found != expected[u]
+            except grpc.aio.AioRpcError as exc:
+                tally.statuses[exc.code().name] += 1
+        tally.elapsed_s = time.monotonic() - began
+    return tally
+
+
+async def writer(target: str, meta: Any, per_second: float, stop: asyncio.Event) -> Counter[str]:
+    """Touch a viewer on a fresh document every 1/per_second s: a steady trickle of
+    writes to the benchmark's tenant, of documents and users the data set does not have
+    (so no reference answer changes)."""
+    statuses: Counter[str] = Counter()
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = relationships_pb2_grpc.RelationshipsServiceStub(channel)
+        n, start = 0, time.monotonic()
+        while not stop.is_set():
+            rel = core_pb2.Relationship(
+                resource=obj("document", f"w{n:06d}"),
+                relation="viewer",
+                subject=core_pb2.SubjectReference(object=obj("user", f"x{n % 100:04d}")),
+            )
+            update = relationships_pb2.RelationshipUpdate(
+                operation=relationships_pb2.RelationshipUpdate.OPERATION_TOUCH, relationship=rel
+            )
+            request = relationships_pb2.WriteRelationshipsRequest(
+                tenant=dataset.TENANT, updates=[update]
+            )
+            try:
+                await stub.WriteRelationships(request, timeout=5, metadata=meta)
+                statuses["OK"] += 1
+            except grpc.aio.AioRpcError as exc:
+                statuses[exc.code().name] += 1
+            n += 1
+            delay = start + n / per_second - time.monotonic()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+    return statuses
+
+
+def decisions_by_cache(metrics_ports: list[int]) -> tuple[float, float]:
+    """(decisions answered by the cache, decisions computed), summed over workers, from
+    `authz_decisions_total{cache_hit=...}` on each worker's /metrics."""
+    hits = misses = 0.0
+    for port in metrics_ports:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+            text = reply.read().decode()
+        for line in text.splitlines():
+            if line.startswith("authz_decisions_total{"):
+                value = float(line.rsplit(" ", 1)[1])
+                if 'cache_hit="true"' in line:
+                    hits += value
+                else:
+                    misses += value
+    return hits, misses
+
+
+def metric(port: int, name: str) -> float:
+    """One unlabelled metric of one worker (0 when absent)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
