@@ -221,7 +221,7 @@ class PermissionService:
         # Items share Check's decision cache (same key, same rules): a page of resources
         # checked again and again costs a lookup per item, not an evaluation.
         shareable = snap.shared_cache and not contextual
-        keys = [("check", tenant, snap.revision, snap.schema.version, i, actor) for i in items]
+        keys = [_check_key(snap, item, actor) for item in items]
         found: list[CheckResult | AuthzError | None] = [
             self._cache.get(key, snap.now) if shareable else None for key in keys
         ]
