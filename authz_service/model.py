@@ -26,6 +26,7 @@ __all__ = [
     "ObjectRef",
     "Relationship",
     "RelationshipFilter",
+    "RelationshipKind",
     "RelationshipUpdate",
     "ReplayedRevision",
     "Revision",
@@ -228,6 +229,33 @@ class Relationship:
         return text
 
 
+@dataclass(frozen=True, slots=True)
+class RelationshipKind:
+    """The shape of a relationship as the schema's allowed subject types see it
+    (`relation viewer: user:* with cav and expiration`): what WriteSchema compares to
+    refuse changes that would orphan stored relationships."""
+
+    resource_type: str
+    relation: str
+    subject_type: str
+    subject_relation: str = NO_RELATION
+    wildcard: bool = False
+    caveat: str | None = None
+    expiring: bool = False
+
+    @classmethod
+    def of(cls, rel: Relationship) -> RelationshipKind:
+        return cls(
+            rel.resource.type,
+            rel.relation,
+            rel.subject.type,
+            rel.subject.relation,
+            rel.subject.id == WILDCARD,
+            rel.caveat.name if rel.caveat is not None else None,
+            rel.expires_at is not None,
+        )
+
+
 class UpdateOp(Enum):
     CREATE = "create"  # fails if the relationship exists
     TOUCH = "touch"  # create or replace; idempotent
@@ -284,6 +312,7 @@ class ConsistencyMode(Enum):
 class Consistency:
     mode: ConsistencyMode = ConsistencyMode.MINIMIZE_LATENCY
     revision: Revision | None = None  # required for AT_LEAST_AS_FRESH and AT_EXACT_SNAPSHOT
+    schema_seq: int = 0  # from the token: decide with this schema (`SchemaRecord.seq`) or newer
 
 
 # --- text forms -------------------------------------------------------------------------

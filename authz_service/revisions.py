@@ -14,6 +14,10 @@
   key space changes at most once per window. Read-your-writes is what tokens are for
   (at_least_as_fresh), not minimize_latency.
 
+`resolve_read` also says which schema the read must use at least (`SchemaRecord.seq`):
+the token's, or for fully_consistent the database's current schema, read in the same
+round trip as the head.
+
 A known head comes from this process's own writes and from a tracker fed by database
 notifications, so a replica learns other replicas' writes within milliseconds.
 """
@@ -101,6 +105,14 @@ class RevisionResolver:
         head = await self._source.head_revision(tenant)
         self.observe(tenant, head)
         return head
+
+    async def resolve_read(self, tenant: str, consistency: Consistency) -> tuple[Revision, int]:
+        """(revision, the oldest schema seq the read may decide with)."""
+        if consistency.mode is ConsistencyMode.FULLY_CONSISTENT:
+            head, schema_seq = await self._source.heads(tenant)
+            self.observe(tenant, head)
+            return head, schema_seq
+        return await self.resolve(tenant, consistency), consistency.schema_seq
 
     async def resolve(self, tenant: str, consistency: Consistency) -> Revision:
         mode = consistency.mode

@@ -14,7 +14,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from authz_service.api.gen.authz.v1 import core_pb2
-from authz_service.api.tokens import decode_token, encode_token
+from authz_service.api.tokens import decode_fresh, encode_token
 from authz_service.engine import Decision
 from authz_service.errors import InvalidArgument, echo
 from authz_service.model import (
@@ -198,22 +198,26 @@ def consistency(
 ) -> Consistency:
     which = msg.WhichOneof("requirement")
     if which == "at_least_as_fresh":
-        revision = decode_token(
+        revision, schema_seq = decode_fresh(
             msg.at_least_as_fresh.token, tenant_name, f"{field}.at_least_as_fresh"
         )
-        return Consistency(ConsistencyMode.AT_LEAST_AS_FRESH, revision)
+        return Consistency(ConsistencyMode.AT_LEAST_AS_FRESH, revision, schema_seq)
     if which == "at_exact_snapshot":
-        revision = decode_token(
-            msg.at_exact_snapshot.token, tenant_name, f"{field}.at_exact_snapshot"
+        revision, schema_seq = decode_fresh(
+            msg.at_exact_snapshot.token,
+            tenant_name,
+            f"{field}.at_exact_snapshot",
+            schema_token=False,
         )
-        return Consistency(ConsistencyMode.AT_EXACT_SNAPSHOT, revision)
+        return Consistency(ConsistencyMode.AT_EXACT_SNAPSHOT, revision, schema_seq)
     if which == "fully_consistent":
         return Consistency(ConsistencyMode.FULLY_CONSISTENT)
     return Consistency(ConsistencyMode.MINIMIZE_LATENCY)
 
 
-def token(tenant_name: str, revision: Revision) -> core_pb2.ConsistencyToken:
-    return core_pb2.ConsistencyToken(token=encode_token(tenant_name, revision))
+def token(tenant_name: str, revision: Revision, schema_seq: int = 0) -> core_pb2.ConsistencyToken:
+    """`schema_seq`: the schema a write was checked against, for tokens of writes."""
+    return core_pb2.ConsistencyToken(token=encode_token(tenant_name, revision, schema_seq))
 
 
 def decision_to_proto(decision: Decision) -> core_pb2.Decision.ValueType:

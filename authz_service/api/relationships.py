@@ -85,7 +85,7 @@ class RelationshipsServicer(relationships_pb2_grpc.RelationshipsServiceServicer)
             idempotency_key=request.idempotency_key or None,
         )
         return relationships_pb2.WriteRelationshipsResponse(
-            written_at=convert.token(tenant, revision),
+            written_at=convert.token(tenant, revision, self._service.schema_seq),
             replayed=isinstance(revision, ReplayedRevision),
         )
 
@@ -101,7 +101,8 @@ class RelationshipsServicer(relationships_pb2_grpc.RelationshipsServiceServicer)
             preconditions=_preconditions(request.preconditions),
         )
         return relationships_pb2.DeleteRelationshipsResponse(
-            deleted_at=convert.token(tenant, revision), deleted_count=count
+            deleted_at=convert.token(tenant, revision, self._service.schema_seq),
+            deleted_count=count,
         )
 
     @stream_rpc

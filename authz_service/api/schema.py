@@ -8,7 +8,8 @@ from typing import Any
 import grpc
 
 from authz_service.api.calls import call_info, unary_rpc
-from authz_service.api.gen.authz.v1 import schema_pb2, schema_pb2_grpc
+from authz_service.api.gen.authz.v1 import core_pb2, schema_pb2, schema_pb2_grpc
+from authz_service.api.tokens import encode_schema_token
 from authz_service.errors import InvalidArgument, NotFound
 from authz_service.service import methods
 from authz_service.service.audit import AuditTrail
@@ -35,7 +36,7 @@ class SchemaServicer(schema_pb2_grpc.SchemaServiceServicer):
         started = time.perf_counter()
         if len(request.schema.encode()) > _MAX_SCHEMA_BYTES:
             raise InvalidArgument("schema exceeds 1 MiB", field="schema")
-        compiled = await self._schemas.write(request.schema, force=request.force)
+        compiled, seq = await self._schemas.write(request.schema, force=request.force)
         await self._audit.admin(
             "_platform",
             call_info(context, self._deadline),
@@ -46,8 +47,10 @@ class SchemaServicer(schema_pb2_grpc.SchemaServiceServicer):
             details={"force": request.force},
             started=started,
         )
-        # The schema is shared by all tenants, so there is no per-tenant token to return.
-        return schema_pb2.WriteSchemaResponse(schema_version=compiled.version)
+        return schema_pb2.WriteSchemaResponse(
+            schema_version=compiled.version,
+            written_at=core_pb2.ConsistencyToken(token=encode_schema_token(seq)),
+        )
 
     @unary_rpc
     async def ReadSchema(

@@ -1,8 +1,13 @@
-"""Consistency tokens: opaque to callers, (tenant, revision) inside.
+"""Consistency tokens: opaque to callers, (tenant, revision[, schema seq]) inside.
 
 A token names the tenant it was issued for (by digest, so tokens do not spell tenant
 names) and a revision. A token presented in another tenant is refused, since revisions
 are per tenant and the number would mean something else there.
+
+The token of a write also carries the `seq` of the schema the write was checked against
+(format 2), so a read at least as fresh as the write never decides with an older schema,
+on any replica. WriteSchema's token carries only a schema seq and no tenant (`*`): every
+tenant accepts it as at_least_as_fresh, and nothing else accepts it.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ import hashlib
 from authz_service.errors import FailedPrecondition, InvalidArgument, echo
 from authz_service.model import Revision
 
-__all__ = ["decode_token", "encode_token"]
+__all__ = ["decode_fresh", "decode_token", "encode_schema_token", "encode_token"]
 
-_VERSION = "1"
+_REVISION_ONLY = "1"  # 1.<tenant tag>.<revision>
+_WITH_SCHEMA = "2"  # 2.<tenant tag or *>.<revision>.<schema seq>
+_ANY_TENANT = "*"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -24,28 +31,60 @@ def _tenant_tag(tenant: str) -> str:
     return hashlib.sha256(tenant.encode()).hexdigest()[:12]
 
 
-@functools.lru_cache(maxsize=4096)
-def encode_token(tenant: str, revision: Revision) -> str:
-    """Cached: every response carries a token, and most name one of a few hot revisions."""
-    raw = f"{_VERSION}.{_tenant_tag(tenant)}.{revision}"
+def _encode(raw: str) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+@functools.lru_cache(maxsize=4096)
+def encode_token(tenant: str, revision: Revision, schema_seq: int = 0) -> str:
+    """Cached: every response carries a token, and most name one of a few hot revisions."""
+    if schema_seq:
+        return _encode(f"{_WITH_SCHEMA}.{_tenant_tag(tenant)}.{revision}.{schema_seq}")
+    return _encode(f"{_REVISION_ONLY}.{_tenant_tag(tenant)}.{revision}")
+
+
+def encode_schema_token(schema_seq: int) -> str:
+    """WriteSchema's token: "decide with this schema or a newer one", in any tenant."""
+    return _encode(f"{_WITH_SCHEMA}.{_ANY_TENANT}.0.{schema_seq}")
+
+
+def decode_fresh(
+    token: str, tenant: str, field: str = "consistency", *, schema_token: bool = True
+) -> tuple[Revision, int]:
+    """(revision, schema seq) that a read must reach; a schema token gives revision 0.
+    With `schema_token=False` (exact snapshots, Watch positions, which need a revision)
+    a schema token is refused."""
+    tag, revision, schema_seq = _decode(token, field)
+    if tag == _ANY_TENANT and not schema_token:
+        raise InvalidArgument(
+            "a WriteSchema token names no revision; use it as at_least_as_fresh",
+            field=field,
+            value=token,
+        )
+    if tag != _ANY_TENANT and tag != _tenant_tag(tenant):
+        raise FailedPrecondition(
+            f"consistency token was issued for another tenant, not `{echo(tenant)}`"
+        )
+    return revision, schema_seq
+
+
 def decode_token(token: str, tenant: str, field: str = "consistency") -> Revision:
+    """The revision of a tenant's token (a WriteSchema token is refused)."""
+    return decode_fresh(token, tenant, field, schema_token=False)[0]
+
+
+def _decode(token: str, field: str) -> tuple[str, Revision, int]:
     try:
         padded = token + "=" * (-len(token) % 4)
-        version, tag, revision = base64.urlsafe_b64decode(padded).decode().split(".")
-        value = int(revision)
+        version, tag, *numbers = base64.urlsafe_b64decode(padded).decode().split(".")
+        values = [int(n) for n in numbers]
     except (ValueError, UnicodeDecodeError):
         raise InvalidArgument(
             f"`{echo(token)}` is not a consistency token", field=field, value=token
         ) from None
-    if version != _VERSION or value < 0:
+    expected = {_REVISION_ONLY: 1, _WITH_SCHEMA: 2}.get(version)
+    if expected != len(values) or any(v < 0 for v in values):
         raise InvalidArgument(
             f"`{echo(token)}` is not a consistency token", field=field, value=token
         )
-    if tag != _tenant_tag(tenant):
-        raise FailedPrecondition(
-            f"consistency token was issued for another tenant, not `{echo(tenant)}`"
-        )
-    return value
+    return tag, values[0], values[1] if len(values) == 2 else 0

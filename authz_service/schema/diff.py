@@ -1,46 +1,72 @@
 """What a schema change would orphan: stored relationships the new schema no longer allows.
 
-`WriteSchema` refuses such a change unless forced. Only the shape of stored data matters
-here (resource type, relation, subject type, subject relation); caveats and expirations on
-stored relationships are not considered.
+`WriteSchema` refuses such a change unless forced. The shape of stored data is compared
+with the same rule writes obey (schema/relationships.py): resource type, relation,
+subject type and subject relation, and whether the relationships use a wildcard subject,
+which caveat they carry, and whether they expire.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
+from authz_service.model import RelationshipKind
 from authz_service.schema.compiled import CompiledSchema
+from authz_service.schema.relationships import allows
 
 __all__ = ["orphaned_relationships"]
 
 _ELLIPSIS = "..."
 
 
-def orphaned_relationships(
-    new: CompiledSchema, kinds: Iterable[tuple[str, str, str, str]]
-) -> list[str]:
-    """One message per stored kind `(resource type, relation, subject type, subject
-    relation)` that `new` would not allow, sorted. An empty subject relation (or `...`)
-    means the subject object itself; a wildcard subject is allowed by `type:*` or `type`.
-    """
-    normalized = {(r, rel, s, "" if s_rel == _ELLIPSIS else s_rel) for r, rel, s, s_rel in kinds}
+def _subject(kind: RelationshipKind) -> str:
+    """The subject as an allowed subject type is written: `user:* with cav and expiration`."""
+    subject = kind.subject_type
+    if kind.wildcard:
+        subject += ":*"
+    elif kind.subject_relation:
+        subject += f"#{kind.subject_relation}"
+    extras = [c for c in (kind.caveat, "expiration" if kind.expiring else None) if c]
+    return f"{subject} with {' and '.join(extras)}" if extras else subject
+
+
+def _sort_key(kind: RelationshipKind) -> tuple[str, str, str, str, bool, str, bool]:
+    return (
+        kind.resource_type,
+        kind.relation,
+        kind.subject_type,
+        kind.subject_relation,
+        kind.wildcard,
+        kind.caveat or "",
+        kind.expiring,
+    )
+
+
+def orphaned_relationships(new: CompiledSchema, kinds: Iterable[RelationshipKind]) -> list[str]:
+    """One message per stored kind that `new` would not allow, sorted. A subject relation
+    of `...` means the subject object itself, like `""`."""
+    normalized = {
+        replace(k, subject_relation="") if k.subject_relation == _ELLIPSIS else k for k in kinds
+    }
     messages: list[str] = []
-    for resource_type, relation, subject_type, subject_relation in sorted(normalized):
-        subject = f"{subject_type}#{subject_relation}" if subject_relation else subject_type
-        stored = f"relationships `{resource_type}#{relation}@{subject}` exist"
-        if resource_type not in new.definitions:
-            messages.append(f"definition `{resource_type}` is removed but {stored}")
+    for kind in sorted(normalized, key=_sort_key):
+        subject = _subject(kind)
+        stored = f"relationships `{kind.resource_type}#{kind.relation}@{subject}` exist"
+        if kind.resource_type not in new.definitions:
+            messages.append(f"definition `{kind.resource_type}` is removed but {stored}")
             continue
-        allowed = new.relations.get((resource_type, relation))
+        allowed = new.relations.get((kind.resource_type, kind.relation))
         if allowed is None:
-            what = "is now a permission" if new.member(resource_type, relation) else "is removed"
-            messages.append(f"relation `{resource_type}#{relation}` {what} but {stored}")
+            now = "is now a permission" if new.member(kind.resource_type, kind.relation) else None
+            messages.append(
+                f"relation `{kind.resource_type}#{kind.relation}` {now or 'is removed'} "
+                f"but {stored}"
+            )
             continue
-        if not any(
-            a.type == subject_type and a.relation == subject_relation for a in allowed.allowed
-        ):
+        if not any(allows(a, kind) for a in allowed.allowed):
             messages.append(
                 f"subject type `{subject}` is no longer allowed on "
-                f"`{resource_type}#{relation}` but {stored}"
+                f"`{kind.resource_type}#{kind.relation}` but {stored}"
             )
     return messages

@@ -10,11 +10,11 @@ in the past is accepted: such a relationship simply does not exist for any check
 from __future__ import annotations
 
 from authz_service.errors import InvalidArgument, echo
-from authz_service.model import WILDCARD, Relationship
+from authz_service.model import Relationship, RelationshipKind
 from authz_service.schema.ast import AllowedSubject
 from authz_service.schema.compiled import CompiledSchema
 
-__all__ = ["check_relationship"]
+__all__ = ["allows", "check_relationship"]
 
 
 def _describe(allowed: AllowedSubject) -> str:
@@ -27,18 +27,14 @@ def _describe(allowed: AllowedSubject) -> str:
     return f"{text} with {' and '.join(extras)}" if extras else text
 
 
-def _matches(allowed: AllowedSubject, rel: Relationship) -> bool:
-    subject = rel.subject
-    if allowed.type != subject.type:
+def allows(allowed: AllowedSubject, kind: RelationshipKind) -> bool:
+    """Does this allowed subject type admit relationships of `kind`? (Writes and the
+    orphan check of schema changes share this rule.)"""
+    if allowed.type != kind.subject_type or allowed.wildcard != kind.wildcard:
         return False
-    if allowed.wildcard != (subject.id == WILDCARD):
+    if not allowed.wildcard and allowed.relation != kind.subject_relation:
         return False
-    if not allowed.wildcard and allowed.relation != subject.relation:
-        return False
-    caveat = rel.caveat.name if rel.caveat else None
-    if allowed.caveat != caveat:
-        return False
-    return rel.expires_at is None or allowed.expiration
+    return allowed.caveat == kind.caveat and (allowed.expiration or not kind.expiring)
 
 
 def check_relationship(
@@ -75,7 +71,8 @@ def check_relationship(
             field=field,
             value=text,
         )
-    if not any(_matches(allowed, rel) for allowed in relation.allowed):
+    kind = RelationshipKind.of(rel)
+    if not any(allows(allowed, kind) for allowed in relation.allowed):
         expected = " | ".join(_describe(a) for a in relation.allowed)
         raise InvalidArgument(
             f"subject `{echo(rel.subject)}` is not allowed on `{rel.resource.type}#{rel.relation}` "

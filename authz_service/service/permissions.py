@@ -94,8 +94,7 @@ class PermissionService:
         self.coalesced = 0  # Checks answered by an identical one computed at the same time
 
     async def snapshot(self, tenant: str, consistency: Consistency) -> Snapshot:
-        schema = await self._schemas.require()
-        revision = await self._resolver.resolve(tenant, consistency)
+        schema, revision = await self._schemas.for_read(self._resolver, tenant, consistency)
         return Snapshot(
             tenant=tenant,
             revision=revision,

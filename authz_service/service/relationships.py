@@ -75,6 +75,12 @@ class RelationshipService:
         self._watch_poll = watch_poll_s
         self._new_revision = asyncio.Condition()
 
+    @property
+    def schema_seq(self) -> int:
+        """The seq of the schema writes are checked against now: at least that of any
+        write already checked, so a write's token may carry it (api/tokens.py)."""
+        return self._schemas.seq
+
     async def _announce(self, tenant: str, revision: Revision) -> None:
         self._resolver.observe(tenant, revision)
         async with self._new_revision:

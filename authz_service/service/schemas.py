@@ -2,6 +2,12 @@
 
 Compiling happens here once per version, never per request. Replay asks for old
 versions by their digest; they are kept forever in the store.
+
+Every stored schema write has a sequence number (`SchemaRecord.seq`). This process
+knows the one it uses, and never goes back to an older one. A read that must see a
+schema at least as new as some seq (from a token, or from the database in the round trip
+of a fully consistent read) calls `at_least(seq)`, which reloads first if needed. Other
+reads use what the background refresh (every `refresh_interval_s`) last loaded.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import logging
 from cachetools import LRUCache
 
 from authz_service.errors import FailedPrecondition, NotFound, echo
+from authz_service.model import Consistency, Revision
+from authz_service.revisions import RevisionResolver
 from authz_service.schema import compile_schema, orphaned_relationships
 from authz_service.schema.compiled import CompiledSchema
 from authz_service.store.protocol import SchemaStore
@@ -26,10 +34,12 @@ class SchemaManager:
     def __init__(self, store: SchemaStore, *, refresh_interval_s: float = 1.0) -> None:
         self._store = store
         self._current: CompiledSchema | None = None
+        self._seq = 0  # the `SchemaRecord.seq` of `_current`
         self._versions: LRUCache[str, CompiledSchema] = LRUCache(maxsize=32)
         self._refresh_interval = refresh_interval_s
         self._task: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
+        self._reload_lock = asyncio.Lock()
 
     @property
     def current(self) -> CompiledSchema:
@@ -48,13 +58,44 @@ class SchemaManager:
     def loaded(self) -> CompiledSchema | None:
         return self._current
 
+    @property
+    def seq(self) -> int:
+        """The sequence number of the schema in use (0 before the first)."""
+        return self._seq
+
+    async def at_least(self, seq: int) -> CompiledSchema:
+        """The current schema, reloaded from the store first if this process's is older
+        than `seq`. FailedPrecondition if the store has no schema that new (a token from
+        another database)."""
+        if self._seq < seq or self._current is None:
+            async with self._reload_lock:  # concurrent readers share one reload
+                if self._seq < seq or self._current is None:
+                    await self.refresh()
+            if self._seq < seq:
+                raise FailedPrecondition(
+                    f"the token's schema (write {seq}) is newer than the newest stored "
+                    f"schema (write {self._seq})"
+                )
+        return self.current
+
+    async def for_read(
+        self, resolver: RevisionResolver, tenant: str, consistency: Consistency
+    ) -> tuple[CompiledSchema, Revision]:
+        """The schema and revision a read decides with: never a schema older than the
+        caller's token, or than the database's at a fully consistent read."""
+        revision, schema_seq = await resolver.resolve_read(tenant, consistency)
+        return await self.at_least(schema_seq), revision
+
     async def refresh(self) -> None:
         """Pick up a schema written by another replica."""
         record = await self._store.read_schema()
-        if record is None:
-            return
-        if self._current is None or self._current.version != record.version:
-            self._current = self._compiled(record.version, record.text)
+        if record is not None:
+            self._use(record.seq, self._compiled(record.version, record.text))
+
+    def _use(self, seq: int, compiled: CompiledSchema) -> None:
+        # Only forward: a slow refresh that read before a newer write must not undo it.
+        if seq > self._seq:
+            self._seq, self._current = seq, compiled
 
     def _compiled(self, version: str, text: str) -> CompiledSchema:
         cached = self._versions.get(version)
@@ -73,15 +114,18 @@ class SchemaManager:
             raise NotFound(f"schema version `{echo(version)}` does not exist")
         return self._compiled(record.version, record.text)
 
-    async def write(self, text: str, *, force: bool = False) -> CompiledSchema:
-        """Compile, refuse changes that orphan stored relationships unless forced, store."""
+    async def write(self, text: str, *, force: bool = False) -> tuple[CompiledSchema, int]:
+        """Compile, refuse changes that orphan stored relationships unless forced, store.
+        Returns the schema and the seq a reader must reach to use it (or a newer one)."""
         compiled = compile_schema(text)
         async with self._write_lock:
             if not force:
                 # Internal rows (roles, bindings, status: types `__...`) are not schema
                 # data; a binding on a type the schema drops simply grants nothing.
                 kinds = {
-                    k for k in await self._store.relationship_kinds() if not k[0].startswith("__")
+                    k
+                    for k in await self._store.relationship_kinds()
+                    if not k.resource_type.startswith("__")
                 }
                 problems = orphaned_relationships(compiled, kinds)
                 if problems:
@@ -89,11 +133,14 @@ class SchemaManager:
                         "schema change would orphan stored relationships (use force): "
                         + "; ".join(problems[:5])
                     )
+            # Compare with the store's current schema, not this process's: another
+            # replica may have written a newer one since the last refresh.
+            await self.refresh()
             if self._current is None or self._current.version != compiled.version:
-                await self._store.write_schema(compiled.version, compiled.text)
-            self._versions[compiled.version] = compiled
-            self._current = compiled
-        return compiled
+                record = await self._store.write_schema(compiled.version, compiled.text)
+                self._versions[compiled.version] = compiled
+                self._use(record.seq, compiled)
+        return compiled, self._seq
 
     async def start(self) -> None:
         await self.refresh()

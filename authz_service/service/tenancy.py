@@ -115,8 +115,7 @@ class TenancyService:
 
     async def _at(self, tenant: str, consistency: Consistency) -> Snapshot:
         """The snapshot a read runs at (later pages of a listing: the first one's)."""
-        schema = await self._schemas.require()
-        revision = await self._resolver.resolve(tenant, consistency)
+        schema, revision = await self._schemas.for_read(self._resolver, tenant, consistency)
         return Snapshot(tenant, revision, schema, self._clock())
 
     async def _head(self, tenant: str) -> Snapshot:

@@ -15,6 +15,7 @@ from authz_service.errors import AlreadyExists, FailedPrecondition, InvalidArgum
 from authz_service.model import (
     Relationship,
     RelationshipFilter,
+    RelationshipKind,
     RelationshipUpdate,
     ReplayedRevision,
     Revision,
@@ -208,6 +209,9 @@ class MemoryStore:
         state = self._tenants.get(tenant)
         return state.head if state else 0
 
+    async def heads(self, tenant: str) -> tuple[Revision, int]:
+        return await self.head_revision(tenant), len(self._schemas)
+
     async def check_revision(self, tenant: str, revision: Revision) -> None:
         head = await self.head_revision(tenant)
         if revision > head or revision < 0:
@@ -228,7 +232,7 @@ class MemoryStore:
         return sorted(pending, key=lambda c: (c.revision, sort_key(c.relationship)))
 
     async def write_schema(self, version: str, text: str) -> SchemaRecord:
-        record = SchemaRecord(version, text, datetime.now(UTC))
+        record = SchemaRecord(version, text, datetime.now(UTC), len(self._schemas) + 1)
         self._schemas.append(record)
         return record
 
@@ -237,9 +241,9 @@ class MemoryStore:
             return self._schemas[-1] if self._schemas else None
         return next((s for s in reversed(self._schemas) if s.version == version), None)
 
-    async def relationship_kinds(self) -> set[tuple[str, str, str, str]]:
+    async def relationship_kinds(self) -> set[RelationshipKind]:
         return {
-            (r.rel.resource.type, r.rel.relation, r.rel.subject.type, r.rel.subject.relation)
+            RelationshipKind.of(r.rel)
             for state in self._tenants.values()
             for r in state.live.values()
         }

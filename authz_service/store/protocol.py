@@ -21,6 +21,7 @@ from authz_service.errors import FailedPrecondition
 from authz_service.model import (
     Relationship,
     RelationshipFilter,
+    RelationshipKind,
     RelationshipUpdate,
     Revision,
     UpdateOp,
@@ -70,6 +71,9 @@ class SchemaRecord:
     version: str
     text: str
     created_at: datetime
+    seq: int
+    """Order of writes: every write gets a higher number, even one that restores an older
+    version. Consistency tokens carry it, so a reader can tell its schema is too old."""
 
 
 @runtime_checkable
@@ -151,6 +155,11 @@ class RevisionSource(Protocol):
         """The newest committed revision of `tenant` (0 if it never wrote)."""
         ...
 
+    async def heads(self, tenant: str) -> tuple[Revision, int]:
+        """The tenant's head revision and the `seq` of the current schema (0 if none),
+        read in one round trip: what a fully consistent read needs."""
+        ...
+
     async def check_revision(self, tenant: str, revision: Revision) -> None:
         """Raise FailedPrecondition if `revision` is newer than the head or older than
         the retention window (its history may have been collected)."""
@@ -174,9 +183,9 @@ class SchemaStore(Protocol):
         """The given version, or the current one when `version` is None."""
         ...
 
-    async def relationship_kinds(self) -> set[tuple[str, str, str, str]]:
-        """Every (resource type, relation, subject type, subject relation) that has a live
-        relationship in any tenant; WriteSchema uses it to refuse orphaning changes."""
+    async def relationship_kinds(self) -> set[RelationshipKind]:
+        """The kind of every live (undeleted, expired or not) relationship in any tenant;
+        WriteSchema uses it to refuse orphaning changes."""
         ...
 
 

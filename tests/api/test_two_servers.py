@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from authz_service.api.gen.authz.v1 import schema_pb2
 from authz_service.app import App
 from tests.api.helpers import ALLOWED, DENIED, Api
 
@@ -65,3 +66,53 @@ async def test_tokens_carry_read_your_writes_across_processes(app: App, second_s
             assert (
                 await b.check("acme", "document:plan", "view", user, fresh=revoked)
             ).decision == DENIED
+
+
+PERMISSIVE = """
+definition user {}
+definition document {
+    relation viewer: user
+    relation banned: user
+    permission view = viewer
+}
+"""
+RESTRICTIVE = PERMISSIVE.replace("permission view = viewer", "permission view = viewer - banned")
+
+
+async def test_a_schema_change_on_one_server_binds_reads_on_the_other(
+    app: App, second_server: int
+) -> None:
+    """Schema changes on A: B's fully consistent reads, and its reads at least as fresh as
+    the change's token or a later write's, never decide with the older schema, although
+    B's background refresh (every second) has not run yet."""
+    async with (
+        grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel_a,
+        grpc.aio.insecure_channel(f"127.0.0.1:{second_server}") as channel_b,
+    ):
+        a, b = Api(channel_a), Api(channel_b)
+        await a.write_schema(PERMISSIVE)
+        await a.touch("acme", "document:plan#viewer@user:eve", "document:plan#banned@user:eve")
+
+        async def eve(fresh: str | None = None, full: bool = False) -> int:
+            reply = await b.check(
+                "acme", "document:plan", "view", "user:eve", fresh=fresh, full=full
+            )
+            return int(reply.decision)
+
+        for round_ in range(3):
+            opened = await a.schema.WriteSchema(schema_pb2.WriteSchemaRequest(schema=PERMISSIVE))
+            granted = await a.touch("acme", f"document:a{round_}#viewer@user:ann")
+            assert opened.written_at.token
+            assert await eve(fresh=granted) == ALLOWED
+            assert await eve(fresh=opened.written_at.token) == ALLOWED
+            assert await eve(full=True) == ALLOWED
+            assert await eve() == ALLOWED  # also warms B's cache
+
+            closed = await a.schema.WriteSchema(schema_pb2.WriteSchemaRequest(schema=RESTRICTIVE))
+            written = await a.touch("acme", f"document:b{round_}#viewer@user:ann")
+            token = closed.written_at.token
+            decisions = [await eve(fresh=written), await eve(full=True), await eve(fresh=token)]
+            # The schema's token is bound to no tenant: every tenant accepts it.
+            other = await b.check("globex", "document:plan", "view", "user:eve", fresh=token)
+            assert decisions == [DENIED, DENIED, DENIED]
+            assert other.decision == DENIED

@@ -6,6 +6,7 @@ import pytest
 
 import authz_service.schema as schema_api
 from authz_service.errors import InvalidArgument, SchemaError
+from authz_service.model import RelationshipKind
 from authz_service.schema import compile_schema, orphaned_relationships, parse_schema
 from authz_service.schema.ast import Arrow, RelationRef, Union
 
@@ -102,13 +103,16 @@ def test_orphaned_relationships() -> None:
         }"""
     )
     kinds = [
-        ("document", "viewer", "user", ""),
-        ("document", "viewer", "user", "..."),
-        ("document", "viewer", "group", "member"),
-        ("document", "editor", "user", ""),
-        ("document", "owner", "user", ""),
-        ("folder", "viewer", "user", ""),
-        ("group", "member", "user", ""),
+        RelationshipKind("document", "viewer", "user", ""),
+        RelationshipKind("document", "viewer", "user", "..."),
+        RelationshipKind("document", "viewer", "user", wildcard=True),
+        RelationshipKind("document", "viewer", "group", "member"),
+        RelationshipKind("document", "viewer", "user", caveat="cav"),
+        RelationshipKind("document", "viewer", "user", wildcard=True, expiring=True),
+        RelationshipKind("document", "editor", "user", ""),
+        RelationshipKind("document", "owner", "user", ""),
+        RelationshipKind("folder", "viewer", "user", ""),
+        RelationshipKind("group", "member", "user", ""),
     ]
     assert orphaned_relationships(new, kinds) == [
         "relation `document#editor` is now a permission but relationships "
@@ -116,6 +120,10 @@ def test_orphaned_relationships() -> None:
         "relation `document#owner` is removed but relationships `document#owner@user` exist",
         "subject type `group#member` is no longer allowed on `document#viewer` but "
         "relationships `document#viewer@group#member` exist",
+        "subject type `user with cav` is no longer allowed on `document#viewer` but "
+        "relationships `document#viewer@user with cav` exist",
+        "subject type `user:* with expiration` is no longer allowed on `document#viewer` but "
+        "relationships `document#viewer@user:* with expiration` exist",
         "definition `folder` is removed but relationships `folder#viewer@user` exist",
     ]
     assert orphaned_relationships(new, []) == []

@@ -18,6 +18,7 @@ from authz_service.model import (
     ObjectRef,
     Relationship,
     RelationshipFilter,
+    RelationshipKind,
     RelationshipUpdate,
     SubjectRef,
     UpdateOp,
@@ -555,11 +556,34 @@ async def test_every_schema_version_is_kept(store: Store) -> None:
     assert await store.read_schema("v3") is None
 
 
+async def test_schema_writes_are_numbered_and_read_with_the_head(store: Store) -> None:
+    assert await store.heads(T) == (0, 0)
+    first = await store.write_schema("v1", "definition user {}")
+    second = await store.write_schema("v2", "definition user {}\ndefinition doc {}")
+    again = await store.write_schema("v1", "definition user {}")  # back to an old version
+    assert first.seq < second.seq < again.seq
+    current = await store.read_schema()
+    assert current is not None
+    assert (current.version, current.seq) == ("v1", again.seq)
+    await store.write(T, [touch("doc:one#viewer@user:ann")])
+    assert await store.heads(T) == (1, again.seq)
+    assert await store.heads("other") == (0, again.seq)
+
+
 async def test_relationship_kinds_cover_live_relationships_of_every_tenant(store: Store) -> None:
     await store.write("alpha", [touch("doc:one#viewer@group:eng#member")])
     await store.write("beta", [touch("doc:one#viewer@user:ann"), touch("folder:x#owner@user:b")])
     await store.write("beta", [remove("folder:x#owner@user:b")])
+    await store.write(
+        "beta",
+        [
+            touch("doc:two#viewer@user:*[cav]"),
+            touch("doc:two#viewer@user:b[expiration:2000-01-01T00:00:00Z]"),
+        ],
+    )
     assert await store.relationship_kinds() == {
-        ("doc", "viewer", "group", "member"),
-        ("doc", "viewer", "user", ""),
+        RelationshipKind("doc", "viewer", "group", "member"),
+        RelationshipKind("doc", "viewer", "user", ""),
+        RelationshipKind("doc", "viewer", "user", wildcard=True, caveat="cav"),
+        RelationshipKind("doc", "viewer", "user", expiring=True),
     }

@@ -11,7 +11,13 @@ from datetime import timedelta
 from typing import Any
 
 from authz_service.errors import FailedPrecondition, echo
-from authz_service.model import Relationship, RelationshipFilter, Revision, UpdateOp
+from authz_service.model import (
+    Relationship,
+    RelationshipFilter,
+    RelationshipKind,
+    Revision,
+    UpdateOp,
+)
 from authz_service.store.postgres.db import Database
 from authz_service.store.postgres.sql import (
     KEY_COLUMNS,
@@ -27,6 +33,7 @@ __all__ = [
     "changes",
     "check_revision",
     "head_revision",
+    "heads",
     "read",
     "read_schema",
     "read_statement",
@@ -168,6 +175,18 @@ async def head_revision(db: Database, tenant: str) -> Revision:
     return int(head) if head is not None else 0
 
 
+HEADS_SQL = """
+SELECT coalesce((SELECT head FROM tenants WHERE tenant = $1), 0) AS head,
+       coalesce((SELECT max(seq) FROM schemas), 0) AS schema_seq
+"""
+
+
+async def heads(db: Database, tenant: str) -> tuple[Revision, int]:
+    row = await db.fetchrow(HEADS_SQL, tenant)
+    assert row is not None  # a SELECT without FROM always yields one row
+    return int(row["head"]), int(row["schema_seq"])
+
+
 # `expired` is NULL when the successor's revision row was collected, which GC only does
 # once that successor committed before the cutoff: too old as well.
 CHECK_REVISION_SQL = """
@@ -203,23 +222,24 @@ async def check_revision(
 async def read_schema(db: Database, version: str | None) -> SchemaRecord | None:
     args: tuple[str, ...] = ()
     if version is None:
-        sql = "SELECT version, text, created_at FROM schemas ORDER BY seq DESC LIMIT 1"
+        sql = "SELECT version, text, created_at, seq FROM schemas ORDER BY seq DESC LIMIT 1"
     else:
         sql = (
-            "SELECT version, text, created_at FROM schemas WHERE version = $1 "
+            "SELECT version, text, created_at, seq FROM schemas WHERE version = $1 "
             "ORDER BY seq DESC LIMIT 1"
         )
         args = (version,)
     row = await db.fetchrow(sql, *args)
     if row is None:
         return None
-    return SchemaRecord(row["version"], row["text"], row["created_at"])
+    return SchemaRecord(row["version"], row["text"], row["created_at"], row["seq"])
 
 
-async def relationship_kinds(db: Database) -> set[tuple[str, str, str, str]]:
+async def relationship_kinds(db: Database) -> set[RelationshipKind]:
     # A scan of the live rows: WriteSchema is rare and must see every tenant.
     rows = await db.fetch(
-        "SELECT DISTINCT resource_type, relation, subject_type, subject_relation "
+        "SELECT DISTINCT resource_type, relation, subject_type, subject_relation, "
+        "subject_id = '*', caveat_name, expires_at IS NOT NULL "
         "FROM relationships WHERE deleted_rev IS NULL"
     )
-    return {(r[0], r[1], r[2], r[3]) for r in rows}
+    return {RelationshipKind(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows}

@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from authz_service.errors import FailedPrecondition
-from authz_service.model import Relationship, RelationshipFilter, RelationshipUpdate, Revision
+from authz_service.model import (
+    Relationship,
+    RelationshipFilter,
+    RelationshipKind,
+    RelationshipUpdate,
+    Revision,
+)
 from authz_service.store.postgres import gc, reads, writes
 from authz_service.store.postgres.db import Database
 from authz_service.store.postgres.dberrors import translated
@@ -91,6 +97,9 @@ class PostgresStore:
     async def head_revision(self, tenant: str) -> Revision:
         return await reads.head_revision(self._db, tenant)
 
+    async def heads(self, tenant: str) -> tuple[Revision, int]:
+        return await reads.heads(self._db, tenant)
+
     async def check_revision(self, tenant: str, revision: Revision) -> None:
         await reads.check_revision(self._db, tenant, revision, self.retention)
 
@@ -103,7 +112,7 @@ class PostgresStore:
     async def read_schema(self, version: str | None = None) -> SchemaRecord | None:
         return await reads.read_schema(self._db, version)
 
-    async def relationship_kinds(self) -> set[tuple[str, str, str, str]]:
+    async def relationship_kinds(self) -> set[RelationshipKind]:
         return await reads.relationship_kinds(self._db)
 
     async def collect_garbage(self, retention: timedelta | None = None) -> gc.GcResult:

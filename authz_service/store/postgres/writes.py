@@ -234,9 +234,10 @@ async def write_schema(db: Database, version: str, text: str) -> SchemaRecord:
     # Not retried: a lost connection may hide a committed insert.
     with translated():
         async with db.acquire() as conn:
-            created_at = await conn.fetchval(
-                "INSERT INTO schemas (version, text) VALUES ($1, $2) RETURNING created_at",
+            row = await conn.fetchrow(
+                "INSERT INTO schemas (version, text) VALUES ($1, $2) RETURNING created_at, seq",
                 version,
                 text,
             )
-    return SchemaRecord(version, text, created_at)
+    assert row is not None  # INSERT ... RETURNING yields the inserted row
+    return SchemaRecord(version, text, row["created_at"], row["seq"])

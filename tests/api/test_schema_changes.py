@@ -1,0 +1,83 @@
+"""WriteSchema against stored data and tokens: the orphan check sees caveats, expirations
+and wildcards, and the write's `written_at` token is a schema position, not a revision."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from authz_service.api.gen.authz.v1 import relationships_pb2, schema_pb2
+from tests.api.helpers import DENIED, Api
+
+BASE = """
+use expiration
+definition user {}
+caveat cav(n int) { n < 3 }
+definition document {
+    relation viewer: %s
+    permission view = viewer
+}
+"""
+
+
+@pytest.fixture
+async def api(channel: grpc.aio.Channel) -> Api:
+    return Api(channel)
+
+
+async def _refused(api: Api, text: str) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await api.write_schema(text)
+    return err.value
+
+
+@pytest.mark.parametrize(
+    ("before", "stored", "after", "named"),
+    [
+        ("user with cav", "document:d#viewer@user:a[cav]", "user", "user with cav"),
+        (
+            "user with expiration",
+            "document:d#viewer@user:a[expiration:2999-01-01T00:00:00Z]",
+            "user",
+            "user with expiration",
+        ),
+        ("user | user:*", "document:d#viewer@user:*", "user", "user:*"),
+        ("user:*", "document:d#viewer@user:*", "user", "user:*"),
+    ],
+)
+async def test_a_change_of_allowed_subject_traits_that_orphans_data_is_refused(
+    api: Api, before: str, stored: str, after: str, named: str
+) -> None:
+    await api.write_schema(BASE % before)
+    await api.touch("acme", stored)
+    err = await _refused(api, BASE % after)
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert f"subject type `{named}` is no longer allowed on `document#viewer`" in (
+        err.details() or ""
+    )
+    assert await api.write_schema(BASE % after, force=True)
+
+
+async def test_a_change_that_keeps_the_stored_traits_is_accepted(api: Api) -> None:
+    await api.write_schema(BASE % "user with cav | user:*")
+    await api.touch("acme", "document:d#viewer@user:a[cav]", "document:d#viewer@user:*")
+    assert await api.write_schema(BASE % "user:* | user with cav and expiration | user with cav")
+
+
+async def test_a_schema_token_names_no_revision(api: Api) -> None:
+    await api.write_schema(BASE % "user")
+    reply = await api.schema.WriteSchema(schema_pb2.WriteSchemaRequest(schema=BASE % "user"))
+    token = reply.written_at.token
+    assert (await api.check("acme", "document:d", "view", "user:a", fresh=token)).decision == (
+        DENIED
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await api.check("acme", "document:d", "view", "user:a", exact=token)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "names no revision" in (err.value.details() or "")
+    watch = api.relationships.Watch(
+        relationships_pb2.WatchRequest(tenant="acme", after=reply.written_at)
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await anext(aiter(watch))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
