@@ -200,6 +200,14 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
                 decision=convert.decision_to_proto(found.decision),
                 missing_context=found.missing_context,
                 excluded_subject_ids=found.excluded_subject_ids,
+                excluded_subjects=[
+                    permissions_pb2.ExcludedSubject(
+                        subject_id=e.subject_id,
+                        decision=convert.decision_to_proto(e.decision),
+                        missing_context=e.missing_context,
+                    )
+                    for e in found.excluded_subjects
+                ],
                 cursor=scope.issue(revision, found.subject_id),
                 looked_up_at=at,
             )

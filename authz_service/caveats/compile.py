@@ -44,6 +44,7 @@ from authz_service.caveats.split import (
     tokenize,
 )
 from authz_service.caveats.types import CaveatType, parse_parameters
+from authz_service.caveats.uint_literals import refuse_uint_literals
 from authz_service.errors import CaveatError, echo
 
 __all__ = ["CaveatResult", "CompiledCaveat", "compile_caveat"]
@@ -175,6 +176,7 @@ def compile_caveat(
         )
     referenced = frozenset(program.variables()) & declared
     functions = IP_FUNCTIONS if set(program.functions()) & IP_FUNCTIONS.keys() else None
+    refuse_uint_literals(name, typed, expression)
     tree = _logical_tree(expression, program, declared, referenced)
     check_with_sample_values(name, typed, tree, SAMPLE_IP_FUNCTIONS if functions else None)
     return CompiledCaveat(

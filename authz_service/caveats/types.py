@@ -65,6 +65,13 @@ _RESERVED = frozenset(
 )
 
 
+# CEL's own identifiers for types. SpiceDB declares parameters in an environment that
+# already has them, so it refuses a parameter of that name ("overlapping identifier").
+_CEL_TYPE_IDENTIFIERS = frozenset(
+    {"bool", "bytes", "double", "int", "list", "map", "null_type", "string", "type", "uint"}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class CaveatType:
     """A parsed parameter type. `args` holds the element type of `list` and `map`."""
@@ -86,6 +93,13 @@ def parse_parameters(
         if not _PARAMETER_NAME.fullmatch(parameter) or parameter in _RESERVED:
             raise CaveatError(
                 f"caveat `{echo(name)}` has invalid parameter name `{echo(parameter)}`",
+                field="caveat",
+                value=name,
+            )
+        if parameter in _CEL_TYPE_IDENTIFIERS:
+            raise CaveatError(
+                f"caveat `{echo(name)}` parameter `{parameter}` overlaps the CEL identifier "
+                f"`{parameter}` (a type name); rename it",
                 field="caveat",
                 value=name,
             )

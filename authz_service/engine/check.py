@@ -4,7 +4,10 @@
 question (a subject set, a computed userset, an arrow's target) is never answered here
 directly but dispatched through the request's chain, so the memo, cycle detection,
 limits and any cache apply to every node. Evaluation is sequential and short-circuits
-(union stops at the first true branch, intersection at the first false one).
+(union stops at the first true branch, intersection at the first false one, trying the
+operands answered from the object's own relationships first; an exclusion whose base is
+false does not evaluate what it subtracts), so what cannot change the answer is never
+evaluated: not even a cycle that would not settle, as in SpiceDB.
 """
 
 from __future__ import annotations
@@ -100,7 +103,7 @@ async def _expr(req: Subproblem, expr: Expr) -> SubResult:
         return acc.done_node(req, "union", expr, value)
     if isinstance(expr, Intersection):
         value = TRUE
-        for child in expr.children:
+        for child in _direct_first(req, expr.children):
             value = value & acc.take(await _expr(req, child))
             if value.is_false:
                 break
@@ -117,6 +120,23 @@ async def _expr(req: Subproblem, expr: Expr) -> SubResult:
     if isinstance(expr, Nil):
         return acc.done_node(req, "nil", "nil", FALSE, reason="`nil` is empty")
     raise TypeError(f"unknown expression {expr!r}")  # pragma: no cover - exhaustive above
+
+
+def _direct_first(req: Subproblem, children: tuple[Expr, ...]) -> list[Expr]:
+    """An intersection's operands, those answered from this object's own relationships
+    (`self`, `nil`, a relation) first. The value does not depend on the order, but when
+    one of them is false the others, which may recurse through other objects (into a
+    cycle that never settles, for example), need not be evaluated. SpiceDB decides
+    `container->view & reader` as empty when `reader` is, and so must we."""
+    relations = req.snapshot.schema.relations
+    resource_type = req.resource.type
+
+    def direct(expr: Expr) -> bool:
+        if isinstance(expr, RelationRef):
+            return (resource_type, expr.name) in relations
+        return isinstance(expr, SelfRef | Nil)
+
+    return sorted(children, key=lambda expr: not direct(expr))
 
 
 def _opt(reason: str | None) -> dict[str, str]:

@@ -7,7 +7,7 @@ candidate is decided by Check with the request's shared memo. A reachable wildca
 decided by checking the wildcard itself as the subject: the id `*`
 matches no concrete relationship, only wildcard ones, so it stands for "any subject not
 named anywhere", and every concrete candidate is reported either individually or among
-the wildcard's exclusions.
+the wildcard's exclusions, each with its own decision.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 
 from authz_service.engine.decide import decide
 from authz_service.engine.request import RequestState
-from authz_service.engine.types import CheckItem, Decision, SubjectResult
+from authz_service.engine.types import CheckItem, Decision, ExcludedSubject, SubjectResult
 from authz_service.model import WILDCARD, FrozenContext, ObjectRef, RelationshipFilter, SubjectRef
 from authz_service.schema.ast import (
     Arrow,
@@ -120,16 +120,25 @@ async def lookup_subjects(
         return result.decision, result.missing_context
 
     sent = 0
-    if wildcard and (after is None or after < WILDCARD):
+    # Concrete subjects that an ALLOWED wildcard covers only under a condition are
+    # reported among its exclusions, not on their own (as SpiceDB does), so that nobody
+    # reading the wildcard takes them for allowed.
+    hidden: set[str] = set()
+    if wildcard:
         decided, missing = await decision(WILDCARD)
         if decided is not Decision.DENIED:
             excluded = []
             for subject_id in sorted(ids):
-                if (await decision(subject_id))[0] is Decision.DENIED:
-                    excluded.append(subject_id)
-            sent += 1
-            yield SubjectResult(WILDCARD, decided, missing, tuple(excluded))
-    for subject_id in sorted(ids):
+                own, own_missing = await decision(subject_id)
+                if own is Decision.DENIED:
+                    excluded.append(ExcludedSubject(subject_id, own))
+                elif own is Decision.CONDITIONAL and decided is Decision.ALLOWED:
+                    excluded.append(ExcludedSubject(subject_id, own, own_missing))
+                    hidden.add(subject_id)
+            if after is None or after < WILDCARD:
+                sent += 1
+                yield SubjectResult(WILDCARD, decided, missing, tuple(excluded))
+    for subject_id in sorted(ids - hidden):
         if after is not None and subject_id <= after:
             continue
         if limit is not None and sent >= limit:

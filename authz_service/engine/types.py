@@ -18,6 +18,7 @@ __all__ = [
     "CheckItem",
     "CheckResult",
     "Decision",
+    "ExcludedSubject",
     "ExplainNode",
     "Limits",
     "ResourceResult",
@@ -130,11 +131,25 @@ class ResourceResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ExcludedSubject:
+    """A subject that a wildcard result does not cover, with its own decision: DENIED, or
+    CONDITIONAL when it is excluded only if its missing context says so."""
+
+    subject_id: str
+    decision: Decision
+    missing_context: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class SubjectResult:
     """A wildcard result has `subject_id == "*"`: every subject of the type not listed
-    individually gets `decision`, except `excluded_subject_ids`, which are denied."""
+    individually gets `decision`, except `excluded_subjects`, which get their own."""
 
     subject_id: str
     decision: Decision
     missing_context: tuple[str, ...]
-    excluded_subject_ids: tuple[str, ...] = ()
+    excluded_subjects: tuple[ExcludedSubject, ...] = ()
+
+    @property
+    def excluded_subject_ids(self) -> tuple[str, ...]:
+        return tuple(e.subject_id for e in self.excluded_subjects)

@@ -157,10 +157,26 @@ class _Checker:
                     subject.span,
                     f"unknown relation `{subject.relation}` on `{subject.type}` {where}",
                 )
+            elif subject.relation:
+                self.transitive_wildcard(target, subject, where)
             if subject.caveat is not None and subject.caveat not in self.caveats:
                 self.error(subject.span, f"unknown caveat `{subject.caveat}` {where}")
             if subject.expiration and "expiration" not in self.schema.uses:
                 self.error(subject.span, f"`with expiration` needs `use expiration`, {where}")
+
+    def transitive_wildcard(self, target: Definition, subject: AllowedSubject, where: str) -> None:
+        """SpiceDB refuses a subject set whose relation itself allows a wildcard
+        (`viewer: group#member` with `member: user:*`), however the relation is used. A
+        subject set naming a permission is fine, as in SpiceDB."""
+        relation = target.relation(subject.relation)
+        wildcard = next((s for s in relation.allowed if s.wildcard), None) if relation else None
+        if wildcard is not None:
+            self.error(
+                subject.span,
+                f"relation `{subject.type}#{subject.relation}` allows wildcard "
+                f"`{describe_subject(wildcard)}`; wildcard relations cannot be transitively "
+                f"included, {where}",
+            )
 
     def inherits(self, definition: Definition, members: dict[str, Relation | Permission]) -> None:
         spans = definition.inherit_spans or (definition.span,) * len(definition.inherits)

@@ -55,9 +55,11 @@ _RULE = "3 to 64 characters of a-z, 0-9 and _, starting with a letter, not endin
 _NAME_RE = (re.compile(rf"{_SEGMENT}\Z"), _RULE)
 _TYPE_RE = (re.compile(rf"(?:{_SEGMENT}/)*{_SEGMENT}\Z"), f"segments of {_RULE}, separated by /")
 _PARAM_RE = (re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z"), "letters, digits and _")
-# Words that would be ambiguous as a name in the place the name is used.
-_RESERVED_MEMBER = frozenset({"nil", "self"})
-_RESERVED_CAVEAT = frozenset({"expiration"})
+# SpiceDB's lexer makes these keywords everywhere, so SpiceDB refuses them as any name.
+_SPICEDB_KEYWORDS = frozenset({"caveat", "definition", "nil", "permission", "relation", "with"})
+# And words that would be ambiguous here as a name in the place the name is used.
+_RESERVED_MEMBER = _SPICEDB_KEYWORDS | {"self"}
+_RESERVED_CAVEAT = _SPICEDB_KEYWORDS | {"expiration"}
 FEATURES = frozenset({"expiration", "self"})
 MAX_NESTING = 64  # parentheses; keeps every recursive pass far from Python's stack limit
 
@@ -107,8 +109,9 @@ class _Parser:
         if self._tok.kind != "name":
             raise self._unexpected(f"{what} name")
         tok = self._advance()
-        if tok.text in reserved:
-            raise _error(f"`{tok.text}` is a keyword and cannot be a {what} name", tok.span)
+        keyword = next((w for w in tok.text.split("/") if w in reserved), None)
+        if keyword is not None:
+            raise _error(f"`{keyword}` is a keyword and cannot be a {what} name", tok.span)
         pattern, rule = syntax
         if not pattern.match(tok.text):
             raise _error(f"invalid {what} name `{tok.text}`: use {rule}", tok.span)
@@ -145,7 +148,7 @@ class _Parser:
 
     def _definition(self) -> Definition:
         doc = self._advance().doc
-        name = self._name("definition", _TYPE_RE, frozenset())
+        name = self._name("definition", _TYPE_RE, _SPICEDB_KEYWORDS)
         self._expect("{")
         relations: list[Relation] = []
         permissions: list[Permission] = []
@@ -181,7 +184,7 @@ class _Parser:
         return Relation(name.text, tuple(allowed), doc=doc, span=name.span)
 
     def _allowed_subject(self) -> AllowedSubject:
-        type_tok = self._name("definition", _TYPE_RE, frozenset())
+        type_tok = self._name("definition", _TYPE_RE, _SPICEDB_KEYWORDS)
         relation, wildcard = "", False
         if self._accept(":"):
             self._expect("*")
@@ -277,7 +280,7 @@ class _Parser:
         spans: list[Span] = []
         if not self._at(")"):
             while True:
-                param = self._name("parameter", _PARAM_RE, frozenset())
+                param = self._name("parameter", _PARAM_RE, _SPICEDB_KEYWORDS)
                 params.append((param.text, self._caveat_type()))
                 spans.append(param.span)
                 if not self._accept(","):
@@ -319,7 +322,7 @@ class _Parser:
         items: list[tuple[str, str]] = []
         spans: list[Span] = []
         while not self._accept("}"):
-            definition = self._name("definition", _TYPE_RE, frozenset())
+            definition = self._name("definition", _TYPE_RE, _SPICEDB_KEYWORDS)
             self._expect(".")
             member = self._name("permission", _NAME_RE, _RESERVED_MEMBER)
             items.append((definition.text, member.text))

@@ -18,6 +18,7 @@ nodes; see api/explain.py).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from authz_service.engine import (
@@ -25,6 +26,7 @@ from authz_service.engine import (
     CheckResult,
     Decision,
     Engine,
+    ExcludedSubject,
     ExplainNode,
     Snapshot,
     SubjectResult,
@@ -121,10 +123,9 @@ class DecisionRules:
             if result.subject_id != WILDCARD:
                 yield result
                 continue
-            excluded = tuple(sorted({*result.excluded_subject_ids, *inactive}))
-            yield SubjectResult(
-                result.subject_id, result.decision, result.missing_context, excluded
-            )
+            excluded = {e.subject_id: e for e in result.excluded_subjects}
+            excluded.update((i, ExcludedSubject(i, Decision.DENIED)) for i in inactive)
+            yield replace(result, excluded_subjects=tuple(excluded[i] for i in sorted(excluded)))
 
     # --- one decision ---------------------------------------------------------------------
 

@@ -192,15 +192,20 @@ async def _lookup_subjects(world: _World) -> None:
                 listed = {s.subject_id: (s.decision, s.missing_context) for s in whole}
                 wildcard = listed.pop(WILDCARD, None)
                 excluded = {
-                    i for s in whole if s.subject_id == WILDCARD for i in s.excluded_subject_ids
+                    e.subject_id: (e.decision, e.missing_context)
+                    for s in whole
+                    if s.subject_id == WILDCARD
+                    for e in s.excluded_subjects
                 }
                 named = {
                     s.id for s in world.subjects if (s.type, s.relation) == (subject_type, relation)
                 }
-                for subject_id in sorted(named | set(listed)):
+                for subject_id in sorted(named | set(listed) | set(excluded)):
                     if subject_id in listed:
                         got = listed[subject_id]
-                    elif subject_id in excluded or wildcard is None:
+                    elif subject_id in excluded:
+                        got = excluded[subject_id]
+                    elif wildcard is None:
                         got = DENIED
                     else:
                         got = wildcard

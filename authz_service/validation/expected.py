@@ -3,7 +3,8 @@
 What is compared: the set of subjects that hold `res:id#perm`, as LookupSubjects reports
 it for every definition (plain subjects and wildcards) and for every subject set that
 appears as a subject in the file's relationships. Conditional subjects compare as
-`subj[...]`, wildcards with their exclusions as `user:* - {user:a}`. The `<...>` part of
+`subj[...]`, wildcards with their exclusions as `user:* - {user:a, user:b[...]}` (`[...]`:
+excluded only under a condition). The `<...>` part of
 each entry (which relationship path grants it, in `zed`'s expansion tree) is not
 compared: it describes the proof, not the answer.
 """
@@ -27,8 +28,14 @@ def subject_kinds(snap: Snapshot, loaded: ValidationFile) -> list[tuple[str, str
 
 def _text(subject_type: str, relation: str, found: SubjectResult) -> str:
     text = f"{subject_type}:{found.subject_id}" + (f"#{relation}" if relation else "")
-    if found.subject_id == WILDCARD and found.excluded_subject_ids:
-        names = ", ".join(f"{subject_type}:{i}" for i in found.excluded_subject_ids)
+    if found.subject_id == WILDCARD and found.excluded_subjects:
+        names = ", ".join(
+            sorted(
+                f"{subject_type}:{e.subject_id}"
+                + ("[...]" if e.decision is Decision.CONDITIONAL else "")
+                for e in found.excluded_subjects
+            )
+        )
         text += f" - {{{names}}}"
     if found.decision is Decision.CONDITIONAL:
         text += "[...]"

@@ -102,8 +102,8 @@ def test_durations_and_timestamps_combine() -> None:
     [
         ("int", "p == 42", 42.0, True),  # protobuf Struct numbers are doubles
         ("int", "p == -9223372036854775808", -(2**63), True),
-        ("uint", "p == 18446744073709551615u", 2**64 - 1, True),
-        ("uint", "p < 4u", 3, True),
+        ("uint", "uint(p) == 18446744073709551615u", 2**64 - 1, True),
+        ("uint", "p < 4", 3, True),
         ("double", "p == 2.0", 2, True),
         ("double", "p > 0.5", 0.75, True),
         ("bytes", "p == b'h\\xc3\\xa9'", "h\u00e9", True),  # UTF-8 of the string, not base64

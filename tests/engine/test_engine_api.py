@@ -13,6 +13,7 @@ EXPECTED = [
     "Decision",
     "Dispatcher",
     "Engine",
+    "ExcludedSubject",
     "ExplainNode",
     "GrantSource",
     "Limits",

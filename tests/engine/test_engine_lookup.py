@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from authz_service.engine import Decision, ResourceResult, SubjectResult
+from authz_service.engine import Decision, ExcludedSubject, ResourceResult, SubjectResult
 from authz_service.errors import InvalidArgument
 from authz_service.model import EMPTY_CONTEXT, FrozenContext, ObjectRef, SubjectRef
 
@@ -101,7 +101,12 @@ async def test_lookup_subjects_wildcard_lists_exclusions() -> None:
     s = await setup(SCHEMA, RELS)
     found = await _subjects(s, "d5")
     assert found == [
-        SubjectResult("*", Decision.ALLOWED, (), ("ann", "bob")),
+        SubjectResult(
+            "*",
+            Decision.ALLOWED,
+            (),
+            (ExcludedSubject("ann", Decision.DENIED), ExcludedSubject("bob", Decision.DENIED)),
+        ),
         SubjectResult("cat", Decision.ALLOWED, ()),
     ]
     # paging past the wildcard

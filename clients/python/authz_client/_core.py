@@ -26,6 +26,7 @@ from authz_client.types import (
     CheckResult,
     Consistency,
     Decision,
+    ExcludedSubject,
     FoundResource,
     FoundSubject,
     PermissionResult,
@@ -273,6 +274,10 @@ def found_subject(response: permissions_pb2.LookupSubjectsResponse) -> FoundSubj
         missing_context=tuple(response.missing_context),
         excluded_subject_ids=tuple(response.excluded_subject_ids),
         token=response.looked_up_at.token,
+        excluded_subjects=tuple(
+            ExcludedSubject(e.subject_id, Decision.from_proto(e.decision), tuple(e.missing_context))
+            for e in response.excluded_subjects
+        ),
     )
 
 

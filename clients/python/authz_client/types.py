@@ -16,6 +16,7 @@ __all__ = [
     "Consistency",
     "Decision",
     "DeleteResult",
+    "ExcludedSubject",
     "FoundResource",
     "FoundSubject",
     "PermissionResult",
@@ -162,14 +163,26 @@ class FoundResource:
 
 
 @dataclass(frozen=True, slots=True)
+class ExcludedSubject:
+    """A subject a wildcard result does not cover, with its own decision: DENIED, or
+    CONDITIONAL (excluded only under a condition, named by `missing_context`)."""
+
+    subject_id: str
+    decision: Decision
+    missing_context: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class FoundSubject:
-    """One subject found by lookup_subjects; `*` with exclusions for a wildcard."""
+    """One subject found by lookup_subjects; `*` with exclusions for a wildcard.
+    `excluded_subject_ids` are the ids of `excluded_subjects`."""
 
     subject_id: str
     decision: Decision
     missing_context: tuple[str, ...]
     excluded_subject_ids: tuple[str, ...]
     token: str
+    excluded_subjects: tuple[ExcludedSubject, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

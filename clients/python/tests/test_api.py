@@ -16,6 +16,7 @@ def test_public_names() -> None:
         "DeadlineExceededError",
         "Decision",
         "DeleteResult",
+        "ExcludedSubject",
         "FailedPreconditionError",
         "FieldViolation",
         "FoundResource",
