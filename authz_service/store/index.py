@@ -40,6 +40,7 @@ from authz_service.errors import AuthzError, FailedPrecondition
 from authz_service.model import (
     Relationship,
     RelationshipFilter,
+    RelationshipKind,
     RelationshipUpdate,
     Revision,
 )
@@ -276,6 +277,9 @@ class IndexedStore:
     async def head_revision(self, tenant: str) -> Revision:
         return await self._store.head_revision(tenant)
 
+    async def heads(self, tenant: str) -> tuple[Revision, int]:
+        return await self._store.heads(tenant)
+
     async def check_revision(self, tenant: str, revision: Revision) -> None:
         await self._store.check_revision(tenant, revision)
 
@@ -288,7 +292,7 @@ class IndexedStore:
     async def read_schema(self, version: str | None = None) -> SchemaRecord | None:
         return await self._store.read_schema(version)
 
-    async def relationship_kinds(self) -> set[tuple[str, str, str, str]]:
+    async def relationship_kinds(self) -> set[RelationshipKind]:
         return await self._store.relationship_kinds()
 
     async def stop(self) -> None:
