@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -167,6 +168,24 @@ async def test_verify_log_reports_the_first_bad_record(
     assert foreign.first_problem.kind == audit_pb2.LogProblem.KIND_BAD_SIGNATURE
     assert damaged.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert str(log_setup.log_dir) not in (damaged.value.details() or "")
+
+
+async def test_verify_log_reports_records_left_unsigned(
+    log_setup: LogSetup, made: dict[str, list[Made]]
+) -> None:
+    assert made["acme"]
+    (log_setup.log_dir / "checkpoints.jsonl").unlink()  # every checkpoint of the root
+    # A server that writes no log of its own (its writer would sign what it finds).
+    async with running(log_setup, log_mode="off") as app, channel_to(app) as channel:
+        stub = audit_pb2_grpc.AuditServiceStub(channel)
+        reply = await stub.VerifyLog(audit_pb2.VerifyLogRequest(tenant="acme"))
+    assert not reply.verified
+    assert reply.checkpoint_count == 0
+    problem = reply.first_problem
+    assert problem.kind == audit_pb2.LogProblem.KIND_UNSIGNED
+    first = json.loads((log_setup.log_dir / "acme" / "000001.jsonl").read_bytes().split(b"\n")[0])
+    assert (problem.sequence, problem.decision_id) == (0, first["decision_id"])
+    assert "no valid checkpoint" in problem.description
 
 
 async def test_verify_log_needs_a_key(log_setup: LogSetup) -> None:
