@@ -54,9 +54,12 @@ class Tail:
         self.count, self.last_seq = self.count + 1, data["seq"]
         if self.first is None:
             self.first = (line, data)
+        text = data.get("time")
         try:
-            at = parse_time(data.get("time"))  # type: ignore[arg-type]
-        except (AuthzError, TypeError):
+            at = parse_time(text) if isinstance(text, str) else None
+        except AuthzError:
+            at = None
+        if at is None:
             self.late = self.late or (line, data, "has no valid time")
             return
         self.latest = at if self.latest is None else max(self.latest, at)
@@ -87,9 +90,9 @@ class Tail:
             return self._verdict(message, self.first)
         if self.late is not None:
             message = (
-                f"record {self.late[2]}, later than {where} plus the checkpoint interval "
-                f"and {SLACK.seconds}s: the writer would have signed it, so later "
-                "checkpoints were removed"
+                f"this record after {where} {self.late[2]}, not within its checkpoint "
+                f"interval and {SLACK.seconds}s: the writer would have signed it by then, "
+                "so later checkpoints were removed"
             )
             return self._verdict(message, self.late[:2])
         if self.latest is not None and self.latest < now - self.interval - SLACK:
