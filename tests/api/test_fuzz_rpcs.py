@@ -34,7 +34,7 @@ from tests.pg import FreshDatabase
 
 R = TypeVar("R")
 
-EXAMPLES_PER_METHOD = 25
+EXAMPLES_PER_METHOD = 60
 MAX_TRAILER_BYTES = 4096
 # Long enough for any refusal; a stream that is still open after it (Watch waiting for
 # changes) ends with DEADLINE_EXCEEDED, which is the caller's deadline, not a failure.
