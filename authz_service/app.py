@@ -29,6 +29,7 @@ from authz_service.api.relationships import RelationshipsServicer
 from authz_service.api.schema import SchemaServicer
 from authz_service.api.server import SERVICE_NAMES, build_server
 from authz_service.api.tenancy import TenancyServicer
+from authz_service.api.tenants import TenantServicer
 from authz_service.cache.dispatcher import CachingDispatcher
 from authz_service.cache.lru import DecisionCache
 from authz_service.config import Settings
@@ -49,11 +50,13 @@ from authz_service.service.permissions import PermissionService
 from authz_service.service.relationships import RelationshipService
 from authz_service.service.schemas import SchemaManager
 from authz_service.service.tenancy import TenancyService
+from authz_service.service.tenants import TenantService
 from authz_service.store.index import IndexedStore
 from authz_service.store.memory import MemoryStore
 from authz_service.store.protocol import RelationshipReader, Store
 from authz_service.telemetry import PoolStats, Telemetry
 from authz_service.tenancy import BindingGrants, SubjectStatuses
+from authz_service.tenancy.suspension import TenantSuspensions
 
 __all__ = ["App", "Resources", "decision_service", "open_store", "prepare_database"]
 
@@ -234,6 +237,7 @@ def decision_service(
         max_batch=settings.max_batch,
         observe=observe,
         statuses=statuses,
+        tenants=TenantSuspensions(reader or store),
     )
     return permissions, grants, statuses
 
@@ -255,6 +259,7 @@ class App:
     tenancy: TenancyService | None = None
     lifecycle: LifecycleService | None = None
     index: IndexedStore | None = None  # relationships in memory for the engine
+    tenants: TenantService | None = None
 
     @classmethod
     async def start(cls, settings: Settings, *, worker: int = 0) -> App:
@@ -330,6 +335,14 @@ class App:
             audit=audit,
             max_batch=settings.max_batch,
         )
+        tenants = TenantService(
+            registry=(index or store).tenants,
+            store=store,
+            schemas=schemas,
+            resolver=resolver,
+            audit=audit,
+            fresh_s=settings.max_staleness_ms / 1000,
+        )
         if settings.demo:
             from authz_service.demo import load_demo
 
@@ -351,6 +364,7 @@ class App:
             ],
             envoy=envoy,
             tenancy=TenancyServicer(tenancy, lifecycle, default_deadline_s=deadline),
+            tenants=TenantServicer(tenants, default_deadline_s=deadline),
         )
         port = server.add_insecure_port(settings.listen)
         if port == 0:
@@ -374,6 +388,7 @@ class App:
             tenancy,
             lifecycle,
             index,
+            tenants,
         )
 
     async def stop(self, grace: float | None = None) -> None:

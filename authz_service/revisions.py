@@ -67,6 +67,11 @@ class RevisionResolver:
         if current is None or revision >= current[0]:
             self._known[tenant] = (revision, self._clock())
 
+    def forget(self, tenant: str) -> None:
+        """Drop what this replica knows of a deleted tenant's head."""
+        self._known.pop(tenant, None)
+        self._pinned.pop(tenant, None)
+
     def _best_known(self, tenant: str) -> tuple[Revision, float] | None:
         best: tuple[Revision, float] | None = self._known.get(tenant)
         if self._tracker is not None:

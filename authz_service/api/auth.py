@@ -111,6 +111,16 @@ METHOD_SCOPES: Final[Mapping[str, Requirement]] = _table(
             "ReactivateSubject": Scope.WRITE,
             "DeprovisionSubject": Scope.WRITE,
         },
+        # The tenant registry is the platform's: its requests have no `tenant` field, so
+        # only platform (`*`) keys with `admin` may call it.
+        "authz.v1.TenantService": {
+            "CreateTenant": Scope.ADMIN,
+            "GetTenant": Scope.ADMIN,
+            "ListTenants": Scope.ADMIN,
+            "SuspendTenant": Scope.ADMIN,
+            "ReactivateTenant": Scope.ADMIN,
+            "DeleteTenant": Scope.ADMIN,
+        },
         "authz.v1.AuditService": {
             "QueryDecisions": Scope.AUDIT,
             "VerifyLog": Scope.AUDIT,

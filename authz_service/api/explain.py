@@ -89,6 +89,8 @@ def deny_reason(result: CheckResult) -> core_pb2.DenyReason.ValueType:
     # reasons quote user input, and an object id may well contain "suspended".
     for n in nodes:
         reason = n.reason or ""
+        if n.kind == "tenant":
+            return core_pb2.DENY_REASON_TENANT_SUSPENDED
         if n.kind == "lifecycle" and "` is suspended" in reason:
             return core_pb2.DENY_REASON_SUBJECT_SUSPENDED
         if n.kind == "lifecycle" and "` is deprovisioned" in reason:

@@ -22,11 +22,14 @@ from authz_service.api.gen.authz.v1 import (
     schema_pb2_grpc,
     tenancy_pb2,
     tenancy_pb2_grpc,
+    tenants_pb2,
+    tenants_pb2_grpc,
 )
 from authz_service.api.permissions import PermissionsServicer
 from authz_service.api.relationships import RelationshipsServicer
 from authz_service.api.schema import SchemaServicer
 from authz_service.api.tenancy import TenancyServicer
+from authz_service.api.tenants import TenantServicer
 
 __all__ = ["SERVICE_NAMES", "build_server"]
 
@@ -36,6 +39,7 @@ SERVICE_NAMES: tuple[str, ...] = (
     schema_pb2.DESCRIPTOR.services_by_name["SchemaService"].full_name,
     audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
     tenancy_pb2.DESCRIPTOR.services_by_name["TenancyService"].full_name,
+    tenants_pb2.DESCRIPTOR.services_by_name["TenantService"].full_name,
 )
 
 
@@ -50,6 +54,7 @@ def build_server(
     interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
     envoy: EnvoyAuthServicer | None = None,
     tenancy: TenancyServicer | None = None,
+    tenants: TenantServicer | None = None,
 ) -> tuple[grpc.aio.Server, Any]:
     """A server with every service registered but no port bound yet.
 
@@ -72,6 +77,8 @@ def build_server(
     audit_pb2_grpc.add_AuditServiceServicer_to_server(audit, server)
     if tenancy is not None:
         tenancy_pb2_grpc.add_TenancyServiceServicer_to_server(tenancy, server)
+    if tenants is not None:
+        tenants_pb2_grpc.add_TenantServiceServicer_to_server(tenants, server)
     if envoy is not None:  # only with a gateway config: it says how to map requests
         add_envoy_servicer(envoy, server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]

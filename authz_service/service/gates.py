@@ -3,6 +3,8 @@
 `PermissionService.evaluate` and `evaluate_bulk` (live checks, CheckBulk and replay) go
 through `DecisionRules`, so every entry point judges by the same rules:
 
+- in a suspended tenant every decision is DENIED (tenancy/suspension.py), read at the
+  decision's snapshot like a subject's status;
 - a suspended or deprovisioned subject is DENIED everything, whatever the data says;
   status is read at the decision's snapshot, so from the token the suspension returned;
 - with an actor (impersonation), the answer is ALLOWED only if the permission is
@@ -12,7 +14,7 @@ through `DecisionRules`, so every entry point judges by the same rules:
 
 A denial by a rule carries a small explanation even when none was asked for, so the
 decision log and the API can say why (`lifecycle`, `delegation` and `impersonation`
-nodes; see api/explain.py).
+nodes, and `tenant` for a suspended tenant; see api/explain.py).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from authz_service.engine.inputs import require_definition, require_permission, 
 from authz_service.errors import AuthzError, InvalidArgument, echo
 from authz_service.model import WILDCARD, ObjectRef, Relationship, SubjectRef
 from authz_service.tenancy import SubjectStatus, SubjectStatuses
+from authz_service.tenancy.suspension import TenantSuspensions
 
 __all__ = ["DEFAULT_IMPERSONATE_PERMISSION", "DecisionRules"]
 
@@ -57,12 +60,34 @@ class DecisionRules:
         statuses: SubjectStatuses | None = None,
         *,
         impersonate_permission: str = DEFAULT_IMPERSONATE_PERMISSION,
+        tenants: TenantSuspensions | None = None,
     ) -> None:
         self._engine = engine
         self._statuses = statuses
+        self._tenants = tenants
         self.impersonate_permission = impersonate_permission
 
     # --- lifecycle ------------------------------------------------------------------------
+
+    async def tenant_suspended(self, snap: Snapshot) -> bool:
+        return self._tenants is not None and await self._tenants.suspended(
+            snap.tenant, snap.revision
+        )
+
+    async def _tenant_block(
+        self, snap: Snapshot, resource: ObjectRef, permission: str
+    ) -> CheckResult | None:
+        if not await self.tenant_suspended(snap):
+            return None
+        return _denied(
+            ExplainNode(
+                kind="tenant",
+                object=str(resource),
+                relation=permission,
+                result=Decision.DENIED,
+                reason=f"tenant `{echo(snap.tenant)}` is suspended: denied everything",
+            )
+        )
 
     async def status(self, snap: Snapshot, subject: SubjectRef) -> SubjectStatus:
         if self._statuses is None or subject.id == WILDCARD:
@@ -96,6 +121,12 @@ class DecisionRules:
         """ListPermissions for an inactive subject: every permission denied."""
         definition = require_definition(snap.schema, resource.type, "resource")
         require_subject(snap.schema, subject)
+        if await self.tenant_suspended(snap):
+            return [
+                (p.name, blocked)
+                for p in definition.permissions
+                if (blocked := await self._tenant_block(snap, resource, p.name)) is not None
+            ]
         status = await self.status(snap, subject)
         if status is SubjectStatus.ACTIVE:
             return None
@@ -112,6 +143,8 @@ class DecisionRules:
         limit: int | None,
     ) -> AsyncIterator[SubjectResult]:
         """LookupSubjects without inactive subjects: left out, and excluded from a wildcard."""
+        if await self.tenant_suspended(snap):
+            return  # a suspended tenant grants nobody anything
         inactive = await self.inactive_ids(snap, subject_type)
         sent = 0
         async for result in found:
@@ -143,6 +176,10 @@ class DecisionRules:
         require_subject(schema, item.subject)
         if actor is not None:
             self._require_actor(snap, actor)
+        blocked = await self._tenant_block(snap, item.resource, item.permission)
+        if blocked is not None:
+            return blocked
+        if actor is not None:
             refused = self._delegation(snap, item, actor)
             if refused is not None:
                 return refused
@@ -277,7 +314,8 @@ class DecisionRules:
             try:
                 require_permission(snap.schema, item.resource, item.permission)
                 require_subject(snap.schema, item.subject)
-                if actor is not None:
+                results[i] = await self._tenant_block(snap, item.resource, item.permission)
+                if actor is not None and results[i] is None:
                     results[i] = self._delegation(snap, item, actor)
                 if results[i] is None:
                     status = await self.status(snap, item.subject)

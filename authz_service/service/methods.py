@@ -11,19 +11,24 @@ from __future__ import annotations
 __all__ = [
     "CREATE_BINDING",
     "CREATE_ROLE",
+    "CREATE_TENANT",
     "DELETE_BINDING",
     "DELETE_RELATIONSHIPS",
     "DELETE_ROLE",
+    "DELETE_TENANT",
     "DEPROVISION_SUBJECT",
     "GRANT_REACH",
     "LIST_BINDINGS",
     "LIST_ROLES",
+    "LIST_TENANTS",
     "LOOKUP_RESOURCES",
     "LOOKUP_SUBJECTS",
     "QUERY_DECISIONS",
     "REACTIVATE_SUBJECT",
+    "REACTIVATE_TENANT",
     "READ_RELATIONSHIPS",
     "SUSPEND_SUBJECT",
+    "SUSPEND_TENANT",
     "UPDATE_ROLE",
     "WRITE_RELATIONSHIPS",
     "WRITE_SCHEMA",
@@ -52,3 +57,8 @@ SUSPEND_SUBJECT = _method("TenancyService", "SuspendSubject")
 REACTIVATE_SUBJECT = _method("TenancyService", "ReactivateSubject")
 DEPROVISION_SUBJECT = _method("TenancyService", "DeprovisionSubject")
 QUERY_DECISIONS = _method("AuditService", "QueryDecisions")
+CREATE_TENANT = _method("TenantService", "CreateTenant")
+LIST_TENANTS = _method("TenantService", "ListTenants")
+SUSPEND_TENANT = _method("TenantService", "SuspendTenant")
+REACTIVATE_TENANT = _method("TenantService", "ReactivateTenant")
+DELETE_TENANT = _method("TenantService", "DeleteTenant")

@@ -41,6 +41,7 @@ from authz_service.service.audit import AuditTrail, CallInfo
 from authz_service.service.gates import DEFAULT_IMPERSONATE_PERMISSION, DecisionRules
 from authz_service.service.schemas import SchemaManager
 from authz_service.tenancy import SubjectStatus, SubjectStatuses
+from authz_service.tenancy.suspension import TenantSuspensions
 
 __all__ = ["CheckOutcome", "ListOutcome", "PermissionService"]
 
@@ -76,12 +77,16 @@ class PermissionService:
         observe: Callable[[str, bool], None] | None = None,
         statuses: SubjectStatuses | None = None,
         impersonate_permission: str = DEFAULT_IMPERSONATE_PERMISSION,
+        tenants: TenantSuspensions | None = None,
     ) -> None:
         """`statuses` enables the subject lifecycle (suspended and deprovisioned subjects
-        are denied everything); `impersonate_permission` is the permission an actor needs
-        on the subject's object to act on its behalf (see service/gates.py)."""
+        are denied everything), `tenants` the tenant's (a suspended tenant is denied
+        everything); `impersonate_permission` is the permission an actor needs on the
+        subject's object to act on its behalf (see service/gates.py)."""
         self._engine = engine
-        self._rules = DecisionRules(engine, statuses, impersonate_permission=impersonate_permission)
+        self._rules = DecisionRules(
+            engine, statuses, impersonate_permission=impersonate_permission, tenants=tenants
+        )
         self._schemas = schemas
         self._resolver = resolver
         self._cache = cache
@@ -304,8 +309,10 @@ class PermissionService:
             after=after,
             limit=limit,
         )
-        if await self._rules.status(snap, subject) is not SubjectStatus.ACTIVE:
-            stream = _nothing()  # an inactive subject reaches nothing (input checked above)
+        if await self._rules.status(
+            snap, subject
+        ) is not SubjectStatus.ACTIVE or await self._rules.tenant_suspended(snap):
+            stream = _nothing()  # an inactive subject or tenant reaches nothing
         summary = self._audit.stream_summary(
             snap,
             call,

@@ -46,6 +46,7 @@ from authz_service.model import (
 )
 from authz_service.store.index_tenant import TenantIndex
 from authz_service.store.protocol import Change, KeyStore, Precondition, SchemaRecord, Store
+from authz_service.store.registry import TenantRegistry
 
 __all__ = ["IndexStats", "IndexedStore"]
 
@@ -85,6 +86,10 @@ class IndexedStore:
     @property
     def keys(self) -> KeyStore:
         return self._store.keys
+
+    @property
+    def tenants(self) -> TenantRegistry:
+        return _IndexedTenants(self._store.tenants, self._tenants)
 
     @property
     def inner(self) -> Store:
@@ -305,3 +310,20 @@ class IndexedStore:
     async def close(self) -> None:
         await self.stop()
         await self._store.close()
+
+
+class _IndexedTenants:
+    """The wrapped store's registry; a purge also drops the tenant's index here (other
+    replicas find the purged history gone and reload, see PostgresTenants.purge)."""
+
+    def __init__(self, registry: TenantRegistry, indexes: dict[str, TenantIndex]) -> None:
+        self._registry = registry
+        self._indexes = indexes
+        self.create = registry.create
+        self.get = registry.get
+        self.list = registry.list
+        self.set_state = registry.set_state
+
+    async def purge(self, name: str) -> None:
+        await self._registry.purge(name)
+        self._indexes.pop(name, None)

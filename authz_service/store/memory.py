@@ -7,7 +7,7 @@ deleted it. Not durable and not shared between processes, by design.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -23,7 +23,9 @@ from authz_service.model import (
 )
 from authz_service.store.idempotency import key_reused, request_digest
 from authz_service.store.memory_keys import MemoryKeyStore
+from authz_service.store.memory_tenants import MemoryTenants
 from authz_service.store.protocol import Change, Precondition, SchemaRecord
+from authz_service.store.registry import TenantRecord, TenantState, refused
 
 __all__ = ["MemoryStore", "sort_key"]
 
@@ -51,6 +53,12 @@ class _Tenant:
     # key -> (revision, digest of the request it was first used with)
     idempotency: dict[str, tuple[Revision, bytes]] = field(default_factory=dict)
     changes: list[Change] = field(default_factory=list)
+    state: TenantState = TenantState.ACTIVE
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def record(self, name: str) -> TenantRecord:
+        return TenantRecord(name, self.state, self.created_at, self.updated_at, self.head)
 
 
 def _check_distinct(updates: Sequence[RelationshipUpdate]) -> None:
@@ -74,9 +82,50 @@ class MemoryStore:
         self._schemas: list[SchemaRecord] = []
         self._lock = asyncio.Lock()
         self.keys = MemoryKeyStore()
+        self.tenants = MemoryTenants(self)
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        return self._lock
 
     def _tenant(self, tenant: str) -> _Tenant:
-        return self._tenants.setdefault(tenant, _Tenant())
+        """The tenant a write changes (registered by its first write, as PostgreSQL's
+        store does); refused unless active."""
+        state = self._tenants.setdefault(tenant, _Tenant())
+        if state.state is not TenantState.ACTIVE:
+            raise refused(tenant, state.state)
+        return state
+
+    # --- the registry's side (MemoryTenants), called under the lock ----------------------
+
+    def tenant_state(self, tenant: str) -> _Tenant | None:
+        return self._tenants.get(tenant)
+
+    def tenant_states(self) -> Iterator[tuple[str, _Tenant]]:
+        return iter(list(self._tenants.items()))
+
+    def register(self, tenant: str) -> _Tenant:
+        old = self._tenants.get(tenant)
+        # A deleted tenant keeps its head: revisions never repeat under one name.
+        state = self._tenants[tenant] = _Tenant(head=old.head if old else 0)
+        return state
+
+    def apply_as(
+        self, tenant: str, status: TenantState, updates: Sequence[RelationshipUpdate]
+    ) -> Revision:
+        state = self._tenants[tenant]
+        revision = state.head + 1
+        for update in updates:
+            self._apply(state, update, revision)
+        state.head = revision
+        state.state = status
+        state.updated_at = datetime.now(UTC)
+        return revision
+
+    def purge(self, tenant: str) -> None:
+        old = self._tenants[tenant]
+        gone = _Tenant(head=old.head + 1, state=TenantState.DELETED, created_at=old.created_at)
+        self._tenants[tenant] = gone
 
     async def read(
         self,

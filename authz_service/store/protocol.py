@@ -26,6 +26,7 @@ from authz_service.model import (
     Revision,
     UpdateOp,
 )
+from authz_service.store.registry import TenantRegistry
 
 __all__ = [
     "Change",
@@ -223,6 +224,11 @@ class Store(RelationshipReader, RelationshipWriter, RevisionSource, SchemaStore,
     @property
     def keys(self) -> KeyStore:
         """API keys, kept apart from tenant data and its revisions."""
+        ...
+
+    @property
+    def tenants(self) -> TenantRegistry:
+        """Which tenants exist and their state (store/registry.py)."""
         ...
 
     async def close(self) -> None: ...

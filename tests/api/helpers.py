@@ -15,6 +15,8 @@ from authz_service.api.gen.authz.v1 import (
     relationships_pb2_grpc,
     schema_pb2,
     schema_pb2_grpc,
+    tenants_pb2,
+    tenants_pb2_grpc,
 )
 from authz_service.model import parse_object, parse_relationship, parse_subject
 
@@ -77,6 +79,12 @@ class Api:
         self.permissions = permissions_pb2_grpc.PermissionsServiceStub(channel)
         self.relationships = relationships_pb2_grpc.RelationshipsServiceStub(channel)
         self.schema = schema_pb2_grpc.SchemaServiceStub(channel)
+        self.tenants = tenants_pb2_grpc.TenantServiceStub(channel)
+
+    async def create_tenants(self, *names: str) -> None:
+        """Register tenants (data calls to an unknown tenant are NOT_FOUND)."""
+        for name in names:
+            await self.tenants.CreateTenant(tenants_pb2.CreateTenantRequest(name=name))
 
     async def write_schema(self, text: str = SCHEMA, force: bool = False) -> str:
         reply = await self.schema.WriteSchema(

@@ -8,6 +8,7 @@ from authz_service.api.gen.authz.v1 import (
     relationships_pb2,
     schema_pb2,
     tenancy_pb2,
+    tenants_pb2,
 )
 from authz_service.service import methods
 
@@ -15,7 +16,14 @@ from authz_service.service import methods
 def test_every_name_is_a_method_of_the_api() -> None:
     real = {
         f"/{service.full_name}/{method.name}"
-        for module in (audit_pb2, permissions_pb2, relationships_pb2, schema_pb2, tenancy_pb2)
+        for module in (
+            audit_pb2,
+            permissions_pb2,
+            relationships_pb2,
+            schema_pb2,
+            tenancy_pb2,
+            tenants_pb2,
+        )
         for service in module.DESCRIPTOR.services_by_name.values()
         for method in service.methods
     }

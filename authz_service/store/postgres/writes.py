@@ -33,6 +33,7 @@ from authz_service.store.postgres.sql import (
     sort_values,
 )
 from authz_service.store.protocol import Precondition, SchemaRecord
+from authz_service.store.registry import TenantState, refused
 
 if TYPE_CHECKING:
     import asyncpg
@@ -40,26 +41,36 @@ if TYPE_CHECKING:
 
     Connection = PoolConnectionProxy[asyncpg.Record] | asyncpg.Connection
 
-__all__ = ["CHANNEL", "apply", "bump_head", "delete", "write", "write_schema"]
+__all__ = ["CHANNEL", "apply", "apply_updates", "bump_head", "delete", "write", "write_schema"]
 
 CHANNEL = "authz_revisions"
 
-BUMP_SQL = f"""
+# Only an active tenant's head moves (a suspended or deleted one yields no row); the
+# registry's own state changes bump with BUMP_ANY_SQL.
+_BUMP = """
 WITH bumped AS (
     INSERT INTO tenants AS t (tenant, head) VALUES ($1, 1)
-    ON CONFLICT (tenant) DO UPDATE SET head = t.head + 1
+    ON CONFLICT (tenant) DO UPDATE SET head = t.head + 1 {where}
     RETURNING head
 ), logged AS (
     INSERT INTO revisions (tenant, revision, committed_at)
     SELECT $1, head, clock_timestamp() FROM bumped
 )
-SELECT head, pg_notify('{CHANNEL}', $1 || ':' || head) FROM bumped
+SELECT head, pg_notify('{channel}', $1 || ':' || head) FROM bumped
 """
+BUMP_SQL = _BUMP.format(where="WHERE t.state = 'active'", channel=CHANNEL)
+BUMP_ANY_SQL = _BUMP.format(where="", channel=CHANNEL)
 
 
-async def bump_head(conn: Connection, tenant: str) -> Revision:
-    """Take the tenant's write lock and return the revision this transaction writes."""
-    return int(await conn.fetchval(BUMP_SQL, tenant))
+async def bump_head(conn: Connection, tenant: str, *, any_state: bool = False) -> Revision:
+    """Take the tenant's write lock and return the revision this transaction writes;
+    refused (NotFound / FailedPrecondition) if the tenant is not active, unless
+    `any_state` (the registry changing the state itself)."""
+    head = await conn.fetchval(BUMP_ANY_SQL if any_state else BUMP_SQL, tenant)
+    if head is None:
+        state = await conn.fetchval("SELECT state FROM tenants WHERE tenant = $1", tenant)
+        raise refused(tenant, TenantState(state))
+    return int(head)
 
 
 class _Replayed(Exception):
@@ -126,7 +137,7 @@ async def _check_preconditions(
             raise pre.failed(index)
 
 
-async def _apply(
+async def apply_updates(
     conn: Connection, tenant: str, revision: Revision, updates: Sequence[RelationshipUpdate]
 ) -> None:
     if not updates:
@@ -170,7 +181,7 @@ async def write(
                             raise key_reused(idempotency_key)
                         raise _Replayed(int(first["revision"]))
                 await _check_preconditions(conn, tenant, preconditions)
-                await _apply(conn, tenant, revision, updates)
+                await apply_updates(conn, tenant, revision, updates)
                 if idempotency_key is not None:
                     await conn.execute(
                         "INSERT INTO idempotency_keys (tenant, key, revision, request_digest)"
@@ -225,7 +236,7 @@ async def apply(
                 deleted.extend(relationship_from_row(row) for row in rows)
             # Rows the filters just ended are no longer live, so an update writing one of
             # them again inserts a new row at this revision (Watch reports a TOUCH).
-            await _apply(conn, tenant, revision, updates)
+            await apply_updates(conn, tenant, revision, updates)
     deleted.sort(key=sort_values)
     return revision, deleted
 

@@ -1,0 +1,197 @@
+"""Tenants as managed objects over gRPC on PostgreSQL: create, get, list, suspend,
+reactivate, delete; admin records in a signed log that still verifies after a delete."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from authz_service.api.gen.authz.v1 import (
+    core_pb2,
+    permissions_pb2,
+    tenants_pb2,
+)
+from authz_service.app import App
+from authz_service.credentials import Scope, new_key
+from authz_service.decisionlog import DecisionKind, generate_keypair, load_public_key
+from authz_service.decisionlog.query import RecordFilter
+from authz_service.service.log_reader import iter_log, verify_log
+from tests.api.conftest import server_settings
+from tests.api.helpers import ALLOWED, DENIED, Api, obj, subj
+from tests.tenancy.helpers import KeyedChannel
+
+PB = tenants_pb2
+SUSPENDED = core_pb2.DENY_REASON_TENANT_SUSPENDED
+SERVICE = "/authz.v1.TenantService"
+
+
+@contextlib.asynccontextmanager
+async def _server(pg_dsn: str, tmp_path: Path, private: Path) -> AsyncIterator[App]:
+    settings = server_settings(
+        pg_dsn, tmp_path, auth=True, log_mode="durable", log_signing_key=str(private)
+    )
+    running = await App.start(settings)
+    try:
+        yield running
+    finally:
+        await running.stop(grace=1.0)
+
+
+async def _keyed(app: App, channel: grpc.aio.Channel, tenant: str) -> tuple[str, Api]:
+    record, token = new_key(tenant=tenant, scopes=frozenset(Scope))
+    await app.store.keys.create(record)
+    return record.key_id, Api(KeyedChannel(channel, token))  # type: ignore[arg-type]
+
+
+async def test_create_get_and_list_in_pages(app: App, channel: grpc.aio.Channel) -> None:
+    api = Api(channel)
+    created = await api.tenants.CreateTenant(PB.CreateTenantRequest(name="b-corp"))
+    assert created.tenant.name == "b-corp"
+    assert created.tenant.state == PB.TENANT_STATE_ACTIVE
+    await api.create_tenants("a-corp", "c-corp")
+    with pytest.raises(grpc.aio.AioRpcError) as taken:
+        await api.tenants.CreateTenant(PB.CreateTenantRequest(name="a-corp"))
+    assert taken.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    got = await api.tenants.GetTenant(PB.GetTenantRequest(name="c-corp"))
+    assert got.tenant.name == "c-corp"
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await api.tenants.GetTenant(PB.GetTenantRequest(name="d-corp"))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "tenant `d-corp` does not exist" in (missing.value.details() or "")
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        await api.tenants.CreateTenant(PB.CreateTenantRequest(name="no spaces"))
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    names: list[str] = []
+    request = PB.ListTenantsRequest(limit=2)
+    while True:
+        page = await api.tenants.ListTenants(request)
+        names += [t.name for t in page.tenants]
+        if not page.HasField("next_cursor"):
+            break
+        request = PB.ListTenantsRequest(limit=2, cursor=page.next_cursor)
+    assert names == ["a-corp", "b-corp", "c-corp"]
+
+
+async def test_suspend_denies_everything_at_its_token_and_reactivate_restores(
+    app: App, channel: grpc.aio.Channel
+) -> None:
+    api = Api(channel)
+    await api.write_schema()
+    await api.create_tenants("acme")
+    token = await api.touch("acme", "document:readme#viewer@user:alice")
+    for _ in range(2):  # the second answer comes from the decision cache
+        assert (
+            await api.check("acme", "document:readme", "view", "user:alice", fresh=token)
+        ).decision == ALLOWED
+
+    suspended = await api.tenants.SuspendTenant(
+        PB.SuspendTenantRequest(name="acme", reason="unpaid")
+    )
+    at = suspended.written_at.token
+    reply = await api.check("acme", "document:readme", "view", "user:alice", fresh=at)
+    assert reply.decision == DENIED
+    assert reply.explanation.deny_reason == SUSPENDED
+    bulk = await api.permissions.CheckBulk(
+        permissions_pb2.CheckBulkRequest(
+            tenant="acme",
+            items=[
+                permissions_pb2.CheckBulkRequestItem(
+                    resource=obj("document:readme"), permission="view", subject=subj("user:alice")
+                )
+            ],
+            consistency=core_pb2.Consistency(at_least_as_fresh=suspended.written_at),
+        )
+    )
+    assert [i.result.decision for i in bulk.items] == [DENIED]
+    found = api.permissions.LookupResources(
+        permissions_pb2.LookupResourcesRequest(
+            tenant="acme",
+            resource_type="document",
+            permission="view",
+            subject=subj("user:alice"),
+            consistency=core_pb2.Consistency(at_least_as_fresh=suspended.written_at),
+        )
+    )
+    assert [r.resource_id async for r in found] == []
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await api.touch("acme", "document:other#viewer@user:alice")
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "tenant `acme` is suspended" in (refused.value.details() or "")
+    state = await api.tenants.GetTenant(PB.GetTenantRequest(name="acme"))
+    assert state.tenant.state == PB.TENANT_STATE_SUSPENDED
+    # The decision before the suspension is still what it was (replay, exact snapshots).
+    before = await api.check("acme", "document:readme", "view", "user:alice", exact=token)
+    assert before.decision == ALLOWED
+
+    back = await api.tenants.ReactivateTenant(
+        PB.ReactivateTenantRequest(name="acme", reason="paid")
+    )
+    reply = await api.check(
+        "acme", "document:readme", "view", "user:alice", fresh=back.written_at.token
+    )
+    assert reply.decision == ALLOWED
+    await api.touch("acme", "document:other#viewer@user:alice")
+
+    with pytest.raises(grpc.aio.AioRpcError) as no_reason:
+        await api.tenants.SuspendTenant(PB.SuspendTenantRequest(name="acme"))
+    assert no_reason.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await api.tenants.SuspendTenant(PB.SuspendTenantRequest(name="nobody", reason="x"))
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_delete_exports_purges_revokes_and_keeps_a_verifiable_log(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    private, public = generate_keypair(tmp_path / "keys")
+    async with (
+        _server(pg_dsn, tmp_path, private) as app,
+        grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel,
+    ):
+        _, platform = await _keyed(app, channel, "*")
+        await platform.write_schema()
+        await platform.create_tenants("acme", "globex")
+        acme_key, acme = await _keyed(app, channel, "acme")
+        _, globex = await _keyed(app, channel, "globex")
+        await acme.touch("acme", "document:readme#viewer@user:alice")
+        kept = await globex.touch("globex", "document:readme#viewer@user:bob")
+
+        gone = await platform.tenants.DeleteTenant(
+            PB.DeleteTenantRequest(name="acme", reason="contract ended, TICKET-9")
+        )
+        assert gone.export == "document:readme#viewer@user:alice\n"
+        assert gone.relationship_count == 1
+        assert list(gone.revoked_key_ids) == [acme_key]
+        stored = await app.store.keys.get(acme_key)
+        assert stored is not None
+        assert stored.revoked
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await platform.tenants.GetTenant(PB.GetTenantRequest(name="acme"))
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        other = await globex.check("globex", "document:readme", "view", "user:bob", fresh=kept)
+        assert other.decision == ALLOWED
+
+    # The tenant's log is kept (docs/tenancy.md, retention) and still verifies; the
+    # lifecycle changes are admin records naming the method, with the reason on top.
+    log = tmp_path / "decisions"
+    reports = verify_log(log, load_public_key(public), tenant="acme")
+    assert [r.ok for _, r in reports] == [True]
+    admin = [
+        f.stored.entry.record
+        for f in iter_log(log, RecordFilter(tenant="acme", kind=DecisionKind.ADMIN))
+    ]
+    assert [r.action for r in admin] == [
+        f"{SERVICE}/CreateTenant",
+        "/authz.v1.RelationshipsService/WriteRelationships",
+        f"{SERVICE}/DeleteTenant",
+    ]
+    deleted = admin[-1]
+    assert deleted.reason == "contract ended, TICKET-9"
+    assert deleted.details["relationships"] == 1
+    assert deleted.details["export_sha256"] == gone.export_sha256
+    assert deleted.details["revoked_keys"] == [acme_key]
