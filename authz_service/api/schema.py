@@ -36,20 +36,21 @@ class SchemaServicer(schema_pb2_grpc.SchemaServiceServicer):
         started = time.perf_counter()
         if len(request.schema.encode()) > _MAX_SCHEMA_BYTES:
             raise InvalidArgument("schema exceeds 1 MiB", field="schema")
-        compiled, seq = await self._schemas.write(request.schema, force=request.force)
+        written = await self._schemas.write(request.schema, force=request.force)
         await self._audit.admin(
             "_platform",
             call_info(context, self._deadline),
             action=methods.WRITE_SCHEMA,
-            resource=f"schema:{compiled.version}",
+            resource=f"schema:{written.schema.version}",
             revision=0,
-            schema_version=compiled.version,
-            details={"force": request.force},
+            schema_version=written.schema.version,
+            details={"force": request.force, "orphaned": list(written.orphaned)},
             started=started,
         )
         return schema_pb2.WriteSchemaResponse(
-            schema_version=compiled.version,
-            written_at=core_pb2.ConsistencyToken(token=encode_schema_token(seq)),
+            schema_version=written.schema.version,
+            written_at=core_pb2.ConsistencyToken(token=encode_schema_token(written.seq)),
+            orphaned=written.orphaned,
         )
 
     @unary_rpc

@@ -3,7 +3,8 @@
     parse_schema(text) -> Schema              syntax only
     compile_schema(text) -> CompiledSchema    parse + type check + indexes + version digest
     print_schema(schema) -> str               canonical text; parse(print(s)) == s
-    orphaned_relationships(new, kinds)        what a schema change would orphan
+    orphaned_relationships(new, kinds)        what a schema change would orphan, and why
+    orphaned_kinds(new, kinds)                the same, as `type#relation@subject`
 
 Every problem is a `SchemaError` carrying line:column. The language is described in
 docs/schema.md.
@@ -14,7 +15,7 @@ from __future__ import annotations
 from authz_service.schema.ast import Schema
 from authz_service.schema.compiled import CompiledSchema
 from authz_service.schema.compiler import compile_ast, compile_schema
-from authz_service.schema.diff import orphaned_relationships
+from authz_service.schema.diff import orphaned_kinds, orphaned_relationships
 from authz_service.schema.parser import parse_schema
 from authz_service.schema.printer import print_expr, print_schema
 
@@ -23,6 +24,7 @@ __all__ = [
     "Schema",
     "compile_ast",
     "compile_schema",
+    "orphaned_kinds",
     "orphaned_relationships",
     "parse_schema",
     "print_expr",

@@ -8,14 +8,14 @@ which caveat they carry, and whether they expire.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
 from authz_service.model import RelationshipKind
 from authz_service.schema.compiled import CompiledSchema
 from authz_service.schema.relationships import allows
 
-__all__ = ["orphaned_relationships"]
+__all__ = ["orphaned_kinds", "orphaned_relationships"]
 
 _ELLIPSIS = "..."
 
@@ -43,30 +43,49 @@ def _sort_key(kind: RelationshipKind) -> tuple[str, str, str, str, bool, str, bo
     )
 
 
-def orphaned_relationships(new: CompiledSchema, kinds: Iterable[RelationshipKind]) -> list[str]:
-    """One message per stored kind that `new` would not allow, sorted. A subject relation
-    of `...` means the subject object itself, like `""`."""
+def _orphans(
+    new: CompiledSchema, kinds: Iterable[RelationshipKind]
+) -> Iterator[tuple[RelationshipKind, str]]:
+    """(kind, why) for each stored kind `new` would not allow, sorted by kind."""
     normalized = {
         replace(k, subject_relation="") if k.subject_relation == _ELLIPSIS else k for k in kinds
     }
-    messages: list[str] = []
     for kind in sorted(normalized, key=_sort_key):
         subject = _subject(kind)
         stored = f"relationships `{kind.resource_type}#{kind.relation}@{subject}` exist"
         if kind.resource_type not in new.definitions:
-            messages.append(f"definition `{kind.resource_type}` is removed but {stored}")
+            yield kind, f"definition `{kind.resource_type}` is removed but {stored}"
             continue
         allowed = new.relations.get((kind.resource_type, kind.relation))
         if allowed is None:
             now = "is now a permission" if new.member(kind.resource_type, kind.relation) else None
-            messages.append(
-                f"relation `{kind.resource_type}#{kind.relation}` {now or 'is removed'} "
-                f"but {stored}"
+            yield (
+                kind,
+                (
+                    f"relation `{kind.resource_type}#{kind.relation}` {now or 'is removed'} "
+                    f"but {stored}"
+                ),
             )
             continue
         if not any(allows(a, kind) for a in allowed.allowed):
-            messages.append(
-                f"subject type `{subject}` is no longer allowed on "
-                f"`{kind.resource_type}#{kind.relation}` but {stored}"
+            yield (
+                kind,
+                (
+                    f"subject type `{subject}` is no longer allowed on "
+                    f"`{kind.resource_type}#{kind.relation}` but {stored}"
+                ),
             )
-    return messages
+
+
+def orphaned_relationships(new: CompiledSchema, kinds: Iterable[RelationshipKind]) -> list[str]:
+    """One message per stored kind that `new` would not allow, sorted. A subject relation
+    of `...` means the subject object itself, like `""`."""
+    return [why for _, why in _orphans(new, kinds)]
+
+
+def orphaned_kinds(new: CompiledSchema, kinds: Iterable[RelationshipKind]) -> list[str]:
+    """The same kinds, each as `resource_type#relation@subject` with the subject written
+    as an allowed subject type (`user`, `user:*`, `group#member`, `user with cav`)."""
+    return [
+        f"{kind.resource_type}#{kind.relation}@{_subject(kind)}" for kind, _ in _orphans(new, kinds)
+    ]

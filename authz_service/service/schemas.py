@@ -15,19 +15,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 
 from cachetools import LRUCache
 
 from authz_service.errors import FailedPrecondition, NotFound, echo
 from authz_service.model import Consistency, Revision
 from authz_service.revisions import RevisionResolver
-from authz_service.schema import compile_schema, orphaned_relationships
+from authz_service.schema import compile_schema, orphaned_kinds, orphaned_relationships
 from authz_service.schema.compiled import CompiledSchema
 from authz_service.store.protocol import SchemaStore
 
-__all__ = ["SchemaManager"]
+__all__ = ["SchemaManager", "SchemaWrite"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaWrite:
+    """What WriteSchema did: the schema now current, the seq a reader must reach to use
+    it (or a newer one), and what it orphaned (only a forced write orphans anything)."""
+
+    schema: CompiledSchema
+    seq: int
+    orphaned: tuple[str, ...]
 
 
 class SchemaManager:
@@ -114,19 +125,18 @@ class SchemaManager:
             raise NotFound(f"schema version `{echo(version)}` does not exist")
         return self._compiled(record.version, record.text)
 
-    async def write(self, text: str, *, force: bool = False) -> tuple[CompiledSchema, int]:
-        """Compile, refuse changes that orphan stored relationships unless forced, store.
-        Returns the schema and the seq a reader must reach to use it (or a newer one)."""
+    async def write(self, text: str, *, force: bool = False) -> SchemaWrite:
+        """Compile, refuse changes that orphan stored relationships unless forced, store."""
         compiled = compile_schema(text)
         async with self._write_lock:
+            # Internal rows (roles, bindings, status: types `__...`) are not schema data;
+            # a binding on a type the schema drops simply grants nothing.
+            kinds = {
+                k
+                for k in await self._store.relationship_kinds()
+                if not k.resource_type.startswith("__")
+            }
             if not force:
-                # Internal rows (roles, bindings, status: types `__...`) are not schema
-                # data; a binding on a type the schema drops simply grants nothing.
-                kinds = {
-                    k
-                    for k in await self._store.relationship_kinds()
-                    if not k.resource_type.startswith("__")
-                }
                 problems = orphaned_relationships(compiled, kinds)
                 if problems:
                     raise FailedPrecondition(
@@ -140,7 +150,7 @@ class SchemaManager:
                 record = await self._store.write_schema(compiled.version, compiled.text)
                 self._versions[compiled.version] = compiled
                 self._use(record.seq, compiled)
-        return compiled, self._seq
+        return SchemaWrite(compiled, self._seq, tuple(orphaned_kinds(compiled, kinds)))
 
     async def start(self) -> None:
         await self.refresh()

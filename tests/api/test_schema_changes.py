@@ -81,3 +81,18 @@ async def test_a_schema_token_names_no_revision(api: Api) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await anext(aiter(watch))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_forced_change_lists_what_it_orphaned(api: Api) -> None:
+    await api.write_schema(BASE % "user with cav | user:*")
+    await api.touch("acme", "document:d#viewer@user:a[cav]", "document:d#viewer@user:*")
+    await api.touch("globex", "document:e#viewer@user:*")
+    forced = await api.schema.WriteSchema(
+        schema_pb2.WriteSchemaRequest(schema=BASE % "user:*", force=True)
+    )
+    assert list(forced.orphaned) == ["document#viewer@user with cav"]
+    # Orphaned relationships stay stored: a schema that allows them again orphans nothing.
+    restored = await api.schema.WriteSchema(
+        schema_pb2.WriteSchemaRequest(schema=BASE % "user:* | user with cav")
+    )
+    assert list(restored.orphaned) == []

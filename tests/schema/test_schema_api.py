@@ -7,7 +7,12 @@ import pytest
 import authz_service.schema as schema_api
 from authz_service.errors import InvalidArgument, SchemaError
 from authz_service.model import RelationshipKind
-from authz_service.schema import compile_schema, orphaned_relationships, parse_schema
+from authz_service.schema import (
+    compile_schema,
+    orphaned_kinds,
+    orphaned_relationships,
+    parse_schema,
+)
 from authz_service.schema.ast import Arrow, RelationRef, Union
 
 SOURCE = """
@@ -39,6 +44,7 @@ def test_public_api_is_pinned() -> None:
         "Schema",
         "compile_ast",
         "compile_schema",
+        "orphaned_kinds",
         "orphaned_relationships",
         "parse_schema",
         "print_expr",
@@ -127,3 +133,11 @@ def test_orphaned_relationships() -> None:
         "definition `folder` is removed but relationships `folder#viewer@user` exist",
     ]
     assert orphaned_relationships(new, []) == []
+    assert orphaned_kinds(new, kinds) == [
+        "document#editor@user",
+        "document#owner@user",
+        "document#viewer@group#member",
+        "document#viewer@user with cav",
+        "document#viewer@user:* with expiration",
+        "folder#viewer@user",
+    ]
