@@ -12,12 +12,14 @@ evaluated: not even a cycle that would not settle, as in SpiceDB.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from authz_service.engine import explain as ex
 from authz_service.engine.accumulate import Accumulator
 from authz_service.engine.dispatch import Subproblem, SubResult
 from authz_service.engine.tristate import FALSE, TRUE, Tri
 from authz_service.engine.types import ExplainNode
-from authz_service.model import WILDCARD, RelationshipFilter
+from authz_service.model import WILDCARD, Relationship, RelationshipFilter, RelationshipKind
 from authz_service.schema.ast import (
     Arrow,
     Exclusion,
@@ -30,6 +32,7 @@ from authz_service.schema.ast import (
     SelfRef,
     Union,
 )
+from authz_service.schema.relationships import allows
 
 __all__ = ["LocalDispatcher", "evaluate"]
 
@@ -122,6 +125,17 @@ async def _expr(req: Subproblem, expr: Expr) -> SubResult:
     raise TypeError(f"unknown expression {expr!r}")  # pragma: no cover - exhaustive above
 
 
+def _allowed(relation: Relation, rel: Relationship) -> bool:
+    """Whether the schema allows this stored relationship's subject type, wildcard and
+    caveat (the rule writes obey). One it no longer allows, kept by a forced WriteSchema,
+    grants nothing. An expiration is not judged here: such a relationship still ends when
+    it expires, whether or not the relation still lists `with expiration`."""
+    kind = RelationshipKind.of(rel)
+    if kind.expiring:
+        kind = replace(kind, expiring=False)
+    return any(allows(allowed, kind) for allowed in relation.allowed)
+
+
 def _direct_first(req: Subproblem, children: tuple[Expr, ...]) -> list[Expr]:
     """An intersection's operands, those answered from this object's own relationships
     (`self`, `nil`, a relation) first. The value does not depend on the order, but when
@@ -161,7 +175,8 @@ async def _arrow(req: Subproblem, expr: Arrow, acc: Accumulator) -> SubResult:
     read = await state.reads.read(
         RelationshipFilter(req.resource.type, (req.resource.id,), expr.relation)
     )
-    live = read.live
+    left = schema.relations.get((req.resource.type, expr.relation))
+    live = tuple(rel for rel in read.live if left is not None and _allowed(left, rel))
     state.check_fanout(req, len(live), expr.relation)
     acc.consulted(live)
     for rel in read.expired if acc.nodes is not None else ():
@@ -204,6 +219,8 @@ async def _relation(req: Subproblem, relation: Relation) -> SubResult:
     acc.consulted(direct.live)
     value = FALSE
     for rel in direct.live:
+        if not _allowed(relation, rel):
+            continue
         step = state.caveats.value(rel, req.context)
         value = value | step
         if acc.nodes is not None:
@@ -252,6 +269,8 @@ async def _subject_sets(req: Subproblem, relation: Relation, acc: Accumulator, v
                 acc.add(ex.expired_leaf(rel))
         has_member = schema.member(allowed.type, allowed.relation) is not None
         for rel in live:
+            if not _allowed(relation, rel):
+                continue
             step = state.caveats.value(rel, req.context)
             children: tuple[ExplainNode, ...] = ()
             if not step.is_false and has_member:

@@ -82,3 +82,41 @@ async def test_a_subtracted_intersection_with_an_empty_direct_side_settles() -> 
     assert await s.decision("project:p2#view@user:u4") is Decision.ALLOWED
     explained = await s.check("project:p2#view@user:u4", explain=True)
     assert explained.decision is Decision.ALLOWED
+
+
+FORCED = """
+definition user {}
+caveat cav(n int) { n < 3 }
+definition group {
+    relation member: user
+}
+definition document {
+    relation parent: group
+    relation viewer: user | group#member
+    permission view = viewer + parent->member
+}
+"""
+
+
+async def test_relationships_a_forced_schema_change_orphaned_grant_nothing() -> None:
+    # Stored under an older schema that allowed `user:*`, `user with cav`, `user with
+    # expiration` and `group#member with cav`; the current one (written with force)
+    # allows none of these shapes, and the proto promises they grant nothing.
+    s = await setup(
+        FORCED,
+        [
+            "document:d#viewer@user:*",
+            "document:d#viewer@user:ann[cav]",
+            "document:d#viewer@user:bob[expiration:2999-01-01T00:00:00Z]",
+            "document:d#viewer@group:eng#member[cav]",
+            "group:eng#member@user:cat",
+            "document:d#parent@group:ops[cav]",
+            "group:ops#member@user:dan",
+        ],
+    )
+    for user in ("zed", "ann", "cat", "dan"):
+        result = await s.check(f"document:d#view@user:{user}", {"n": 1})
+        assert result.decision is Decision.DENIED, user
+    # An expiration is not judged against the schema: bob's relationship (a plain `user`,
+    # still allowed) counts until it expires.
+    assert await s.decision("document:d#view@user:bob") is Decision.ALLOWED

@@ -163,14 +163,21 @@ async def _lookup_subjects(
             assert ids == sorted(set(ids))
             listed = {s.subject_id: (s.decision, s.missing_context) for s in found}
             wildcard = listed.pop("*", None)
-            excluded = {i for s in found if s.subject_id == "*" for i in s.excluded_subject_ids}
+            excluded = {
+                e.subject_id: (e.decision, e.missing_context)
+                for s in found
+                if s.subject_id == "*"
+                for e in s.excluded_subjects
+            }
             candidates = list(world.objects[subject_type])
             if subject_type == "user":
                 assert FRESH_USER in candidates
             for subject_id in candidates:
                 if subject_id in listed:
                     got = listed[subject_id]
-                elif subject_id in excluded or wildcard is None:
+                elif subject_id in excluded:
+                    got = excluded[subject_id]
+                elif wildcard is None:
                     got = (Decision.DENIED, ())
                 else:
                     got = wildcard
