@@ -24,6 +24,7 @@ from authz_service.api.audit import AuditServicer
 from authz_service.api.auth import Authenticator, AuthInterceptor
 from authz_service.api.decoding import DecodingInterceptor
 from authz_service.api.envoy import ENVOY_SERVICE_NAME, EnvoyAuthServicer
+from authz_service.api.limits import FailureLimiter
 from authz_service.api.permissions import PermissionsServicer
 from authz_service.api.relationships import RelationshipsServicer
 from authz_service.api.schema import SchemaServicer
@@ -170,14 +171,23 @@ async def _log_public_key(settings: Settings) -> Ed25519PublicKey | None:
     return key.public_key()
 
 
-def _auth_interceptors(settings: Settings, store: Store) -> list[AuthInterceptor]:
-    """After telemetry, so that refused calls are counted and traced too."""
+def _authenticator(settings: Settings, store: Store, telemetry: Telemetry) -> Authenticator | None:
     if not settings.auth:
         log.warning(
             "authentication is off: every caller is trusted; use only for local development"
         )
-        return []
-    return [AuthInterceptor(Authenticator(store.keys, ttl_s=settings.auth_cache_ttl_s))]
+        return None
+    limiter = FailureLimiter(
+        threshold=settings.auth_fail_threshold,
+        max_backoff_s=settings.auth_backoff_max_s,
+        on_failure=telemetry.metrics.record_auth_failure,
+    )
+    return Authenticator(
+        store.keys,
+        ttl_s=settings.auth_cache_ttl_s,
+        negative_ttl_s=settings.auth_negative_ttl_s,
+        limiter=limiter,
+    )
 
 
 def _envoy(
@@ -349,6 +359,7 @@ class App:
             await load_demo(schemas, relationships)
         deadline = settings.default_deadline_ms / 1000
         envoy = _envoy(settings, permissions, deadline)
+        authenticator = _authenticator(settings, store, telemetry)
         server, health_servicer = build_server(
             permissions=PermissionsServicer(permissions, default_deadline_s=deadline),
             relationships=RelationshipsServicer(relationships, default_deadline_s=deadline),
@@ -360,7 +371,8 @@ class App:
             interceptors=[
                 telemetry.interceptor,
                 DecodingInterceptor(),
-                *_auth_interceptors(settings, store),
+                # After telemetry, so that refused calls are counted and traced too.
+                *([AuthInterceptor(authenticator)] if authenticator else []),
             ],
             envoy=envoy,
             tenancy=TenancyServicer(tenancy, lifecycle, default_deadline_s=deadline),

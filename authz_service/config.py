@@ -62,6 +62,10 @@ class Settings:
     # Off only for local development (`authz serve --no-auth`); see docs/auth.md.
     auth: bool = field(default=True, metadata={"env": "AUTHZ_AUTH"})
     auth_cache_ttl_s: float = field(default=5.0, metadata={"env": "AUTHZ_AUTH_CACHE_TTL_S"})
+    # Abuse limits on failed authentications (docs/auth.md "Failed attempts").
+    auth_fail_threshold: int = field(default=10, metadata={"env": "AUTHZ_AUTH_FAIL_THRESHOLD"})
+    auth_backoff_max_s: float = field(default=60.0, metadata={"env": "AUTHZ_AUTH_BACKOFF_MAX_S"})
+    auth_negative_ttl_s: float = field(default=2.0, metadata={"env": "AUTHZ_AUTH_NEGATIVE_TTL_S"})
     # YAML mapping HTTP requests to checks for Envoy ext_authz (docs/gateway.md); empty = off.
     gateway_config: str = field(default="", metadata={"env": "AUTHZ_GATEWAY_CONFIG"})
     # The bearer key client commands (`authz check`) present; `--api-key` overrides it.
@@ -84,13 +88,19 @@ class Settings:
                 )
         if self.workers == 0:  # 0 means one worker per core, from the flag or the environment
             object.__setattr__(self, "workers", os.cpu_count() or 1)
-        if self.auth_cache_ttl_s < 0:
-            raise InvalidArgument(
-                "`auth_cache_ttl_s` must not be negative",
-                field="auth_cache_ttl_s",
-                value=self.auth_cache_ttl_s,
-            )
-        for name in ("workers", "cache_size", "max_concurrent_rpcs", "max_depth", "max_batch"):
+        for name in ("auth_cache_ttl_s", "auth_backoff_max_s", "auth_negative_ttl_s"):
+            if getattr(self, name) < 0:
+                raise InvalidArgument(
+                    f"`{name}` must not be negative", field=name, value=getattr(self, name)
+                )
+        for name in (
+            "auth_fail_threshold",
+            "workers",
+            "cache_size",
+            "max_concurrent_rpcs",
+            "max_depth",
+            "max_batch",
+        ):
             if getattr(self, name) < 1:
                 raise InvalidArgument(
                     f"`{echo(name)}` must be at least 1", field=name, value=getattr(self, name)

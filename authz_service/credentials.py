@@ -84,6 +84,12 @@ class ApiKey:
         """True if `secret` is this key's secret; constant time in the digest compare."""
         return hmac.compare_digest(hash_secret(secret), self.secret_hash)
 
+    def refusal(self, now: datetime) -> str | None:
+        """Why this key, its secret matched, may not be used at `now`; None if it may."""
+        if self.revoked:
+            return f"api key `{self.key_id}` is revoked"
+        return None
+
     def revoke(self, at: datetime) -> ApiKey:
         """This key revoked at `at`; a key already revoked keeps its first revocation time."""
         return self if self.revoked_at is not None else replace(self, revoked_at=at)

@@ -1,16 +1,17 @@
 """Who may call: API-key authentication, method scopes and tenant binding (docs/auth.md).
 
 Every call except the health and reflection services must carry the metadata
-`authorization: Bearer azk_<key id>_<secret>`. The interceptor checks it in two steps:
+`authorization: Bearer azk_<key id>_<secret>`. The interceptor's handler checks it in
+two steps, before the servicer runs (unary and server-streaming alike):
 
-1. Before the request body is read (`intercept_service`): the key must be well formed,
-   known, not revoked, and its secret must match. Otherwise UNAUTHENTICATED, and the
-   request is never deserialized: an unauthenticated caller costs no parsing.
-2. After the request is deserialized and before the servicer runs (a wrapper around the
-   method handler, unary and server-streaming alike): the key must hold the scope the
-   method needs (`METHOD_SCOPES`, the one table) and be bound to the request's tenant.
-   Otherwise PERMISSION_DENIED. A request without a `tenant` field is not tenant data
-   and needs a platform (`*`) key, except for methods open to any key (ReadSchema).
+1. Before the request body is parsed (the handler receives it as bytes): the caller's
+   peer and key id must not be backing off after failed attempts (api/limits.py,
+   RESOURCE_EXHAUSTED), and the key must be well formed, known, not revoked, and its
+   secret must match (UNAUTHENTICATED). An unauthenticated caller costs no parsing.
+2. After parsing: the key must hold the scope the method needs (`METHOD_SCOPES`, the one
+   table) and be bound to the request's tenant. Otherwise PERMISSION_DENIED. A request
+   without a `tenant` field is not tenant data and needs a platform (`*`) key, except
+   for methods open to any key (ReadSchema).
 
 Verified keys are cached for `ttl_s` (default 5 s) so that the hot path does not touch
 the database; a revoked key therefore stops working at most `ttl_s` after revocation.
@@ -32,10 +33,13 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any, Final, Literal, TypeAlias
 
 import grpc
 
+from authz_service.api.decoding import Undecodable, decode
+from authz_service.api.limits import FailureLimiter
 from authz_service.api.recheck import rechecked, run_rechecked
 from authz_service.api.status import to_status
 from authz_service.credentials import ApiKey, Scope, split_token
@@ -175,13 +179,26 @@ class Authenticator:
         *,
         ttl_s: float = 5.0,
         max_entries: int = 10_000,
+        negative_ttl_s: float = 2.0,
+        limiter: FailureLimiter | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._keys = keys
         self._ttl = ttl_s
         self._max = max_entries
+        self._negative_ttl = negative_ttl_s
+        self._limiter = limiter or FailureLimiter(clock=clock)
         self._clock = clock
         self._cache: dict[str, tuple[float, ApiKey]] = {}
+        # Key ids the store did not know, until when: a flood of made-up ids costs no
+        # database round trip. Short-lived, and cleared by `created` on this replica.
+        self._unknown: dict[str, float] = {}
+
+    def changed(self, key_id: str) -> None:
+        """A key was created through this replica: forget what the caches say about it,
+        so that it works here at once."""
+        self._unknown.pop(key_id, None)
+        self._cache.pop(key_id, None)
 
     @property
     def recheck_s(self) -> float:
@@ -189,39 +206,63 @@ class Authenticator:
         a stream no later than it stops new calls."""
         return self._ttl if self._ttl > 0 else self.UNCACHED_RECHECK_S
 
-    async def authenticate(self, authorization: str | None, *, fresh: bool = False) -> ApiKey:
+    async def authenticate(
+        self, authorization: str | None, *, fresh: bool = False, peer: str | None = None
+    ) -> ApiKey:
         """The live key `authorization` (`Bearer <key>`) presents; Unauthenticated if
-        none does, Unavailable if the store cannot be reached. `fresh` reads the store
-        even when the key is cached (and refreshes the cache)."""
-        if not authorization:
-            raise Unauthenticated("missing `authorization: Bearer <api key>` metadata")
-        scheme, _, token = authorization.strip().partition(" ")
-        if scheme.lower() != "bearer":
-            raise Unauthenticated("authorization metadata must be `Bearer <api key>`")
-        parts = split_token(token.strip())
-        if parts is None:
-            raise Unauthenticated("malformed api key")
-        key_id, secret = parts
-        key = await self._lookup(key_id, fresh)
-        # One message for an unknown id and a wrong secret; "revoked" only to the holder.
-        if key is None or not key.matches(secret):
-            raise Unauthenticated("invalid api key")
-        if key.revoked:
-            raise Unauthenticated(f"api key `{echo(key_id)}` is revoked")
-        return key
+        none does, Unavailable if the store cannot be reached, LimitExceeded while the
+        peer or key id is backing off after failures. `fresh` reads the store even when
+        the key is cached (and refreshes the cache)."""
+        key_id = None
+        try:
+            if not authorization:
+                raise Unauthenticated("missing `authorization: Bearer <api key>` metadata")
+            scheme, _, token = authorization.strip().partition(" ")
+            if scheme.lower() != "bearer":
+                raise Unauthenticated("authorization metadata must be `Bearer <api key>`")
+            parts = split_token(token.strip())
+            if parts is None:
+                self._limiter.check(peer, None)
+                raise Unauthenticated("malformed api key")
+            key_id, secret = parts
+            self._limiter.check(peer, key_id)
+            key = await self._lookup(key_id, fresh)
+            # One message for an unknown id and a wrong secret; the rest only to the holder.
+            if key is None or not key.matches(secret):
+                raise Unauthenticated("invalid api key")
+            refused = key.refusal(self._now())
+            if refused is not None:
+                raise Unauthenticated(refused)
+            return key
+        except Unauthenticated:
+            if not fresh:  # a stream's re-check is the holder's key ending, not a guess
+                self._limiter.failed(peer, key_id)
+            raise
+
+    def _now(self) -> datetime:
+        return datetime.now(UTC)
 
     async def _lookup(self, key_id: str, fresh: bool) -> ApiKey | None:
         now = self._clock()
         hit = self._cache.get(key_id)
         if hit is not None and hit[0] > now and not fresh:
             return hit[1]
+        unknown_until = self._unknown.get(key_id)
+        if unknown_until is not None and unknown_until > now and not fresh:
+            return None
         key = await self._keys.get(key_id)
         if key is None:
             self._cache.pop(key_id, None)
-        elif self._ttl > 0:
-            if key_id not in self._cache and len(self._cache) >= self._max:
-                self._evict(now)
-            self._cache[key_id] = (now + self._ttl, key)
+            if self._negative_ttl > 0:
+                if key_id not in self._unknown and len(self._unknown) >= self._max:
+                    del self._unknown[next(iter(self._unknown))]  # the oldest insertion
+                self._unknown[key_id] = now + self._negative_ttl
+        else:
+            self._unknown.pop(key_id, None)
+            if self._ttl > 0:
+                if key_id not in self._cache and len(self._cache) >= self._max:
+                    self._evict(now)
+                self._cache[key_id] = (now + self._ttl, key)
         return key
 
     def _evict(self, now: float) -> None:
@@ -288,11 +329,19 @@ def refusal(method: str, need: Requirement | None, key: ApiKey, request: Any) ->
     return None
 
 
+def _raw(data: bytes) -> bytes:
+    """Request deserializer of a protected call: the body stays bytes until the caller
+    is authenticated, so an unauthenticated caller costs no parsing."""
+    return data
+
+
 # Not subscripted: grpc.aio.ServerInterceptor is generic in the stubs only.
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Authenticates every call and enforces METHOD_SCOPES and tenant binding.
 
     Put it after the telemetry interceptor, so that refused calls are counted too.
+    Authentication runs in the handler, not in `intercept_service`, because only the
+    handler's context knows the peer the abuse limits count.
     """
 
     def __init__(
@@ -309,40 +358,40 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         method = handler_call_details.method
         if handler is None or method.split("/")[1] in EXEMPT_SERVICES:
             return handler
-        try:
-            authorization = _authorization(handler_call_details.invocation_metadata)
-            key = await self._auth.authenticate(authorization)
-        except Exception as exc:  # refused (or the store is down): answer, never admit
-            log.debug("refused call to %s: %s", method, exc)
-            return _refusing(handler, exc)
-        # grpc runs interceptors in the call's own task, so the handler sees this; it
-        # still checks that the metadata is the one verified before trusting it.
-        _verified.set((authorization or "", key))
         cached = self._guarded.get(method)
         if cached is None or cached[0] is not handler:
             cached = (handler, self._guard(method, handler))
             self._guarded[method] = cached
         return cached[1]
 
-    async def _admit(self, method: str, request: Any, context: Context) -> None:
-        """Runs after deserialization, before the servicer: abort unless allowed."""
+    async def _admit(
+        self, method: str, raw: bytes, context: Context, deserialize: Callable[[bytes], Any]
+    ) -> Any:
+        """Authenticate, then parse the body and check scope and tenant; the request, or
+        an abort."""
         try:
             authorization = _authorization(context.invocation_metadata())
-            verified = _verified.get()
-            if verified is not None and verified[0] == authorization:
-                key = verified[1]
-            else:
-                key = await self._auth.authenticate(authorization)
-            _verified.set((authorization or "", key))
+            key = await self._auth.authenticate(authorization, peer=context.peer())
+        except Exception as exc:  # refused (or the store is down): answer, never admit
+            log.debug("refused call to %s: %s", method, exc)
+            await context.abort_with_status(to_status(exc))  # type: ignore[attr-defined]
+            raise  # not reached: abort raises
+        _verified.set((authorization or "", key))
+        try:
+            request = decode(deserialize, raw)
+            if isinstance(request, Undecodable):
+                raise request.error()
             reason = refusal(method, self._scopes.get(method), key, request)
             if reason is not None:
                 raise PermissionDenied(reason)
         except AuthzError as exc:
             await context.abort_with_status(to_status(exc))  # type: ignore[attr-defined]
+        return request
 
     def _guard(self, method: str, handler: Handler) -> Handler:
+        deserialize: Any = handler.request_deserializer
         serializers = {
-            "request_deserializer": handler.request_deserializer,
+            "request_deserializer": _raw,
             "response_serializer": handler.response_serializer,
         }
         admit = self._admit
@@ -358,16 +407,16 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         stream: Any = handler.unary_stream
         if unary is not None:
 
-            async def guarded_unary(request: Any, context: Context) -> Any:
-                await admit(method, request, context)
+            async def guarded_unary(raw: bytes, context: Context) -> Any:
+                request = await admit(method, raw, context, deserialize)
                 return await unary(request, context)
 
             return grpc.unary_unary_rpc_method_handler(guarded_unary, **serializers)
         if stream is not None:
             if inspect.isasyncgenfunction(stream):
 
-                async def guarded_stream(request: Any, context: Context) -> AsyncIterator[Any]:
-                    await admit(method, request, context)
+                async def guarded_stream(raw: bytes, context: Context) -> AsyncIterator[Any]:
+                    request = await admit(method, raw, context, deserialize)
                     responses = stream(request, context)
                     checked = rechecked(responses, verify(context), auth.recheck_s, context)
                     try:
@@ -378,9 +427,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
 
                 return grpc.unary_stream_rpc_method_handler(guarded_stream, **serializers)
 
-            async def guarded_writer(request: Any, context: Context) -> None:
-                await admit(method, request, context)  # a handler that calls context.write
-                work = stream(request, context)
+            async def guarded_writer(raw: bytes, context: Context) -> None:
+                request = await admit(method, raw, context, deserialize)
+                work = stream(request, context)  # a handler that calls context.write
                 await run_rechecked(work, verify(context), auth.recheck_s, context)
 
             return grpc.unary_stream_rpc_method_handler(guarded_writer, **serializers)

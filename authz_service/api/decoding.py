@@ -25,7 +25,7 @@ import grpc
 from authz_service.api.status import to_status
 from authz_service.errors import InvalidArgument
 
-__all__ = ["DecodingInterceptor", "Undecodable"]
+__all__ = ["DecodingInterceptor", "Undecodable", "decode"]
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +62,22 @@ def _cause(exc: Exception) -> str:
     return "not a valid protobuf encoding"
 
 
+def decode(deserializer: Callable[[bytes], Any], raw: bytes) -> Any:
+    """The request `raw` encodes, or an Undecodable saying why not; never raises."""
+    try:
+        return deserializer(raw)
+    except Exception as exc:  # DecodeError, and whatever else a parser may raise
+        return Undecodable(_message_type(deserializer), _cause(exc))
+
+
 def _tolerant(deserializer: Callable[[bytes], Any], message_type: str) -> Callable[[bytes], Any]:
-    def decode(raw: bytes) -> Any:
+    def tolerant(raw: bytes) -> Any:
         try:
             return deserializer(raw)
         except Exception as exc:  # DecodeError, and whatever else a parser may raise
             return Undecodable(message_type, _cause(exc))
 
-    return decode
+    return tolerant
 
 
 async def _refuse(method: str, request: Undecodable, context: Context) -> None:

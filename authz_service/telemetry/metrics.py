@@ -129,6 +129,13 @@ class Metrics:
             for outcome in OUTCOMES
             for hit in (False, True)
         }
+        self._auth_failures = Counter(
+            "authz_auth_failures",
+            "Failed authentications: `refused` (bad, unknown, revoked or expired key) and "
+            "`limited` (refused unchecked while the peer or key id backs off).",
+            ["reason"],
+            registry=self.registry,
+        )
         self._callbacks = CallbackCollector()
         self.registry.register(self._callbacks)
 
@@ -147,6 +154,9 @@ class Metrics:
                 outcome, "true" if cache_hit else "false"
             )
         child.inc()
+
+    def record_auth_failure(self, reason: str) -> None:
+        self._auth_failures.labels(reason).inc()
 
     def register_cache(self, stats: StatsFn[CacheStatsLike]) -> None:
         self._callbacks.cache = stats
