@@ -24,6 +24,7 @@ from authz_service.api.audit import AuditServicer
 from authz_service.api.auth import Authenticator, AuthInterceptor
 from authz_service.api.decoding import DecodingInterceptor
 from authz_service.api.envoy import ENVOY_SERVICE_NAME, EnvoyAuthServicer
+from authz_service.api.keys import KeysServicer
 from authz_service.api.limits import FailureLimiter
 from authz_service.api.permissions import PermissionsServicer
 from authz_service.api.relationships import RelationshipsServicer
@@ -46,6 +47,7 @@ from authz_service.errors import FailedPrecondition
 from authz_service.gateway import Gateway, load_gateway_config
 from authz_service.revisions import RevisionResolver
 from authz_service.service.audit import AuditTrail
+from authz_service.service.keys import KeyAdmin
 from authz_service.service.lifecycle import LifecycleService
 from authz_service.service.permissions import PermissionService
 from authz_service.service.relationships import RelationshipService
@@ -360,6 +362,13 @@ class App:
         deadline = settings.default_deadline_ms / 1000
         envoy = _envoy(settings, permissions, deadline)
         authenticator = _authenticator(settings, store, telemetry)
+        if authenticator is not None:
+            resources.closers.append(authenticator.flush_usage)
+        key_admin = KeyAdmin(
+            store.keys,
+            audit,
+            on_changed=authenticator.changed if authenticator else lambda _key_id: None,
+        )
         server, health_servicer = build_server(
             permissions=PermissionsServicer(permissions, default_deadline_s=deadline),
             relationships=RelationshipsServicer(relationships, default_deadline_s=deadline),
@@ -377,6 +386,7 @@ class App:
             envoy=envoy,
             tenancy=TenancyServicer(tenancy, lifecycle, default_deadline_s=deadline),
             tenants=TenantServicer(tenants, default_deadline_s=deadline),
+            keys=KeysServicer(key_admin, default_deadline_s=deadline),
         )
         port = server.add_insecure_port(settings.listen)
         if port == 0:

@@ -28,8 +28,10 @@ __all__ = [
     "Scope",
     "hash_secret",
     "new_key",
+    "new_secret",
     "parse_scopes",
     "split_token",
+    "token",
     "validate_key_tenant",
 ]
 
@@ -68,6 +70,11 @@ class ApiKey:
     created_at: datetime
     name: str = ""
     revoked_at: datetime | None = None
+    expires_at: datetime | None = None
+    # The secret a rotation replaced, and until when it still works (the overlap).
+    previous_hash: bytes | None = None
+    previous_until: datetime | None = None
+    last_used_at: datetime | None = None
 
     @property
     def platform(self) -> bool:
@@ -81,14 +88,26 @@ class ApiKey:
         return self.platform or self.tenant == tenant
 
     def matches(self, secret: str) -> bool:
-        """True if `secret` is this key's secret; constant time in the digest compare."""
-        return hmac.compare_digest(hash_secret(secret), self.secret_hash)
+        """True if `secret` is this key's current secret or the one its last rotation
+        replaced (still subject to `refusal`); constant time in the digest compares."""
+        digest = hash_secret(secret)
+        current = hmac.compare_digest(digest, self.secret_hash)
+        previous = hmac.compare_digest(digest, self.previous_hash or b"")
+        return current or previous
 
-    def refusal(self, now: datetime) -> str | None:
-        """Why this key, its secret matched, may not be used at `now`; None if it may."""
+    def refusal(self, secret: str, now: datetime) -> str | None:
+        """Why this key, `secret` matched, may not be used at `now`; None if it may."""
         if self.revoked:
             return f"api key `{self.key_id}` is revoked"
+        if self.expired(now):
+            return f"api key `{self.key_id}` expired"
+        current = hmac.compare_digest(hash_secret(secret), self.secret_hash)
+        if not current and (self.previous_until is None or self.previous_until <= now):
+            return f"api key `{self.key_id}` was rotated: its previous secret no longer works"
         return None
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
 
     def revoke(self, at: datetime) -> ApiKey:
         """This key revoked at `at`; a key already revoked keeps its first revocation time."""
@@ -152,22 +171,47 @@ def validate_key_tenant(tenant: str) -> str:
 
 
 def new_key(
-    *, tenant: str, scopes: Iterable[Scope], name: str = "", now: datetime | None = None
+    *,
+    tenant: str,
+    scopes: Iterable[Scope],
+    name: str = "",
+    now: datetime | None = None,
+    expires_at: datetime | None = None,
+    field: str = "name",
 ) -> tuple[ApiKey, str]:
     """A fresh key record and the full key string (the only time the secret exists)."""
     scope_set = parse_scopes(s.value for s in scopes)
     if len(name) > _MAX_NAME or not name.isprintable():
         raise InvalidArgument(
-            f"key name must be at most {_MAX_NAME} printable characters", field="name", value=name
+            f"key {field} must be at most {_MAX_NAME} printable characters",
+            field=field,
+            value=name,
+        )
+    created = now or datetime.now(UTC)
+    if expires_at is not None and expires_at <= created:
+        raise InvalidArgument(
+            "`expire_time` must be in the future", field="expire_time", value=str(expires_at)
         )
     key_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(_ID_LENGTH))
-    secret = secrets.token_urlsafe(_SECRET_BYTES)
+    secret, digest = new_secret()
     record = ApiKey(
         key_id=key_id,
         tenant=validate_key_tenant(tenant),
         scopes=scope_set,
-        secret_hash=hash_secret(secret),
-        created_at=now or datetime.now(UTC),
+        secret_hash=digest,
+        created_at=created,
         name=name,
+        expires_at=expires_at,
     )
-    return record, f"{KEY_PREFIX}_{key_id}_{secret}"
+    return record, token(key_id, secret)
+
+
+def new_secret() -> tuple[str, bytes]:
+    """A fresh secret and its digest."""
+    secret = secrets.token_urlsafe(_SECRET_BYTES)
+    return secret, hash_secret(secret)
+
+
+def token(key_id: str, secret: str) -> str:
+    """The full key string callers present."""
+    return f"{KEY_PREFIX}_{key_id}_{secret}"

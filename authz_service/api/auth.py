@@ -28,6 +28,7 @@ deployment's (or a proxy's) job.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import inspect
 import logging
@@ -125,6 +126,13 @@ METHOD_SCOPES: Final[Mapping[str, Requirement]] = _table(
             "ReactivateTenant": Scope.ADMIN,
             "DeleteTenant": Scope.ADMIN,
         },
+        # Keys of the request's tenant; a key never grants scopes its creator lacks.
+        "authz.v1.KeysService": {
+            "CreateKey": Scope.ADMIN,
+            "ListKeys": Scope.ADMIN,
+            "RevokeKey": Scope.ADMIN,
+            "RotateKey": Scope.ADMIN,
+        },
         "authz.v1.AuditService": {
             "QueryDecisions": Scope.AUDIT,
             "VerifyLog": Scope.AUDIT,
@@ -181,6 +189,7 @@ class Authenticator:
         max_entries: int = 10_000,
         negative_ttl_s: float = 2.0,
         limiter: FailureLimiter | None = None,
+        usage_interval_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._keys = keys
@@ -193,10 +202,16 @@ class Authenticator:
         # Key ids the store did not know, until when: a flood of made-up ids costs no
         # database round trip. Short-lived, and cleared by `created` on this replica.
         self._unknown: dict[str, float] = {}
+        # Last-use times not yet written: one batched write per `usage_interval_s`, not
+        # one per call.
+        self._usage_interval = usage_interval_s
+        self._used: dict[str, datetime] = {}
+        self._flushed = clock()
+        self._flushing: asyncio.Task[None] | None = None
 
     def changed(self, key_id: str) -> None:
-        """A key was created through this replica: forget what the caches say about it,
-        so that it works here at once."""
+        """A key was created, revoked or rotated through this replica: forget what the
+        caches say about it, so the change applies here at once."""
         self._unknown.pop(key_id, None)
         self._cache.pop(key_id, None)
 
@@ -227,12 +242,17 @@ class Authenticator:
             key_id, secret = parts
             self._limiter.check(peer, key_id)
             key = await self._lookup(key_id, fresh)
+            if key is not None and not fresh and not key.matches(secret):
+                # Perhaps rotated on another replica since it was cached: ask the store
+                # once more (the failure limits bound what this costs a guesser).
+                key = await self._lookup(key_id, True)
             # One message for an unknown id and a wrong secret; the rest only to the holder.
             if key is None or not key.matches(secret):
                 raise Unauthenticated("invalid api key")
-            refused = key.refusal(self._now())
+            refused = key.refusal(secret, self._now())
             if refused is not None:
                 raise Unauthenticated(refused)
+            self._note_use(key_id)
             return key
         except Unauthenticated:
             if not fresh:  # a stream's re-check is the holder's key ending, not a guess
@@ -241,6 +261,24 @@ class Authenticator:
 
     def _now(self) -> datetime:
         return datetime.now(UTC)
+
+    def _note_use(self, key_id: str) -> None:
+        self._used[key_id] = self._now()
+        now = self._clock()
+        if now - self._flushed < self._usage_interval:
+            return
+        if self._flushing is None or self._flushing.done():
+            self._flushed = now
+            self._flushing = asyncio.get_running_loop().create_task(self.flush_usage())
+
+    async def flush_usage(self) -> None:
+        """Write the last-use times gathered since the last flush (one store call). A
+        failure loses only these times: they are informational, never a decision."""
+        used, self._used = self._used, {}
+        try:
+            await self._keys.touch(used)
+        except Exception as exc:  # the store is down: the next flush has newer times
+            log.warning("could not record the last use of %d api keys: %s", len(used), exc)
 
     async def _lookup(self, key_id: str, fresh: bool) -> ApiKey | None:
         now = self._clock()

@@ -104,6 +104,17 @@ class CursorScope:
             raise _not_ours(cursor.token)
         return Resumed(Consistency(ConsistencyMode.AT_EXACT_SNAPSHOT, revision), after)
 
+    def resume_after(self, cursor: core_pb2.Cursor) -> str:
+        """The key to continue after, for a listing that is not pinned to a snapshot
+        (ListKeys: `at` is 0); "" for a first page."""
+        opened = self._open(cursor)
+        if opened is None:
+            return ""
+        at, after = opened
+        if at != 0 or not isinstance(after, str):
+            raise _not_ours(cursor.token)
+        return after
+
     def resume_log(self, cursor: core_pb2.Cursor) -> tuple[dict[str, int], dict[str, int]] | None:
         """(through, after) of a decision-log query's cursor, each the seq number of every
         stream by name; None for a first page."""

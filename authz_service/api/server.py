@@ -14,6 +14,8 @@ from authz_service.api.envoy import ENVOY_SERVICE_NAME, EnvoyAuthServicer, add_e
 from authz_service.api.gen.authz.v1 import (
     audit_pb2,
     audit_pb2_grpc,
+    keys_pb2,
+    keys_pb2_grpc,
     permissions_pb2,
     permissions_pb2_grpc,
     relationships_pb2,
@@ -25,6 +27,7 @@ from authz_service.api.gen.authz.v1 import (
     tenants_pb2,
     tenants_pb2_grpc,
 )
+from authz_service.api.keys import KeysServicer
 from authz_service.api.permissions import PermissionsServicer
 from authz_service.api.relationships import RelationshipsServicer
 from authz_service.api.schema import SchemaServicer
@@ -40,6 +43,7 @@ SERVICE_NAMES: tuple[str, ...] = (
     audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
     tenancy_pb2.DESCRIPTOR.services_by_name["TenancyService"].full_name,
     tenants_pb2.DESCRIPTOR.services_by_name["TenantService"].full_name,
+    keys_pb2.DESCRIPTOR.services_by_name["KeysService"].full_name,
 )
 
 
@@ -55,6 +59,7 @@ def build_server(
     envoy: EnvoyAuthServicer | None = None,
     tenancy: TenancyServicer | None = None,
     tenants: TenantServicer | None = None,
+    keys: KeysServicer | None = None,
 ) -> tuple[grpc.aio.Server, Any]:
     """A server with every service registered but no port bound yet.
 
@@ -79,6 +84,8 @@ def build_server(
         tenancy_pb2_grpc.add_TenancyServiceServicer_to_server(tenancy, server)
     if tenants is not None:
         tenants_pb2_grpc.add_TenantServiceServicer_to_server(tenants, server)
+    if keys is not None:
+        keys_pb2_grpc.add_KeysServiceServicer_to_server(keys, server)
     if envoy is not None:  # only with a gateway config: it says how to map requests
         add_envoy_servicer(envoy, server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]

@@ -1,5 +1,8 @@
-"""`authz keys create|list|revoke`: manage API keys directly in the database.
+"""`authz keys create|list|revoke|rotate`: manage API keys.
 
+With `--server HOST:PORT` every command is a thin client of the server's KeysService
+(cli/keys_remote.py). Without it, `create`, `list` and `revoke` work directly in the
+database: the bootstrap path for the first platform admin key, and for recovery.
 Same database rules as `authz serve` and `authz migrate`: `--database-url`, else
 `AUTHZ_DATABASE_URL`, else the embedded server in the data directory.
 
@@ -25,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from authz_service.cli.keys_remote import add_key_tenant, rotate_needs_server, via_server
 from authz_service.cli.migrate import add_database_arguments, database_url
 from authz_service.config import Settings, load_settings
 from authz_service.credentials import ALL_TENANTS, ApiKey, Scope, new_key, parse_scopes
@@ -38,7 +42,7 @@ PLATFORM_STREAM = "_platform"  # where platform-wide admin records go (see api/s
 def register(sub: Any) -> None:
     parser = sub.add_parser(
         "keys",
-        help="create, list and revoke API keys",
+        help="create, list, revoke and rotate API keys",
         description="Manage the API keys callers present as `authorization: Bearer <key>`.",
     )
     actions = parser.add_subparsers(dest="keys_command", required=True)
@@ -53,22 +57,38 @@ def register(sub: Any) -> None:
         "--scopes", required=True, help="comma-separated: check, write, admin, audit"
     )
     create.add_argument("--name", default="", help="what the key is for (shown by `list`)")
+    create.add_argument("--expires", help="with --server: when the key stops working (ISO 8601)")
     _common(create)
-    create.set_defaults(handler=_create)
+    create.set_defaults(handler=via_server(_create))
 
     listing = actions.add_parser("list", help="list keys (never their secrets)")
     listing.add_argument("--tenant", help="only keys bound to this tenant (`*`: platform keys)")
     _common(listing)
-    listing.set_defaults(handler=_list)
+    listing.set_defaults(handler=via_server(_list))
 
     revoke = actions.add_parser("revoke", help="revoke a key; running servers refuse it soon")
     revoke.add_argument("key_id", help="the id shown by `create` and `list`")
+    add_key_tenant(revoke)
     _common(revoke)
-    revoke.set_defaults(handler=_revoke)
+    revoke.set_defaults(handler=via_server(_revoke))
+
+    rotate = actions.add_parser("rotate", help="give a key a new secret (needs --server)")
+    rotate.add_argument("key_id", help="the id shown by `create` and `list`")
+    rotate.add_argument(
+        "--overlap", type=int, help="seconds the previous secret keeps working (default 86400)"
+    )
+    add_key_tenant(rotate)
+    _common(rotate)
+    rotate.set_defaults(handler=via_server(rotate_needs_server))
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     add_database_arguments(parser)
+    parser.add_argument(
+        "--server", help="host:port of a running server: use its KeysService RPCs instead"
+    )
+    parser.add_argument("--api-key", help="with --server: an admin key (AUTHZ_API_KEY)")
+    parser.add_argument("--reason", default="", help="with --server: the admin record's reason")
     parser.add_argument(
         "--log-dir",
         type=Path,

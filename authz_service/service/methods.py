@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "CREATE_BINDING",
+    "CREATE_KEY",
     "CREATE_ROLE",
     "CREATE_TENANT",
     "DELETE_BINDING",
@@ -19,6 +20,7 @@ __all__ = [
     "DEPROVISION_SUBJECT",
     "GRANT_REACH",
     "LIST_BINDINGS",
+    "LIST_KEYS",
     "LIST_ROLES",
     "LIST_TENANTS",
     "LOOKUP_RESOURCES",
@@ -27,6 +29,8 @@ __all__ = [
     "REACTIVATE_SUBJECT",
     "REACTIVATE_TENANT",
     "READ_RELATIONSHIPS",
+    "REVOKE_KEY",
+    "ROTATE_KEY",
     "SUSPEND_SUBJECT",
     "SUSPEND_TENANT",
     "UPDATE_ROLE",
@@ -62,3 +66,7 @@ LIST_TENANTS = _method("TenantService", "ListTenants")
 SUSPEND_TENANT = _method("TenantService", "SuspendTenant")
 REACTIVATE_TENANT = _method("TenantService", "ReactivateTenant")
 DELETE_TENANT = _method("TenantService", "DeleteTenant")
+CREATE_KEY = _method("KeysService", "CreateKey")
+LIST_KEYS = _method("KeysService", "ListKeys")
+REVOKE_KEY = _method("KeysService", "RevokeKey")
+ROTATE_KEY = _method("KeysService", "RotateKey")

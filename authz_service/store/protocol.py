@@ -11,9 +11,9 @@ tests/store/test_contract.py.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from authz_service.credentials import ApiKey
@@ -215,6 +215,22 @@ class KeyStore(Protocol):
     async def revoke(self, key_id: str) -> ApiKey:
         """Mark the key revoked now and return it; NotFound if there is none. Revoking
         a revoked key changes nothing and returns it with its first revocation time."""
+        ...
+
+    async def page(self, tenant: str | None, after: str, limit: int) -> Sequence[ApiKey]:
+        """Up to `limit` keys (of `tenant`, or all when None) with ids after `after`,
+        ordered by key id: one page of a listing."""
+        ...
+
+    async def rotate(self, key_id: str, secret_hash: bytes, overlap: timedelta) -> ApiKey:
+        """Give the key a new secret digest; the replaced one keeps working for
+        `overlap` from now (the store's clock). NotFound if there is no such key,
+        FailedPrecondition if it is revoked or expired."""
+        ...
+
+    async def touch(self, used: Mapping[str, datetime]) -> None:
+        """Record last-use times (key id -> time), never moving one backwards; unknown
+        ids are ignored. One round trip for the whole batch."""
         ...
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from authz_service.api.gen.authz.v1 import (
     audit_pb2,
+    keys_pb2,
     permissions_pb2,
     relationships_pb2,
     schema_pb2,
@@ -18,6 +19,7 @@ def test_every_name_is_a_method_of_the_api() -> None:
         f"/{service.full_name}/{method.name}"
         for module in (
             audit_pb2,
+            keys_pb2,
             permissions_pb2,
             relationships_pb2,
             schema_pb2,

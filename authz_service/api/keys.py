@@ -1,0 +1,145 @@
+"""KeysService: API keys over the API (docs/auth.md "Managing keys").
+
+Thin: validate and convert the request, call the key admin service, convert the answer.
+Secrets appear only in CreateKey and RotateKey responses; digests never leave the store.
+ListKeys pages by key id with a cursor bound to its call (docs/api.md "Cursors"); keys
+are platform state, not revisioned, so pages are not pinned to a snapshot.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import grpc
+
+from authz_service.api import convert
+from authz_service.api.auth import current_key
+from authz_service.api.calls import call_info, unary_rpc
+from authz_service.api.cursors import CursorScope
+from authz_service.api.gen.authz.v1 import keys_pb2, keys_pb2_grpc
+from authz_service.credentials import ApiKey, Scope, parse_scopes, validate_key_tenant
+from authz_service.errors import InvalidArgument
+from authz_service.service import methods
+from authz_service.service.keys import KeyAdmin
+from authz_service.service.pages import page_limit
+
+__all__ = ["KeysServicer", "key_to_proto"]
+
+Ctx = grpc.aio.ServicerContext[Any, Any]
+DEFAULT_OVERLAP = timedelta(hours=24)
+MAX_OVERLAP = timedelta(days=30)
+_MAX_TIMESTAMP_S = 253_402_300_799  # 9999-12-31T23:59:59Z
+
+
+def _time(value: datetime | None, msg: Any) -> None:
+    if value is not None:
+        msg.FromDatetime(value.astimezone(UTC))
+
+
+def key_to_proto(key: ApiKey) -> keys_pb2.ApiKeyInfo:
+    msg = keys_pb2.ApiKeyInfo(
+        key_id=key.key_id,
+        tenant=key.tenant,
+        scopes=[s.value for s in Scope if s in key.scopes],
+        description=key.name,
+    )
+    _time(key.created_at, msg.create_time)
+    _time(key.expires_at, msg.expire_time)
+    _time(key.revoked_at, msg.revoke_time)
+    _time(key.last_used_at, msg.last_use_time)
+    _time(key.previous_until, msg.previous_secret_expire_time)
+    return msg
+
+
+def _scopes(values: Any) -> frozenset[Scope]:
+    if not values:
+        raise InvalidArgument("a key needs at least one scope", field="scopes", value="")
+    return parse_scopes(list(values))
+
+
+def _overlap(request: keys_pb2.RotateKeyRequest) -> timedelta:
+    if not request.HasField("overlap"):
+        return DEFAULT_OVERLAP
+    seconds, nanos = request.overlap.seconds, request.overlap.nanos
+    # Checked before converting: a hostile Duration overflows timedelta.
+    if not (0 <= seconds <= MAX_OVERLAP.total_seconds() and 0 <= nanos < 1_000_000_000):
+        raise InvalidArgument(
+            "`overlap` must be between 0 and 30 days", field="overlap", value=f"{seconds}s"
+        )
+    return min(request.overlap.ToTimedelta(), MAX_OVERLAP)
+
+
+def _expiry(request: keys_pb2.CreateKeyRequest) -> datetime | None:
+    if not request.HasField("expire_time"):
+        return None
+    seconds, nanos = request.expire_time.seconds, request.expire_time.nanos
+    # Checked before converting: a hostile Timestamp overflows datetime.
+    if not (0 < seconds <= _MAX_TIMESTAMP_S and 0 <= nanos < 1_000_000_000):
+        raise InvalidArgument(
+            "`expire_time` must be a time between 1970 and 9999",
+            field="expire_time",
+            value=f"{seconds}s",
+        )
+    return request.expire_time.ToDatetime(tzinfo=UTC)
+
+
+class KeysServicer(keys_pb2_grpc.KeysServiceServicer):
+    def __init__(self, admin: KeyAdmin, *, default_deadline_s: float) -> None:
+        self._admin = admin
+        self._deadline = default_deadline_s
+
+    @unary_rpc
+    async def CreateKey(
+        self, request: keys_pb2.CreateKeyRequest, context: Ctx
+    ) -> keys_pb2.CreateKeyResponse:
+        tenant = validate_key_tenant(request.tenant)
+        expires = _expiry(request)
+        key, secret = await self._admin.create(
+            current_key(),
+            call_info(context, self._deadline, reason=convert.reason(request.reason) or None),
+            tenant=tenant,
+            scopes=_scopes(request.scopes),
+            description=request.description,
+            expires_at=expires,
+        )
+        return keys_pb2.CreateKeyResponse(key=key_to_proto(key), secret=secret)
+
+    @unary_rpc
+    async def ListKeys(
+        self, request: keys_pb2.ListKeysRequest, context: Ctx
+    ) -> keys_pb2.ListKeysResponse:
+        if request.tenant:
+            validate_key_tenant(request.tenant)
+        limit = page_limit(request.limit)
+        scope = CursorScope.of(methods.LIST_KEYS, request.tenant, request)
+        after = scope.resume_after(request.cursor)
+        # One more than the page, to know whether another page follows.
+        found = list(await self._admin.page(request.tenant, after, limit + 1))
+        response = keys_pb2.ListKeysResponse(keys=[key_to_proto(k) for k in found[:limit]])
+        if len(found) > limit:
+            response.next_cursor.CopyFrom(scope.issue(0, found[limit - 1].key_id))
+        return response
+
+    @unary_rpc
+    async def RevokeKey(
+        self, request: keys_pb2.RevokeKeyRequest, context: Ctx
+    ) -> keys_pb2.RevokeKeyResponse:
+        key = await self._admin.revoke(
+            call_info(context, self._deadline, reason=convert.reason(request.reason) or None),
+            request.tenant,
+            request.key_id,
+        )
+        return keys_pb2.RevokeKeyResponse(key=key_to_proto(key))
+
+    @unary_rpc
+    async def RotateKey(
+        self, request: keys_pb2.RotateKeyRequest, context: Ctx
+    ) -> keys_pb2.RotateKeyResponse:
+        key, secret = await self._admin.rotate(
+            call_info(context, self._deadline, reason=convert.reason(request.reason) or None),
+            request.tenant,
+            request.key_id,
+            _overlap(request),
+        )
+        return keys_pb2.RotateKeyResponse(key=key_to_proto(key), secret=secret)
