@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2
 
 from authz_service.api.audit import AuditServicer
 from authz_service.api.auth import Authenticator, AuthInterceptor
+from authz_service.api.context_limits import ContextLimits
 from authz_service.api.decoding import DecodingInterceptor
 from authz_service.api.envoy import ENVOY_SERVICE_NAME, EnvoyAuthServicer
 from authz_service.api.keys import KeysServicer
@@ -46,6 +47,7 @@ from authz_service.engine import CheckResult, Engine, Limits, SubResult
 from authz_service.errors import FailedPrecondition
 from authz_service.gateway import Gateway, load_gateway_config
 from authz_service.revisions import RevisionResolver
+from authz_service.service.admission import TenantSlots
 from authz_service.service.audit import AuditTrail
 from authz_service.service.keys import KeyAdmin
 from authz_service.service.lifecycle import LifecycleService
@@ -236,7 +238,12 @@ def decision_service(
     subproblems: DecisionCache[tuple[SubResult, datetime]] = DecisionCache(settings.cache_size)
     engine = Engine(
         reader or store,
-        limits=Limits(settings.max_depth, settings.max_fanout),
+        limits=Limits(
+            settings.max_depth,
+            settings.max_fanout,
+            max_subproblems=settings.max_subproblems,
+            max_caveat_cost=settings.max_caveat_cost,
+        ),
         grant_sources=[grants],
         dispatcher_wrapper=lambda inner: CachingDispatcher(inner, subproblems),
     )
@@ -250,6 +257,7 @@ def decision_service(
         observe=observe,
         statuses=statuses,
         tenants=TenantSuspensions(reader or store),
+        slots=TenantSlots(settings.tenant_max_concurrent_rpcs),
     )
     return permissions, grants, statuses
 
@@ -285,14 +293,19 @@ class App:
     @classmethod
     async def _start(cls, settings: Settings, worker: int, resources: Resources) -> App:
         store, tracker = await open_store(settings, resources)
-        schemas = SchemaManager(store)
+        schemas = SchemaManager(
+            store,
+            max_schema_bytes=settings.max_schema_bytes,
+            max_caveat_bytes=settings.max_caveat_bytes,
+            max_caveat_cost=settings.max_caveat_cost,
+        )
         await schemas.start()
         resources.closers.append(schemas.aclose)
         writer = _log_writer(settings, worker, await _log_mirror(settings, worker, store))
         if writer is not None:
             await writer.start()
             resources.closers.append(writer.aclose)
-        audit = AuditTrail(writer)
+        audit = AuditTrail(writer, max_explanation_nodes=settings.max_explanation_nodes)
         cache: DecisionCache[CheckResult] = DecisionCache(settings.cache_size)
         telemetry = await Telemetry.start(
             settings.metrics_listen,
@@ -360,6 +373,12 @@ class App:
 
             await load_demo(schemas, relationships)
         deadline = settings.default_deadline_ms / 1000
+        limits = ContextLimits(
+            settings.max_context_bytes,
+            settings.max_context_depth,
+            settings.max_context_keys,
+            settings.max_context_list,
+        )
         envoy = _envoy(settings, permissions, deadline)
         authenticator = _authenticator(settings, store, telemetry)
         if authenticator is not None:
@@ -370,8 +389,15 @@ class App:
             on_changed=authenticator.changed if authenticator else lambda _key_id: None,
         )
         server, health_servicer = build_server(
-            permissions=PermissionsServicer(permissions, default_deadline_s=deadline),
-            relationships=RelationshipsServicer(relationships, default_deadline_s=deadline),
+            permissions=PermissionsServicer(
+                permissions,
+                default_deadline_s=deadline,
+                max_explanation_nodes=settings.max_explanation_nodes,
+                context_limits=limits,
+            ),
+            relationships=RelationshipsServicer(
+                relationships, default_deadline_s=deadline, context_limits=limits
+            ),
             schema=SchemaServicer(schemas, audit, default_deadline_s=deadline),
             audit=AuditServicer(settings.decision_log_dir, await _log_public_key(settings)),
             max_concurrent_rpcs=settings.max_concurrent_rpcs,

@@ -18,6 +18,25 @@ __all__ = ["Settings", "load_settings"]
 
 LogMode = Literal["durable", "buffered", "off"]
 
+_AT_LEAST_ONE = (
+    "auth_fail_threshold",
+    "workers",
+    "cache_size",
+    "max_concurrent_rpcs",
+    "max_depth",
+    "max_batch",
+    "max_subproblems",
+    "max_explanation_nodes",
+    "max_context_bytes",
+    "max_context_depth",
+    "max_context_keys",
+    "max_context_list",
+    "max_caveat_cost",
+    "max_schema_bytes",
+    "max_caveat_bytes",
+    "tenant_max_concurrent_rpcs",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -44,6 +63,21 @@ class Settings:
     max_fanout: int = field(default=10_000, metadata={"env": "AUTHZ_MAX_FANOUT"})
     max_batch: int = field(default=1000, metadata={"env": "AUTHZ_MAX_BATCH"})
     default_deadline_ms: int = field(default=5000, metadata={"env": "AUTHZ_DEFAULT_DEADLINE_MS"})
+    # Request budgets (docs/limits.md): exceeding one is an error naming it, never ALLOWED.
+    max_subproblems: int = field(default=100_000, metadata={"env": "AUTHZ_MAX_SUBPROBLEMS"})
+    max_explanation_nodes: int = field(
+        default=10_000, metadata={"env": "AUTHZ_MAX_EXPLANATION_NODES"}
+    )
+    max_context_bytes: int = field(default=65_536, metadata={"env": "AUTHZ_MAX_CONTEXT_BYTES"})
+    max_context_depth: int = field(default=8, metadata={"env": "AUTHZ_MAX_CONTEXT_DEPTH"})
+    max_context_keys: int = field(default=1_000, metadata={"env": "AUTHZ_MAX_CONTEXT_KEYS"})
+    max_context_list: int = field(default=1_000, metadata={"env": "AUTHZ_MAX_CONTEXT_LIST"})
+    max_caveat_cost: int = field(default=1_000_000, metadata={"env": "AUTHZ_MAX_CAVEAT_COST"})
+    max_schema_bytes: int = field(default=262_144, metadata={"env": "AUTHZ_MAX_SCHEMA_BYTES"})
+    max_caveat_bytes: int = field(default=4_096, metadata={"env": "AUTHZ_MAX_CAVEAT_BYTES"})
+    tenant_max_concurrent_rpcs: int = field(
+        default=128, metadata={"env": "AUTHZ_TENANT_MAX_CONCURRENT_RPCS"}
+    )
     shutdown_grace_s: float = field(default=10.0, metadata={"env": "AUTHZ_SHUTDOWN_GRACE_S"})
     demo: bool = field(default=False, metadata={"env": "AUTHZ_DEMO"})
     log_mode: str = field(default="durable", metadata={"env": "AUTHZ_DECISION_LOG"})
@@ -93,14 +127,7 @@ class Settings:
                 raise InvalidArgument(
                     f"`{name}` must not be negative", field=name, value=getattr(self, name)
                 )
-        for name in (
-            "auth_fail_threshold",
-            "workers",
-            "cache_size",
-            "max_concurrent_rpcs",
-            "max_depth",
-            "max_batch",
-        ):
+        for name in _AT_LEAST_ONE:
             if getattr(self, name) < 1:
                 raise InvalidArgument(
                     f"`{echo(name)}` must be at least 1", field=name, value=getattr(self, name)

@@ -13,6 +13,7 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
+from authz_service.api.context_limits import ContextLimits, check_context
 from authz_service.api.gen.authz.v1 import core_pb2
 from authz_service.api.tokens import decode_fresh, encode_token
 from authz_service.engine import Decision
@@ -109,6 +110,9 @@ def subject_ref(msg: core_pb2.SubjectReference, field: str) -> SubjectRef:
     )
 
 
+_LIMITS = ContextLimits()
+
+
 def _normalise(value: Any) -> Any:
     """Struct numbers are doubles; JSON callers meant 42, not 42.0, for int parameters."""
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
@@ -120,9 +124,12 @@ def _normalise(value: Any) -> Any:
     return value
 
 
-def context(msg: struct_pb2.Struct, field: str = "context") -> FrozenContext:
+def context(
+    msg: struct_pb2.Struct, field: str = "context", limits: ContextLimits = _LIMITS
+) -> FrozenContext:
     if not msg.fields:
         return EMPTY_CONTEXT
+    check_context(msg, field, limits)
     _finite(msg, field)
     return FrozenContext(_normalise(json_format.MessageToDict(msg)))
 
@@ -157,10 +164,14 @@ def timestamp(msg: timestamp_pb2.Timestamp, field: str) -> datetime:
     return msg.ToDatetime(tzinfo=UTC)
 
 
-def relationship(msg: core_pb2.Relationship, field: str) -> Relationship:
+def relationship(
+    msg: core_pb2.Relationship, field: str, limits: ContextLimits = _LIMITS
+) -> Relationship:
     caveat = None
     if msg.HasField("caveat") and msg.caveat.name:
-        caveat = CaveatRef(msg.caveat.name, context(msg.caveat.context, f"{field}.caveat.context"))
+        caveat = CaveatRef(
+            msg.caveat.name, context(msg.caveat.context, f"{field}.caveat.context", limits)
+        )
     expires = None
     if msg.HasField("expires_at"):
         expires = timestamp(msg.expires_at, f"{field}.expires_at")

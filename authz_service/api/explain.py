@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from authz_service.api import convert
 from authz_service.api.gen.authz.v1 import core_pb2
-from authz_service.engine import BindingRef, CheckResult, Decision, ExplainNode
+from authz_service.engine import BindingRef, CheckResult, Decision
+from authz_service.engine.explain_layout import (
+    DEFAULT_MAX_EXPLANATION_NODES,
+    Step,
+    any_truncated,
+    layout,
+    unique_nodes,
+)
 from authz_service.errors import InvalidArgument
 from authz_service.model import ObjectRef, parse_object, parse_relationship, parse_subject
 
@@ -36,7 +43,8 @@ def _object(text: str) -> core_pb2.ObjectReference | None:
     return convert.object_to_proto(ObjectRef(kind, ident)) if sep else None
 
 
-def _node(node: ExplainNode) -> core_pb2.ExplanationNode:
+def _node(step: Step) -> core_pb2.ExplanationNode:
+    node = step.node
     msg = core_pb2.ExplanationNode(
         kind=_KINDS.get(node.kind, _Node.KIND_UNSPECIFIED),
         relation=node.relation,
@@ -57,7 +65,10 @@ def _node(node: ExplainNode) -> core_pb2.ExplanationNode:
         msg.caveat.name = node.caveat
     if node.binding is not None:
         msg.binding.CopyFrom(_binding(node.binding))
-    msg.children.extend(_node(child) for child in node.children)
+    msg.node_id = step.node_id
+    msg.same_as = step.same_as
+    msg.truncated = step.truncated
+    msg.children.extend(_node(child) for child in step.children)
     return msg
 
 
@@ -72,19 +83,12 @@ def _binding(ref: BindingRef) -> core_pb2.RoleBinding:
     return msg
 
 
-def _walk(node: ExplainNode) -> list[ExplainNode]:
-    found = [node]
-    for child in node.children:
-        found.extend(_walk(child))
-    return found
-
-
 def deny_reason(result: CheckResult) -> core_pb2.DenyReason.ValueType:
     if result.decision is Decision.ALLOWED:
         return core_pb2.DENY_REASON_UNSPECIFIED
     if result.decision is Decision.CONDITIONAL:
         return core_pb2.DENY_REASON_MISSING_CONTEXT
-    nodes = _walk(result.explanation) if result.explanation else []
+    nodes = list(unique_nodes(result.explanation)) if result.explanation else []
     # Only the rules' own nodes are read for these words, right after the quoted subject:
     # reasons quote user input, and an object id may well contain "suspended".
     for n in nodes:
@@ -107,8 +111,13 @@ def deny_reason(result: CheckResult) -> core_pb2.DenyReason.ValueType:
     return core_pb2.DENY_REASON_NO_GRANT
 
 
-def explanation_to_proto(result: CheckResult) -> core_pb2.Explanation:
+def explanation_to_proto(
+    result: CheckResult, max_nodes: int = DEFAULT_MAX_EXPLANATION_NODES
+) -> core_pb2.Explanation:
+    """At most `max_nodes` nodes, each shared step written once (see `explain_layout`)."""
     msg = core_pb2.Explanation(deny_reason=deny_reason(result))
     if result.explanation is not None:
-        msg.root.CopyFrom(_node(result.explanation))
+        root = layout(result.explanation, max_nodes)
+        msg.root.CopyFrom(_node(root))
+        msg.truncated = any_truncated(root)
     return msg

@@ -9,11 +9,13 @@ import grpc
 
 from authz_service.api import convert
 from authz_service.api.calls import call_info, stream_rpc, unary_rpc
+from authz_service.api.context_limits import ContextLimits
 from authz_service.api.cursors import CursorScope
 from authz_service.api.explain import explanation_to_proto
 from authz_service.api.gen.authz.v1 import permissions_pb2, permissions_pb2_grpc
 from authz_service.api.status import status_proto
 from authz_service.engine import CheckItem, CheckResult
+from authz_service.engine.explain_layout import DEFAULT_MAX_EXPLANATION_NODES
 from authz_service.errors import AuthzError, InvalidArgument, echo
 from authz_service.model import Relationship, validate_type_name
 from authz_service.service import methods
@@ -24,8 +26,8 @@ __all__ = ["PermissionsServicer"]
 Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
-def _contextual(msgs: Any, field: str) -> tuple[Relationship, ...]:
-    return tuple(convert.relationship(m, f"{field}[{i}]") for i, m in enumerate(msgs))
+def _contextual(msgs: Any, field: str, limits: ContextLimits) -> tuple[Relationship, ...]:
+    return tuple(convert.relationship(m, f"{field}[{i}]", limits) for i, m in enumerate(msgs))
 
 
 def _limit(value: int, field: str = "limit") -> int | None:
@@ -35,9 +37,18 @@ def _limit(value: int, field: str = "limit") -> int | None:
 
 
 class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
-    def __init__(self, service: PermissionService, *, default_deadline_s: float) -> None:
+    def __init__(
+        self,
+        service: PermissionService,
+        *,
+        default_deadline_s: float,
+        max_explanation_nodes: int = DEFAULT_MAX_EXPLANATION_NODES,
+        context_limits: ContextLimits = ContextLimits(),  # noqa: B008 - frozen value
+    ) -> None:
         self._service = service
         self._deadline = default_deadline_s
+        self._max_nodes = max_explanation_nodes
+        self._limits = context_limits
 
     def _item(self, request: Any, prefix: str = "") -> CheckItem:
         if not request.permission:
@@ -46,8 +57,12 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             resource=convert.object_ref(request.resource, f"{prefix}resource"),
             permission=request.permission,
             subject=convert.subject_ref(request.subject, f"{prefix}subject"),
-            context=convert.context(request.context),
+            context=convert.context(request.context, f"{prefix}context", self._limits),
         )
+
+    def _contextual(self, request: Any) -> tuple[Relationship, ...]:
+        field = "contextual_relationships"
+        return _contextual(request.contextual_relationships, field, self._limits)
 
     @unary_rpc
     async def Check(
@@ -70,7 +85,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             convert.consistency(request.consistency, tenant),
             call,
             explain=request.with_explanation,
-            contextual=_contextual(request.contextual_relationships, "contextual_relationships"),
+            contextual=self._contextual(request),
             actor=actor,
         )
         response = permissions_pb2.CheckResponse(
@@ -84,7 +99,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
         if actor is not None:
             response.actor.CopyFrom(request.actor)
         if outcome.result.explanation is not None:
-            response.explanation.CopyFrom(explanation_to_proto(outcome.result))
+            response.explanation.CopyFrom(explanation_to_proto(outcome.result, self._max_nodes))
         return response
 
     @unary_rpc
@@ -105,7 +120,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             items,
             convert.consistency(request.consistency, tenant),
             call,
-            contextual=_contextual(request.contextual_relationships, "contextual_relationships"),
+            contextual=self._contextual(request),
             actor=actor,
         )
         response = permissions_pb2.CheckBulkResponse(checked_at=convert.token(tenant, revision))
@@ -128,10 +143,10 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             tenant,
             convert.object_ref(request.resource, "resource"),
             convert.subject_ref(request.subject, "subject"),
-            convert.context(request.context),
+            convert.context(request.context, "context", self._limits),
             convert.consistency(request.consistency, tenant),
             call_info(context, self._deadline),
-            contextual=_contextual(request.contextual_relationships, "contextual_relationships"),
+            contextual=self._contextual(request),
         )
         return permissions_pb2.ListPermissionsResponse(
             permissions=[
@@ -158,7 +173,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             validate_type_name(request.resource_type, "resource_type"),
             request.permission,
             convert.subject_ref(request.subject, "subject"),
-            convert.context(request.context),
+            convert.context(request.context, "context", self._limits),
             start.consistency,
             call_info(context, self._deadline),
             after=start.after,
@@ -187,7 +202,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             request.permission,
             validate_type_name(request.subject_type, "subject_type"),
             "" if request.subject_relation == "..." else request.subject_relation,
-            convert.context(request.context),
+            convert.context(request.context, "context", self._limits),
             start.consistency,
             call_info(context, self._deadline),
             after=start.after,
@@ -230,14 +245,14 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             convert.consistency(request.consistency, tenant),
             call,
             explain=True,
-            contextual=_contextual(request.contextual_relationships, "contextual_relationships"),
+            contextual=self._contextual(request),
             actor=actor,
         )
         result: CheckResult = outcome.result
         return permissions_pb2.ExplainResponse(
             decision=convert.decision_to_proto(result.decision),
             missing_context=result.missing_context,
-            explanation=explanation_to_proto(result),
+            explanation=explanation_to_proto(result, self._max_nodes),
             checked_at=convert.token(tenant, outcome.revision),
             decision_id=outcome.decision_id,
         )

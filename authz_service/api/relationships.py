@@ -9,6 +9,7 @@ import grpc
 
 from authz_service.api import convert
 from authz_service.api.calls import call_info, stream_rpc, unary_rpc
+from authz_service.api.context_limits import ContextLimits
 from authz_service.api.cursors import CursorScope
 from authz_service.api.gen.authz.v1 import relationships_pb2, relationships_pb2_grpc
 from authz_service.api.tokens import decode_token
@@ -57,9 +58,16 @@ def _preconditions(msgs: Any) -> tuple[Precondition, ...]:
 
 
 class RelationshipsServicer(relationships_pb2_grpc.RelationshipsServiceServicer):
-    def __init__(self, service: RelationshipService, *, default_deadline_s: float) -> None:
+    def __init__(
+        self,
+        service: RelationshipService,
+        *,
+        default_deadline_s: float,
+        context_limits: ContextLimits = ContextLimits(),  # noqa: B008 - frozen value
+    ) -> None:
         self._service = service
         self._deadline = default_deadline_s
+        self._limits = context_limits
 
     @unary_rpc
     async def WriteRelationships(
@@ -75,7 +83,7 @@ class RelationshipsServicer(relationships_pb2_grpc.RelationshipsServiceServicer)
                     field=f"updates[{i}].operation",
                     value=msg.operation,
                 )
-            rel = convert.relationship(msg.relationship, f"updates[{i}].relationship")
+            rel = convert.relationship(msg.relationship, f"updates[{i}].relationship", self._limits)
             updates.append(RelationshipUpdate(op, rel))
         revision = await self._service.write(
             tenant,

@@ -10,7 +10,7 @@ import grpc
 from authz_service.api.calls import call_info, unary_rpc
 from authz_service.api.gen.authz.v1 import core_pb2, schema_pb2, schema_pb2_grpc
 from authz_service.api.tokens import encode_schema_token
-from authz_service.errors import InvalidArgument, NotFound
+from authz_service.errors import NotFound
 from authz_service.service import methods
 from authz_service.service.audit import AuditTrail
 from authz_service.service.schemas import SchemaManager
@@ -18,7 +18,6 @@ from authz_service.service.schemas import SchemaManager
 __all__ = ["SchemaServicer"]
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
-_MAX_SCHEMA_BYTES = 1 << 20
 
 
 class SchemaServicer(schema_pb2_grpc.SchemaServiceServicer):
@@ -34,8 +33,6 @@ class SchemaServicer(schema_pb2_grpc.SchemaServiceServicer):
         self, request: schema_pb2.WriteSchemaRequest, context: Ctx
     ) -> schema_pb2.WriteSchemaResponse:
         started = time.perf_counter()
-        if len(request.schema.encode()) > _MAX_SCHEMA_BYTES:
-            raise InvalidArgument("schema exceeds 1 MiB", field="schema")
         written = await self._schemas.write(request.schema, force=request.force)
         await self._audit.admin(
             "_platform",

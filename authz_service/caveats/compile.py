@@ -19,6 +19,7 @@ from typing import Any
 from cel import cel
 
 from authz_service.caveats.convert import Converter, converter_for
+from authz_service.caveats.cost import CostModel, cost_model
 from authz_service.caveats.ipaddr import IP_FUNCTIONS, SAMPLE_IP_FUNCTIONS
 from authz_service.caveats.messages import (
     cel_type_name,
@@ -45,7 +46,7 @@ from authz_service.caveats.split import (
 )
 from authz_service.caveats.types import CaveatType, parse_parameters
 from authz_service.caveats.uint_literals import refuse_uint_literals
-from authz_service.errors import CaveatError, echo
+from authz_service.errors import CaveatError, LimitExceeded, echo
 
 __all__ = ["CaveatResult", "CompiledCaveat", "compile_caveat"]
 
@@ -76,12 +77,14 @@ class CompiledCaveat:
     _converters: tuple[tuple[str, Converter], ...] = field(repr=False, compare=False)
     _referenced: frozenset[str] = field(repr=False, compare=False)
     _functions: dict[str, Callable[..., Any]] | None = field(repr=False, compare=False)
+    _cost: CostModel = field(repr=False, compare=False)
 
-    def evaluate(self, context: Mapping[str, Any]) -> CaveatResult:
+    def evaluate(self, context: Mapping[str, Any], *, max_cost: int | None = None) -> CaveatResult:
         """Evaluate against the merged context; raises CaveatError, never allows on error.
 
         Context keys that are not parameters are ignored. Parameters absent from the
-        context are evaluated as unknown (see `partial.py`).
+        context are evaluated as unknown (see `partial.py`). An evaluation whose cost
+        bound (see `cost.py`) exceeds `max_cost` is refused with LimitExceeded.
         """
         bindings: dict[str, Any] = {}
         for name, convert in self._converters:
@@ -92,6 +95,13 @@ class CompiledCaveat:
                 bindings[name] = convert(raw)
             except (ValueError, TypeError, OverflowError):
                 raise self._mismatch(name, raw) from None
+        if max_cost is not None:
+            cost = self._cost.estimate(context.get(name) for name in bindings)
+            if cost > max_cost:
+                raise LimitExceeded(
+                    f"caveat `{self.name}` could take up to {cost} steps over this context, "
+                    f"over the limit AUTHZ_MAX_CAVEAT_COST = {max_cost}"
+                )
         activation: Activation = bindings
         if self._functions is not None:
             activation = cel.Context(bindings, self._functions)
@@ -146,10 +156,26 @@ class CompiledCaveat:
 
 
 def compile_caveat(
-    name: str, parameters: Sequence[tuple[str, str]], expression: str
+    name: str,
+    parameters: Sequence[tuple[str, str]],
+    expression: str,
+    *,
+    max_cost: int | None = None,
 ) -> CompiledCaveat:
-    """Validate and compile `caveat name(parameters) { expression }`; raises CaveatError."""
+    """Validate and compile `caveat name(parameters) { expression }`; raises CaveatError.
+    With `max_cost`, an expression whose cost bound exceeds it even for the smallest
+    inputs (nested comprehensions over literal lists) is refused before it is run on
+    sample values."""
     typed = parse_parameters(name, parameters)
+    cost = cost_model(expression)
+    least = cost.estimate()
+    if max_cost is not None and least > max_cost:
+        raise CaveatError(
+            f"caveat `{name}` could take up to {least} steps on any input, over the limit "
+            f"AUTHZ_MAX_CAVEAT_COST = {max_cost}",
+            field="caveat",
+            value=name,
+        )
     try:
         program = cel.compile(expression)
     except ValueError as error:
@@ -188,6 +214,7 @@ def compile_caveat(
         _converters=tuple((parameter, converter_for(kind)) for parameter, kind in typed),
         _referenced=referenced,
         _functions=functions,
+        _cost=cost,
     )
 
 

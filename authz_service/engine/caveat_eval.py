@@ -18,8 +18,9 @@ class CaveatEvaluator:
     """Evaluates caveats for one request, remembering each (caveat, stored context,
     request context) outcome: a wildcard or a popular group meets the same one often."""
 
-    def __init__(self, schema: CompiledSchema) -> None:
+    def __init__(self, schema: CompiledSchema, max_cost: int | None = None) -> None:
         self._schema = schema
+        self._max_cost = max_cost
         self._memo: dict[tuple[str, str, str], Tri] = {}
 
     def value(self, rel: Relationship, context: FrozenContext) -> Tri:
@@ -39,7 +40,7 @@ class CaveatEvaluator:
             )
         merged = dict(context)
         merged.update(ref.context)
-        outcome = compiled.evaluate(merged)
+        outcome = compiled.evaluate(merged, max_cost=self._max_cost)
         if outcome.value is True:
             result = TRUE
         elif outcome.value is False:

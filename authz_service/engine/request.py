@@ -28,6 +28,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
+from authz_service.deadline import current as current_deadline
 from authz_service.engine.caveat_eval import CaveatEvaluator
 from authz_service.engine.dispatch import (
     Dispatcher,
@@ -63,7 +64,7 @@ class RequestState:
     ) -> None:
         self.snapshot = snapshot
         self.reads = reads
-        self.caveats = CaveatEvaluator(snapshot.schema)
+        self.caveats = CaveatEvaluator(snapshot.schema, limits.max_caveat_cost)
         self.inner = inner
         self.limits = limits
         self.explain = explain
@@ -89,6 +90,11 @@ class RequestState:
             return self._cycle(req, on_path)
         self._guard(req)
         self._steps += 1
+        if self._steps > self.limits.max_subproblems:
+            raise LimitExceeded(
+                f"more than `{self.limits.max_subproblems}` subproblems "
+                f"(AUTHZ_MAX_SUBPROBLEMS) checking `{self.root_label}`"
+            )
         if self._steps % _YIELD_EVERY == 0:
             # The memory store never waits: without this a long evaluation would hold the
             # event loop (and ignore cancellation) throughout.
@@ -132,6 +138,9 @@ class RequestState:
         """Raise DeadlineExceeded once the request's deadline has passed (lookups call
         this while walking relationships outside any dispatch)."""
         deadline = self.limits.deadline
+        call = current_deadline()
+        if call is not None and (deadline is None or call < deadline):
+            deadline = call
         if deadline is not None and time.monotonic() > deadline:
             raise DeadlineExceeded(f"deadline exceeded checking `{self.root_label}`")
 

@@ -55,13 +55,18 @@ class Limits:
     """Evaluation limits. Hitting any of them is an error, never an answer.
 
     `max_depth` bounds nested subproblems (nested groups, arrows, rewrites); `max_fanout`
-    bounds the relationships one node expands into further subproblems; `deadline` is a
-    `time.monotonic()` instant.
+    bounds the relationships one node expands into further subproblems;
+    `max_subproblems` bounds the subproblems one request evaluates (answers reused
+    within the request are not counted again); `max_caveat_cost` bounds one caveat
+    evaluation (see `authz_service.caveats.cost`); `deadline` is a `time.monotonic()`
+    instant (the call's deadline, `authz_service.deadline`, applies as well).
     """
 
     max_depth: int = 50
     max_fanout: int = 10_000
     deadline: float | None = None
+    max_subproblems: int = 100_000
+    max_caveat_cost: int = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ kept so the compiler does not compile them twice.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import TypeVar
@@ -37,25 +36,43 @@ from authz_service.schema.ast import (
     Span,
     Union,
 )
+from authz_service.schema.cycles import self_references
 from authz_service.schema.printer import describe_subject, print_expr
 
-__all__ = ["Problem", "check_schema"]
+__all__ = [
+    "DEFAULT_MAX_CAVEAT_BYTES",
+    "DEFAULT_MAX_CAVEAT_COST",
+    "Problem",
+    "check_schema",
+]
+
+DEFAULT_MAX_CAVEAT_BYTES = 4_096
+DEFAULT_MAX_CAVEAT_COST = 1_000_000
+_CHAIN_SHOWN = 10  # steps of a cycle named in its error
 
 Problem = tuple[Span, str]
 _Named = TypeVar("_Named", Definition, CaveatDef, RoleDef)
 
 
-def check_schema(schema: Schema) -> tuple[list[Problem], dict[str, CompiledCaveat], Schema]:
+def check_schema(
+    schema: Schema, *, max_caveat_bytes: int | None = None, max_caveat_cost: int | None = None
+) -> tuple[list[Problem], dict[str, CompiledCaveat], Schema]:
     """Problems found (unsorted), the compiled caveats, and the schema with canonical
-    caveat parameter types."""
-    checker = _Checker(schema)
+    caveat parameter types. A caveat expression over `max_caveat_bytes` is a problem
+    (compiling CEL takes time and memory in proportion to it, holding the interpreter),
+    and so is one over `max_caveat_cost` on any input (see `caveats.cost`)."""
+    checker = _Checker(schema, max_caveat_bytes, max_caveat_cost)
     checker.run()
     return checker.problems, checker.compiled, checker.canonical()
 
 
 class _Checker:
-    def __init__(self, schema: Schema) -> None:
+    def __init__(
+        self, schema: Schema, max_caveat_bytes: int | None, max_caveat_cost: int | None
+    ) -> None:
         self.schema = schema
+        self.max_caveat_bytes = max_caveat_bytes
+        self.max_caveat_cost = max_caveat_cost
         self.problems: list[Problem] = []
         self.compiled: dict[str, CompiledCaveat] = {}
         self.param_types: dict[str, tuple[tuple[str, str], ...]] = {}
@@ -111,8 +128,18 @@ class _Checker:
         if len(params) != len(caveat.parameters) or len(names) != len(params):
             return
         self.param_types[caveat.name] = tuple(params)
+        size = len(caveat.expression.encode())
+        if self.max_caveat_bytes is not None and size > self.max_caveat_bytes:
+            self.error(
+                caveat.span,
+                f"caveat `{caveat.name}` is {size} bytes, over the limit "
+                f"AUTHZ_MAX_CAVEAT_BYTES = {self.max_caveat_bytes}",
+            )
+            return
         try:
-            compiled = compile_caveat(caveat.name, params, caveat.expression)
+            compiled = compile_caveat(
+                caveat.name, params, caveat.expression, max_cost=self.max_caveat_cost
+            )
         except CaveatError as exc:
             self.error(caveat.span, exc.message)  # names the caveat already
             return
@@ -250,15 +277,17 @@ class _Checker:
                 permission.name,
                 list(dict.fromkeys(r for r in refs if isinstance(members.get(r), Permission))),
             )
-        for permission in definition.permissions:
-            path = _path_back(permission.name, edges)
-            if path:
-                chain = " -> ".join(f"`{name}`" for name in path)
-                self.error(
-                    permission.span,
-                    f"permission `{permission.name}` of `{definition.name}` "
-                    f"refers to itself: {chain}",
-                )
+        spans = {permission.name: permission.span for permission in definition.permissions}
+        for name, path in self_references(list(edges), edges):
+            shown = [f"`{step}`" for step in path]
+            if len(shown) > _CHAIN_SHOWN:  # an error message must fit in a gRPC trailer
+                left = len(shown) - _CHAIN_SHOWN
+                shown = [*shown[: _CHAIN_SHOWN - 2], f"({left} more)", *shown[-2:]]
+            chain = " -> ".join(shown)
+            self.error(
+                spans[name],
+                f"permission `{name}` of `{definition.name}` refers to itself: {chain}",
+            )
 
     # -- roles --------------------------------------------------------------------------
 
@@ -287,18 +316,3 @@ def _walk(expr: Expr) -> Iterator[Expr]:
     elif isinstance(expr, Exclusion):
         yield from _walk(expr.base)
         yield from _walk(expr.subtracted)
-
-
-def _path_back(start: str, edges: dict[str, list[str]]) -> list[str]:
-    """A path `start -> ... -> start` along `edges`, or [] if there is none."""
-    queue: deque[tuple[str, list[str]]] = deque([(start, [start])])
-    visited: set[str] = set()
-    while queue:  # breadth first, so the message shows a shortest cycle
-        node, path = queue.popleft()
-        for nxt in edges.get(node, ()):
-            if nxt == start:
-                return [*path, start]
-            if nxt not in visited:
-                visited.add(nxt)
-                queue.append((nxt, [*path, nxt]))
-    return []

@@ -19,14 +19,24 @@ from authz_service.schema.printer import print_schema
 __all__ = ["compile_ast", "compile_schema", "schema_version"]
 
 
-def compile_schema(text: str) -> CompiledSchema:
-    """Parse and type-check `text`. Raises `SchemaError` for the first problem in the source."""
-    return compile_ast(parse_schema(text))
+def compile_schema(
+    text: str, *, max_caveat_bytes: int | None = None, max_caveat_cost: int | None = None
+) -> CompiledSchema:
+    """Parse and type-check `text`. Raises `SchemaError` for the first problem in the source.
+    The limits bound each caveat (see `check_schema`); None means no bound, as for
+    schemas already stored."""
+    return compile_ast(
+        parse_schema(text), max_caveat_bytes=max_caveat_bytes, max_caveat_cost=max_caveat_cost
+    )
 
 
-def compile_ast(schema: Schema) -> CompiledSchema:
+def compile_ast(
+    schema: Schema, *, max_caveat_bytes: int | None = None, max_caveat_cost: int | None = None
+) -> CompiledSchema:
     """Type-check an already parsed (or built) schema."""
-    problems, caveats, canonical = check_schema(schema)
+    problems, caveats, canonical = check_schema(
+        schema, max_caveat_bytes=max_caveat_bytes, max_caveat_cost=max_caveat_cost
+    )
     if problems:
         # `min` keeps the first of equal positions: the checker order breaks ties.
         span, message = min(problems, key=lambda p: (p[0].line, p[0].column))

@@ -11,14 +11,16 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from authz_service.decisionlog import DecisionKind, DecisionRecord, new_decision_id
 from authz_service.engine import CheckItem, CheckResult, Snapshot
+from authz_service.engine.explain_layout import DEFAULT_MAX_EXPLANATION_NODES
 from authz_service.errors import AuthzError
 from authz_service.model import EMPTY_CONTEXT, FrozenContext, Relationship
+from authz_service.service.reasons import node_to_json
 
 __all__ = ["AuditTrail", "CallInfo", "DecisionWriter", "StreamSummary"]
 
@@ -52,28 +54,23 @@ def digest_relationships(rels: Sequence[Relationship]) -> str | None:
     return hashlib.sha256(joined.encode()).hexdigest()
 
 
-def _explanation(result: CheckResult) -> dict[str, Any]:
+def _explanation(result: CheckResult, max_nodes: int) -> dict[str, Any]:
     if result.explanation is not None:
-        tree: dict[str, Any] = _jsonable(asdict(result.explanation))
-        return tree
+        return node_to_json(result.explanation, max_nodes)
     if result.missing_context:
         return {"missing_context": list(result.missing_context)}
     return {}
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items() if v not in (None, (), [])}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "value") and not isinstance(value, int | str | float | bool):
-        return value.value
-    return value
-
-
 class AuditTrail:
-    def __init__(self, writer: DecisionWriter | None) -> None:
+    def __init__(
+        self,
+        writer: DecisionWriter | None,
+        *,
+        max_explanation_nodes: int = DEFAULT_MAX_EXPLANATION_NODES,
+    ) -> None:
         self._writer = writer
+        self._max_explanation_nodes = max_explanation_nodes
 
     async def _emit(self, writer: DecisionWriter, **fields: Any) -> str:
         decision_id = new_decision_id(fields["time"])
@@ -115,7 +112,7 @@ class AuditTrail:
             decision=result.decision.value,
             context=item.context,
             contextual_relationships_digest=digest_relationships(contextual),
-            explanation=_explanation(result),
+            explanation=_explanation(result, self._max_explanation_nodes),
             cache_hit=cache_hit,
             latency_us=_latency_us(started),
             **self._common(snap, call),

@@ -11,12 +11,15 @@ adapter both call this, so every entry point gets the same semantics.
 from __future__ import annotations
 
 import asyncio
+import functools
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from authz_service import deadline
 from authz_service.cache.lru import DecisionCache
 from authz_service.engine import (
     CheckItem,
@@ -37,6 +40,7 @@ from authz_service.model import (
     SubjectRef,
 )
 from authz_service.revisions import RevisionResolver
+from authz_service.service.admission import TenantSlots
 from authz_service.service.audit import AuditTrail, CallInfo
 from authz_service.service.gates import DEFAULT_IMPERSONATE_PERMISSION, DecisionRules
 from authz_service.service.schemas import SchemaManager
@@ -63,6 +67,20 @@ class ListOutcome:
     decision_id: str
 
 
+def _admitted(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Run a call within its tenant's share (`TenantSlots`) and under its deadline, which
+    then bounds each database read as well (the revision lookup included), not only the
+    evaluation. Calls take `tenant` first and a `CallInfo`."""
+
+    @functools.wraps(method)
+    async def wrapper(self: PermissionService, tenant: str, *args: Any, **kwargs: Any) -> T:
+        call = next(a for a in (*args, *kwargs.values()) if isinstance(a, CallInfo))
+        with self.slots.hold(tenant), deadline.within(call.deadline):
+            return await method(self, tenant, *args, **kwargs)
+
+    return wrapper
+
+
 class PermissionService:
     def __init__(
         self,
@@ -78,11 +96,14 @@ class PermissionService:
         statuses: SubjectStatuses | None = None,
         impersonate_permission: str = DEFAULT_IMPERSONATE_PERMISSION,
         tenants: TenantSuspensions | None = None,
+        slots: TenantSlots | None = None,
     ) -> None:
         """`statuses` enables the subject lifecycle (suspended and deprovisioned subjects
         are denied everything), `tenants` the tenant's (a suspended tenant is denied
         everything); `impersonate_permission` is the permission an actor needs on the
-        subject's object to act on its behalf (see service/gates.py)."""
+        subject's object to act on its behalf (see service/gates.py); `slots` bounds each
+        tenant's calls in flight (unbounded without)."""
+        self.slots = slots or TenantSlots(sys.maxsize)
         self._engine = engine
         self._rules = DecisionRules(
             engine, statuses, impersonate_permission=impersonate_permission, tenants=tenants
@@ -135,6 +156,7 @@ class PermissionService:
         """`evaluate` for many items at one snapshot, sharing subproblems."""
         return await self._rules.evaluate_bulk(snap, items, actor=actor, contextual=contextual)
 
+    @_admitted
     async def check(
         self,
         tenant: str,
@@ -203,6 +225,7 @@ class PermissionService:
             done.set_result(result)  # None: the waiting calls compute for themselves
         return result
 
+    @_admitted
     async def check_bulk(
         self,
         tenant: str,
@@ -250,6 +273,7 @@ class PermissionService:
         ids = await self._audit.check_bulk(snap, items, results, call, started, contextual)
         return snap.revision, results, ids
 
+    @_admitted
     async def list_permissions(
         self,
         tenant: str,

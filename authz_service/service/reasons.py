@@ -11,9 +11,11 @@ A record's `explanation` is one of (see `service.audit`):
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import asdict
 from typing import Any
 
-from authz_service.engine import Decision, ExplainNode
+from authz_service.engine import BindingRef, Decision, ExplainNode
+from authz_service.engine.explain_layout import DEFAULT_MAX_EXPLANATION_NODES, Step, layout
 
 __all__ = [
     "error_of",
@@ -40,8 +42,17 @@ def error_of(explanation: Mapping[str, Any]) -> str | None:
 
 
 def node_from_json(data: Mapping[str, Any]) -> ExplainNode:
-    """Rebuild an engine explanation from its recorded JSON form."""
-    return ExplainNode(
+    """Rebuild an engine explanation from its recorded JSON form, shared steps shared
+    again (a step written once with `id` and referenced later by `same_as`)."""
+    return _from_json(data, {})
+
+
+def _from_json(data: Mapping[str, Any], by_id: dict[int, ExplainNode]) -> ExplainNode:
+    same_as = data.get("same_as")
+    if isinstance(same_as, int) and same_as in by_id:
+        return by_id[same_as]
+    binding = data.get("binding")
+    node = ExplainNode(
         kind=str(data["kind"]),
         object=str(data.get("object", "")),
         relation=str(data.get("relation", "")),
@@ -49,12 +60,25 @@ def node_from_json(data: Mapping[str, Any]) -> ExplainNode:
         relationship=data.get("relationship"),
         caveat=data.get("caveat"),
         reason=data.get("reason"),
-        children=tuple(node_from_json(child) for child in data.get("children", ())),
+        children=tuple(_from_json(child, by_id) for child in data.get("children", ())),
+        binding=BindingRef(**binding) if isinstance(binding, Mapping) else None,
     )
+    if isinstance(data.get("id"), int):
+        by_id[data["id"]] = node
+    return node
 
 
-def node_to_json(node: ExplainNode) -> dict[str, Any]:
-    """The recorded JSON form (as `service.audit` writes it: empty fields left out)."""
+def node_to_json(
+    node: ExplainNode, max_nodes: int = DEFAULT_MAX_EXPLANATION_NODES
+) -> dict[str, Any]:
+    """The recorded JSON form: empty fields left out, each shared step written once (its
+    first occurrence has `id`, later ones only `same_as` and its own fields), at most
+    `max_nodes` steps (a node that lost children has `truncated`)."""
+    return _step_json(layout(node, max_nodes))
+
+
+def _step_json(step: Step) -> dict[str, Any]:
+    node = step.node
     data: dict[str, Any] = {
         "kind": node.kind,
         "object": node.object,
@@ -65,8 +89,16 @@ def node_to_json(node: ExplainNode) -> dict[str, Any]:
         value = getattr(node, name)
         if value is not None:
             data[name] = value
-    if node.children:
-        data["children"] = [node_to_json(child) for child in node.children]
+    if node.binding is not None:
+        data["binding"] = asdict(node.binding)
+    for name in ("id", "same_as"):
+        number = step.node_id if name == "id" else step.same_as
+        if number:
+            data[name] = number
+    if step.truncated:
+        data["truncated"] = True
+    if step.children:
+        data["children"] = [_step_json(child) for child in step.children]
     return data
 
 
@@ -146,6 +178,12 @@ def _tree(node: Mapping[str, Any], indent: str, out: list[str]) -> None:
         line += f" [caveat {node['caveat']}]"
     if node.get("reason"):
         line += f"  ({node['reason']})"
+    if node.get("id"):
+        line += f"  [#{node['id']}]"
+    if node.get("same_as"):
+        line += f"  [same as #{node['same_as']}, shown above]"
+    if node.get("truncated"):
+        line += "  [more steps left out: explanation node limit]"
     out.append(line)
     for child in node.get("children", ()):
         _tree(child, indent + "  ", out)

@@ -19,14 +19,17 @@ from dataclasses import dataclass
 
 from cachetools import LRUCache
 
-from authz_service.errors import FailedPrecondition, NotFound, echo
+from authz_service.errors import FailedPrecondition, InvalidArgument, NotFound, echo
 from authz_service.model import Consistency, Revision
 from authz_service.revisions import RevisionResolver
 from authz_service.schema import compile_schema, orphaned_kinds, orphaned_relationships
+from authz_service.schema.checker import DEFAULT_MAX_CAVEAT_BYTES, DEFAULT_MAX_CAVEAT_COST
 from authz_service.schema.compiled import CompiledSchema
 from authz_service.store.protocol import SchemaStore
 
-__all__ = ["SchemaManager", "SchemaWrite"]
+__all__ = ["DEFAULT_MAX_SCHEMA_BYTES", "SchemaManager", "SchemaWrite"]
+
+DEFAULT_MAX_SCHEMA_BYTES = 262_144
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +45,22 @@ class SchemaWrite:
 
 
 class SchemaManager:
-    def __init__(self, store: SchemaStore, *, refresh_interval_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        store: SchemaStore,
+        *,
+        refresh_interval_s: float = 1.0,
+        max_schema_bytes: int = DEFAULT_MAX_SCHEMA_BYTES,
+        max_caveat_bytes: int = DEFAULT_MAX_CAVEAT_BYTES,
+        max_caveat_cost: int = DEFAULT_MAX_CAVEAT_COST,
+    ) -> None:
+        """The byte limits apply to schemas written through `write`; a schema already
+        stored is always loaded, whatever the limits are now."""
         self._store = store
+        self._max_schema_bytes = max_schema_bytes
+        self._max_caveat_bytes = max_caveat_bytes
+        self._max_caveat_cost = max_caveat_cost
+        self.compiling = 0  # schema writes being compiled right now
         self._current: CompiledSchema | None = None
         self._seq = 0  # the `SchemaRecord.seq` of `_current`
         self._versions: LRUCache[str, CompiledSchema] = LRUCache(maxsize=32)
@@ -101,17 +118,17 @@ class SchemaManager:
         """Pick up a schema written by another replica."""
         record = await self._store.read_schema()
         if record is not None:
-            self._use(record.seq, self._compiled(record.version, record.text))
+            self._use(record.seq, await self._compiled(record.version, record.text))
 
     def _use(self, seq: int, compiled: CompiledSchema) -> None:
         # Only forward: a slow refresh that read before a newer write must not undo it.
         if seq > self._seq:
             self._seq, self._current = seq, compiled
 
-    def _compiled(self, version: str, text: str) -> CompiledSchema:
+    async def _compiled(self, version: str, text: str) -> CompiledSchema:
         cached = self._versions.get(version)
         if cached is None:
-            cached = compile_schema(text)
+            cached = await asyncio.to_thread(compile_schema, text)
             self._versions[version] = cached
         return cached
 
@@ -123,11 +140,31 @@ class SchemaManager:
         record = await self._store.read_schema(version)
         if record is None:
             raise NotFound(f"schema version `{echo(version)}` does not exist")
-        return self._compiled(record.version, record.text)
+        return await self._compiled(record.version, record.text)
 
     async def write(self, text: str, *, force: bool = False) -> SchemaWrite:
         """Compile, refuse changes that orphan stored relationships unless forced, store."""
-        compiled = compile_schema(text)
+        size = len(text.encode())
+        if size > self._max_schema_bytes:
+            raise InvalidArgument(
+                f"schema is {size} bytes, over the limit AUTHZ_MAX_SCHEMA_BYTES "
+                f"= {self._max_schema_bytes}",
+                field="schema",
+                value=size,
+            )
+        # Compiling is pure Python but for CEL (bounded by the caveat limit): in a thread
+        # the interpreter still switches to the event loop every few milliseconds, so a
+        # large schema slows other calls down instead of stopping them.
+        self.compiling += 1
+        try:
+            compiled = await asyncio.to_thread(
+                compile_schema,
+                text,
+                max_caveat_bytes=self._max_caveat_bytes,
+                max_caveat_cost=self._max_caveat_cost,
+            )
+        finally:
+            self.compiling -= 1
         async with self._write_lock:
             # Internal rows (roles, bindings, status: types `__...`) are not schema data;
             # a binding on a type the schema drops simply grants nothing.

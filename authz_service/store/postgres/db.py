@@ -2,15 +2,19 @@
 
 asyncpg's `Pool.fetch` waits for a free connection without limit; here every acquire is
 bounded by `acquire_timeout`, so an exhausted or unreachable database turns into
-`Unavailable` instead of a hung request.
+`Unavailable` instead of a hung request. Both the wait for a connection and every read
+are also bounded by what is left of the call's deadline (`authz_service.deadline`): a
+network that silently drops packets never holds a call past it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from authz_service import deadline
 from authz_service.store.postgres.dberrors import retry_once_if_lost
 
 if TYPE_CHECKING:
@@ -29,14 +33,23 @@ class Database:
 
     def acquire(self) -> PoolAcquireContext[asyncpg.Record]:
         """A connection for a transaction; the caller wraps it in `translated()`."""
-        return self.pool.acquire(timeout=self.acquire_timeout)
+        left = deadline.remaining()
+        wait = self.acquire_timeout if left is None else min(left, self.acquire_timeout)
+        return self.pool.acquire(timeout=wait)
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """Run a read; retried once if its connection turned out dead."""
 
         async def attempt() -> list[asyncpg.Record]:
             async with self.acquire() as conn:
-                return await conn.fetch(sql, *args)
+                try:
+                    return await conn.fetch(sql, *args, timeout=deadline.remaining())
+                except (TimeoutError, asyncio.CancelledError):
+                    # Out of time, here or in the caller. Cancelling the statement
+                    # politely needs the very network that may just have failed us, and
+                    # the release would wait for it: drop the connection instead.
+                    conn.terminate()
+                    raise
 
         return await retry_once_if_lost(attempt)
 

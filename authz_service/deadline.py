@@ -1,0 +1,44 @@
+"""The current call's deadline, visible to every layer that may wait or work for long.
+
+The service sets it once per call (`within`); the engine checks it between subproblems
+and the PostgreSQL store bounds every query and pool wait by what is left of it. A
+context variable rather than a parameter, because the deadline must reach a storage
+read three layers down without every protocol in between carrying it; asyncio copies
+it into tasks the call starts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+__all__ = ["current", "remaining", "within"]
+
+_DEADLINE: ContextVar[float | None] = ContextVar("authz_deadline", default=None)
+
+
+def current() -> float | None:
+    """The call's deadline as a `time.monotonic()` instant, or None outside a call."""
+    return _DEADLINE.get()
+
+
+def remaining() -> float | None:
+    """Seconds left before the deadline (0 when passed), or None outside a call."""
+    deadline = _DEADLINE.get()
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+@contextmanager
+def within(deadline: float | None) -> Iterator[None]:
+    """Make `deadline` the current one (an earlier one already set stays in force)."""
+    outer = _DEADLINE.get()
+    if deadline is None or (outer is not None and outer <= deadline):
+        yield
+        return
+    token = _DEADLINE.set(deadline)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)

@@ -1,0 +1,76 @@
+"""Schema writes within budget (issue 10): compiling is linear in the schema, runs off
+the event loop, and sizes are bounded (AUTHZ_MAX_SCHEMA_BYTES, AUTHZ_MAX_CAVEAT_BYTES).
+Once 2,000 chained permissions took 12.5 s on the event loop, stalling every tenant."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from authz_service.api.gen.authz.v1 import schema_pb2
+from authz_service.app import App
+from tests.api.conftest import server_settings
+from tests.api.helpers import SCHEMA, Api
+from tests.api.stall import race
+
+
+def chained(count: int) -> str:
+    perms = "\n".join(f"    permission perm{i} = perm{i + 1}" for i in range(count))
+    return f"{SCHEMA}\ndefinition chain {{\n    relation viewer: user\n{perms}\n    permission perm{count} = viewer\n}}\n"
+
+
+@pytest.fixture
+async def app(pg_dsn: str, tmp_path: Path) -> AsyncIterator[App]:
+    running = await App.start(
+        server_settings(pg_dsn, tmp_path, max_schema_bytes=200_000, max_caveat_bytes=2_000)
+    )
+    try:
+        yield running
+    finally:
+        await running.stop(grace=1.0)
+
+
+@pytest.fixture
+async def api(app: App) -> AsyncIterator[Api]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+        client = Api(channel)
+        await client.write_schema()
+        await client.touch("other", "document:plan#viewer@user:alice")
+        yield client
+
+
+@pytest.mark.timeout(60)
+async def test_long_permission_chain_compiles_without_stalling_others(app: App, api: Api) -> None:
+    write = api.schema.WriteSchema(schema_pb2.WriteSchemaRequest(schema=chained(2_000)))
+    finished = await race(api, write, lambda: app.schemas.compiling > 0)
+    assert not isinstance(finished.expensive, grpc.aio.AioRpcError), finished.expensive
+    assert finished.order == ["cheap", "expensive"]
+
+
+async def test_chain_with_a_cycle_is_refused_naming_the_cycle(api: Api) -> None:
+    text = chained(3_000).replace("permission perm3000 = viewer", "permission perm3000 = perm0")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await api.write_schema(text)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "permission `perm0` of `chain` refers to itself" in (caught.value.details() or "")
+
+
+async def test_schema_over_the_size_limit_is_refused(api: Api) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await api.write_schema(chained(8_000))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "AUTHZ_MAX_SCHEMA_BYTES = 200000" in (caught.value.details() or "")
+
+
+async def test_caveat_over_the_size_limit_is_refused(api: Api) -> None:
+    expression = " || ".join(f"x == {i}" for i in range(400))  # about 4,000 bytes
+    text = f"caveat big(x int) {{ {expression} }}\n{SCHEMA}"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await api.write_schema(text)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = caught.value.details() or ""
+    assert "caveat `big`" in details
+    assert "AUTHZ_MAX_CAVEAT_BYTES = 2000" in details
