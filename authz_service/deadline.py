@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-__all__ = ["current", "remaining", "within"]
+__all__ = ["cleared", "current", "remaining", "within"]
 
 _DEADLINE: ContextVar[float | None] = ContextVar("authz_deadline", default=None)
 
@@ -28,6 +28,17 @@ def remaining() -> float | None:
     """Seconds left before the deadline (0 when passed), or None outside a call."""
     deadline = _DEADLINE.get()
     return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+@contextmanager
+def cleared() -> Iterator[None]:
+    """No deadline inside: for starting background work that outlives the call (a task
+    copies the context it is created in, and would inherit the call's deadline)."""
+    token = _DEADLINE.set(None)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
 
 
 @contextmanager

@@ -92,8 +92,9 @@ class RequestState:
         self._steps += 1
         if self._steps > self.limits.max_subproblems:
             raise LimitExceeded(
-                f"more than `{self.limits.max_subproblems}` subproblems "
-                f"(AUTHZ_MAX_SUBPROBLEMS) checking `{self.root_label}`"
+                f"more than {self.limits.max_subproblems} subproblems checking "
+                f"`{self.root_label}`, over the limit AUTHZ_MAX_SUBPROBLEMS "
+                f"= {self.limits.max_subproblems}"
             )
         if self._steps % _YIELD_EVERY == 0:
             # The memory store never waits: without this a long evaluation would hold the

@@ -36,6 +36,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from authz_service import deadline
 from authz_service.errors import AuthzError, FailedPrecondition
 from authz_service.model import (
     Relationship,
@@ -151,7 +152,8 @@ class IndexedStore:
         refused = self._refused.get(tenant)
         if refused is not None and time.monotonic() - refused < _RETRY_AFTER_S:
             return
-        task = asyncio.create_task(self._load(tenant), name=f"authz-index-load-{tenant}")
+        with deadline.cleared():  # the load outlives the read that asked for it
+            task = asyncio.create_task(self._load(tenant), name=f"authz-index-load-{tenant}")
         self._loading[tenant] = task
         task.add_done_callback(lambda _t: self._loading.pop(tenant, None))
 
@@ -202,7 +204,8 @@ class IndexedStore:
                 return index
             task = self._catch_ups.get(tenant)
             if task is None:
-                task = asyncio.create_task(self._follow(tenant, index))
+                with deadline.cleared():  # shared by readers, each with its own deadline
+                    task = asyncio.create_task(self._follow(tenant, index))
                 self._catch_ups[tenant] = task
                 task.add_done_callback(lambda _t: self._catch_ups.pop(tenant, None))
             await asyncio.shield(task)
