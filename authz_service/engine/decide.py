@@ -22,6 +22,7 @@ def to_check_result(result: SubResult) -> CheckResult:
 async def decide(state: RequestState, item: CheckItem) -> CheckResult:
     """Answer `item` (already validated) with the request's shared memo."""
     state.root_label = f"{item.resource}#{item.permission}"
+    state.begin_decision()
     req = Subproblem(
         state.snapshot,
         item.context,

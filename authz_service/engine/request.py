@@ -79,6 +79,7 @@ class RequestState:
         self._handed: dict[SubproblemKey, Tri] = {}  # ... during the current pass
         self._index = 0
         self._steps = 0
+        self._decision_start = 0  # `_steps` when the current decision began
 
     async def dispatch(self, req: Subproblem) -> SubResult:
         key = req.key
@@ -90,7 +91,7 @@ class RequestState:
             return self._cycle(req, on_path)
         self._guard(req)
         self._steps += 1
-        if self._steps > self.limits.max_subproblems:
+        if self._steps - self._decision_start > self.limits.max_subproblems:
             raise LimitExceeded(
                 f"more than {self.limits.max_subproblems} subproblems checking "
                 f"`{self.root_label}`, over the limit AUTHZ_MAX_SUBPROBLEMS "
@@ -126,6 +127,12 @@ class RequestState:
                 return result
             self._next_pass(mark, key, result.value)
         raise LimitExceeded(f"cycle did not settle checking `{self.root_label}`")
+
+    def begin_decision(self) -> None:
+        """Start the subproblem budget of one decision (a Check, one CheckBulk item, one
+        permission of ListPermissions, one lookup candidate): a batch or a stream is
+        bounded per answer, and by its deadline as a whole."""
+        self._decision_start = self._steps
 
     def _guard(self, req: Subproblem) -> None:
         limits = self.limits

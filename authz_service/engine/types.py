@@ -56,8 +56,8 @@ class Limits:
 
     `max_depth` bounds nested subproblems (nested groups, arrows, rewrites); `max_fanout`
     bounds the relationships one node expands into further subproblems;
-    `max_subproblems` bounds the subproblems one request evaluates (answers reused
-    within the request are not counted again); `max_caveat_cost` bounds one caveat
+    `max_subproblems` bounds the subproblems evaluated for one decision (answers
+    reused within the request are not counted again); `max_caveat_cost` bounds one caveat
     evaluation (see `authz_service.caveats.cost`); `deadline` is a `time.monotonic()`
     instant (the call's deadline, `authz_service.deadline`, applies as well).
     """

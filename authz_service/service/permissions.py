@@ -346,7 +346,8 @@ class PermissionService:
             resource=f"{resource_type}:*",
             context=context,
         )
-        return snap.revision, summary.wrap(stream, lambda r: f"{r.resource_id}={r.decision.value}")
+        results = summary.wrap(stream, lambda r: f"{r.resource_id}={r.decision.value}")
+        return snap.revision, self._held(tenant, results)
 
     async def lookup_subjects(
         self,
@@ -385,7 +386,14 @@ class PermissionService:
             resource=str(resource),
             context=context,
         )
-        return snap.revision, summary.wrap(stream, lambda s: f"{s.subject_id}={s.decision.value}")
+        results = summary.wrap(stream, lambda s: f"{s.subject_id}={s.decision.value}")
+        return snap.revision, self._held(tenant, results)
+
+    async def _held(self, tenant: str, stream: AsyncIterator[T]) -> AsyncIterator[T]:
+        """A lookup holds one of its tenant's slots while it streams."""
+        with self.slots.hold(tenant):
+            async for found in stream:
+                yield found
 
 
 def _check_key(snap: Snapshot, item: CheckItem, actor: SubjectRef | None) -> tuple[object, ...]:

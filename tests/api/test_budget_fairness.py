@@ -12,6 +12,8 @@ import grpc
 import pytest
 
 from authz_service.app import App
+from authz_service.model import EMPTY_CONTEXT, Consistency, ObjectRef
+from authz_service.service.audit import CallInfo
 from tests.api.conftest import server_settings
 from tests.api.helpers import ALLOWED, DENIED, Api
 from tests.api.stall import race
@@ -96,4 +98,28 @@ async def test_tenant_over_its_share_is_refused_while_others_are_served(
     else:
         assert outcome[0].decision == DENIED
     # The slot is free again once the call is over.
+    assert (await api.check("acme", "document:plan", "view", "user:alice")).decision == ALLOWED
+
+
+@pytest.mark.timeout(120)
+async def test_an_open_lookup_holds_one_of_its_tenants_slots(one_slot: tuple[App, Api]) -> None:
+    app, api = one_slot
+    _, stream = await app.permissions.lookup_subjects(
+        "acme",
+        ObjectRef("document", "doc"),
+        "view",
+        "group",
+        "member",
+        EMPTY_CONTEXT,
+        Consistency(),
+        CallInfo(),
+    )
+    first = await anext(stream)
+    assert first.subject_id
+    assert app.permissions.slots.in_flight("acme") == 1
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await api.check("acme", "document:plan", "view", "user:alice")
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert app.permissions.slots.in_flight("acme") == 0
     assert (await api.check("acme", "document:plan", "view", "user:alice")).decision == ALLOWED
