@@ -30,6 +30,7 @@ from authz_service.api.limits import FailureLimiter
 from authz_service.api.permissions import PermissionsServicer
 from authz_service.api.relationships import RelationshipsServicer
 from authz_service.api.schema import SchemaServicer
+from authz_service.api.scim import ScimApp, ScimServer
 from authz_service.api.server import SERVICE_NAMES, build_server
 from authz_service.api.tenancy import TenancyServicer
 from authz_service.api.tenants import TenantServicer
@@ -52,6 +53,7 @@ from authz_service.service.audit import AuditTrail
 from authz_service.service.keys import KeyAdmin
 from authz_service.service.lifecycle import LifecycleService
 from authz_service.service.permissions import PermissionService
+from authz_service.service.provisioning import ProvisioningService, ScimMapping
 from authz_service.service.relationships import RelationshipService
 from authz_service.service.schemas import SchemaManager
 from authz_service.service.tenancy import TenancyService
@@ -204,6 +206,30 @@ def _envoy(
     return EnvoyAuthServicer(gateway, permissions, default_deadline_s=deadline_s)
 
 
+async def _scim(
+    settings: Settings,
+    worker: int,
+    store: Store,
+    resources: Resources,
+    **services: Any,
+) -> ScimServer | None:
+    """The SCIM listener, when configured; worker 0 only, since it binds one port."""
+    if not settings.scim_listen or worker != 0:
+        return None
+    mapping = ScimMapping(
+        settings.scim_user_type, settings.scim_group_type, settings.scim_member_relation
+    )
+    provisioning = ProvisioningService(
+        records=store.scim, tenants=store.tenants, mapping=mapping, **services
+    )
+    auth = Authenticator(store.keys, ttl_s=settings.auth_cache_ttl_s) if settings.auth else None
+    scim = await ScimServer.start(
+        ScimApp(provisioning, auth), settings.scim_listen, grace_s=settings.shutdown_grace_s
+    )
+    resources.closers.append(scim.stop)
+    return scim
+
+
 def _relationship_index(
     settings: Settings, store: Store, resources: Resources
 ) -> IndexedStore | None:
@@ -280,6 +306,7 @@ class App:
     lifecycle: LifecycleService | None = None
     index: IndexedStore | None = None  # relationships in memory for the engine
     tenants: TenantService | None = None
+    scim: ScimServer | None = None  # the SCIM HTTP listener, when configured
 
     @classmethod
     async def start(cls, settings: Settings, *, worker: int = 0) -> App:
@@ -414,6 +441,15 @@ class App:
             tenants=TenantServicer(tenants, default_deadline_s=deadline),
             keys=KeysServicer(key_admin, default_deadline_s=deadline),
         )
+        scim = await _scim(
+            settings,
+            worker,
+            store,
+            resources,
+            resolver=resolver,
+            lifecycle=lifecycle,
+            relationships=relationships,
+        )
         port = server.add_insecure_port(settings.listen)
         if port == 0:
             raise OSError(f"could not bind {settings.listen}")
@@ -437,6 +473,7 @@ class App:
             lifecycle,
             index,
             tenants,
+            scim,
         )
 
     async def stop(self, grace: float | None = None) -> None:

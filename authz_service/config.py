@@ -102,6 +102,14 @@ class Settings:
     auth_negative_ttl_s: float = field(default=2.0, metadata={"env": "AUTHZ_AUTH_NEGATIVE_TTL_S"})
     # YAML mapping HTTP requests to checks for Envoy ext_authz (docs/gateway.md); empty = off.
     gateway_config: str = field(default="", metadata={"env": "AUTHZ_GATEWAY_CONFIG"})
+    # SCIM 2.0 over HTTP (docs/identity.md): host:port, empty = off; served by worker 0.
+    scim_listen: str = field(default="", metadata={"env": "AUTHZ_SCIM_LISTEN"})
+    # How SCIM resources map to subjects: `<user type>:<id>`, `<group type>:<id>#<relation>`.
+    scim_user_type: str = field(default="user", metadata={"env": "AUTHZ_SCIM_USER_TYPE"})
+    scim_group_type: str = field(default="group", metadata={"env": "AUTHZ_SCIM_GROUP_TYPE"})
+    scim_member_relation: str = field(
+        default="member", metadata={"env": "AUTHZ_SCIM_MEMBER_RELATION"}
+    )
     # The bearer key client commands (`authz check`) present; `--api-key` overrides it.
     api_key: str = field(default="", metadata={"env": "AUTHZ_API_KEY"}, repr=False)
 

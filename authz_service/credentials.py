@@ -57,6 +57,7 @@ class Scope(StrEnum):
     WRITE = "write"  # tenant data: relationships, roles, bindings, subject lifecycle
     ADMIN = "admin"  # the shared schema and API keys
     AUDIT = "audit"  # the decision log: query, verify, explain past decisions
+    SCIM = "scim"  # SCIM provisioning over HTTP (docs/identity.md); no gRPC method
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,7 @@ def register(sub: Any) -> None:
         "--all-tenants", action="store_true", help="a platform operator's key, valid everywhere"
     )
     create.add_argument(
-        "--scopes", required=True, help="comma-separated: check, write, admin, audit"
+        "--scopes", required=True, help="comma-separated: check, write, admin, audit, scim"
     )
     create.add_argument("--name", default="", help="what the key is for (shown by `list`)")
     create.add_argument("--expires", help="with --server: when the key stops working (ISO 8601)")

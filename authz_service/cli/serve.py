@@ -50,6 +50,9 @@ def register(sub: Any) -> None:
         "--gateway-config", help="YAML mapping HTTP requests to checks for Envoy ext_authz"
     )
     parser.add_argument(
+        "--scim-listen", help="host:port of the SCIM 2.0 HTTP endpoint (docs/identity.md)"
+    )
+    parser.add_argument(
         "--no-auth",
         dest="auth",
         action="store_false",
@@ -72,6 +75,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "log_signing_key": args.log_signing_key,
         "migrate_on_start": args.migrate_on_start,
         "gateway_config": args.gateway_config,
+        "scim_listen": args.scim_listen,
         "auth": args.auth,
     }
     if args.workers is not None:

@@ -48,6 +48,7 @@ from authz_service.model import (
 from authz_service.store.index_tenant import TenantIndex
 from authz_service.store.protocol import Change, KeyStore, Precondition, SchemaRecord, Store
 from authz_service.store.registry import TenantRegistry
+from authz_service.store.scim import ScimRecords
 
 __all__ = ["IndexStats", "IndexedStore"]
 
@@ -91,6 +92,10 @@ class IndexedStore:
     @property
     def tenants(self) -> TenantRegistry:
         return _IndexedTenants(self._store.tenants, self._tenants)
+
+    @property
+    def scim(self) -> ScimRecords:
+        return self._store.scim
 
     @property
     def inner(self) -> Store:

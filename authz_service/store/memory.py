@@ -26,6 +26,7 @@ from authz_service.store.memory_keys import MemoryKeyStore
 from authz_service.store.memory_tenants import MemoryTenants
 from authz_service.store.protocol import Change, Precondition, SchemaRecord
 from authz_service.store.registry import TenantRecord, TenantState, refused
+from authz_service.store.scim import MemoryScimRecords
 
 __all__ = ["MemoryStore", "sort_key"]
 
@@ -83,6 +84,7 @@ class MemoryStore:
         self._lock = asyncio.Lock()
         self.keys = MemoryKeyStore()
         self.tenants = MemoryTenants(self)
+        self.scim = MemoryScimRecords()
 
     @property
     def lock(self) -> asyncio.Lock:
@@ -126,6 +128,7 @@ class MemoryStore:
         old = self._tenants[tenant]
         gone = _Tenant(head=old.head + 1, state=TenantState.DELETED, created_at=old.created_at)
         self._tenants[tenant] = gone
+        self.scim.purge(tenant)
 
     async def read(
         self,

@@ -27,6 +27,7 @@ from authz_service.model import (
     UpdateOp,
 )
 from authz_service.store.registry import TenantRegistry
+from authz_service.store.scim import ScimRecords
 
 __all__ = [
     "Change",
@@ -245,6 +246,11 @@ class Store(RelationshipReader, RelationshipWriter, RevisionSource, SchemaStore,
     @property
     def tenants(self) -> TenantRegistry:
         """Which tenants exist and their state (store/registry.py)."""
+        ...
+
+    @property
+    def scim(self) -> ScimRecords:
+        """SCIM resources as each tenant's identity provider pushed them (not revisioned)."""
         ...
 
     async def close(self) -> None: ...

@@ -209,3 +209,12 @@ def _request(tenant: str) -> object:
     return permissions_pb2.CheckRequest(
         tenant=tenant, resource=obj("document:x"), permission="view", subject=subj("user:a")
     )
+
+
+def test_a_scim_key_for_one_tenant(capsys: pytest.CaptureFixture[str], dsn: str) -> None:
+    """The `scim` scope (docs/identity.md) is stored and read back on PostgreSQL."""
+    key_id, token = create(capsys, dsn, "--tenant", "acme", "--scopes", "scim")
+    assert asyncio.run(authenticate(dsn, token)) == key_id
+    status, out, _ = keys(capsys, dsn, "list", "--tenant", "acme")
+    assert status == 0
+    assert out.splitlines()[1].split()[:3] == [key_id, "acme", "scim"]

@@ -25,6 +25,7 @@ from authz_service.store.postgres.db import Database
 from authz_service.store.postgres.dberrors import translated
 from authz_service.store.postgres.keys import PostgresKeyStore
 from authz_service.store.postgres.migrations import latest_version
+from authz_service.store.postgres.scim import PostgresScimRecords
 from authz_service.store.postgres.tenants import PostgresTenants
 from authz_service.store.protocol import Change, Precondition, SchemaRecord
 
@@ -45,6 +46,7 @@ class PostgresStore:
         self.retention = retention
         self.keys = PostgresKeyStore(db)
         self.tenants = PostgresTenants(db)
+        self.scim = PostgresScimRecords(db)
         self._gc: gc.GarbageCollector | None = None
 
     @property

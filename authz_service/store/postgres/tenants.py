@@ -91,7 +91,8 @@ class PostgresTenants:
                 )
                 if found is None or found == TenantState.DELETED.value:
                     raise not_found(name)
-                for table in ("relationships", "revisions", "idempotency_keys"):
+                tables = ("relationships", "revisions", "idempotency_keys", "scim_resources")
+                for table in tables:
                     await conn.execute(f"DELETE FROM {table} WHERE tenant = $1", name)
                 # The head skips one revision that has no `revisions` row: an index on
                 # another replica that last applied the old head then finds its history

@@ -1,0 +1,139 @@
+"""The SCIM ASGI application: `/scim/v2/{tenant}/...`, authenticated by API keys.
+
+scim2-server's ASGIApplication does the protocol; this subclass routes by the tenant
+segment of the path, authenticates `Authorization: Bearer <api key>` (a key with the
+`scim` scope, bound to the tenant or a platform key), and adds `X-Authz-Token`, the
+consistency token of the write a push made, to the response.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from scim2_models import (
+    AuthenticationScheme,
+    Bulk,
+    ChangePassword,
+    ETag,
+    Filter,
+    ForbiddenException,
+    NotFoundException,
+    Patch,
+    ScimProvider,
+    ServiceProviderConfig,
+    Sort,
+)
+from scim2_server.applications.asgi import ASGIApplication, Receive, Scope, Send
+from scim2_server.applications.base import VERSION_PREFIX
+from scim2_server.requests import ScimRequest
+from scim2_server.responses import ScimResponse
+from scim2_server.service import ScimService
+from scim2_server.utils import load_default_resource_types, load_default_schemas
+
+from authz_service.api.auth import Authenticator
+from authz_service.api.scim.compat import standard_patch
+from authz_service.api.scim.context import RequestState, current, enter
+from authz_service.api.scim.errors import scim_error
+from authz_service.api.scim.storage import ProvisioningStorage
+from authz_service.api.tokens import encode_token
+from authz_service.credentials import Scope as KeyScope
+from authz_service.errors import AuthzError, echo
+from authz_service.service.provisioning import ProvisioningService
+
+__all__ = ["PREFIX", "TOKEN_HEADER", "ScimApp"]
+
+PREFIX = "/scim/v2/"  # then the tenant, then the SCIM path
+TOKEN_HEADER = "X-Authz-Token"
+MAX_RESULTS = 1000
+# The tenant rule of the gRPC API (api/convert.py).
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_TENANT_RE = re.compile(r"[a-zA-Z0-9_\-]{1,64}")
+
+
+def _provider() -> ScimProvider:
+    config = ServiceProviderConfig(
+        patch=Patch(supported=True),
+        # Off: one push is one request, so its effect and its record stay one unit.
+        bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
+        filter=Filter(supported=True, max_results=MAX_RESULTS),
+        change_password=ChangePassword(supported=False),  # passwords are never stored
+        sort=Sort(supported=True),
+        etag=ETag(supported=True),
+        authentication_schemes=[
+            AuthenticationScheme(
+                type=AuthenticationScheme.Type.oauthbearertoken,
+                name="API key",
+                description="Authorization: Bearer <api key with the scim scope>",
+                primary=True,
+            )
+        ],
+    )
+    return ScimProvider.from_discovery(
+        load_default_schemas().values(), load_default_resource_types().values(), config=config
+    )
+
+
+class ScimApp(ASGIApplication):
+    def __init__(
+        self, provisioning: ProvisioningService, authenticator: Authenticator | None
+    ) -> None:
+        provider = _provider()
+        service = ScimService(provider)
+        super().__init__(ProvisioningStorage(provisioning, service), provider, service)
+        self._authenticator = authenticator
+        self._provisioning = provisioning
+
+    @staticmethod
+    def get_base_url(scope: Scope) -> str:
+        """The tenant's SCIM root: the root path set below already ends in `/v2/<tenant>`."""
+        return ASGIApplication.get_base_url(scope).removesuffix(VERSION_PREFIX)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.serve_lifespan(receive, send)
+            return
+        path: str = scope["path"]
+        tenant = path.removeprefix(PREFIX).partition("/")[0]
+        scope = {**scope, "root_path": f"{PREFIX}{tenant}"}
+        request = await self.read_request(scope, receive)
+        if request.method.upper() == "PATCH":
+            request.body = standard_patch(request.body)
+        enter(RequestState(tenant, request.method.upper(), request.path))
+        if not path.startswith(PREFIX) or not _TENANT_RE.fullmatch(tenant):
+            error = NotFoundException(
+                detail=f"no SCIM endpoint at `{echo(path)}`; the endpoints are {PREFIX}<tenant>/"
+            )
+            await self.send_response(self.handle_exception(request, error), send)
+            return
+        await self.send_response(await self.serve(request), send)
+
+    async def dispatch_request(self, request: ScimRequest) -> ScimResponse:
+        state = current()
+        if self.needs_auth(request) and self._authenticator is not None:
+            try:
+                key = await self._authenticator.authenticate(request.header("Authorization"))
+            except AuthzError as exc:
+                raise scim_error(exc) from None
+            if KeyScope.SCIM not in key.scopes:
+                raise ForbiddenException(detail=f"api key `{key.key_id}` lacks the scim scope")
+            if not key.allows_tenant(state.tenant):
+                raise ForbiddenException(
+                    detail=f"api key `{key.key_id}` is not bound to tenant `{echo(state.tenant)}`"
+                )
+            state.key = key
+        response = await self.handler.handle(request)
+        if state.revision is None and request.method.upper() in _WRITES and response.status < 400:
+            # scim2-server skips the storage for a PATCH that changes nothing; the caller
+            # still gets a token to ask decisions at.
+            state.revision = await self._provisioning.head(state.tenant)
+        return response
+
+    def finalize_response(self, request: ScimRequest, response: ScimResponse) -> ScimResponse:
+        state = current()
+        if state.revision is not None:
+            response.headers[TOKEN_HEADER] = encode_token(state.tenant, state.revision)
+        return super().finalize_response(request, response)
+
+    def get_subject(self, request: ScimRequest) -> Any:
+        return current().key
