@@ -34,6 +34,7 @@ from authz_service.api.scim import ScimApp, ScimServer
 from authz_service.api.server import SERVICE_NAMES, build_server
 from authz_service.api.tenancy import TenancyServicer
 from authz_service.api.tenants import TenantServicer
+from authz_service.api.tls import TlsFiles, bind
 from authz_service.cache.dispatcher import CachingDispatcher
 from authz_service.cache.lru import DecisionCache
 from authz_service.config import Settings
@@ -194,6 +195,13 @@ def _authenticator(settings: Settings, store: Store, telemetry: Telemetry) -> Au
         negative_ttl_s=settings.auth_negative_ttl_s,
         limiter=limiter,
     )
+
+
+def _tls(settings: Settings) -> TlsFiles | None:
+    if not settings.tls_cert:
+        return None
+    ca = Path(settings.tls_client_ca) if settings.tls_client_ca else None
+    return TlsFiles(Path(settings.tls_cert), Path(settings.tls_key), ca)
 
 
 def _envoy(
@@ -434,7 +442,11 @@ class App:
                 telemetry.interceptor,
                 DecodingInterceptor(),
                 # After telemetry, so that refused calls are counted and traced too.
-                *([AuthInterceptor(authenticator)] if authenticator else []),
+                *(
+                    [AuthInterceptor(authenticator, certificates=bool(settings.tls_client_ca))]
+                    if authenticator
+                    else []
+                ),
             ],
             envoy=envoy,
             tenancy=TenancyServicer(tenancy, lifecycle, default_deadline_s=deadline),
@@ -450,7 +462,7 @@ class App:
             lifecycle=lifecycle,
             relationships=relationships,
         )
-        port = server.add_insecure_port(settings.listen)
+        port = bind(server, settings.listen, _tls(settings), plaintext=settings.plaintext)
         if port == 0:
             raise OSError(f"could not bind {settings.listen}")
         await server.start()

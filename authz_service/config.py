@@ -42,6 +42,13 @@ _AT_LEAST_ONE = (
 class Settings:
     listen: str = field(default="127.0.0.1:50051", metadata={"env": "AUTHZ_LISTEN"})
     workers: int = field(default=1, metadata={"env": "AUTHZ_WORKERS"})
+    # TLS on the gRPC port (docs/auth.md "Transport security"): PEM files, re-read when
+    # they change; a client CA makes client certificates required.
+    tls_cert: str = field(default="", metadata={"env": "AUTHZ_TLS_CERT"})
+    tls_key: str = field(default="", metadata={"env": "AUTHZ_TLS_KEY"})
+    tls_client_ca: str = field(default="", metadata={"env": "AUTHZ_TLS_CLIENT_CA"})
+    # Plaintext beyond loopback only when this says so (with a WARNING).
+    plaintext: bool = field(default=False, metadata={"env": "AUTHZ_PLAINTEXT"})
     database_url: str = field(default="", metadata={"env": "AUTHZ_DATABASE_URL"})
     data_dir: Path = field(default=Path(".authz"), metadata={"env": "AUTHZ_DATA_DIR"})
     migrate_on_start: bool = field(default=True, metadata={"env": "AUTHZ_MIGRATE_ON_START"})
@@ -135,6 +142,24 @@ class Settings:
                 raise InvalidArgument(
                     f"`{name}` must not be negative", field=name, value=getattr(self, name)
                 )
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise InvalidArgument(
+                "AUTHZ_TLS_CERT and AUTHZ_TLS_KEY are set together or not at all",
+                field="AUTHZ_TLS_KEY" if self.tls_cert else "AUTHZ_TLS_CERT",
+                value="",
+            )
+        if self.tls_client_ca and not self.tls_cert:
+            raise InvalidArgument(
+                "AUTHZ_TLS_CLIENT_CA needs AUTHZ_TLS_CERT and AUTHZ_TLS_KEY (mTLS is TLS)",
+                field="AUTHZ_TLS_CLIENT_CA",
+                value=self.tls_client_ca,
+            )
+        if self.plaintext and self.tls_cert:
+            raise InvalidArgument(
+                "AUTHZ_PLAINTEXT contradicts AUTHZ_TLS_CERT: choose one",
+                field="AUTHZ_PLAINTEXT",
+                value=True,
+            )
         for name in _AT_LEAST_ONE:
             if getattr(self, name) < 1:
                 raise InvalidArgument(

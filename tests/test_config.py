@@ -11,6 +11,7 @@ import pytest
 from authz_service.cli import serve
 from authz_service.config import load_settings
 from authz_service.decisionlog import DecisionLogConfig, LogMode
+from authz_service.errors import InvalidArgument
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,3 +47,34 @@ def test_the_decision_log_page_names_the_same_default() -> None:
     page = (ROOT / "docs" / "decision-log.md").read_text(encoding="utf-8")
     defaults = re.findall(r"\*\*(durable|buffered)\*\* \(default\)", page)
     assert defaults == [load_settings(environ={}).log_mode]
+
+
+@pytest.mark.parametrize(
+    ("environ", "field"),
+    [
+        ({"AUTHZ_TLS_CERT": "server.pem"}, "AUTHZ_TLS_KEY"),
+        ({"AUTHZ_TLS_KEY": "server.key"}, "AUTHZ_TLS_CERT"),
+        ({"AUTHZ_TLS_CLIENT_CA": "ca.pem"}, "AUTHZ_TLS_CLIENT_CA"),
+        (
+            {"AUTHZ_TLS_CERT": "s.pem", "AUTHZ_TLS_KEY": "s.key", "AUTHZ_PLAINTEXT": "true"},
+            "AUTHZ_PLAINTEXT",
+        ),
+    ],
+)
+def test_incomplete_or_contradictory_tls_settings_are_refused(
+    environ: dict[str, str], field: str
+) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        load_settings(environ=environ)
+    assert refused.value.field == field
+
+
+def test_serve_flags_set_tls() -> None:
+    args = _serve_args("--tls-cert", "s.pem", "--tls-key", "s.key", "--tls-client-ca", "ca.pem")
+    settings = serve._settings(args)
+    assert (settings.tls_cert, settings.tls_key, settings.tls_client_ca) == (
+        "s.pem",
+        "s.key",
+        "ca.pem",
+    )
+    assert serve._settings(_serve_args("--plaintext")).plaintext is True

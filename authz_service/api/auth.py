@@ -21,9 +21,10 @@ revoked key ends it with UNAUTHENTICATED (api/recheck.py).
 The key of the current call is kept in a context variable: `current_credential_id()`
 puts its id into every decision-log record.
 
-mTLS is not implemented: keys carry the tenant binding and scopes that a client
-certificate would have to encode too; TLS termination for transport security is the
-deployment's (or a proxy's) job.
+With `certificates=True` (a client CA is configured, api/tls.py), a call without
+`authorization` metadata is admitted on its verified client certificate instead, when
+the certificate names a tenant and scopes (api/peer_certs.py); the same scope and tenant
+checks then apply to it as to a key. A key, when present, is what is checked.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import grpc
 
 from authz_service.api.decoding import Undecodable, decode
 from authz_service.api.limits import FailureLimiter
+from authz_service.api.peer_certs import certificate_identity
 from authz_service.api.recheck import rechecked, run_rechecked
 from authz_service.api.status import to_status
 from authz_service.credentials import ApiKey, Scope, split_token
@@ -383,10 +385,15 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """
 
     def __init__(
-        self, authenticator: Authenticator, scopes: Mapping[str, Requirement] = METHOD_SCOPES
+        self,
+        authenticator: Authenticator,
+        scopes: Mapping[str, Requirement] = METHOD_SCOPES,
+        *,
+        certificates: bool = False,
     ) -> None:
         self._auth = authenticator
         self._scopes = scopes
+        self._certificates = certificates
         self._guarded: dict[str, tuple[Handler, Handler]] = {}
 
     async def intercept_service(
@@ -409,7 +416,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         an abort."""
         try:
             authorization = _authorization(context.invocation_metadata())
-            key = await self._auth.authenticate(authorization, peer=context.peer())
+            key = self._certificate(authorization, context)
+            if key is None:
+                key = await self._auth.authenticate(authorization, peer=context.peer())
         except Exception as exc:  # refused (or the store is down): answer, never admit
             log.debug("refused call to %s: %s", method, exc)
             await context.abort_with_status(to_status(exc))  # type: ignore[attr-defined]
@@ -426,6 +435,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             await context.abort_with_status(to_status(exc))  # type: ignore[attr-defined]
         return request
 
+    def _certificate(self, authorization: str | None, context: Context) -> ApiKey | None:
+        """The identity of the client certificate, for a call that presents no key."""
+        if authorization is not None or not self._certificates:
+            return None
+        return certificate_identity(context.auth_context())
+
     def _guard(self, method: str, handler: Handler) -> Handler:
         deserialize: Any = handler.request_deserializer
         serializers = {
@@ -434,9 +449,14 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         }
         admit = self._admit
         auth = self._auth
+        certificate = self._certificate
 
         def verify(context: Context) -> Callable[[], Awaitable[ApiKey]]:
             authorization = _authorization(context.invocation_metadata())
+            cert_key = certificate(authorization, context)
+            if cert_key is not None:
+                # The handshake verified the certificate; nothing revokes it mid-stream.
+                return lambda: asyncio.sleep(0, cert_key)
             return lambda: auth.authenticate(authorization, fresh=True)
 
         # The stubs type behaviors for the sync server; here they are coroutines or

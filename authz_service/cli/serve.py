@@ -59,6 +59,17 @@ def register(sub: Any) -> None:
         default=None,
         help="trust every caller, no API keys (local development only; logs a warning)",
     )
+    parser.add_argument("--tls-cert", help="PEM server certificate (re-read when it changes)")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument(
+        "--tls-client-ca", help="PEM CA that must have signed every client's certificate (mTLS)"
+    )
+    parser.add_argument(
+        "--plaintext",
+        action="store_true",
+        default=None,
+        help="allow listening beyond loopback without TLS (logs a warning)",
+    )
     parser.set_defaults(handler=_serve)
 
 
@@ -77,6 +88,10 @@ def _settings(args: argparse.Namespace) -> Settings:
         "gateway_config": args.gateway_config,
         "scim_listen": args.scim_listen,
         "auth": args.auth,
+        "tls_cert": args.tls_cert,
+        "tls_key": args.tls_key,
+        "tls_client_ca": args.tls_client_ca,
+        "plaintext": args.plaintext,
     }
     if args.workers is not None:
         overrides["workers"] = args.workers or (os.cpu_count() or 1)
@@ -86,6 +101,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _check_listen(settings.listen)
+    if not settings.tls_cert:  # refused plaintext fails here, before the database starts
+        from authz_service.api.tls import plaintext_allowed
+
+        plaintext_allowed(settings.listen, plaintext=settings.plaintext)
     _configure_logging(settings)
     if settings.workers == 1:
         return _run_loop(run_worker(settings, 0))
@@ -135,7 +154,8 @@ async def run_worker(settings: Settings, worker: int) -> int:
 
     app = await App.start(settings, worker=worker)
     host = settings.listen.rsplit(":", 1)[0]
-    print(f"authz: listening on {host}:{app.port} (worker {worker})", flush=True)
+    transport = "mTLS" if settings.tls_client_ca else "TLS" if settings.tls_cert else "plaintext"
+    print(f"authz: listening on {host}:{app.port} ({transport}, worker {worker})", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,0 +1,95 @@
+"""Certificates made at test time: a CA, and leaves it signs (server or client)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+
+@dataclass(frozen=True)
+class Pair:
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+    @property
+    def cert_pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def key_pem(self) -> bytes:
+        return self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    def write(self, cert: Path, key: Path) -> None:
+        """Replace both files atomically (a new inode each), as an operator's tool would."""
+        for path, data in ((key, self.key_pem), (cert, self.cert_pem)):
+            staging = path.with_suffix(".new")
+            staging.write_bytes(data)
+            os.replace(staging, path)
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _builder(
+    subject: str, issuer: x509.Name, key: ec.EllipticCurvePrivateKey
+) -> x509.CertificateBuilder:
+    now = datetime.now(UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+    )
+
+
+def make_ca(name: str = "test CA") -> Pair:
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        _builder(name, _name(name), key)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return Pair(cert, key)
+
+
+def make_server(ca: Pair, host: str = "localhost") -> Pair:
+    key = ec.generate_private_key(ec.SECP256R1())
+    names = [x509.DNSName(host), x509.IPAddress(IPv4Address("127.0.0.1"))]
+    cert = (
+        _builder(host, ca.cert.subject, key)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca.key, hashes.SHA256())
+    )
+    return Pair(cert, key)
+
+
+def make_client(ca: Pair, *uris: str, name: str = "client") -> Pair:
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = _builder(name, ca.cert.subject, key).add_extension(
+        x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+    )
+    if uris:
+        sans = [x509.UniformResourceIdentifier(u) for u in uris]
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return Pair(builder.sign(ca.key, hashes.SHA256()), key)
