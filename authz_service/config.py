@@ -117,6 +117,15 @@ class Settings:
     scim_member_relation: str = field(
         default="member", metadata={"env": "AUTHZ_SCIM_MEMBER_RELATION"}
     )
+    # TLS of client commands (`authz check`, `authz keys`, the health check): the CA they
+    # trust, their own certificate and key for mTLS, and the name the server's certificate
+    # must carry when it differs from the host dialled. Flags (`--tls-ca`, ...) override.
+    client_tls_ca: str = field(default="", metadata={"env": "AUTHZ_CLIENT_TLS_CA"})
+    client_tls_cert: str = field(default="", metadata={"env": "AUTHZ_CLIENT_TLS_CERT"})
+    client_tls_key: str = field(default="", metadata={"env": "AUTHZ_CLIENT_TLS_KEY"})
+    client_tls_server_name: str = field(
+        default="", metadata={"env": "AUTHZ_CLIENT_TLS_SERVER_NAME"}
+    )
     # The bearer key client commands (`authz check`) present; `--api-key` overrides it.
     api_key: str = field(default="", metadata={"env": "AUTHZ_API_KEY"}, repr=False)
 

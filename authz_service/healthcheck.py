@@ -6,6 +6,10 @@ config, like the server reads it), on loopback when the server binds every inter
 The server reports NOT_SERVING while it drains on shutdown, so a stopping container turns
 unhealthy before it stops answering.
 
+When the server speaks TLS, give the check what a client needs (`--tls-ca`, and for
+mTLS `--tls-cert`/`--tls-key`, or the AUTHZ_CLIENT_TLS_* settings); `--tls-server-name`
+(AUTHZ_CLIENT_TLS_SERVER_NAME) when the certificate does not name the loopback address.
+
 Exit status: 0 SERVING, 1 anything else (NOT_SERVING, unknown service, no answer in time).
 Like `authz`'s other commands it lives in the package, but it is a client of the server,
 not part of it: nothing else imports it.
@@ -20,6 +24,7 @@ from collections.abc import Sequence
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from authz_service.cli.client_tls import ClientTls, add_arguments, from_args
 from authz_service.config import load_settings
 from authz_service.errors import AuthzError
 
@@ -38,9 +43,11 @@ def probe_target(listen: str) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def check(target: str, service: str = "", timeout: float = 3.0) -> tuple[bool, str]:
+def check(
+    target: str, service: str = "", timeout: float = 3.0, tls: ClientTls | None = None
+) -> tuple[bool, str]:
     """(healthy, what to print) for one health check of `service` at `target`."""
-    with grpc.insecure_channel(target) as channel:
+    with (tls or ClientTls()).channel(target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
@@ -59,13 +66,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--target", help="host:port to probe (default: from AUTHZ_LISTEN)")
     parser.add_argument("--service", default="", help="service name ('' = the whole server)")
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
+    add_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        target = args.target or probe_target(load_settings().listen)
+        settings = load_settings()
+        target = args.target or probe_target(settings.listen)
+        tls = from_args(args, settings)
+        healthy, message = check(target, args.service, args.timeout, tls)
     except (AuthzError, ValueError) as exc:
         print(f"unhealthy: {exc}", file=sys.stderr)
         return 1
-    healthy, message = check(target, args.service, args.timeout)
     print(message, file=sys.stdout if healthy else sys.stderr)
     return 0 if healthy else 1
 

@@ -17,6 +17,7 @@ import grpc
 
 from authz_service.api import convert
 from authz_service.api.gen.authz.v1 import core_pb2, permissions_pb2, permissions_pb2_grpc
+from authz_service.cli import client_tls
 from authz_service.config import load_settings
 from authz_service.model import parse_object, parse_subject
 
@@ -54,6 +55,7 @@ def register(sub: Any) -> None:
         help=f"{_CONSISTENCY} (default: the server's, minimize_latency)",
     )
     parser.add_argument("--explain", action="store_true", help="print the explanation")
+    client_tls.add_arguments(parser)
     parser.set_defaults(handler=_check)
 
 
@@ -87,9 +89,10 @@ async def _ask(args: argparse.Namespace) -> int:
         request.context.update(context)
     if args.consistency is not None:
         request.consistency.CopyFrom(args.consistency)
-    api_key = args.api_key or load_settings().api_key
+    settings = load_settings()
+    api_key = args.api_key or settings.api_key
     metadata = (("authorization", f"Bearer {api_key}"),) if api_key else None
-    async with grpc.aio.insecure_channel(args.server) as channel:
+    async with client_tls.from_args(args, settings).aio_channel(args.server) as channel:
         stub = permissions_pb2_grpc.PermissionsServiceStub(channel)
         try:
             reply = await stub.Check(request, metadata=metadata, timeout=10)

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from authz_service.cli import client_tls
 from authz_service.cli.keys_remote import add_key_tenant, rotate_needs_server, via_server
 from authz_service.cli.migrate import add_database_arguments, database_url
 from authz_service.config import Settings, load_settings
@@ -84,6 +85,7 @@ def register(sub: Any) -> None:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     add_database_arguments(parser)
+    client_tls.add_arguments(parser)  # with --server
     parser.add_argument(
         "--server", help="host:port of a running server: use its KeysService RPCs instead"
     )

@@ -20,6 +20,7 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 
 from authz_service.api.gen.authz.v1 import keys_pb2, keys_pb2_grpc
+from authz_service.cli import client_tls
 from authz_service.config import load_settings
 from authz_service.credentials import ALL_TENANTS
 from authz_service.errors import InvalidArgument, echo
@@ -78,10 +79,11 @@ def _expiry(text: str | None) -> Any:
 
 async def _call(args: argparse.Namespace) -> list[str]:
     """The lines to print on stdout; the secret, when there is one, is the only line."""
-    api_key = args.api_key or load_settings().api_key
+    settings = load_settings()
+    api_key = args.api_key or settings.api_key
     metadata = (("authorization", f"Bearer {api_key}"),) if api_key else None
     tenant = _tenant(args)
-    async with grpc.aio.insecure_channel(args.server) as channel:
+    async with client_tls.from_args(args, settings).aio_channel(args.server) as channel:
         stub = keys_pb2_grpc.KeysServiceStub(channel)
         command = args.keys_command
         if command == "create":
