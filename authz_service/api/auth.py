@@ -242,7 +242,8 @@ class Authenticator:
                 self._limiter.check(peer, None)
                 raise Unauthenticated("malformed api key")
             key_id, secret = parts
-            self._limiter.check(peer, key_id)
+            if not fresh:  # a stream's re-check is its holder's, never held off by guessers
+                self._limiter.check(peer, key_id)
             key = await self._lookup(key_id, fresh)
             if key is not None and not fresh and not key.matches(secret):
                 # Perhaps rotated on another replica since it was cached: ask the store
