@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address
@@ -93,3 +95,16 @@ def make_client(ca: Pair, *uris: str, name: str = "client") -> Pair:
         sans = [x509.UniformResourceIdentifier(u) for u in uris]
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     return Pair(builder.sign(ca.key, hashes.SHA256()), key)
+
+
+def served_certificate(port: int, ca: Pair) -> x509.Certificate:
+    """The certificate a new TLS connection to the port is shown (blocking; run in a thread)."""
+    context = ssl.create_default_context(cadata=ca.cert_pem.decode())
+    context.set_alpn_protocols(["h2"])
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as conn,
+    ):
+        der = conn.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der)

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
-import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import pytest
-from cryptography import x509
 
 from authz_service.api.gen.authz.v1 import schema_pb2
 from authz_service.api.tls import is_loopback, plaintext_allowed
@@ -25,7 +22,7 @@ from authz_service.app import App
 from authz_service.credentials import Scope, new_key
 from authz_service.decisionlog import RecordFilter, iter_entries
 from authz_service.errors import InvalidArgument
-from tests.api.certs import Pair, make_ca, make_client, make_server
+from tests.api.certs import Pair, make_ca, make_client, make_server, served_certificate
 from tests.api.conftest import server_settings
 from tests.api.helpers import ALLOWED, SCHEMA, Api
 
@@ -115,26 +112,13 @@ async def test_a_client_trusting_another_ca_is_refused(tls: Tls) -> None:
     assert await _code(tls.channel(ca=make_ca("another CA"))) == grpc.StatusCode.UNAVAILABLE
 
 
-def _served_certificate(port: int, ca: Pair) -> x509.Certificate:
-    """The certificate a new TLS connection to the port is shown (blocking; run in a thread)."""
-    context = ssl.create_default_context(cadata=ca.cert_pem.decode())
-    context.set_alpn_protocols(["h2"])
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-        context.wrap_socket(raw, server_hostname="localhost") as conn,
-    ):
-        der = conn.getpeercert(binary_form=True)
-    assert der is not None
-    return x509.load_der_x509_certificate(der)
-
-
 async def test_replaced_certificate_files_are_served_without_a_restart(tls: Tls) -> None:
-    first = await asyncio.to_thread(_served_certificate, tls.app.port, tls.ca)
+    first = await asyncio.to_thread(served_certificate, tls.app.port, tls.ca)
     new_ca = make_ca("rotated CA")
     rotated = make_server(new_ca)
     assert rotated.cert.serial_number != first.serial_number
     rotated.write(tls.cert, tls.key)
-    served = await asyncio.to_thread(_served_certificate, tls.app.port, new_ca)
+    served = await asyncio.to_thread(served_certificate, tls.app.port, new_ca)
     assert served.serial_number == rotated.cert.serial_number
     # gRPC clients see it too: the new CA is trusted now, the old one no longer.
     assert await _code(tls.channel(ca=new_ca)) == grpc.StatusCode.OK
@@ -142,13 +126,13 @@ async def test_replaced_certificate_files_are_served_without_a_restart(tls: Tls)
 
 
 async def test_a_half_written_rotation_keeps_the_old_pair(tls: Tls) -> None:
-    first = await asyncio.to_thread(_served_certificate, tls.app.port, tls.ca)
+    first = await asyncio.to_thread(served_certificate, tls.app.port, tls.ca)
     other = make_server(tls.ca)
     tls.cert.write_bytes(other.cert_pem)  # the key is not replaced yet: they do not match
-    served = await asyncio.to_thread(_served_certificate, tls.app.port, tls.ca)
+    served = await asyncio.to_thread(served_certificate, tls.app.port, tls.ca)
     assert served.serial_number == first.serial_number
     other.write(tls.cert, tls.key)
-    served = await asyncio.to_thread(_served_certificate, tls.app.port, tls.ca)
+    served = await asyncio.to_thread(served_certificate, tls.app.port, tls.ca)
     assert served.serial_number == other.cert.serial_number
 
 
