@@ -55,6 +55,7 @@ from authz_service.service.keys import KeyAdmin
 from authz_service.service.lifecycle import LifecycleService
 from authz_service.service.permissions import PermissionService
 from authz_service.service.provisioning import ProvisioningService, ScimMapping
+from authz_service.service.reconcile import Reconciler
 from authz_service.service.relationships import RelationshipService
 from authz_service.service.schemas import SchemaManager
 from authz_service.service.tenancy import TenancyService
@@ -214,25 +215,44 @@ def _envoy(
     return EnvoyAuthServicer(gateway, permissions, default_deadline_s=deadline_s)
 
 
-async def _scim(
+def _scim(
     settings: Settings,
-    worker: int,
     store: Store,
-    resources: Resources,
+    reader: RelationshipReader,
     **services: Any,
-) -> ScimServer | None:
-    """The SCIM listener, when configured; worker 0 only, since it binds one port."""
-    if not settings.scim_listen or worker != 0:
-        return None
+) -> tuple[ProvisioningService, Reconciler]:
+    """SCIM provisioning and its reconciliation (the HTTP listener is `_scim_listener`)."""
     mapping = ScimMapping(
         settings.scim_user_type, settings.scim_group_type, settings.scim_member_relation
     )
     provisioning = ProvisioningService(
         records=store.scim, tenants=store.tenants, mapping=mapping, **services
     )
+    reconciler = Reconciler(
+        provisioning=provisioning,
+        reader=reader,
+        lifecycle=services["lifecycle"],
+        relationships=services["relationships"],
+    )
+    return provisioning, reconciler
+
+
+async def _scim_listener(
+    settings: Settings,
+    worker: int,
+    store: Store,
+    resources: Resources,
+    provisioning: ProvisioningService,
+    reconciler: Reconciler,
+) -> ScimServer | None:
+    """The SCIM listener, when configured; worker 0 only, since it binds one port."""
+    if not settings.scim_listen or worker != 0:
+        return None
     auth = Authenticator(store.keys, ttl_s=settings.auth_cache_ttl_s) if settings.auth else None
     scim = await ScimServer.start(
-        ScimApp(provisioning, auth), settings.scim_listen, grace_s=settings.shutdown_grace_s
+        ScimApp(provisioning, auth, reconciler),
+        settings.scim_listen,
+        grace_s=settings.shutdown_grace_s,
     )
     resources.closers.append(scim.stop)
     return scim
@@ -395,6 +415,14 @@ class App:
             audit=audit,
             max_batch=settings.max_batch,
         )
+        provisioning, reconciler = _scim(
+            settings,
+            store,
+            store,  # drift is read at the head revision, from the store itself
+            resolver=resolver,
+            lifecycle=lifecycle,
+            relationships=relationships,
+        )
         tenants = TenantService(
             registry=(index or store).tenants,
             store=store,
@@ -449,19 +477,13 @@ class App:
                 ),
             ],
             envoy=envoy,
-            tenancy=TenancyServicer(tenancy, lifecycle, default_deadline_s=deadline),
+            tenancy=TenancyServicer(
+                tenancy, lifecycle, default_deadline_s=deadline, reconciler=reconciler
+            ),
             tenants=TenantServicer(tenants, default_deadline_s=deadline),
             keys=KeysServicer(key_admin, default_deadline_s=deadline),
         )
-        scim = await _scim(
-            settings,
-            worker,
-            store,
-            resources,
-            resolver=resolver,
-            lifecycle=lifecycle,
-            relationships=relationships,
-        )
+        scim = await _scim_listener(settings, worker, store, resources, provisioning, reconciler)
         port = bind(server, settings.listen, _tls(settings), plaintext=settings.plaintext)
         if port == 0:
             raise OSError(f"could not bind {settings.listen}")

@@ -117,6 +117,8 @@ METHOD_SCOPES: Final[Mapping[str, Requirement]] = _table(
             "SuspendSubject": Scope.WRITE,
             "ReactivateSubject": Scope.WRITE,
             "DeprovisionSubject": Scope.WRITE,
+            "GetScimSync": Scope.WRITE,
+            "RepairScimDrift": Scope.WRITE,
         },
         # The tenant registry is the platform's: its requests have no `tenant` field, so
         # only platform (`*`) keys with `admin` may call it.

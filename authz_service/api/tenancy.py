@@ -15,10 +15,12 @@ from authz_service.api import convert
 from authz_service.api.calls import call_info, unary_rpc
 from authz_service.api.cursors import CursorScope
 from authz_service.api.gen.authz.v1 import core_pb2, tenancy_pb2, tenancy_pb2_grpc
-from authz_service.errors import InvalidArgument
+from authz_service.api.scim_sync import drift_to_proto, status_to_proto
+from authz_service.errors import FailedPrecondition, InvalidArgument
 from authz_service.model import ObjectRef, Revision
 from authz_service.service import methods
 from authz_service.service.lifecycle import LifecycleService
+from authz_service.service.reconcile import Reconciler
 from authz_service.service.tenancy import RoleView, TenancyService
 from authz_service.tenancy import Binding, SubjectStatus
 
@@ -103,9 +105,11 @@ class TenancyServicer(tenancy_pb2_grpc.TenancyServiceServicer):
         lifecycle: LifecycleService,
         *,
         default_deadline_s: float,
+        reconciler: Reconciler | None = None,
     ) -> None:
         self._tenancy = tenancy
         self._lifecycle = lifecycle
+        self._reconciler = reconciler
         self._deadline = default_deadline_s
 
     # --- roles ----------------------------------------------------------------------------
@@ -322,4 +326,36 @@ class TenancyServicer(tenancy_pb2_grpc.TenancyServiceServicer):
             previous_status=_STATUSES[done.previous],
             removed_relationships=[convert.relationship_to_proto(r) for r in done.relationships],
             removed_bindings=[binding_to_proto(b) for b in done.bindings],
+        )
+
+    # --- SCIM reconciliation (docs/identity.md) ---------------------------------------------
+
+    def _reconcile(self) -> Reconciler:
+        if self._reconciler is None:
+            raise FailedPrecondition("SCIM reconciliation is not configured on this server")
+        return self._reconciler
+
+    @unary_rpc
+    async def GetScimSync(
+        self, request: tenancy_pb2.GetScimSyncRequest, context: Ctx
+    ) -> tenancy_pb2.GetScimSyncResponse:
+        tenant = convert.tenant(request.tenant)
+        reconciler = self._reconcile()
+        drift = await reconciler.drift(tenant)
+        return _PB.GetScimSyncResponse(
+            status=status_to_proto(await reconciler.status(tenant)),
+            drift=drift_to_proto(drift),
+            read_at=convert.token(tenant, drift.revision),
+        )
+
+    @unary_rpc
+    async def RepairScimDrift(
+        self, request: tenancy_pb2.RepairScimDriftRequest, context: Ctx
+    ) -> tenancy_pb2.RepairScimDriftResponse:
+        tenant = convert.tenant(request.tenant)
+        repaired, revision = await self._reconcile().repair(
+            tenant, convert.reason(request.reason), call_info(context, self._deadline)
+        )
+        return _PB.RepairScimDriftResponse(
+            repaired=drift_to_proto(repaired), written_at=convert.token(tenant, revision)
         )

@@ -14,7 +14,16 @@ __all__ = ["EXIT_STATUS", "main"]
 
 # Module names under authz_service.cli; each defines register(subparsers) -> None and sets
 # `handler` on its parser (a callable taking the parsed args, returning an exit status).
-_COMMANDS: tuple[str, ...] = ("serve", "check", "validate", "migrate", "import_", "audit", "keys")
+_COMMANDS: tuple[str, ...] = (
+    "serve",
+    "check",
+    "validate",
+    "migrate",
+    "import_",
+    "audit",
+    "keys",
+    "scim",
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -23,7 +32,7 @@ EXIT_STATUS = """\
 exit status:
   0    success; `check`: ALLOWED; `audit verify`: every stream verified
   1    a negative answer: `check` DENIED, `validate` or `audit verify` found failures,
-       `audit replay` found differences
+       `audit replay` found differences, `scim status` found drift
   2    an error: bad arguments or input, the server refused or could not be reached,
        the server cannot start (address in use, database unavailable)
   3    `check`: CONDITIONAL (caveat context missing)

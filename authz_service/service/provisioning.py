@@ -261,6 +261,10 @@ class ProvisioningService:
             return None
         return await self._relationships.write(tenant, updates, call)
 
+    async def members(self, tenant: str, group: ScimRecord) -> set[SubjectRef]:
+        """The subjects a stored Group's members stand for (reconciliation)."""
+        return await self._members(tenant, group, strict=False)
+
     async def _members(
         self, tenant: str, record: ScimRecord | None, *, strict: bool
     ) -> set[SubjectRef]:

@@ -40,6 +40,7 @@ from authz_service.api.tokens import encode_token
 from authz_service.credentials import Scope as KeyScope
 from authz_service.errors import AuthzError, echo
 from authz_service.service.provisioning import ProvisioningService
+from authz_service.service.reconcile import Reconciler
 
 __all__ = ["PREFIX", "TOKEN_HEADER", "ScimApp"]
 
@@ -76,13 +77,17 @@ def _provider() -> ScimProvider:
 
 class ScimApp(ASGIApplication):
     def __init__(
-        self, provisioning: ProvisioningService, authenticator: Authenticator | None
+        self,
+        provisioning: ProvisioningService,
+        authenticator: Authenticator | None,
+        reconciler: Reconciler | None = None,
     ) -> None:
         provider = _provider()
         service = ScimService(provider)
         super().__init__(ProvisioningStorage(provisioning, service), provider, service)
         self._authenticator = authenticator
         self._provisioning = provisioning
+        self._reconciler = reconciler
 
     @staticmethod
     def get_base_url(scope: Scope) -> str:
@@ -131,6 +136,11 @@ class ScimApp(ASGIApplication):
 
     def finalize_response(self, request: ScimRequest, response: ScimResponse) -> ScimResponse:
         state = current()
+        if self._reconciler is not None and state.method in _WRITES:
+            # The sync status (GetScimSync): the last push, the last refused one and why.
+            failed = response.status >= 400 and response.status != 401
+            detail = (response.body or {}).get("detail", str(int(response.status)))
+            self._reconciler.note(state.tenant, str(detail) if failed else None)
         if state.revision is not None:
             response.headers[TOKEN_HEADER] = encode_token(state.tenant, state.revision)
         return super().finalize_response(request, response)
