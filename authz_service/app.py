@@ -117,6 +117,7 @@ async def open_store(settings: Settings, resources: Resources) -> tuple[Store, A
         # The same window as the collector below: at_exact_snapshot (and replay) must
         # refuse exactly the revisions whose history the collector may have removed.
         retention=timedelta(hours=settings.retention_hours),
+        statement_timeout_ms=settings.db_statement_timeout_ms,
     )
     resources.closers.append(store.close)
     tracker = postgres.RevisionTracker(

@@ -54,6 +54,11 @@ class Settings:
     migrate_on_start: bool = field(default=True, metadata={"env": "AUTHZ_MIGRATE_ON_START"})
     db_pool_min: int = field(default=2, metadata={"env": "AUTHZ_DB_POOL_MIN"})
     db_pool_max: int = field(default=10, metadata={"env": "AUTHZ_DB_POOL_MAX"})
+    # PostgreSQL ends a statement (or an idle transaction) of the service's pool running
+    # longer than this (0 = never): the server's side of a call whose client gave up.
+    db_statement_timeout_ms: int = field(
+        default=30_000, metadata={"env": "AUTHZ_DB_STATEMENT_TIMEOUT_MS"}
+    )
     cache_size: int = field(default=100_000, metadata={"env": "AUTHZ_CACHE_SIZE"})
     max_staleness_ms: int = field(default=1000, metadata={"env": "AUTHZ_MAX_STALENESS_MS"})
     # How long every minimize_latency read of a tenant shares one revision (at most the

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-__all__ = ["cleared", "current", "remaining", "within"]
+__all__ = ["bind", "cleared", "current", "remaining", "within"]
 
 _DEADLINE: ContextVar[float | None] = ContextVar("authz_deadline", default=None)
 
@@ -28,6 +28,15 @@ def remaining() -> float | None:
     """Seconds left before the deadline (0 when passed), or None outside a call."""
     deadline = _DEADLINE.get()
     return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def bind(deadline: float) -> None:
+    """Make `deadline` the current one for the rest of the running task (an earlier one
+    stays in force). For the API layer: grpc.aio runs every call in a task of its own,
+    so the deadline holds for every read and write of that call and for nothing else."""
+    outer = _DEADLINE.get()
+    if outer is None or deadline < outer:
+        _DEADLINE.set(deadline)
 
 
 @contextmanager

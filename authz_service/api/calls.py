@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from authz_service import deadline
 from authz_service.api.auth import current_credential_id
 from authz_service.api.status import to_status
 from authz_service.service.audit import CallInfo
@@ -31,11 +32,16 @@ def call_info(
     actor: str | None = None,
     reason: str | None = None,
 ) -> CallInfo:
+    """The call's metadata; also binds its deadline to the rest of the call
+    (`deadline.bind`), so that every database read and write it makes, lookup streams
+    and writes included, is bounded by it."""
     remaining = context.time_remaining()
     budget = default_deadline_s if remaining is None else min(remaining, default_deadline_s)
+    until = time.monotonic() + budget
+    deadline.bind(until)
     return CallInfo(
         credential_id=current_credential_id(),  # the key the auth interceptor verified
-        deadline=time.monotonic() + budget,
+        deadline=until,
         actor=actor,
         reason=reason,
     )

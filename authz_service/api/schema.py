@@ -33,10 +33,11 @@ class SchemaServicer(schema_pb2_grpc.SchemaServiceServicer):
         self, request: schema_pb2.WriteSchemaRequest, context: Ctx
     ) -> schema_pb2.WriteSchemaResponse:
         started = time.perf_counter()
+        call = call_info(context, self._deadline)  # first: its deadline bounds the write
         written = await self._schemas.write(request.schema, force=request.force)
         await self._audit.admin(
             "_platform",
-            call_info(context, self._deadline),
+            call,
             action=methods.WRITE_SCHEMA,
             resource=f"schema:{written.schema.version}",
             revision=0,

@@ -322,7 +322,8 @@ class PermissionService:
         limit: int | None = None,
         contextual: Sequence[Relationship] = (),
     ) -> tuple[Revision, AsyncIterator[ResourceResult]]:
-        snap = await self.snapshot(tenant, consistency)
+        with deadline.within(call.deadline):
+            snap = await _within(call.deadline, self.snapshot(tenant, consistency))
         stream = self._engine.lookup_resources(
             snap,
             resource_type,
@@ -333,9 +334,9 @@ class PermissionService:
             after=after,
             limit=limit,
         )
-        if await self._rules.status(
-            snap, subject
-        ) is not SubjectStatus.ACTIVE or await self._rules.tenant_suspended(snap):
+        with deadline.within(call.deadline):
+            active = await _within(call.deadline, self._active(snap, subject))
+        if not active:
             stream = _nothing()  # an inactive subject or tenant reaches nothing
         summary = self._audit.stream_summary(
             snap,
@@ -347,7 +348,7 @@ class PermissionService:
             context=context,
         )
         results = summary.wrap(stream, lambda r: f"{r.resource_id}={r.decision.value}")
-        return snap.revision, self._held(tenant, results)
+        return snap.revision, self._held(tenant, results, call.deadline)
 
     async def lookup_subjects(
         self,
@@ -364,7 +365,8 @@ class PermissionService:
         limit: int | None = None,
         contextual: Sequence[Relationship] = (),
     ) -> tuple[Revision, AsyncIterator[SubjectResult]]:
-        snap = await self.snapshot(tenant, consistency)
+        with deadline.within(call.deadline):
+            snap = await _within(call.deadline, self.snapshot(tenant, consistency))
         stream = self._engine.lookup_subjects(
             snap,
             resource,
@@ -387,12 +389,25 @@ class PermissionService:
             context=context,
         )
         results = summary.wrap(stream, lambda s: f"{s.subject_id}={s.decision.value}")
-        return snap.revision, self._held(tenant, results)
+        return snap.revision, self._held(tenant, results, call.deadline)
 
-    async def _held(self, tenant: str, stream: AsyncIterator[T]) -> AsyncIterator[T]:
-        """A lookup holds one of its tenant's slots while it streams."""
+    async def _active(self, snap: Snapshot, subject: SubjectRef) -> bool:
+        status = await self._rules.status(snap, subject)
+        return status is SubjectStatus.ACTIVE and not await self._rules.tenant_suspended(snap)
+
+    async def _held(
+        self, tenant: str, stream: AsyncIterator[T], until: float | None
+    ) -> AsyncIterator[T]:
+        """A lookup holds one of its tenant's slots while it streams, and the whole
+        stream ends at the call's deadline (`until`): each step, the database reads it
+        waits for included, gets only what is left of it."""
         with self.slots.hold(tenant):
-            async for found in stream:
+            while True:
+                with deadline.within(until):
+                    try:
+                        found = await _within(until, anext(stream))
+                    except StopAsyncIteration:
+                        return
                 yield found
 
 

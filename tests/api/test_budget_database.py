@@ -1,35 +1,47 @@
 """A database behind a network that silently drops packets (issue 10): a call without a
 client deadline still ends within the server's default deadline, with an error and
-never ALLOWED. Once a call hung about 22 s with a 5 s default deadline."""
+never ALLOWED, nor a success it cannot know. Once a call hung about 22 s with a 5 s
+default deadline; lookups and writes hung until the test's own timeout."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import grpc
 import pytest
 
+from authz_service import deadline
+from authz_service.api.gen.authz.v1 import (
+    core_pb2,
+    permissions_pb2,
+    relationships_pb2,
+    schema_pb2,
+)
 from authz_service.app import App
+from authz_service.errors import Unavailable
+from authz_service.store import postgres
+from authz_service.store.postgres.writes import bump_head
 from tests.api.blackhole import Blackhole
 from tests.api.conftest import server_settings
-from tests.api.helpers import Api
+from tests.api.helpers import SCHEMA, Api, obj, rel, subj
 
 DEADLINE_MS = 1000
 # A hang guard, not a speed assertion: the call must not outlive its deadline by much.
 HANG_GUARD_S = 3 * DEADLINE_MS / 1000
+FULLY = core_pb2.Consistency(fully_consistent=True)
+NEW = "document:plan#viewer@user:carol"
 
 
-@pytest.mark.parametrize(
-    "consistency",
-    [{}, {"full": True}],
-    ids=["minimize_latency", "fully_consistent"],
-)
-@pytest.mark.timeout(120)
-async def test_blackholed_database_gives_an_error_within_the_deadline(
-    pg_dsn: str, tmp_path: Path, consistency: dict[str, Any]
-) -> None:
+@asynccontextmanager
+async def blackholed(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[Api, Blackhole]]:
+    """A server on a database behind the proxy, with a schema and a relationship
+    written; the caller turns the proxy into a black hole."""
     async with Blackhole("127.0.0.1", 5432) as hole:
         dsn = pg_dsn.replace("127.0.0.1:5432", f"127.0.0.1:{hole.port}")
         assert dsn != pg_dsn
@@ -41,15 +53,155 @@ async def test_blackholed_database_gives_an_error_within_the_deadline(
                 api = Api(channel)
                 await api.write_schema()
                 await api.touch("acme", "document:plan#viewer@user:alice")
-                hole.blackhole()
-                started = time.monotonic()
-                with pytest.raises(grpc.aio.AioRpcError) as caught:
-                    await api.check("acme", "document:plan", "view", "user:bob", **consistency)
-                elapsed = time.monotonic() - started
-                assert caught.value.code() in (
-                    grpc.StatusCode.DEADLINE_EXCEEDED,
-                    grpc.StatusCode.UNAVAILABLE,
-                )
-                assert elapsed < HANG_GUARD_S, f"the call hung {elapsed:.1f}s"
+                yield api, hole
         finally:
             await app.stop(grace=1.0)
+
+
+async def ends_in_time(call: Awaitable[Any]) -> grpc.aio.AioRpcError:
+    """The error `call` ends with; fails the test if it outlives the hang guard."""
+    started = time.monotonic()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async with asyncio.timeout(2 * HANG_GUARD_S):  # so that a hang fails, not stalls
+            await call
+    elapsed = time.monotonic() - started
+    assert caught.value.code() in (
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNAVAILABLE,
+    )
+    assert elapsed < HANG_GUARD_S, f"the call hung {elapsed:.1f}s"
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    "consistency",
+    [{}, {"full": True}],
+    ids=["minimize_latency", "fully_consistent"],
+)
+@pytest.mark.timeout(120)
+async def test_blackholed_database_gives_an_error_within_the_deadline(
+    pg_dsn: str, tmp_path: Path, consistency: dict[str, Any]
+) -> None:
+    async with blackholed(pg_dsn, tmp_path) as (api, hole):
+        hole.blackhole()
+        await ends_in_time(api.check("acme", "document:plan", "view", "user:bob", **consistency))
+
+
+async def _drain(stream: Any, seen: list[Any]) -> None:
+    async for item in stream:
+        seen.append(item)
+
+
+def _lookup_resources(api: Api) -> Any:
+    return api.permissions.LookupResources(
+        permissions_pb2.LookupResourcesRequest(
+            tenant="acme",
+            resource_type="document",
+            permission="view",
+            subject=subj("user:alice"),
+            consistency=FULLY,
+        )
+    )
+
+
+def _lookup_subjects(api: Api) -> Any:
+    return api.permissions.LookupSubjects(
+        permissions_pb2.LookupSubjectsRequest(
+            tenant="acme",
+            resource=obj("document:plan"),
+            permission="view",
+            subject_type="user",
+            consistency=FULLY,
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    "lookup", [_lookup_resources, _lookup_subjects], ids=["resources", "subjects"]
+)
+@pytest.mark.timeout(120)
+async def test_blackholed_database_ends_a_lookup_within_the_deadline(
+    pg_dsn: str, tmp_path: Path, lookup: Callable[[Api], Any]
+) -> None:
+    async with blackholed(pg_dsn, tmp_path) as (api, hole):
+        hole.blackhole()
+        seen: list[Any] = []
+        await ends_in_time(_drain(lookup(api), seen))
+        assert seen == []  # a fully consistent lookup cannot know anything without the head
+
+
+async def _stored(pg_dsn: str, text: str) -> bool:
+    """Whether the relationship is live, asked directly (not through the proxy)."""
+    r = rel(text)
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        return bool(
+            await conn.fetchval(
+                "SELECT count(*) FROM relationships WHERE tenant = 'acme'"
+                " AND subject_id = $1 AND deleted_rev IS NULL",
+                r.subject.object.object_id,
+            )
+        )
+    finally:
+        await conn.close()
+
+
+@pytest.mark.timeout(120)
+async def test_blackholed_database_ends_a_write_within_the_deadline(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    async with blackholed(pg_dsn, tmp_path) as (api, hole):
+        hole.blackhole()
+        error = await ends_in_time(
+            api.relationships.WriteRelationships(
+                relationships_pb2.WriteRelationshipsRequest(
+                    tenant="acme",
+                    updates=[
+                        relationships_pb2.RelationshipUpdate(
+                            operation=relationships_pb2.RelationshipUpdate.OPERATION_TOUCH,
+                            relationship=rel(NEW),
+                        )
+                    ],
+                    idempotency_key="k1",
+                )
+            )
+        )
+        # Only a write that says its outcome is unknown may have been applied.
+        if await _stored(pg_dsn, NEW):
+            assert "may have been applied" in (error.details() or "")
+
+
+@pytest.mark.timeout(120)
+async def test_blackholed_database_ends_a_schema_write_within_the_deadline(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    async with blackholed(pg_dsn, tmp_path) as (api, hole):
+        hole.blackhole()
+        await ends_in_time(
+            api.schema.WriteSchema(schema_pb2.WriteSchemaRequest(schema=SCHEMA + "\n"))
+        )
+
+
+async def _write_into_the_hole(store: postgres.PostgresStore, hole: Blackhole) -> None:
+    async with store.db.writing() as conn:
+        await bump_head(conn, "acme")
+        hole.blackhole()  # the COMMIT goes into the black hole
+
+
+@pytest.mark.timeout(60)
+async def test_a_write_cut_off_while_committing_says_it_may_have_been_applied(
+    pg_dsn: str,
+) -> None:
+    async with Blackhole("127.0.0.1", 5432) as hole:
+        dsn = pg_dsn.replace("127.0.0.1:5432", f"127.0.0.1:{hole.port}")
+        store = await postgres.connect(dsn, min_size=1, max_size=1)
+        try:
+            with (
+                deadline.within(time.monotonic() + DEADLINE_MS / 1000),
+                pytest.raises(Unavailable) as caught,
+            ):
+                await _write_into_the_hole(store, hole)
+        finally:
+            store.db.pool.terminate()
+    assert "may have been applied" in str(caught.value)
+    assert "idempotency key" in str(caught.value)

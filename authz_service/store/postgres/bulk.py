@@ -32,7 +32,13 @@ from authz_service.store.postgres.writes import bump_head
 if TYPE_CHECKING:
     from authz_service.store.postgres.writes import Connection
 
-__all__ = ["Chunks", "LoadResult", "copy_text", "load"]
+__all__ = ["NO_STATEMENT_TIMEOUT", "Chunks", "LoadResult", "copy_text", "load"]
+
+# A bulk load's COPY and index builds may rightly run for minutes: its transaction lifts
+# the pool's statement timeout (`store.server_settings`) for itself only.
+NO_STATEMENT_TIMEOUT = (
+    "SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0"
+)
 
 Chunks = Callable[[Callable[[int], str], str], AsyncIterator[bytes]]
 """Given how to begin each row (from its line number) and how to end it, the COPY text
@@ -103,6 +109,7 @@ async def load(db: Database, tenant: str, chunks: Chunks) -> LoadResult:
     with translated():
         try:
             async with db.acquire() as conn, conn.transaction():
+                await conn.execute(NO_STATEMENT_TIMEOUT)
                 revision = await bump_head(conn, tenant)
                 if await conn.fetchval(_LIVE_SQL, tenant):
                     raise _Staged
@@ -110,6 +117,7 @@ async def load(db: Database, tenant: str, chunks: Chunks) -> LoadResult:
         except _Staged:
             pass  # rolled back, the revision bump included
         async with db.acquire() as conn, conn.transaction():
+            await conn.execute(NO_STATEMENT_TIMEOUT)
             return await _staged(conn, tenant, chunks)
 
 

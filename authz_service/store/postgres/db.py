@@ -4,18 +4,22 @@ asyncpg's `Pool.fetch` waits for a free connection without limit; here every acq
 bounded by `acquire_timeout`, so an exhausted or unreachable database turns into
 `Unavailable` instead of a hung request. Both the wait for a connection and every read
 are also bounded by what is left of the call's deadline (`authz_service.deadline`): a
-network that silently drops packets never holds a call past it.
+network that silently drops packets never holds a call past it. Writes (`writing`) are
+bounded the same way, and say whether their outcome is known when time runs out.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from authz_service import deadline
-from authz_service.store.postgres.dberrors import retry_once_if_lost
+from authz_service.errors import DeadlineExceeded, Unavailable
+from authz_service.store.postgres.dberrors import retry_once_if_lost, translated
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolAcquireContext, PoolConnectionProxy
@@ -23,7 +27,13 @@ if TYPE_CHECKING:
     Pool = asyncpg.Pool[asyncpg.Record]
     Conn = PoolConnectionProxy[asyncpg.Record]
 
-__all__ = ["Database"]
+__all__ = ["WRITE_NOT_APPLIED", "WRITE_OUTCOME_UNKNOWN", "Database"]
+
+WRITE_NOT_APPLIED = "deadline exceeded before the write committed: nothing was written"
+WRITE_OUTCOME_UNKNOWN = (
+    "deadline exceeded while the write was committing: it may have been applied;"
+    " a retry with the same idempotency key is safe (applied at most once)"
+)
 
 
 class Database:
@@ -52,6 +62,47 @@ class Database:
                     raise
 
         return await retry_once_if_lost(attempt)
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[Conn]:
+        """A connection in a write transaction, bounded by what is left of the call's
+        deadline (unbounded outside a call, as for the import).
+
+        When the deadline passes the connection is dropped at once (a rollback over a
+        dead network would hang): any statement still waiting fails. Dropped before the
+        COMMIT was sent, nothing was written (DeadlineExceeded); dropped while it was in
+        flight, the outcome is unknown and the error says so (Unavailable), never success.
+        """
+        expired = False
+        committing = False
+        try:
+            with translated():
+                async with self.acquire() as conn:
+
+                    def expire() -> None:
+                        nonlocal expired
+                        expired = True
+                        conn.terminate()
+
+                    left = deadline.remaining()
+                    timer = (
+                        None
+                        if left is None
+                        else asyncio.get_running_loop().call_later(left, expire)
+                    )
+                    try:
+                        async with conn.transaction():
+                            yield conn
+                            committing = True  # the transaction's exit sends COMMIT
+                    finally:
+                        if timer is not None:
+                            timer.cancel()
+        except Unavailable as exc:
+            if not expired:
+                raise
+            if committing:
+                raise Unavailable(WRITE_OUTCOME_UNKNOWN) from exc
+            raise DeadlineExceeded(WRITE_NOT_APPLIED) from exc
 
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         rows = await self.fetch(sql, *args)

@@ -40,7 +40,7 @@ from authz_service.model import (
     parse_subject,
     validate_relation_name,
 )
-from authz_service.store.postgres.bulk import Chunks, copy_text, load
+from authz_service.store.postgres.bulk import NO_STATEMENT_TIMEOUT, Chunks, copy_text, load
 from authz_service.store.postgres.db import Database
 from authz_service.store.postgres.dberrors import translated
 from authz_service.store.postgres.sql import relationship_values
@@ -279,7 +279,8 @@ async def _import(
     # fresh statistics keep the planner on the indexes (ANALYZE samples, so it stays
     # quick on big tables).
     with translated():
-        async with db.acquire() as conn:
+        async with db.acquire() as conn, conn.transaction():
+            await conn.execute(NO_STATEMENT_TIMEOUT)
             await conn.execute("ANALYZE relationships")
     return ImportResult(
         result.revision, result.count, result.replaced, time.perf_counter() - started

@@ -32,9 +32,12 @@ from authz_service.store.protocol import Change, Precondition, SchemaRecord
 if TYPE_CHECKING:
     Pool = asyncpg.Pool[asyncpg.Record]
 
-__all__ = ["DEFAULT_RETENTION", "PostgresStore", "connect"]
+__all__ = ["DEFAULT_RETENTION", "PostgresStore", "connect", "server_settings"]
 
 DEFAULT_RETENTION = timedelta(hours=24)
+KEEPALIVE_IDLE_S = 30  # seconds without traffic before the first probe
+KEEPALIVE_INTERVAL_S = 10  # seconds between unanswered probes
+KEEPALIVE_COUNT = 3  # unanswered probes before the connection counts as dead
 
 
 class PostgresStore:
@@ -144,6 +147,22 @@ class PostgresStore:
         await self._db.close()
 
 
+def server_settings(statement_timeout_ms: int) -> dict[str, str]:
+    """Session settings of every pooled connection. TCP keepalives on the server's
+    socket let PostgreSQL notice, within about a minute, a client that vanished behind a
+    network that drops packets, and roll back what it held (by default the kernel waits
+    two hours); they do nothing over a Unix socket."""
+    settings = {
+        "tcp_keepalives_idle": str(KEEPALIVE_IDLE_S),
+        "tcp_keepalives_interval": str(KEEPALIVE_INTERVAL_S),
+        "tcp_keepalives_count": str(KEEPALIVE_COUNT),
+    }
+    if statement_timeout_ms > 0:
+        settings["statement_timeout"] = str(statement_timeout_ms)
+        settings["idle_in_transaction_session_timeout"] = str(statement_timeout_ms)
+    return settings
+
+
 async def _no_reset(_conn: asyncpg.Connection) -> None:
     """The store never leaves session state on a pooled connection (no SET, LISTEN or
     session locks outlive a call; asyncpg still rolls back an open transaction), so the
@@ -159,10 +178,17 @@ async def connect(
     acquire_timeout: float = 5.0,
     connect_timeout: float = 5.0,
     command_timeout: float | None = None,
+    statement_timeout_ms: int = 0,
     check_schema: bool = True,
 ) -> PostgresStore:
     """Open a pool on `dsn`. Raises Unavailable if the database cannot be reached and
-    FailedPrecondition if its schema is older than this build (run `authz migrate`)."""
+    FailedPrecondition if its schema is older than this build (run `authz migrate`).
+
+    `statement_timeout_ms` (0: none) makes PostgreSQL itself end any statement, and any
+    transaction left idle, that runs longer: the server's side of a call whose client is
+    gone (the service gives up at the call's deadline, but the server would otherwise
+    keep working, and keep the tenant's write lock). Bulk loads lift it for their own
+    transaction (`bulk.py`)."""
     with translated():
         pool: Pool = await asyncpg.create_pool(
             dsn,
@@ -171,6 +197,7 @@ async def connect(
             timeout=connect_timeout,
             command_timeout=command_timeout,
             reset=_no_reset,
+            server_settings=server_settings(statement_timeout_ms),
         )
     db = Database(pool, acquire_timeout=acquire_timeout)
     if check_schema:

@@ -67,38 +67,36 @@ class PostgresTenants:
     async def set_state(
         self, name: str, state: TenantState, updates: Sequence[RelationshipUpdate]
     ) -> Revision:
-        with translated():
-            async with self._db.acquire() as conn, conn.transaction():
-                found = await conn.fetchval(
-                    "SELECT state FROM tenants WHERE tenant = $1 FOR UPDATE", name
-                )
-                if found is None or found == TenantState.DELETED.value:
-                    raise not_found(name)
-                revision = await bump_head(conn, name, any_state=True)
-                await conn.execute(
-                    "UPDATE tenants SET state = $2, updated_at = now() WHERE tenant = $1",
-                    name,
-                    state.value,
-                )
-                await apply_updates(conn, name, revision, updates)
+        async with self._db.writing() as conn:
+            found = await conn.fetchval(
+                "SELECT state FROM tenants WHERE tenant = $1 FOR UPDATE", name
+            )
+            if found is None or found == TenantState.DELETED.value:
+                raise not_found(name)
+            revision = await bump_head(conn, name, any_state=True)
+            await conn.execute(
+                "UPDATE tenants SET state = $2, updated_at = now() WHERE tenant = $1",
+                name,
+                state.value,
+            )
+            await apply_updates(conn, name, revision, updates)
         return revision
 
     async def purge(self, name: str) -> None:
-        with translated():
-            async with self._db.acquire() as conn, conn.transaction():
-                found = await conn.fetchval(
-                    "SELECT state FROM tenants WHERE tenant = $1 FOR UPDATE", name
-                )
-                if found is None or found == TenantState.DELETED.value:
-                    raise not_found(name)
-                tables = ("relationships", "revisions", "idempotency_keys", "scim_resources")
-                for table in tables:
-                    await conn.execute(f"DELETE FROM {table} WHERE tenant = $1", name)
-                # The head skips one revision that has no `revisions` row: an index on
-                # another replica that last applied the old head then finds its history
-                # gone (check_revision) and reloads instead of keeping purged rows.
-                await conn.execute(
-                    "UPDATE tenants SET state = 'deleted', head = head + 1, updated_at = now()"
-                    " WHERE tenant = $1",
-                    name,
-                )
+        async with self._db.writing() as conn:
+            found = await conn.fetchval(
+                "SELECT state FROM tenants WHERE tenant = $1 FOR UPDATE", name
+            )
+            if found is None or found == TenantState.DELETED.value:
+                raise not_found(name)
+            tables = ("relationships", "revisions", "idempotency_keys", "scim_resources")
+            for table in tables:
+                await conn.execute(f"DELETE FROM {table} WHERE tenant = $1", name)
+            # The head skips one revision that has no `revisions` row: an index on
+            # another replica that last applied the old head then finds its history
+            # gone (check_revision) and reloads instead of keeping purged rows.
+            await conn.execute(
+                "UPDATE tenants SET state = 'deleted', head = head + 1, updated_at = now()"
+                " WHERE tenant = $1",
+                name,
+            )

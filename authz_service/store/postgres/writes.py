@@ -23,7 +23,6 @@ from authz_service.model import (
 )
 from authz_service.store.idempotency import key_reused, request_digest
 from authz_service.store.postgres.db import Database
-from authz_service.store.postgres.dberrors import translated
 from authz_service.store.postgres.sql import (
     REL_COLUMNS,
     Params,
@@ -164,33 +163,32 @@ async def write(
     _check_distinct(updates)
     digest = request_digest(updates, preconditions)
     try:
-        with translated():
-            async with db.acquire() as conn, conn.transaction():
-                revision = await bump_head(conn, tenant)
-                if idempotency_key is not None:
-                    first = await conn.fetchrow(
-                        "SELECT revision, request_digest FROM idempotency_keys"
-                        " WHERE tenant = $1 AND key = $2",
-                        tenant,
-                        idempotency_key,
-                    )
-                    if first is not None:
-                        # A key stored without a digest (before migration 0004) cannot
-                        # prove the retry is the same request: refused as well.
-                        if first["request_digest"] != digest:
-                            raise key_reused(idempotency_key)
-                        raise _Replayed(int(first["revision"]))
-                await _check_preconditions(conn, tenant, preconditions)
-                await apply_updates(conn, tenant, revision, updates)
-                if idempotency_key is not None:
-                    await conn.execute(
-                        "INSERT INTO idempotency_keys (tenant, key, revision, request_digest)"
-                        " VALUES ($1, $2, $3, $4)",
-                        tenant,
-                        idempotency_key,
-                        revision,
-                        digest,
-                    )
+        async with db.writing() as conn:
+            revision = await bump_head(conn, tenant)
+            if idempotency_key is not None:
+                first = await conn.fetchrow(
+                    "SELECT revision, request_digest FROM idempotency_keys"
+                    " WHERE tenant = $1 AND key = $2",
+                    tenant,
+                    idempotency_key,
+                )
+                if first is not None:
+                    # A key stored without a digest (before migration 0004) cannot
+                    # prove the retry is the same request: refused as well.
+                    if first["request_digest"] != digest:
+                        raise key_reused(idempotency_key)
+                    raise _Replayed(int(first["revision"]))
+            await _check_preconditions(conn, tenant, preconditions)
+            await apply_updates(conn, tenant, revision, updates)
+            if idempotency_key is not None:
+                await conn.execute(
+                    "INSERT INTO idempotency_keys (tenant, key, revision, request_digest)"
+                    " VALUES ($1, $2, $3, $4)",
+                    tenant,
+                    idempotency_key,
+                    revision,
+                    digest,
+                )
     except _Replayed as replay:
         return ReplayedRevision(replay.revision)
     return revision
@@ -199,16 +197,15 @@ async def write(
 async def delete(
     db: Database, tenant: str, flt: RelationshipFilter, preconditions: Sequence[Precondition]
 ) -> tuple[Revision, int]:
-    with translated():
-        async with db.acquire() as conn, conn.transaction():
-            revision = await bump_head(conn, tenant)
-            await _check_preconditions(conn, tenant, preconditions)
-            params = Params([tenant, revision])
-            clauses = ["tenant = $1", "deleted_rev IS NULL", *filter_clauses(flt, params)]
-            status = await conn.execute(
-                f"UPDATE relationships SET deleted_rev = $2 WHERE {' AND '.join(clauses)}",
-                *params.values,
-            )
+    async with db.writing() as conn:
+        revision = await bump_head(conn, tenant)
+        await _check_preconditions(conn, tenant, preconditions)
+        params = Params([tenant, revision])
+        clauses = ["tenant = $1", "deleted_rev IS NULL", *filter_clauses(flt, params)]
+        status = await conn.execute(
+            f"UPDATE relationships SET deleted_rev = $2 WHERE {' AND '.join(clauses)}",
+            *params.values,
+        )
     return revision, int(status.rsplit(" ", 1)[-1])
 
 
@@ -221,34 +218,32 @@ async def apply(
 ) -> tuple[Revision, list[Relationship]]:
     _check_distinct(updates)
     deleted: list[Relationship] = []
-    with translated():
-        async with db.acquire() as conn, conn.transaction():
-            revision = await bump_head(conn, tenant)
-            await _check_preconditions(conn, tenant, preconditions)
-            for flt in deletes:
-                params = Params([tenant, revision])
-                clauses = ["tenant = $1", "deleted_rev IS NULL", *filter_clauses(flt, params)]
-                rows = await conn.fetch(
-                    f"UPDATE relationships SET deleted_rev = $2 WHERE {' AND '.join(clauses)} "
-                    f"RETURNING {REL_COLUMNS}",
-                    *params.values,
-                )
-                deleted.extend(relationship_from_row(row) for row in rows)
-            # Rows the filters just ended are no longer live, so an update writing one of
-            # them again inserts a new row at this revision (Watch reports a TOUCH).
-            await apply_updates(conn, tenant, revision, updates)
+    async with db.writing() as conn:
+        revision = await bump_head(conn, tenant)
+        await _check_preconditions(conn, tenant, preconditions)
+        for flt in deletes:
+            params = Params([tenant, revision])
+            clauses = ["tenant = $1", "deleted_rev IS NULL", *filter_clauses(flt, params)]
+            rows = await conn.fetch(
+                f"UPDATE relationships SET deleted_rev = $2 WHERE {' AND '.join(clauses)} "
+                f"RETURNING {REL_COLUMNS}",
+                *params.values,
+            )
+            deleted.extend(relationship_from_row(row) for row in rows)
+        # Rows the filters just ended are no longer live, so an update writing one of
+        # them again inserts a new row at this revision (Watch reports a TOUCH).
+        await apply_updates(conn, tenant, revision, updates)
     deleted.sort(key=sort_values)
     return revision, deleted
 
 
 async def write_schema(db: Database, version: str, text: str) -> SchemaRecord:
     # Not retried: a lost connection may hide a committed insert.
-    with translated():
-        async with db.acquire() as conn:
-            row = await conn.fetchrow(
-                "INSERT INTO schemas (version, text) VALUES ($1, $2) RETURNING created_at, seq",
-                version,
-                text,
-            )
+    async with db.writing() as conn:
+        row = await conn.fetchrow(
+            "INSERT INTO schemas (version, text) VALUES ($1, $2) RETURNING created_at, seq",
+            version,
+            text,
+        )
     assert row is not None  # INSERT ... RETURNING yields the inserted row
     return SchemaRecord(version, text, row["created_at"], row["seq"])
