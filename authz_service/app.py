@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2
 
 from authz_service.api.audit import AuditServicer
 from authz_service.api.auth import Authenticator, AuthInterceptor
+from authz_service.api.cert_map import load_certificate_map
 from authz_service.api.context_limits import ContextLimits
 from authz_service.api.decoding import DecodingInterceptor
 from authz_service.api.envoy import ENVOY_SERVICE_NAME, EnvoyAuthServicer
@@ -38,6 +39,7 @@ from authz_service.api.tls import TlsFiles, bind
 from authz_service.cache.dispatcher import CachingDispatcher
 from authz_service.cache.lru import DecisionCache
 from authz_service.config import Settings
+from authz_service.credentials import ApiKey
 from authz_service.decisionlog import (
     DecisionLogConfig,
     DecisionLogWriter,
@@ -204,6 +206,12 @@ def _tls(settings: Settings) -> TlsFiles | None:
         return None
     ca = Path(settings.tls_client_ca) if settings.tls_client_ca else None
     return TlsFiles(Path(settings.tls_cert), Path(settings.tls_key), ca)
+
+
+def _certificate_map(settings: Settings) -> dict[str, ApiKey] | None:
+    if not settings.tls_client_map:
+        return None
+    return load_certificate_map(Path(settings.tls_client_map))
 
 
 def _envoy(
@@ -472,7 +480,13 @@ class App:
                 DecodingInterceptor(),
                 # After telemetry, so that refused calls are counted and traced too.
                 *(
-                    [AuthInterceptor(authenticator, certificates=bool(settings.tls_client_ca))]
+                    [
+                        AuthInterceptor(
+                            authenticator,
+                            certificates=bool(settings.tls_client_ca),
+                            certificate_map=_certificate_map(settings),
+                        )
+                    ]
                     if authenticator
                     else []
                 ),

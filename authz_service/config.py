@@ -47,6 +47,8 @@ class Settings:
     tls_cert: str = field(default="", metadata={"env": "AUTHZ_TLS_CERT"})
     tls_key: str = field(default="", metadata={"env": "AUTHZ_TLS_KEY"})
     tls_client_ca: str = field(default="", metadata={"env": "AUTHZ_TLS_CLIENT_CA"})
+    # YAML: certificate subject or SAN -> tenant and scopes (api/cert_map.py).
+    tls_client_map: str = field(default="", metadata={"env": "AUTHZ_TLS_CLIENT_MAP"})
     # Plaintext beyond loopback only when this says so (with a WARNING).
     plaintext: bool = field(default=False, metadata={"env": "AUTHZ_PLAINTEXT"})
     database_url: str = field(default="", metadata={"env": "AUTHZ_DATABASE_URL"})
@@ -167,6 +169,12 @@ class Settings:
                 "AUTHZ_TLS_CLIENT_CA needs AUTHZ_TLS_CERT and AUTHZ_TLS_KEY (mTLS is TLS)",
                 field="AUTHZ_TLS_CLIENT_CA",
                 value=self.tls_client_ca,
+            )
+        if self.tls_client_map and not self.tls_client_ca:
+            raise InvalidArgument(
+                "AUTHZ_TLS_CLIENT_MAP needs AUTHZ_TLS_CLIENT_CA: only verified certificates map",
+                field="AUTHZ_TLS_CLIENT_MAP",
+                value=self.tls_client_map,
             )
         if self.plaintext and self.tls_cert:
             raise InvalidArgument(

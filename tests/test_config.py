@@ -59,6 +59,10 @@ def test_the_decision_log_page_names_the_same_default() -> None:
             {"AUTHZ_TLS_CERT": "s.pem", "AUTHZ_TLS_KEY": "s.key", "AUTHZ_PLAINTEXT": "true"},
             "AUTHZ_PLAINTEXT",
         ),
+        (
+            {"AUTHZ_TLS_CERT": "s.pem", "AUTHZ_TLS_KEY": "s.key", "AUTHZ_TLS_CLIENT_MAP": "m"},
+            "AUTHZ_TLS_CLIENT_MAP",
+        ),
     ],
 )
 def test_incomplete_or_contradictory_tls_settings_are_refused(

@@ -23,7 +23,8 @@ puts its id into every decision-log record.
 
 With `certificates=True` (a client CA is configured, api/tls.py), a call without
 `authorization` metadata is admitted on its verified client certificate instead, when
-the certificate names a tenant and scopes (api/peer_certs.py); the same scope and tenant
+the certificate names a tenant and scopes (api/peer_certs.py, or a mapping file,
+api/cert_map.py); the same scope and tenant
 checks then apply to it as to a key. A key, when present, is what is checked.
 """
 
@@ -393,10 +394,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         scopes: Mapping[str, Requirement] = METHOD_SCOPES,
         *,
         certificates: bool = False,
+        certificate_map: Mapping[str, ApiKey] | None = None,
     ) -> None:
         self._auth = authenticator
         self._scopes = scopes
         self._certificates = certificates
+        self._certificate_map = certificate_map
         self._guarded: dict[str, tuple[Handler, Handler]] = {}
 
     async def intercept_service(
@@ -442,7 +445,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         """The identity of the client certificate, for a call that presents no key."""
         if authorization is not None or not self._certificates:
             return None
-        return certificate_identity(context.auth_context())
+        return certificate_identity(context.auth_context(), self._certificate_map)
 
     def _guard(self, method: str, handler: Handler) -> Handler:
         deserialize: Any = handler.request_deserializer

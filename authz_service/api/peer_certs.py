@@ -8,6 +8,7 @@ certificate during the handshake. A certificate whose URI SAN reads
 (tenant `*` for a platform operator) then stands for a key of that tenant and those
 scopes, named `cert:<the URI>` in refusals and decision-log records. The trust domain is
 not checked: the client CA is the trust anchor, so give the service a CA of its own.
+A mapping file (api/cert_map.py) binds other certificates by subject or SAN.
 """
 
 from __future__ import annotations
@@ -47,21 +48,34 @@ def identity_from_uri(uri: str) -> ApiKey | None:
     )
 
 
-def certificate_identity(auth_context: Mapping[str, Iterable[bytes]]) -> ApiKey | None:
-    """The identity of a verified peer certificate (grpc's `context.auth_context()`);
-    None without a certificate or without exactly one identity URI in it."""
+def _names(cert: x509.Certificate) -> tuple[list[str], list[str]]:
+    """(URI SANs, every name a mapping may match: subject, URI and DNS SANs)."""
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return [], [cert.subject.rfc4514_string()]
+    uris = sans.get_values_for_type(x509.UniformResourceIdentifier)
+    dns = sans.get_values_for_type(x509.DNSName)
+    return uris, [cert.subject.rfc4514_string(), *uris, *dns]
+
+
+def certificate_identity(
+    auth_context: Mapping[str, Iterable[bytes]], mapping: Mapping[str, ApiKey] | None = None
+) -> ApiKey | None:
+    """The identity of a verified peer certificate (grpc's `context.auth_context()`):
+    from a SPIFFE-style URI SAN, or from `mapping` (certificate subject or SAN ->
+    identity, AUTHZ_TLS_CLIENT_MAP). None without a certificate, or unless exactly one
+    identity is found: two in one certificate are ambiguous, and neither is used."""
     pems = list(auth_context.get("x509_pem_cert") or ())
     if len(pems) != 1:
         return None
     try:
-        cert = x509.load_pem_x509_certificate(pems[0])
-        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (ValueError, x509.ExtensionNotFound):
+        uris, names = _names(x509.load_pem_x509_certificate(pems[0]))
+    except ValueError:
         return None
-    found = [
-        i
-        for i in map(identity_from_uri, names.get_values_for_type(x509.UniformResourceIdentifier))
-        if i
-    ]
-    # Two identities in one certificate are ambiguous: neither is used.
-    return found[0] if len(found) == 1 else None
+    found = {i.key_id: i for i in map(identity_from_uri, uris) if i is not None}
+    for name in names if mapping else ():
+        mapped = mapping.get(name) if mapping else None
+        if mapped is not None:
+            found[mapped.key_id] = mapped
+    return next(iter(found.values())) if len(found) == 1 else None

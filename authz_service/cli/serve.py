@@ -65,6 +65,9 @@ def register(sub: Any) -> None:
         "--tls-client-ca", help="PEM CA that must have signed every client's certificate (mTLS)"
     )
     parser.add_argument(
+        "--tls-client-map", help="YAML: client certificate subject or SAN -> tenant and scopes"
+    )
+    parser.add_argument(
         "--plaintext",
         action="store_true",
         default=None,
@@ -91,6 +94,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "tls_cert": args.tls_cert,
         "tls_key": args.tls_key,
         "tls_client_ca": args.tls_client_ca,
+        "tls_client_map": args.tls_client_map,
         "plaintext": args.plaintext,
     }
     if args.workers is not None:
