@@ -12,7 +12,7 @@ const { AuthzClient, AuthzError } = require('../index.js');
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 const PYTHON = process.env.AUTHZ_PYTHON || path.join(REPO_ROOT, '.venv', 'bin', 'python');
-const LISTENING = /^authz: listening on (\S+:\d+) \(worker 0\)$/;
+const LISTENING = /^authz: listening on (\S+:\d+) \((?:plaintext|TLS|mTLS), worker 0\)$/;
 const START_TIMEOUT_MS = 60_000;
 
 let server;

@@ -1,6 +1,6 @@
 """Test support: the real server in a subprocess, and a recorder of client calls.
 
-The server prints `authz: listening on HOST:PORT (worker 0)` once it accepts calls; we
+The server prints `authz: listening on HOST:PORT (plaintext, worker 0)` once it accepts calls; we
 read its stdout on a thread and wait for that line with a timeout (never a fixed sleep).
 Python comes from AUTHZ_PYTHON, else this interpreter; the server package from the
 repository root, which is the working directory.
@@ -32,7 +32,7 @@ SERVE_FLAGS = (
     "--demo",
     "--no-auth",
 )
-_LISTENING = re.compile(r"^authz: listening on (\S+:\d+) \(worker 0\)$")
+_LISTENING = re.compile(r"^authz: listening on (\S+:\d+) \((?:plaintext|TLS|mTLS), worker 0\)$")
 
 
 class ServerProcess:
