@@ -34,6 +34,7 @@ from authz_service.api.schema import SchemaServicer
 from authz_service.api.scim import ScimApp, ScimServer
 from authz_service.api.server import SERVICE_NAMES, build_server
 from authz_service.api.tenancy import TenancyServicer
+from authz_service.api.tenant_gate import TenantGateInterceptor
 from authz_service.api.tenants import TenantServicer
 from authz_service.api.tls import TlsFiles, bind
 from authz_service.cache.dispatcher import CachingDispatcher
@@ -215,13 +216,13 @@ def _certificate_map(settings: Settings) -> dict[str, ApiKey] | None:
 
 
 def _envoy(
-    settings: Settings, permissions: PermissionService, deadline_s: float
+    settings: Settings, permissions: PermissionService, tenants: TenantService, deadline_s: float
 ) -> EnvoyAuthServicer | None:
     """Envoy ext_authz on the same server, when a gateway config says how to map requests."""
     if not settings.gateway_config:
         return None
     gateway = Gateway(load_gateway_config(Path(settings.gateway_config)))
-    return EnvoyAuthServicer(gateway, permissions, default_deadline_s=deadline_s)
+    return EnvoyAuthServicer(gateway, permissions, default_deadline_s=deadline_s, tenants=tenants)
 
 
 def _scim(
@@ -443,7 +444,7 @@ class App:
         if settings.demo:
             from authz_service.demo import load_demo
 
-            await load_demo(schemas, relationships)
+            await load_demo(schemas, relationships, tenants)
         deadline = settings.default_deadline_ms / 1000
         limits = ContextLimits(
             settings.max_context_bytes,
@@ -451,7 +452,7 @@ class App:
             settings.max_context_keys,
             settings.max_context_list,
         )
-        envoy = _envoy(settings, permissions, deadline)
+        envoy = _envoy(settings, permissions, tenants, deadline)
         authenticator = _authenticator(settings, store, telemetry)
         if authenticator is not None:
             resources.closers.append(authenticator.flush_usage)
@@ -490,6 +491,8 @@ class App:
                     if authenticator
                     else []
                 ),
+                # After authentication: callers learn nothing of tenants not theirs.
+                TenantGateInterceptor(tenants, default_deadline_s=deadline),
             ],
             envoy=envoy,
             tenancy=TenancyServicer(

@@ -938,7 +938,8 @@ def prepare(
     data.write_ndjson(ndjson)
     try:
         run_cli(["migrate", "--database-url", url], env)
-        command = ["import", str(ndjson), "--tenant", dataset.TENANT, "--no-progress"]
+        command = ["import", str(ndjson), "--tenant", dataset.TENANT, "--create-tenant"]
+        command += ["--no-progress"]
         setup["import_s"] = run_cli([*command, "--database-url", url], env)
         print(f"imported {len(data.rows):,} relationships in {setup['import_s']:.1f} s")
         # The load uses what a real caller would: a key bound to the tenant, scope check.

@@ -27,6 +27,7 @@ from authz_service.engine import CheckItem, Decision
 from authz_service.gateway import Gateway, HttpRequest, Reply
 from authz_service.model import Consistency
 from authz_service.service.permissions import PermissionService
+from authz_service.service.tenants import TenantService
 
 __all__ = ["ENVOY_SERVICE_NAME", "EnvoyAuthServicer", "add_envoy_servicer"]
 
@@ -80,11 +81,18 @@ class EnvoyAuthServicer(external_auth_pb2_grpc.AuthorizationServicer):  # type: 
     """Answers Envoy's ext_authz Check: OK with upstream headers, or a denied HTTP response."""
 
     def __init__(
-        self, gateway: Gateway, permissions: PermissionService, *, default_deadline_s: float
+        self,
+        gateway: Gateway,
+        permissions: PermissionService,
+        *,
+        default_deadline_s: float,
+        tenants: TenantService | None = None,
     ) -> None:
+        """`tenants`: the registry a mapped tenant must exist in (an unknown one denies)."""
         self._gateway = gateway
         self._permissions = permissions
         self._deadline = default_deadline_s
+        self._tenants = tenants
 
     async def Check(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         http = HttpRequest(method="", path="", headers={})
@@ -93,9 +101,10 @@ class EnvoyAuthServicer(external_auth_pb2_grpc.AuthorizationServicer):  # type: 
             call = call_info(context, self._deadline)
 
             async def check(tenant: str, item: CheckItem) -> tuple[Decision, str]:
-                outcome = await self._permissions.check(
-                    convert.tenant(tenant), item, Consistency(), call
-                )
+                name = convert.tenant(tenant)
+                if self._tenants is not None:
+                    await self._tenants.require(name)  # NotFound: denied below
+                outcome = await self._permissions.check(name, item, Consistency(), call)
                 return outcome.result.decision, outcome.decision_id
 
             reply = await self._gateway.handle(http, check)

@@ -20,7 +20,9 @@ from typing import Any, TypeAlias
 
 import grpc
 
+from authz_service import deadline
 from authz_service.api import convert
+from authz_service.api.calls import call_info
 from authz_service.api.status import to_status
 from authz_service.errors import AuthzError, InvalidArgument
 from authz_service.service.tenants import TenantService
@@ -49,8 +51,9 @@ def _named_tenant(request: Any) -> tuple[str, bool] | None:
 
 # Not subscripted: grpc.aio.ServerInterceptor is generic in the stubs only.
 class TenantGateInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    def __init__(self, tenants: TenantService) -> None:
+    def __init__(self, tenants: TenantService, *, default_deadline_s: float) -> None:
         self._tenants = tenants
+        self._deadline = default_deadline_s
         self._guarded: dict[str, tuple[Handler, Handler]] = {}
 
     async def intercept_service(
@@ -71,7 +74,10 @@ class TenantGateInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-ar
         if named is None:
             return
         try:
-            await self._tenants.require(named[0], fresh=named[1])
+            # The registry read is bounded like the call's own reads: a database that
+            # does not answer ends the call within its deadline.
+            with deadline.within(call_info(context, self._deadline).deadline):
+                await self._tenants.require(named[0], fresh=named[1])
         except AuthzError as exc:
             await context.abort_with_status(to_status(exc))  # type: ignore[attr-defined]
 

@@ -13,7 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from authz_service.cli.migrate import add_database_arguments, database_url
+from authz_service.cli.migrate import (
+    add_create_tenant_argument,
+    add_database_arguments,
+    database_url,
+    require_tenant,
+)
 from authz_service.errors import InvalidArgument
 
 __all__ = ["register"]
@@ -32,6 +37,7 @@ def register(sub: Any) -> None:
         "--format", choices=["auto", "yaml", "ndjson"], default="auto", help="default: by suffix"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_create_tenant_argument(parser)
     add_database_arguments(parser)
     parser.set_defaults(handler=_handle)
 
@@ -58,6 +64,7 @@ async def _import(args: argparse.Namespace, path: Path, lines: int) -> int:
         await postgres.migrate(dsn)
         store = await postgres.connect(dsn, min_size=1, max_size=1)
         try:
+            await require_tenant(store.tenants, args.tenant, args.create_tenant)
             with tqdm(
                 total=lines,
                 unit=" lines",

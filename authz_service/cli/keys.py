@@ -30,7 +30,12 @@ from typing import Any
 
 from authz_service.cli import client_tls
 from authz_service.cli.keys_remote import add_key_tenant, rotate_needs_server, via_server
-from authz_service.cli.migrate import add_database_arguments, database_url
+from authz_service.cli.migrate import (
+    add_create_tenant_argument,
+    add_database_arguments,
+    database_url,
+    require_tenant,
+)
 from authz_service.config import Settings, load_settings
 from authz_service.credentials import ALL_TENANTS, ApiKey, Scope, new_key, parse_scopes
 from authz_service.errors import AuthzError, InvalidArgument, Unavailable, echo
@@ -59,6 +64,7 @@ def register(sub: Any) -> None:
     )
     create.add_argument("--name", default="", help="what the key is for (shown by `list`)")
     create.add_argument("--expires", help="with --server: when the key stops working (ISO 8601)")
+    add_create_tenant_argument(create)
     _common(create)
     create.set_defaults(handler=via_server(_create))
 
@@ -167,7 +173,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 @asynccontextmanager
-async def _keys(args: argparse.Namespace, *, migrate: bool = False) -> AsyncIterator[Any]:
+async def _keys(
+    args: argparse.Namespace, *, migrate: bool = False, tenant: str | None = None
+) -> AsyncIterator[Any]:
+    """The key store; with `tenant`, after checking that the tenant exists (a key for a
+    misspelled tenant would be useless), or registering it with --create-tenant."""
     from authz_service.store import postgres
 
     async with database_url(args) as dsn:
@@ -175,6 +185,8 @@ async def _keys(args: argparse.Namespace, *, migrate: bool = False) -> AsyncIter
             await postgres.migrate(dsn)
         store = await postgres.connect(dsn, min_size=1, max_size=1)
         try:
+            if tenant is not None:
+                await require_tenant(store.tenants, tenant, args.create_tenant)
             yield store.keys
         finally:
             await store.close()
@@ -231,7 +243,8 @@ async def _record(audit: Any, key: ApiKey, action: str) -> None:
 
 
 async def _create_logged(args: argparse.Namespace, record: ApiKey) -> ApiKey:
-    async with _admin_log(args) as audit, _keys(args, migrate=True) as keys:
+    bound = None if record.platform else record.tenant
+    async with _admin_log(args) as audit, _keys(args, migrate=True, tenant=bound) as keys:
         stored: ApiKey = await keys.create(record)
         try:
             await _record(audit, stored, "create_api_key")

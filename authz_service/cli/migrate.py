@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from authz_service.config import load_settings
-from authz_service.errors import InvalidArgument
+from authz_service.errors import InvalidArgument, NotFound, echo
+from authz_service.store.registry import TenantRegistry
 
 __all__ = ["add_database_arguments", "database_url", "register"]
 
@@ -79,3 +80,24 @@ async def _migrate(args: argparse.Namespace) -> int:
     else:
         print("database is up to date", file=sys.stderr)
     return 0
+
+
+def add_create_tenant_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--create-tenant",
+        action="store_true",
+        help="register the tenant first if it does not exist (otherwise an unknown "
+        "tenant is refused: it is most likely a typo)",
+    )
+
+
+async def require_tenant(registry: TenantRegistry, tenant: str, create: bool) -> None:
+    """NotFound for a tenant that does not exist, unless `create` registers it."""
+    if await registry.get(tenant) is not None:
+        return
+    if not create:
+        raise NotFound(
+            f"tenant `{echo(tenant)}` does not exist: create it (TenantService.CreateTenant) "
+            "or pass --create-tenant"
+        )
+    await registry.create(tenant)

@@ -16,12 +16,14 @@ method name and `reason` the reason given.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from authz_service.errors import AlreadyExists
 from authz_service.model import RelationshipFilter, Revision
 from authz_service.revisions import RevisionResolver
 from authz_service.service import methods
@@ -101,6 +103,12 @@ class TenantService:
         self._known[tenant] = self._clock()
         await self._logged(tenant, call, record.head, started, methods.CREATE_TENANT, reason, {})
         return record
+
+    async def ensure(self, tenant: str, call: CallInfo) -> None:
+        """Create `tenant` unless it exists (the demo, `authz import --create-tenant`)."""
+        if await self._registry.get(tenant) is None:
+            with contextlib.suppress(AlreadyExists):  # created meanwhile elsewhere
+                await self.create(tenant, "", call)
 
     async def suspend(self, tenant: str, reason: str, call: CallInfo) -> Revision:
         return await self._set(tenant, TenantState.SUSPENDED, reason, call)

@@ -2,24 +2,49 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import asyncio
+from collections.abc import Iterator, Sequence
+from typing import Protocol
 
 from authz_service.errors import AlreadyExists, echo
 from authz_service.model import RelationshipUpdate, Revision
 from authz_service.store.registry import TenantRecord, TenantState, not_found
 
-if TYPE_CHECKING:
-    from authz_service.store.memory import MemoryStore
-
 __all__ = ["MemoryTenants"]
+
+
+class _Entry(Protocol):
+    @property
+    def state(self) -> TenantState: ...
+
+    def record(self, name: str) -> TenantRecord: ...
+
+
+class _Host(Protocol):
+    """What MemoryStore offers its registry (a protocol, so the two modules do not import
+    each other)."""
+
+    @property
+    def lock(self) -> asyncio.Lock: ...
+
+    def tenant_state(self, tenant: str) -> _Entry | None: ...
+
+    def tenant_states(self) -> Iterator[tuple[str, _Entry]]: ...
+
+    def register(self, tenant: str) -> _Entry: ...
+
+    def apply_as(
+        self, tenant: str, status: TenantState, updates: Sequence[RelationshipUpdate]
+    ) -> Revision: ...
+
+    def purge(self, tenant: str) -> None: ...
 
 
 class MemoryTenants:
     """Implements `authz_service.store.registry.TenantRegistry` over a MemoryStore's
     tenants, under its lock."""
 
-    def __init__(self, store: MemoryStore) -> None:
+    def __init__(self, store: _Host) -> None:
         self._store = store
 
     async def create(self, name: str) -> TenantRecord:

@@ -35,9 +35,24 @@ async def pg_dsn() -> AsyncIterator[str]:
         yield dsn
 
 
+TEST_TENANTS = ("acme", "globex")
+"""The tenants most tests write into, registered as an operator would before use (data
+calls to an unknown tenant are NOT_FOUND)."""
+
+
+async def start_app(settings: Settings, tenants: tuple[str, ...] = TEST_TENANTS) -> App:
+    """A running App with `tenants` registered in its store (no admin records: as if
+    migration 0005 had found them)."""
+    running = await App.start(settings)
+    for name in tenants:
+        if await running.store.tenants.get(name) is None:  # a restart finds them
+            await running.store.tenants.create(name)
+    return running
+
+
 @pytest.fixture
 async def app(pg_dsn: str, tmp_path: Path) -> AsyncIterator[App]:
-    running = await App.start(server_settings(pg_dsn, tmp_path))
+    running = await start_app(server_settings(pg_dsn, tmp_path))
     try:
         yield running
     finally:

@@ -28,7 +28,7 @@ from authz_service.credentials import ApiKey, Scope, new_key
 from authz_service.decisionlog import DecisionKind, RecordFilter, iter_entries
 from authz_service.errors import Unauthenticated
 from authz_service.store.memory_keys import MemoryKeyStore
-from tests.api.conftest import server_settings
+from tests.api.conftest import server_settings, start_app
 from tests.api.helpers import ALLOWED, Api
 
 ALL_SCOPES = frozenset(Scope)
@@ -54,7 +54,7 @@ async def server(pg_dsn: str, tmp_path: Path) -> AsyncIterator[Server]:
     settings = server_settings(
         pg_dsn, tmp_path, auth=True, auth_cache_ttl_s=TTL_S, log_mode="buffered"
     )
-    app = await App.start(settings)
+    app = await start_app(settings)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
             yield Server(app, channel)
@@ -337,6 +337,7 @@ async def test_a_platform_key_works_for_any_tenant(server: Server) -> None:
     _, token = await server.key("*", frozenset({Scope.ADMIN, Scope.WRITE, Scope.CHECK}))
     api = KeyedApi(server.channel, token)
     await api.write_schema()
+    await api.create_tenants("initech")  # a platform admin key may create tenants
     for tenant in ("acme", "globex", "initech"):
         written = await api.touch(tenant, "document:plan#viewer@user:alice")
         reply = await api.check(tenant, "document:plan", "view", "user:alice", fresh=written)
@@ -348,7 +349,7 @@ async def test_a_platform_key_works_for_any_tenant(server: Server) -> None:
 
 async def test_decision_log_records_carry_the_credential_id(pg_dsn: str, tmp_path: Path) -> None:
     settings = server_settings(pg_dsn, tmp_path, auth=True, log_mode="buffered")
-    app = await App.start(settings)
+    app = await start_app(settings)
     try:
         admin, admin_token = await _create(app, "*", frozenset({Scope.ADMIN, Scope.WRITE}))
         checker, token = await _create(app, "acme", frozenset({Scope.CHECK}))
@@ -379,7 +380,7 @@ async def test_auth_off_warns_and_trusts_every_caller(
     pg_dsn: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="authz_service.app")
-    app = await App.start(server_settings(pg_dsn, tmp_path, auth=False))
+    app = await start_app(server_settings(pg_dsn, tmp_path, auth=False))
     try:
         assert "authentication is off" in caplog.text
         async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:

@@ -25,7 +25,7 @@ from authz_service.app import App
 from authz_service.credentials import ApiKey, Scope, new_key
 from authz_service.errors import LimitExceeded, Unauthenticated
 from authz_service.store.memory_keys import MemoryKeyStore
-from tests.api.conftest import server_settings
+from tests.api.conftest import server_settings, start_app
 
 FLOOD = 10_000
 POOL = 64
@@ -53,7 +53,7 @@ async def app(pg_dsn: str, tmp_path: Path) -> AsyncIterator[App]:
     settings = server_settings(
         pg_dsn, tmp_path, auth=True, auth_fail_threshold=10, auth_backoff_max_s=60.0
     )
-    running = await App.start(settings)
+    running = await start_app(settings)
     try:
         yield running
     finally:

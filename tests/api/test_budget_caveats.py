@@ -13,7 +13,7 @@ import pytest
 
 from authz_service.api.gen.authz.v1 import permissions_pb2, relationships_pb2
 from authz_service.app import App
-from tests.api.conftest import server_settings
+from tests.api.conftest import server_settings, start_app
 from tests.api.helpers import ALLOWED, Api, obj, rel, subj
 from tests.api.stall import race
 
@@ -29,7 +29,7 @@ definition document {
 
 @pytest.fixture
 async def app(pg_dsn: str, tmp_path: Path) -> AsyncIterator[App]:
-    running = await App.start(server_settings(pg_dsn, tmp_path))
+    running = await start_app(server_settings(pg_dsn, tmp_path))
     try:
         yield running
     finally:
@@ -42,6 +42,7 @@ async def api(app: App) -> AsyncIterator[Api]:
         client = Api(channel)
         await client.write_schema(SCHEMA)
         await client.touch("acme", "document:doc#viewer@user:alice[pairs]")
+        await client.create_tenants("other")
         await client.touch("other", "document:plan#viewer@user:alice")
         yield client
 

@@ -23,12 +23,11 @@ from authz_service.api.gen.authz.v1 import (
     relationships_pb2,
     schema_pb2,
 )
-from authz_service.app import App
 from authz_service.errors import Unavailable
 from authz_service.store import postgres
 from authz_service.store.postgres.writes import bump_head
 from tests.api.blackhole import Blackhole
-from tests.api.conftest import server_settings
+from tests.api.conftest import server_settings, start_app
 from tests.api.helpers import SCHEMA, Api, obj, rel, subj
 
 DEADLINE_MS = 1000
@@ -45,7 +44,7 @@ async def blackholed(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[Api, Bl
     async with Blackhole("127.0.0.1", 5432) as hole:
         dsn = pg_dsn.replace("127.0.0.1:5432", f"127.0.0.1:{hole.port}")
         assert dsn != pg_dsn
-        app = await App.start(
+        app = await start_app(
             server_settings(dsn, tmp_path, default_deadline_ms=DEADLINE_MS, max_staleness_ms=100)
         )
         try:

@@ -12,7 +12,7 @@ import pytest
 
 from authz_service.api.gen.authz.v1 import core_pb2, permissions_pb2
 from authz_service.app import App
-from tests.api.conftest import server_settings
+from tests.api.conftest import server_settings, start_app
 from tests.api.helpers import DENIED, Api, obj, subj
 from tests.api.stall import lattice
 
@@ -26,7 +26,7 @@ def _nodes(node: core_pb2.ExplanationNode) -> Iterator[core_pb2.ExplanationNode]
 
 
 async def _start(dsn: str, tmp_path: Path, **overrides: object) -> App:
-    return await App.start(server_settings(dsn, tmp_path, log_mode="buffered", **overrides))
+    return await start_app(server_settings(dsn, tmp_path, log_mode="buffered", **overrides))
 
 
 @pytest.fixture

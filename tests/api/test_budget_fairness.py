@@ -14,7 +14,7 @@ import pytest
 from authz_service.app import App
 from authz_service.model import EMPTY_CONTEXT, Consistency, ObjectRef
 from authz_service.service.audit import CallInfo
-from tests.api.conftest import server_settings
+from tests.api.conftest import server_settings, start_app
 from tests.api.helpers import ALLOWED, DENIED, Api
 from tests.api.stall import race
 
@@ -28,11 +28,12 @@ async def _wide(api: Api, groups: int) -> None:
     for start in range(0, len(rels), 1000):
         await api.touch("acme", *rels[start : start + 1000])
     await api.touch("acme", "document:plan#viewer@user:alice")
+    await api.create_tenants("other")
     await api.touch("other", "document:plan#viewer@user:alice")
 
 
 async def _server(dsn: str, tmp_path: Path, **overrides: object) -> App:
-    return await App.start(server_settings(dsn, tmp_path, **overrides))
+    return await start_app(server_settings(dsn, tmp_path, **overrides))
 
 
 @pytest.fixture

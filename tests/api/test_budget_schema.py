@@ -12,7 +12,7 @@ import pytest
 
 from authz_service.api.gen.authz.v1 import schema_pb2
 from authz_service.app import App
-from tests.api.conftest import server_settings
+from tests.api.conftest import server_settings, start_app
 from tests.api.helpers import SCHEMA, Api
 from tests.api.stall import race
 
@@ -24,7 +24,7 @@ def chained(count: int) -> str:
 
 @pytest.fixture
 async def app(pg_dsn: str, tmp_path: Path) -> AsyncIterator[App]:
-    running = await App.start(
+    running = await start_app(
         server_settings(pg_dsn, tmp_path, max_schema_bytes=200_000, max_caveat_bytes=2_000)
     )
     try:
@@ -38,6 +38,7 @@ async def api(app: App) -> AsyncIterator[Api]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
         client = Api(channel)
         await client.write_schema()
+        await client.create_tenants("other")
         await client.touch("other", "document:plan#viewer@user:alice")
         yield client
 

@@ -29,6 +29,7 @@ from authz_service.engine import Decision
 from authz_service.model import ObjectRef, Relationship, SubjectRef
 from authz_service.schema import compile_schema
 from authz_service.validation.files import load_file
+from tests.api.helpers import Api
 from tests.conformance.corpus import CORPUS as CONFORMANCE
 from tests.conformance.corpus import corpus_files
 
@@ -74,6 +75,7 @@ async def test_file_through_grpc(channel: grpc.aio.Channel, path: Path) -> None:
     loaded = load_file(str(path))
     assert not loaded.problems, loaded.problems
     tenant = re.sub(r"[^a-zA-Z0-9_-]", "-", path.stem)[:64]
+    await Api(channel).create_tenants(tenant)
     schemas = schema_pb2_grpc.SchemaServiceStub(channel)
     await schemas.WriteSchema(schema_pb2.WriteSchemaRequest(schema=loaded.schema_text, force=True))
     rels = relationships_pb2_grpc.RelationshipsServiceStub(channel)

@@ -21,8 +21,7 @@ import grpc
 import pytest
 
 from authz_service.api.gen.authz.v1 import core_pb2, permissions_pb2, relationships_pb2
-from authz_service.app import App
-from tests.api.conftest import server_settings
+from tests.api.conftest import server_settings, start_app
 from tests.api.cursor_helpers import collect, cursor_refused, refused, tampered
 from tests.api.helpers import Api, obj, subj
 
@@ -185,7 +184,7 @@ async def test_a_cursor_works_only_where_it_was_issued(api: Api, listing: Listin
 async def forgetful(pg_dsn: str, tmp_path: Path) -> AsyncIterator[Api]:
     """A server whose retention window (about 4 microseconds) has closed on every revision
     but the head by the time the next call arrives."""
-    app = await App.start(server_settings(pg_dsn, tmp_path, retention_hours=1e-9))
+    app = await start_app(server_settings(pg_dsn, tmp_path, retention_hours=1e-9))
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
             client = Api(channel)

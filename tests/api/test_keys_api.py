@@ -27,7 +27,7 @@ from authz_service.credentials import ApiKey, Scope, new_key
 from authz_service.decisionlog import DecisionKind, RecordFilter, iter_entries
 from authz_service.service import methods
 from authz_service.store.memory_keys import MemoryKeyStore
-from tests.api.conftest import server_settings
+from tests.api.conftest import server_settings, start_app
 from tests.api.helpers import bad_request_fields
 from tests.api.test_auth import KeyedApi, bearer
 
@@ -40,7 +40,7 @@ async def app(pg_dsn: str, tmp_path: Path) -> AsyncIterator[App]:
     settings = server_settings(
         pg_dsn, tmp_path, auth=True, auth_cache_ttl_s=TTL_S, log_mode="buffered"
     )
-    running = await App.start(settings)
+    running = await start_app(settings)
     try:
         yield running
     finally:
@@ -286,7 +286,7 @@ async def test_bad_create_requests_name_the_field(
 
 async def test_every_key_change_is_an_admin_record(pg_dsn: str, tmp_path: Path) -> None:
     settings = server_settings(pg_dsn, tmp_path, auth=True, log_mode="buffered")
-    app = await App.start(settings)
+    app = await start_app(settings)
     try:
         admin_record, admin_token = new_key(tenant="*", scopes=frozenset(Scope))
         await app.store.keys.create(admin_record)

@@ -10,9 +10,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from authz_service.app import App
 from authz_service.store.postgres import migrate
-from tests.api.conftest import server_settings
+from tests.api.conftest import server_settings, start_app
 from tests.api.helpers import ALLOWED, Api
 from tests.store.test_postgres_outage import Cluster
 
@@ -38,7 +37,7 @@ async def _until(predicate: object, limit_s: float = 30.0) -> None:
 
 async def test_outage_gives_unavailable_then_recovers(cluster: Cluster, tmp_path: Path) -> None:
     await migrate(cluster.dsn)
-    app = await App.start(server_settings(cluster.dsn, tmp_path, max_staleness_ms=200))
+    app = await start_app(server_settings(cluster.dsn, tmp_path, max_staleness_ms=200))
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
             api = Api(channel)

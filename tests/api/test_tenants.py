@@ -74,15 +74,14 @@ async def test_create_get_and_list_in_pages(app: App, channel: grpc.aio.Channel)
         if not page.HasField("next_cursor"):
             break
         request = PB.ListTenantsRequest(limit=2, cursor=page.next_cursor)
-    assert names == ["a-corp", "b-corp", "c-corp"]
+    assert names == ["a-corp", "acme", "b-corp", "c-corp", "globex"]  # + the fixture's
 
 
 async def test_suspend_denies_everything_at_its_token_and_reactivate_restores(
     app: App, channel: grpc.aio.Channel
 ) -> None:
     api = Api(channel)
-    await api.write_schema()
-    await api.create_tenants("acme")
+    await api.write_schema()  # tenant acme: created by the `app` fixture
     token = await api.touch("acme", "document:readme#viewer@user:alice")
     for _ in range(2):  # the second answer comes from the decision cache
         assert (

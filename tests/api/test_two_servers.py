@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from authz_service.api.gen.authz.v1 import schema_pb2
+from authz_service.api.gen.authz.v1 import core_pb2, schema_pb2, tenants_pb2
 from authz_service.app import App
 from tests.api.helpers import ALLOWED, DENIED, Api
 
@@ -116,3 +116,43 @@ async def test_a_schema_change_on_one_server_binds_reads_on_the_other(
             other = await b.check("globex", "document:plan", "view", "user:eve", fresh=token)
             assert decisions == [DENIED, DENIED, DENIED]
             assert other.decision == DENIED
+
+
+async def test_a_tenant_created_suspended_or_deleted_on_one_server_binds_the_other(
+    app: App, second_server: int
+) -> None:
+    """B never remembers that a tenant was unknown, so one created on A is usable on B at
+    once; A's suspension binds B from its token; after A deletes it, B's fully
+    consistent calls are NOT_FOUND."""
+    async with (
+        grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel_a,
+        grpc.aio.insecure_channel(f"127.0.0.1:{second_server}") as channel_b,
+    ):
+        a, b = Api(channel_a), Api(channel_b)
+        await a.write_schema()
+        with pytest.raises(grpc.aio.AioRpcError) as unknown:
+            await b.check("newco", "document:plan", "view", "user:ann")
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+        await a.create_tenants("newco")
+        granted = await b.touch("newco", "document:plan#viewer@user:ann")
+        assert (
+            await b.check("newco", "document:plan", "view", "user:ann", fresh=granted)
+        ).decision == ALLOWED
+        suspended = await a.tenants.SuspendTenant(
+            tenants_pb2.SuspendTenantRequest(name="newco", reason="unpaid")
+        )
+        reply = await b.check(
+            "newco", "document:plan", "view", "user:ann", fresh=suspended.written_at.token
+        )
+        assert reply.decision == DENIED
+        assert reply.explanation.deny_reason == core_pb2.DENY_REASON_TENANT_SUSPENDED
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await b.touch("newco", "document:other#viewer@user:ann")
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        await a.tenants.DeleteTenant(tenants_pb2.DeleteTenantRequest(name="newco", reason="gone"))
+        with pytest.raises(grpc.aio.AioRpcError) as gone:
+            await b.check("newco", "document:plan", "view", "user:ann", full=True)
+        assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.aio.AioRpcError) as no_write:
+            await b.touch("newco", "document:plan#viewer@user:ann")
+        assert no_write.value.code() == grpc.StatusCode.NOT_FOUND

@@ -14,6 +14,7 @@ from authz_service.api.gen.authz.v1 import core_pb2, permissions_pb2
 from authz_service.app import App
 from authz_service.cli import main
 from authz_service.config import Settings
+from tests.api.conftest import start_app
 from tests.api.helpers import Api, obj, subj
 
 SCHEMA = """
@@ -83,7 +84,7 @@ class LogSetup:
 @contextlib.asynccontextmanager
 async def running(setup: LogSetup, **overrides: object) -> AsyncIterator[App]:
     """A server for the body of the block; stopped (log flushed, final checkpoint) after."""
-    app = await App.start(replace(setup.settings, **overrides))  # type: ignore[arg-type]
+    app = await start_app(replace(setup.settings, **overrides))  # type: ignore[arg-type]
     try:
         yield app
     finally:

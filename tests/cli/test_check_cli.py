@@ -10,10 +10,9 @@ import grpc
 import pytest
 
 from authz_service.api.gen.authz.v1 import schema_pb2, schema_pb2_grpc
-from authz_service.app import App
 from authz_service.cli import main
 from authz_service.credentials import ALL_TENANTS, Scope, new_key
-from tests.api.conftest import server_settings
+from tests.api.conftest import server_settings, start_app
 from tests.api.helpers import SCHEMA, Api
 from tests.pg import FreshDatabase
 
@@ -44,7 +43,7 @@ async def _authz(*argv: str) -> int:
 async def test_consistency_picks_the_snapshot(
     pg_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = await App.start(server_settings(pg_dsn, tmp_path))
+    app = await start_app(server_settings(pg_dsn, tmp_path))
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
             api = Api(channel)
@@ -78,7 +77,7 @@ async def test_the_api_key_comes_from_the_environment(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    app = await App.start(server_settings(pg_dsn, tmp_path, auth=True))
+    app = await start_app(server_settings(pg_dsn, tmp_path, auth=True))
     try:
         platform, platform_token = new_key(tenant=ALL_TENANTS, scopes=frozenset({Scope.ADMIN}))
         await app.store.keys.create(platform)

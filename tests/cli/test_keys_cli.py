@@ -14,7 +14,7 @@ from authz_service.cli import main
 from authz_service.decisionlog import DecisionKind, RecordFilter, iter_entries, verify_all
 from authz_service.errors import Unauthenticated
 from authz_service.store import postgres
-from tests.api.conftest import server_settings
+from tests.api.conftest import server_settings, start_app
 from tests.api.helpers import Api
 from tests.pg import FreshDatabase, run_aside
 
@@ -63,7 +63,15 @@ async def authenticate(dsn: str, token: str) -> str:
 
 def test_create_list_revoke(capsys: pytest.CaptureFixture[str], dsn: str) -> None:
     key_id, token = create(
-        capsys, dsn, "--tenant", "acme", "--scopes", "check,write", "--name", "ci"
+        capsys,
+        dsn,
+        "--tenant",
+        "acme",
+        "--create-tenant",
+        "--scopes",
+        "check,write",
+        "--name",
+        "ci",
     )
     assert asyncio.run(authenticate(dsn, token)) == key_id
 
@@ -86,7 +94,7 @@ def test_create_list_revoke(capsys: pytest.CaptureFixture[str], dsn: str) -> Non
 
 def test_platform_keys_and_tenant_filter(capsys: pytest.CaptureFixture[str], dsn: str) -> None:
     platform, _ = create(capsys, dsn, "--all-tenants", "--scopes", "admin")
-    acme, _ = create(capsys, dsn, "--tenant", "acme", "--scopes", "check")
+    acme, _ = create(capsys, dsn, "--tenant", "acme", "--create-tenant", "--scopes", "check")
     _, out, _ = keys(capsys, dsn, "list", "--tenant", "*")
     assert [line.split()[0] for line in out.splitlines()[1:]] == [platform]
     _, out, _ = keys(capsys, dsn, "list", "--tenant", "acme")
@@ -113,6 +121,19 @@ def test_bad_input_creates_nothing(
     assert keys(capsys, dsn, "list")[1].splitlines()[1:] == []
 
 
+def test_a_key_for_an_unknown_tenant_is_refused_unless_created(
+    capsys: pytest.CaptureFixture[str], dsn: str
+) -> None:
+    status, out, err = keys(capsys, dsn, "create", "--tenant", "acmee", "--scopes", "check")
+    assert status == 2
+    assert "tenant `acmee` does not exist" in err
+    assert "--create-tenant" in err
+    assert not out
+    assert keys(capsys, dsn, "list")[1].splitlines()[1:] == []
+    create(capsys, dsn, "--tenant", "acmee", "--create-tenant", "--scopes", "check")
+    create(capsys, dsn, "--tenant", "acmee", "--scopes", "check")  # it exists now
+
+
 def test_tenant_and_all_tenants_exclude_each_other(dsn: str) -> None:
     with pytest.raises(SystemExit):
         main(["keys", "create", "--tenant", "a", "--all-tenants", "--scopes", "check"])
@@ -127,7 +148,7 @@ def test_revoking_an_unknown_key_fails(capsys: pytest.CaptureFixture[str], dsn: 
 def test_key_changes_are_in_the_admin_decision_log(
     capsys: pytest.CaptureFixture[str], dsn: str, environment: Path
 ) -> None:
-    acme, _ = create(capsys, dsn, "--tenant", "acme", "--scopes", "check")
+    acme, _ = create(capsys, dsn, "--tenant", "acme", "--create-tenant", "--scopes", "check")
     platform, _ = create(capsys, dsn, "--all-tenants", "--scopes", "admin,audit")
     assert keys(capsys, dsn, "revoke", acme)[0] == 0
     records = [
@@ -150,7 +171,7 @@ def test_with_the_decision_log_off_nothing_is_logged(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("AUTHZ_DECISION_LOG", "off")
-    create(capsys, dsn, "--tenant", "acme", "--scopes", "check")
+    create(capsys, dsn, "--tenant", "acme", "--create-tenant", "--scopes", "check")
     assert not environment.exists()
 
 
@@ -175,12 +196,11 @@ def test_a_key_that_cannot_be_logged_is_not_created(
 def test_a_cli_key_is_accepted_by_a_server_for_its_tenant_only(
     capsys: pytest.CaptureFixture[str], dsn: str, tmp_path: Path
 ) -> None:
-    _, token = create(capsys, dsn, "--tenant", "acme", "--scopes", "check")
+    _, token = create(capsys, dsn, "--tenant", "acme", "--create-tenant", "--scopes", "check")
 
     async def ask() -> tuple[grpc.StatusCode, grpc.StatusCode]:
-        from authz_service.app import App
 
-        app = await App.start(server_settings(dsn, tmp_path, auth=True))
+        app = await start_app(server_settings(dsn, tmp_path, auth=True))
         codes = []
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
@@ -213,7 +233,7 @@ def _request(tenant: str) -> object:
 
 def test_a_scim_key_for_one_tenant(capsys: pytest.CaptureFixture[str], dsn: str) -> None:
     """The `scim` scope (docs/identity.md) is stored and read back on PostgreSQL."""
-    key_id, token = create(capsys, dsn, "--tenant", "acme", "--scopes", "scim")
+    key_id, token = create(capsys, dsn, "--tenant", "acme", "--create-tenant", "--scopes", "scim")
     assert asyncio.run(authenticate(dsn, token)) == key_id
     status, out, _ = keys(capsys, dsn, "list", "--tenant", "acme")
     assert status == 0

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from authz_service.app import App
 from authz_service.cli import main
 from authz_service.errors import Unauthenticated
-from tests.api.conftest import server_settings
+from tests.api.conftest import server_settings, start_app
 from tests.cli.test_keys_cli import authenticate, create, dsn, environment  # noqa: F401
 
 
@@ -23,7 +22,7 @@ def server(dsn: str, tmp_path: Path) -> Iterator[str]:  # noqa: F811
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     settings = server_settings(dsn, tmp_path, auth=True, migrate_on_start=True)
-    app = asyncio.run_coroutine_threadsafe(App.start(settings), loop).result(timeout=60)
+    app = asyncio.run_coroutine_threadsafe(start_app(settings), loop).result(timeout=60)
     try:
         yield f"127.0.0.1:{app.port}"
     finally:

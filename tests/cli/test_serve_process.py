@@ -171,7 +171,7 @@ async def test_data_dir_holds_everything_so_two_servers_run_side_by_side(
     # `authz keys` logs key changes next to the server's log, in the same data directory.
     keys = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "authz_service", "keys", "create", "--tenant", "acme",
-        "--scopes", "check", "--data-dir", str(work / "one"),
+        "--create-tenant", "--scopes", "check", "--data-dir", str(work / "one"),
         cwd=work, env=_environment(),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip

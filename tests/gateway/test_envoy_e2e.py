@@ -25,7 +25,7 @@ from authz_service.credentials import Scope, new_key
 from authz_service.decisionlog.query import find_decision
 from authz_service.model import RelationshipUpdate, UpdateOp, parse_relationship
 from authz_service.service.audit import CallInfo
-from tests.api.conftest import server_settings
+from tests.api.conftest import server_settings, start_app
 from tests.gateway.harness import (
     Envoy,
     Response,
@@ -123,7 +123,7 @@ async def stack(
             gateway_config=str(config),
             auth=True,  # Envoy presents a platform API key as gRPC metadata
         )
-        app = await App.start(settings)
+        app = await start_app(settings)
         stack: Stack | None = None
         try:
             key = await _seed(app)
@@ -243,7 +243,7 @@ async def test_fail_closed_when_authz_server_is_down(stack: Stack) -> None:
         assert stack.upstream.seen == []
     finally:
         # Same port again, so that Envoy finds it; the other tests keep working in any order.
-        stack.app = await App.start(replace(stack.settings, listen=f"127.0.0.1:{stack.app.port}"))
+        stack.app = await start_app(replace(stack.settings, listen=f"127.0.0.1:{stack.app.port}"))
     # Envoy reconnects by itself once the server is back.
     deadline = time.monotonic() + 15
     while True:

@@ -13,6 +13,11 @@ from google.rpc import code_pb2
 
 from authz_service.api.envoy import EnvoyAuthServicer, check_response, http_request
 from authz_service.gateway import Gateway, Reply, parse_gateway_config
+from authz_service.revisions import RevisionResolver
+from authz_service.service.audit import AuditTrail
+from authz_service.service.schemas import SchemaManager
+from authz_service.service.tenants import TenantService
+from authz_service.store.memory import MemoryStore
 from tests.gateway.issuer import Issuer, gateway_yaml, write_jwks
 
 
@@ -85,3 +90,44 @@ async def test_servicer_denies_on_any_failure(tmp_path: Path) -> None:
     assert json.loads(response.denied_response.body)["decision"] == "DENIED"
     broken = await servicer.Check(object(), Context())  # type: ignore[arg-type]
     assert broken.denied_response.status.code == 403
+
+
+class RecordingPermissions:
+    """Records the tenants it is asked about (then fails, which the servicer denies)."""
+
+    def __init__(self) -> None:
+        self.tenants: list[str] = []
+
+    async def check(self, tenant: str, *args: Any, **kwargs: Any) -> Any:
+        self.tenants.append(tenant)
+        raise RuntimeError("stop here: the servicer denies")
+
+
+async def test_a_route_to_an_unknown_tenant_is_denied(tmp_path: Path) -> None:
+    issuer = Issuer("EdDSA")
+    config = parse_gateway_config(
+        yaml.safe_load(gateway_yaml(write_jwks(tmp_path / "j.json", issuer)))
+    )
+    store = MemoryStore()  # no tenant registered: the token's tenant does not exist
+    permissions = RecordingPermissions()
+    servicer = EnvoyAuthServicer(
+        Gateway(config),
+        permissions,  # type: ignore[arg-type]
+        default_deadline_s=1.0,
+        tenants=TenantService(
+            registry=store.tenants,
+            store=store,
+            schemas=SchemaManager(store),
+            resolver=RevisionResolver(store),
+            audit=AuditTrail(None),
+        ),
+    )
+    request = envoy_request("GET", "/v1/docs/a", {"authorization": f"Bearer {issuer.token()}"})
+    response = await servicer.Check(request, Context())  # type: ignore[arg-type]
+    assert response.status.code == code_pb2.PERMISSION_DENIED
+    assert response.denied_response.status.code == 403
+    assert permissions.tenants == []
+    # Control: once the tenant exists, the same request reaches the check.
+    await store.tenants.create("acme")
+    await servicer.Check(request, Context())  # type: ignore[arg-type]
+    assert permissions.tenants == ["acme"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from authz_service.cli import import_, migrate
-from authz_service.errors import InvalidArgument
+from authz_service.errors import InvalidArgument, NotFound
 from authz_service.model import RelationshipFilter, parse_relationship
 from authz_service.store.postgres import PostgresStore, connect
 from authz_service.store.postgres.importer import (
@@ -149,6 +149,10 @@ def test_the_cli_migrates_and_imports(pg_dsn: str, tmp_path: Path) -> None:
     tenant = f"cli-{time.time_ns()}"
     argv = ["import", str(path), "--tenant", tenant, "--database-url", pg_dsn, "--no-progress"]
     args = parser.parse_args(argv)
+    # An unknown tenant is most likely a typo: refused, unless asked to create it.
+    with pytest.raises(NotFound, match=f"tenant `{tenant}` does not exist"):
+        args.handler(args)
+    args = parser.parse_args([*argv, "--create-tenant"])
     assert args.handler(args) == 0
 
     async def count() -> int:

@@ -16,7 +16,7 @@ from authz_service.app import App
 from authz_service.credentials import Scope, new_key
 from authz_service.decisionlog import generate_keypair, load_public_key
 from authz_service.service.log_reader import verify_log
-from tests.api.conftest import server_settings
+from tests.api.conftest import server_settings, start_app
 from tests.api.helpers import Api, obj, subj
 from tests.tenancy.helpers import SCHEMA, KeyedChannel, tenancy_stub
 
@@ -29,7 +29,7 @@ async def _server(pg_dsn: str, tmp_path: Path, private: Path) -> AsyncIterator[A
     settings = server_settings(
         pg_dsn, tmp_path, auth=True, log_mode="durable", log_signing_key=str(private)
     )
-    running = await App.start(settings)
+    running = await start_app(settings)
     try:
         yield running
     finally:

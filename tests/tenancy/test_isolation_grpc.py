@@ -106,6 +106,7 @@ async def observe(api: Api, tenancy: Any, token: str) -> list[Any]:
 async def test_tenant_b_changes_nothing_tenant_a_sees(channel: grpc.aio.Channel) -> None:
     api, tenancy = Api(channel), tenancy_stub(channel)
     await api.write_schema(SCHEMA)
+    await api.create_tenants("a", "b")
     # Watch without `after` starts at the newest revision; its headers say it has started.
     watch = api.relationships.Watch(relationships_pb2.WatchRequest(tenant="a"))
     await watch.initial_metadata()

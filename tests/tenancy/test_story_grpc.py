@@ -21,7 +21,7 @@ import pytest
 from authz_service.api.gen.authz.v1 import core_pb2, permissions_pb2, tenancy_pb2
 from authz_service.app import App
 from authz_service.credentials import Scope, new_key
-from tests.api.conftest import server_settings
+from tests.api.conftest import server_settings, start_app
 from tests.api.helpers import ALLOWED, DENIED, Api, obj, subj
 from tests.tenancy.helpers import SCHEMA, KeyedChannel, binding_msg, role_msg, tenancy_stub
 
@@ -48,7 +48,7 @@ class Server:
 
 @pytest.fixture
 async def server(pg_dsn: str, tmp_path: Path) -> AsyncIterator[Server]:
-    app = await App.start(server_settings(pg_dsn, tmp_path, auth=True, log_mode="buffered"))
+    app = await start_app(server_settings(pg_dsn, tmp_path, auth=True, log_mode="buffered"))
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
             yield Server(app, channel)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grpc
 import pytest
 from authz_client import (
     AlreadyExistsError,
@@ -10,6 +11,8 @@ from authz_client import (
     RelationshipFilter,
 )
 from client_support import Recorder
+
+from authz_service.api.gen.authz.v1 import tenants_pb2, tenants_pb2_grpc
 
 
 async def test_read_your_writes(server: str, recorder: Recorder, unique: str) -> None:
@@ -44,6 +47,11 @@ async def test_explicit_consistency_wins(server: str, recorder: Recorder, unique
 
 
 async def test_tokens_are_per_tenant(server: str, recorder: Recorder, unique: str) -> None:
+    # Tenants exist only once created (the client has no tenant administration).
+    async with grpc.aio.insecure_channel(server) as channel:
+        await tenants_pb2_grpc.TenantServiceStub(channel).CreateTenant(
+            tenants_pb2.CreateTenantRequest(name=f"other-{unique}")
+        )
     async with AsyncAuthzClient(server, interceptors=[recorder]) as client:
         await client.write_relationships(
             [f"document:{unique}#viewer@user:erin"], tenant=f"other-{unique}"
