@@ -23,7 +23,8 @@ class WriterStats:
 
 
 class Counters:
-    """Mutable counters owned by the writer; only the event loop thread touches them."""
+    """Mutable counters owned by the writer. The event loop updates them, except
+    `checkpoints`, which only the writer thread updates once it runs."""
 
     __slots__ = (
         "appended",

@@ -1,12 +1,18 @@
-"""The decision log writer: one owner task that chains, batches, writes and checkpoints.
+"""The decision log writer: chains on the event loop; one thread batches, writes, checkpoints.
 
 `append` links the record into its tenant's chain synchronously (no await between
 reading the head and queueing the entry), so concurrent appends are chained in the
-order they were accepted. The owner task takes whatever is queued, writes it with one
-write+fsync per stream in a worker thread, and only then resolves durable appends:
-records that arrive during an fsync ride along with the next one (group commit). Under
-concurrent load a durable batch also waits up to `commit_window` for more records, so
-that one fsync serves many calls.
+order they were accepted. A long-lived writer thread takes whatever is queued, writes
+it with one write+fsync per stream, and only then resolves the batch's durable appends
+with one hop back to the event loop: records that arrive during an fsync ride along
+with the next one (group commit). The thread is handed records through a condition
+variable rather than a thread hop per round, which is most of a round's cost at low
+concurrency.
+
+A durable batch waits for company only while other calls will append soon: a call
+wrapped in `expecting` counts as "in flight" until it appends or ends. The batch then
+waits up to `commit_window` for those calls, or until none is left (as PostgreSQL's
+commit_siblings and commit_delay do). A lone caller is never delayed.
 
 On a failed write or fsync the writer stops for good: after a failed fsync the kernel
 may already have dropped the dirty pages, so a retried fsync can report success for
@@ -18,7 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -40,11 +49,24 @@ __all__ = ["DecisionLogWriter", "WriterStats"]
 log = logging.getLogger(__name__)
 
 
+class _Call:
+    """A call in `expecting`; `owes` is cleared by its first append. Mutable, so that an
+    append in a task started by the call (which copies the context) clears it too."""
+
+    __slots__ = ("owes",)
+
+    def __init__(self, writer: DecisionLogWriter) -> None:
+        self.owes: DecisionLogWriter | None = writer
+
+
+_call: ContextVar[_Call | None] = ContextVar("decision_log_call", default=None)
+
+
 @dataclass(slots=True)
 class _Pending:
     entry: LogEntry
     done: asyncio.Future[LogEntry] | None  # durable mode: resolved after the fsync
-    queued_at: float
+    queued_at: float  # time.monotonic()
 
 
 class DecisionLogWriter:
@@ -60,21 +82,27 @@ class DecisionLogWriter:
         self._redactor = Redactor(config.redact_paths)
         self._mirror = MirrorFeed(mirror, config.root) if mirror is not None else None
         self._key: Ed25519PrivateKey | None = None
-        self._heads: dict[str, ChainHead] = {}  # including queued entries
+        self._heads: dict[str, ChainHead] = {}  # including queued entries (event loop)
+        # Owned by the writer thread once it runs:
         self._durable: dict[str, ChainHead] = {}  # fsync'd entries only: what checkpoints sign
         self._signed: dict[str, ChainHead] | None = None  # what the last checkpoint named
-        self._pending: list[_Pending] = []
-        self._wake = asyncio.Event()
-        self._space = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._next_checkpoint = 0.0  # time.monotonic()
+        # Shared; guarded by `_ready`:
+        self._ready = threading.Condition()
+        self._queue: list[_Pending] = []
         self._closing = False
+        # Event loop only:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped: asyncio.Future[None] | None = None
+        self._space = asyncio.Event()
+        self._waiting_for_space = False
+        self._expected = 0  # calls in `expecting` that have not appended yet
         self._failure: Unavailable | None = None
-        self._next_checkpoint = 0.0
         self._counters = Counters()
-        self._busy = False  # records arrived while the last batch was being written
 
     async def start(self) -> None:
-        if self._task is not None or self._closing:
+        if self._thread is not None or self._closing:
             raise FailedPrecondition("decision log writer was already started")
         if self._config.signing_key_path is not None:
             self._key = await asyncio.to_thread(load_private_key, self._config.signing_key_path)
@@ -85,14 +113,35 @@ class DecisionLogWriter:
         # Signed before any append, so that records after an earlier `close` checkpoint
         # belong to this start; it also signs a tail left unsigned by a crash.
         try:
-            await self._checkpoint(CheckpointEvent.START)
+            await asyncio.to_thread(self._checkpoint, CheckpointEvent.START)
         except BaseException:
             await asyncio.to_thread(self._sink.close)
             raise
-        self._next_checkpoint = asyncio.get_running_loop().time() + self._config.checkpoint_interval
+        self._next_checkpoint = time.monotonic() + self._config.checkpoint_interval
         if self._mirror is not None:
             self._mirror.start()
-        self._task = asyncio.create_task(self._run(), name="decision-log-writer")
+        self._loop = loop = asyncio.get_running_loop()
+        self._stopped = loop.create_future()
+        self._thread = threading.Thread(
+            target=self._run, args=(loop, self._stopped), name="decision-log-writer", daemon=True
+        )
+        self._thread.start()
+
+    @contextlib.contextmanager
+    def expecting(self) -> Iterator[None]:
+        """Around a call that will append: until it does (or ends), it counts as in
+        flight, and a durable batch may wait up to `commit_window` for its record."""
+        call = _Call(self)
+        self._expected += 1
+        token = _call.set(call)
+        try:
+            yield
+        finally:
+            _call.reset(token)
+            if call.owes is not None:  # ended without a record: a batch may wait for it
+                self._expected -= 1
+                with self._ready:
+                    self._ready.notify()
 
     async def append(self, record: DecisionRecord) -> LogEntry:
         """Chain `record` into its tenant's stream; return the stored entry.
@@ -101,44 +150,50 @@ class DecisionLogWriter:
         at once. Raises `Unavailable` when the writer is closed or failed, or when the
         queue is full and `on_full` is `error`.
         """
+        call = _call.get()
+        if call is not None and call.owes is self:
+            call.owes = None
+            self._expected -= 1
         self._check_open()
-        while len(self._pending) >= self._config.max_queue:
+        while len(self._queue) >= self._config.max_queue:
             if self._config.on_full is OverflowPolicy.ERROR:
                 self._counters.rejected += 1
                 raise Unavailable("decision log buffer full")
             self._space.clear()
+            self._waiting_for_space = True
             await self._space.wait()
+            self._waiting_for_space = False
             self._check_open()
-        loop = asyncio.get_running_loop()
         entry = LogEntry.link(
             self._redactor.apply(record), self._heads.get(record.tenant, ChainHead())
         )
         self._heads[record.tenant] = entry.head
-        durable = self._config.mode is LogMode.DURABLE
-        done: asyncio.Future[LogEntry] | None = loop.create_future() if durable else None
-        self._pending.append(_Pending(entry, done, loop.time()))
+        done = None
+        if self._config.mode is LogMode.DURABLE:
+            done = asyncio.get_running_loop().create_future()
+        with self._ready:
+            self._queue.append(_Pending(entry, done, time.monotonic()))
+            self._ready.notify()
         self._counters.appended += 1
-        # The owner needs waking only to start a batch (and its deadline) or to flush a
-        # full one; while it writes it takes whatever queued meanwhile by itself.
-        if len(self._pending) in (1, self._config.max_batch):
-            self._wake.set()
         return await done if done is not None else entry
 
     def stats(self) -> WriterStats:
         return self._counters.snapshot(self._mirror.errors if self._mirror is not None else 0)
 
     async def aclose(self) -> None:
-        """Write everything accepted, checkpoint every changed stream, release the files.
-
-        Raises `Unavailable` if the writer failed earlier, so a lossy shutdown is loud.
-        """
-        if self._task is None:
+        """Write everything accepted, checkpoint every changed stream, stop the thread,
+        release the files. Raises `Unavailable` if the writer failed earlier, so a lossy
+        shutdown is loud."""
+        thread, stopped = self._thread, self._stopped
+        if thread is None or stopped is None:
             return
-        self._closing = True
-        self._wake.set()
+        self._thread = None
+        with self._ready:
+            self._closing = True
+            self._ready.notify()
         self._space.set()
-        task, self._task = self._task, None
-        await task
+        await stopped
+        await asyncio.to_thread(thread.join)
         if self._mirror is not None:
             await self._mirror.aclose()
         await asyncio.to_thread(self._sink.close)
@@ -160,95 +215,95 @@ class DecisionLogWriter:
     def _check_open(self) -> None:
         if self._failure is not None:
             raise self._failure
-        if self._task is None or self._closing:
+        if self._thread is None or self._closing:
             raise Unavailable("decision log is not running")
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+    # --- the writer thread ---
+
+    def _run(self, loop: asyncio.AbstractEventLoop, stopped: asyncio.Future[None]) -> None:
+        batch: list[_Pending] = []
         try:
-            while self._pending or not self._closing:
-                if self._pending:
-                    await self._gather(loop)
-                    batch = self._pending[: self._config.max_batch]
-                    del self._pending[: len(batch)]
-                    self._space.set()
-                    await self._flush(batch)
-                    self._busy = bool(self._pending)
-                else:
-                    await self._idle(loop)
-                if self._key is not None and loop.time() >= self._next_checkpoint:
-                    await self._checkpoint(CheckpointEvent.INTERVAL)
-                    self._next_checkpoint = loop.time() + self._config.checkpoint_interval
-            await self._checkpoint(CheckpointEvent.CLOSE)
+            while (batch := self._take()) or not self._closing:
+                if batch:
+                    started = time.perf_counter()
+                    fsyncs = self._sink.write([p.entry for p in batch])
+                    for item in batch:
+                        self._durable[item.entry.tenant] = item.entry.head
+                    loop.call_soon_threadsafe(
+                        self._resolve, batch, fsyncs, time.perf_counter() - started
+                    )
+                    batch = []
+                if self._key is not None and time.monotonic() >= self._next_checkpoint:
+                    self._checkpoint(CheckpointEvent.INTERVAL)
+                    self._next_checkpoint = time.monotonic() + self._config.checkpoint_interval
+            self._checkpoint(CheckpointEvent.CLOSE)
         except Exception as exc:
-            self._fail("decision log write failed", exc)
-        except BaseException as exc:
-            self._fail("decision log writer was cancelled", exc)
-            raise
+            loop.call_soon_threadsafe(self._fail, "decision log write failed", exc, batch)
+        finally:
+            loop.call_soon_threadsafe(stopped.set_result, None)
 
-    async def _gather(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Let a batch fill until its oldest record's deadline: `flush_interval` in
-        buffered mode; in durable mode `commit_window`, and only under concurrent load
-        (a lone caller's record is written at once)."""
-        if self._config.mode is LogMode.DURABLE:
-            if not self._busy:
-                return
-            wait = self._config.commit_window
-        else:
-            wait = self._config.flush_interval
-        deadline = self._pending[0].queued_at + wait
-        while len(self._pending) < self._config.max_batch and not self._closing:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), remaining)
+    def _take(self) -> list[_Pending]:
+        """Wait for records (or a due checkpoint, or close); return the next batch, which
+        waits until its oldest record's deadline: `flush_interval` in buffered mode; in
+        durable mode `commit_window`, and only while other calls are about to append."""
+        config = self._config
+        with self._ready:
+            while not self._queue and not self._closing:
+                timeout = None
+                if self._key is not None:
+                    timeout = self._next_checkpoint - time.monotonic()
+                    if timeout <= 0:
+                        return []
+                self._ready.wait(timeout)
+            if self._queue:
+                durable = config.mode is LogMode.DURABLE
+                wait = config.commit_window if durable else config.flush_interval
+                deadline = self._queue[0].queued_at + wait
+                while (
+                    len(self._queue) < config.max_batch
+                    and not self._closing
+                    and (not durable or self._expected > 0)
+                ):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._ready.wait(remaining)
+            batch = self._queue[: config.max_batch]
+            del self._queue[: len(batch)]
+        if batch and self._waiting_for_space:
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._space.set)
+        return batch
 
-    async def _idle(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._wake.clear()
-        timeout = None
-        if self._key is not None:
-            timeout = max(0.0, self._next_checkpoint - loop.time())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
-
-    async def _flush(self, batch: list[_Pending]) -> None:
-        entries = [p.entry for p in batch]
-        started = time.perf_counter()
-        try:
-            fsyncs = await asyncio.to_thread(self._sink.write, entries)
-        except BaseException:
-            self._pending[:0] = batch  # so that _fail accounts for them
-            raise
-        self._counters.batch_written(len(batch), fsyncs, time.perf_counter() - started)
-        for item in batch:
-            self._durable[item.entry.tenant] = item.entry.head
-            if item.done is not None and not item.done.done():  # done: the caller gave up
-                item.done.set_result(item.entry)
-        if self._mirror is not None:
-            self._mirror.feed(entries)
-
-    async def _checkpoint(self, event: CheckpointEvent) -> None:
+    def _checkpoint(self, event: CheckpointEvent) -> None:
         """Sign every stream's durable head; at an interval only if something changed."""
         if self._key is None:
             return
         heads = {t: h for t, h in self._durable.items() if h.seq >= 0}
         if event is CheckpointEvent.INTERVAL and heads == self._signed:
             return
-        key, interval_ms = self._key, max(1, round(self._config.checkpoint_interval * 1000))
-
-        def write() -> None:  # signing names every stream: off the event loop
-            checkpoint = Checkpoint.sign(key, event, heads, datetime.now(UTC), interval_ms)
-            self._sink.write_checkpoint(checkpoint.to_line())
-
-        await asyncio.to_thread(write)
-        self._counters.checkpoints += 1
+        interval_ms = max(1, round(self._config.checkpoint_interval * 1000))
+        checkpoint = Checkpoint.sign(self._key, event, heads, datetime.now(UTC), interval_ms)
+        self._sink.write_checkpoint(checkpoint.to_line())
+        self._counters.checkpoints += 1  # the only writer of this counter once started
         self._signed = heads
 
-    def _fail(self, message: str, exc: BaseException) -> None:
+    # --- back on the event loop ---
+
+    def _resolve(self, batch: list[_Pending], fsyncs: int, seconds: float) -> None:
+        self._counters.batch_written(len(batch), fsyncs, seconds)
+        for item in batch:
+            if item.done is not None and not item.done.done():  # done: the caller gave up
+                item.done.set_result(item.entry)
+        if self._mirror is not None:
+            self._mirror.feed([p.entry for p in batch])
+
+    def _fail(self, message: str, exc: BaseException, batch: list[_Pending]) -> None:
         self._failure = Unavailable(message)
-        lost = [p for p in self._pending if p.done is None]
+        with self._ready:
+            unwritten = batch + self._queue
+            self._queue.clear()
+        lost = [p for p in unwritten if p.done is None]
         self._counters.dropped += len(lost)
         ids = [p.entry.record.decision_id for p in lost[:1] + lost[-1:]]
         log.error(
@@ -258,8 +313,7 @@ class DecisionLogWriter:
             "..".join(ids) or "-",
             exc_info=exc,
         )
-        for item in self._pending:
+        for item in unwritten:
             if item.done is not None and not item.done.done():
                 item.done.set_exception(self._failure)
-        self._pending.clear()
         self._space.set()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -30,6 +31,9 @@ T = TypeVar("T")
 
 
 class DecisionWriter(Protocol):
+    def expecting(self) -> AbstractContextManager[None]:
+        """Around a call that will append: lets a durable batch wait for its record."""
+
     async def append(self, record: DecisionRecord) -> object: ...
 
 
@@ -71,6 +75,11 @@ class AuditTrail:
     ) -> None:
         self._writer = writer
         self._max_explanation_nodes = max_explanation_nodes
+
+    def expecting(self) -> AbstractContextManager[None]:
+        """Wraps a call that will log a decision, so that concurrent callers' records
+        can share one fsync; nothing when logging is off."""
+        return nullcontext() if self._writer is None else self._writer.expecting()
 
     async def _emit(self, writer: DecisionWriter, **fields: Any) -> str:
         decision_id = new_decision_id(fields["time"])

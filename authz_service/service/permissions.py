@@ -168,6 +168,20 @@ class PermissionService:
         contextual: Sequence[Relationship] = (),
         actor: SubjectRef | None = None,
     ) -> CheckOutcome:
+        # In flight until its record is appended: a durable batch may wait for it.
+        with self._audit.expecting():
+            return await self._check(tenant, item, consistency, call, explain, contextual, actor)
+
+    async def _check(
+        self,
+        tenant: str,
+        item: CheckItem,
+        consistency: Consistency,
+        call: CallInfo,
+        explain: bool,
+        contextual: Sequence[Relationship],
+        actor: SubjectRef | None,
+    ) -> CheckOutcome:
         started = time.perf_counter()
         _require_reason(actor, call)
         snap = await self.snapshot(tenant, consistency)

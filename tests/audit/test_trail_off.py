@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 
 from authz_service.decisionlog import DecisionRecord
@@ -19,6 +20,9 @@ SCHEMA = compile_schema("definition user {}\ndefinition doc { relation viewer: u
 class Recorder:
     def __init__(self) -> None:
         self.records: list[DecisionRecord] = []
+
+    def expecting(self) -> AbstractContextManager[None]:
+        return nullcontext()
 
     async def append(self, record: DecisionRecord) -> object:
         self.records.append(record)

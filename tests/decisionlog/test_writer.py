@@ -53,12 +53,21 @@ async def test_durable_records_arriving_during_an_fsync_share_the_next_one(
     config: DecisionLogConfig, public_key: Ed25519PublicKey
 ) -> None:
     # Ten callers, each waiting for its own record before sending the next, as request
-    # handlers do: while one fsync runs, the others queue up behind it.
+    # handlers do (in flight from their start, then appending): while one fsync runs,
+    # the others queue up behind it, and a batch waits for calls still in flight.
     async def caller(n: int) -> list[int]:
-        return [(await writer.append(make_record(n * 100 + i))).seq for i in range(30)]
+        seqs = []
+        for i in range(30):
+            with writer.expecting():
+                await asyncio.sleep(0)  # evaluating the request
+                seqs.append((await writer.append(make_record(n * 100 + i))).seq)
+        return seqs
 
-    async with DecisionLogWriter(config) as writer:
-        seqs = await asyncio.gather(*(caller(n) for n in range(10)))
+    # The window is long so the test does not depend on timing: a batch is written as
+    # soon as no call is left in flight, never by the window running out.
+    async with DecisionLogWriter(replace(config, commit_window=3600.0)) as writer:
+        async with asyncio.timeout(60):
+            seqs = await asyncio.gather(*(caller(n) for n in range(10)))
         stats = writer.stats()
     assert stats.written == 300
     assert stats.fsyncs == stats.batches  # one stream: one fsync per batch
@@ -254,3 +263,66 @@ async def test_write_failure_in_buffered_mode_counts_and_logs_lost_records(
     assert "1 buffered records were not written" in caplog.text
     with pytest.raises(Unavailable):
         await writer.aclose()
+
+
+async def test_a_lone_caller_in_flight_is_not_held_by_the_commit_window(
+    config: DecisionLogConfig,
+) -> None:
+    # Appending ends the call's "in flight" count, so nobody is left to wait for.
+    async with DecisionLogWriter(replace(config, commit_window=3600.0)) as writer:
+        async with asyncio.timeout(60):
+            for i in range(3):
+                with writer.expecting():
+                    entry = await writer.append(make_record(i))
+                assert read_all_lines(config)[-1] == entry.line
+        assert writer.stats().fsyncs == 3
+
+
+async def test_a_batch_waits_for_calls_in_flight_and_shares_their_fsync(
+    config: DecisionLogConfig,
+) -> None:
+    callers = 4
+    all_in = asyncio.Barrier(callers)
+
+    async def call(n: int) -> int:
+        with writer.expecting():
+            await all_in.wait()  # every call is in flight before the first appends
+            return (await writer.append(make_record(n))).seq
+
+    async with DecisionLogWriter(replace(config, commit_window=3600.0)) as writer:
+        async with asyncio.timeout(60):
+            seqs = await asyncio.gather(*(call(n) for n in range(callers)))
+        stats = writer.stats()
+    assert sorted(seqs) == list(range(callers))
+    assert stats.written == callers
+    assert stats.fsyncs == stats.batches == 1  # the first record waited for the other three
+
+
+async def test_a_call_that_ends_without_a_record_stops_holding_the_batch(
+    config: DecisionLogConfig,
+) -> None:
+    in_flight, gave_up = asyncio.Event(), asyncio.Event()
+
+    async def silent() -> None:
+        with writer.expecting():  # in flight, then fails before logging anything
+            in_flight.set()
+            await gave_up.wait()
+
+    async with DecisionLogWriter(replace(config, commit_window=3600.0)) as writer:
+        other = asyncio.create_task(silent())
+        async with asyncio.timeout(60):  # not the hour-long window
+            await in_flight.wait()
+            logged = asyncio.create_task(writer.append(make_record(0)))  # waits for `silent`
+            gave_up.set()
+            entry = await logged
+        await other
+        assert read_all_lines(config) == [entry.line]
+
+
+async def test_close_stops_the_writer_thread(config: DecisionLogConfig) -> None:
+    import threading
+
+    async with DecisionLogWriter(config) as writer:
+        await writer.append(make_record(0))
+        assert any(t.name == "decision-log-writer" for t in threading.enumerate())
+    assert not any(t.name == "decision-log-writer" for t in threading.enumerate())

@@ -4,6 +4,7 @@ cycles, listings. Bad input gets a clear error and writes nothing."""
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import pytest
@@ -295,6 +296,9 @@ async def test_every_write_is_an_admin_record_of_its_tenant() -> None:
     records: list[DecisionRecord] = []
 
     class Writer:
+        def expecting(self) -> AbstractContextManager[None]:
+            return nullcontext()
+
         async def append(self, record: DecisionRecord) -> None:
             records.append(record)
 
