@@ -130,6 +130,7 @@ METHOD_SCOPES: Final[Mapping[str, Requirement]] = _table(
             "SuspendTenant": Scope.ADMIN,
             "ReactivateTenant": Scope.ADMIN,
             "DeleteTenant": Scope.ADMIN,
+            "ExportTenant": Scope.ADMIN,
         },
         # Keys of the request's tenant; a key never grants scopes its creator lacks.
         "authz.v1.KeysService": {

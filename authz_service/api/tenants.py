@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import AsyncIterator
 from datetime import UTC
 from typing import Any
 
 import grpc
 
 from authz_service.api import convert
-from authz_service.api.calls import call_info, unary_rpc
+from authz_service.api.calls import call_info, stream_rpc, unary_rpc
 from authz_service.api.cursors import CursorScope
 from authz_service.api.gen.authz.v1 import core_pb2, tenants_pb2, tenants_pb2_grpc
-from authz_service.errors import InvalidArgument
+from authz_service.errors import InvalidArgument, echo
 from authz_service.service import methods
 from authz_service.service.tenants import TenantService
 from authz_service.store.registry import TenantRecord, TenantState
@@ -22,6 +24,9 @@ Ctx = grpc.aio.ServicerContext[Any, Any]
 _PB = tenants_pb2
 _DEFAULT_PAGE = 100
 _MAX_PAGE = 1000
+# Characters of export per streamed message: well under any client's receive limit.
+_CHUNK_CHARS = 1024 * 1024
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _STATES = {
     TenantState.ACTIVE: _PB.TENANT_STATE_ACTIVE,
     TenantState.SUSPENDED: _PB.TENANT_STATE_SUSPENDED,
@@ -110,7 +115,9 @@ class TenantServicer(tenants_pb2_grpc.TenantServiceServicer):
     ) -> tenants_pb2.DeleteTenantResponse:
         name = _name(request)
         reason = _reason(request.reason)
-        gone = await self._tenants.delete(name, reason, call_info(context, self._deadline))
+        expected = _digest(request.expected_export_sha256)
+        call = call_info(context, self._deadline)
+        gone = await self._tenants.delete(name, reason, call, expected_sha256=expected)
         return _PB.DeleteTenantResponse(
             export=gone.export,
             relationship_count=gone.relationships,
@@ -118,3 +125,33 @@ class TenantServicer(tenants_pb2_grpc.TenantServiceServicer):
             revoked_key_ids=list(gone.revoked_keys),
             deleted_at=convert.token(name, gone.revision),
         )
+
+    @stream_rpc
+    async def ExportTenant(
+        self, request: tenants_pb2.ExportTenantRequest, context: Ctx
+    ) -> AsyncIterator[tenants_pb2.ExportTenantResponse]:
+        name = _name(request)
+        exported = await self._tenants.export(name, call_info(context, self._deadline))
+        chunk: list[str] = []
+        size = 0
+        for line in exported.lines:
+            if size + len(line) > _CHUNK_CHARS and chunk:
+                yield _PB.ExportTenantResponse(chunk="".join(chunk))
+                chunk, size = [], 0
+            chunk.append(f"{line}\n")
+            size += len(line) + 1
+        yield _PB.ExportTenantResponse(
+            chunk="".join(chunk),
+            relationship_count=len(exported.lines),
+            export_sha256=exported.sha256,
+            exported_at=convert.token(name, exported.revision),
+        )
+
+
+def _digest(value: str) -> str:
+    if value and not _SHA256_HEX.fullmatch(value):
+        raise InvalidArgument(
+            f"`expected_export_sha256` must be 64 lowercase hex digits, got `{echo(value)}`",
+            field="expected_export_sha256",
+        )
+    return value

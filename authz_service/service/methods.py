@@ -18,6 +18,7 @@ __all__ = [
     "DELETE_ROLE",
     "DELETE_TENANT",
     "DEPROVISION_SUBJECT",
+    "EXPORT_TENANT",
     "GRANT_REACH",
     "LIST_BINDINGS",
     "LIST_KEYS",
@@ -66,6 +67,7 @@ LIST_TENANTS = _method("TenantService", "ListTenants")
 SUSPEND_TENANT = _method("TenantService", "SuspendTenant")
 REACTIVATE_TENANT = _method("TenantService", "ReactivateTenant")
 DELETE_TENANT = _method("TenantService", "DeleteTenant")
+EXPORT_TENANT = _method("TenantService", "ExportTenant")
 CREATE_KEY = _method("KeysService", "CreateKey")
 LIST_KEYS = _method("KeysService", "ListKeys")
 REVOKE_KEY = _method("KeysService", "RevokeKey")

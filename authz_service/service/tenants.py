@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from authz_service.errors import AlreadyExists
+from authz_service.errors import AlreadyExists, FailedPrecondition, echo
 from authz_service.model import RelationshipFilter, Revision
 from authz_service.revisions import RevisionResolver
 from authz_service.service import methods
@@ -34,13 +34,34 @@ from authz_service.store.registry import TenantRecord, TenantRegistry, TenantSta
 from authz_service.tenancy.encoding import TENANT
 from authz_service.tenancy.suspension import suspension_update
 
-__all__ = ["Offboarded", "TenantService"]
+__all__ = ["INLINE_EXPORT_LIMIT", "Export", "Offboarded", "TenantService"]
+
+
+# A DeleteTenant response must arrive: gRPC clients refuse messages over 4 MiB by
+# default, and a purged tenant whose export was lost is lost. Larger exports stream
+# (ExportTenant) and the delete names their digest.
+INLINE_EXPORT_LIMIT = 3 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    """Every live relationship of a tenant at one revision, one per line in sorted order
+    (internal roles, bindings and statuses included; the suspension marker left out)."""
+
+    revision: Revision
+    lines: list[str]
+    sha256: str
+    size: int  # bytes of the export's UTF-8 text
+
+    @property
+    def text(self) -> str:
+        return "".join(f"{line}\n" for line in self.lines)
 
 
 @dataclass(frozen=True, slots=True)
 class Offboarded:
-    """What DeleteTenant removed: the export (one relationship per line, internal roles,
-    bindings and statuses included, in read order) and the keys it revoked."""
+    """What DeleteTenant removed: the export (empty when the caller held it already) and
+    the keys it revoked."""
 
     revision: Revision  # the last revision of the tenant, at which the export was read
     export: str
@@ -125,17 +146,44 @@ class TenantService:
         await self._logged(tenant, call, revision, started, action, reason, {})
         return revision
 
-    async def delete(self, tenant: str, reason: str, call: CallInfo) -> Offboarded:
+    async def export(self, tenant: str, call: CallInfo) -> Export:
+        """The export of a suspended tenant (so it cannot change before a delete)."""
+        started = time.perf_counter()
+        record = await self.status(tenant)
+        if record.state is not TenantState.SUSPENDED:
+            raise FailedPrecondition(
+                f"tenant `{tenant}` is active: suspend it first (SuspendTenant), so that "
+                "the export cannot change before it is deleted",
+                field="name",
+            )
+        exported = await self._export(tenant, record.head)
+        details: dict[str, object] = {
+            "relationships": len(exported.lines),
+            "export_sha256": exported.sha256,
+        }
+        await self._logged(
+            tenant, call, record.head, started, methods.EXPORT_TENANT, "export", details
+        )
+        return exported
+
+    async def delete(
+        self, tenant: str, reason: str, call: CallInfo, *, expected_sha256: str = ""
+    ) -> Offboarded:
         """Suspend (so that no write lands between the export and the purge), export
-        every live relationship at that revision, purge the tenant, revoke its keys."""
+        every live relationship at that revision, purge the tenant, revoke its keys.
+        Purges nothing unless the export is returned inline or the caller holds it."""
         started = time.perf_counter()
         update = suspension_update(True, reason, datetime.now(UTC))
         revision = await self._registry.set_state(tenant, TenantState.SUSPENDED, [update])
-        rows = await self._store.read(tenant, revision, RelationshipFilter())
-        marker = update.relationship.key
-        lines = [str(r) for r in rows if not (r.resource.type == TENANT and r.key == marker)]
-        export = "".join(f"{line}\n" for line in lines)
-        digest = hashlib.sha256(export.encode()).hexdigest()
+        exported = await self._export(tenant, revision)
+        refusal = _refusal(tenant, exported, expected_sha256)
+        if refusal is not None:
+            # The suspension stands (the first step of offboarding) and is recorded.
+            step: dict[str, object] = {"step_of": methods.DELETE_TENANT, "refused": refusal.message}
+            await self._logged(
+                tenant, call, revision, started, methods.SUSPEND_TENANT, reason, step
+            )
+            raise refusal
         await self._registry.purge(tenant)
         self._known.pop(tenant, None)
         self._resolver.forget(tenant)
@@ -144,13 +192,27 @@ class TenantService:
             if not key.revoked:
                 await self._store.keys.revoke(key.key_id)
                 revoked.append(key.key_id)
-        details = {
-            "relationships": len(lines),
-            "export_sha256": digest,
+        count = len(exported.lines)
+        details: dict[str, object] = {
+            "relationships": count,
+            "export_sha256": exported.sha256,
             "revoked_keys": revoked,
         }
         await self._logged(tenant, call, revision, started, methods.DELETE_TENANT, reason, details)
-        return Offboarded(revision, export, len(lines), digest, tuple(revoked))
+        text = "" if expected_sha256 else exported.text
+        return Offboarded(revision, text, count, exported.sha256, tuple(revoked))
+
+    async def _export(self, tenant: str, revision: Revision) -> Export:
+        rows = await self._store.read(tenant, revision, RelationshipFilter())
+        marker = _MARKER_KEY
+        lines = sorted(str(r) for r in rows if not (r.resource.type == TENANT and r.key == marker))
+        digest = hashlib.sha256()
+        size = 0
+        for line in lines:
+            raw = f"{line}\n".encode()
+            digest.update(raw)
+            size += len(raw)
+        return Export(revision, lines, digest.hexdigest(), size)
 
     async def _logged(
         self,
@@ -176,3 +238,27 @@ class TenantService:
             details=details,
             started=started,
         )
+
+
+_MARKER_KEY = suspension_update(True, "", datetime.now(UTC)).relationship.key
+
+
+def _refusal(tenant: str, exported: Export, expected_sha256: str) -> FailedPrecondition | None:
+    if expected_sha256:
+        if expected_sha256 == exported.sha256:
+            return None
+        return FailedPrecondition(
+            f"tenant `{tenant}`'s export has SHA-256 {exported.sha256}, not the "
+            f"`expected_export_sha256` {echo(expected_sha256)}: export it again "
+            "(ExportTenant)",
+            field="expected_export_sha256",
+        )
+    if exported.size <= INLINE_EXPORT_LIMIT:
+        return None
+    return FailedPrecondition(
+        f"tenant `{tenant}`'s export is {exported.size} bytes, more than the "
+        f"{INLINE_EXPORT_LIMIT} DeleteTenant returns: it is suspended and nothing was "
+        "purged; stream the export with ExportTenant, then call DeleteTenant with its "
+        "`expected_export_sha256`",
+        field="expected_export_sha256",
+    )

@@ -4,6 +4,7 @@ reactivate, delete; admin records in a signed log that still verifies after a de
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -194,3 +195,70 @@ async def test_delete_exports_purges_revokes_and_keeps_a_verifiable_log(
     assert deleted.details["relationships"] == 1
     assert deleted.details["export_sha256"] == gone.export_sha256
     assert deleted.details["revoked_keys"] == [acme_key]
+
+
+async def test_an_export_too_large_to_return_is_streamed_before_anything_is_purged(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    """A DeleteTenant response over a client's default 4 MiB limit used to purge the tenant
+    and then fail to arrive: the export was lost with the data. Now DeleteTenant refuses
+    before purging, ExportTenant streams the export, and the delete names its digest."""
+    private, _ = generate_keypair(tmp_path / "keys")
+    async with (
+        _server(pg_dsn, tmp_path, private) as app,
+        grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel,
+    ):
+        _, platform = await _keyed(app, channel, "*")
+        await platform.write_schema()
+        await platform.create_tenants("bigco")
+        _, bigco = await _keyed(app, channel, "bigco")
+        lines = []
+        for batch in range(5):  # 5 x 900 lines of ~1 KiB: ~4.5 MiB of export
+            texts = [f"document:{'d' * 1000}{batch}x{i}#viewer@user:u{i}" for i in range(900)]
+            await bigco.touch("bigco", *texts)
+            lines += texts
+
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await platform.tenants.DeleteTenant(PB.DeleteTenantRequest(name="bigco", reason="x"))
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "ExportTenant" in (refused.value.details() or "")
+        # Nothing was purged: the tenant is suspended (the first step), its data intact.
+        state = await platform.tenants.GetTenant(PB.GetTenantRequest(name="bigco"))
+        assert state.tenant.state == PB.TENANT_STATE_SUSPENDED
+
+        chunks = []
+        async for part in platform.tenants.ExportTenant(PB.ExportTenantRequest(name="bigco")):
+            chunks.append(part)
+        export = "".join(c.chunk for c in chunks)
+        assert sorted(export.splitlines()) == sorted(lines)
+        last = chunks[-1]
+        assert last.relationship_count == len(lines)
+        assert last.export_sha256 == hashlib.sha256(export.encode()).hexdigest()
+
+        with pytest.raises(grpc.aio.AioRpcError) as wrong:
+            await platform.tenants.DeleteTenant(
+                PB.DeleteTenantRequest(name="bigco", reason="x", expected_export_sha256="0" * 64)
+            )
+        assert wrong.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "expected_export_sha256" in (wrong.value.details() or "")
+
+        gone = await platform.tenants.DeleteTenant(
+            PB.DeleteTenantRequest(
+                name="bigco", reason="x", expected_export_sha256=last.export_sha256
+            )
+        )
+        assert gone.export == ""
+        assert gone.export_sha256 == last.export_sha256
+        assert gone.relationship_count == len(lines)
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await platform.tenants.GetTenant(PB.GetTenantRequest(name="bigco"))
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_export_tenant_refuses_an_active_tenant(app: App, channel: grpc.aio.Channel) -> None:
+    api = Api(channel)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        async for _ in api.tenants.ExportTenant(PB.ExportTenantRequest(name="acme")):
+            pass
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "SuspendTenant" in (refused.value.details() or "")

@@ -20,6 +20,7 @@ NOT_TENANT_DATA = {
     *(f"/authz.v1.TenantService/{m}" for m in ("CreateTenant", "GetTenant", "ListTenants")),
     *(f"/authz.v1.TenantService/{m}" for m in ("SuspendTenant", "ReactivateTenant")),
     "/authz.v1.TenantService/DeleteTenant",
+    "/authz.v1.TenantService/ExportTenant",
 }
 UNKNOWN = "nowhere"
 
