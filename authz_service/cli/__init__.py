@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -37,6 +38,7 @@ exit status:
        the server cannot start (address in use, database unavailable)
   3    `check`: CONDITIONAL (caveat context missing)
   130  interrupted (Ctrl-C)
+  141  the reader of the output went away (`authz ... | head`)
 """
 
 
@@ -54,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# 128 + SIGPIPE: the status a shell reports for a command ended by a closed pipe.
+_SIGPIPE_STATUS = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
@@ -64,3 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`authz ... | head`): stop quietly, as a command ended by
+        # SIGPIPE does. stdout now points at /dev/null, so the interpreter's final flush
+        # of what is still buffered cannot fail again and print a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return _SIGPIPE_STATUS
