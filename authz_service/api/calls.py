@@ -31,6 +31,7 @@ def call_info(
     *,
     actor: str | None = None,
     reason: str | None = None,
+    agents: tuple[str, ...] = (),
 ) -> CallInfo:
     """The call's metadata; also binds its deadline to the rest of the call
     (`deadline.bind`), so that every database read and write it makes, lookup streams
@@ -44,6 +45,7 @@ def call_info(
         deadline=until,
         actor=actor,
         reason=reason,
+        agents=agents,
     )
 
 

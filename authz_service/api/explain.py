@@ -32,6 +32,9 @@ _KINDS = {
     "relationship": _Node.KIND_RELATIONSHIP,
     "grant": _Node.KIND_ROLE_BINDING,
     "impersonation": _Node.KIND_IMPERSONATION,
+    "agents": _Node.KIND_DELEGATION,
+    "principal": _Node.KIND_PERMISSION,
+    "agent": _Node.KIND_PERMISSION,
     # Rules of the service layer (service/gates.py), shown as a denied permission step.
     "lifecycle": _Node.KIND_PERMISSION,
     "delegation": _Node.KIND_PERMISSION,
@@ -65,6 +68,9 @@ def _node(step: Step) -> core_pb2.ExplanationNode:
         msg.caveat.name = node.caveat
     if node.binding is not None:
         msg.binding.CopyFrom(_binding(node.binding))
+    if node.subject:
+        # Chain members were validated before the check, so this always parses.
+        msg.subject.CopyFrom(convert.subject_to_proto(parse_subject(node.subject)))
     msg.node_id = step.node_id
     msg.same_as = step.same_as
     msg.truncated = step.truncated
@@ -103,6 +109,8 @@ def deny_reason(result: CheckResult) -> core_pb2.DenyReason.ValueType:
             return core_pb2.DENY_REASON_NON_DELEGABLE
         if n.kind == "impersonation" and "may not impersonate" in reason:
             return core_pb2.DENY_REASON_IMPERSONATION_NOT_ALLOWED
+        if n.kind == "agent" and n.result is Decision.DENIED:
+            return core_pb2.DENY_REASON_AGENT_NOT_ALLOWED
     for n in nodes:
         if n.kind == "exclusion" and n.children and n.children[0].result is Decision.ALLOWED:
             return core_pb2.DENY_REASON_EXCLUDED

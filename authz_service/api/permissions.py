@@ -17,8 +17,9 @@ from authz_service.api.status import status_proto
 from authz_service.engine import CheckItem, CheckResult
 from authz_service.engine.explain_layout import DEFAULT_MAX_EXPLANATION_NODES
 from authz_service.errors import AuthzError, InvalidArgument, echo
-from authz_service.model import Relationship, validate_type_name
+from authz_service.model import Relationship, SubjectRef, validate_type_name
 from authz_service.service import methods
+from authz_service.service.audit import CallInfo
 from authz_service.service.permissions import PermissionService
 
 __all__ = ["PermissionsServicer"]
@@ -60,6 +61,24 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             context=convert.context(request.context, f"{prefix}context", self._limits),
         )
 
+    def _call(
+        self,
+        context: Ctx,
+        request: Any,
+        actor: SubjectRef | None,
+        agents: tuple[SubjectRef, ...],
+    ) -> CallInfo:
+        # A delegated decision is recorded with its last agent as the actor (the one
+        # really acting, as for impersonation) and the whole chain in `details.agents`.
+        acting = actor if actor is not None else (agents[-1] if agents else None)
+        return call_info(
+            context,
+            self._deadline,
+            actor=str(acting) if acting else None,
+            reason=convert.reason(request.reason) or None,
+            agents=tuple(str(a) for a in agents),
+        )
+
     def _contextual(self, request: Any) -> tuple[Relationship, ...]:
         field = "contextual_relationships"
         return _contextual(request.contextual_relationships, field, self._limits)
@@ -70,15 +89,8 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
     ) -> permissions_pb2.CheckResponse:
         tenant = convert.tenant(request.tenant)
         item = self._item(request)
-        actor = None
-        if request.HasField("actor"):
-            actor = convert.subject_ref(request.actor, "actor")
-        call = call_info(
-            context,
-            self._deadline,
-            actor=str(actor) if actor else None,
-            reason=convert.reason(request.reason) or None,
-        )
+        actor, agents = _who(request)
+        call = self._call(context, request, actor, agents)
         outcome = await self._service.check(
             tenant,
             item,
@@ -87,6 +99,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             explain=request.with_explanation,
             contextual=self._contextual(request),
             actor=actor,
+            agents=agents,
         )
         response = permissions_pb2.CheckResponse(
             decision=convert.decision_to_proto(outcome.result.decision),
@@ -98,6 +111,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
         )
         if actor is not None:
             response.actor.CopyFrom(request.actor)
+        response.agents.extend(request.agents)
         if outcome.result.explanation is not None:
             response.explanation.CopyFrom(explanation_to_proto(outcome.result, self._max_nodes))
         return response
@@ -108,13 +122,8 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
     ) -> permissions_pb2.CheckBulkResponse:
         tenant = convert.tenant(request.tenant)
         items = [self._item(it, f"items[{i}].") for i, it in enumerate(request.items)]
-        actor = convert.subject_ref(request.actor, "actor") if request.HasField("actor") else None
-        call = call_info(
-            context,
-            self._deadline,
-            actor=str(actor) if actor else None,
-            reason=convert.reason(request.reason) or None,
-        )
+        actor, agents = _who(request)
+        call = self._call(context, request, actor, agents)
         revision, results, ids = await self._service.check_bulk(
             tenant,
             items,
@@ -122,6 +131,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             call,
             contextual=self._contextual(request),
             actor=actor,
+            agents=agents,
         )
         response = permissions_pb2.CheckBulkResponse(checked_at=convert.token(tenant, revision))
         for result, decision_id in zip(results, ids, strict=True):
@@ -232,13 +242,8 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
         self, request: permissions_pb2.ExplainRequest, context: Ctx
     ) -> permissions_pb2.ExplainResponse:
         tenant = convert.tenant(request.tenant)
-        actor = convert.subject_ref(request.actor, "actor") if request.HasField("actor") else None
-        call = call_info(
-            context,
-            self._deadline,
-            actor=str(actor) if actor else None,
-            reason=convert.reason(request.reason) or None,
-        )
+        actor, agents = _who(request)
+        call = self._call(context, request, actor, agents)
         outcome = await self._service.check(
             tenant,
             self._item(request),
@@ -247,6 +252,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             explain=True,
             contextual=self._contextual(request),
             actor=actor,
+            agents=agents,
         )
         result: CheckResult = outcome.result
         return permissions_pb2.ExplainResponse(
@@ -256,3 +262,12 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             checked_at=convert.token(tenant, outcome.revision),
             decision_id=outcome.decision_id,
         )
+
+
+def _who(request: Any) -> tuple[SubjectRef | None, tuple[SubjectRef, ...]]:
+    """The request's impersonating actor and delegation chain (either may be empty)."""
+    actor = convert.subject_ref(request.actor, "actor") if request.HasField("actor") else None
+    agents = tuple(
+        convert.subject_ref(agent, f"agents[{i}]") for i, agent in enumerate(request.agents)
+    )
+    return actor, agents

@@ -89,7 +89,10 @@ class ExplainNode:
     this very userset), `relationship` (a stored or contextual relationship; `caveat` names
     its caveat), `cycle` (cut: already being evaluated higher up), `grant` (a grant source;
     `binding` names the role binding when there is one), and, added by the service layer,
-    `lifecycle` (a suspended or deprovisioned subject), `impersonation` and `delegation`.
+    `lifecycle` (a suspended or deprovisioned subject), `impersonation`, `delegation` (a
+    non-delegable permission) and `agents` (a delegated check; its children, `principal`
+    for the subject and then one `agent` per agent, name in `subject` the member of the
+    chain they were evaluated for).
     `object`/`relation` locate the step (`document:x`, `view`); for expression steps
     `relation` holds the expression text. `reason` says why a step failed or is
     conditional. Children of an ALLOWED step are its proof; of a DENIED step, the branches
@@ -105,6 +108,7 @@ class ExplainNode:
     reason: str | None = None
     children: tuple[ExplainNode, ...] = ()
     binding: BindingRef | None = None
+    subject: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,8 +43,10 @@ class CallInfo:
 
     credential_id: str | None = None
     deadline: float | None = None  # time.monotonic() instant
-    actor: str | None = None  # impersonation: who really acted
+    actor: str | None = None  # impersonation: who really acted; delegation: the last agent
     reason: str | None = None
+    # A delegation chain (CheckRequest.agents), recorded whole in `details.agents`.
+    agents: tuple[str, ...] = ()
 
 
 def _latency_us(started: float) -> int:
@@ -96,6 +98,7 @@ class AuditTrail:
             "credential_id": call.credential_id,
             "actor": call.actor,
             "reason": call.reason,
+            "details": {"agents": list(call.agents)} if call.agents else {},
         }
 
     async def check(

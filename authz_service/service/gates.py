@@ -10,7 +10,9 @@ through `DecisionRules`, so every entry point judges by the same rules:
 - with an actor (impersonation), the answer is ALLOWED only if the permission is
   delegable (schema `nondelegable` says it is not), the actor is active, the actor holds
   the impersonation permission (default `impersonate`) on the subject's object, and the
-  subject is allowed. Missing context on either side makes it CONDITIONAL.
+  subject is allowed. Missing context on either side makes it CONDITIONAL;
+- with agents (a delegation chain), the answer is the intersection of the subject's and
+  every agent's own answers (service/delegation.py), for a delegable permission only.
 
 A denial by a rule carries a small explanation even when none was asked for, so the
 decision log and the API can say why (`lifecycle`, `delegation` and `impersonation`
@@ -36,6 +38,7 @@ from authz_service.engine import (
 from authz_service.engine.inputs import require_definition, require_permission, require_subject
 from authz_service.errors import AuthzError, InvalidArgument, echo
 from authz_service.model import WILDCARD, ObjectRef, Relationship, SubjectRef
+from authz_service.service.delegation import combine_chain, require_agents
 from authz_service.tenancy import SubjectStatus, SubjectStatuses
 from authz_service.tenancy.suspension import TenantSuspensions
 
@@ -168,6 +171,7 @@ class DecisionRules:
         item: CheckItem,
         *,
         actor: SubjectRef | None = None,
+        agents: Sequence[SubjectRef] = (),
         explain: bool = False,
         contextual: Sequence[Relationship] = (),
     ) -> CheckResult:
@@ -176,9 +180,12 @@ class DecisionRules:
         require_subject(schema, item.subject)
         if actor is not None:
             self._require_actor(snap, actor)
+        require_agents(snap, agents, actor)
         blocked = await self._tenant_block(snap, item.resource, item.permission)
         if blocked is not None:
             return blocked
+        if agents:
+            return await self._delegated(snap, item, agents, explain, contextual)
         if actor is not None:
             refused = self._delegation(snap, item, actor)
             if refused is not None:
@@ -194,6 +201,45 @@ class DecisionRules:
             return allowed
         result = await self._engine.check(snap, item, explain=explain, contextual=contextual)
         return self._combine(item, actor, result, allowed, explain)
+
+    async def _delegated(
+        self,
+        snap: Snapshot,
+        item: CheckItem,
+        agents: Sequence[SubjectRef],
+        explain: bool,
+        contextual: Sequence[Relationship],
+    ) -> CheckResult:
+        permission = snap.schema.permissions.get((item.resource.type, item.permission))
+        if permission is not None and not permission.delegable:
+            node = ExplainNode(
+                kind="delegation",
+                object=str(item.resource),
+                relation=item.permission,
+                result=Decision.DENIED,
+                reason=f"`{item.resource.type}.{item.permission}` is non-delegable: "
+                "it is never allowed to agents acting for a subject",
+            )
+            chain = " > ".join(str(m) for m in (item.subject, *agents))
+            return _denied(
+                ExplainNode(
+                    kind="agents",
+                    object=str(item.resource),
+                    relation=item.permission,
+                    result=Decision.DENIED,
+                    reason=f"delegated: {chain}",
+                    children=(node,),
+                )
+            )
+
+        async def member(who: SubjectRef, role: str) -> CheckResult:
+            status = await self.status(snap, who)
+            if status is not SubjectStatus.ACTIVE:
+                return _denied(self._lifecycle(item.resource, item.permission, who, status, role))
+            check = replace(item, subject=who)
+            return await self._engine.check(snap, check, explain=explain, contextual=contextual)
+
+        return await combine_chain(item, agents, member, explain)
 
     def _require_actor(self, snap: Snapshot, actor: SubjectRef) -> None:
         require_subject(snap.schema, actor, "actor")
@@ -297,19 +343,36 @@ class DecisionRules:
 
     # --- many decisions -------------------------------------------------------------------
 
+    async def _one(
+        self,
+        snap: Snapshot,
+        item: CheckItem,
+        agents: Sequence[SubjectRef],
+        contextual: Sequence[Relationship],
+    ) -> CheckResult | AuthzError:
+        try:
+            return await self.evaluate(snap, item, agents=agents, contextual=contextual)
+        except AuthzError as exc:
+            return exc
+
     async def evaluate_bulk(
         self,
         snap: Snapshot,
         items: Sequence[CheckItem],
         *,
         actor: SubjectRef | None = None,
+        agents: Sequence[SubjectRef] = (),
         contextual: Sequence[Relationship] = (),
     ) -> list[CheckResult | AuthzError]:
         """`evaluate` per item, with one engine request for every subject answer (shared
-        memo) and one for every distinct impersonation check."""
+        memo) and one for every distinct impersonation check. A delegated batch is
+        decided item by item: each needs a check per member of the chain anyway."""
         results: list[CheckResult | AuthzError | None] = [None] * len(items)
         if actor is not None:
             self._require_actor(snap, actor)
+        require_agents(snap, agents, actor)
+        if agents:
+            return [await self._one(snap, item, agents, contextual) for item in items]
         for i, item in enumerate(items):
             try:
                 require_permission(snap.schema, item.resource, item.permission)

@@ -135,14 +135,16 @@ class PermissionService:
         item: CheckItem,
         *,
         actor: SubjectRef | None = None,
+        agents: Sequence[SubjectRef] = (),
         explain: bool = False,
         contextual: Sequence[Relationship] = (),
     ) -> CheckResult:
         """The decision itself, free of caching and logging. Live checks and replay both
         call this, so a replayed decision is judged by exactly the same rules: the
-        engine's answer, subject lifecycle and impersonation (service/gates.py)."""
+        engine's answer, subject lifecycle, impersonation and delegation
+        (service/gates.py)."""
         return await self._rules.evaluate(
-            snap, item, actor=actor, explain=explain, contextual=contextual
+            snap, item, actor=actor, agents=agents, explain=explain, contextual=contextual
         )
 
     async def evaluate_bulk(
@@ -151,10 +153,13 @@ class PermissionService:
         items: Sequence[CheckItem],
         *,
         actor: SubjectRef | None = None,
+        agents: Sequence[SubjectRef] = (),
         contextual: Sequence[Relationship] = (),
     ) -> list[CheckResult | AuthzError]:
         """`evaluate` for many items at one snapshot, sharing subproblems."""
-        return await self._rules.evaluate_bulk(snap, items, actor=actor, contextual=contextual)
+        return await self._rules.evaluate_bulk(
+            snap, items, actor=actor, agents=agents, contextual=contextual
+        )
 
     @_admitted
     async def check(
@@ -167,10 +172,13 @@ class PermissionService:
         explain: bool = False,
         contextual: Sequence[Relationship] = (),
         actor: SubjectRef | None = None,
+        agents: Sequence[SubjectRef] = (),
     ) -> CheckOutcome:
         # In flight until its record is appended: a durable batch may wait for it.
         with self._audit.expecting():
-            return await self._check(tenant, item, consistency, call, explain, contextual, actor)
+            return await self._check(
+                tenant, item, consistency, call, explain, contextual, actor, tuple(agents)
+            )
 
     async def _check(
         self,
@@ -181,13 +189,14 @@ class PermissionService:
         explain: bool,
         contextual: Sequence[Relationship],
         actor: SubjectRef | None,
+        agents: tuple[SubjectRef, ...],
     ) -> CheckOutcome:
         started = time.perf_counter()
         _require_reason(actor, call)
         snap = await self.snapshot(tenant, consistency)
         # Strict reads, explanations and request-only relationships never share answers.
         shareable = snap.shared_cache and not explain and not contextual
-        key = _check_key(snap, item, actor)
+        key = _check_key(snap, item, actor, agents)
         result = self._cache.get(key, snap.now) if shareable else None
         cache_hit = result is not None
         if result is None:
@@ -197,7 +206,12 @@ class PermissionService:
                     snap,
                     call,
                     lambda: self.evaluate(
-                        snap, item, actor=actor, explain=explain, contextual=contextual
+                        snap,
+                        item,
+                        actor=actor,
+                        agents=agents,
+                        explain=explain,
+                        contextual=contextual,
                     ),
                 )
             except AuthzError as exc:
@@ -249,6 +263,7 @@ class PermissionService:
         *,
         contextual: Sequence[Relationship] = (),
         actor: SubjectRef | None = None,
+        agents: Sequence[SubjectRef] = (),
     ) -> tuple[Revision, list[CheckResult | AuthzError], list[str]]:
         _require_reason(actor, call)
         if len(items) > self._max_batch:
@@ -262,7 +277,8 @@ class PermissionService:
         # Items share Check's decision cache (same key, same rules): a page of resources
         # checked again and again costs a lookup per item, not an evaluation.
         shareable = snap.shared_cache and not contextual
-        keys = [_check_key(snap, item, actor) for item in items]
+        chain = tuple(agents)
+        keys = [_check_key(snap, item, actor, chain) for item in items]
         found: list[CheckResult | AuthzError | None] = [
             self._cache.get(key, snap.now) if shareable else None for key in keys
         ]
@@ -272,7 +288,11 @@ class PermissionService:
             computed = await _within(
                 call.deadline,
                 self.evaluate_bulk(
-                    snap, [items[i] for i in missing], actor=actor, contextual=contextual
+                    snap,
+                    [items[i] for i in missing],
+                    actor=actor,
+                    agents=chain,
+                    contextual=contextual,
                 ),
             )
         for i, result in zip(missing, computed, strict=True):
@@ -425,13 +445,23 @@ class PermissionService:
                 yield found
 
 
-def _check_key(snap: Snapshot, item: CheckItem, actor: SubjectRef | None) -> tuple[object, ...]:
+def _check_key(
+    snap: Snapshot,
+    item: CheckItem,
+    actor: SubjectRef | None,
+    agents: tuple[SubjectRef, ...] = (),
+) -> tuple[object, ...]:
     """Everything a Check's answer depends on, as a flat tuple of strings and ints: it is
     hashed and compared on every call, which Python does in C for these (a key holding
     the request's dataclasses is hashed field by field in Python). Ids and names cannot
-    contain one another's separators, and each is its own element anyway."""
+    contain one another's separators, and each is its own element anyway. A delegation
+    chain is part of the key, in order, so no answer is shared across chains."""
     r, s = item.resource, item.subject
-    who = None if actor is None else (actor.type, actor.id, actor.relation)
+    who: tuple[object, ...] | None = None
+    if actor is not None:
+        who = (actor.type, actor.id, actor.relation)
+    elif agents:
+        who = ("agents", *((a.type, a.id, a.relation) for a in agents))
     return (
         "check",
         snap.tenant,

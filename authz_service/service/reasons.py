@@ -62,6 +62,7 @@ def _from_json(data: Mapping[str, Any], by_id: dict[int, ExplainNode]) -> Explai
         reason=data.get("reason"),
         children=tuple(_from_json(child, by_id) for child in data.get("children", ())),
         binding=BindingRef(**binding) if isinstance(binding, Mapping) else None,
+        subject=data.get("subject"),
     )
     if isinstance(data.get("id"), int):
         by_id[data["id"]] = node
@@ -85,7 +86,7 @@ def _step_json(step: Step) -> dict[str, Any]:
         "relation": node.relation,
         "result": node.result.value,
     }
-    for name in ("relationship", "caveat", "reason"):
+    for name in ("relationship", "caveat", "reason", "subject"):
         value = getattr(node, name)
         if value is not None:
             data[name] = value

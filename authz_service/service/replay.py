@@ -106,7 +106,16 @@ def _failed(exc: AuthzError) -> Answer:
     return Answer("DENIED", type(exc).__name__, summary("DENIED", explanation), explanation)
 
 
-def _question(record: DecisionRecord) -> tuple[CheckItem, SubjectRef | None]:
+@dataclass(frozen=True, slots=True)
+class _Who:
+    """Who else a recorded decision was about: the impersonating actor, or the
+    delegation chain (`details.agents`; its last agent is also the record's `actor`)."""
+
+    actor: SubjectRef | None = None
+    agents: tuple[SubjectRef, ...] = ()
+
+
+def _question(record: DecisionRecord) -> tuple[CheckItem, _Who]:
     context = record.context
     item = CheckItem(
         resource=parse_object(record.resource),
@@ -114,8 +123,12 @@ def _question(record: DecisionRecord) -> tuple[CheckItem, SubjectRef | None]:
         subject=parse_subject(record.subject),
         context=context if isinstance(context, FrozenContext) else FrozenContext(context),
     )
+    chain = record.details.get("agents")
+    if isinstance(chain, list) and chain:
+        agents = tuple(parse_subject(str(a), "agents") for a in chain)
+        return item, _Who(agents=agents)
     actor = parse_subject(record.actor, "actor") if record.actor else None
-    return item, actor
+    return item, _Who(actor=actor)
 
 
 def _unreplayable(record: DecisionRecord) -> str | None:
@@ -162,11 +175,11 @@ class Replayer:
         if problem is not None:
             return replace(result, problem=problem)
         try:
-            item, actor = _question(record)
+            item, who = _question(record)
             snap = Snapshot(
                 record.tenant, record.revision, await self._schemas.version(version), record.time
             )
-            replayed = await self._evaluate(snap, item, actor, explain)
+            replayed = await self._evaluate(snap, item, who, explain)
         except InvalidArgument as exc:  # the record's question does not parse
             return replace(result, problem=f"record is not a valid question: {exc.message}")
         except NotFound as exc:
@@ -179,8 +192,8 @@ class Replayer:
         if replayed.verdict == original.verdict:
             return replace(result, status=ReplayStatus.MATCH, replayed=replayed)
         if not explain:  # a difference deserves both reasons
-            replayed = await self._evaluate(snap, item, actor, True)
-            original = await self._rederive_original(record, original, item, actor)
+            replayed = await self._evaluate(snap, item, who, True)
+            original = await self._rederive_original(record, original, item, who)
         return replace(result, status=ReplayStatus.DIFFERS, original=original, replayed=replayed)
 
     async def replay_many(
@@ -200,11 +213,11 @@ class Replayer:
                 task.cancel()
             await asyncio.gather(*window, return_exceptions=True)
 
-    async def _evaluate(
-        self, snap: Snapshot, item: CheckItem, actor: SubjectRef | None, explain: bool
-    ) -> Answer:
+    async def _evaluate(self, snap: Snapshot, item: CheckItem, who: _Who, explain: bool) -> Answer:
         try:
-            result = await self._permissions.evaluate(snap, item, actor=actor, explain=explain)
+            result = await self._permissions.evaluate(
+                snap, item, actor=who.actor, agents=who.agents, explain=explain
+            )
         except _TRANSIENT:
             raise
         except AuthzError as exc:
@@ -217,7 +230,7 @@ class Replayer:
         record: DecisionRecord,
         original: Answer,
         item: CheckItem,
-        actor: SubjectRef | None,
+        who: _Who,
     ) -> Answer:
         """With a schema override, the recorded schema can still say why the original
         answer was given, when the record did not keep it."""
@@ -229,7 +242,7 @@ class Replayer:
             await self._schemas.version(record.schema_version),
             record.time,
         )
-        again = await self._evaluate(snap, item, actor, True)
+        again = await self._evaluate(snap, item, who, True)
         if again.verdict != original.verdict:
             return original
         return replace(original, reason=f"{again.reason} (re-derived by replay)")
