@@ -4,6 +4,7 @@ in the explanation and in the decision record, and cached answers never cross ch
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import grpc
@@ -21,6 +22,7 @@ from authz_service.api.gen.authz.v1 import (
 from authz_service.app import App
 from tests.api.conftest import server_settings, start_app
 from tests.api.helpers import ALLOWED, DENIED, Api, bad_request_fields, obj, subj
+from tests.audit.helpers import run_cli
 from tests.serviceaccounts.helpers import SCHEMA, delegated
 
 _Node = core_pb2.ExplanationNode
@@ -222,3 +224,11 @@ async def test_the_chain_is_in_the_decision_record(pg_dsn: str, tmp_path: Path) 
     record = json_format.MessageToDict(found[0].details)
     assert record == {"agents": list(chain)}
     assert found[0].subject.object.object_id == "alice"
+    # Replay reads the chain back: judged as a delegation, not as an impersonation by
+    # the last agent (which would be DENIED: nobody may impersonate alice here).
+    status, out, err = await asyncio.to_thread(
+        run_cli, "audit", "replay", "--log-dir", str(tmp_path / "decisions"),
+        "--database-url", pg_dsn, "--tenant", "acme", "--actor", "serviceaccount:helper",
+    )  # fmt: skip
+    assert status == 0, err
+    assert out.splitlines()[-1] == "1 replayed, 0 differ, 0 could not be replayed"
