@@ -121,6 +121,8 @@ async def open_store(settings: Settings, resources: Resources) -> tuple[Store, A
         # refuse exactly the revisions whose history the collector may have removed.
         retention=timedelta(hours=settings.retention_hours),
         statement_timeout_ms=settings.db_statement_timeout_ms,
+        replica_dsns=settings.replica_urls,
+        replica_max_lag_s=settings.replica_max_lag_ms / 1000,
     )
     resources.closers.append(store.close)
     tracker = postgres.RevisionTracker(

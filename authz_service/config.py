@@ -35,6 +35,7 @@ _AT_LEAST_ONE = (
     "max_schema_bytes",
     "max_caveat_bytes",
     "tenant_max_concurrent_rpcs",
+    "replica_max_lag_ms",
 )
 
 
@@ -52,6 +53,10 @@ class Settings:
     # Plaintext beyond loopback only when this says so (with a WARNING).
     plaintext: bool = field(default=False, metadata={"env": "AUTHZ_PLAINTEXT"})
     database_url: str = field(default="", metadata={"env": "AUTHZ_DATABASE_URL"})
+    # Hot standbys of that database for relationship reads, comma-separated URLs; one
+    # further behind than replica_max_lag_ms, or down, is skipped (docs/replicas.md).
+    database_replica_urls: str = field(default="", metadata={"env": "AUTHZ_DATABASE_REPLICA_URLS"})
+    replica_max_lag_ms: int = field(default=1000, metadata={"env": "AUTHZ_REPLICA_MAX_LAG_MS"})
     data_dir: Path = field(default=Path(".authz"), metadata={"env": "AUTHZ_DATA_DIR"})
     migrate_on_start: bool = field(default=True, metadata={"env": "AUTHZ_MIGRATE_ON_START"})
     db_pool_min: int = field(default=2, metadata={"env": "AUTHZ_DB_POOL_MIN"})
@@ -182,6 +187,12 @@ class Settings:
                 field="AUTHZ_PLAINTEXT",
                 value=True,
             )
+        if self.replica_urls and (self.embedded or self.database_url.startswith("memory:")):
+            raise InvalidArgument(
+                "AUTHZ_DATABASE_REPLICA_URLS needs AUTHZ_DATABASE_URL naming their primary",
+                field="AUTHZ_DATABASE_REPLICA_URLS",
+                value="",  # URLs may hold passwords: not echoed
+            )
         for name in _AT_LEAST_ONE:
             if getattr(self, name) < 1:
                 raise InvalidArgument(
@@ -192,6 +203,10 @@ class Settings:
     def embedded(self) -> bool:
         """True when no database URL is set: start an embedded PostgreSQL in data_dir."""
         return not self.database_url
+
+    @property
+    def replica_urls(self) -> tuple[str, ...]:
+        return tuple(u.strip() for u in self.database_replica_urls.split(",") if u.strip())
 
     @property
     def decision_log_dir(self) -> Path:

@@ -1,7 +1,8 @@
 """Choosing the revision a read runs at, from the caller's consistency request.
 
 - fully_consistent: the database head, always a round trip (and the cache is bypassed
-  by the caller);
+  by the caller); the call's relationship reads then stay on the primary, never on a
+  read replica (`store/routing.py`);
 - at_least_as_fresh(R): the newest head known without a round trip if it is >= R,
   otherwise the database head, which must then be >= R;
 - at_exact_snapshot(R): exactly R, if still inside the retention window;
@@ -31,6 +32,7 @@ from typing import Protocol
 from authz_service.errors import FailedPrecondition, echo
 from authz_service.model import Consistency, ConsistencyMode, Revision
 from authz_service.store.protocol import RevisionSource
+from authz_service.store.routing import require_primary
 
 __all__ = ["HeadTracker", "RevisionResolver"]
 
@@ -114,6 +116,7 @@ class RevisionResolver:
     async def resolve_read(self, tenant: str, consistency: Consistency) -> tuple[Revision, int]:
         """(revision, the oldest schema seq the read may decide with)."""
         if consistency.mode is ConsistencyMode.FULLY_CONSISTENT:
+            require_primary()
             head, schema_seq = await self._source.heads(tenant)
             self.observe(tenant, head)
             return head, schema_seq
@@ -122,6 +125,7 @@ class RevisionResolver:
     async def resolve(self, tenant: str, consistency: Consistency) -> Revision:
         mode = consistency.mode
         if mode is ConsistencyMode.FULLY_CONSISTENT:
+            require_primary()
             return await self._database_head(tenant)
         if mode is ConsistencyMode.MINIMIZE_LATENCY:
             return await self._quantized(tenant)

@@ -82,3 +82,24 @@ def test_serve_flags_set_tls() -> None:
         "ca.pem",
     )
     assert serve._settings(_serve_args("--plaintext")).plaintext is True
+
+
+def test_replica_urls_are_a_list_and_need_their_primary() -> None:
+    settings = load_settings(
+        environ={
+            "AUTHZ_DATABASE_URL": "postgresql://db/authz",
+            "AUTHZ_DATABASE_REPLICA_URLS": " postgresql://r1/authz, ,postgresql://r2/authz ",
+        }
+    )
+    assert settings.replica_urls == ("postgresql://r1/authz", "postgresql://r2/authz")
+    for primary in ("", "memory://"):
+        with pytest.raises(InvalidArgument, match="AUTHZ_DATABASE_URL") as refused:
+            load_settings(
+                environ={
+                    "AUTHZ_DATABASE_URL": primary,
+                    "AUTHZ_DATABASE_REPLICA_URLS": "postgresql://u:secret@r1/authz",
+                }
+            )
+        assert "secret" not in str(refused.value)
+    with pytest.raises(InvalidArgument, match="replica_max_lag_ms"):
+        load_settings(environ={"AUTHZ_REPLICA_MAX_LAG_MS": "0"})

@@ -35,6 +35,7 @@ __all__ = [
     "head_revision",
     "heads",
     "read",
+    "read_if_replayed",
     "read_schema",
     "read_statement",
     "relationship_kinds",
@@ -117,6 +118,40 @@ async def read(
     found = [relationship_from_row(row) for row in rows]
     if one_branch_per_subject(flt, limit, after):
         found.sort(key=sort_values)
+    return found
+
+
+REPLAYED = "coalesce((SELECT head FROM tenants WHERE tenant = $1), 0) >= $2"
+"""Whether this server holds revision R ($2) of the tenant. Every snapshot holds a prefix
+of a tenant's revisions (docs/storage.md, "Why revisions are commit-ordered"), a hot
+standby's included: one that sees head >= R sees every row of 1..R."""
+
+
+async def read_if_replayed(
+    db: Database,
+    tenant: str,
+    revision: Revision,
+    flt: RelationshipFilter,
+    *,
+    limit: int | None = None,
+    after: Relationship | None = None,
+) -> list[Relationship] | None:
+    """`read` on a hot standby, or None if it has not replayed `revision` yet.
+
+    The check and the read are one statement, so one snapshot: the answer can never mix
+    a replayed head with rows replayed later or earlier. A single guard row joins the
+    read (LEFT JOIN: one row of NULLs when the read found nothing, or when the guard
+    failed and the read was not run)."""
+    sql, args = read_statement(tenant, revision, flt, limit=limit, after=after)
+    guarded = (
+        f"SELECT g.replayed, r.* FROM (SELECT {REPLAYED} AS replayed) AS g "
+        f"LEFT JOIN LATERAL ({sql}) AS r ON g.replayed"
+    )
+    rows = await db.fetch(guarded, *args)
+    if not rows[0]["replayed"]:
+        return None
+    found = [relationship_from_row(row) for row in rows if row["resource_type"] is not None]
+    found.sort(key=sort_values)  # SQL keeps no order through the join
     return found
 
 

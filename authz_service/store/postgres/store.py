@@ -6,6 +6,7 @@ configuration and owns the background garbage collector.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -25,9 +26,11 @@ from authz_service.store.postgres.db import Database
 from authz_service.store.postgres.dberrors import translated
 from authz_service.store.postgres.keys import PostgresKeyStore
 from authz_service.store.postgres.migrations import latest_version
+from authz_service.store.postgres.replicas import ReplicaSet, ReplicaStats
 from authz_service.store.postgres.scim import PostgresScimRecords
 from authz_service.store.postgres.tenants import PostgresTenants
 from authz_service.store.protocol import Change, Precondition, SchemaRecord
+from authz_service.store.routing import primary_only
 
 if TYPE_CHECKING:
     Pool = asyncpg.Pool[asyncpg.Record]
@@ -42,10 +45,21 @@ KEEPALIVE_COUNT = 3  # unanswered probes before the connection counts as dead
 
 class PostgresStore:
     """Implements `authz_service.store.protocol.Store` on PostgreSQL. Create with
-    `connect()`; `close()` stops the garbage collector and closes the pool."""
+    `connect()`; `close()` stops the garbage collector and closes the pool.
 
-    def __init__(self, db: Database, *, retention: timedelta = DEFAULT_RETENTION) -> None:
+    With `replicas`, relationship reads go to a hot standby that has replayed their
+    revision, and to the primary otherwise or in a fully_consistent call (`replicas.py`,
+    `store/routing.py`); everything else goes to the primary."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        retention: timedelta = DEFAULT_RETENTION,
+        replicas: ReplicaSet | None = None,
+    ) -> None:
         self._db = db
+        self._replicas = replicas
         self.retention = retention
         self.keys = PostgresKeyStore(db)
         self.tenants = PostgresTenants(db)
@@ -61,6 +75,9 @@ class PostgresStore:
     def db(self) -> Database:
         return self._db
 
+    def replica_stats(self) -> list[ReplicaStats]:
+        return self._replicas.stats() if self._replicas is not None else []
+
     async def read(
         self,
         tenant: str,
@@ -70,6 +87,10 @@ class PostgresStore:
         limit: int | None = None,
         after: Relationship | None = None,
     ) -> list[Relationship]:
+        if self._replicas is not None and not primary_only():
+            found = await self._replicas.read(tenant, revision, flt, limit=limit, after=after)
+            if found is not None:
+                return found
         return await reads.read(self._db, tenant, revision, flt, limit=limit, after=after)
 
     async def write(
@@ -144,6 +165,8 @@ class PostgresStore:
 
     async def close(self) -> None:
         await self.stop_gc()
+        if self._replicas is not None:
+            await self._replicas.aclose()
         await self._db.close()
 
 
@@ -180,6 +203,8 @@ async def connect(
     command_timeout: float | None = None,
     statement_timeout_ms: int = 0,
     check_schema: bool = True,
+    replica_dsns: Sequence[str] = (),
+    replica_max_lag_s: float = 1.0,
 ) -> PostgresStore:
     """Open a pool on `dsn`. Raises Unavailable if the database cannot be reached and
     FailedPrecondition if its schema is older than this build (run `authz migrate`).
@@ -188,25 +213,61 @@ async def connect(
     transaction left idle, that runs longer: the server's side of a call whose client is
     gone (the service gives up at the call's deadline, but the server would otherwise
     keep working, and keep the tenant's write lock). Bulk loads lift it for their own
-    transaction (`bulk.py`)."""
+    transaction (`bulk.py`).
+
+    `replica_dsns` name hot standbys of this primary for relationship reads; one that
+    is down or more than `replica_max_lag_s` behind is skipped (`replicas.py`)."""
+    open_pool = functools.partial(
+        _open_pool,
+        max_size=max_size,
+        connect_timeout=connect_timeout,
+        command_timeout=command_timeout,
+        statement_timeout_ms=statement_timeout_ms,
+    )
     with translated():
-        pool: Pool = await asyncpg.create_pool(
-            dsn,
-            min_size=min_size,
-            max_size=max_size,
-            timeout=connect_timeout,
-            command_timeout=command_timeout,
-            reset=_no_reset,
-            server_settings=server_settings(statement_timeout_ms),
-        )
+        pool = await open_pool(dsn, min_size=min_size)
     db = Database(pool, acquire_timeout=acquire_timeout)
-    if check_schema:
-        try:
+    replicas: ReplicaSet | None = None
+    try:
+        if check_schema:
             await _check_schema(db)
-        except BaseException:
-            await pool.close()
-            raise
-    return PostgresStore(db, retention=retention)
+        if replica_dsns:
+            # Replica pools open no connection up front: a replica down at start only
+            # leaves the reads on the primary until it answers a probe.
+            replicas = ReplicaSet(
+                db,
+                replica_dsns,
+                functools.partial(open_pool, min_size=0),
+                max_lag_s=replica_max_lag_s,
+            )
+            await replicas.start()
+    except BaseException:
+        if replicas is not None:
+            await replicas.aclose()
+        await pool.close()
+        raise
+    return PostgresStore(db, retention=retention, replicas=replicas)
+
+
+async def _open_pool(
+    dsn: str,
+    *,
+    min_size: int,
+    max_size: int,
+    connect_timeout: float,
+    command_timeout: float | None,
+    statement_timeout_ms: int,
+) -> Pool:
+    pool: Pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        timeout=connect_timeout,
+        command_timeout=command_timeout,
+        reset=_no_reset,
+        server_settings=server_settings(statement_timeout_ms),
+    )
+    return pool
 
 
 async def _check_schema(db: Database) -> None:

@@ -1,0 +1,238 @@
+"""Read replicas: PostgreSQL hot standbys that answer relationship reads.
+
+Only `read(tenant, revision, ...)` goes to a replica. Writes, heads, the change feed
+(Watch and the in-memory index's catch-up), retention checks, schemas, keys and tenants
+stay on the primary. The engine always reads at an explicit revision chosen from the
+primary's knowledge (a token, a known head), and a read at revision R is exact on any
+server that has replayed R's commit, so routing needs nothing more from the request:
+
+- a replica is tried only while its monitor counts it usable: reachable, still a
+  standby, and no more than `max_lag_s` behind the primary (round robin among those);
+- the read checks, in the same statement and so the same snapshot, that the replica
+  holds R (`reads.read_if_replayed`); if it does not, the primary answers. A replica
+  that lags, however briefly and whatever the monitor last saw, is never read stale;
+- a replica that fails (down, conflict with recovery, no free connection) is marked
+  unusable until its next good probe, and the primary answers.
+
+Lag: each probe samples the primary's flushed WAL position at time t and every
+replica's replayed position. A replica that has replayed past the sample of time t
+holds every commit acknowledged before t; its lag is the age of the newest such t. A
+replica paused or cut off stops replaying, its lag grows with every probe, and past
+`max_lag_s` it is skipped without a round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from authz_service.errors import AuthzError, Unavailable
+from authz_service.model import Relationship, RelationshipFilter, Revision
+from authz_service.store.postgres import reads
+from authz_service.store.postgres.db import Database
+from authz_service.store.postgres.dberrors import translated
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    Pool = asyncpg.Pool[asyncpg.Record]
+
+__all__ = ["ReplicaSet", "ReplicaStats", "replica_name"]
+
+logger = logging.getLogger("authz_service.store.postgres.replicas")
+
+PRIMARY_SQL = "SELECT pg_current_wal_flush_lsn()::text"
+REPLICA_SQL = "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text"
+_SAMPLES = 1_000  # primary positions a replica has yet to reach; older ones are dropped
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaStats:
+    name: str
+    usable: bool
+    lag_s: float | None  # None: never seen replaying
+    reads: int  # answered by the replica
+    behind: int  # tried, had not replayed the revision: answered by the primary
+    errors: int  # failed: answered by the primary
+
+
+def replica_name(dsn: str, position: int) -> str:
+    """How logs and metrics name a replica: host:port/database, never its credentials."""
+    try:
+        parts = urlsplit(dsn)
+        if parts.hostname:
+            return f"{parts.hostname}:{parts.port or 5432}{parts.path}"
+    except ValueError:
+        pass
+    return f"replica-{position}"
+
+
+def _lsn(text: str | None) -> int | None:
+    if text is None:
+        return None
+    high, _, low = text.partition("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+class _Replica:
+    def __init__(self, name: str, dsn: str) -> None:
+        self.name = name
+        self.dsn = dsn
+        self.db: Database | None = None
+        self.usable = False
+        self.fresh_at: float | None = None  # every commit acknowledged before it replayed
+        self.pending: deque[tuple[float, int]] = deque(maxlen=_SAMPLES)
+        self.reads = 0
+        self.behind = 0
+        self.errors = 0
+
+    def lag(self, now: float) -> float | None:
+        return None if self.fresh_at is None else now - self.fresh_at
+
+    def mark(self, usable: bool, why: str = "") -> None:
+        if usable and not self.usable:
+            logger.info("replica %s serves reads", self.name)
+        elif self.usable and not usable:
+            logger.warning("replica %s skipped, reads go to the primary: %s", self.name, why)
+        self.usable = usable
+
+
+class ReplicaSet:
+    """The replicas of one primary. `start()` probes them once and starts the monitor;
+    `aclose()` stops it and closes their pools."""
+
+    def __init__(
+        self,
+        primary: Database,
+        dsns: Sequence[str],
+        open_pool: Callable[[str], Awaitable[Pool]],
+        *,
+        max_lag_s: float = 1.0,
+        probe_interval_s: float = 0.1,
+        timeout_s: float = 1.0,
+    ) -> None:
+        """`open_pool(dsn)` must not connect (min_size 0): a replica down at start is
+        only unusable. `timeout_s` bounds each probe and each wait for a replica's
+        connection, so a replica behind a silent network costs a read that much at most
+        once, before the read marks it unusable."""
+        self._primary = primary
+        self._replicas = [_Replica(replica_name(d, i), d) for i, d in enumerate(dsns)]
+        self._open_pool = open_pool
+        self._max_lag = max_lag_s
+        self._interval = probe_interval_s
+        self._timeout = timeout_s
+        self._next = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.probe()
+        if self._task is None:
+            self._task = asyncio.create_task(self._monitor(), name="authz-replica-monitor")
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for replica in self._replicas:
+            db, replica.db = replica.db, None
+            if db is not None:
+                await db.close()
+
+    def stats(self) -> list[ReplicaStats]:
+        now = time.monotonic()
+        return [
+            ReplicaStats(r.name, r.usable, r.lag(now), r.reads, r.behind, r.errors)
+            for r in self._replicas
+        ]
+
+    async def read(
+        self,
+        tenant: str,
+        revision: Revision,
+        flt: RelationshipFilter,
+        *,
+        limit: int | None,
+        after: Relationship | None,
+    ) -> list[Relationship] | None:
+        """The rows from a usable replica that holds `revision`, or None: read the primary."""
+        replica = self._pick()
+        if replica is None or replica.db is None:
+            return None
+        try:
+            found = await reads.read_if_replayed(
+                replica.db, tenant, revision, flt, limit=limit, after=after
+            )
+        except Unavailable as exc:
+            replica.errors += 1
+            replica.mark(False, str(exc.__cause__ or exc))
+            return None
+        if found is None:
+            replica.behind += 1
+            return None
+        replica.reads += 1
+        return found
+
+    def _pick(self) -> _Replica | None:
+        count = len(self._replicas)
+        for step in range(count):
+            replica = self._replicas[(self._next + step) % count]
+            if replica.usable:
+                self._next = (self._next + step + 1) % count
+                return replica
+        return None
+
+    # --- the monitor -----------------------------------------------------------------------
+
+    async def _monitor(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.probe()
+            except Exception:  # the monitor must outlive any failure
+                logger.exception("replica monitor failed; retrying")
+
+    async def probe(self) -> None:
+        """Sample the primary's position, then every replica's (one round)."""
+        sent = time.monotonic()
+        flushed: int | None = None
+        # Without a new sample the replicas' lag grows until the primary answers again.
+        with contextlib.suppress(AuthzError, TimeoutError):
+            flushed = _lsn(
+                await asyncio.wait_for(self._primary.fetchval(PRIMARY_SQL), self._timeout)
+            )
+        await asyncio.gather(*(self._probe(r, sent, flushed) for r in self._replicas))
+
+    async def _probe(self, replica: _Replica, sent: float, flushed: int | None) -> None:
+        if flushed is not None:
+            replica.pending.append((sent, flushed))
+        try:
+            if replica.db is None:
+                with translated():
+                    pool = await self._open_pool(replica.dsn)
+                replica.db = Database(pool, acquire_timeout=self._timeout)
+            row = await asyncio.wait_for(replica.db.fetchrow(REPLICA_SQL), self._timeout)
+        except (AuthzError, TimeoutError) as exc:
+            replica.mark(False, f"probe failed: {exc.__cause__ or exc or type(exc).__name__}")
+            return
+        assert row is not None  # a SELECT without FROM always yields one row
+        standby, replayed = bool(row[0]), _lsn(row[1])
+        if not standby or replayed is None:
+            # A promoted replica has a history of its own: never read it.
+            replica.mark(False, "not a streaming standby")
+            return
+        while replica.pending and replica.pending[0][1] <= replayed:
+            replica.fresh_at = replica.pending.popleft()[0]
+        lag = replica.lag(time.monotonic())
+        if lag is None or lag > self._max_lag:
+            replica.mark(False, f"more than {self._max_lag:g}s behind the primary")
+        else:
+            replica.mark(True)
