@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -40,6 +42,7 @@ from authz_service.api.tls import TlsFiles, bind
 from authz_service.cache.dispatcher import CachingDispatcher
 from authz_service.cache.lru import DecisionCache
 from authz_service.config import Settings
+from authz_service.console import ConsoleServer, start_console
 from authz_service.credentials import ApiKey
 from authz_service.decisionlog import (
     DecisionLogConfig,
@@ -270,6 +273,50 @@ async def _scim_listener(
     return scim
 
 
+def _console_socket(
+    settings: Settings, worker: int, server: grpc.aio.Server, resources: Resources
+) -> str | None:
+    """A gRPC port on a Unix socket in a private directory, for the console's calls:
+    they pass the same interceptors as every other call (authentication included), with
+    no TLS to configure between two parts of one process. Worker 0 only, like the console."""
+    if not settings.console_listen or worker != 0:
+        return None
+    folder = tempfile.mkdtemp(prefix="authz-console-")  # mode 0700: this user only
+    resources.closers.append(_remover(folder))
+    target = f"unix:{folder}/grpc.sock"
+    if server.add_insecure_port(target) == 0:
+        raise OSError(f"could not bind the console's socket {target}")
+    return target
+
+
+def _remover(folder: str) -> Callable[[], Any]:
+    async def remove() -> None:
+        await asyncio.to_thread(shutil.rmtree, folder, True)
+
+    return remove
+
+
+async def _console_listener(
+    settings: Settings,
+    target: str | None,
+    authenticator: Authenticator | None,
+    resources: Resources,
+) -> ConsoleServer | None:
+    if target is None:
+        return None
+    console = await start_console(
+        settings.console_listen,
+        target=target,
+        authenticator=authenticator,
+        grace_s=settings.shutdown_grace_s,
+        tls_cert=settings.tls_cert,
+        tls_key=settings.tls_key,
+        plaintext=settings.plaintext,
+    )
+    resources.closers.append(console.stop)
+    return console
+
+
 def _relationship_index(
     settings: Settings, store: Store, resources: Resources
 ) -> IndexedStore | None:
@@ -347,6 +394,7 @@ class App:
     index: IndexedStore | None = None  # relationships in memory for the engine
     tenants: TenantService | None = None
     scim: ScimServer | None = None  # the SCIM HTTP listener, when configured
+    console: ConsoleServer | None = None  # the web console, when configured
 
     @classmethod
     async def start(cls, settings: Settings, *, worker: int = 0) -> App:
@@ -507,7 +555,9 @@ class App:
         port = bind(server, settings.listen, _tls(settings), plaintext=settings.plaintext)
         if port == 0:
             raise OSError(f"could not bind {settings.listen}")
+        console_target = _console_socket(settings, worker, server, resources)
         await server.start()
+        console = await _console_listener(settings, console_target, authenticator, resources)
         for name in ("", *SERVICE_NAMES, *((ENVOY_SERVICE_NAME,) if envoy else ())):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         return cls(
@@ -528,11 +578,14 @@ class App:
             index,
             tenants,
             scim,
+            console,
         )
 
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, drain in-flight ones, then flush the log and close."""
         with contextlib.suppress(Exception):
             await self.health.enter_graceful_shutdown()
+        if self.console is not None:  # its pages call the gRPC port: close them first
+            await self.console.stop()
         await self.server.stop(self.settings.shutdown_grace_s if grace is None else grace)
         await self.resources.close()

@@ -123,6 +123,8 @@ class Settings:
     gateway_config: str = field(default="", metadata={"env": "AUTHZ_GATEWAY_CONFIG"})
     # SCIM 2.0 over HTTP (docs/identity.md): host:port, empty = off; served by worker 0.
     scim_listen: str = field(default="", metadata={"env": "AUTHZ_SCIM_LISTEN"})
+    # The web console (docs/console.md): host:port, empty = off; served by worker 0.
+    console_listen: str = field(default="", metadata={"env": "AUTHZ_CONSOLE_LISTEN"})
     # How SCIM resources map to subjects: `<user type>:<id>`, `<group type>:<id>#<relation>`.
     scim_user_type: str = field(default="user", metadata={"env": "AUTHZ_SCIM_USER_TYPE"})
     scim_group_type: str = field(default="group", metadata={"env": "AUTHZ_SCIM_GROUP_TYPE"})

@@ -53,6 +53,13 @@ def register(sub: Any) -> None:
         "--scim-listen", help="host:port of the SCIM 2.0 HTTP endpoint (docs/identity.md)"
     )
     parser.add_argument(
+        "--console",
+        dest="console_listen",
+        nargs="?",
+        const="127.0.0.1:8080",
+        help="serve the web console on host:port (default 127.0.0.1:8080; docs/console.md)",
+    )
+    parser.add_argument(
         "--no-auth",
         dest="auth",
         action="store_false",
@@ -90,6 +97,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "migrate_on_start": args.migrate_on_start,
         "gateway_config": args.gateway_config,
         "scim_listen": args.scim_listen,
+        "console_listen": args.console_listen,
         "auth": args.auth,
         "tls_cert": args.tls_cert,
         "tls_key": args.tls_key,
@@ -160,6 +168,10 @@ async def run_worker(settings: Settings, worker: int) -> int:
     host = settings.listen.rsplit(":", 1)[0]
     transport = "mTLS" if settings.tls_client_ca else "TLS" if settings.tls_cert else "plaintext"
     print(f"authz: listening on {host}:{app.port} ({transport}, worker {worker})", flush=True)
+    if app.console is not None:
+        scheme = "https" if settings.tls_cert else "http"
+        console_host = settings.console_listen.rsplit(":", 1)[0]
+        print(f"authz: console at {scheme}://{console_host}:{app.console.port}/", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

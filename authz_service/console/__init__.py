@@ -1,0 +1,44 @@
+"""The web console (docs/console.md): Playground, Why and administration pages, served
+over HTTP next to the gRPC port, calling that port for everything it shows.
+
+    start_console(...) -> ConsoleServer    the listener, stopped with `await server.stop()`
+"""
+
+from __future__ import annotations
+
+from authz_service.api.auth import Authenticator
+from authz_service.console.app import build_app
+from authz_service.console.auth import Sessions
+from authz_service.console.backend import Backend
+from authz_service.console.pages import PAGES
+from authz_service.console.server import ConsoleServer
+
+__all__ = ["ConsoleServer", "start_console"]
+
+
+async def start_console(
+    listen: str,
+    *,
+    target: str,
+    authenticator: Authenticator | None,
+    grace_s: float,
+    tls_cert: str = "",
+    tls_key: str = "",
+    plaintext: bool = False,
+) -> ConsoleServer:
+    """Serve the console on `listen`; its calls go to the gRPC server at `target`."""
+    backend = Backend.connect(target)
+    app = build_app(Sessions(authenticator), backend, PAGES, secure=bool(tls_cert))
+    try:
+        return await ConsoleServer.start(
+            app,
+            listen,
+            grace_s=grace_s,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            plaintext=plaintext,
+            on_stop=backend.close,
+        )
+    except BaseException:
+        await backend.close()
+        raise

@@ -1,0 +1,206 @@
+"""The console's ASGI application: login, logout, the home page, static files, and the
+routes of every registered page, each wrapped by `_guarded` (page.py says what it does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from authz_service.console.auth import COOKIE, Session, Sessions
+from authz_service.console.backend import Backend
+from authz_service.console.page import Ctx, Page, PageRoute
+from authz_service.errors import AuthzError
+
+__all__ = ["build_app"]
+
+# Form bodies larger than this are refused before parsing (a validation file is small).
+MAX_FORM_BYTES = 1 << 20
+_HEADERS = {
+    # No framing by other sites (clickjacking), no sniffing, scripts only from here.
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def _templates() -> Jinja2Templates:
+    folder = resources.files(__package__).joinpath("templates")
+    return Jinja2Templates(directory=str(folder))
+
+
+def _peer(request: Request) -> str | None:
+    """The client as gRPC names peers, so one failure limit covers both doors."""
+    if request.client is None:
+        return None
+    host = request.client.host
+    return f"ipv6:[{host}]" if ":" in host else f"ipv4:{host}"
+
+
+class _Console:
+    def __init__(
+        self, sessions: Sessions, backend: Backend, pages: Sequence[Page], *, secure: bool
+    ) -> None:
+        self.sessions = sessions
+        self.backend = backend
+        self.pages = tuple(pages)
+        self.secure = secure
+        self.templates = _templates()
+
+    def _cookie(self, response: Response, session_id: str) -> None:
+        response.set_cookie(
+            COOKIE,
+            session_id,
+            httponly=True,
+            samesite="strict",
+            secure=self.secure,
+            path="/",
+        )
+
+    async def session(self, request: Request) -> tuple[Session | None, str | None]:
+        """The request's session, and the id of one made for it (auth off: anonymous)."""
+        found = await self.sessions.current(request.cookies.get(COOKIE), peer=_peer(request))
+        if found is not None or self.sessions.auth:
+            return found, None
+        session_id, session = self.sessions.anonymous()
+        return session, session_id
+
+    def visible(self, session: Session) -> list[Page]:
+        return [p for p in self.pages if session.viewer.can(p.needs)]
+
+    def refused(self, request: Request, session: Session, page: Page, why: str) -> Response:
+        ctx = Ctx(request, session, self.backend, self.templates, self.visible(session), page)
+        return ctx.render("refused.html", status_code=403, message=why)
+
+    def guarded(self, page: Page, route: PageRoute) -> Route:
+        async def endpoint(request: Request) -> Response:
+            session, new_id = await self.session(request)
+            if session is None:
+                target = quote(request.url.path, safe="/")
+                return RedirectResponse(f"/login?next={target}", status_code=303)
+            for scope in (page.needs, route.needs):
+                if not session.viewer.can(scope):
+                    return self.refused(request, session, page, f"needs the `{scope}` scope")
+            form: dict[str, Any] = {}
+            if request.method == "POST":
+                size = int(request.headers.get("content-length") or 0)
+                if size > MAX_FORM_BYTES:
+                    return self.refused(
+                        request, session, page, f"form larger than {MAX_FORM_BYTES} bytes"
+                    )
+                async with request.form(max_files=1, max_fields=64) as parsed:
+                    form = {
+                        k: (await v.read()).decode("utf-8", "replace") if hasattr(v, "read") else v
+                        for k, v in parsed.items()
+                    }
+                if not session.csrf_ok(form.get("csrf")):
+                    return self.refused(request, session, page, "the form's CSRF token is wrong")
+            ctx = Ctx(
+                request, session, self.backend, self.templates, self.visible(session), page, form
+            )
+            response = await route.endpoint(ctx)
+            if new_id is not None:
+                self._cookie(response, new_id)
+            return response
+
+        return Route(page.path + route.path, endpoint, methods=list(route.methods))
+
+    async def home(self, request: Request) -> Response:
+        session, new_id = await self.session(request)
+        if session is None:
+            return RedirectResponse("/login", status_code=303)
+        visible = self.visible(session)
+        home = Page("", "Home", None, ())
+        response: Response
+        if len(visible) == 0:
+            response = self.refused(request, session, home, "this key sees no page")
+        else:
+            ctx = Ctx(request, session, self.backend, self.templates, visible, home)
+            response = ctx.render("home.html")
+        if new_id is not None:
+            self._cookie(response, new_id)
+        return response
+
+    async def login(self, request: Request) -> Response:
+        target = _local(request.query_params.get("next", "/"))
+        if not self.sessions.auth:
+            return RedirectResponse(target, status_code=303)
+        error = ""
+        if request.method == "POST":
+            async with request.form(max_files=0, max_fields=4) as form:
+                key = str(form.get("api_key") or "")
+                target = _local(str(form.get("next") or "/"))
+            try:
+                session_id, _ = await self.sessions.login(key, peer=_peer(request))
+            except AuthzError as exc:
+                error = exc.message
+            else:
+                response = RedirectResponse(target, status_code=303)
+                self._cookie(response, session_id)
+                return response
+        return self.templates.TemplateResponse(
+            request,
+            "login.html",
+            {"error": error, "next": target},
+            status_code=401 if error else 200,
+        )
+
+    async def logout(self, request: Request) -> Response:
+        session, _ = await self.session(request)
+        if session is not None:
+            async with request.form(max_files=0, max_fields=4) as form:
+                if session.csrf_ok(str(form.get("csrf") or "")):
+                    self.sessions.logout(request.cookies.get(COOKIE))
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+
+def _local(target: str) -> str:
+    """`target` if it is a path on this site, else `/`: no open redirect after login."""
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+class _SecurityHeaders:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [(k.lower().encode(), v.encode()) for k, v in _HEADERS.items()]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def build_app(sessions: Sessions, backend: Backend, pages: Sequence[Page], *, secure: bool) -> Any:
+    """The ASGI app. `secure`: the console serves TLS, so its cookie is `Secure`."""
+    console = _Console(sessions, backend, pages, secure=secure)
+    static = resources.files(__package__).joinpath("static")
+    routes: list[BaseRoute] = [
+        Route("/", console.home),
+        Route("/login", console.login, methods=["GET", "POST"]),
+        Route("/logout", console.logout, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=str(static)), name="static"),
+    ]
+    routes += [console.guarded(page, route) for page in pages for route in page.routes]
+    return _SecurityHeaders(Starlette(routes=routes))

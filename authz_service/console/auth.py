@@ -1,0 +1,149 @@
+"""Who is using the console: API-key sessions, and the CSRF token of each.
+
+A user signs in with an API key on the login page. The key is verified by the server's
+own `Authenticator` (same cache, same failure limits, same revocation rules as a gRPC
+call), and kept only in this process's memory, in a session named by a random id: the
+browser holds that id in an HttpOnly, SameSite=Strict cookie (Secure when the console
+serves TLS), never the key itself. Every console action is then a gRPC call carrying the
+key, so the server authenticates and authorizes it exactly as any other call; the scopes
+seen here only decide which pages and buttons are shown.
+
+The key is verified again on every request (through the authenticator's short cache), so
+a revoked or expired key ends its session within `AUTHZ_AUTH_CACHE_TTL_S`. Sessions end
+after `idle_s` without a request, and at the latest after `max_age_s`.
+
+With authentication off (`authz serve --no-auth`, local development only) there is no
+login: every browser gets a session of an anonymous viewer holding every scope, as every
+gRPC caller is trusted then too.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from authz_service.api.auth import Authenticator
+from authz_service.credentials import ALL_TENANTS, Scope
+from authz_service.errors import Unauthenticated
+
+__all__ = ["COOKIE", "Session", "Sessions", "Viewer"]
+
+COOKIE = "authz_console"
+_ALL_SCOPES = frozenset(Scope)
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """The signed-in caller, as the console shows them."""
+
+    token: str | None  # the API key sent with every call; None when authentication is off
+    key_id: str
+    tenant: str  # the key's tenant, or ALL_TENANTS for platform keys
+    scopes: frozenset[Scope]
+
+    def can(self, scope: Scope | None) -> bool:
+        return scope is None or scope in self.scopes
+
+    @property
+    def platform(self) -> bool:
+        return self.tenant == ALL_TENANTS
+
+    @property
+    def label(self) -> str:
+        if self.token is None:
+            return "authentication off"
+        where = "all tenants" if self.platform else f"tenant {self.tenant}"
+        return f"key {self.key_id} ({where}; {', '.join(sorted(self.scopes))})"
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """gRPC metadata for a call made on this viewer's behalf."""
+        return () if self.token is None else (("authorization", f"Bearer {self.token}"),)
+
+
+ANONYMOUS = Viewer(token=None, key_id="", tenant=ALL_TENANTS, scopes=_ALL_SCOPES)
+
+
+@dataclass(slots=True)
+class Session:
+    viewer: Viewer
+    csrf: str
+    started: float
+    seen: float
+
+    def csrf_ok(self, presented: str | None) -> bool:
+        return presented is not None and hmac.compare_digest(presented, self.csrf)
+
+
+@dataclass
+class Sessions:
+    """Sessions of one console process, in memory (a restart signs everyone out)."""
+
+    authenticator: Authenticator | None
+    idle_s: float = 30 * 60
+    max_age_s: float = 12 * 3600
+    max_sessions: int = 10_000
+    clock: Callable[[], float] = time.monotonic
+    _by_id: dict[str, Session] = field(default_factory=dict)
+
+    @property
+    def auth(self) -> bool:
+        return self.authenticator is not None
+
+    async def login(self, api_key: str, *, peer: str | None) -> tuple[str, Session]:
+        """A new session for `api_key`; Unauthenticated (or LimitExceeded while the peer
+        is backing off after failures) if the server would refuse the key."""
+        if self.authenticator is None:
+            return self.anonymous()
+        key = await self.authenticator.authenticate(f"Bearer {api_key.strip()}", peer=peer)
+        viewer = Viewer(api_key.strip(), key.key_id, key.tenant, frozenset(key.scopes))
+        return self._new(viewer)
+
+    def anonymous(self) -> tuple[str, Session]:
+        return self._new(ANONYMOUS)
+
+    async def current(self, session_id: str | None, *, peer: str | None) -> Session | None:
+        """The live session named by the cookie, its key verified again; None if there is
+        none, it timed out, or its key no longer works."""
+        session = self._by_id.get(session_id or "")
+        if session is None:
+            return None
+        now = self.clock()
+        if now - session.seen > self.idle_s or now - session.started > self.max_age_s:
+            self.logout(session_id)
+            return None
+        viewer = session.viewer
+        if self.authenticator is not None and viewer.token is not None:
+            try:
+                key = await self.authenticator.authenticate(f"Bearer {viewer.token}", peer=peer)
+            except Unauthenticated:
+                self.logout(session_id)
+                return None
+            # Scopes may have changed by rotation elsewhere; show what the key holds now.
+            session.viewer = replace(viewer, scopes=frozenset(key.scopes))
+        session.seen = now
+        return session
+
+    def logout(self, session_id: str | None) -> None:
+        self._by_id.pop(session_id or "", None)
+
+    def _new(self, viewer: Viewer) -> tuple[str, Session]:
+        now = self.clock()
+        if len(self._by_id) >= self.max_sessions:
+            self._expire(now)
+        while len(self._by_id) >= self.max_sessions:
+            del self._by_id[next(iter(self._by_id))]  # the oldest
+        session_id = secrets.token_urlsafe(32)
+        session = Session(viewer, secrets.token_urlsafe(32), now, now)
+        self._by_id[session_id] = session
+        return session_id, session
+
+    def _expire(self, now: float) -> None:
+        for sid in [
+            sid
+            for sid, s in self._by_id.items()
+            if now - s.seen > self.idle_s or now - s.started > self.max_age_s
+        ]:
+            del self._by_id[sid]

@@ -1,0 +1,221 @@
+"""The playground's in-memory world: a schema, relationships and assertions (the three
+parts of a validation file), compiled and loaded into a fresh memory store per request,
+with every problem placed at its line and column in the part it came from.
+
+Nothing here touches a tenant: this is `authz validate` on text from a form, under the
+same engine limits as the server's defaults, and bounded in size.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+
+from authz_service.engine import CheckItem, CheckResult, Decision, Engine, Snapshot
+from authz_service.errors import AuthzError, InvalidArgument, SchemaError
+from authz_service.model import (
+    FrozenContext,
+    Relationship,
+    RelationshipUpdate,
+    UpdateOp,
+    parse_relationship,
+)
+from authz_service.schema import CompiledSchema, compile_schema
+from authz_service.schema.relationships import check_relationship
+from authz_service.store.memory import MemoryStore
+
+__all__ = ["MAX_RELATIONSHIPS", "AssertionResult", "Problem", "World", "build"]
+
+TENANT = "playground"
+MAX_RELATIONSHIPS = 10_000
+_KINDS = {
+    "assertTrue": Decision.ALLOWED,
+    "assertFalse": Decision.DENIED,
+    "assertCaveated": Decision.CONDITIONAL,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    part: str  # "schema", "relationships" or "assertions"
+    line: int  # 1-based; 0 when the problem has no place
+    column: int
+    message: str
+
+    @property
+    def where(self) -> str:
+        if not self.line:
+            return self.part
+        column = f", column {self.column}" if self.column else ""
+        return f"{self.part}, line {self.line}{column}"
+
+
+@dataclass(frozen=True, slots=True)
+class AssertionResult:
+    text: str
+    line: int
+    expected: Decision
+    got: Decision | None  # None: the check failed with an error
+    detail: str
+
+    @property
+    def passed(self) -> bool:
+        return self.got is self.expected
+
+
+@dataclass(frozen=True, slots=True)
+class _Assertion:
+    text: str
+    line: int
+    expected: Decision
+    item: CheckItem
+
+
+@dataclass
+class World:
+    schema: CompiledSchema | None = None
+    relationships: list[Relationship] = field(default_factory=list)
+    assertions: list[_Assertion] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    _loaded: tuple[Engine, Snapshot] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.schema is not None and not self.problems
+
+    async def snapshot(self) -> tuple[Engine, Snapshot]:
+        """The engine over a memory store holding the relationships (once per world)."""
+        if self.schema is None:
+            raise SchemaError("the schema does not compile")
+        if self._loaded is None:
+            store = MemoryStore()
+            updates = [RelationshipUpdate(UpdateOp.TOUCH, rel) for rel in self.relationships]
+            revision = await store.write(TENANT, updates)
+            self._loaded = (
+                Engine(store),
+                Snapshot(TENANT, revision, self.schema, datetime.now(UTC)),
+            )
+        return self._loaded
+
+    async def check(self, item: CheckItem, *, explain: bool = False) -> CheckResult:
+        engine, snap = await self.snapshot()
+        if explain:
+            return await engine.explain(snap, item)
+        return await engine.check(snap, item)
+
+    async def run_assertions(self) -> list[AssertionResult]:
+        results = []
+        for assertion in self.assertions:
+            try:
+                result = await self.check(assertion.item)
+            except AuthzError as exc:
+                results.append(
+                    AssertionResult(
+                        assertion.text, assertion.line, assertion.expected, None, exc.message
+                    )
+                )
+                continue
+            detail = result.decision.value
+            if result.missing_context:
+                detail += f" (missing {', '.join(result.missing_context)})"
+            results.append(
+                AssertionResult(
+                    assertion.text, assertion.line, assertion.expected, result.decision, detail
+                )
+            )
+        return results
+
+
+def build(schema_text: str, relationships_text: str, assertions_text: str) -> World:
+    """The world the three texts describe, with each problem where it was found."""
+    world = World()
+    try:
+        world.schema = compile_schema(schema_text)
+    except SchemaError as exc:
+        world.problems.append(Problem("schema", exc.line, exc.column, exc.detail))
+    except AuthzError as exc:
+        world.problems.append(Problem("schema", 0, 0, exc.message))
+    _relationships(world, relationships_text)
+    _assertions(world, assertions_text)
+    return world
+
+
+def _relationships(world: World, text: str) -> None:
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("//"):
+            continue
+        if len(world.relationships) >= MAX_RELATIONSHIPS:
+            world.problems.append(
+                Problem("relationships", number, 0, f"more than {MAX_RELATIONSHIPS} relationships")
+            )
+            return
+        try:
+            rel = parse_relationship(line)
+            if world.schema is not None:
+                check_relationship(world.schema, rel)
+        except AuthzError as exc:
+            world.problems.append(Problem("relationships", number, 0, exc.message))
+            continue
+        world.relationships.append(rel)
+
+
+def _assertions(world: World, text: str) -> None:
+    try:
+        loaded = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+        world.problems.append(Problem("assertions", line, column, "not valid YAML"))
+        return
+    if loaded is None:
+        return
+    if not isinstance(loaded, dict):
+        world.problems.append(
+            Problem(
+                "assertions", 1, 0, "expected a mapping: assertTrue, assertFalse, assertCaveated"
+            )
+        )
+        return
+    lines = text.splitlines()
+    for kind, entries in loaded.items():
+        expected = _KINDS.get(str(kind))
+        if expected is None:
+            world.problems.append(
+                Problem("assertions", _line_of(lines, str(kind)), 0, f"unknown kind `{kind}`")
+            )
+            continue
+        for entry in entries if isinstance(entries, list) else [entries]:
+            number = _line_of(lines, str(entry))
+            try:
+                item = _item(entry)
+            except AuthzError as exc:
+                world.problems.append(Problem("assertions", number, 0, exc.message))
+                continue
+            world.assertions.append(_Assertion(str(entry), number, expected, item))
+
+
+def _line_of(lines: list[str], needle: str) -> int:
+    """The first line holding `needle` (YAML has already dropped positions)."""
+    return next((i for i, line in enumerate(lines, start=1) if needle in line), 0)
+
+
+def _item(entry: Any) -> CheckItem:
+    if not isinstance(entry, str):
+        raise InvalidArgument(f"an assertion is a string, not `{entry}`")
+    rel_text, _, context_text = entry.partition(" with ")
+    context: dict[str, Any] = {}
+    if context_text.strip():
+        try:
+            loaded = json.loads(context_text)
+        except json.JSONDecodeError as exc:
+            raise InvalidArgument(f"context is not valid JSON: {exc.msg}") from None
+        if not isinstance(loaded, dict):
+            raise InvalidArgument("context must be a JSON object")
+        context = loaded
+    rel = parse_relationship(rel_text, "assertion")
+    return CheckItem(rel.resource, rel.relation, rel.subject, FrozenContext(context))

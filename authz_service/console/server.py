@@ -1,0 +1,95 @@
+"""The console's HTTP listener: uvicorn in the server's event loop, like the SCIM
+listener (api/scim/server.py): started and stopped by the app, which owns the signals.
+
+TLS uses the gRPC port's certificate and key (AUTHZ_TLS_CERT, AUTHZ_TLS_KEY); without
+them the console listens in plaintext only on loopback, or beyond it with the explicit
+AUTHZ_PLAINTEXT, exactly the rule of the gRPC port (api/tls.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import uvicorn
+
+from authz_service.api.tls import plaintext_allowed
+
+__all__ = ["ConsoleServer"]
+
+log = logging.getLogger(__name__)
+
+
+def _host_port(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    try:
+        return host.strip("[]") or "127.0.0.1", int(port)
+    except ValueError:
+        raise OSError(f"console listen address `{listen[:80]}` is not host:port") from None
+
+
+class ConsoleServer:
+    def __init__(
+        self,
+        server: uvicorn.Server,
+        task: asyncio.Task[None],
+        port: int,
+        on_stop: Callable[[], Awaitable[None]] | None,
+    ) -> None:
+        self._server = server
+        self._task = task
+        self._on_stop = on_stop
+        self.port = port
+
+    @classmethod
+    async def start(
+        cls,
+        app: Any,
+        listen: str,
+        *,
+        grace_s: float,
+        tls_cert: str = "",
+        tls_key: str = "",
+        plaintext: bool = False,
+        on_stop: Callable[[], Awaitable[None]] | None = None,
+    ) -> ConsoleServer:
+        host, port = _host_port(listen)
+        if not tls_cert and plaintext_allowed(listen, plaintext=plaintext):
+            log.warning(
+                "console on %s without TLS: API keys cross the network in clear text", listen
+            )
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            ssl_certfile=tls_cert or None,
+            ssl_keyfile=tls_key or None,
+            timeout_graceful_shutdown=max(1, int(grace_s)),
+        )
+        config.load()
+        server = uvicorn.Server(config)
+        server.lifespan = config.lifespan_class(config)
+        try:
+            await server.startup()
+        except SystemExit:  # uvicorn's answer to a port it could not bind
+            raise OSError(f"could not bind the console listener {listen[:80]}") from None
+        bound = int(server.servers[0].sockets[0].getsockname()[1])
+        return cls(server, asyncio.create_task(server.main_loop()), bound, on_stop)
+
+    async def stop(self) -> None:
+        """Stop accepting, let requests in flight finish, close. Idempotent."""
+        if self._server.should_exit:
+            return
+        self._server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        await self._server.shutdown()
+        if self._on_stop is not None:
+            await self._on_stop()
