@@ -132,7 +132,9 @@ def _started(proc: subprocess.Popen[str], dsn: str, keys: Keys) -> Console:
     return Console(url.group(1), int(grpc_port.group(1)), keys, dsn)
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an event loop running in this
+# thread while it is open, which the async tests of later modules would trip over.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     path = chromium_path()
     if path is None:
