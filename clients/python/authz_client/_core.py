@@ -12,14 +12,15 @@ import threading
 import uuid
 from collections.abc import Iterable
 from datetime import UTC
+from pathlib import Path
 from typing import Any, Literal
 
 import grpc
 from google.protobuf import struct_pb2
 
-from authz_client import text
+from authz_client import _results, text
 from authz_client._stubs import core_pb2, permissions_pb2, relationships_pb2, schema_pb2
-from authz_client.errors import from_call_error, from_status_proto
+from authz_client.errors import error_for, from_call_error, from_status_proto
 from authz_client.retry import Backoff, Deadline, is_retryable
 from authz_client.types import (
     CheckItem,
@@ -63,13 +64,49 @@ CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
 )
 
 
-def channel_credentials(tls: bool | grpc.ChannelCredentials) -> grpc.ChannelCredentials | None:
-    """None for plaintext; system roots for `tls=True`; the given credentials otherwise."""
-    if tls is True:
-        return grpc.ssl_channel_credentials()
-    if tls is False:
-        return None
-    return tls
+PemSource = str | Path | bytes
+
+
+def _pem(source: PemSource, name: str) -> bytes:
+    """PEM bytes as given, or read from the file a str or Path names."""
+    if isinstance(source, bytes):
+        return source
+    try:
+        return Path(source).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{name}: cannot read `{source}`: {exc.strerror}") from None
+
+
+def channel_security(
+    tls: bool | grpc.ChannelCredentials,
+    *,
+    tls_ca: PemSource | None = None,
+    tls_cert: PemSource | None = None,
+    tls_key: PemSource | None = None,
+    tls_server_name: str | None = None,
+) -> tuple[grpc.ChannelCredentials | None, tuple[tuple[str, Any], ...]]:
+    """Credentials (None for plaintext) and channel options of the TLS settings.
+
+    Any of `tls_ca`, `tls_cert`/`tls_key` (mTLS) or `tls_server_name` turns TLS on;
+    `tls_ca` replaces the system roots; `tls_server_name` is the name the server's
+    certificate must carry when it differs from the host dialled (an IP, a tunnel).
+    """
+    if (tls_cert is None) != (tls_key is None):
+        raise ValueError("tls_cert and tls_key are given together (mTLS) or not at all")
+    custom = any(v is not None for v in (tls_ca, tls_cert, tls_key, tls_server_name))
+    if isinstance(tls, grpc.ChannelCredentials):
+        if custom:
+            raise ValueError("pass either tls=ChannelCredentials or the tls_* options")
+        return tls, ()
+    if not tls and not custom:
+        return None, ()
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_pem(tls_ca, "tls_ca") if tls_ca is not None else None,
+        private_key=_pem(tls_key, "tls_key") if tls_key is not None else None,
+        certificate_chain=_pem(tls_cert, "tls_cert") if tls_cert is not None else None,
+    )
+    options = (("grpc.ssl_target_name_override", tls_server_name),) if tls_server_name else ()
+    return credentials, options
 
 
 class ClientCore:
@@ -138,11 +175,23 @@ class ClientCore:
         self, error: grpc.RpcError, retry: int, *, idempotent: bool, deadline: Deadline
     ) -> float | None:
         """Seconds to wait before retry number `retry`, or None to give up."""
-        code = _code(error)
-        if retry >= self.retries or not is_retryable(code, idempotent=idempotent):
+        if not is_retryable(_code(error), idempotent=idempotent):
+            return None
+        return self.resume_delay(retry, deadline)
+
+    def resume_delay(self, retry: int, deadline: Deadline) -> float | None:
+        """Seconds to wait before reopening a stream the server closed, or None."""
+        if retry >= self.retries:
             return None
         delay = self.backoff.delay(retry, self._rng.random())
         return delay if deadline.allows_wait(delay) else None
+
+    @staticmethod
+    def ended(name: str) -> Exception:
+        return error_for(
+            grpc.StatusCode.UNAVAILABLE,
+            f"the server kept closing the {name} stream; gave up after the retries",
+        )
 
     @staticmethod
     def error(error: grpc.RpcError) -> Exception:
@@ -221,6 +270,9 @@ def check_result(response: permissions_pb2.CheckResponse) -> CheckResult:
         missing_context=tuple(response.missing_context),
         decision_id=response.decision_id,
         token=response.checked_at.token,
+        explanation=(
+            _results.explanation(response.explanation) if response.HasField("explanation") else None
+        ),
     )
 
 
@@ -235,6 +287,11 @@ def bulk_results(response: permissions_pb2.CheckBulkResponse) -> list[CheckResul
                     missing_context=tuple(item.result.missing_context),
                     decision_id=item.result.decision_id,
                     token=token,
+                    explanation=(
+                        _results.explanation(item.result.explanation)
+                        if item.result.HasField("explanation")
+                        else None
+                    ),
                 )
             )
         else:
@@ -317,3 +374,25 @@ def resume(request: Any, cursor: core_pb2.Cursor, limit: int, yielded: int) -> b
         if limit:
             request.limit = limit - yielded
     return True
+
+
+# -- bulk checks ------------------------------------------------------------------------
+
+# The server's default per-call item limit (AUTHZ_MAX_BATCH); larger batches are split.
+MAX_BATCH = 1000
+
+
+def batches(
+    items: list[permissions_pb2.CheckBulkRequestItem], size: int
+) -> list[list[permissions_pb2.CheckBulkRequestItem]]:
+    """`items` in consecutive slices of at most `size`; an empty batch stays one (empty)
+    call, so the server reports it like any other bad request."""
+    if size < 1:
+        raise ValueError("max_batch must be >= 1")
+    return [items[i : i + size] for i in range(0, len(items), size)] or [[]]
+
+
+def snapshot(token: str) -> core_pb2.Consistency:
+    """What every slice after the first is decided at: the first slice's revision, so a
+    split batch answers at one revision like a single call."""
+    return core_pb2.Consistency(at_exact_snapshot=core_pb2.ConsistencyToken(token=token))

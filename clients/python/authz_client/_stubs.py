@@ -10,13 +10,21 @@ from __future__ import annotations
 
 try:
     from authz_service.api.gen.authz.v1 import (
+        audit_pb2,
+        audit_pb2_grpc,
         core_pb2,
+        keys_pb2,
+        keys_pb2_grpc,
         permissions_pb2,
         permissions_pb2_grpc,
         relationships_pb2,
         relationships_pb2_grpc,
         schema_pb2,
         schema_pb2_grpc,
+        tenancy_pb2,
+        tenancy_pb2_grpc,
+        tenants_pb2,
+        tenants_pb2_grpc,
     )
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
@@ -26,11 +34,19 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 __all__ = [
+    "audit_pb2",
+    "audit_pb2_grpc",
     "core_pb2",
+    "keys_pb2",
+    "keys_pb2_grpc",
     "permissions_pb2",
     "permissions_pb2_grpc",
     "relationships_pb2",
     "relationships_pb2_grpc",
     "schema_pb2",
     "schema_pb2_grpc",
+    "tenancy_pb2",
+    "tenancy_pb2_grpc",
+    "tenants_pb2",
+    "tenants_pb2_grpc",
 ]

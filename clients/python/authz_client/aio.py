@@ -5,29 +5,19 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from types import TracebackType
-from typing import Any, Literal, TypeVar
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any
 
-import grpc
-
-from authz_client import _core
-from authz_client._core import BulkItem, ClientCore, Operation, RelationshipItem, Resource, Subject
-from authz_client._stubs import (
-    core_pb2,
-    permissions_pb2,
-    permissions_pb2_grpc,
-    relationships_pb2,
-    relationships_pb2_grpc,
-    schema_pb2,
-    schema_pb2_grpc,
-)
-from authz_client.retry import Backoff
+from authz_client import _core, _ops
+from authz_client._aio_admin import AsyncAdmin
+from authz_client._aio_base import Timeout
+from authz_client._core import BulkItem, Operation, RelationshipItem, Resource, Subject
+from authz_client._stubs import core_pb2, permissions_pb2, relationships_pb2, schema_pb2
 from authz_client.types import (
     CheckResult,
     Consistency,
     DeleteResult,
+    ExplainResult,
     FoundResource,
     FoundSubject,
     PermissionsResult,
@@ -35,79 +25,34 @@ from authz_client.types import (
     SchemaVersion,
     SchemaWriteResult,
     StoredRelationship,
+    WatchEvent,
     WriteResult,
 )
 
 __all__ = ["AsyncAuthzClient"]
 
-Req = TypeVar("Req")
-Resp = TypeVar("Resp")
-T = TypeVar("T")
-Timeout = float | Literal["default"] | None
+Contextual = Sequence[str | core_pb2.Relationship]
 
 
-class AsyncAuthzClient:
+class AsyncAuthzClient(AsyncAdmin):
     """Async client of the authorization service.
 
     `target` is `host:port`. `tenant` is the default for calls that do not name one.
     `api_key` is sent as `authorization: Bearer <key>`. `tls` is False (plaintext), True
-    (system roots) or grpc.ChannelCredentials. Calls failing with UNAVAILABLE are retried
-    up to `retries` times with exponential backoff from `backoff[0]` to `backoff[1]`
-    seconds (or a `Backoff`, which also sets the multiplier), all within one deadline of
-    `timeout` seconds per call (None: none). `interceptors` are grpc.aio client interceptors
-    (tracing, metrics); each attempt passes through them.
+    (system roots) or grpc.ChannelCredentials; `tls_ca` (a private CA), `tls_cert` and
+    `tls_key` (mTLS) and `tls_server_name` (the name the server's certificate carries)
+    take PEM bytes or file paths and turn TLS on. Calls failing with UNAVAILABLE are
+    retried up to `retries` times with exponential backoff from `backoff[0]` to
+    `backoff[1]` seconds (or a `Backoff`, which also sets the multiplier), all within one
+    deadline of `timeout` seconds per call (None: none). `max_batch` is the most items
+    per CheckBulk call (the server's AUTHZ_MAX_BATCH); larger batches are split.
+    `interceptors` are grpc.aio client interceptors (tracing, metrics); each attempt
+    passes through them.
 
     Read-your-writes: the client remembers the token of its last write in each tenant and
     sends it as `at_least_as_fresh` on later reads in that tenant that give no
     `consistency`. With concurrent writes, "last" means the one that completed last.
     """
-
-    def __init__(
-        self,
-        target: str,
-        *,
-        tenant: str | None = None,
-        api_key: str | None = None,
-        tls: bool | grpc.ChannelCredentials = False,
-        retries: int = 3,
-        backoff: tuple[float, float] | Backoff = (0.05, 1.0),
-        timeout: float | None = 5.0,
-        interceptors: Sequence[Any] = (),
-        options: Sequence[tuple[str, Any]] = (),
-    ) -> None:
-        self._core = ClientCore(
-            tenant=tenant, api_key=api_key, retries=retries, backoff=backoff, timeout=timeout
-        )
-        credentials = _core.channel_credentials(tls)
-        channel_options = [*_core.CHANNEL_OPTIONS, *options]
-        self._channel = (
-            grpc.aio.insecure_channel(target, channel_options, interceptors=list(interceptors))
-            if credentials is None
-            else grpc.aio.secure_channel(
-                target, credentials, channel_options, interceptors=list(interceptors)
-            )
-        )
-        self._permissions = permissions_pb2_grpc.PermissionsServiceStub(self._channel)
-        self._relationships = relationships_pb2_grpc.RelationshipsServiceStub(self._channel)
-        self._schema = schema_pb2_grpc.SchemaServiceStub(self._channel)
-
-    async def close(self) -> None:
-        await self._channel.close(grace=None)
-
-    async def __aenter__(self) -> AsyncAuthzClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    def last_token(self, tenant: str | None = None) -> str | None:
-        """The token of this client's last write in the tenant, if any."""
-        return self._core.last_token(self._core.tenant(tenant))
 
     # -- permissions ----------------------------------------------------------------------
 
@@ -120,10 +65,16 @@ class AsyncAuthzClient:
         tenant: str | None = None,
         context: dict[str, Any] | None = None,
         consistency: Consistency | None = None,
+        actor: Subject | None = None,
+        reason: str = "",
+        contextual_relationships: Contextual = (),
+        with_explanation: bool = False,
         timeout: Timeout = "default",
     ) -> CheckResult:
         """Decide `permission` for `subject` on `resource`, e.g.
-        `await client.check("document:1", "view", "user:alice", tenant="acme")`."""
+        `await client.check("document:1", "view", "user:alice", tenant="acme")`.
+        `actor` and `reason`: someone acting on the subject's behalf (impersonation).
+        `contextual_relationships`: relationships that hold for this call only."""
         tenant = self._core.tenant(tenant)
         request = permissions_pb2.CheckRequest(
             tenant=tenant,
@@ -132,6 +83,10 @@ class AsyncAuthzClient:
             subject=_core.subj(subject),
             context=_core.struct(context),
             consistency=self._core.consistency(tenant, consistency),
+            with_explanation=with_explanation,
+            actor=_ops.optional_subject(actor),
+            reason=reason,
+            contextual_relationships=_ops.contextual(contextual_relationships),
         )
         response = await self._unary(self._permissions.Check, request, timeout=timeout)
         return _core.check_result(response)
@@ -142,18 +97,33 @@ class AsyncAuthzClient:
         *,
         tenant: str | None = None,
         consistency: Consistency | None = None,
+        actor: Subject | None = None,
+        reason: str = "",
+        contextual_relationships: Contextual = (),
+        with_explanation: bool = False,
         timeout: Timeout = "default",
     ) -> list[CheckResult]:
         """Decide many (resource, permission, subject) items at one revision, in order.
-        An item that could not be decided has `error` set and is not allowed."""
+        An item that could not be decided has `error` set and is not allowed. More than
+        `max_batch` items are sent in several calls, the later ones at the first one's
+        revision (`at_exact_snapshot`), so every result has the same token."""
         tenant = self._core.tenant(tenant)
         request = permissions_pb2.CheckBulkRequest(
             tenant=tenant,
-            items=_core.bulk_items(items),
             consistency=self._core.consistency(tenant, consistency),
+            with_explanation=with_explanation,
+            actor=_ops.optional_subject(actor),
+            reason=reason,
+            contextual_relationships=_ops.contextual(contextual_relationships),
         )
-        response = await self._unary(self._permissions.CheckBulk, request, timeout=timeout)
-        return _core.bulk_results(response)
+        results: list[CheckResult] = []
+        for batch in _core.batches(_core.bulk_items(items), self._max_batch):
+            del request.items[:]
+            request.items.extend(batch)
+            response = await self._unary(self._permissions.CheckBulk, request, timeout=timeout)
+            results.extend(_core.bulk_results(response))
+            request.consistency.CopyFrom(_core.snapshot(response.checked_at.token))
+        return results
 
     async def list_permissions(
         self,
@@ -163,6 +133,7 @@ class AsyncAuthzClient:
         tenant: str | None = None,
         context: dict[str, Any] | None = None,
         consistency: Consistency | None = None,
+        contextual_relationships: Contextual = (),
         timeout: Timeout = "default",
     ) -> PermissionsResult:
         """Every permission of the resource's definition, decided for `subject`."""
@@ -173,6 +144,7 @@ class AsyncAuthzClient:
             subject=_core.subj(subject),
             context=_core.struct(context),
             consistency=self._core.consistency(tenant, consistency),
+            contextual_relationships=_ops.contextual(contextual_relationships),
         )
         response = await self._unary(self._permissions.ListPermissions, request, timeout=timeout)
         return _core.permissions_result(response)
@@ -232,6 +204,35 @@ class AsyncAuthzClient:
         return self._stream(
             self._permissions.LookupSubjects, request, _core.found_subject, timeout=timeout
         )
+
+    async def explain(
+        self,
+        resource: Resource,
+        permission: str,
+        subject: Subject,
+        *,
+        tenant: str | None = None,
+        context: dict[str, Any] | None = None,
+        consistency: Consistency | None = None,
+        actor: Subject | None = None,
+        reason: str = "",
+        contextual_relationships: Contextual = (),
+        timeout: Timeout = "default",
+    ) -> ExplainResult:
+        """Decide like `check` and return every evaluation step (`.explanation`)."""
+        tenant = self._core.tenant(tenant)
+        op = _ops.explain(
+            tenant,
+            _core.obj(resource),
+            permission,
+            _core.subj(subject),
+            context=_core.struct(context),
+            consistency=self._core.consistency(tenant, consistency),
+            actor=actor,
+            reason=reason,
+            contextual_relationships=contextual_relationships,
+        )
+        return await self._run(op, timeout)
 
     # -- relationships ----------------------------------------------------------------------
 
@@ -309,6 +310,29 @@ class AsyncAuthzClient:
             timeout=timeout,
         )
 
+    def watch(
+        self,
+        *,
+        after: str | None = None,
+        filters: Sequence[RelationshipFilter] = (),
+        tenant: str | None = None,
+        timeout: Timeout = None,
+    ) -> AsyncIterator[WatchEvent]:
+        """Stream the tenant's relationship changes, one event per revision, committed
+        after the token `after` (None: from now on). After a drop (UNAVAILABLE, or the
+        server closing the stream) the client reopens it after the last revision it
+        received, so no change is missed or repeated; it gives up after `retries`
+        consecutive failed attempts. Without `after`, a drop before the first event
+        reopens "from now on" and may miss changes made meanwhile: pass a token (for
+        example `(await client.get_tenant()).head`) to rule that out. No deadline by
+        default: a watch runs until the caller stops iterating."""
+        request = relationships_pb2.WatchRequest(
+            tenant=self._core.tenant(tenant), filters=[f.to_proto() for f in filters]
+        )
+        if after:
+            request.after.token = after
+        return self._watch(request, timeout=timeout)
+
     # -- schema -----------------------------------------------------------------------------
 
     async def write_schema(
@@ -329,57 +353,3 @@ class AsyncAuthzClient:
         request = schema_pb2.ReadSchemaRequest(schema_version=schema_version)
         response = await self._unary(self._schema.ReadSchema, request, timeout=timeout)
         return _core.schema_version(response)
-
-    # -- calls with retries -----------------------------------------------------------------
-
-    async def _unary(
-        self,
-        method: grpc.aio.UnaryUnaryMultiCallable[Req, Resp],
-        request: Req,
-        *,
-        timeout: Timeout,
-        idempotent: bool = True,
-    ) -> Resp:
-        deadline = self._core.deadline(timeout)
-        retry = 0
-        while True:
-            try:
-                return await method(
-                    request, timeout=deadline.remaining(), metadata=self._core.metadata
-                )
-            except grpc.RpcError as exc:
-                delay = self._core.retry_delay(exc, retry, idempotent=idempotent, deadline=deadline)
-                if delay is None:
-                    raise self._core.error(exc) from exc
-            retry += 1
-            await asyncio.sleep(delay)
-
-    async def _stream(
-        self,
-        method: grpc.aio.UnaryStreamMultiCallable[Req, Resp],
-        request: Req,
-        convert: Callable[[Resp], T],
-        *,
-        timeout: Timeout,
-    ) -> AsyncIterator[T]:
-        """Stream converted responses; after UNAVAILABLE, resume from the last cursor."""
-        deadline = self._core.deadline(timeout)
-        limit: int = getattr(request, "limit", 0)
-        cursor = core_pb2.Cursor()
-        yielded = retry = 0
-        while _core.resume(request, cursor, limit, yielded):
-            call = method(request, timeout=deadline.remaining(), metadata=self._core.metadata)
-            try:
-                async for response in call:
-                    yield convert(response)
-                    yielded += 1
-                    cursor = getattr(response, "cursor", cursor)
-                return
-            except grpc.RpcError as exc:
-                delay = self._core.retry_delay(exc, retry, idempotent=True, deadline=deadline)
-                if delay is None:
-                    raise self._core.error(exc) from exc
-            finally:
-                call.cancel()  # a consumer that stops early must not leave the call open
-            retry += 1
-            await asyncio.sleep(delay)

@@ -9,22 +9,29 @@ from typing import Any, Literal
 
 from authz_client._stubs import core_pb2
 from authz_client.errors import RpcError
+from authz_client.types_admin import RoleBinding
 
 __all__ = [
+    "CaveatEvaluation",
     "CheckItem",
     "CheckResult",
     "Consistency",
     "Decision",
     "DeleteResult",
     "ExcludedSubject",
+    "ExplainResult",
+    "Explanation",
+    "ExplanationNode",
     "FoundResource",
     "FoundSubject",
     "PermissionResult",
     "PermissionsResult",
+    "RelationshipChange",
     "RelationshipFilter",
     "SchemaVersion",
     "SchemaWriteResult",
     "StoredRelationship",
+    "WatchEvent",
     "WriteResult",
 ]
 
@@ -119,6 +126,8 @@ class CheckResult:
     decision_id: str
     token: str
     error: RpcError | None = None
+    # Only when the call asked for it (`with_explanation=True`).
+    explanation: Explanation | None = None
 
     @property
     def allowed(self) -> bool:
@@ -252,3 +261,78 @@ class SchemaVersion:
     schema_version: str
     create_time: datetime | None
     current: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CaveatEvaluation:
+    """A caveat evaluated during a decision: its context and its result."""
+
+    name: str
+    context: dict[str, Any] = field(hash=False)
+    result: Decision
+    missing_context: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ExplanationNode:
+    """One evaluation step. `kind` is `permission`, `relation`, `union`, `intersection`,
+    `exclusion`, `arrow`, `arrow_all`, `nil`, `relationship`, `role_binding` or
+    `impersonation`; the text fields are empty when they do not apply to the kind.
+    `same_as` names the `node_id` of an identical step shown once elsewhere."""
+
+    kind: str
+    object: str
+    relation: str
+    result: Decision
+    expression: str
+    subject: str
+    relationship: str
+    contextual: bool
+    caveat: CaveatEvaluation | None
+    binding: RoleBinding | None
+    children: tuple[ExplanationNode, ...]
+    node_id: int
+    same_as: int
+    truncated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """The evaluation tree of a decision. `deny_reason` (for example `no_grant`,
+    `excluded`, `subject_suspended`, `non_delegable`) says why a denial is one."""
+
+    root: ExplanationNode | None
+    deny_reason: str
+    truncated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainResult:
+    """A decision with every evaluation step behind it (see `explain`)."""
+
+    decision: Decision
+    missing_context: tuple[str, ...]
+    explanation: Explanation
+    token: str
+    decision_id: str
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision is Decision.ALLOWED
+
+
+@dataclass(frozen=True, slots=True)
+class RelationshipChange:
+    """One change streamed by `watch`: `operation` is `touch` or `delete`."""
+
+    operation: str
+    text: str
+    relationship: core_pb2.Relationship = field(compare=False, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    """The changes of one revision; `token` is where a resumed watch continues from."""
+
+    changes: tuple[RelationshipChange, ...]
+    token: str

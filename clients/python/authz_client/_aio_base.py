@@ -1,0 +1,202 @@
+"""The async client's channel, stubs and call runners (retries, stream resumption)."""
+
+# ruff: noqa: ASYNC109 -- `timeout` becomes the gRPC deadline, which the server sees and
+# budgets its work by; asyncio.timeout around the call could not tell the server anything.
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar
+
+import grpc
+
+from authz_client import _core, _results
+from authz_client._core import ClientCore, PemSource
+from authz_client._ops import Stream, Unary
+from authz_client._stubs import (
+    audit_pb2_grpc,
+    core_pb2,
+    keys_pb2_grpc,
+    permissions_pb2_grpc,
+    relationships_pb2,
+    relationships_pb2_grpc,
+    schema_pb2_grpc,
+    tenancy_pb2_grpc,
+    tenants_pb2_grpc,
+)
+from authz_client.retry import Backoff
+from authz_client.types import WatchEvent
+
+__all__ = ["AsyncBase", "Timeout"]
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+T = TypeVar("T")
+Timeout = float | Literal["default"] | None
+
+
+class AsyncBase:
+    """Construction and call mechanics of AsyncAuthzClient (see its docstring)."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        tenant: str | None = None,
+        api_key: str | None = None,
+        tls: bool | grpc.ChannelCredentials = False,
+        tls_ca: PemSource | None = None,
+        tls_cert: PemSource | None = None,
+        tls_key: PemSource | None = None,
+        tls_server_name: str | None = None,
+        retries: int = 3,
+        backoff: tuple[float, float] | Backoff = (0.05, 1.0),
+        timeout: float | None = 5.0,
+        max_batch: int = _core.MAX_BATCH,
+        interceptors: Sequence[Any] = (),
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        self._core = ClientCore(
+            tenant=tenant, api_key=api_key, retries=retries, backoff=backoff, timeout=timeout
+        )
+        if max_batch < 1:
+            raise ValueError("max_batch must be >= 1")
+        self._max_batch = max_batch
+        credentials, tls_options = _core.channel_security(
+            tls, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key, tls_server_name=tls_server_name
+        )
+        channel_options = [*_core.CHANNEL_OPTIONS, *tls_options, *options]
+        self._channel = (
+            grpc.aio.insecure_channel(target, channel_options, interceptors=list(interceptors))
+            if credentials is None
+            else grpc.aio.secure_channel(
+                target, credentials, channel_options, interceptors=list(interceptors)
+            )
+        )
+        self._permissions = permissions_pb2_grpc.PermissionsServiceStub(self._channel)
+        self._relationships = relationships_pb2_grpc.RelationshipsServiceStub(self._channel)
+        self._schema = schema_pb2_grpc.SchemaServiceStub(self._channel)
+        self._stubs: dict[str, Any] = {
+            "PermissionsService": self._permissions,
+            "RelationshipsService": self._relationships,
+            "SchemaService": self._schema,
+            "TenantService": tenants_pb2_grpc.TenantServiceStub(self._channel),
+            "KeysService": keys_pb2_grpc.KeysServiceStub(self._channel),
+            "TenancyService": tenancy_pb2_grpc.TenancyServiceStub(self._channel),
+            "AuditService": audit_pb2_grpc.AuditServiceStub(self._channel),
+        }
+
+    async def close(self) -> None:
+        await self._channel.close(grace=None)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def last_token(self, tenant: str | None = None) -> str | None:
+        """The token of this client's last write in the tenant, if any."""
+        return self._core.last_token(self._core.tenant(tenant))
+
+    # -- runners ----------------------------------------------------------------------------
+
+    async def _run(self, op: Unary[T], timeout: Timeout) -> T:
+        method = getattr(self._stubs[op.service], op.method)
+        response = await self._unary(method, op.request, timeout=timeout, idempotent=op.idempotent)
+        if op.tenant is not None and op.written is not None:
+            self._core.remember(op.tenant, op.written(response))
+        return op.convert(response)
+
+    def _run_stream(self, op: Stream[T], timeout: Timeout) -> AsyncIterator[T]:
+        method = getattr(self._stubs[op.service], op.method)
+        return self._stream(method, op.request, op.convert, timeout=timeout)
+
+    async def _unary(
+        self,
+        method: grpc.aio.UnaryUnaryMultiCallable[Req, Resp],
+        request: Req,
+        *,
+        timeout: Timeout,
+        idempotent: bool = True,
+    ) -> Resp:
+        deadline = self._core.deadline(timeout)
+        retry = 0
+        while True:
+            try:
+                return await method(
+                    request, timeout=deadline.remaining(), metadata=self._core.metadata
+                )
+            except grpc.RpcError as exc:
+                delay = self._core.retry_delay(exc, retry, idempotent=idempotent, deadline=deadline)
+                if delay is None:
+                    raise self._core.error(exc) from exc
+            retry += 1
+            await asyncio.sleep(delay)
+
+    async def _stream(
+        self,
+        method: grpc.aio.UnaryStreamMultiCallable[Req, Resp],
+        request: Req,
+        convert: Callable[[Resp], T],
+        *,
+        timeout: Timeout,
+    ) -> AsyncIterator[T]:
+        """Stream converted responses; after UNAVAILABLE, resume from the last cursor."""
+        deadline = self._core.deadline(timeout)
+        limit: int = getattr(request, "limit", 0)
+        cursor = core_pb2.Cursor()
+        yielded = retry = 0
+        while _core.resume(request, cursor, limit, yielded):
+            call = method(request, timeout=deadline.remaining(), metadata=self._core.metadata)
+            try:
+                async for response in call:
+                    yield convert(response)
+                    yielded += 1
+                    cursor = getattr(response, "cursor", cursor)
+                return
+            except grpc.RpcError as exc:
+                delay = self._core.retry_delay(exc, retry, idempotent=True, deadline=deadline)
+                if delay is None:
+                    raise self._core.error(exc) from exc
+            finally:
+                call.cancel()  # a consumer that stops early must not leave the call open
+            retry += 1
+            await asyncio.sleep(delay)
+
+    async def _watch(
+        self, request: relationships_pb2.WatchRequest, *, timeout: Timeout
+    ) -> AsyncIterator[WatchEvent]:
+        """Stream revisions; after a drop, reopen after the last revision received."""
+        deadline = self._core.deadline(timeout)
+        retry = 0
+        while True:
+            call = self._relationships.Watch(
+                request, timeout=deadline.remaining(), metadata=self._core.metadata
+            )
+            try:
+                async for response in call:
+                    retry = 0  # the budget is for consecutive failures, not a lifetime
+                    event = _results.watch_event(response)
+                    request.after.token = event.token
+                    yield event
+                # A watch has no natural end: a server that closes it is going away
+                # (draining for a restart), which is the same as a drop.
+                delay = self._core.resume_delay(retry, deadline)
+            except grpc.RpcError as exc:
+                delay = self._core.retry_delay(exc, retry, idempotent=True, deadline=deadline)
+                if delay is None:
+                    raise self._core.error(exc) from exc
+            finally:
+                call.cancel()
+            if delay is None:
+                raise self._core.ended("Watch")
+            retry += 1
+            await asyncio.sleep(delay)
