@@ -36,10 +36,18 @@ _LISTENING = re.compile(r"^authz: listening on (\S+:\d+) \((?:plaintext|TLS|mTLS
 
 
 class ServerProcess:
-    """`python -m authz_service serve` on memory:// with the demo data."""
+    """`python -m authz_service serve` with the demo data: on memory:// unless `flags`
+    say otherwise (later flags win), with `env` added to the environment."""
 
-    def __init__(self, listen: str = "127.0.0.1:0") -> None:
+    def __init__(
+        self,
+        listen: str = "127.0.0.1:0",
+        flags: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.listen = listen
+        self.flags = flags
+        self.env = env or {}
         self.target = ""
         self._proc: subprocess.Popen[str] | None = None
         self._lines: queue.Queue[str | None] = queue.Queue()
@@ -49,9 +57,15 @@ class ServerProcess:
     def start(self, timeout: float = 60.0) -> str:
         """Start the server; return its `host:port` once it is listening."""
         python = os.environ.get("AUTHZ_PYTHON", sys.executable)
-        env = {**os.environ, "AUTHZ_DATA_DIR": self._data.name, "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "AUTHZ_DATA_DIR": self._data.name,
+            "PYTHONUNBUFFERED": "1",
+            **self.env,
+        }
+        command = ["serve", "--listen", self.listen, *SERVE_FLAGS, *self.flags]
         self._proc = subprocess.Popen(
-            [python, "-m", "authz_service", "serve", "--listen", self.listen, *SERVE_FLAGS],
+            [python, "-m", "authz_service", *command],
             cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
