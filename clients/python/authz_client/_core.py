@@ -392,6 +392,16 @@ def batches(
     return [items[i : i + size] for i in range(0, len(items), size)] or [[]]
 
 
+def with_items(
+    template: permissions_pb2.CheckBulkRequest, items: list[permissions_pb2.CheckBulkRequestItem]
+) -> permissions_pb2.CheckBulkRequest:
+    """A copy of `template` with `items`: each slice is its own request message."""
+    request = permissions_pb2.CheckBulkRequest()
+    request.CopyFrom(template)
+    request.items.extend(items)
+    return request
+
+
 def snapshot(token: str) -> core_pb2.Consistency:
     """What every slice after the first is decided at: the first slice's revision, so a
     split batch answers at one revision like a single call."""

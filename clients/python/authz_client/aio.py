@@ -118,9 +118,8 @@ class AsyncAuthzClient(AsyncAdmin):
         )
         results: list[CheckResult] = []
         for batch in _core.batches(_core.bulk_items(items), self._max_batch):
-            del request.items[:]
-            request.items.extend(batch)
-            response = await self._unary(self._permissions.CheckBulk, request, timeout=timeout)
+            part = _core.with_items(request, batch)
+            response = await self._unary(self._permissions.CheckBulk, part, timeout=timeout)
             results.extend(_core.bulk_results(response))
             request.consistency.CopyFrom(_core.snapshot(response.checked_at.token))
         return results
