@@ -385,8 +385,8 @@ MAX_BATCH = 1000
 def batches(
     items: list[permissions_pb2.CheckBulkRequestItem], size: int
 ) -> list[list[permissions_pb2.CheckBulkRequestItem]]:
-    """`items` in consecutive slices of at most `size`; an empty batch stays one (empty)
-    call, so the server reports it like any other bad request."""
+    """`items` in consecutive slices of at most `size`; an empty batch stays one call,
+    so that it is the server that answers it (with no results)."""
     if size < 1:
         raise ValueError("max_batch must be >= 1")
     return [items[i : i + size] for i in range(0, len(items), size)] or [[]]

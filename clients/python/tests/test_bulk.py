@@ -64,9 +64,7 @@ def test_the_sync_client_splits_too(server: str) -> None:
     assert len({r.token for r in results}) == 1
 
 
-async def test_an_explicit_snapshot_applies_to_every_slice(
-    server: str, recorder: Recorder
-) -> None:
+async def test_an_explicit_snapshot_applies_to_every_slice(server: str, recorder: Recorder) -> None:
     async with AsyncAuthzClient(
         server, tenant="demo", max_batch=2, interceptors=[recorder]
     ) as client:
@@ -85,9 +83,7 @@ def test_max_batch_must_be_positive(max_batch: int) -> None:
         AuthzClient("127.0.0.1:1", max_batch=max_batch)
 
 
-async def test_an_empty_batch_is_one_call_with_no_results(
-    server: str, recorder: Recorder
-) -> None:
+async def test_an_empty_batch_is_one_call_with_no_results(server: str, recorder: Recorder) -> None:
     async with AsyncAuthzClient(server, tenant="demo", interceptors=[recorder]) as client:
         assert await client.check_bulk([]) == []
     assert [m for m, _ in recorder.requests] == ["/authz.v1.PermissionsService/CheckBulk"]
