@@ -122,8 +122,45 @@ def test_retry_decisions() -> None:
     assert core.retry_delay(_error(UNAVAILABLE), 1, idempotent=True, deadline=forever)
     assert core.retry_delay(_error(UNAVAILABLE), 2, idempotent=True, deadline=forever) is None
     assert core.retry_delay(_error(UNAVAILABLE), 0, idempotent=False, deadline=forever) is None
-    for code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED):
+    for code in (
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.INTERNAL,
+    ):
         assert core.retry_delay(_error(code), 0, idempotent=True, deadline=forever) is None
     # The first wait is at least 25 ms: with 10 ms left there is no time for another try.
     almost_over = Deadline(time.monotonic() + 0.01)
     assert core.retry_delay(_error(UNAVAILABLE), 0, idempotent=True, deadline=almost_over) is None
+
+
+async def test_admin_writes_are_not_retried_reads_are(recorder: Recorder) -> None:
+    # None of the administration writes takes an idempotency key: one attempt only.
+    async with AsyncAuthzClient(
+        f"127.0.0.1:{free_port()}",
+        tenant="demo",
+        retries=2,
+        backoff=(0.001, 0.002),
+        interceptors=[recorder],
+    ) as client:
+        writes = [
+            client.create_role("reader", [("document", "view")]),
+            client.create_binding("reader", "user:alice"),
+            client.suspend_subject("user:alice", reason="test"),
+            client.create_key(scopes=["check"]),
+            client.create_tenant("other"),
+        ]
+        for write in writes:
+            with pytest.raises(UnavailableError):
+                await write
+        assert recorder.codes == [UNAVAILABLE] * len(writes)
+
+        recorder.codes.clear()
+        with pytest.raises(UnavailableError):
+            await client.list_roles()
+        with pytest.raises(UnavailableError):
+            await client.revoke_key("k1")  # revoking twice is harmless: retried
+        assert recorder.codes == [UNAVAILABLE] * 6

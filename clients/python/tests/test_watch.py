@@ -5,7 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from authz_client import AsyncAuthzClient, AuthzClient, RelationshipFilter, WatchEvent
+import pytest
+from authz_client import (
+    AsyncAuthzClient,
+    AuthzClient,
+    InvalidArgumentError,
+    RelationshipFilter,
+    WatchEvent,
+)
 from client_support import ServerProcess, free_port
 
 # A watch is an open stream: let the draining server end it soon.
@@ -75,3 +82,10 @@ def test_sync_watch_with_a_filter(pg_server: str) -> None:
     assert _texts(event) == ["document:y#viewer@user:erin"]
     assert event.changes[0].operation == "touch"
     assert event.token
+
+
+async def test_a_refused_watch_is_not_retried(client: AsyncAuthzClient) -> None:
+    events = client.watch(after="not-a-token")
+    with pytest.raises(InvalidArgumentError) as caught:
+        await anext(events)
+    assert [v.field for v in caught.value.field_violations] == ["after"]

@@ -1,0 +1,84 @@
+"""Explain, impersonation and contextual relationships through the client (demo data)."""
+
+from __future__ import annotations
+
+import pytest
+from authz_client import (
+    AsyncAuthzClient,
+    AuthzClient,
+    Decision,
+    ExplanationNode,
+    InvalidArgumentError,
+)
+
+
+def _nodes(node: ExplanationNode) -> list[ExplanationNode]:
+    return [node, *(n for child in node.children for n in _nodes(child))]
+
+
+async def test_explain_returns_the_tree(client: AsyncAuthzClient) -> None:
+    result = await client.explain("document:readme", "view", "user:alice")
+    assert result.allowed
+    assert result.decision_id
+    root = result.explanation.root
+    assert root is not None
+    assert root.kind == "permission"
+    assert root.object == "document:readme"
+    assert root.result is Decision.ALLOWED
+    relationships = {n.relationship for n in _nodes(root) if n.kind == "relationship"}
+    assert "document:readme#owner@user:alice" in relationships
+
+    denied = await client.explain("document:roadmap", "view", "user:bob")
+    assert denied.decision is Decision.DENIED
+    assert denied.explanation.deny_reason == "excluded"
+
+
+async def test_check_with_explanation(client: AsyncAuthzClient) -> None:
+    plain = await client.check("document:readme", "view", "user:alice")
+    explained = await client.check("document:readme", "view", "user:alice", with_explanation=True)
+    assert plain.explanation is None
+    assert explained.explanation is not None
+    assert explained.explanation.root is not None
+
+
+async def test_impersonation(client: AsyncAuthzClient) -> None:
+    # sam supports alice: acting for her he may view, but never delete (non-delegable).
+    view = await client.check(
+        "document:readme", "view", "user:alice", actor="user:sam", reason="ticket 42"
+    )
+    delete = await client.check(
+        "document:readme", "delete", "user:alice", actor="user:sam", reason="ticket 42"
+    )
+    stranger = await client.check(
+        "document:readme", "view", "user:alice", actor="user:bob", reason="ticket 42"
+    )
+    assert view.allowed
+    assert delete.decision is Decision.DENIED
+    assert stranger.decision is Decision.DENIED
+    explained = await client.explain(
+        "document:readme", "delete", "user:alice", actor="user:sam", reason="ticket 42"
+    )
+    assert explained.explanation.deny_reason == "non_delegable"
+
+    with pytest.raises(InvalidArgumentError) as caught:
+        await client.check("document:readme", "view", "user:alice", actor="user:sam")
+    assert [v.field for v in caught.value.field_violations] == ["reason"]
+
+
+def test_contextual_relationships(server: str) -> None:
+    grant = ["document:roadmap#viewer@user:erin"]
+    with AuthzClient(server, tenant="demo") as client:
+        assert not client.check("document:roadmap", "view", "user:erin").allowed
+        assert client.check(
+            "document:roadmap", "view", "user:erin", contextual_relationships=grant
+        ).allowed
+        listed = client.list_permissions(
+            "document:roadmap", "user:erin", contextual_relationships=grant
+        )
+        assert listed.allowed == {"view"}
+        [bulk] = client.check_bulk(
+            [("document:roadmap", "view", "user:erin")], contextual_relationships=grant
+        )
+        assert bulk.allowed
+        # Never stored: the next call without it is denied again.
+        assert not client.check("document:roadmap", "view", "user:erin").allowed
