@@ -74,6 +74,7 @@ from authz_client.types_admin import (
     SubjectStatus,
     Tenant,
     TenantDeletion,
+    TenantExport,
 )
 from authz_client.types_audit import DecisionRecord, LogProblem, LogVerification
 
@@ -133,6 +134,7 @@ __all__ = [
     "SubjectStatus",
     "Tenant",
     "TenantDeletion",
+    "TenantExport",
     "TextFormError",
     "UnauthenticatedError",
     "UnavailableError",

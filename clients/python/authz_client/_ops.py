@@ -21,6 +21,7 @@ from authz_client.types import Decision, ExplainResult
 from authz_client.types_audit import DecisionRecord, LogVerification
 
 __all__ = [
+    "Collect",
     "Stream",
     "Unary",
     "contextual",
@@ -30,6 +31,7 @@ __all__ = [
     "optional_object",
     "optional_subject",
     "query_decisions",
+    "subjects",
     "timestamp",
     "verify_log",
 ]
@@ -61,6 +63,17 @@ class Stream(Generic[T]):
     convert: Callable[[Any], T]
 
 
+@dataclass(frozen=True, slots=True)
+class Collect(Generic[T]):
+    """A server stream read whole into one result: it has no cursor to resume from, so
+    after UNAVAILABLE it is read again from the start."""
+
+    service: str
+    method: str
+    request: Message
+    convert: Callable[[list[Any]], T]
+
+
 # -- argument conversions ---------------------------------------------------------------
 
 
@@ -78,6 +91,10 @@ def optional_subject(
     if value is None or value == "":
         return None
     return text.parse_subject(value) if isinstance(value, str) else value
+
+
+def subjects(values: Iterable[str | core_pb2.SubjectReference]) -> list[core_pb2.SubjectReference]:
+    return [text.parse_subject(v) if isinstance(v, str) else v for v in values]
 
 
 def contextual(
@@ -115,6 +132,7 @@ def explain(
     actor: str | core_pb2.SubjectReference | None,
     reason: str,
     contextual_relationships: Sequence[str | core_pb2.Relationship],
+    agents: Sequence[str | core_pb2.SubjectReference],
 ) -> Unary[ExplainResult]:
     request = permissions_pb2.ExplainRequest(
         tenant=tenant,
@@ -126,6 +144,7 @@ def explain(
         actor=optional_subject(actor),
         reason=reason,
         contextual_relationships=contextual(contextual_relationships),
+        agents=subjects(agents),
     )
     return Unary("PermissionsService", "Explain", request, _results.explain_result)
 

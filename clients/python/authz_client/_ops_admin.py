@@ -8,14 +8,17 @@ applied twice or fail its second time with a misleading status).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+import grpc
 from google.protobuf import duration_pb2
 
 from authz_client import _results, text
 from authz_client._ops import (
+    Collect,
     Unary,
     contextual,
     cursor,
@@ -24,6 +27,7 @@ from authz_client._ops import (
     timestamp,
 )
 from authz_client._stubs import core_pb2, keys_pb2, tenancy_pb2, tenants_pb2
+from authz_client.errors import error_for
 from authz_client.types import WriteResult
 from authz_client.types_admin import (
     ApiKey,
@@ -42,6 +46,7 @@ from authz_client.types_admin import (
     SubjectStatus,
     Tenant,
     TenantDeletion,
+    TenantExport,
 )
 from authz_client.types_admin import Role as RoleValue
 
@@ -54,6 +59,7 @@ __all__ = [
     "delete_role",
     "delete_tenant",
     "deprovision_subject",
+    "export_tenant",
     "get_scim_sync",
     "get_subject_status",
     "get_tenant",
@@ -122,8 +128,10 @@ def reactivate_tenant(name: str, reason: str) -> Unary[WriteResult]:
     )
 
 
-def delete_tenant(name: str, reason: str) -> Unary[TenantDeletion]:
-    request = tenants_pb2.DeleteTenantRequest(name=name, reason=reason)
+def delete_tenant(name: str, reason: str, expected_export_sha256: str) -> Unary[TenantDeletion]:
+    request = tenants_pb2.DeleteTenantRequest(
+        name=name, reason=reason, expected_export_sha256=expected_export_sha256
+    )
     return Unary(
         "TenantService",
         "DeleteTenant",
@@ -137,6 +145,24 @@ def delete_tenant(name: str, reason: str) -> Unary[TenantDeletion]:
         ),
         False,
     )
+
+
+def export_tenant(name: str) -> Collect[TenantExport]:
+    request = tenants_pb2.ExportTenantRequest(name=name)
+    return Collect("TenantService", "ExportTenant", request, _tenant_export)
+
+
+def _tenant_export(responses: list[tenants_pb2.ExportTenantResponse]) -> TenantExport:
+    export = "".join(r.chunk for r in responses)
+    last = responses[-1] if responses else tenants_pb2.ExportTenantResponse()
+    # The digest covers the whole export: a stream cut short or garbled must not pass
+    # for a complete export that a later DeleteTenant would then purge against.
+    if hashlib.sha256(export.encode()).hexdigest() != last.export_sha256:
+        raise error_for(
+            grpc.StatusCode.DATA_LOSS,
+            "the streamed export does not match its SHA-256; export it again",
+        )
+    return TenantExport(export, last.relationship_count, last.export_sha256, last.exported_at.token)
 
 
 # -- API keys ---------------------------------------------------------------------------

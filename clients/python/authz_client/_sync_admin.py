@@ -29,6 +29,7 @@ from authz_client.types_admin import (
     SubjectStatus,
     Tenant,
     TenantDeletion,
+    TenantExport,
 )
 from authz_client.types_audit import DecisionRecord, LogVerification
 
@@ -63,11 +64,24 @@ class SyncAdmin(SyncBase):
     ) -> WriteResult:
         return self._run(_ops_admin.reactivate_tenant(self._core.tenant(name), reason), timeout)
 
+    def export_tenant(
+        self, name: str | None = None, *, timeout: Timeout = "default"
+    ) -> TenantExport:
+        """The whole export of a suspended tenant, its SHA-256 checked by the client."""
+        return self._collect(_ops_admin.export_tenant(self._core.tenant(name)), timeout)
+
     def delete_tenant(
-        self, name: str, *, reason: str = "", timeout: Timeout = "default"
+        self,
+        name: str,
+        *,
+        reason: str = "",
+        expected_export_sha256: str = "",
+        timeout: Timeout = "default",
     ) -> TenantDeletion:
-        """Delete tenant `name` (always named explicitly) and return its export."""
-        return self._run(_ops_admin.delete_tenant(name, reason), timeout)
+        """Delete tenant `name` (always named explicitly) and return its export; with
+        `expected_export_sha256` (from `export_tenant`), only if the export still has it."""
+        op = _ops_admin.delete_tenant(name, reason, expected_export_sha256)
+        return self._run(op, timeout)
 
     # -- API keys (KeysService) -----------------------------------------------------------
 

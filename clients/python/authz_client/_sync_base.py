@@ -11,7 +11,7 @@ import grpc
 
 from authz_client import _core, _results
 from authz_client._core import ClientCore, PemSource
-from authz_client._ops import Stream, Unary
+from authz_client._ops import Collect, Stream, Unary
 from authz_client._stubs import (
     audit_pb2_grpc,
     core_pb2,
@@ -114,6 +114,23 @@ class SyncBase:
     def _run_stream(self, op: Stream[T], timeout: Timeout) -> Iterator[T]:
         method = getattr(self._stubs[op.service], op.method)
         return self._stream(method, op.request, op.convert, timeout=timeout)
+
+    def _collect(self, op: Collect[T], timeout: Timeout) -> T:
+        method = getattr(self._stubs[op.service], op.method)
+        deadline = self._core.deadline(timeout)
+        retry = 0
+        while True:
+            call = method(op.request, timeout=deadline.remaining(), metadata=self._core.metadata)
+            try:
+                return op.convert(list(call))
+            except grpc.RpcError as exc:
+                delay = self._core.retry_delay(exc, retry, idempotent=True, deadline=deadline)
+                if delay is None:
+                    raise self._core.error(exc) from exc
+            finally:
+                call.cancel()
+            retry += 1
+            time.sleep(delay)  # backoff between attempts, not synchronisation
 
     def _unary(
         self,

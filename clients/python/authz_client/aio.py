@@ -68,12 +68,14 @@ class AsyncAuthzClient(AsyncAdmin):
         actor: Subject | None = None,
         reason: str = "",
         contextual_relationships: Contextual = (),
+        agents: Sequence[Subject] = (),
         with_explanation: bool = False,
         timeout: Timeout = "default",
     ) -> CheckResult:
         """Decide `permission` for `subject` on `resource`, e.g.
         `await client.check("document:1", "view", "user:alice", tenant="acme")`.
-        `actor` and `reason`: someone acting on the subject's behalf (impersonation).
+        `actor` and `reason`: someone acting on the subject's behalf (impersonation);
+        `agents`: the delegation chain of service accounts acting for the subject.
         `contextual_relationships`: relationships that hold for this call only."""
         tenant = self._core.tenant(tenant)
         request = permissions_pb2.CheckRequest(
@@ -87,6 +89,7 @@ class AsyncAuthzClient(AsyncAdmin):
             actor=_ops.optional_subject(actor),
             reason=reason,
             contextual_relationships=_ops.contextual(contextual_relationships),
+            agents=_ops.subjects(agents),
         )
         response = await self._unary(self._permissions.Check, request, timeout=timeout)
         return _core.check_result(response)
@@ -100,6 +103,7 @@ class AsyncAuthzClient(AsyncAdmin):
         actor: Subject | None = None,
         reason: str = "",
         contextual_relationships: Contextual = (),
+        agents: Sequence[Subject] = (),
         with_explanation: bool = False,
         timeout: Timeout = "default",
     ) -> list[CheckResult]:
@@ -115,6 +119,7 @@ class AsyncAuthzClient(AsyncAdmin):
             actor=_ops.optional_subject(actor),
             reason=reason,
             contextual_relationships=_ops.contextual(contextual_relationships),
+            agents=_ops.subjects(agents),
         )
         results: list[CheckResult] = []
         for batch in _core.batches(_core.bulk_items(items), self._max_batch):
@@ -216,6 +221,7 @@ class AsyncAuthzClient(AsyncAdmin):
         actor: Subject | None = None,
         reason: str = "",
         contextual_relationships: Contextual = (),
+        agents: Sequence[Subject] = (),
         timeout: Timeout = "default",
     ) -> ExplainResult:
         """Decide like `check` and return every evaluation step (`.explanation`)."""
@@ -230,6 +236,7 @@ class AsyncAuthzClient(AsyncAdmin):
             actor=actor,
             reason=reason,
             contextual_relationships=contextual_relationships,
+            agents=agents,
         )
         return await self._run(op, timeout)
 

@@ -65,12 +65,14 @@ class AuthzClient(SyncAdmin):
         actor: Subject | None = None,
         reason: str = "",
         contextual_relationships: Contextual = (),
+        agents: Sequence[Subject] = (),
         with_explanation: bool = False,
         timeout: Timeout = "default",
     ) -> CheckResult:
         """Decide `permission` for `subject` on `resource`, e.g.
         `client.check("document:1", "view", "user:alice", tenant="acme")`.
-        `actor` and `reason`: someone acting on the subject's behalf (impersonation).
+        `actor` and `reason`: someone acting on the subject's behalf (impersonation);
+        `agents`: the delegation chain of service accounts acting for the subject.
         `contextual_relationships`: relationships that hold for this call only."""
         tenant = self._core.tenant(tenant)
         request = permissions_pb2.CheckRequest(
@@ -84,6 +86,7 @@ class AuthzClient(SyncAdmin):
             actor=_ops.optional_subject(actor),
             reason=reason,
             contextual_relationships=_ops.contextual(contextual_relationships),
+            agents=_ops.subjects(agents),
         )
         response = self._unary(self._permissions.Check, request, timeout=timeout)
         return _core.check_result(response)
@@ -97,6 +100,7 @@ class AuthzClient(SyncAdmin):
         actor: Subject | None = None,
         reason: str = "",
         contextual_relationships: Contextual = (),
+        agents: Sequence[Subject] = (),
         with_explanation: bool = False,
         timeout: Timeout = "default",
     ) -> list[CheckResult]:
@@ -112,6 +116,7 @@ class AuthzClient(SyncAdmin):
             actor=_ops.optional_subject(actor),
             reason=reason,
             contextual_relationships=_ops.contextual(contextual_relationships),
+            agents=_ops.subjects(agents),
         )
         results: list[CheckResult] = []
         for batch in _core.batches(_core.bulk_items(items), self._max_batch):
@@ -213,6 +218,7 @@ class AuthzClient(SyncAdmin):
         actor: Subject | None = None,
         reason: str = "",
         contextual_relationships: Contextual = (),
+        agents: Sequence[Subject] = (),
         timeout: Timeout = "default",
     ) -> ExplainResult:
         """Decide like `check` and return every evaluation step (`.explanation`)."""
@@ -227,6 +233,7 @@ class AuthzClient(SyncAdmin):
             actor=actor,
             reason=reason,
             contextual_relationships=contextual_relationships,
+            agents=agents,
         )
         return self._run(op, timeout)
 

@@ -32,6 +32,7 @@ __all__ = [
     "SubjectStatus",
     "Tenant",
     "TenantDeletion",
+    "TenantExport",
 ]
 
 T = TypeVar("T")
@@ -60,12 +61,23 @@ class Tenant:
 
 @dataclass(frozen=True, slots=True)
 class TenantDeletion:
-    """What `delete_tenant` removed: the export (validation-file YAML) and its digest."""
+    """What `delete_tenant` removed: the export (one relationship per line, in the form
+    `authz import` reads; empty when the call named `expected_export_sha256`)."""
 
     export: str
     relationship_count: int
     export_sha256: str
     revoked_key_ids: tuple[str, ...]
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class TenantExport:
+    """A suspended tenant's export, streamed whole (see `export_tenant`)."""
+
+    export: str
+    relationship_count: int
+    export_sha256: str
     token: str
 
 

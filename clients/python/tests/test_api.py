@@ -60,6 +60,7 @@ def test_public_names() -> None:
         "SubjectStatus",
         "Tenant",
         "TenantDeletion",
+        "TenantExport",
         "TextFormError",
         "UnauthenticatedError",
         "UnavailableError",

@@ -139,8 +139,14 @@ CALLS: dict[str, tuple[str, Callable[[Ctx], Call]]] = {
         lambda c: _call(c["Check"].decision_id),
     ),
     "TenantService/SuspendTenant": ("suspend_tenant", lambda c: _call(reason="cov")),
+    "TenantService/ExportTenant": ("export_tenant", lambda c: _call()),
     "TenantService/ReactivateTenant": ("reactivate_tenant", lambda c: _call(reason="cov")),
-    "TenantService/DeleteTenant": ("delete_tenant", lambda c: _call(c["tenant"], reason="cov")),
+    "TenantService/DeleteTenant": (
+        "delete_tenant",
+        lambda c: _call(
+            c["tenant"], reason="cov", expected_export_sha256=c["ExportTenant"].export_sha256
+        ),
+    ),
 }
 
 
@@ -284,7 +290,8 @@ def _check_outcomes(ctx: Ctx, sent: list[str]) -> None:
     assert not ctx["Explain"].allowed or ctx["Explain"].explanation.root is not None
     assert ctx["Watch"].changes[0].text == f"{_doc(ctx)}#viewer@user:erin"
     assert ctx["ExplainDecision"].decision_id == ctx["Check"].decision_id
-    assert ctx["DeleteTenant"].export_sha256
+    assert ctx["ExportTenant"].relationship_count >= 1
+    assert ctx["DeleteTenant"].export_sha256 == ctx["ExportTenant"].export_sha256
 
 
 async def test_every_rpc_through_the_async_client(pg_server: str) -> None:

@@ -82,3 +82,16 @@ def test_contextual_relationships(server: str) -> None:
         assert bulk.allowed
         # Never stored: the next call without it is denied again.
         assert not client.check("document:roadmap", "view", "user:erin").allowed
+
+
+async def test_delegation_to_agents(client: AsyncAuthzClient) -> None:
+    # Allowed only where the subject and every agent are: bob may view the readme, sam not.
+    both = await client.check("document:readme", "view", "user:alice", agents=["user:bob"])
+    assert both.allowed
+    explained = await client.explain("document:readme", "view", "user:alice", agents=["user:sam"])
+    assert explained.decision is Decision.DENIED
+    assert explained.explanation.deny_reason == "agent_not_allowed"
+    [bulk] = await client.check_bulk(
+        [("document:readme", "view", "user:alice")], agents=["user:sam"]
+    )
+    assert bulk.decision is Decision.DENIED
