@@ -164,7 +164,7 @@ class AuthzClient {
   // --- PermissionsService -------------------------------------------------------------
 
   /** Decide `permission` for `subject` on `resource`. */
-  check(resource, permission, subject, options = {}) {
+  async check(resource, permission, subject, options = {}) {
     const tenant = this.#chosen(options.tenant);
     return this.#unary('PermissionsService', 'Check', {
       tenant,
@@ -222,9 +222,9 @@ class AuthzClient {
   }
 
   /** Async iterator of the resources of `resourceType` the subject has `permission` on. */
-  lookupResources(resourceType, permission, subject, options = {}) {
+  async* lookupResources(resourceType, permission, subject, options = {}) {
     const tenant = this.#chosen(options.tenant);
-    return this.#stream('PermissionsService', 'LookupResources', {
+    yield* this.#stream('PermissionsService', 'LookupResources', {
       tenant,
       resourceType,
       permission,
@@ -237,9 +237,9 @@ class AuthzClient {
   }
 
   /** Async iterator of the subjects of `subjectType` that have `permission` on `resource`. */
-  lookupSubjects(resource, permission, subjectType, options = {}) {
+  async* lookupSubjects(resource, permission, subjectType, options = {}) {
     const tenant = this.#chosen(options.tenant);
-    return this.#stream('PermissionsService', 'LookupSubjects', {
+    yield* this.#stream('PermissionsService', 'LookupSubjects', {
       tenant,
       resource: forms.toObject(resource),
       permission,
@@ -253,7 +253,7 @@ class AuthzClient {
   }
 
   /** Decide like check, with every evaluation step in `explanation`. */
-  explain(resource, permission, subject, options = {}) {
+  async explain(resource, permission, subject, options = {}) {
     const tenant = this.#chosen(options.tenant);
     const { contextualRelationships, actor, reason } = this.#onBehalf(options);
     return this.#unary('PermissionsService', 'Explain', {
@@ -304,9 +304,9 @@ class AuthzClient {
   }
 
   /** Async iterator of the relationships matching `filter` (all of them when omitted). */
-  readRelationships(filter = {}, options = {}) {
+  async* readRelationships(filter = {}, options = {}) {
     const tenant = this.#chosen(options.tenant);
-    return this.#stream('RelationshipsService', 'ReadRelationships', {
+    yield* this.#stream('RelationshipsService', 'ReadRelationships', {
       tenant,
       filter: forms.toFilter(filter),
       consistency: this.#consistency(tenant, options.consistency),
@@ -320,9 +320,9 @@ class AuthzClient {
    * per revision, until the consumer stops. Reconnects after UNAVAILABLE from the last
    * `changesThrough` received, so no change is missed or repeated.
    */
-  watch(options = {}) {
+  async* watch(options = {}) {
     const tenant = this.#chosen(options.tenant);
-    return this.#stream('RelationshipsService', 'Watch', {
+    yield* this.#stream('RelationshipsService', 'Watch', {
       tenant,
       after: forms.toToken(options.after),
       filters: (options.filters || []).map(forms.toFilter),
@@ -333,42 +333,42 @@ class AuthzClient {
   // --- SchemaService ------------------------------------------------------------------
 
   /** Validate `schema` and make it current; `force` writes even if data is orphaned. */
-  writeSchema(schema, options = {}) {
+  async writeSchema(schema, options = {}) {
     return this.#unary('SchemaService', 'WriteSchema', { schema, force: Boolean(options.force) }, options);
   }
 
   /** The current schema, or `options.version`. */
-  readSchema(options = {}) {
+  async readSchema(options = {}) {
     return this.#unary('SchemaService', 'ReadSchema', { schemaVersion: options.version || '' }, options);
   }
 
   // --- TenancyService -----------------------------------------------------------------
 
-  createRole(role, options = {}) {
+  async createRole(role, options = {}) {
     return this.#tenantWrite('CreateRole', { role: forms.toRole(role) }, options);
   }
 
-  updateRole(role, options = {}) {
+  async updateRole(role, options = {}) {
     return this.#tenantWrite('UpdateRole', { role: forms.toRole(role) }, options);
   }
 
-  deleteRole(name, options = {}) {
+  async deleteRole(name, options = {}) {
     return this.#tenantWrite('DeleteRole', { name, cascade: Boolean(options.cascade) }, options);
   }
 
-  listRoles(options = {}) {
+  async listRoles(options = {}) {
     return this.#tenantRead('ListRoles', { ...page(options) }, options);
   }
 
-  createBinding(binding, options = {}) {
+  async createBinding(binding, options = {}) {
     return this.#tenantWrite('CreateBinding', { binding: forms.toBinding(binding) }, options);
   }
 
-  deleteBinding(bindingId, options = {}) {
+  async deleteBinding(bindingId, options = {}) {
     return this.#tenantWrite('DeleteBinding', { bindingId }, options);
   }
 
-  listBindings(options = {}) {
+  async listBindings(options = {}) {
     return this.#tenantRead('ListBindings', {
       subject: forms.toSubjectOrNull(options.subject),
       role: options.role || '',
@@ -378,7 +378,7 @@ class AuthzClient {
   }
 
   /** What a grant reaches: `{ bindingId }`, `{ binding }` or `{ relationship }`. */
-  grantReach(grant, options = {}) {
+  async grantReach(grant, options = {}) {
     let chosen;
     if (grant.bindingId) chosen = { bindingId: grant.bindingId };
     else if (grant.binding) chosen = { binding: forms.toBinding(grant.binding) };
@@ -387,61 +387,61 @@ class AuthzClient {
     return this.#tenantRead('GrantReach', { ...chosen, ...page(options) }, options);
   }
 
-  getSubjectStatus(subject, options = {}) {
+  async getSubjectStatus(subject, options = {}) {
     return this.#tenantRead('GetSubjectStatus', { subject: forms.toObject(subject) }, options);
   }
 
-  suspendSubject(subject, reason, options = {}) {
+  async suspendSubject(subject, reason, options = {}) {
     return this.#tenantWrite('SuspendSubject', { subject: forms.toObject(subject), reason }, options);
   }
 
-  reactivateSubject(subject, reason, options = {}) {
+  async reactivateSubject(subject, reason, options = {}) {
     return this.#tenantWrite('ReactivateSubject', { subject: forms.toObject(subject), reason }, options);
   }
 
-  deprovisionSubject(subject, reason, options = {}) {
+  async deprovisionSubject(subject, reason, options = {}) {
     return this.#tenantWrite('DeprovisionSubject', { subject: forms.toObject(subject), reason }, options);
   }
 
-  getScimSync(options = {}) {
+  async getScimSync(options = {}) {
     return this.#unary('TenancyService', 'GetScimSync', { tenant: this.#chosen(options.tenant) }, options);
   }
 
-  repairScimDrift(reason, options = {}) {
+  async repairScimDrift(reason, options = {}) {
     return this.#tenantWrite('RepairScimDrift', { reason }, options);
   }
 
   // --- TenantService (platform keys; requests name the tenant, there is no default) --
 
-  createTenant(name, options = {}) {
+  async createTenant(name, options = {}) {
     return this.#unary('TenantService', 'CreateTenant', { name, reason: options.reason || '' }, options);
   }
 
-  getTenant(name, options = {}) {
+  async getTenant(name, options = {}) {
     return this.#unary('TenantService', 'GetTenant', { name }, options);
   }
 
-  listTenants(options = {}) {
+  async listTenants(options = {}) {
     return this.#unary('TenantService', 'ListTenants', {
       limit: options.limit || 0, cursor: forms.toToken(options.cursor),
     }, options);
   }
 
-  suspendTenant(name, reason, options = {}) {
+  async suspendTenant(name, reason, options = {}) {
     return this.#unary('TenantService', 'SuspendTenant', { name, reason }, options);
   }
 
-  reactivateTenant(name, reason, options = {}) {
+  async reactivateTenant(name, reason, options = {}) {
     return this.#unary('TenantService', 'ReactivateTenant', { name, reason }, options);
   }
 
-  deleteTenant(name, reason, options = {}) {
+  async deleteTenant(name, reason, options = {}) {
     return this.#unary('TenantService', 'DeleteTenant', { name, reason }, options);
   }
 
   // --- KeysService --------------------------------------------------------------------
 
-  createKey(scopes, options = {}) {
+  async createKey(scopes, options = {}) {
     return this.#unary('KeysService', 'CreateKey', {
       tenant: this.#chosen(options.tenant),
       scopes,
@@ -451,20 +451,20 @@ class AuthzClient {
     }, options);
   }
 
-  listKeys(options = {}) {
+  async listKeys(options = {}) {
     return this.#unary('KeysService', 'ListKeys', {
       tenant: this.#chosen(options.tenant), limit: options.limit || 0, cursor: forms.toToken(options.cursor),
     }, options);
   }
 
-  revokeKey(keyId, options = {}) {
+  async revokeKey(keyId, options = {}) {
     return this.#unary('KeysService', 'RevokeKey', {
       tenant: this.#chosen(options.tenant), keyId, reason: options.reason || '',
     }, options);
   }
 
   /** A new secret for the key; the old one keeps working for `overlapSeconds`. */
-  rotateKey(keyId, options = {}) {
+  async rotateKey(keyId, options = {}) {
     const overlap = options.overlapSeconds === undefined ? null
       : { seconds: Math.floor(options.overlapSeconds), nanos: 0 };
     return this.#unary('KeysService', 'RotateKey', {
@@ -475,10 +475,10 @@ class AuthzClient {
   // --- AuditService -------------------------------------------------------------------
 
   /** Async iterator of the decision-log records matching `filter`, oldest first. */
-  queryDecisions(filter = {}, options = {}) {
+  async* queryDecisions(filter = {}, options = {}) {
     const decision = filter.decision ? `DECISION_${filter.decision}` : 'DECISION_UNSPECIFIED';
     const kind = filter.kind ? `DECISION_KIND_${filter.kind}` : 'DECISION_KIND_UNSPECIFIED';
-    return this.#stream('AuditService', 'QueryDecisions', {
+    yield* this.#stream('AuditService', 'QueryDecisions', {
       tenant: this.#chosen(options.tenant),
       subject: forms.toSubjectOrNull(filter.subject),
       actor: forms.toSubjectOrNull(filter.actor),
@@ -494,14 +494,14 @@ class AuthzClient {
   }
 
   /** Verify the tenant's hash chain and checkpoints on the server. */
-  verifyLog(options = {}) {
+  async verifyLog(options = {}) {
     return this.#unary('AuditService', 'VerifyLog', {
       tenant: this.#chosen(options.tenant), publicKeyPem: options.publicKeyPem || '',
     }, options);
   }
 
   /** One logged decision with its recorded explanation. */
-  explainDecision(decisionId, options = {}) {
+  async explainDecision(decisionId, options = {}) {
     return this.#unary('AuditService', 'ExplainDecision', {
       tenant: this.#chosen(options.tenant), decisionId,
     }, options);

@@ -117,10 +117,12 @@ test('UNAVAILABLE is retried for reads and keyed writes, and never for unkeyed w
 test('a read retried after UNAVAILABLE succeeds once the server answers', async () => {
   const proxy = await startProxy(server.target, { refuseFirst: 2 });
   try {
-    const { client: counted, calls } = countingClient(proxy.target, { retries: 3, backoffMs: [10, 20] });
+    const { client: counted, calls } = countingClient(proxy.target, { retries: 5, backoffMs: [10, 20] });
     const result = await counted.check('document:readme', 'view', 'user:alice');
     assert.equal(result.allowed, true);
-    assert.equal(calls.Check, 3);
+    // At least one attempt failed; how many depends on how gRPC's reconnects interleave.
+    assert.ok(calls.Check >= 2, `${calls.Check} attempts`);
+    assert.ok(proxy.connections() >= 3);
   } finally {
     await proxy.close();
   }

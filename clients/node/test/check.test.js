@@ -81,7 +81,7 @@ test('explain returns the granting path; withExplanation adds the decisive steps
 });
 
 test('impersonation is echoed and needs a reason', async () => {
-  assert.throws(() => client.check('document:readme', 'view', 'user:alice', { actor: 'user:bob' }),
+  await assert.rejects(client.check('document:readme', 'view', 'user:alice', { actor: 'user:bob' }),
     /reason/);
   const result = await client.check('document:readme', 'view', 'user:alice', {
     actor: 'user:bob', reason: 'ticket 42',
@@ -101,6 +101,6 @@ test('bad input is an error with the gRPC code, not a decision', async () => {
   });
 });
 
-test('a text form that does not parse fails before any call', () => {
-  assert.throws(() => client.check('readme', 'view', 'user:alice'), /`readme` is not of the form/);
+test('a text form that does not parse fails before any call', async () => {
+  await assert.rejects(client.check('readme', 'view', 'user:alice'), /`readme` is not of the form/);
 });
