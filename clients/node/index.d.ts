@@ -87,6 +87,8 @@ export interface OnBehalfOptions {
   /** The one really acting (impersonation); needs `reason`. */
   actor?: SubjectRef;
   reason?: string;
+  /** The delegation chain: agents acting for the subject, the last one acting directly. */
+  agents?: SubjectRef[];
 }
 
 export type BulkItem =
@@ -191,7 +193,9 @@ export class AuthzClient {
   listTenants(options?: CallOptions & PageOptions): Promise<m.ListTenantsResponse>;
   suspendTenant(name: string, reason: string, options?: CallOptions): Promise<m.SuspendTenantResponse>;
   reactivateTenant(name: string, reason: string, options?: CallOptions): Promise<m.ReactivateTenantResponse>;
-  deleteTenant(name: string, reason: string, options?: CallOptions): Promise<m.DeleteTenantResponse>;
+  deleteTenant(name: string, reason: string, options?: CallOptions & { expectedExportSha256?: string }):
+    Promise<m.DeleteTenantResponse>;
+  exportTenant(name: string, options?: CallOptions): AsyncGenerator<m.ExportTenantResponse, void, undefined>;
 
   createKey(scopes: string[], options?: CallOptions & { description?: string; expireTime?: Time; reason?: string }):
     Promise<m.CreateKeyResponse>;

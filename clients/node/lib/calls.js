@@ -65,23 +65,27 @@ async function unary(stub, method, request, metadata, deadline, policy) {
  * A server stream as an async iterator of raw responses. After a retryable error it calls
  * again with `resume(request, lastResponse)` (the request itself when nothing was received
  * yet; null when nothing is left to ask for), so the consumer sees each response once and
- * none is skipped. `retries` counts
+ * none is skipped. Without `resume` (a stream with no cursor) only a failure before the
+ * first response is retried. `retries` counts
  * consecutive failures: a response received resets it. Breaking out of the loop cancels.
  */
 async function* stream(stub, method, request, metadata, deadline, policy, resume) {
   let next = request;
+  let received = false;
   for (let attempt = 0; ; attempt += 1) {
     const call = stub[method](next, metadata, deadline ? { deadline } : {});
     try {
       for await (const response of call) {
         attempt = 0;
-        next = resume(next, response);
+        received = true;
+        if (resume) next = resume(next, response);
         yield response;
       }
       return;
     } catch (error) {
       if (error instanceof AuthzError || error.code === undefined) throw error;
       if (next === null) return; // everything asked for arrived before the error
+      if (received && !resume) throw new AuthzError(error); // cannot continue where it was
       if (!(await mayRetry(error, attempt, policy, deadline))) throw new AuthzError(error);
     } finally {
       call.cancel(); // a no-op after the end; frees the call when the consumer stops early

@@ -43,6 +43,7 @@ const RPC_METHODS = Object.freeze({
   'authz.v1.TenantService/SuspendTenant': 'suspendTenant',
   'authz.v1.TenantService/ReactivateTenant': 'reactivateTenant',
   'authz.v1.TenantService/DeleteTenant': 'deleteTenant',
+  'authz.v1.TenantService/ExportTenant': 'exportTenant',
   'authz.v1.KeysService/CreateKey': 'createKey',
   'authz.v1.KeysService/ListKeys': 'listKeys',
   'authz.v1.KeysService/RevokeKey': 'revokeKey',
@@ -57,7 +58,7 @@ const RPC_METHODS = Object.freeze({
 // digest). Every other write (roles, bindings, lifecycle, keys, tenants, filter deletes)
 // has no key, so a retry could apply twice or fail a precondition it had passed.
 const RETRIED_WRITES = new Set(['WriteRelationships', 'WriteSchema']);
-const READ = /^(Check|CheckBulk|ListPermissions|Lookup|Explain|Read|Watch|List|Get|GrantReach|Query|Verify)/;
+const READ = /^(Check|CheckBulk|ListPermissions|Lookup|Explain|Read|Watch|List|Get|GrantReach|Query|Verify|Export)/;
 
 const DEFAULT_BULK_LIMIT = 1000; // the server's AUTHZ_MAX_BATCH default
 const BULK_CONCURRENCY = 4;
@@ -255,7 +256,7 @@ class AuthzClient {
   /** Decide like check, with every evaluation step in `explanation`. */
   async explain(resource, permission, subject, options = {}) {
     const tenant = this.#chosen(options.tenant);
-    const { contextualRelationships, actor, reason } = this.#onBehalf(options);
+    const { contextualRelationships, actor, reason, agents } = this.#onBehalf(options);
     return this.#unary('PermissionsService', 'Explain', {
       tenant,
       resource: forms.toObject(resource),
@@ -266,6 +267,7 @@ class AuthzClient {
       actor,
       reason,
       contextualRelationships,
+      agents,
     }, options);
   }
 
@@ -435,8 +437,20 @@ class AuthzClient {
     return this.#unary('TenantService', 'ReactivateTenant', { name, reason }, options);
   }
 
+  /** With `expectedExportSha256` (from exportTenant) it purges only that export's data. */
   async deleteTenant(name, reason, options = {}) {
-    return this.#unary('TenantService', 'DeleteTenant', { name, reason }, options);
+    return this.#unary('TenantService', 'DeleteTenant', {
+      name, reason, expectedExportSha256: options.expectedExportSha256 || '',
+    }, options);
+  }
+
+  /**
+   * Async iterator of a suspended tenant's export in chunks of whole lines; the last has
+   * `relationshipCount`, `exportSha256` and `exportedAt`. Not resumable (no cursor): a
+   * failure after the first chunk rejects, and the export is read again from the start.
+   */
+  async* exportTenant(name, options = {}) {
+    yield* this.#stream('TenantService', 'ExportTenant', { name }, options, null);
   }
 
   // --- KeysService --------------------------------------------------------------------
@@ -532,6 +546,7 @@ class AuthzClient {
       actor: forms.toSubjectOrNull(options.actor),
       reason: options.reason || '',
       contextualRelationships: (options.contextualRelationships || []).map(forms.toRelationship),
+      agents: (options.agents || []).map(forms.toSubject),
     };
   }
 

@@ -91,6 +91,12 @@ test('impersonation is echoed and needs a reason', async () => {
   assert.notEqual(result.decision, 'UNSPECIFIED');
 });
 
+test('a delegation chain is sent and echoed', async () => {
+  const result = await client.check('document:readme', 'view', 'user:alice', { agents: ['user:bot'] });
+  assert.deepEqual(result.agents, ['user:bot']);
+  assert.equal(result.allowed, false); // the agent itself may not view the readme
+});
+
 test('bad input is an error with the gRPC code, not a decision', async () => {
   await assert.rejects(client.check('document:readme', 'frobnicate', 'user:alice'), (error) => {
     assert.ok(error instanceof AuthzError);

@@ -241,12 +241,21 @@ const CALLS = {
     const denied = await client.check(doc, 'view', 'user:olga', { tenant: TENANT });
     assert.equal(denied.allowed, false);
   },
+  'authz.v1.TenantService/ExportTenant': async () => {
+    const chunks = await collect(client.exportTenant(TENANT));
+    const last = chunks[chunks.length - 1];
+    assert.equal(chunks.map((c) => c.chunk).join('').split('\n').filter(Boolean).length, last.relationshipCount);
+    assert.ok(last.exportSha256 && last.exportedAt);
+    state.exportSha256 = last.exportSha256;
+  },
   'authz.v1.TenantService/ReactivateTenant': async () => {
     assert.ok((await client.reactivateTenant(TENANT, 'resume')).writtenAt);
   },
   'authz.v1.TenantService/DeleteTenant': async () => {
-    const result = await client.deleteTenant(TENANT, 'done');
-    assert.ok(result.exportSha256);
+    // Unchanged since ExportTenant: purged against that export, none returned inline.
+    const result = await client.deleteTenant(TENANT, 'done', { expectedExportSha256: state.exportSha256 });
+    assert.equal(result.exportSha256, state.exportSha256);
+    assert.equal(result.export, '');
   },
 };
 
