@@ -444,6 +444,9 @@ class App:
             quantum_s=None if quantum < 0 else quantum / 1000,
             tracker=tracker,
         )
+        replica_stats = getattr(store, "replica_stats", None)
+        if settings.replica_urls and replica_stats is not None:
+            telemetry.register_replicas(replica_stats)
         index = _relationship_index(settings, store, resources)
         if index is not None:
             telemetry.register_index(index.stats)

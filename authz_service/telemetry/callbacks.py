@@ -10,7 +10,7 @@ not import the cache or the decision log.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -23,6 +23,7 @@ __all__ = [
     "IndexStatsLike",
     "LogStatsLike",
     "PoolStats",
+    "ReplicaStatsLike",
     "StatsFn",
 ]
 
@@ -89,6 +90,23 @@ class IndexStatsLike(Protocol):
     def store_reads(self) -> int: ...
 
 
+class ReplicaStatsLike(Protocol):
+    """What `PostgresStore.replica_stats()` returns, per read replica."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def usable(self) -> bool: ...
+    @property
+    def lag_s(self) -> float | None: ...
+    @property
+    def reads(self) -> int: ...
+    @property
+    def behind(self) -> int: ...
+    @property
+    def errors(self) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class PoolStats:
     """A database pool's connections; with asyncpg:
@@ -152,6 +170,31 @@ def _pool_metrics(s: PoolStats) -> Iterator[Metric]:
     yield _gauge("authz_db_pool_max_connections", "Maximum connections in the pool.", s.max_size)
 
 
+def _replica_metrics(replicas: Sequence[ReplicaStatsLike]) -> Iterator[Metric]:
+    p, labels = "authz_replica_", ["replica"]
+    usable = GaugeMetricFamily(p + "usable", "1 while the read replica is tried.", labels=labels)
+    lag = GaugeMetricFamily(
+        p + "lag_seconds", "How far the replica's replay is behind the primary.", labels=labels
+    )
+    reads = CounterMetricFamily(p + "reads", "Reads answered by the replica.", labels=labels)
+    behind = CounterMetricFamily(
+        p + "not_replayed",
+        "Reads the replica had not replayed yet, answered by the primary.",
+        labels=labels,
+    )
+    errors = CounterMetricFamily(
+        p + "errors", "Reads the replica failed, answered by the primary.", labels=labels
+    )
+    for r in replicas:
+        usable.add_metric([r.name], 1 if r.usable else 0)
+        if r.lag_s is not None:  # never seen replaying: no figure rather than a made-up one
+            lag.add_metric([r.name], r.lag_s)
+        reads.add_metric([r.name], r.reads)
+        behind.add_metric([r.name], r.behind)
+        errors.add_metric([r.name], r.errors)
+    yield from (usable, lag, reads, behind, errors)
+
+
 class CallbackCollector(Collector):
     """Calls the registered stats functions on each scrape; a failing one is skipped."""
 
@@ -160,6 +203,7 @@ class CallbackCollector(Collector):
         self.log: StatsFn[LogStatsLike] | None = None
         self.pool: StatsFn[PoolStats] | None = None
         self.index: StatsFn[IndexStatsLike] | None = None
+        self.replicas: StatsFn[Sequence[ReplicaStatsLike]] | None = None
 
     def describe(self) -> list[Metric]:
         # Names depend on what is registered later; an empty description keeps the
@@ -175,6 +219,8 @@ class CallbackCollector(Collector):
             yield from self._safely("database pool", self.pool, _pool_metrics)
         if self.index is not None:
             yield from self._safely("relationship index", self.index, _index_metrics)
+        if self.replicas is not None:
+            yield from self._safely("read replica", self.replicas, _replica_metrics)
 
     @staticmethod
     def _safely(

@@ -23,6 +23,8 @@ or resource ever becomes a label, so the series count stays bounded.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
 from prometheus_client import (
     CollectorRegistry,
@@ -39,6 +41,7 @@ from authz_service.telemetry.callbacks import (
     IndexStatsLike,
     LogStatsLike,
     PoolStats,
+    ReplicaStatsLike,
     StatsFn,
 )
 
@@ -169,3 +172,6 @@ class Metrics:
 
     def register_index(self, stats: StatsFn[IndexStatsLike]) -> None:
         self._callbacks.index = stats
+
+    def register_replicas(self, stats: StatsFn[Sequence[ReplicaStatsLike]]) -> None:
+        self._callbacks.replicas = stats

@@ -14,6 +14,7 @@ await telemetry.aclose()
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
 
@@ -23,6 +24,7 @@ from authz_service.telemetry.callbacks import (
     IndexStatsLike,
     LogStatsLike,
     PoolStats,
+    ReplicaStatsLike,
     StatsFn,
 )
 from authz_service.telemetry.endpoint import MetricsEndpoint, parse_listen
@@ -100,6 +102,9 @@ class Telemetry:
 
     def register_index(self, stats: StatsFn[IndexStatsLike]) -> None:
         self.metrics.register_index(stats)
+
+    def register_replicas(self, stats: StatsFn[Sequence[ReplicaStatsLike]]) -> None:
+        self.metrics.register_replicas(stats)
 
     async def aclose(self) -> None:
         """Stop serving metrics, export the spans still buffered, stop tracing."""

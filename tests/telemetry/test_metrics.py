@@ -176,6 +176,34 @@ async def test_decisions_and_callback_metrics(harness: Harness) -> None:
     assert value(s, "process_cpu_seconds_total") >= 0
 
 
+@dataclass(frozen=True)
+class FakeReplicaStats:
+    name: str
+    usable: bool
+    lag_s: float | None
+    reads: int
+    behind: int
+    errors: int
+
+
+async def test_read_replicas_are_labelled_by_name(harness: Harness) -> None:
+    harness.telemetry.register_replicas(
+        lambda: [
+            FakeReplicaStats("r1:5432/authz", True, 0.25, 7, 2, 0),
+            FakeReplicaStats("r2:5432/authz", False, None, 0, 0, 3),
+        ]
+    )
+    s = await harness.samples()
+    assert value(s, "authz_replica_usable", replica="r1:5432/authz") == 1
+    assert value(s, "authz_replica_usable", replica="r2:5432/authz") == 0
+    assert value(s, "authz_replica_lag_seconds", replica="r1:5432/authz") == 0.25
+    lags = [labels for name, labels in s if name == "authz_replica_lag_seconds"]
+    assert lags == [frozenset({("replica", "r1:5432/authz")})]  # no figure for r2
+    assert value(s, "authz_replica_reads_total", replica="r1:5432/authz") == 7
+    assert value(s, "authz_replica_not_replayed_total", replica="r1:5432/authz") == 2
+    assert value(s, "authz_replica_errors_total", replica="r2:5432/authz") == 3
+
+
 async def test_failing_stats_function_costs_only_its_own_metrics(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
