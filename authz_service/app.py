@@ -180,6 +180,18 @@ async def _log_mirror(settings: Settings, worker: int, store: Store) -> Postgres
     return mirror
 
 
+def _register_database(telemetry: Telemetry, store: Store) -> None:
+    """Metrics of the PostgreSQL store's pool and read replicas (the memory store has none)."""
+    pool = getattr(store, "pool", None)
+    if pool is not None:
+        telemetry.register_pool(
+            lambda: PoolStats(pool.get_size(), pool.get_idle_size(), pool.get_max_size())
+        )
+    replica_stats = getattr(store, "replica_stats", None)
+    if replica_stats is not None and replica_stats():
+        telemetry.register_replicas(replica_stats)
+
+
 async def _log_public_key(settings: Settings) -> Ed25519PublicKey | None:
     """The checkpoint key's public half, for AuditService.VerifyLog."""
     if not settings.log_signing_key:
@@ -432,11 +444,7 @@ class App:
         telemetry.register_cache(cache.stats)
         if writer is not None:
             telemetry.register_log(writer.stats)
-        pool = getattr(store, "pool", None)
-        if pool is not None:
-            telemetry.register_pool(
-                lambda: PoolStats(pool.get_size(), pool.get_idle_size(), pool.get_max_size())
-            )
+        _register_database(telemetry, store)
         quantum = settings.quantization_ms
         resolver = RevisionResolver(
             store,
@@ -444,9 +452,6 @@ class App:
             quantum_s=None if quantum < 0 else quantum / 1000,
             tracker=tracker,
         )
-        replica_stats = getattr(store, "replica_stats", None)
-        if settings.replica_urls and replica_stats is not None:
-            telemetry.register_replicas(replica_stats)
         index = _relationship_index(settings, store, resources)
         if index is not None:
             telemetry.register_index(index.stats)
