@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from typing import Any
 
+import grpc
 import pytest
 from authz_client import (
     AsyncAuthzClient,
@@ -12,7 +15,9 @@ from authz_client import (
     InvalidArgumentError,
     RelationshipFilter,
     WatchEvent,
+    parse_relationship,
 )
+from authz_client._stubs import core_pb2, relationships_pb2, relationships_pb2_grpc
 from client_support import ServerProcess, free_port
 
 # A watch is an open stream: let the draining server end it soon.
@@ -89,3 +94,46 @@ async def test_a_refused_watch_is_not_retried(client: AsyncAuthzClient) -> None:
     with pytest.raises(InvalidArgumentError) as caught:
         await anext(events)
     assert [v.field for v in caught.value.field_violations] == ["after"]
+
+
+class _ClosingWatch(relationships_pb2_grpc.RelationshipsServiceServicer):
+    """A Watch that sends one revision per stream and then ends it cleanly, as a server
+    going away may. The real server ends a watch only when it stops, so this behaviour
+    needs a stand-in server (a real gRPC server on loopback) to be pinned."""
+
+    def __init__(self) -> None:
+        self.afters: list[str] = []
+
+    async def Watch(
+        self, request: relationships_pb2.WatchRequest, context: Any
+    ) -> AsyncIterator[relationships_pb2.WatchResponse]:
+        self.afters.append(request.after.token)
+        revision = len(self.afters)
+        yield relationships_pb2.WatchResponse(
+            changes=[
+                relationships_pb2.RelationshipChange(
+                    operation=relationships_pb2.RelationshipChange.OPERATION_TOUCH,
+                    relationship=parse_relationship(f"document:{revision}#viewer@user:erin"),
+                )
+            ],
+            changes_through=core_pb2.ConsistencyToken(token=f"rev-{revision}"),
+        )
+
+
+async def test_a_stream_the_server_ends_is_reopened_after_the_last_token() -> None:
+    servicer = _ClosingWatch()
+    server = grpc.aio.server()
+    relationships_pb2_grpc.add_RelationshipsServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with AsyncAuthzClient(
+            f"127.0.0.1:{port}", tenant="t", retries=2, backoff=(0.001, 0.002)
+        ) as client:
+            events = client.watch(after="rev-0")
+            received = [await anext(events) for _ in range(3)]
+            await events.aclose()  # type: ignore[attr-defined]  # an async generator
+    finally:
+        await server.stop(None)
+    assert [e.token for e in received] == ["rev-1", "rev-2", "rev-3"]
+    assert servicer.afters == ["rev-0", "rev-1", "rev-2"]  # each reopening resumes after
