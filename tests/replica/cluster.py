@@ -51,7 +51,10 @@ def _bin_dir() -> Path:
     except ImportError:
         pass
     for candidate in versions:
-        if all((candidate / name).exists() for name in ("initdb", "postgres", "pg_basebackup")):
+        if all(
+            (candidate / name).exists()
+            for name in ("initdb", "postgres", "pg_basebackup", "pg_isready")
+        ):
             return candidate
     raise RuntimeError("no PostgreSQL binaries with initdb and pg_basebackup were found")
 

@@ -4,10 +4,13 @@ that has not replayed a revision never answers for it."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 
+from authz_service import deadline
+from authz_service.errors import Unavailable
 from authz_service.model import (
     ObjectRef,
     Relationship,
@@ -141,6 +144,17 @@ async def test_a_stopped_replica_is_skipped_and_used_again_once_it_is_back(
     await until(lambda: stats(store).usable)
     assert await store.read("acme", revision, VIEWERS) == [GRANT]
     assert stats(store).reads == reads + 1
+
+
+async def test_a_call_out_of_time_fails_without_blaming_the_replica(
+    fresh: Cluster, store: PostgresStore
+) -> None:
+    revision = await store.write("acme", [RelationshipUpdate(UpdateOp.TOUCH, GRANT)])
+    await replayed_everything(fresh)
+    with deadline.within(time.monotonic()), pytest.raises(Unavailable):
+        await store.read("acme", revision, VIEWERS)
+    assert stats(store).usable
+    assert stats(store).errors == 0
 
 
 async def test_a_replica_down_at_start_leaves_reads_on_the_primary(fresh: Cluster) -> None:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from authz_service import deadline
 from authz_service.errors import AuthzError, Unavailable
 from authz_service.model import Relationship, RelationshipFilter, Revision
 from authz_service.store.postgres import reads
@@ -172,6 +173,8 @@ class ReplicaSet:
                 replica.db, tenant, revision, flt, limit=limit, after=after
             )
         except Unavailable as exc:
+            if deadline.remaining() == 0:
+                raise  # the call ran out of time, not necessarily the replica's fault
             replica.errors += 1
             replica.mark(False, str(exc.__cause__ or exc))
             return None
