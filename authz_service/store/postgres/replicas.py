@@ -135,7 +135,8 @@ class ReplicaSet:
     async def start(self) -> None:
         await self.probe()
         if self._task is None:
-            self._task = asyncio.create_task(self._monitor(), name="authz-replica-monitor")
+            with deadline.cleared():  # the monitor outlives whatever call opened the store
+                self._task = asyncio.create_task(self._monitor(), name="authz-replica-monitor")
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
