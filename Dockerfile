@@ -5,10 +5,12 @@
 #   docker build -t authz-service .
 #   docker run --rm -p 50051:50051 -e AUTHZ_DATABASE_URL=postgresql://... authz-service
 #
-# Checked with hadolint only: no Docker engine was available where it was written; see
-# docs/container.md for what that leaves unverified.
+# Built and run with podman on a base made from Debian packages, health-checked and asked
+# Checks over TLS: scripts/container/smoke.sh, docs/container.md.
 
 # Both stages must use the same image: the venv's interpreter is a link to its Python.
+# Any Debian bookworm image with `python` 3.11 and its venv module will do, such as the
+# one scripts/container/build_base.sh makes where no registry is reachable.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # --- builder: install the package, with its generated gRPC stubs, into a venv ------------
