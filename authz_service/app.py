@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import ssl
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from authz_service.api.cert_map import load_certificate_map
 from authz_service.api.context_limits import ContextLimits
 from authz_service.api.decoding import DecodingInterceptor
 from authz_service.api.envoy import ENVOY_SERVICE_NAME, EnvoyAuthServicer
+from authz_service.api.http_tls import listener_context
 from authz_service.api.keys import KeysServicer
 from authz_service.api.limits import FailureLimiter
 from authz_service.api.permissions import PermissionsServicer
@@ -226,6 +228,16 @@ def _tls(settings: Settings) -> TlsFiles | None:
     return TlsFiles(Path(settings.tls_cert), Path(settings.tls_key), ca)
 
 
+def _http_tls(settings: Settings, listen: str, setting: str) -> ssl.SSLContext | None:
+    """TLS for an HTTP listener: the gRPC port's certificate, without client certificates
+    (SCIM clients and scrapers authenticate with keys; identity providers rarely can
+    present a certificate), under the gRPC port's plaintext rules."""
+    files = _tls(settings)
+    if files is not None:
+        files = TlsFiles(files.cert, files.key)
+    return listener_context(listen, files, plaintext=settings.plaintext, setting=setting)
+
+
 def _certificate_map(settings: Settings) -> dict[str, ApiKey] | None:
     if not settings.tls_client_map:
         return None
@@ -280,6 +292,7 @@ async def _scim_listener(
         ScimApp(provisioning, auth, reconciler),
         settings.scim_listen,
         grace_s=settings.shutdown_grace_s,
+        tls=_http_tls(settings, settings.scim_listen, "AUTHZ_SCIM_LISTEN"),
     )
     resources.closers.append(scim.stop)
     return scim
@@ -439,6 +452,11 @@ class App:
             settings.trace_ratio,
             worker=worker,
             span_exporter=settings.trace_exporter,
+            metrics_tls=(
+                _http_tls(settings, settings.metrics_listen, "AUTHZ_METRICS_LISTEN")
+                if settings.metrics_listen
+                else None
+            ),
         )
         resources.closers.append(telemetry.aclose)
         telemetry.register_cache(cache.stats)

@@ -25,7 +25,15 @@ from cryptography.hazmat.primitives import serialization
 
 from authz_service.errors import InvalidArgument, echo
 
-__all__ = ["CertificateFiles", "TlsFiles", "bind", "is_loopback", "plaintext_allowed"]
+__all__ = [
+    "CertificateFiles",
+    "TlsFiles",
+    "bind",
+    "is_loopback",
+    "plaintext_allowed",
+    "read_pem",
+    "stamp",
+]
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +44,28 @@ class TlsFiles:
     key: Path
     client_ca: Path | None = None  # set: every client must present a certificate it signed
 
+    @property
+    def paths(self) -> list[Path]:
+        return [self.cert, self.key, *([self.client_ca] if self.client_ca else [])]
 
-_Stamp = tuple[tuple[int, int, int], ...]
+
+Stamp = tuple[tuple[int, int, int], ...]
+
+
+def stamp(files: TlsFiles) -> Stamp:
+    """What changes when any of the files is replaced or rewritten; OSError if one is gone."""
+    stats = [os.stat(path) for path in files.paths]
+    return tuple((s.st_ino, s.st_size, s.st_mtime_ns) for s in stats)
+
+
+def read_pem(files: TlsFiles) -> tuple[bytes, bytes, bytes | None]:
+    """(certificate, key, client CA or None) as PEM, read and checked to be a whole pair;
+    InvalidArgument naming the setting whose file is unreadable or wrong."""
+    cert = _read(files.cert, "AUTHZ_TLS_CERT")
+    key = _read(files.key, "AUTHZ_TLS_KEY")
+    _check_pair(cert, key, files)
+    ca = _read(files.client_ca, "AUTHZ_TLS_CLIENT_CA") if files.client_ca else None
+    return cert, key, ca
 
 
 class CertificateFiles:
@@ -45,39 +73,34 @@ class CertificateFiles:
 
     def __init__(self, files: TlsFiles) -> None:
         self._files = files
-        self._paths = [files.cert, files.key, *([files.client_ca] if files.client_ca else [])]
-        self._stamp: _Stamp = ()
+        self._stamp: Stamp = ()
 
     def initial(self) -> grpc.ServerCertificateConfiguration:
         """The first configuration; InvalidArgument naming the file if it is unusable."""
-        stamp = self._current_stamp()
+        try:
+            current = stamp(self._files)
+        except OSError:  # missing or not reachable: reading it names the setting
+            current = ()
         config = self._load()
-        self._stamp = stamp
+        self._stamp = current
         return config
 
     def fetch(self) -> grpc.ServerCertificateConfiguration | None:
         """gRPC's fetcher: a new configuration if the files changed, else None (keep)."""
         try:
-            stamp = self._current_stamp()
-            if stamp == self._stamp:
+            current = stamp(self._files)
+            if current == self._stamp:
                 return None
             config = self._load()
         except Exception as exc:  # mid-rotation or removed: serve with the previous pair
             log.warning("TLS files changed but cannot be used yet (%s); keeping the old ones", exc)
             return None
-        self._stamp = stamp
+        self._stamp = current
         log.info("TLS certificate reloaded from %s", self._files.cert)
         return config
 
-    def _current_stamp(self) -> _Stamp:
-        stats = [os.stat(path) for path in self._paths]
-        return tuple((s.st_ino, s.st_size, s.st_mtime_ns) for s in stats)
-
     def _load(self) -> grpc.ServerCertificateConfiguration:
-        cert = _read(self._files.cert, "AUTHZ_TLS_CERT")
-        key = _read(self._files.key, "AUTHZ_TLS_KEY")
-        _check_pair(cert, key, self._files)
-        ca = _read(self._files.client_ca, "AUTHZ_TLS_CLIENT_CA") if self._files.client_ca else None
+        cert, key, ca = read_pem(self._files)
         return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=ca)
 
 
@@ -129,8 +152,9 @@ def is_loopback(listen: str) -> bool:
         return False
 
 
-def plaintext_allowed(listen: str, *, plaintext: bool) -> bool:
-    """Whether a port without TLS may be opened at `listen`; InvalidArgument if not.
+def plaintext_allowed(listen: str, *, plaintext: bool, setting: str = "AUTHZ_LISTEN") -> bool:
+    """Whether a port without TLS may be opened at `listen` (the value of `setting`);
+    InvalidArgument if not.
 
     Returns True when the caller should log the WARNING (beyond loopback, allowed by
     the explicit setting), False when plaintext is unremarkable (loopback)."""
@@ -138,9 +162,10 @@ def plaintext_allowed(listen: str, *, plaintext: bool) -> bool:
         return False
     if not plaintext:
         raise InvalidArgument(
-            f"listening on `{echo(listen)}` beyond loopback needs TLS (AUTHZ_TLS_CERT and "
-            "AUTHZ_TLS_KEY) or, knowingly, AUTHZ_PLAINTEXT=true (`--plaintext`)",
-            field="AUTHZ_LISTEN",
+            f"{setting}: listening on `{echo(listen)}` beyond loopback needs TLS "
+            "(AUTHZ_TLS_CERT and AUTHZ_TLS_KEY) or, knowingly, AUTHZ_PLAINTEXT=true "
+            "(`--plaintext`)",
+            field=setting,
             value=listen,
         )
     return True

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
@@ -48,14 +49,29 @@ class MetricsEndpoint:
         self.port: int = server.sockets[0].getsockname()[1]
 
     @classmethod
-    async def start(cls, host: str, port: int, registry: CollectorRegistry) -> MetricsEndpoint:
+    async def start(
+        cls,
+        host: str,
+        port: int,
+        registry: CollectorRegistry,
+        *,
+        tls: ssl.SSLContext | None = None,
+    ) -> MetricsEndpoint:
+        """Listen on `host:port`, over TLS with `tls` (api/http_tls.py makes it)."""
         endpoint: MetricsEndpoint | None = None
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             assert endpoint is not None  # connections are accepted only after start returns
             await endpoint._serve(reader, writer)
 
-        server = await asyncio.start_server(handle, host, port, limit=_MAX_HEADER_BYTES)
+        server = await asyncio.start_server(
+            handle,
+            host,
+            port,
+            limit=_MAX_HEADER_BYTES,
+            ssl=tls,
+            ssl_handshake_timeout=_READ_TIMEOUT_S if tls else None,
+        )
         endpoint = cls(server, registry)
         return endpoint
 

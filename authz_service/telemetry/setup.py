@@ -14,6 +14,7 @@ await telemetry.aclose()
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Sequence
 
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
@@ -68,19 +69,21 @@ class Telemetry:
         *,
         worker: int = 0,
         span_exporter: str | SpanExporter | None = None,
+        metrics_tls: ssl.SSLContext | None = None,
     ) -> Telemetry:
         """Serve `/metrics` on `metrics_listen` (none when empty) and set up tracing.
 
         With several workers each serves its own endpoint on `port + worker`
         (port 0 picks a free port for each). `span_exporter` is `none`, `console` or
-        a SpanExporter instance (tests pass an in-memory one).
+        a SpanExporter instance (tests pass an in-memory one). `metrics_tls`: serve the
+        endpoint over TLS with that context.
         """
         metrics = Metrics()
         endpoint = None
         if metrics_listen:
             host, port = parse_listen(metrics_listen)
             endpoint = await MetricsEndpoint.start(
-                host, port + worker if port else 0, metrics.registry
+                host, port + worker if port else 0, metrics.registry, tls=metrics_tls
             )
         tracing = Tracing(trace_ratio, _exporter(span_exporter))
         tracing.activate()

@@ -136,6 +136,20 @@ async def test_a_half_written_rotation_keeps_the_old_pair(tls: Tls) -> None:
     assert served.serial_number == other.cert.serial_number
 
 
+async def test_a_missing_certificate_file_stops_the_start_naming_it(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    # It was a bare FileNotFoundError: the files were stat'ed before they were read.
+    key = tmp_path / "server.key"
+    make_server(make_ca()).write(tmp_path / "server.pem", key)
+    absent = tmp_path / "absent.pem"
+    settings = server_settings(pg_dsn, tmp_path, tls_cert=str(absent), tls_key=str(key))
+    with pytest.raises(InvalidArgument) as missing:
+        await App.start(settings)
+    assert missing.value.field == "AUTHZ_TLS_CERT"
+    assert missing.value.value == str(absent)
+
+
 # --- mTLS and certificate identities ------------------------------------------------------
 
 

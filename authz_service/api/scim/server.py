@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 
 import uvicorn
 
@@ -32,7 +33,10 @@ class ScimServer:
         self.port = port
 
     @classmethod
-    async def start(cls, app: ScimApp, listen: str, *, grace_s: float) -> ScimServer:
+    async def start(
+        cls, app: ScimApp, listen: str, *, grace_s: float, tls: ssl.SSLContext | None = None
+    ) -> ScimServer:
+        """Listen on `listen`, over TLS with `tls` (api/http_tls.py makes it)."""
         host, port = _host_port(listen)
         config = uvicorn.Config(
             app,
@@ -43,6 +47,8 @@ class ScimServer:
             access_log=False,
             server_header=False,
             timeout_graceful_shutdown=max(1, int(grace_s)),
+            # uvicorn would build a context from file names; this one reloads them.
+            ssl_context_factory=(lambda _config, _default: tls) if tls else None,
         )
         config.load()
         server = uvicorn.Server(config)
