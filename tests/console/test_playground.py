@@ -64,3 +64,30 @@ def test_the_playground_works_without_javascript(browser_no_js: Page, console: C
     page.get_by_role("button", name="Validate").click()
     expect(page.get_by_test_id("problems")).to_contain_text("schema, line")
     expect(page.get_by_test_id("problems")).to_contain_text("nope")
+
+
+def test_why_alice_can_view_the_readme_is_a_graph_of_the_granting_path(
+    page: Page, console: Console, screenshots: Path
+) -> None:
+    with console_errors(page) as errors:
+        sign_in(page, console, console.keys.demo_reader)
+        page.goto(f"{console.url}/playground")
+        page.get_by_role("button", name="Load demo").click()
+        expect(page.get_by_label("Resource")).to_have_value("document:readme")
+        expect(page.get_by_label("Subject")).to_have_value("user:alice")
+        page.get_by_role("button", name="Why?").click()
+        answer = page.get_by_test_id("answer")
+        expect(answer.get_by_test_id("decision")).to_have_text("ALLOWED")
+        graph = answer.get_by_test_id("graph")
+        expect(graph.locator("svg")).to_be_visible()
+        # The granting path: alice owns the readme (a bold edge down to that relationship).
+        expect(
+            graph.locator("svg g.node.allowed", has_text="document:readme#owner@user:alice")
+        ).to_have_count(1)
+        expect(graph.locator("svg line.granting")).not_to_have_count(0)
+        steps = answer.get_by_test_id("steps")
+        expect(steps).to_contain_text("document:readme#view")
+        expect(steps).to_contain_text("document:readme#owner@user:alice")
+        graph.scroll_into_view_if_needed()
+        page.screenshot(path=screenshots / "playground-why.png", full_page=True)
+    assert errors == []

@@ -1,5 +1,8 @@
 """Playground: a schema, relationships and assertions side by side (the three parts of a
-validation file), validated as you type, evaluated in memory."""
+validation file), validated as you type and evaluated in memory; questions (Check, Why,
+ListPermissions, lookups) asked of that in-memory world or, with a tenant named, of the
+tenant through the API with the viewer's key. Import and export a validation file.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,12 @@ from typing import Any
 from starlette.responses import Response
 
 from authz_service.console import sandbox
+from authz_service.console.files import export_file, import_file
 from authz_service.console.page import Ctx, Page, PageRoute
+from authz_service.console.questions import ACTIONS, Answer, Question, ask_memory, ask_tenant
 from authz_service.credentials import Scope
-from authz_service.demo import demo_relationships, demo_schema
+from authz_service.demo import DEMO_TENANT, demo_relationships, demo_schema
+from authz_service.errors import InvalidArgument
 
 __all__ = ["PAGE"]
 
@@ -22,42 +28,78 @@ assertFalse:
 assertCaveated:
   - document:vpn-guide#view@user:dave
 """
+DEMO_QUESTION = {
+    "resource": "document:readme",
+    "permission": "view",
+    "subject": "user:alice",
+    "context": "",
+    "tenant": "",
+}
+_EMPTY = {"schema": "", "relationships": "", "assertions": ""}
+_QUESTION_FIELDS = ("resource", "permission", "subject", "context", "tenant")
 
 
 def _texts(ctx: Ctx) -> dict[str, str]:
-    return {
-        "schema": ctx.field("schema"),
-        "relationships": ctx.field("relationships"),
-        "assertions": ctx.field("assertions"),
-    }
+    return {name: ctx.field(name) for name in _EMPTY}
 
 
-async def _show(ctx: Ctx, texts: dict[str, str], *, evaluate: bool) -> Response:
+def _asked(ctx: Ctx) -> dict[str, str]:
+    return {name: ctx.field(name) for name in _QUESTION_FIELDS}
+
+
+async def _page(
+    ctx: Ctx,
+    texts: dict[str, str],
+    *,
+    asked: dict[str, str] | None = None,
+    evaluate: bool = False,
+    answer: Answer | None = None,
+    error: str = "",
+    fragment: str = "",
+    status_code: int = 200,
+) -> Response:
+    """The whole page, or under htmx the one `fragment` that changed."""
     world = sandbox.build(texts["schema"], texts["relationships"], texts["assertions"])
     results = await world.run_assertions() if evaluate and world.ok else []
     values: dict[str, Any] = {
         "texts": texts,
+        "asked": asked or DEMO_QUESTION,
         "world": world,
         "results": results,
-        "evaluated": evaluate,
+        "answer": answer,
+        "error": error,
+        "actions": ACTIONS,
+        "demo_tenant": DEMO_TENANT,
     }
-    if ctx.htmx:
-        return ctx.render("playground_result.html", **values)
-    return ctx.render("playground.html", **values)
+    template = f"playground_{fragment}.html" if ctx.htmx and fragment else "playground.html"
+    return ctx.render(template, status_code=status_code, **values)
 
 
 async def show(ctx: Ctx) -> Response:
-    return ctx.render(
-        "playground.html",
-        texts={"schema": "", "relationships": "", "assertions": ""},
-        world=None,
-        results=[],
-        evaluated=False,
-    )
+    return await _page(ctx, dict(_EMPTY))
 
 
 async def validate(ctx: Ctx) -> Response:
-    return await _show(ctx, _texts(ctx), evaluate=True)
+    return await _page(ctx, _texts(ctx), asked=_asked(ctx), evaluate=True, fragment="result")
+
+
+async def ask(ctx: Ctx) -> Response:
+    texts = _texts(ctx)
+    asked = _asked(ctx)
+    try:
+        question = Question.from_form({**asked, "action": ctx.field("action", "check")})
+    except InvalidArgument as exc:
+        return await _page(ctx, texts, asked=asked, error=exc.message, fragment="answer")
+    tenant = asked["tenant"].strip()
+    if tenant:
+        answer = await ask_tenant(ctx.backend, ctx.metadata, tenant, question)
+    else:
+        world = sandbox.build(texts["schema"], texts["relationships"], texts["assertions"])
+        if world.ok:
+            answer = await ask_memory(world, question)
+        else:
+            answer = Answer(question, "in memory", error="fix the problems above first")
+    return await _page(ctx, texts, asked=asked, answer=answer, fragment="answer")
 
 
 async def demo(ctx: Ctx) -> Response:
@@ -66,24 +108,41 @@ async def demo(ctx: Ctx) -> Response:
         "relationships": "\n".join(demo_relationships()) + "\n",
         "assertions": DEMO_ASSERTIONS,
     }
-    # A whole page even under htmx: the three editors change, not only the results.
-    return ctx.render(
-        "playground.html",
-        texts=texts,
-        world=sandbox.build(texts["schema"], texts["relationships"], texts["assertions"]),
-        results=[],
-        evaluated=False,
+    return await _page(ctx, texts, asked=dict(DEMO_QUESTION))
+
+
+async def import_(ctx: Ctx) -> Response:
+    try:
+        texts = import_file(ctx.field("file"))
+    except InvalidArgument as exc:
+        return await _page(ctx, _texts(ctx), asked=_asked(ctx), error=exc.message, status_code=400)
+    return await _page(ctx, texts, asked=_asked(ctx), evaluate=True)
+
+
+async def export(ctx: Ctx) -> Response:
+    texts = _texts(ctx)
+    try:
+        body = export_file(texts["schema"], texts["relationships"], texts["assertions"])
+    except InvalidArgument as exc:
+        return await _page(ctx, texts, asked=_asked(ctx), error=exc.message, status_code=400)
+    return Response(
+        body,
+        media_type="application/yaml",
+        headers={"Content-Disposition": 'attachment; filename="playground.yaml"'},
     )
 
 
 PAGE = Page(
     slug="playground",
     title="Playground",
-    summary="Write a schema, relationships and assertions; validate and ask questions in memory.",
+    summary="Write a schema, relationships and assertions; validate them and ask questions.",
     needs=Scope.CHECK,
     routes=(
         PageRoute("", show),
         PageRoute("/validate", validate, methods=("POST",)),
+        PageRoute("/ask", ask, methods=("POST",)),
         PageRoute("/demo", demo, methods=("POST",)),
+        PageRoute("/import", import_, methods=("POST",)),
+        PageRoute("/export", export, methods=("POST",)),
     ),
 )
