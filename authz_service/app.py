@@ -334,9 +334,7 @@ async def _console_listener(
         target=target,
         authenticator=authenticator,
         grace_s=settings.shutdown_grace_s,
-        tls_cert=settings.tls_cert,
-        tls_key=settings.tls_key,
-        plaintext=settings.plaintext,
+        tls=_http_tls(settings, settings.console_listen, "AUTHZ_CONSOLE_LISTEN"),
     )
     resources.closers.append(console.stop)
     return console

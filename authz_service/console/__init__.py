@@ -6,6 +6,8 @@ over HTTP next to the gRPC port, calling that port for everything it shows.
 
 from __future__ import annotations
 
+import ssl
+
 from authz_service.api.auth import Authenticator
 from authz_service.console.app import build_app
 from authz_service.console.auth import Sessions
@@ -22,21 +24,18 @@ async def start_console(
     target: str,
     authenticator: Authenticator | None,
     grace_s: float,
-    tls_cert: str = "",
-    tls_key: str = "",
-    plaintext: bool = False,
+    tls: ssl.SSLContext | None = None,
 ) -> ConsoleServer:
-    """Serve the console on `listen`; its calls go to the gRPC server at `target`."""
+    """Serve the console on `listen` (over TLS with `tls`, from api/http_tls.py); its
+    calls go to the gRPC server at `target`."""
     backend = Backend.connect(target)
-    app = build_app(Sessions(authenticator), backend, PAGES, secure=bool(tls_cert))
+    app = build_app(Sessions(authenticator), backend, PAGES, secure=tls is not None)
     try:
         return await ConsoleServer.start(
             app,
             listen,
             grace_s=grace_s,
-            tls_cert=tls_cert,
-            tls_key=tls_key,
-            plaintext=plaintext,
+            tls=tls,
             on_stop=backend.close,
         )
     except BaseException:

@@ -1,26 +1,22 @@
 """The console's HTTP listener: uvicorn in the server's event loop, like the SCIM
 listener (api/scim/server.py): started and stopped by the app, which owns the signals.
 
-TLS uses the gRPC port's certificate and key (AUTHZ_TLS_CERT, AUTHZ_TLS_KEY); without
-them the console listens in plaintext only on loopback, or beyond it with the explicit
-AUTHZ_PLAINTEXT, exactly the rule of the gRPC port (api/tls.py).
+TLS comes from api/http_tls.py, like the other HTTP listeners: the gRPC port's
+certificate and key, reloaded when they change; without them, plaintext only on
+loopback, or beyond it with the explicit AUTHZ_PLAINTEXT (the gRPC port's rule).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import uvicorn
 
-from authz_service.api.tls import plaintext_allowed
-
 __all__ = ["ConsoleServer"]
-
-log = logging.getLogger(__name__)
 
 
 def _host_port(listen: str) -> tuple[str, int]:
@@ -51,16 +47,10 @@ class ConsoleServer:
         listen: str,
         *,
         grace_s: float,
-        tls_cert: str = "",
-        tls_key: str = "",
-        plaintext: bool = False,
+        tls: ssl.SSLContext | None = None,
         on_stop: Callable[[], Awaitable[None]] | None = None,
     ) -> ConsoleServer:
         host, port = _host_port(listen)
-        if not tls_cert and plaintext_allowed(listen, plaintext=plaintext):
-            log.warning(
-                "console on %s without TLS: API keys cross the network in clear text", listen
-            )
         config = uvicorn.Config(
             app,
             host=host,
@@ -69,8 +59,8 @@ class ConsoleServer:
             log_config=None,
             access_log=False,
             server_header=False,
-            ssl_certfile=tls_cert or None,
-            ssl_keyfile=tls_key or None,
+            # uvicorn would build a context from file names; this one reloads them.
+            ssl_context_factory=(lambda _config, _default: tls) if tls else None,
             timeout_graceful_shutdown=max(1, int(grace_s)),
         )
         config.load()

@@ -1,0 +1,165 @@
+"""The console's listener and its way to the service, without a browser: TLS, the
+plaintext rule, and every question going through the gRPC API with the signer's key
+(authenticated, logged with its credential id, refused outside its tenant)."""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import httpx2 as httpx
+import pytest
+
+from authz_service.api.gen.authz.v1 import audit_pb2, audit_pb2_grpc, core_pb2
+from authz_service.app import App
+from authz_service.credentials import Scope, new_key
+from authz_service.errors import InvalidArgument
+from authz_service.model import RelationshipUpdate, UpdateOp, parse_relationship
+from authz_service.service.audit import CallInfo
+from tests.api.certs import make_ca, make_server
+from tests.api.conftest import server_settings, start_app
+from tests.pg import FreshDatabase
+
+DEMO_SCHEMA = (
+    "definition user {}\ndefinition doc {\n relation viewer: user\n permission view = viewer\n}"
+)
+
+
+async def _sign_in(http: httpx.AsyncClient, key: str) -> str:
+    """Signs in; the CSRF token of the new session."""
+    reply = await http.post("/login", data={"api_key": key, "next": "/playground"})
+    assert reply.status_code == 303, reply.text
+    page = await http.get("/playground")
+    assert page.status_code == 200
+    match = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert match is not None
+    return match.group(1)
+
+
+@pytest.fixture
+async def pg_dsn() -> AsyncIterator[str]:
+    async with FreshDatabase() as dsn:
+        yield dsn
+
+
+@pytest.fixture
+async def app(pg_dsn: str, tmp_path: Path) -> AsyncIterator[App]:
+    settings = server_settings(
+        pg_dsn,
+        tmp_path,
+        auth=True,
+        auth_cache_ttl_s=0,
+        log_mode="durable",
+        console_listen="127.0.0.1:0",
+    )
+    running = await start_app(settings)
+    try:
+        yield running
+    finally:
+        await running.stop(grace=1.0)
+
+
+async def test_a_question_is_a_logged_api_call_with_the_signed_in_key(app: App) -> None:
+    await app.schemas.write(DEMO_SCHEMA)
+    rel = parse_relationship("doc:a#viewer@user:ann")
+    await app.relationships.write("acme", [RelationshipUpdate(UpdateOp.TOUCH, rel)], CallInfo())
+    record, key = new_key(tenant="acme", scopes=[Scope.CHECK], name="console")
+    await app.store.keys.create(record)
+    auditor, audit_key = new_key(tenant="acme", scopes=[Scope.AUDIT], name="auditor")
+    await app.store.keys.create(auditor)
+    assert app.console is not None
+    base = f"http://127.0.0.1:{app.console.port}"
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        csrf = await _sign_in(http, key)
+        fields = {"csrf": csrf, "action": "check", "resource": "doc:a", "permission": "view"}
+        asked = await http.post(
+            "/playground/ask", data={**fields, "subject": "user:ann", "tenant": "acme"}
+        )
+        assert asked.status_code == 200
+        assert 'data-testid="decision">ALLOWED' in asked.text
+        match = re.search(r'data-testid="decision-id">([0-9A-Z]+)<', asked.text)
+        assert match is not None
+        # Another tenant: the server refuses the key, as it would any client.
+        other = await http.post(
+            "/playground/ask", data={**fields, "subject": "user:ann", "tenant": "globex"}
+        )
+        assert "PERMISSION_DENIED" in other.text
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+        reply = await audit_pb2_grpc.AuditServiceStub(channel).ExplainDecision(
+            audit_pb2.ExplainDecisionRequest(tenant="acme", decision_id=match.group(1)),
+            metadata=(("authorization", f"Bearer {audit_key}"),),
+        )
+    assert reply.record.credential_id == record.key_id
+    assert reply.record.decision == core_pb2.DECISION_ALLOWED
+
+
+async def test_a_revoked_key_ends_its_session(app: App) -> None:
+    record, key = new_key(tenant="acme", scopes=[Scope.CHECK], name="console")
+    await app.store.keys.create(record)
+    assert app.console is not None
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{app.console.port}", timeout=10
+    ) as http:
+        await _sign_in(http, key)
+        await app.store.keys.revoke(record.key_id)
+        page = await http.get("/playground")
+        assert page.status_code == 303
+        assert page.headers["location"] == "/login?next=/playground"
+
+
+async def test_a_key_without_check_does_not_see_the_playground(app: App) -> None:
+    record, key = new_key(tenant="acme", scopes=[Scope.AUDIT], name="auditor")
+    await app.store.keys.create(record)
+    assert app.console is not None
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{app.console.port}", timeout=10
+    ) as http:
+        reply = await http.post("/login", data={"api_key": key, "next": "/"})
+        assert reply.status_code == 303
+        page = await http.get("/playground")
+        assert page.status_code == 403
+        assert "needs the `check` scope" in page.text
+        assert 'href="/playground"' not in page.text
+
+
+async def test_the_console_serves_tls_with_a_secure_cookie(tmp_path: Path) -> None:
+    ca = make_ca()
+    cert, key_file = tmp_path / "server.pem", tmp_path / "server.key"
+    make_server(ca).write(cert, key_file)
+    settings = server_settings(
+        "memory://",
+        tmp_path,
+        auth=True,
+        tls_cert=str(cert),
+        tls_key=str(key_file),
+        console_listen="127.0.0.1:0",
+    )
+    app = await App.start(settings)
+    try:
+        record, key = new_key(tenant="*", scopes=[Scope.CHECK], name="console")
+        await app.store.keys.create(record)
+        assert app.console is not None
+        trusting = ssl.create_default_context(cadata=ca.cert_pem.decode())
+        base = f"https://localhost:{app.console.port}"
+        async with httpx.AsyncClient(base_url=base, verify=trusting, timeout=10) as http:
+            reply = await http.post("/login", data={"api_key": key, "next": "/"})
+            assert reply.status_code == 303
+            cookie = reply.headers["set-cookie"]
+            assert "HttpOnly" in cookie
+            assert "Secure" in cookie
+            assert "SameSite=strict" in cookie or "SameSite=Strict" in cookie
+        with pytest.raises(httpx.HTTPError):
+            async with httpx.AsyncClient(timeout=5) as plain:
+                await plain.get(f"http://127.0.0.1:{app.console.port}/login")
+    finally:
+        await app.stop(grace=1.0)
+
+
+async def test_plaintext_beyond_loopback_is_refused_naming_the_setting(tmp_path: Path) -> None:
+    settings = server_settings("memory://", tmp_path, console_listen="0.0.0.0:0")
+    with pytest.raises(InvalidArgument, match="AUTHZ_CONSOLE_LISTEN"):
+        await App.start(settings)
