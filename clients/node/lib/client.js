@@ -80,7 +80,7 @@ async function pool(count, limit, task) {
     while (next < count) {
       const i = next;
       next += 1;
-      results[i] = await task(i); // eslint-disable-line no-await-in-loop
+      results[i] = await task(i);
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, count) }, worker));

@@ -23,11 +23,11 @@ const statuses = new Map(); // method path -> status codes the server answered w
 
 /** Records the final status of every call, by method path. */
 function recorder(options, nextCall) {
-  const path = options.method_definition.path.slice(1); // '/authz.v1.X/Y' -> 'authz.v1.X/Y'
+  const rpc = options.method_definition.path.slice(1); // '/authz.v1.X/Y' -> 'authz.v1.X/Y'
   return new grpc.InterceptingCall(nextCall(options), new grpc.RequesterBuilder()
     .withStart((metadata, listener, next) => {
       next(metadata, new grpc.ListenerBuilder().withOnReceiveStatus((status, nextStatus) => {
-        statuses.set(path, [...(statuses.get(path) || []), status.code]);
+        statuses.set(rpc, [...(statuses.get(rpc) || []), status.code]);
         nextStatus(status);
       }).build());
     }).build());
@@ -38,7 +38,7 @@ async function waitFor(condition, what, timeoutMs = 5000) {
   const end = Date.now() + timeoutMs;
   while (!condition()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => { setTimeout(resolve, 10); }); // eslint-disable-line no-await-in-loop
+    await new Promise((resolve) => { setTimeout(resolve, 10); });
   }
 }
 
@@ -282,16 +282,16 @@ test('every RPC in the service descriptors has a client method and is called thr
     for (const rpc of Object.keys(methods)) paths.push(`${service}/${rpc}`);
   }
   assert.ok(paths.includes('authz.v1.PermissionsService/Check'), 'the API did not load');
-  for (const path of paths) {
-    assert.ok(RPC_METHODS[path], `no client method for ${path}: add it to RPC_METHODS`);
-    assert.equal(typeof client[RPC_METHODS[path]], 'function', `${RPC_METHODS[path]} is not a method`);
-    assert.ok(CALLS[path], `no call of ${path} in test/every_rpc.test.js`);
+  for (const rpc of paths) {
+    assert.ok(RPC_METHODS[rpc], `no client method for ${rpc}: add it to RPC_METHODS`);
+    assert.equal(typeof client[RPC_METHODS[rpc]], 'function', `${RPC_METHODS[rpc]} is not a method`);
+    assert.ok(CALLS[rpc], `no call of ${rpc} in test/every_rpc.test.js`);
   }
   assert.deepEqual(Object.keys(RPC_METHODS).filter((p) => !paths.includes(p)), [], 'stale RPC_METHODS');
-  for (const [path, call] of Object.entries(CALLS)) {
-    await call(); // eslint-disable-line no-await-in-loop
-    await waitFor(() => statuses.has(path), `${path}: a call of it by ${RPC_METHODS[path]}`);
-    const codes = statuses.get(path);
-    assert.ok(!codes.some((c) => NOT_REACHED.has(c)), `${path}: answered ${codes}`);
+  for (const [rpc, call] of Object.entries(CALLS)) {
+    await call();
+    await waitFor(() => statuses.has(rpc), `${rpc}: a call of it by ${RPC_METHODS[rpc]}`);
+    const codes = statuses.get(rpc);
+    assert.ok(!codes.some((c) => NOT_REACHED.has(c)), `${rpc}: answered ${codes}`);
   }
 });
