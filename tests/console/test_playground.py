@@ -193,3 +193,28 @@ def test_export_then_import_a_validation_file(page: Page, console: Console, tmp_
     page.get_by_label("Validation file").set_input_files(broken)
     page.get_by_role("button", name="Import").click()
     expect(page.get_by_test_id("form-error")).to_contain_text("not valid YAML at line")
+
+
+def test_load_a_tenants_schema_and_relationships_into_the_editors(
+    page: Page, console: Console
+) -> None:
+    sign_in(page, console, console.keys.demo_admin)
+    page.goto(f"{console.url}/playground")
+    page.get_by_role("group", name="Ask").get_by_label("Tenant").fill("demo")
+    page.get_by_role("button", name="Load from tenant").click()
+    expect(page.get_by_label("Schema")).to_have_value(re.compile("definition document"))
+    expect(page.get_by_label("Relationships")).to_have_value(
+        re.compile(r"document:readme#owner@user:alice")
+    )
+    expect(page.get_by_test_id("valid")).to_contain_text("relationships")
+
+
+def test_a_check_only_key_loads_the_schema_but_not_the_relationships(
+    page: Page, console: Console
+) -> None:
+    sign_in(page, console, console.keys.demo_reader)
+    page.goto(f"{console.url}/playground")
+    page.get_by_role("button", name="Load from tenant").click()  # its own tenant: demo
+    expect(page.get_by_label("Schema")).to_have_value(re.compile("definition document"))
+    expect(page.get_by_label("Relationships")).to_have_value("")
+    expect(page.get_by_test_id("notice")).to_contain_text("`write` scope")

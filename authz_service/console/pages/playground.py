@@ -8,15 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import grpc
 from starlette.responses import Response
 
+from authz_service.api import convert
+from authz_service.api.gen.authz.v1 import relationships_pb2, schema_pb2
 from authz_service.console import sandbox
+from authz_service.console.backend import CALL_TIMEOUT_S, call_error
 from authz_service.console.files import export_file, import_file
 from authz_service.console.page import Ctx, Page, PageRoute
 from authz_service.console.questions import ACTIONS, Answer, Question, ask_memory, ask_tenant
 from authz_service.credentials import Scope
 from authz_service.demo import DEMO_TENANT, demo_relationships, demo_schema
-from authz_service.errors import InvalidArgument
+from authz_service.errors import AuthzError, InvalidArgument
 
 __all__ = ["PAGE"]
 
@@ -55,6 +59,7 @@ async def _page(
     evaluate: bool = False,
     answer: Answer | None = None,
     error: str = "",
+    notice: str = "",
     fragment: str = "",
     status_code: int = 200,
 ) -> Response:
@@ -68,6 +73,7 @@ async def _page(
         "results": results,
         "answer": answer,
         "error": error,
+        "notice": notice,
         "actions": ACTIONS,
         "demo_tenant": DEMO_TENANT,
     }
@@ -111,6 +117,47 @@ async def demo(ctx: Ctx) -> Response:
     return await _page(ctx, texts, asked=dict(DEMO_QUESTION))
 
 
+async def from_tenant(ctx: Ctx) -> Response:
+    """The editors from a tenant: the schema (any key may read it) and, for keys that
+    may read relationships (`write`), the tenant's relationships, through the API."""
+    asked = _asked(ctx)
+    tenant = asked["tenant"].strip() or ("" if ctx.viewer.platform else ctx.viewer.tenant)
+    asked["tenant"] = tenant
+    texts = {"schema": "", "relationships": "", "assertions": ctx.field("assertions")}
+    call: dict[str, Any] = {"metadata": ctx.metadata, "timeout": CALL_TIMEOUT_S}
+    try:
+        if not tenant:
+            raise InvalidArgument("name the tenant to load", field="tenant")
+        schema = await ctx.backend.schema.ReadSchema(schema_pb2.ReadSchemaRequest(), **call)
+        texts["schema"] = schema.schema
+        if ctx.can(Scope.WRITE):
+            texts["relationships"] = await _relationships(ctx, tenant, call)
+            note = ""
+        else:
+            note = "the tenant's relationships need a key with the `write` scope; schema only"
+    except grpc.aio.AioRpcError as exc:
+        return await _page(ctx, _texts(ctx), asked=asked, error=call_error(exc), status_code=400)
+    except AuthzError as exc:
+        return await _page(ctx, _texts(ctx), asked=asked, error=exc.message, status_code=400)
+    return await _page(ctx, texts, asked=asked, evaluate=True, notice=note)
+
+
+async def _relationships(ctx: Ctx, tenant: str, call: dict[str, Any]) -> str:
+    request = relationships_pb2.ReadRelationshipsRequest(
+        tenant=tenant, limit=sandbox.MAX_RELATIONSHIPS + 1
+    )
+    lines = []
+    async for found in ctx.backend.relationships.ReadRelationships(request, **call):
+        lines.append(str(convert.relationship(found.relationship, "relationship")))
+    if len(lines) > sandbox.MAX_RELATIONSHIPS:
+        raise InvalidArgument(
+            f"tenant `{tenant}` has more than {sandbox.MAX_RELATIONSHIPS} relationships, "
+            "more than the playground holds",
+            field="tenant",
+        )
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 async def import_(ctx: Ctx) -> Response:
     try:
         texts = import_file(ctx.field("file"))
@@ -143,6 +190,7 @@ PAGE = Page(
         PageRoute("/ask", ask, methods=("POST",)),
         PageRoute("/demo", demo, methods=("POST",)),
         PageRoute("/import", import_, methods=("POST",)),
+        PageRoute("/tenant", from_tenant, methods=("POST",)),
         PageRoute("/export", export, methods=("POST",)),
     ),
 )
