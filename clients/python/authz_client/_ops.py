@@ -107,12 +107,12 @@ def cursor(value: str) -> core_pb2.Cursor | None:
     return core_pb2.Cursor(token=value) if value else None
 
 
-def timestamp(when: datetime | None) -> timestamp_pb2.Timestamp | None:
+def timestamp(when: datetime | None, name: str) -> timestamp_pb2.Timestamp | None:
     """A google.protobuf.Timestamp, or None; a naive datetime is refused (ambiguous)."""
     if when is None:
         return None
     if when.tzinfo is None:
-        raise ValueError(f"`{when.isoformat()}` needs a time zone")
+        raise ValueError(f"{name}: `{when.isoformat()}` needs a time zone")
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(when)
     return stamp
@@ -171,8 +171,8 @@ def query_decisions(
         action=action,
         decision=cast("core_pb2.Decision.ValueType", decision.value if decision else 0),
         kind=_decision_kind(kind),
-        start_time=timestamp(start_time),
-        end_time=timestamp(end_time),
+        start_time=timestamp(start_time, "start_time"),
+        end_time=timestamp(end_time, "end_time"),
         limit=limit,
         cursor=cursor(cursor_token),
     )

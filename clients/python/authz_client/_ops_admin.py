@@ -179,7 +179,7 @@ def create_key(
         tenant=tenant,
         scopes=list(scopes),
         description=description,
-        expire_time=timestamp(expire_time),
+        expire_time=timestamp(expire_time, "expire_time"),
         reason=reason,
     )
     return Unary("KeysService", "CreateKey", request, _new_key, False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 import pytest
 from authz_client import AsyncAuthzClient, Decision, NotFoundError
@@ -99,3 +100,10 @@ async def test_audit_query_verify_explain(tenant_client: AsyncAuthzClient) -> No
         await client.explain_decision("01ARZ3NDEKTSV4RRFFQ69G5FAV")
     with pytest.raises(ValueError, match="unknown decision kind"):
         client.query_decisions(kind="nonsense")
+
+
+async def test_naive_times_are_refused_before_any_call(client: AsyncAuthzClient) -> None:
+    with pytest.raises(ValueError, match="start_time: `2026-01-01T00:00:00` needs a time zone"):
+        client.query_decisions(start_time=datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match="expire_time"):
+        await client.create_key(scopes=["check"], expire_time=datetime(2030, 1, 1))
