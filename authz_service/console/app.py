@@ -4,6 +4,8 @@ routes of every registered page, each wrapped by `_guarded` (page.py says what i
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
@@ -16,7 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from authz_service.console.auth import COOKIE, Session, Sessions
+from authz_service.console.auth import COOKIE, LOGIN_COOKIE, Session, Sessions
 from authz_service.console.backend import Backend
 from authz_service.console.page import Ctx, Page, PageRoute
 from authz_service.errors import AuthzError
@@ -143,20 +145,33 @@ class _Console:
             async with request.form(max_files=0, max_fields=4) as form:
                 key = str(form.get("api_key") or "")
                 target = _local(str(form.get("next") or "/"))
-            try:
-                session_id, _ = await self.sessions.login(key, peer=_peer(request))
-            except AuthzError as exc:
-                error = exc.message
+                token = str(form.get("csrf") or "")
+            # Double submit: another site cannot read the cookie to copy it into a form,
+            # so it cannot sign a victim's browser in with the other site's key.
+            expected = request.cookies.get(LOGIN_COOKIE, "")
+            if not expected or not hmac.compare_digest(token, expected):
+                error = "the sign-in form expired; please try again"
             else:
-                response = RedirectResponse(target, status_code=303)
-                self._cookie(response, session_id)
-                return response
-        return self.templates.TemplateResponse(
+                try:
+                    session_id, _ = await self.sessions.login(key, peer=_peer(request))
+                except AuthzError as exc:
+                    error = exc.message
+                else:
+                    response = RedirectResponse(target, status_code=303)
+                    self._cookie(response, session_id)
+                    response.delete_cookie(LOGIN_COOKIE, path="/login")
+                    return response
+        token = secrets.token_urlsafe(32)
+        page = self.templates.TemplateResponse(
             request,
             "login.html",
-            {"error": error, "next": target},
+            {"error": error, "next": target, "csrf": token},
             status_code=401 if error else 200,
         )
+        page.set_cookie(
+            LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=self.secure, path="/login"
+        )
+        return page
 
     async def logout(self, request: Request) -> Response:
         session, _ = await self.session(request)

@@ -27,11 +27,12 @@ from dataclasses import dataclass, field, replace
 
 from authz_service.api.auth import Authenticator
 from authz_service.credentials import ALL_TENANTS, Scope
-from authz_service.errors import Unauthenticated
+from authz_service.errors import AuthzError, Unauthenticated
 
-__all__ = ["COOKIE", "Session", "Sessions", "Viewer"]
+__all__ = ["COOKIE", "LOGIN_COOKIE", "Session", "Sessions", "Viewer"]
 
 COOKIE = "authz_console"
+LOGIN_COOKIE = "authz_console_login"  # the sign-in form's CSRF token (double submit)
 _ALL_SCOPES = frozenset(Scope)
 
 
@@ -121,8 +122,13 @@ class Sessions:
             except Unauthenticated:
                 self.logout(session_id)
                 return None
-            # Scopes may have changed by rotation elsewhere; show what the key holds now.
-            session.viewer = replace(viewer, scopes=frozenset(key.scopes))
+            except AuthzError:
+                # The key store is away or this address is backing off: keep what we
+                # knew. This decides only what is shown; the server checks every call.
+                pass
+            else:
+                # Scopes may have changed by rotation elsewhere; show what the key holds now.
+                session.viewer = replace(viewer, scopes=frozenset(key.scopes))
         session.seen = now
         return session
 

@@ -28,15 +28,26 @@ DEMO_SCHEMA = (
 )
 
 
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match is not None
+    return match.group(1)
+
+
+async def _login(http: httpx.AsyncClient, key: str, target: str = "/playground") -> httpx.Response:
+    form = await http.get("/login")
+    return await http.post(
+        "/login", data={"api_key": key, "next": target, "csrf": _csrf(form.text)}
+    )
+
+
 async def _sign_in(http: httpx.AsyncClient, key: str) -> str:
     """Signs in; the CSRF token of the new session."""
-    reply = await http.post("/login", data={"api_key": key, "next": "/playground"})
+    reply = await _login(http, key)
     assert reply.status_code == 303, reply.text
     page = await http.get("/playground")
     assert page.status_code == 200
-    match = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert match is not None
-    return match.group(1)
+    return _csrf(page.text)
 
 
 @pytest.fixture
@@ -111,6 +122,21 @@ async def test_a_revoked_key_ends_its_session(app: App) -> None:
         assert page.headers["location"] == "/login?next=/playground"
 
 
+async def test_a_sign_in_without_the_forms_token_is_refused(app: App) -> None:
+    """Login CSRF: another site's form cannot sign the browser in with its own key."""
+    record, key = new_key(tenant="acme", scopes=[Scope.CHECK], name="console")
+    await app.store.keys.create(record)
+    assert app.console is not None
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{app.console.port}", timeout=10
+    ) as http:
+        reply = await http.post("/login", data={"api_key": key, "next": "/"})
+        assert reply.status_code == 401
+        assert "expired" in reply.text
+        assert "authz_console=" not in reply.headers.get("set-cookie", "")
+        assert (await _login(http, key)).status_code == 303
+
+
 async def test_a_key_without_check_does_not_see_the_playground(app: App) -> None:
     record, key = new_key(tenant="acme", scopes=[Scope.AUDIT], name="auditor")
     await app.store.keys.create(record)
@@ -118,7 +144,7 @@ async def test_a_key_without_check_does_not_see_the_playground(app: App) -> None
     async with httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{app.console.port}", timeout=10
     ) as http:
-        reply = await http.post("/login", data={"api_key": key, "next": "/"})
+        reply = await _login(http, key, "/")
         assert reply.status_code == 303
         page = await http.get("/playground")
         assert page.status_code == 403
@@ -146,9 +172,9 @@ async def test_the_console_serves_tls_with_a_secure_cookie(tmp_path: Path) -> No
         trusting = ssl.create_default_context(cadata=ca.cert_pem.decode())
         base = f"https://localhost:{app.console.port}"
         async with httpx.AsyncClient(base_url=base, verify=trusting, timeout=10) as http:
-            reply = await http.post("/login", data={"api_key": key, "next": "/"})
+            reply = await _login(http, key, "/")
             assert reply.status_code == 303
-            cookie = reply.headers["set-cookie"]
+            cookie = next(c for c in reply.headers.get_list("set-cookie") if "authz_console=" in c)
             assert "HttpOnly" in cookie
             assert "Secure" in cookie
             assert "SameSite=strict" in cookie or "SameSite=Strict" in cookie
