@@ -127,6 +127,7 @@ class Answer:
     decision_id: str = ""
     more: bool = False  # a lookup stopped at LOOKUP_LIMIT
     error: str = ""
+    tenant: str = ""  # the tenant asked, if any
 
 
 def _name(decision: Decision) -> str:
@@ -207,7 +208,7 @@ async def ask_tenant(
 ) -> Answer:
     """The tenant's answer, through the API with the viewer's key: the server decides,
     logs and limits it like any other client's call."""
-    answer = Answer(question, f"tenant {tenant}")
+    answer = Answer(question, f"tenant {tenant}", tenant=tenant)
     try:
         await _ask_tenant(backend, metadata, tenant, question, answer)
     except AuthzError as exc:
