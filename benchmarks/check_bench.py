@@ -197,8 +197,16 @@ def clean_env(**extra: str) -> dict[str, str]:
 class Server:
     """One `authz serve` or echo server (with its workers), in its own process group."""
 
-    def __init__(self, cmd: list[str], env: dict[str, str], workers: int, port: int, logs: Path):
-        self.cmd, self.env, self.workers, self.port = cmd, env, workers, port
+    def __init__(
+        self,
+        cmd: list[str],
+        env: dict[str, str],
+        workers: int,
+        port: int,
+        logs: Path,
+        cwd: Path = ROOT,
+    ):
+        self.cmd, self.env, self.workers, self.port, self.cwd = cmd, env, workers, port, cwd
         logs.mkdir(parents=True, exist_ok=True)
         self._out_path = logs / "stdout.txt"
         self._err_path = logs / "stderr.txt"
@@ -207,7 +215,7 @@ class Server:
     def start(self, timeout_s: float = 90.0) -> None:
         with self._out_path.open("wb") as out, self._err_path.open("wb") as err:
             self.proc = subprocess.Popen(
-                self.cmd, stdout=out, stderr=err, env=self.env, cwd=ROOT, start_new_session=True
+                self.cmd, stdout=out, stderr=err, env=self.env, cwd=self.cwd, start_new_session=True
             )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
