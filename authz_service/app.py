@@ -359,7 +359,7 @@ def decision_service(
     *,
     cache: DecisionCache[CheckResult],
     audit: AuditTrail,
-    observe: Callable[[str, bool], None] | None = None,
+    observe: Callable[[str, bool, int], None] | None = None,
     reader: RelationshipReader | None = None,
 ) -> tuple[PermissionService, BindingGrants, SubjectStatuses]:
     """The decision function and the rules around it, composed here once for both live

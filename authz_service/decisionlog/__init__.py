@@ -34,6 +34,7 @@ from authz_service.decisionlog.record import (
     DecisionRecord,
     canonical_json,
     new_decision_id,
+    new_decision_ids,
 )
 from authz_service.decisionlog.redact import REDACTED_MARKER
 from authz_service.decisionlog.sink_postgres import MIGRATION_SQL, PostgresSink
@@ -76,6 +77,7 @@ __all__ = [
     "load_private_key",
     "load_public_key",
     "new_decision_id",
+    "new_decision_ids",
     "verify_all",
     "verify_stream",
 ]

@@ -28,6 +28,7 @@ __all__ = [
     "canonical_json",
     "format_time",
     "new_decision_id",
+    "new_decision_ids",
     "parse_time",
 ]
 
@@ -97,6 +98,7 @@ def parse_time(text: str) -> datetime:
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # base32 digits of a ULID (no I, L, O, U)
 # Every 10-bit value as its two digits: 13 lookups spell a 130-bit (26-digit) ULID.
 _DIGIT_PAIRS = tuple(a + b for a in _CROCKFORD for b in _CROCKFORD)
+_RANDOM_SHIFTS = tuple(range(70, -10, -10))  # 80 random bits: the last 16 digits
 
 
 def new_decision_id(at: datetime | None = None) -> str:
@@ -109,6 +111,18 @@ def new_decision_id(at: datetime | None = None) -> str:
     value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
     pairs = _DIGIT_PAIRS
     return "".join([pairs[(value >> shift) & 0x3FF] for shift in range(120, -10, -10)])
+
+
+def new_decision_ids(count: int, at: datetime | None = None) -> list[str]:
+    """`count` ids as `new_decision_id(at)` makes them, made together (CheckBulk's items):
+    the time digits are spelled once and the random source is read once."""
+    millis = int((at or datetime.now(UTC)).timestamp() * 1000)
+    pairs = _DIGIT_PAIRS
+    prefix = "".join([pairs[(millis >> shift) & 0x3FF] for shift in (40, 30, 20, 10, 0)])
+    raw = os.urandom(10 * count)
+    numbers = [int.from_bytes(raw[i : i + 10], "big") for i in range(0, 10 * count, 10)]
+    shifts = _RANDOM_SHIFTS
+    return [prefix + "".join([pairs[(r >> s) & 0x3FF] for s in shifts]) for r in numbers]
 
 
 def _json_object(value: Mapping[str, Any], name: str) -> FrozenContext:

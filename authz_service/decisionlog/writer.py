@@ -26,7 +26,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -67,6 +67,8 @@ class _Pending:
     entry: LogEntry
     done: asyncio.Future[LogEntry] | None  # durable mode: resolved after the fsync
     queued_at: float  # time.monotonic()
+    # A caller waits for this record: its own `done`, or the last of its group's.
+    waited: bool = False
 
 
 class DecisionLogWriter:
@@ -150,6 +152,13 @@ class DecisionLogWriter:
         at once. Raises `Unavailable` when the writer is closed or failed, or when the
         queue is full and `on_full` is `error`.
         """
+        return (await self.append_many([record]))[0]
+
+    async def append_many(self, records: Sequence[DecisionRecord]) -> list[LogEntry]:
+        """`append` for the records of one call (CheckBulk's items), queued together in
+        order: durable mode waits for one fsync that covers them all, not one each. The
+        group is admitted as a whole when the queue has room, so it may pass
+        `max_queue` by its own size."""
         call = _call.get()
         if call is not None and call.owes is self:
             call.owes = None
@@ -157,25 +166,34 @@ class DecisionLogWriter:
         self._check_open()
         while len(self._queue) >= self._config.max_queue:
             if self._config.on_full is OverflowPolicy.ERROR:
-                self._counters.rejected += 1
+                self._counters.rejected += len(records)
                 raise Unavailable("decision log buffer full")
             self._space.clear()
             self._waiting_for_space = True
             await self._space.wait()
             self._waiting_for_space = False
             self._check_open()
-        entry = LogEntry.link(
-            self._redactor.apply(record), self._heads.get(record.tenant, ChainHead())
-        )
-        self._heads[record.tenant] = entry.head
+        heads, redact = self._heads, self._redactor.apply
+        entries = []
+        for record in records:
+            entry = LogEntry.link(redact(record), heads.get(record.tenant, ChainHead()))
+            heads[record.tenant] = entry.head
+            entries.append(entry)
+        durable = self._config.mode is LogMode.DURABLE
+        now = time.monotonic()
+        pending = [_Pending(entry, None, now, durable) for entry in entries]
         done = None
-        if self._config.mode is LogMode.DURABLE:
-            done = asyncio.get_running_loop().create_future()
+        if durable and pending:
+            # Batches are written in order, so the last record's fsync covers the group;
+            # a failure before it fails this future too (`_fail`).
+            done = pending[-1].done = asyncio.get_running_loop().create_future()
         with self._ready:
-            self._queue.append(_Pending(entry, done, time.monotonic()))
+            self._queue.extend(pending)
             self._ready.notify()
-        self._counters.appended += 1
-        return await done if done is not None else entry
+        self._counters.appended += len(pending)
+        if done is not None:
+            await done
+        return entries
 
     def stats(self) -> WriterStats:
         return self._counters.snapshot(self._mirror.errors if self._mirror is not None else 0)
@@ -303,7 +321,7 @@ class DecisionLogWriter:
         with self._ready:
             unwritten = batch + self._queue
             self._queue.clear()
-        lost = [p for p in unwritten if p.done is None]
+        lost = [p for p in unwritten if not p.waited]
         self._counters.dropped += len(lost)
         ids = [p.entry.record.decision_id for p in lost[:1] + lost[-1:]]
         log.error(

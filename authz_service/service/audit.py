@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-from authz_service.decisionlog import DecisionKind, DecisionRecord, new_decision_id
+from authz_service.decisionlog import (
+    DecisionKind,
+    DecisionRecord,
+    new_decision_id,
+    new_decision_ids,
+)
 from authz_service.engine import CheckItem, CheckResult, Snapshot
 from authz_service.engine.explain_layout import DEFAULT_MAX_EXPLANATION_NODES
 from authz_service.errors import AuthzError
@@ -35,6 +40,9 @@ class DecisionWriter(Protocol):
         """Around a call that will append: lets a durable batch wait for its record."""
 
     async def append(self, record: DecisionRecord) -> object: ...
+
+    async def append_many(self, records: Sequence[DecisionRecord]) -> object:
+        """The records of one call, appended in order and waited for together."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,27 +172,44 @@ class AuditTrail:
         started: float,
         contextual: Sequence[Relationship] = (),
     ) -> list[str]:
-        ids: list[str] = []
-        for item, result in zip(items, results, strict=True):
+        """One record per item, appended together: a durable log answers the call after
+        one fsync for all of them, not one per item."""
+        ids = new_decision_ids(len(items), snap.now)
+        if self._writer is None:
+            return ids
+        common = self._common(snap, call)
+        digest = digest_relationships(contextual)
+        latency = _latency_us(started)
+        records = []
+        for decision_id, item, result in zip(ids, items, results, strict=True):
+            fields: dict[str, Any]
             if isinstance(result, AuthzError):
-                ids.append(
-                    await self.check_failed(
-                        snap, item, call, result, started, DecisionKind.CHECK_BULK_ITEM
-                    )
-                )
+                fields = {
+                    "decision": "DENIED",
+                    "explanation": {"error": type(result).__name__, "message": result.message},
+                }
             else:
-                ids.append(
-                    await self.check(
-                        snap,
-                        item,
-                        result,
-                        call,
-                        cache_hit=False,
-                        started=started,
-                        contextual=contextual,
-                        kind=DecisionKind.CHECK_BULK_ITEM,
-                    )
+                fields = {
+                    "decision": result.decision.value,
+                    "contextual_relationships_digest": digest,
+                    "explanation": _explanation(result, self._max_explanation_nodes),
+                    "cache_hit": False,
+                }
+            records.append(
+                DecisionRecord(
+                    decision_id=decision_id,
+                    server_version=SERVER_VERSION,
+                    kind=DecisionKind.CHECK_BULK_ITEM,
+                    subject=str(item.subject),
+                    action=item.permission,
+                    resource=str(item.resource),
+                    context=item.context,
+                    latency_us=latency,
+                    **fields,
+                    **common,
                 )
+            )
+        await self._writer.append_many(records)
         return ids
 
     async def summary(

@@ -14,6 +14,7 @@ import asyncio
 import functools
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -92,7 +93,7 @@ class PermissionService:
         audit: AuditTrail,
         max_batch: int = 1000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        observe: Callable[[str, bool], None] | None = None,
+        observe: Callable[[str, bool, int], None] | None = None,
         statuses: SubjectStatuses | None = None,
         impersonate_permission: str = DEFAULT_IMPERSONATE_PERMISSION,
         tenants: TenantSuspensions | None = None,
@@ -114,7 +115,8 @@ class PermissionService:
         self._audit = audit
         self._max_batch = max_batch
         self._clock = clock
-        self._observe = observe or (lambda outcome, cache_hit: None)
+        # (outcome, cache hit, how many decisions): a metric, counted per decision
+        self._observe = observe or (lambda outcome, cache_hit, count: None)
         # Checks being computed, by cache key: their result, or None if the computation failed
         self._inflight: dict[tuple[object, ...], asyncio.Future[CheckResult | None]] = {}
         self.coalesced = 0  # Checks answered by an identical one computed at the same time
@@ -215,12 +217,12 @@ class PermissionService:
                     ),
                 )
             except AuthzError as exc:
-                self._observe("ERROR", False)
+                self._observe("ERROR", False, 1)
                 await self._audit.check_failed(snap, item, call, exc, started)
                 raise
             if shareable and result.cacheable:
                 self._cache.put(key, result, result.valid_until)
-        self._observe(result.decision.value, cache_hit)
+        self._observe(result.decision.value, cache_hit, 1)
         decision_id = await self._audit.check(
             snap, item, result, call, cache_hit=cache_hit, started=started, contextual=contextual
         )
@@ -300,10 +302,14 @@ class PermissionService:
             if shareable and isinstance(result, CheckResult) and result.cacheable:
                 self._cache.put(keys[i], result, result.valid_until)
         results = [r for r in found if r is not None]
-        hits = set(range(len(items))).difference(missing)
-        for i, result in enumerate(results):
-            outcome = "ERROR" if isinstance(result, AuthzError) else result.decision.value
-            self._observe(outcome, i in hits)
+        # Metrics counted per (outcome, hit), not per item: one update for many items.
+        missed = set(missing)
+        tally = Counter(
+            ("ERROR" if isinstance(r, AuthzError) else r.decision.value, i not in missed)
+            for i, r in enumerate(results)
+        )
+        for (outcome, hit), count in tally.items():
+            self._observe(outcome, hit, count)
         ids = await self._audit.check_bulk(snap, items, results, call, started, contextual)
         return snap.revision, results, ids
 

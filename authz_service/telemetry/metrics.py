@@ -150,13 +150,13 @@ class Metrics:
         rpc_type = RPC_TYPES[request_streaming, response_streaming]
         return MethodMetrics(self._handled, self._latency, (service, name, rpc_type))
 
-    def record_decision(self, outcome: str, cache_hit: bool) -> None:
+    def record_decision(self, outcome: str, cache_hit: bool, count: int = 1) -> None:
         child = self._decision_children.get((outcome, cache_hit))
         if child is None:  # an outcome added later: still counted, just not pre-bound
             child = self._decision_children[outcome, cache_hit] = self._decisions.labels(
                 outcome, "true" if cache_hit else "false"
             )
-        child.inc()
+        child.inc(count)
 
     def record_auth_failure(self, reason: str) -> None:
         self._auth_failures.labels(reason).inc()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 
@@ -27,6 +27,10 @@ class Recorder:
     async def append(self, record: DecisionRecord) -> object:
         self.records.append(record)
         return record
+
+    async def append_many(self, records: Sequence[DecisionRecord]) -> object:
+        self.records.extend(records)
+        return records
 
 
 async def _three() -> AsyncIterator[int]:

@@ -13,7 +13,8 @@ def test_public_names() -> None:
         "REDACTED_MARKER", "RecordFilter", "StoredEntry", "VerifyReport", "WriterStats",
         "canonical_json", "chain_hash", "find_decision", "format_explain", "format_jsonl",
         "format_reports", "format_table", "generate_keypair", "iter_entries", "key_id",
-        "load_private_key", "load_public_key", "new_decision_id", "verify_all", "verify_stream",
+        "load_private_key", "load_public_key", "new_decision_id", "new_decision_ids", "verify_all",
+        "verify_stream",
     ]  # fmt: skip
     for name in decisionlog.__all__:
         assert hasattr(decisionlog, name), name

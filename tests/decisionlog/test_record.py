@@ -21,6 +21,7 @@ from authz_service.decisionlog import (
     load_private_key,
     load_public_key,
     new_decision_id,
+    new_decision_ids,
 )
 from authz_service.decisionlog.chain import chain_hash, entry_from_line
 from authz_service.decisionlog.layout import stream_dir_name, tenant_from_dir_name
@@ -202,3 +203,19 @@ def test_decision_ids_are_ulids_of_the_decision_time() -> None:
         assert len(decision_id) == 26
         assert value >> 128 == 0
         assert value >> 80 == int(at.timestamp() * 1000)
+
+
+def test_decision_ids_made_together_are_ulids_of_their_time_and_distinct() -> None:
+    at = datetime(2031, 2, 3, 4, 5, 6, 789000, tzinfo=UTC)
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    ids = new_decision_ids(500, at)
+    assert len(set(ids)) == 500
+    single = new_decision_id(at)
+    for decision_id in ids:
+        value = 0
+        for digit in decision_id:
+            value = value * 32 + alphabet.index(digit)
+        assert len(decision_id) == 26
+        assert value >> 80 == int(at.timestamp() * 1000)
+        assert decision_id[:10] == single[:10]
+    assert new_decision_ids(0, at) == []

@@ -326,3 +326,43 @@ async def test_close_stops_the_writer_thread(config: DecisionLogConfig) -> None:
         await writer.append(make_record(0))
         assert any(t.name == "decision-log-writer" for t in threading.enumerate())
     assert not any(t.name == "decision-log-writer" for t in threading.enumerate())
+
+
+async def test_append_many_is_durable_after_one_fsync_for_the_whole_group(
+    config: DecisionLogConfig, public_key: Ed25519PublicKey
+) -> None:
+    # CheckBulk's items: one call, one fsync, not one per item.
+    records = [make_record(i) for i in range(50)]
+    async with DecisionLogWriter(replace(config, commit_window=3600.0)) as writer:
+        async with asyncio.timeout(60):
+            entries = await writer.append_many(records)
+        # Returned only once every line is on disk, in order.
+        assert read_all_lines(config) == [e.line for e in entries]
+        stats = writer.stats()
+    assert [e.seq for e in entries] == list(range(50))
+    assert stats.written == stats.appended == 50
+    assert stats.fsyncs == stats.batches == 1
+    assert all(r.ok for r in verify_all(config.root, public_key))
+
+
+async def test_append_many_spanning_batches_waits_for_the_last_one(
+    config: DecisionLogConfig,
+) -> None:
+    async with DecisionLogWriter(replace(config, max_batch=7)) as writer:
+        entries = await writer.append_many([make_record(i) for i in range(30)])
+        assert read_all_lines(config) == [e.line for e in entries]
+        assert writer.stats().batches >= 5
+
+
+async def test_append_many_failure_fails_the_call_and_loses_nothing_silently(
+    config: DecisionLogConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    config.root.mkdir(parents=True)
+    (config.root / stream_dir_name("blocked")).write_bytes(b"")
+    writer = DecisionLogWriter(config)
+    await writer.start()
+    with pytest.raises(Unavailable, match="decision log write failed"):
+        await writer.append_many([make_record(i, "blocked") for i in range(5)])
+    with caplog.at_level(logging.ERROR), pytest.raises(Unavailable):
+        await writer.aclose()
+    assert writer.stats().dropped == 0  # the caller was told about every one of them

@@ -148,6 +148,7 @@ async def test_decisions_and_callback_metrics(harness: Harness) -> None:
         t.record_decision(outcome, hit)
     t.record_decision("CONDITIONAL", False)
     t.record_decision("ERROR", False)
+    t.record_decision("DENIED", True, 40)  # CheckBulk counts its items in one update
     t.register_cache(FakeCacheStats)
     t.register_log(FakeLogStats)
     t.register_pool(lambda: PoolStats(size=4, free=3, max_size=10))
@@ -156,6 +157,7 @@ async def test_decisions_and_callback_metrics(harness: Harness) -> None:
     d = "authz_decisions_total"
     assert value(s, d, outcome="ALLOWED", cache_hit="true") == 2
     assert value(s, d, outcome="DENIED", cache_hit="false") == 1
+    assert value(s, d, outcome="DENIED", cache_hit="true") == 40
     assert value(s, d, outcome="CONDITIONAL", cache_hit="false") == 1
     assert value(s, d, outcome="ERROR", cache_hit="false") == 1
     assert (d, frozenset({("outcome", "ALLOWED"), ("cache_hit", "false")})) in s  # pre-bound

@@ -3,7 +3,7 @@ cycles, listings. Bad input gets a clear error and writes nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -301,6 +301,9 @@ async def test_every_write_is_an_admin_record_of_its_tenant() -> None:
 
         async def append(self, record: DecisionRecord) -> None:
             records.append(record)
+
+        async def append_many(self, many: Sequence[DecisionRecord]) -> None:
+            records.extend(many)
 
     w = await world()
     audit = AuditTrail(Writer())
