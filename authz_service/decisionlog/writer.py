@@ -187,9 +187,16 @@ class DecisionLogWriter:
             # Batches are written in order, so the last record's fsync covers the group;
             # a failure before it fails this future too (`_fail`).
             done = pending[-1].done = asyncio.get_running_loop().create_future()
+        queue = self._queue
         with self._ready:
-            self._queue.extend(pending)
-            self._ready.notify()
+            was_empty = not queue
+            queue.extend(pending)
+            # Wake the thread only when this can end its wait (`_take`): it waits for a
+            # first record, then for a full batch, or in durable mode for no call left in
+            # flight. A wake-up per record costs a thread switch each.
+            full = len(queue) >= self._config.max_batch
+            if was_empty or full or (durable and self._expected == 0):
+                self._ready.notify()
         self._counters.appended += len(pending)
         if done is not None:
             await done
