@@ -38,7 +38,7 @@ from authz_service.api.schema import SchemaServicer
 from authz_service.api.scim import ScimApp, ScimServer
 from authz_service.api.server import SERVICE_NAMES, build_server
 from authz_service.api.tenancy import TenancyServicer
-from authz_service.api.tenant_gate import TenantGateInterceptor
+from authz_service.api.tenant_gate import TenantGate, TenantGateInterceptor
 from authz_service.api.tenants import TenantServicer
 from authz_service.api.tls import TlsFiles, bind
 from authz_service.cache.dispatcher import CachingDispatcher
@@ -535,6 +535,7 @@ class App:
             audit,
             on_changed=authenticator.changed if authenticator else lambda _key_id: None,
         )
+        gate = TenantGate(tenants, default_deadline_s=deadline)
         server, health_servicer = build_server(
             permissions=PermissionsServicer(
                 permissions,
@@ -554,19 +555,18 @@ class App:
                 telemetry.interceptor,
                 DecodingInterceptor(),
                 # After telemetry, so that refused calls are counted and traced too.
-                *(
-                    [
-                        AuthInterceptor(
-                            authenticator,
-                            certificates=bool(settings.tls_client_ca),
-                            certificate_map=_certificate_map(settings),
-                        )
-                    ]
+                # The tenant gate runs after authentication (callers learn nothing of
+                # tenants not theirs), inside the auth interceptor when there is one.
+                (
+                    AuthInterceptor(
+                        authenticator,
+                        certificates=bool(settings.tls_client_ca),
+                        certificate_map=_certificate_map(settings),
+                        gate=gate,
+                    )
                     if authenticator
-                    else []
+                    else TenantGateInterceptor(gate)
                 ),
-                # After authentication: callers learn nothing of tenants not theirs.
-                TenantGateInterceptor(tenants, default_deadline_s=deadline),
             ],
             envoy=envoy,
             tenancy=TenancyServicer(

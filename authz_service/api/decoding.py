@@ -9,7 +9,10 @@ deserializer for one that never raises: on failure it returns an `Undecodable` m
 the wrapped behavior answers the marker with INVALID_ARGUMENT and one INFO log line.
 
 It must come before the interceptors that read the request (authentication checks the
-tenant field), and after telemetry so that refused calls are still counted.
+tenant field), and after telemetry so that refused calls are still counted. A handler
+whose deserializer cannot fail (`never_raises`: the auth interceptor's, which leaves the
+body as bytes and decodes it itself with `decode`) is left as it is, so such a call
+pays for no wrapper.
 """
 
 from __future__ import annotations
@@ -18,14 +21,14 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import grpc
 
 from authz_service.api.status import to_status
 from authz_service.errors import InvalidArgument
 
-__all__ = ["DecodingInterceptor", "Undecodable", "decode"]
+__all__ = ["DecodingInterceptor", "Undecodable", "decode", "never_raises"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,17 @@ _CAUSES = (
     ("UTF-8", "a string field is not valid UTF-8"),
     ("MaxDepth", "messages are nested deeper than 64 levels (a context: about 32)"),
 )
+
+
+_NEVER_RAISING: set[Callable[[bytes], Any]] = set()
+
+D = TypeVar("D", bound=Callable[[bytes], Any])
+
+
+def never_raises(deserializer: D) -> D:
+    """Mark `deserializer` as one that cannot fail: `guard` leaves its handlers alone."""
+    _NEVER_RAISING.add(deserializer)
+    return deserializer
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +151,7 @@ def _message_type(deserializer: Any) -> str:
 def guard(method: str, handler: Handler) -> Handler:
     """`handler` with a deserializer that never raises and a behavior that refuses what
     it could not decode. Handlers of the sync stack (none here) are returned unchanged."""
-    if handler.request_deserializer is None:
+    if handler.request_deserializer is None or handler.request_deserializer in _NEVER_RAISING:
         return handler
     kinds = (
         ("unary_unary", grpc.unary_unary_rpc_method_handler),

@@ -93,11 +93,16 @@ class TenantService:
 
     # --- the directory ---------------------------------------------------------------------
 
+    def found_lately(self, tenant: str) -> bool:
+        """True if `tenant` was found within the staleness window: `require` would
+        return without reading the store. A dict read, for the per-call fast path."""
+        found = self._known.get(tenant)
+        return found is not None and self._clock() - found <= self._fresh_s
+
     async def require(self, tenant: str, *, fresh: bool = False) -> None:
         """NotFound unless `tenant` exists (active or suspended). `fresh` asks the store
         even when the tenant was found lately (fully_consistent calls)."""
-        found = self._known.get(tenant)
-        if found is not None and not fresh and self._clock() - found <= self._fresh_s:
+        if not fresh and self.found_lately(tenant):
             return
         if await self._registry.get(tenant) is None:
             self._known.pop(tenant, None)

@@ -344,6 +344,38 @@ async def test_a_platform_key_works_for_any_tenant(server: Server) -> None:
         assert reply.decision == ALLOWED
 
 
+async def test_with_keys_the_tenant_gate_runs_after_the_key_checks_on_the_parsed_body(
+    server: Server,
+) -> None:
+    # The auth interceptor parses the body and runs the tenant gate itself: a bad body
+    # is INVALID_ARGUMENT, a key not bound to the tenant learns nothing of it, a key bound
+    # to a tenant that does not exist gets NOT_FOUND, and once it exists, an answer.
+    _, admin_token = await server.key("*", frozenset({Scope.ADMIN, Scope.WRITE}))
+    admin = KeyedApi(server.channel, admin_token)
+    await admin.write_schema()
+    _, bound = await server.key("nowhere", ALL_SCOPES)
+    _, other = await server.key("acme", ALL_SCOPES)
+    raw = server.channel.unary_unary("/authz.v1.PermissionsService/Check")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await raw(b"\xff\xff\xff", metadata=bearer(bound))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "CheckRequest" in (err.value.details() or "")
+    expected = {
+        other: grpc.StatusCode.PERMISSION_DENIED,
+        bound: grpc.StatusCode.NOT_FOUND,
+    }
+    for token, code in expected.items():
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await KeyedApi(server.channel, token).check("nowhere", "document:x", "view", "user:a")
+        assert err.value.code() == code
+    await admin.create_tenants("nowhere")
+    written = await admin.touch("nowhere", "document:x#viewer@user:a")
+    reply = await KeyedApi(server.channel, bound).check(
+        "nowhere", "document:x", "view", "user:a", fresh=written
+    )
+    assert reply.decision == ALLOWED
+
+
 # --- the decision log names the credential --------------------------------------------------
 
 
