@@ -47,6 +47,8 @@ sys.path.insert(0, str(BENCH_DIR))
 import check_bench  # noqa: E402 - the benchmark's own helpers, by path
 import dataset  # noqa: E402
 
+ECHO = Path("/echo-ceiling")  # not a checkout: the echo server
+
 WORKLOADS = {
     # name: (decision log mode, method, items per call)
     "check": ("off", "Check", 1),
@@ -160,7 +162,7 @@ async def _drive(
                 if record:
                     latencies.append(time.perf_counter() - started)
                 statuses["OK"] += 1
-                wrong += _answers(method, raw) != expected
+                wrong += expected != [None] and _answers(method, raw) != expected
 
         await asyncio.gather(*(caller(c) for c in range(concurrency)))
 
@@ -186,6 +188,16 @@ async def _drive(
     }
 
 
+def _echo(work: Path, response_hex: str) -> check_bench.Server:
+    """The echo ceiling (benchmarks/echo_server.py): gRPC and protobuf, no decision."""
+    port = check_bench.free_port()
+    cmd = [sys.executable, str(BENCH_DIR / "echo_server.py"), "--listen", f"127.0.0.1:{port}"]
+    cmd += ["--workers", "1", "--response", response_hex]
+    server = check_bench.Server(cmd, check_bench.clean_env(), 1, port, work)
+    server.start()
+    return server
+
+
 def _serve(checkout: Path, url: str, log_mode: str, work: Path) -> check_bench.Server:
     port = check_bench.free_port()
     cmd = [sys.executable, "-m", "authz_service", "serve", "--database-url", url]
@@ -204,7 +216,12 @@ def measure(
 ) -> dict[str, Any]:
     log_mode, method, _ = WORKLOADS[workload]
     payloads = [v for k, v in args.requests.items() if (k == "bulk") == (method == "CheckBulk")]
-    server = _serve(checkout, url, log_mode, work)
+    if checkout == ECHO:
+        server = _echo(work, args.response_hex)
+        # One fixed answer: half of them "wrong" by design; not checked.
+        payloads = [(payload, [None]) for payload, _ in payloads]  # type: ignore[list-item]
+    else:
+        server = _serve(checkout, url, log_mode, work)
     try:
         pids = server.pids()
 
@@ -231,12 +248,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
     p.add_argument("--out", type=Path, help="write the raw results here (JSON)")
+    p.add_argument(
+        "--echo", action="store_true", help="also the echo ceiling (Check workloads only)"
+    )
     args = p.parse_args(argv)
     checkouts = {"this": check_bench.ROOT}
     for spec in args.checkout:
         name, _, path = spec.partition("=")
         checkouts[name] = Path(path).resolve()
     workloads = args.workloads.split(",")
+    if args.echo:
+        checkouts["echo"] = ECHO
+        args.response_hex = _echo_response()
     data = dataset.generate(42, "10k")
     args.requests = _requests(data)
     results: dict[str, dict[str, list[dict[str, Any]]]] = {
@@ -275,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
                 order.reverse()
             for workload in workloads:
                 for name, path in order:
+                    if path == ECHO and WORKLOADS[workload][1] != "Check":
+                        continue
                     m = measure(path, url, workload, args, key, work / f"{name}-{workload}-{rnd}")
                     results[workload][name].append(m)
                     print(
@@ -283,10 +308,29 @@ def main(argv: list[str] | None = None) -> int:
                         f"p99 {m['p99_ms']:.1f} ms {m['statuses']} wrong={m['wrong']}",
                         flush=True,
                     )
-    _report(results, workloads)
+    _report({w: {n: r for n, r in by.items() if r} for w, by in results.items()}, workloads)
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))
     return 0
+
+
+def _echo_response() -> str:
+    """A CheckResponse shaped like the service's answer (token, id, subject echoed)."""
+    from authz_service.api.gen.authz.v1 import core_pb2, permissions_pb2
+    from authz_service.decisionlog import new_decision_id
+
+    return (
+        permissions_pb2.CheckResponse(
+            decision=core_pb2.DECISION_ALLOWED,
+            checked_at=core_pb2.ConsistencyToken(token="a" * 40),
+            decision_id=new_decision_id(),
+            subject=core_pb2.SubjectReference(
+                object=core_pb2.ObjectReference(object_type="user", object_id=dataset.user_id(1))
+            ),
+        )
+        .SerializeToString()
+        .hex()
+    )
 
 
 def _write_schema(url: str, work: Path, admin: str) -> None:
