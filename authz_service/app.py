@@ -23,7 +23,7 @@ import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from grpc_health.v1 import health_pb2
 
-from authz_service.api.audit import AuditServicer
+from authz_service.api.audit import AuditServicer, Replayers
 from authz_service.api.auth import Authenticator, AuthInterceptor
 from authz_service.api.cert_map import load_certificate_map
 from authz_service.api.context_limits import ContextLimits
@@ -65,6 +65,7 @@ from authz_service.service.permissions import PermissionService
 from authz_service.service.provisioning import ProvisioningService, ScimMapping
 from authz_service.service.reconcile import Reconciler
 from authz_service.service.relationships import RelationshipService
+from authz_service.service.replay import Replayer
 from authz_service.service.schemas import SchemaManager
 from authz_service.service.tenancy import TenancyService
 from authz_service.service.tenants import TenantService
@@ -398,6 +399,21 @@ def decision_service(
     return permissions, grants, statuses
 
 
+def _replayers(settings: Settings, store: Store, schemas: SchemaManager) -> Replayers:
+    """Replay for AuditService.ReplayDecisions: the decision function composed as for
+    live checks, but reading the store (old revisions; the in-memory index holds only
+    recent ones), with no cache and no log (replays are not decisions)."""
+    permissions, _, _ = decision_service(
+        settings,
+        store,
+        schemas,
+        RevisionResolver(store),
+        cache=DecisionCache(1),  # evaluate() never uses it
+        audit=AuditTrail(None),
+    )
+    return lambda version: Replayer(permissions, schemas, store, schema_version=version)
+
+
 @dataclass
 class App:
     settings: Settings
@@ -547,7 +563,12 @@ class App:
                 relationships, default_deadline_s=deadline, context_limits=limits
             ),
             schema=SchemaServicer(schemas, audit, default_deadline_s=deadline),
-            audit=AuditServicer(settings.decision_log_dir, await _log_public_key(settings)),
+            audit=AuditServicer(
+                settings.decision_log_dir,
+                await _log_public_key(settings),
+                replayers=_replayers(settings, store, schemas),
+                default_deadline_s=deadline,
+            ),
             max_concurrent_rpcs=settings.max_concurrent_rpcs,
             reuse_port=settings.workers > 1,
             # Decoding before authentication, which reads the request's tenant.

@@ -8,7 +8,9 @@ log; it never changes it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +19,33 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from authz_service.api import convert
-from authz_service.api.audit_convert import KINDS, PROBLEM_KINDS, record_to_proto
-from authz_service.api.calls import stream_rpc, unary_rpc
+from authz_service.api.audit_convert import (
+    KINDS,
+    PROBLEM_KINDS,
+    record_to_proto,
+    replayed_to_proto,
+)
+from authz_service.api.calls import call_info, stream_rpc, unary_rpc
 from authz_service.api.cursors import CursorScope
 from authz_service.api.gen.authz.v1 import audit_pb2, audit_pb2_grpc, core_pb2
-from authz_service.decisionlog import Decision, RecordFilter
-from authz_service.errors import FailedPrecondition, InvalidArgument, NotFound, echo
+from authz_service.decisionlog import Decision, DecisionRecord, Finding, RecordFilter
+from authz_service.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    echo,
+)
 from authz_service.service import methods
 from authz_service.service.log_reader import (
     Found,
+    Stream,
     aiter_log,
     find_in_log,
     log_ends,
     verify_log,
 )
+from authz_service.service.replay import REPLAYABLE_KINDS, Replayer, ReplayStatus
 
 __all__ = ["AuditServicer"]
 
@@ -42,6 +57,15 @@ _DECISIONS = {
     core_pb2.DECISION_CONDITIONAL: Decision.CONDITIONAL,
 }
 _FROM_KIND = {proto: kind for kind, proto in KINDS.items()}
+
+# ReplayDecisions: records per call by default and at most, and evaluations in flight
+# (each reads the database at an old revision; a few keep the pool free for live calls).
+DEFAULT_REPLAY_LIMIT = 1000
+MAX_REPLAY_LIMIT = 10_000
+_REPLAY_CONCURRENCY = 4
+
+Replayers = Callable[[str | None], Replayer]
+"""A replayer for a schema version override (None: each record's own version)."""
 
 
 def _filter(request: audit_pb2.QueryDecisionsRequest, tenant: str) -> RecordFilter:
@@ -81,6 +105,43 @@ def _filter(request: audit_pb2.QueryDecisionsRequest, tenant: str) -> RecordFilt
     )
 
 
+def _replay_filter(request: audit_pb2.ReplayDecisionsRequest, tenant: str) -> RecordFilter:
+    since = (
+        convert.timestamp(request.start_time, "start_time")
+        if request.HasField("start_time")
+        else None
+    )
+    until = (
+        convert.timestamp(request.end_time, "end_time") if request.HasField("end_time") else None
+    )
+    if since is not None and until is not None and until <= since:
+        raise InvalidArgument("`end_time` must be after `start_time`", field="end_time")
+    return RecordFilter(
+        tenant=tenant,
+        subject=(
+            str(convert.subject_ref(request.subject, "subject"))
+            if request.HasField("subject")
+            else None
+        ),
+        resource=(
+            str(convert.object_ref(request.resource, "resource"))
+            if request.HasField("resource")
+            else None
+        ),
+        since=since,
+        until=until,
+    )
+
+
+def _replay_limit(limit: int) -> int:
+    if limit > MAX_REPLAY_LIMIT:
+        raise InvalidArgument(
+            f"`limit` is {limit}; at most {MAX_REPLAY_LIMIT} records are replayed per call",
+            field="limit",
+        )
+    return limit or DEFAULT_REPLAY_LIMIT
+
+
 def _public_key(pem: str) -> Ed25519PublicKey:
     try:
         key = serialization.load_pem_public_key(pem.encode())
@@ -104,13 +165,34 @@ async def _damage_reported(tenant: str, found: AsyncIterator[Found]) -> AsyncIte
         ) from None
 
 
+def _problem(stream: Stream, first: Finding | None) -> audit_pb2.LogProblem | None:
+    if first is None:
+        return None
+    where = f"{first.segment.name}:{first.line}: " if first.segment else ""
+    return audit_pb2.LogProblem(
+        kind=PROBLEM_KINDS[first.problem],
+        sequence=max(first.seq or 0, 0),
+        decision_id=first.decision_id or "",
+        description=f"stream `{stream.name}`, {where}{first.message}",
+    )
+
+
 class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     """Reads every writer root under `log_dir`; `public_key` is the server's own
     checkpoint key, used by VerifyLog when the request brings none."""
 
-    def __init__(self, log_dir: Path, public_key: Ed25519PublicKey | None = None) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        public_key: Ed25519PublicKey | None = None,
+        *,
+        replayers: Replayers | None = None,
+        default_deadline_s: float = 5.0,
+    ) -> None:
         self._log_dir = log_dir
         self._public_key = public_key
+        self._replayers = replayers
+        self._default_deadline_s = default_deadline_s
 
     @stream_rpc
     async def QueryDecisions(
@@ -148,6 +230,55 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             if request.limit and sent >= request.limit:
                 return
 
+    @stream_rpc
+    async def ReplayDecisions(
+        self, request: audit_pb2.ReplayDecisionsRequest, context: Ctx
+    ) -> AsyncIterator[audit_pb2.ReplayDecisionsResponse]:
+        tenant = convert.tenant(request.tenant)
+        where = _replay_filter(request, tenant)
+        limit = _replay_limit(request.limit)
+        if self._replayers is None:
+            raise FailedPrecondition("this server cannot replay decisions")
+        call = call_info(context, self._default_deadline_s)  # bounds every read below
+        replayer = self._replayers(request.schema_version or None)
+        await replayer.prepare()  # NotFound for an unknown `schema_version`
+        truncated = False
+
+        async def records() -> AsyncIterator[DecisionRecord]:
+            nonlocal truncated
+            if not self._log_dir.is_dir():
+                return
+            taken = 0
+            async for found in _damage_reported(tenant, aiter_log(self._log_dir, where)):
+                record = found.stored.entry.record
+                if record.tenant != tenant or record.kind not in REPLAYABLE_KINDS:
+                    continue
+                if taken == limit:
+                    truncated = True
+                    return
+                taken += 1
+                yield record
+
+        counts: Counter[ReplayStatus] = Counter()
+        replayed = replayer.replay_many(records(), concurrency=_REPLAY_CONCURRENCY)
+        async for result in replayed:
+            # A replay cut by the deadline says so; it is never reported as complete.
+            if call.deadline is not None and time.monotonic() >= call.deadline:
+                raise DeadlineExceeded(
+                    f"replay ran out of time after {counts.total()} records: "
+                    "replay a shorter time range"
+                )
+            counts[result.status] += 1
+            yield audit_pb2.ReplayDecisionsResponse(decision=replayed_to_proto(result))
+        yield audit_pb2.ReplayDecisionsResponse(
+            summary=audit_pb2.ReplaySummary(
+                match_count=counts[ReplayStatus.MATCH],
+                differ_count=counts[ReplayStatus.DIFFERS],
+                cannot_replay_count=counts[ReplayStatus.CANNOT_REPLAY],
+                truncated=truncated,
+            )
+        )
+
     @unary_rpc
     async def VerifyLog(
         self, request: audit_pb2.VerifyLogRequest, context: Ctx
@@ -172,19 +303,16 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             if known:
                 response.latest_checkpoint_time.FromDatetime(max(known))
             for stream, report in results:
-                first = report.first
-                if first is None:
-                    continue
-                where = f"{first.segment.name}:{first.line}: " if first.segment else ""
-                response.first_problem.CopyFrom(
-                    audit_pb2.LogProblem(
-                        kind=PROBLEM_KINDS[first.problem],
-                        sequence=max(first.seq or 0, 0),
-                        decision_id=first.decision_id or "",
-                        description=f"stream `{stream.name}`, {where}{first.message}",
-                    )
+                problem = _problem(stream, report.first)
+                response.streams.add(
+                    stream=stream.name,
+                    verified=report.ok,
+                    record_count=report.records,
+                    checkpoint_count=report.checkpoints,
+                    first_problem=problem,
                 )
-                break
+                if problem is not None and not response.HasField("first_problem"):
+                    response.first_problem.CopyFrom(problem)
             return response
 
         return await asyncio.to_thread(verify)

@@ -11,8 +11,9 @@ from authz_service.decisionlog import Decision, DecisionKind, LogEntry, Problem
 from authz_service.engine import CheckResult
 from authz_service.engine import Decision as EngineDecision
 from authz_service.service.reasons import has_tree, node_from_json
+from authz_service.service.replay import ReplayResult, ReplayStatus
 
-__all__ = ["KINDS", "PROBLEM_KINDS", "record_to_proto"]
+__all__ = ["KINDS", "PROBLEM_KINDS", "record_to_proto", "replayed_to_proto"]
 
 KINDS: Final = {
     DecisionKind.CHECK: audit_pb2.DECISION_KIND_CHECK,
@@ -29,6 +30,12 @@ _DECISIONS: Final = {
     Decision.DENIED: core_pb2.DECISION_DENIED,
     Decision.CONDITIONAL: core_pb2.DECISION_CONDITIONAL,
     Decision.APPLIED: core_pb2.DECISION_ALLOWED,
+}
+
+_OUTCOMES: Final = {
+    ReplayStatus.MATCH: audit_pb2.REPLAY_OUTCOME_MATCH,
+    ReplayStatus.DIFFERS: audit_pb2.REPLAY_OUTCOME_DIFFERS,
+    ReplayStatus.CANNOT_REPLAY: audit_pb2.REPLAY_OUTCOME_CANNOT_REPLAY,
 }
 
 _Kind = audit_pb2.LogProblem
@@ -122,4 +129,29 @@ def record_to_proto(entry: LogEntry) -> audit_pb2.DecisionRecord:
     explanation = _explanation(record.decision, data["explanation"])
     if explanation is not None:
         msg.explanation.CopyFrom(explanation)
+    return msg
+
+
+def replayed_to_proto(result: ReplayResult) -> audit_pb2.ReplayedDecision:
+    record = result.record
+    msg = audit_pb2.ReplayedDecision(
+        decision_id=record.decision_id,
+        action=record.action,
+        outcome=_OUTCOMES[result.status],
+        recorded_decision=_DECISIONS[Decision(result.original.decision)],
+        recorded_reason=result.original.reason,
+        problem=result.problem or "",
+        decided_at=convert.token(record.tenant, record.revision),
+        schema_version=result.schema_version,
+    )
+    msg.time.FromDatetime(record.time)
+    subject = _subject(record.subject)
+    if subject is not None:
+        msg.subject.CopyFrom(subject)
+    resource = _object(record.resource)
+    if resource is not None:
+        msg.resource.CopyFrom(resource)
+    if result.replayed is not None:
+        msg.replayed_decision = _DECISIONS[Decision(result.replayed.decision)]
+        msg.replayed_reason = result.replayed.reason
     return msg

@@ -143,6 +143,7 @@ METHOD_SCOPES: Final[Mapping[str, Requirement]] = _table(
             "QueryDecisions": Scope.AUDIT,
             "VerifyLog": Scope.AUDIT,
             "ExplainDecision": Scope.AUDIT,
+            "ReplayDecisions": Scope.AUDIT,
         },
         # Envoy's CheckRequest has no tenant field, so only a platform key can call it.
         "envoy.service.auth.v3.Authorization": {"Check": Scope.CHECK},

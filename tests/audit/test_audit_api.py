@@ -166,6 +166,12 @@ async def test_verify_log_reports_the_first_bad_record(
     assert str(log_setup.log_dir) not in problem.description  # no server paths
     assert not foreign.verified
     assert foreign.first_problem.kind == audit_pb2.LogProblem.KIND_BAD_SIGNATURE
+    # The result per stream (one per server worker; one worker here).
+    assert [(s.stream, s.verified, s.record_count) for s in good.streams] == [
+        ("globex", True, good.record_count)
+    ]
+    assert [(s.stream, s.verified) for s in bad.streams] == [("acme", False)]
+    assert bad.streams[0].first_problem == problem
     assert damaged.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert str(log_setup.log_dir) not in (damaged.value.details() or "")
 
