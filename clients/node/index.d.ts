@@ -122,6 +122,13 @@ export interface DecisionFilter {
   startTime?: Time;
   endTime?: Time;
 }
+export interface ReplayFilter {
+  startTime?: Time;
+  endTime?: Time;
+  subject?: SubjectRef;
+  resource?: ObjectRef;
+  schemaVersion?: string;
+}
 export type UpdateInput = RelationshipRef | { operation: 'touch' | 'create' | 'delete'; relationship: RelationshipRef };
 
 export class AuthzError extends Error {
@@ -208,4 +215,6 @@ export class AuthzClient {
     AsyncGenerator<m.QueryDecisionsResponse, void, undefined>;
   verifyLog(options?: CallOptions & { publicKeyPem?: string }): Promise<m.VerifyLogResponse>;
   explainDecision(decisionId: string, options?: CallOptions): Promise<m.ExplainDecisionResponse>;
+  replayDecisions(filter?: ReplayFilter, options?: CallOptions & { limit?: number }):
+    AsyncGenerator<m.ReplayDecisionsResponse, void, undefined>;
 }

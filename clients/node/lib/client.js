@@ -51,6 +51,7 @@ const RPC_METHODS = Object.freeze({
   'authz.v1.AuditService/QueryDecisions': 'queryDecisions',
   'authz.v1.AuditService/VerifyLog': 'verifyLog',
   'authz.v1.AuditService/ExplainDecision': 'explainDecision',
+  'authz.v1.AuditService/ReplayDecisions': 'replayDecisions',
 });
 
 // Writes that are safe to repeat after UNAVAILABLE: WriteRelationships always carries an
@@ -519,6 +520,22 @@ class AuthzClient {
     return this.#unary('AuditService', 'ExplainDecision', {
       tenant: this.#chosen(options.tenant), decisionId,
     }, options);
+  }
+
+  /**
+   * Replay the logged checks in a time range at their revisions: `{ decision }` per record,
+   * oldest first, then one `{ summary }`. Not resumed: a new call replays again.
+   */
+  async* replayDecisions(filter = {}, options = {}) {
+    yield* this.#stream('AuditService', 'ReplayDecisions', {
+      tenant: this.#chosen(options.tenant),
+      startTime: forms.toTimestamp(filter.startTime),
+      endTime: forms.toTimestamp(filter.endTime),
+      subject: forms.toSubjectOrNull(filter.subject),
+      resource: forms.toObjectOrNull(filter.resource),
+      schemaVersion: filter.schemaVersion || '',
+      limit: options.limit || 0,
+    }, options, null);
   }
 
   // --- plumbing -----------------------------------------------------------------------

@@ -236,6 +236,13 @@ const CALLS = {
     assert.equal(record.resource, doc);
     assert.equal(record.decision, 'ALLOWED');
   },
+  'authz.v1.AuditService/ReplayDecisions': async () => {
+    const replies = await collect(client.replayDecisions({ subject: 'user:vera' }, { tenant: TENANT }));
+    const { summary } = replies.at(-1);
+    assert.ok(replies.slice(0, -1).some((r) => r.decision.decisionId === state.explained.decisionId));
+    assert.equal(summary.differCount, 0);
+    assert.ok(summary.matchCount > 0);
+  },
   'authz.v1.TenantService/SuspendTenant': async () => {
     assert.ok((await client.suspendTenant(TENANT, 'pause')).writtenAt);
     const denied = await client.check(doc, 'view', 'user:olga', { tenant: TENANT });

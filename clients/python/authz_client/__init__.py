@@ -76,7 +76,13 @@ from authz_client.types_admin import (
     TenantDeletion,
     TenantExport,
 )
-from authz_client.types_audit import DecisionRecord, LogProblem, LogVerification
+from authz_client.types_audit import (
+    DecisionRecord,
+    LogProblem,
+    LogVerification,
+    ReplayedDecision,
+    ReplaySummary,
+)
 
 __all__ = [
     "AlreadyExistsError",
@@ -117,6 +123,8 @@ __all__ = [
     "ReachedResource",
     "RelationshipChange",
     "RelationshipFilter",
+    "ReplaySummary",
+    "ReplayedDecision",
     "ResourceExhaustedError",
     "Role",
     "RoleBinding",

@@ -18,7 +18,12 @@ from google.protobuf.message import Message
 from authz_client import _results, text
 from authz_client._stubs import audit_pb2, core_pb2, permissions_pb2
 from authz_client.types import Decision, ExplainResult
-from authz_client.types_audit import DecisionRecord, LogVerification
+from authz_client.types_audit import (
+    DecisionRecord,
+    LogVerification,
+    ReplayedDecision,
+    ReplaySummary,
+)
 
 __all__ = [
     "Collect",
@@ -31,6 +36,7 @@ __all__ = [
     "optional_object",
     "optional_subject",
     "query_decisions",
+    "replay_decisions",
     "subjects",
     "timestamp",
     "verify_log",
@@ -191,6 +197,28 @@ def _decision_kind(kind: str) -> audit_pb2.DecisionKind.ValueType:
         return audit_pb2.DecisionKind.Value("DECISION_KIND_" + kind.upper())
     except ValueError:
         raise ValueError(f"unknown decision kind `{kind[:64]}`") from None
+
+
+def replay_decisions(
+    tenant: str,
+    *,
+    start_time: datetime | None,
+    end_time: datetime | None,
+    subject: str | core_pb2.SubjectReference | None,
+    resource: str | core_pb2.ObjectReference | None,
+    schema_version: str,
+    limit: int,
+) -> Stream[ReplayedDecision | ReplaySummary]:
+    request = audit_pb2.ReplayDecisionsRequest(
+        tenant=tenant,
+        start_time=timestamp(start_time, "start_time"),
+        end_time=timestamp(end_time, "end_time"),
+        subject=optional_subject(subject),
+        resource=optional_object(resource),
+        schema_version=schema_version,
+        limit=limit,
+    )
+    return Stream("AuditService", "ReplayDecisions", request, _results.replay_item)
 
 
 def verify_log(tenant: str, public_key_pem: str) -> Unary[LogVerification]:

@@ -45,7 +45,13 @@ from authz_client.types_admin import (
     SubjectStatus,
     Tenant,
 )
-from authz_client.types_audit import DecisionRecord, LogProblem, LogVerification
+from authz_client.types_audit import (
+    DecisionRecord,
+    LogProblem,
+    LogVerification,
+    ReplayedDecision,
+    ReplaySummary,
+)
 
 __all__ = [
     "api_key",
@@ -320,4 +326,33 @@ def log_verification(response: audit_pb2.VerifyLogResponse) -> LogVerification:
         )
         if response.HasField("first_problem")
         else None,
+    )
+
+
+def replay_item(response: audit_pb2.ReplayDecisionsResponse) -> ReplayedDecision | ReplaySummary:
+    if response.WhichOneof("item") == "summary":
+        summary = response.summary
+        return ReplaySummary(
+            summary.match_count,
+            summary.differ_count,
+            summary.cannot_replay_count,
+            summary.truncated,
+        )
+    item = response.decision
+    return ReplayedDecision(
+        decision_id=item.decision_id,
+        time=time(item, "time"),
+        subject=_subject(item, "subject"),
+        action=item.action,
+        resource=_object(item, "resource"),
+        outcome=enum_name(audit_pb2.ReplayOutcome.Name, item.outcome, "REPLAY_OUTCOME_"),
+        recorded_decision=Decision.from_proto(item.recorded_decision),
+        recorded_reason=item.recorded_reason,
+        replayed_decision=Decision.from_proto(item.replayed_decision)
+        if item.replayed_decision
+        else None,
+        replayed_reason=item.replayed_reason,
+        problem=item.problem,
+        token=item.decided_at.token,
+        schema_version=item.schema_version,
     )

@@ -31,7 +31,12 @@ from authz_client.types_admin import (
     TenantDeletion,
     TenantExport,
 )
-from authz_client.types_audit import DecisionRecord, LogVerification
+from authz_client.types_audit import (
+    DecisionRecord,
+    LogVerification,
+    ReplayedDecision,
+    ReplaySummary,
+)
 
 __all__ = ["SyncAdmin"]
 
@@ -360,6 +365,31 @@ class SyncAdmin(SyncBase):
             end_time=end_time,
             limit=limit,
             cursor_token=cursor,
+        )
+        return self._run_stream(op, timeout)
+
+    def replay_decisions(
+        self,
+        *,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        subject: SubjectRef | None = None,
+        resource: Ref | None = None,
+        schema_version: str = "",
+        limit: int = 0,
+        tenant: str | None = None,
+        timeout: Timeout = "default",
+    ) -> Iterator[ReplayedDecision | ReplaySummary]:
+        """Replay the logged checks in a time range at their revisions: a `ReplayedDecision`
+        per record, oldest first, then one `ReplaySummary`."""
+        op = _ops.replay_decisions(
+            self._core.tenant(tenant),
+            start_time=start_time,
+            end_time=end_time,
+            subject=subject,
+            resource=resource,
+            schema_version=schema_version,
+            limit=limit,
         )
         return self._run_stream(op, timeout)
 

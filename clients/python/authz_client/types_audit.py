@@ -8,7 +8,13 @@ from typing import Any
 
 from authz_client.types import Decision, Explanation
 
-__all__ = ["DecisionRecord", "LogProblem", "LogVerification"]
+__all__ = [
+    "DecisionRecord",
+    "LogProblem",
+    "LogVerification",
+    "ReplaySummary",
+    "ReplayedDecision",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +73,33 @@ class LogVerification:
     checkpoint_count: int
     latest_checkpoint_time: datetime | None
     first_problem: LogProblem | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayedDecision:
+    """One logged check replayed at its revision: `outcome` is `match`, `differs` or
+    `cannot_replay` (then `problem` says why and `replayed_decision` is None)."""
+
+    decision_id: str
+    time: datetime | None
+    subject: str
+    action: str
+    resource: str
+    outcome: str
+    recorded_decision: Decision
+    recorded_reason: str
+    replayed_decision: Decision | None
+    replayed_reason: str
+    problem: str
+    token: str
+    schema_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaySummary:
+    """The counts of a replay, sent last; `truncated`: more records matched than `limit`."""
+
+    match_count: int
+    differ_count: int
+    cannot_replay_count: int
+    truncated: bool

@@ -43,6 +43,8 @@ def test_public_names() -> None:
         "ReachedResource",
         "RelationshipChange",
         "RelationshipFilter",
+        "ReplaySummary",
+        "ReplayedDecision",
         "ResourceExhaustedError",
         "Role",
         "RoleBinding",

@@ -138,6 +138,7 @@ CALLS: dict[str, tuple[str, Callable[[Ctx], Call]]] = {
         "explain_decision",
         lambda c: _call(c["Check"].decision_id),
     ),
+    "AuditService/ReplayDecisions": ("replay_decisions", lambda c: _call(resource=_doc(c))),
     "TenantService/SuspendTenant": ("suspend_tenant", lambda c: _call(reason="cov")),
     "TenantService/ExportTenant": ("export_tenant", lambda c: _call()),
     "TenantService/ReactivateTenant": ("reactivate_tenant", lambda c: _call(reason="cov")),
