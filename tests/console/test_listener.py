@@ -189,3 +189,20 @@ async def test_plaintext_beyond_loopback_is_refused_naming_the_setting(tmp_path:
     settings = server_settings("memory://", tmp_path, console_listen="0.0.0.0:0")
     with pytest.raises(InvalidArgument, match="AUTHZ_CONSOLE_LISTEN"):
         await App.start(settings)
+
+
+async def test_text_from_a_form_is_escaped_everywhere_it_is_shown(app: App) -> None:
+    record, key = new_key(tenant="acme", scopes=[Scope.CHECK], name="console")
+    await app.store.keys.create(record)
+    assert app.console is not None
+    hostile = "</textarea><script>alert(1)</script>"
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{app.console.port}", timeout=10
+    ) as http:
+        csrf = await _sign_in(http, key)
+        fields = {"csrf": csrf, "schema": hostile, "relationships": hostile, "assertions": hostile}
+        for path in ("/playground/validate", "/playground/ask"):
+            reply = await http.post(path, data={**fields, "resource": hostile, "action": "why"})
+            assert reply.status_code == 200
+            assert "<script>alert(1)" not in reply.text
+            assert "&lt;script&gt;alert(1)" in reply.text
