@@ -206,3 +206,32 @@ async def test_text_from_a_form_is_escaped_everywhere_it_is_shown(app: App) -> N
             assert reply.status_code == 200
             assert "<script>alert(1)" not in reply.text
             assert "&lt;script&gt;alert(1)" in reply.text
+
+
+async def test_with_authentication_off_there_is_no_sign_in(tmp_path: Path) -> None:
+    """The README's `serve --demo --no-auth --console`: straight to the playground."""
+    settings = server_settings(
+        "memory://", tmp_path, auth=False, demo=True, console_listen="127.0.0.1:0"
+    )
+    app = await App.start(settings)
+    try:
+        assert app.console is not None
+        base = f"http://127.0.0.1:{app.console.port}"
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            assert (await http.get("/login")).status_code == 303
+            page = await http.get("/playground")
+            assert page.status_code == 200
+            assert "authentication off" in page.text
+            fields = {
+                "csrf": _csrf(page.text),
+                "action": "why",
+                "resource": "document:readme",
+                "permission": "view",
+                "subject": "user:alice",
+                "tenant": "demo",
+            }
+            asked = await http.post("/playground/ask", data=fields)
+            assert 'data-testid="decision">ALLOWED' in asked.text
+            assert "<svg" in asked.text
+    finally:
+        await app.stop(grace=1.0)
