@@ -9,7 +9,7 @@ same engine limits as the server's defaults, and bounded in size.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +32,7 @@ __all__ = ["MAX_RELATIONSHIPS", "AssertionResult", "Problem", "World", "build"]
 
 TENANT = "playground"
 MAX_RELATIONSHIPS = 10_000
+_EXCERPT_CHARS = 200
 _KINDS = {
     "assertTrue": Decision.ALLOWED,
     "assertFalse": Decision.DENIED,
@@ -45,6 +46,12 @@ class Problem:
     line: int  # 1-based; 0 when the problem has no place
     column: int
     message: str
+    excerpt: str = ""  # the line it is on, to show with a caret under `column`
+
+    @property
+    def caret(self) -> str:
+        """Spaces up to the column, then `^`, to print under `excerpt`."""
+        return " " * (max(self.column, 1) - 1) + "^" if self.column else ""
 
     @property
     def where(self) -> str:
@@ -141,7 +148,22 @@ def build(schema_text: str, relationships_text: str, assertions_text: str) -> Wo
         world.problems.append(Problem("schema", 0, 0, exc.message))
     _relationships(world, relationships_text)
     _assertions(world, assertions_text)
+    texts = {
+        "schema": schema_text,
+        "relationships": relationships_text,
+        "assertions": assertions_text,
+    }
+    world.problems = [_excerpt(p, texts[p.part]) for p in world.problems]
     return world
+
+
+def _excerpt(problem: Problem, text: str) -> Problem:
+    lines = text.splitlines()
+    if not 0 < problem.line <= len(lines):
+        return problem
+    line = lines[problem.line - 1].expandtabs(1)[:_EXCERPT_CHARS]
+    column = problem.column if problem.column <= len(line) + 1 else 0
+    return replace(problem, excerpt=line, column=column)
 
 
 def _relationships(world: World, text: str) -> None:

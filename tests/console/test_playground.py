@@ -33,6 +33,7 @@ def test_a_schema_author_loads_the_demo_breaks_the_schema_and_fixes_it(
         problems = page.get_by_test_id("problems")
         expect(problems).to_contain_text("schema, line 10")
         expect(problems).to_contain_text("usr")
+        expect(problems.locator("pre.excerpt")).to_contain_text("10 |     relation member: usr")
         page.screenshot(path=screenshots / "playground-error.png")
 
         # The link to the problem puts the caret on that line.
