@@ -361,6 +361,11 @@ def schema_version(response: schema_pb2.ReadSchemaResponse) -> SchemaVersion:
     )
 
 
+def has_cursor(request: Any) -> bool:
+    """Whether a stream request can continue after a position (it has a `cursor` field)."""
+    return "cursor" in request.DESCRIPTOR.fields_by_name
+
+
 def resume(request: Any, cursor: core_pb2.Cursor, limit: int, yielded: int) -> bool:
     """Point a stream request after `cursor`, with what is left of its original `limit`.
 

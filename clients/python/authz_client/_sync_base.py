@@ -160,7 +160,8 @@ class SyncBase:
         *,
         timeout: Timeout,
     ) -> Iterator[T]:
-        """Stream converted responses; after UNAVAILABLE, resume from the last cursor."""
+        """Stream converted responses; after UNAVAILABLE, resume from the last cursor (or
+        start again if nothing was yielded yet)."""
         deadline = self._core.deadline(timeout)
         limit: int = getattr(request, "limit", 0)
         cursor = core_pb2.Cursor()
@@ -174,7 +175,10 @@ class SyncBase:
                     cursor = getattr(response, "cursor", cursor)
                 return
             except grpc.RpcError as exc:
-                delay = self._core.retry_delay(exc, retry, idempotent=True, deadline=deadline)
+                # Without a cursor, a stream that already yielded cannot go on where it
+                # stopped: reading it again would repeat results, so the drop is raised.
+                resumable = not yielded or _core.has_cursor(request)
+                delay = self._core.retry_delay(exc, retry, idempotent=resumable, deadline=deadline)
                 if delay is None:
                     raise self._core.error(exc) from exc
             finally:
