@@ -28,6 +28,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from authz_service.credentials import ApiKey, Scope, new_key
+from authz_service.decisionlog import generate_keypair
 from tests.pg import FreshDatabase, run_aside
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,12 +95,14 @@ def console() -> Iterator[Console]:
         admin = _key("demo", frozenset({Scope.CHECK, Scope.WRITE, Scope.AUDIT}), "console tests")
         run_aside(_store_keys(dsn, [platform[0], reader[0], admin[0]]))
         with tempfile.TemporaryDirectory(prefix="authz-console-") as data:
+            # Signed checkpoints, so that the Audit page's Verify has a key to check.
+            signing_key, _ = generate_keypair(Path(data) / "keys")
             proc = subprocess.Popen(
                 [
                     sys.executable, "-m", "authz_service", "serve", "--demo",
                     "--database-url", dsn, "--data-dir", data, "--no-migrate",
                     "--listen", "127.0.0.1:0", "--console", "127.0.0.1:0",
-                    "--decision-log", "durable",
+                    "--decision-log", "durable", "--signing-key", str(signing_key),
                 ],
                 cwd=data, env=_environment(), text=True,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -4,8 +4,8 @@ value, console/page.py), add it here, and add its template; docs/console.md show
 from __future__ import annotations
 
 from authz_service.console.page import Page
-from authz_service.console.pages import playground, tenant_admin, why
+from authz_service.console.pages import audit, playground, tenant_admin, why
 
 __all__ = ["PAGES"]
 
-PAGES: tuple[Page, ...] = (playground.PAGE, why.PAGE, tenant_admin.PAGE)
+PAGES: tuple[Page, ...] = (playground.PAGE, why.PAGE, tenant_admin.PAGE, audit.PAGE)
