@@ -16,11 +16,13 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from authz_service.api.context_limits import ContextLimits, check_context
 from authz_service.api.gen.authz.v1 import core_pb2
 from authz_service.api.tokens import decode_fresh, encode_token
-from authz_service.engine import Decision
+from authz_service.engine import CheckItem, Decision
 from authz_service.errors import InvalidArgument, echo
 from authz_service.model import (
     EMPTY_CONTEXT,
+    ID_RE,
     NO_RELATION,
+    TYPE_RE,
     CaveatRef,
     Consistency,
     ConsistencyMode,
@@ -41,6 +43,7 @@ __all__ = [
     "decision_to_proto",
     "object_ref",
     "object_to_proto",
+    "plain_check_item",
     "reason",
     "relationship",
     "relationship_filter",
@@ -108,6 +111,35 @@ def subject_ref(msg: core_pb2.SubjectReference, field: str) -> SubjectRef:
     return SubjectRef(
         validate_type_name(obj.object_type, f"{field}.object.object_type"), subject_id, relation
     )
+
+
+def plain_check_item(msg: Any) -> CheckItem | None:
+    """The CheckItem of a Check, CheckBulk item or Explain request in its common form (an
+    object subject, no context), when every part of it is valid; None otherwise.
+
+    The full conversion (`object_ref`, `subject_ref`, `context`) builds a field path for
+    every part it validates, in case it fails; CheckBulk converts up to 1,000 items per
+    call, so the common form is checked first with the same patterns and no paths. It
+    accepts a subset of what the full conversion accepts, converted to the same values;
+    anything else (a wildcard or subject set, a context, an invalid part) is left to the
+    full conversion, which names the field of any error."""
+    permission = msg.permission
+    if not permission or msg.HasField("context"):
+        return None
+    resource, subject = msg.resource, msg.subject
+    if subject.relation not in ("", "..."):
+        return None
+    obj = subject.object
+    rtype, rid = resource.object_type, resource.object_id
+    stype, sid = obj.object_type, obj.object_id
+    if not (
+        TYPE_RE.fullmatch(rtype)
+        and TYPE_RE.fullmatch(stype)
+        and ID_RE.fullmatch(rid)
+        and ID_RE.fullmatch(sid)
+    ):
+        return None
+    return CheckItem(ObjectRef(rtype, rid), permission, SubjectRef(stype, sid), EMPTY_CONTEXT)
 
 
 _LIMITS = ContextLimits()

@@ -52,6 +52,9 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
         self._limits = context_limits
 
     def _item(self, request: Any, prefix: str = "") -> CheckItem:
+        plain = convert.plain_check_item(request)
+        if plain is not None:
+            return plain
         if not request.permission:
             raise InvalidArgument("permission is required", field=f"{prefix}permission")
         return CheckItem(
