@@ -52,10 +52,12 @@ class Settings:
     tls_client_map: str = field(default="", metadata={"env": "AUTHZ_TLS_CLIENT_MAP"})
     # Plaintext beyond loopback only when this says so (with a WARNING).
     plaintext: bool = field(default=False, metadata={"env": "AUTHZ_PLAINTEXT"})
-    database_url: str = field(default="", metadata={"env": "AUTHZ_DATABASE_URL"})
+    database_url: str = field(default="", repr=False, metadata={"env": "AUTHZ_DATABASE_URL"})
     # Hot standbys of that database for relationship reads, comma-separated URLs; one
     # further behind than replica_max_lag_ms, or down, is skipped (docs/replicas.md).
-    database_replica_urls: str = field(default="", metadata={"env": "AUTHZ_DATABASE_REPLICA_URLS"})
+    database_replica_urls: str = field(
+        default="", repr=False, metadata={"env": "AUTHZ_DATABASE_REPLICA_URLS"}
+    )
     replica_max_lag_ms: int = field(default=1000, metadata={"env": "AUTHZ_REPLICA_MAX_LAG_MS"})
     data_dir: Path = field(default=Path(".authz"), metadata={"env": "AUTHZ_DATA_DIR"})
     migrate_on_start: bool = field(default=True, metadata={"env": "AUTHZ_MIGRATE_ON_START"})

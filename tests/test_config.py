@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from authz_service.cli import serve
-from authz_service.config import load_settings
+from authz_service.config import Settings, load_settings
 from authz_service.decisionlog import DecisionLogConfig, LogMode
 from authz_service.errors import InvalidArgument
 
@@ -103,3 +103,13 @@ def test_replica_urls_are_a_list_and_need_their_primary() -> None:
         assert "secret" not in str(refused.value)
     with pytest.raises(InvalidArgument, match="replica_max_lag_ms"):
         load_settings(environ={"AUTHZ_REPLICA_MAX_LAG_MS": "0"})
+
+
+def test_database_passwords_stay_out_of_the_settings_repr() -> None:
+    settings = Settings(
+        database_url="postgresql://authz:primary-secret@db:5432/authz",
+        database_replica_urls="postgresql://authz:replica-secret@standby:5432/authz",
+    )
+    shown = repr(settings)
+    assert "primary-secret" not in shown
+    assert "replica-secret" not in shown
