@@ -121,6 +121,25 @@ async def test_replay_against_an_altered_schema_shows_the_differences(
     assert {r.schema_version for r in replayed} == {altered}
 
 
+async def test_a_replay_past_its_deadline_fails_as_such_never_as_complete(
+    log_setup: LogSetup, made: list[Made]
+) -> None:
+    async with running(log_setup, default_deadline_ms=1) as app, channel_to(app) as channel:
+        stub = audit_pb2_grpc.AuditServiceStub(channel)
+        replies: list[audit_pb2.ReplayDecisionsResponse] = []
+
+        async def collect() -> None:
+            async for reply in stub.ReplayDecisions(Replay(tenant="acme")):
+                replies.append(reply)
+
+        with pytest.raises(grpc.aio.AioRpcError) as cut:
+            await collect()
+    assert cut.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "replay a shorter time range" in (cut.value.details() or "")
+    assert all(r.WhichOneof("item") == "decision" for r in replies)  # no summary
+    assert len(replies) < len(made)
+
+
 @pytest.mark.parametrize(
     ("fields", "code", "named"),
     [

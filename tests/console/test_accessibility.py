@@ -13,7 +13,10 @@ _UNNAMED = """els => els
   .map(e => e.outerHTML.slice(0, 120))"""
 
 
-@pytest.mark.parametrize("path", ["/", "/playground", "/why"])
+@pytest.mark.parametrize(
+    "path",
+    ["/", "/playground", "/why", "/tenant?tenant=demo&subject=user:carol", "/audit"],
+)
 def test_every_control_has_a_label(page: Page, console: Console, path: str) -> None:
     sign_in(page, console, console.keys.platform)
     page.goto(f"{console.url}{path}")

@@ -6,6 +6,7 @@ roles of their own (`user:erin`, `user:mallory`, `console-reader`), never the de
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
@@ -128,6 +129,24 @@ def test_suspend_and_reactivate_a_subject_with_a_reason(
     expect(page.get_by_test_id("status")).to_have_text("active")
 
 
+def test_scim_sync_status_and_a_repair_with_nothing_to_do(page: Page, console: Console) -> None:
+    _open(page, console)
+    page.get_by_role("button", name="Check SCIM sync").click()
+    expect(page.get_by_test_id("scim-status")).to_contain_text("0 active")
+    expect(page.get_by_test_id("scim-drift")).to_contain_text("No drift")
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+    repaired = page.request.post(
+        f"{console.url}/tenant/scim/repair", form={"csrf": csrf or "", "reason": "audit day"}
+    )
+    assert repaired.status == 200
+    assert "Nothing to repair." in repaired.text()
+    unexplained = page.request.post(
+        f"{console.url}/tenant/scim/repair", form={"csrf": csrf or "", "reason": ""}
+    )
+    assert unexplained.status == 400
+    assert "a reason is required" in unexplained.text()
+
+
 def test_a_key_without_write_sees_no_tenant_admin_and_its_posts_are_refused(
     page: Page, console: Console
 ) -> None:
@@ -149,3 +168,26 @@ def test_a_key_without_write_sees_no_tenant_admin_and_its_posts_are_refused(
         response = page.request.post(f"{console.url}/tenant/{action}", form={"csrf": csrf, **form})
         assert response.status == 403, action
         assert "write" in response.text()
+
+
+def test_reach_then_create_works_without_javascript(browser_no_js: Page, console: Console) -> None:
+    page = browser_no_js
+    sign_in(page, console, console.keys.demo_admin)
+    page.goto(f"{console.url}/tenant")
+    page.get_by_label("Name", exact=True).fill("console-nojs")
+    page.get_by_label("Permissions (document.view").fill("document.view")
+    page.get_by_role("button", name="Create role").click()
+    expect(page.get_by_test_id("notice")).to_have_text("Role console-nojs created.")
+    _propose(page, "console-nojs", "user:nojs", "")
+    expect(page.get_by_role("heading", name=re.compile("Reach of console-nojs"))).to_contain_text(
+        "tenant-wide"
+    )
+    expect(page.get_by_test_id("reach-summary")).to_contain_text("Would grant")
+    page.get_by_role("button", name="Create this binding").click()
+    row = page.get_by_test_id("bindings").get_by_role("row").filter(has_text="user:nojs")
+    expect(row).to_contain_text("tenant-wide")
+    row.get_by_role("button", name=re.compile("Delete binding")).click()
+    expect(page.get_by_test_id("bindings")).not_to_contain_text("user:nojs")
+    page.get_by_text("Edit console-nojs").click()
+    page.get_by_role("button", name="Delete console-nojs").click()
+    expect(page.get_by_test_id("notice")).to_have_text("Role console-nojs deleted.")

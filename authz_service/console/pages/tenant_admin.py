@@ -36,6 +36,14 @@ STATUS_NAMES = {
     tenancy_pb2.SUBJECT_STATUS_SUSPENDED: "suspended",
     tenancy_pb2.SUBJECT_STATUS_DEPROVISIONED: "deprovisioned",
 }
+# ScimDrift's lists, with what each means, in the page's order.
+DRIFT_PARTS = (
+    ("deactivated_upstream", "deactivated by the IdP, active here"),
+    ("inactive_here", "active at the IdP, suspended or deprovisioned here"),
+    ("removed_upstream", "memberships the IdP no longer asserts"),
+    ("written_outside", "memberships written outside SCIM"),
+    ("missing_here", "memberships the IdP asserts, missing here"),
+)
 _PERMISSION = re.compile(r"([^.\s]+)\.([^.\s]+)")
 
 
@@ -48,6 +56,7 @@ class View:
     subject: str = ""  # the subject whose status is shown
     proposed: dict[str, str] = field(default_factory=dict)  # a binding being previewed
     reach: tenancy_pb2.GrantReachResponse | None = None
+    scim: bool = False  # show the SCIM sync status and drift
 
 
 def when(stamp: Timestamp) -> str:
@@ -56,7 +65,12 @@ def when(stamp: Timestamp) -> str:
     return stamp.ToDatetime(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def ref_text(ref: core_pb2.ObjectReference | core_pb2.SubjectReference) -> str:
+def ref_text(
+    ref: core_pb2.ObjectReference | core_pb2.SubjectReference | core_pb2.Relationship,
+) -> str:
+    """`type:id`, `type:id#relation`, or a relationship `resource#relation@subject`."""
+    if isinstance(ref, core_pb2.Relationship):
+        return f"{ref_text(ref.resource)}#{ref.relation}@{ref_text(ref.subject)}"
     if isinstance(ref, core_pb2.SubjectReference):
         text = ref_text(ref.object)
         return f"{text}#{ref.relation}" if ref.relation else text
@@ -154,6 +168,8 @@ async def _render(ctx: Ctx, view: View, template: str = "tenant_admin.html") -> 
         "roles": None,
         "bindings": None,
         "status": None,
+        "scim": None,
+        "drift_parts": DRIFT_PARTS,
         "status_names": STATUS_NAMES,
         "when": when,
         "ref": ref_text,
@@ -163,6 +179,10 @@ async def _render(ctx: Ctx, view: View, template: str = "tenant_admin.html") -> 
             values.update(await _lists(ctx, tenant))
             if view.subject:
                 values["status"] = await _status(ctx, tenant, view.subject)
+            if view.scim:
+                values["scim"] = await ctx.backend.tenancy.GetScimSync(
+                    tenancy_pb2.GetScimSyncRequest(tenant=tenant), **_call(ctx)
+                )
         except grpc.aio.AioRpcError as exc:
             view.error = view.error or call_error(exc)
         except InvalidArgument as exc:
@@ -173,18 +193,23 @@ async def _render(ctx: Ctx, view: View, template: str = "tenant_admin.html") -> 
 
 
 async def show(ctx: Ctx) -> Response:
-    return await _render(ctx, View(subject=ctx.request.query_params.get("subject", "").strip()))
+    params = ctx.request.query_params
+    return await _render(
+        ctx, View(subject=params.get("subject", "").strip(), scim=bool(params.get("scim")))
+    )
 
 
 Action = Callable[[Ctx, str], Awaitable[str]]
 
 
-def _action(act: Action, *, keep_subject: bool = False) -> Callable[[Ctx], Awaitable[Response]]:
+def _action(
+    act: Action, *, keep_subject: bool = False, scim: bool = False
+) -> Callable[[Ctx], Awaitable[Response]]:
     """A POST: do `act`, then show the page with its notice, or with the error (the
     server's, which names the field at fault) and the form's values kept."""
 
     async def endpoint(ctx: Ctx) -> Response:
-        view = View(subject=ctx.field("subject").strip() if keep_subject else "")
+        view = View(subject=ctx.field("subject").strip() if keep_subject else "", scim=scim)
         tenant = _tenant(ctx)
         try:
             if not tenant:
@@ -285,6 +310,15 @@ def _lifecycle(method: str, verb: str) -> Action:
     return act
 
 
+async def _repair_scim(ctx: Ctx, tenant: str) -> str:
+    reason = _required(ctx, "reason", "a reason")
+    reply = await ctx.backend.tenancy.RepairScimDrift(
+        tenancy_pb2.RepairScimDriftRequest(tenant=tenant, reason=reason), **_call(ctx)
+    )
+    changes = sum(len(getattr(reply.repaired, name)) for name, _ in DRIFT_PARTS)
+    return f"SCIM drift repaired: {changes} changes." if changes else "Nothing to repair."
+
+
 PAGE = Page(
     slug="tenant",
     title="Tenant admin",
@@ -313,5 +347,6 @@ PAGE = Page(
             _action(_lifecycle("DeprovisionSubject", "deprovisioned"), keep_subject=True),
             methods=("POST",),
         ),
+        PageRoute("/scim/repair", _action(_repair_scim, scim=True), methods=("POST",)),
     ),
 )
