@@ -174,7 +174,7 @@ async def _render(ctx: Ctx, view: View, template: str = "tenant_admin.html") -> 
         "when": when,
         "ref": ref_text,
     }
-    if tenant:
+    if tenant and template == "tenant_admin.html":  # the reach fragment needs no lists
         try:
             values.update(await _lists(ctx, tenant))
             if view.subject:
@@ -206,7 +206,7 @@ def _action(
     act: Action, *, keep_subject: bool = False, scim: bool = False
 ) -> Callable[[Ctx], Awaitable[Response]]:
     """A POST: do `act`, then show the page with its notice, or with the error (the
-    server's, which names the field at fault) and the form's values kept."""
+    server's, which names the field at fault)."""
 
     async def endpoint(ctx: Ctx) -> Response:
         view = View(subject=ctx.field("subject").strip() if keep_subject else "", scim=scim)
