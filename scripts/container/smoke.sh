@@ -12,8 +12,9 @@
 # 5. waits for its HEALTHCHECK to pass, creates an API key inside it, and asks Checks
 #    through the published port with the image's own `authz check` as the client:
 #    ALLOWED and DENIED over TLS, and a plaintext client refused;
-# 6. stops it (graceful drain, exit status 0) and removes the container, the database
-#    and the certificates. The images stay, so a second run reuses the cached layers.
+# 6. stops it (graceful drain, exit status 0) and removes the container and its volume,
+#    the database and the certificates. The images stay, so a second run reuses the
+#    cached layers.
 #
 # PostgreSQL: $PGHOST:$PGPORT as $PGUSER (default 127.0.0.1:5432, postgres), trust auth.
 set -euo pipefail
@@ -28,7 +29,7 @@ need_tools podman runc slirp4netns mmdebstrap openssl psql
 certs=$(mktemp -d)
 chmod 0755 "$certs"  # the service runs as uid 10001 and reads the mounted files
 cleanup() {
-  "${podman[@]}" rm --force --ignore "$name" >/dev/null 2>&1 || true
+  "${podman[@]}" rm --force --volumes --ignore "$name" >/dev/null 2>&1 || true
   psql -qc "drop database if exists $db" >/dev/null 2>&1 || true
   rm -rf "$certs"
 }
