@@ -98,7 +98,6 @@ def parse_time(text: str) -> datetime:
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # base32 digits of a ULID (no I, L, O, U)
 # Every 10-bit value as its two digits: 13 lookups spell a 130-bit (26-digit) ULID.
 _DIGIT_PAIRS = tuple(a + b for a in _CROCKFORD for b in _CROCKFORD)
-_RANDOM_SHIFTS = tuple(range(70, -10, -10))  # 80 random bits: the last 16 digits
 
 
 def new_decision_id(at: datetime | None = None) -> str:
@@ -114,15 +113,23 @@ def new_decision_id(at: datetime | None = None) -> str:
 
 
 def new_decision_ids(count: int, at: datetime | None = None) -> list[str]:
-    """`count` ids as `new_decision_id(at)` makes them, made together (CheckBulk's items):
-    the time digits are spelled once and the random source is read once."""
+    """`count` ids of the instant `at`, made together (CheckBulk's items) as ULID's
+    monotonic mode makes ids of one millisecond: one random 80-bit value, then that
+    value plus 1, 2, ... So only the last two digits are spelled per id, except across
+    a carry; they stay unique, sorted in item order, and random from call to call."""
     millis = int((at or datetime.now(UTC)).timestamp() * 1000)
     pairs = _DIGIT_PAIRS
-    prefix = "".join([pairs[(millis >> shift) & 0x3FF] for shift in (40, 30, 20, 10, 0)])
-    raw = os.urandom(10 * count)
-    numbers = [int.from_bytes(raw[i : i + 10], "big") for i in range(0, 10 * count, 10)]
-    shifts = _RANDOM_SHIFTS
-    return [prefix + "".join([pairs[(r >> s) & 0x3FF] for s in shifts]) for r in numbers]
+    # Brought down when too close to the top, so that no id overflows its 80 bits.
+    first = min(int.from_bytes(os.urandom(10), "big"), (1 << 80) - count)
+    high = -1
+    head = ""
+    ids = []
+    for value in range((millis << 80) | first, ((millis << 80) | first) + count):
+        if value >> 10 != high:
+            high = value >> 10
+            head = "".join([pairs[(value >> shift) & 0x3FF] for shift in range(120, 0, -10)])
+        ids.append(head + pairs[value & 0x3FF])
+    return ids
 
 
 def _json_object(value: Mapping[str, Any], name: str) -> FrozenContext:

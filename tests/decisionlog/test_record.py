@@ -219,3 +219,27 @@ def test_decision_ids_made_together_are_ulids_of_their_time_and_distinct() -> No
         assert value >> 80 == int(at.timestamp() * 1000)
         assert decision_id[:10] == single[:10]
     assert new_decision_ids(0, at) == []
+
+
+@pytest.mark.parametrize("first", [0, 1021, (1 << 80) - 1])
+def test_decision_ids_made_together_count_up_from_one_random_value(
+    monkeypatch: pytest.MonkeyPatch, first: int
+) -> None:
+    # ULID's monotonic mode: unique and in item order, carries into higher digits included;
+    # a random value too close to the top is brought down so that none overflows.
+    at = datetime(2031, 2, 3, 4, 5, 6, 789000, tzinfo=UTC)
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    monkeypatch.setattr("os.urandom", lambda n: first.to_bytes(n, "big"))
+    ids = new_decision_ids(10, at)
+
+    def value(decision_id: str) -> int:
+        number = 0
+        for digit in decision_id:
+            number = number * 32 + alphabet.index(digit)
+        return number
+
+    randoms = [value(i) & ((1 << 80) - 1) for i in ids]
+    assert randoms == list(range(randoms[0], randoms[0] + 10))
+    assert randoms[0] == min(first, (1 << 80) - 10)
+    assert all(value(i) >> 80 == int(at.timestamp() * 1000) for i in ids)
+    assert ids == sorted(ids)
