@@ -37,6 +37,7 @@ from authz_service.api.relationships import RelationshipsServicer
 from authz_service.api.schema import SchemaServicer
 from authz_service.api.scim import ScimApp, ScimServer
 from authz_service.api.server import SERVICE_NAMES, build_server
+from authz_service.api.service_accounts import ServiceAccountsServicer
 from authz_service.api.tenancy import TenancyServicer
 from authz_service.api.tenant_gate import TenantGate, TenantGateInterceptor
 from authz_service.api.tenants import TenantServicer
@@ -67,6 +68,8 @@ from authz_service.service.reconcile import Reconciler
 from authz_service.service.relationships import RelationshipService
 from authz_service.service.replay import Replayer
 from authz_service.service.schemas import SchemaManager
+from authz_service.service.service_account_report import ServiceAccountReporter
+from authz_service.service.service_accounts import ServiceAccountAdmin
 from authz_service.service.tenancy import TenancyService
 from authz_service.service.tenants import TenantService
 from authz_service.store.index import IndexedStore
@@ -253,6 +256,34 @@ def _envoy(
         return None
     gateway = Gateway(load_gateway_config(Path(settings.gateway_config)))
     return EnvoyAuthServicer(gateway, permissions, default_deadline_s=deadline_s, tenants=tenants)
+
+
+def _service_accounts(
+    settings: Settings,
+    store: Store,
+    schemas: SchemaManager,
+    lifecycle: LifecycleService,
+    keys: KeyAdmin,
+    permissions: PermissionService,
+    audit: AuditTrail,
+    deadline_s: float,
+) -> ServiceAccountsServicer:
+    admin = ServiceAccountAdmin(
+        store=store,
+        schemas=schemas,
+        lifecycle=lifecycle,
+        keys=keys,
+        audit=audit,
+        on_key_changed=keys.key_changed,
+    )
+    reporter = ServiceAccountReporter(
+        store=store,
+        accounts=admin,
+        permissions=permissions,
+        # The report reads decisions from this server's log directory, when it logs.
+        log_dir=None if settings.log_mode == "off" else settings.decision_log_dir,
+    )
+    return ServiceAccountsServicer(admin, reporter, default_deadline_s=deadline_s)
 
 
 def _scim(
@@ -595,6 +626,9 @@ class App:
             ),
             tenants=TenantServicer(tenants, default_deadline_s=deadline),
             keys=KeysServicer(key_admin, default_deadline_s=deadline),
+            service_accounts=_service_accounts(
+                settings, store, schemas, lifecycle, key_admin, permissions, audit, deadline
+            ),
         )
         scim = await _scim_listener(settings, worker, store, resources, provisioning, reconciler)
         port = bind(server, settings.listen, _tls(settings), plaintext=settings.plaintext)

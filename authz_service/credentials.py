@@ -76,6 +76,10 @@ class ApiKey:
     previous_hash: bytes | None = None
     previous_until: datetime | None = None
     last_used_at: datetime | None = None
+    # The service account that owns the key, in `tenant` (docs/identity.md), and when that
+    # account was disabled, as the store reads it with the key: refused while disabled.
+    service_account: str | None = None
+    owner_disabled_at: datetime | None = None
 
     @property
     def platform(self) -> bool:
@@ -102,6 +106,11 @@ class ApiKey:
             return f"api key `{self.key_id}` is revoked"
         if self.expired(now):
             return f"api key `{self.key_id}` expired"
+        if self.owner_disabled_at is not None:
+            return (
+                f"api key `{self.key_id}` belongs to service account "
+                f"`{self.service_account}`, which is disabled"
+            )
         current = hmac.compare_digest(hash_secret(secret), self.secret_hash)
         if not current and (self.previous_until is None or self.previous_until <= now):
             return f"api key `{self.key_id}` was rotated: its previous secret no longer works"

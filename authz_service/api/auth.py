@@ -139,6 +139,18 @@ METHOD_SCOPES: Final[Mapping[str, Requirement]] = _table(
             "RevokeKey": Scope.ADMIN,
             "RotateKey": Scope.ADMIN,
         },
+        # A tenant's service accounts: an admin of the request's tenant (or the platform).
+        "authz.v1.ServiceAccountsService": {
+            "CreateServiceAccount": Scope.ADMIN,
+            "GetServiceAccount": Scope.ADMIN,
+            "ListServiceAccounts": Scope.ADMIN,
+            "DisableServiceAccount": Scope.ADMIN,
+            "EnableServiceAccount": Scope.ADMIN,
+            "DeleteServiceAccount": Scope.ADMIN,
+            "CreateServiceAccountKey": Scope.ADMIN,
+            "ListServiceAccountKeys": Scope.ADMIN,
+            "ReportServiceAccounts": Scope.ADMIN,
+        },
         "authz.v1.AuditService": {
             "QueryDecisions": Scope.AUDIT,
             "VerifyLog": Scope.AUDIT,

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from authz_service.api import convert
 from authz_service.api.auth import current_key
@@ -24,7 +25,7 @@ from authz_service.service import methods
 from authz_service.service.keys import KeyAdmin
 from authz_service.service.pages import page_limit
 
-__all__ = ["KeysServicer", "key_to_proto"]
+__all__ = ["KeysServicer", "key_expiry", "key_scopes", "key_to_proto"]
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 DEFAULT_OVERLAP = timedelta(hours=24)
@@ -43,6 +44,7 @@ def key_to_proto(key: ApiKey) -> keys_pb2.ApiKeyInfo:
         tenant=key.tenant,
         scopes=[s.value for s in Scope if s in key.scopes],
         description=key.name,
+        service_account=key.service_account or "",
     )
     _time(key.created_at, msg.create_time)
     _time(key.expires_at, msg.expire_time)
@@ -52,7 +54,7 @@ def key_to_proto(key: ApiKey) -> keys_pb2.ApiKeyInfo:
     return msg
 
 
-def _scopes(values: Any) -> frozenset[Scope]:
+def key_scopes(values: Any) -> frozenset[Scope]:
     if not values:
         raise InvalidArgument("a key needs at least one scope", field="scopes", value="")
     return parse_scopes(list(values))
@@ -70,10 +72,12 @@ def _overlap(request: keys_pb2.RotateKeyRequest) -> timedelta:
     return min(request.overlap.ToTimedelta(), MAX_OVERLAP)
 
 
-def _expiry(request: keys_pb2.CreateKeyRequest) -> datetime | None:
+def key_expiry(request: Any) -> datetime | None:
+    """The `expire_time` of a key-creating request (CreateKey, CreateServiceAccountKey)."""
     if not request.HasField("expire_time"):
         return None
-    seconds, nanos = request.expire_time.seconds, request.expire_time.nanos
+    stamp: Timestamp = request.expire_time
+    seconds, nanos = stamp.seconds, stamp.nanos
     # Checked before converting: a hostile Timestamp overflows datetime.
     if not (0 < seconds <= _MAX_TIMESTAMP_S and 0 <= nanos < 1_000_000_000):
         raise InvalidArgument(
@@ -81,7 +85,7 @@ def _expiry(request: keys_pb2.CreateKeyRequest) -> datetime | None:
             field="expire_time",
             value=f"{seconds}s",
         )
-    return request.expire_time.ToDatetime(tzinfo=UTC)
+    return stamp.ToDatetime(tzinfo=UTC)
 
 
 class KeysServicer(keys_pb2_grpc.KeysServiceServicer):
@@ -94,12 +98,12 @@ class KeysServicer(keys_pb2_grpc.KeysServiceServicer):
         self, request: keys_pb2.CreateKeyRequest, context: Ctx
     ) -> keys_pb2.CreateKeyResponse:
         tenant = validate_key_tenant(request.tenant)
-        expires = _expiry(request)
+        expires = key_expiry(request)
         key, secret = await self._admin.create(
             current_key(),
             call_info(context, self._deadline, reason=convert.reason(request.reason) or None),
             tenant=tenant,
-            scopes=_scopes(request.scopes),
+            scopes=key_scopes(request.scopes),
             description=request.description,
             expires_at=expires,
         )

@@ -22,6 +22,8 @@ from authz_service.api.gen.authz.v1 import (
     relationships_pb2_grpc,
     schema_pb2,
     schema_pb2_grpc,
+    service_accounts_pb2,
+    service_accounts_pb2_grpc,
     tenancy_pb2,
     tenancy_pb2_grpc,
     tenants_pb2,
@@ -31,6 +33,7 @@ from authz_service.api.keys import KeysServicer
 from authz_service.api.permissions import PermissionsServicer
 from authz_service.api.relationships import RelationshipsServicer
 from authz_service.api.schema import SchemaServicer
+from authz_service.api.service_accounts import ServiceAccountsServicer
 from authz_service.api.tenancy import TenancyServicer
 from authz_service.api.tenants import TenantServicer
 
@@ -44,6 +47,7 @@ SERVICE_NAMES: tuple[str, ...] = (
     tenancy_pb2.DESCRIPTOR.services_by_name["TenancyService"].full_name,
     tenants_pb2.DESCRIPTOR.services_by_name["TenantService"].full_name,
     keys_pb2.DESCRIPTOR.services_by_name["KeysService"].full_name,
+    service_accounts_pb2.DESCRIPTOR.services_by_name["ServiceAccountsService"].full_name,
 )
 
 
@@ -60,6 +64,7 @@ def build_server(
     tenancy: TenancyServicer | None = None,
     tenants: TenantServicer | None = None,
     keys: KeysServicer | None = None,
+    service_accounts: ServiceAccountsServicer | None = None,
 ) -> tuple[grpc.aio.Server, Any]:
     """A server with every service registered but no port bound yet.
 
@@ -86,6 +91,10 @@ def build_server(
         tenants_pb2_grpc.add_TenantServiceServicer_to_server(tenants, server)
     if keys is not None:
         keys_pb2_grpc.add_KeysServiceServicer_to_server(keys, server)
+    if service_accounts is not None:
+        service_accounts_pb2_grpc.add_ServiceAccountsServiceServicer_to_server(
+            service_accounts, server
+        )
     if envoy is not None:  # only with a gateway config: it says how to map requests
         add_envoy_servicer(envoy, server)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]

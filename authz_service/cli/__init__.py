@@ -24,6 +24,7 @@ _COMMANDS: tuple[str, ...] = (
     "audit",
     "keys",
     "scim",
+    "service_accounts",
 )
 
 Handler = Callable[[argparse.Namespace], int]

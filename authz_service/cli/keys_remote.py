@@ -25,7 +25,7 @@ from authz_service.config import load_settings
 from authz_service.credentials import ALL_TENANTS
 from authz_service.errors import InvalidArgument, echo
 
-__all__ = ["add_key_tenant", "remote", "rotate_needs_server", "rows", "via_server"]
+__all__ = ["add_key_tenant", "expiry", "remote", "rotate_needs_server", "rows", "via_server"]
 
 
 def _tenant(args: argparse.Namespace) -> str:
@@ -59,7 +59,8 @@ def rows(keys: list[keys_pb2.ApiKeyInfo]) -> list[tuple[str, ...]]:
     return table
 
 
-def _expiry(text: str | None) -> Any:
+def expiry(text: str | None) -> Any:
+    """`--expires` as a Timestamp (None when not given)."""
     if not text:
         return None
     from google.protobuf.timestamp_pb2 import Timestamp
@@ -92,7 +93,7 @@ async def _call(args: argparse.Namespace) -> list[str]:
                     tenant=tenant,
                     scopes=[s.strip() for s in args.scopes.split(",") if s.strip()],
                     description=args.name,
-                    expire_time=_expiry(args.expires),
+                    expire_time=expiry(args.expires),
                     reason=args.reason,
                 ),
                 metadata=metadata,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from authz_service.credentials import (
@@ -44,6 +45,10 @@ class KeyAdmin:
         self._audit = audit
         self._on_changed = on_changed  # drops the key from this replica's key caches
 
+    def key_changed(self, key_id: str) -> None:
+        """Forget a key in this replica's key caches (its owner changed)."""
+        self._on_changed(key_id)
+
     async def create(
         self,
         caller: ApiKey | None,
@@ -53,8 +58,10 @@ class KeyAdmin:
         scopes: Iterable[Scope],
         description: str,
         expires_at: datetime | None,
+        service_account: str | None = None,
     ) -> tuple[ApiKey, str]:
-        """The new key as stored and its full key string (the only time it exists)."""
+        """The new key as stored and its full key string (the only time it exists);
+        `service_account` names the account of `tenant` that owns it, if any."""
         started = time.perf_counter()
         wanted = frozenset(scopes)
         if caller is not None and not wanted <= caller.scopes:
@@ -69,7 +76,7 @@ class KeyAdmin:
             expires_at=expires_at,
             field="description",
         )
-        stored = await self._keys.create(record)
+        stored = await self._keys.create(replace(record, service_account=service_account))
         self._on_changed(stored.key_id)
         try:
             await self._record(stored, call, methods.CREATE_KEY, started)
@@ -137,6 +144,7 @@ class KeyAdmin:
             "scopes": sorted(s.value for s in key.scopes),
             "description": key.name,
             "expire_time": key.expires_at.isoformat() if key.expires_at else None,
+            **({"service_account": key.service_account} if key.service_account else {}),
             **extra,
         }
         await self._audit.admin(

@@ -12,17 +12,22 @@ __all__ = [
     "CREATE_BINDING",
     "CREATE_KEY",
     "CREATE_ROLE",
+    "CREATE_SERVICE_ACCOUNT",
     "CREATE_TENANT",
     "DELETE_BINDING",
     "DELETE_RELATIONSHIPS",
     "DELETE_ROLE",
+    "DELETE_SERVICE_ACCOUNT",
     "DELETE_TENANT",
     "DEPROVISION_SUBJECT",
+    "DISABLE_SERVICE_ACCOUNT",
+    "ENABLE_SERVICE_ACCOUNT",
     "EXPORT_TENANT",
     "GRANT_REACH",
     "LIST_BINDINGS",
     "LIST_KEYS",
     "LIST_ROLES",
+    "LIST_SERVICE_ACCOUNTS",
     "LIST_TENANTS",
     "LOOKUP_RESOURCES",
     "LOOKUP_SUBJECTS",
@@ -72,3 +77,8 @@ CREATE_KEY = _method("KeysService", "CreateKey")
 LIST_KEYS = _method("KeysService", "ListKeys")
 REVOKE_KEY = _method("KeysService", "RevokeKey")
 ROTATE_KEY = _method("KeysService", "RotateKey")
+CREATE_SERVICE_ACCOUNT = _method("ServiceAccountsService", "CreateServiceAccount")
+DISABLE_SERVICE_ACCOUNT = _method("ServiceAccountsService", "DisableServiceAccount")
+ENABLE_SERVICE_ACCOUNT = _method("ServiceAccountsService", "EnableServiceAccount")
+DELETE_SERVICE_ACCOUNT = _method("ServiceAccountsService", "DeleteServiceAccount")
+LIST_SERVICE_ACCOUNTS = _method("ServiceAccountsService", "ListServiceAccounts")

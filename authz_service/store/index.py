@@ -49,6 +49,7 @@ from authz_service.store.index_tenant import TenantIndex
 from authz_service.store.protocol import Change, KeyStore, Precondition, SchemaRecord, Store
 from authz_service.store.registry import TenantRegistry
 from authz_service.store.scim import ScimRecords
+from authz_service.store.service_accounts import ServiceAccounts
 
 __all__ = ["IndexStats", "IndexedStore"]
 
@@ -96,6 +97,10 @@ class IndexedStore:
     @property
     def scim(self) -> ScimRecords:
         return self._store.scim
+
+    @property
+    def service_accounts(self) -> ServiceAccounts:
+        return self._store.service_accounts
 
     @property
     def inner(self) -> Store:

@@ -27,6 +27,7 @@ from authz_service.store.memory_tenants import MemoryTenants
 from authz_service.store.protocol import Change, Precondition, SchemaRecord
 from authz_service.store.registry import TenantRecord, TenantState, refused
 from authz_service.store.scim import MemoryScimRecords
+from authz_service.store.service_accounts import MemoryServiceAccounts
 
 __all__ = ["MemoryStore", "sort_key"]
 
@@ -85,6 +86,8 @@ class MemoryStore:
         self.keys = MemoryKeyStore()
         self.tenants = MemoryTenants(self)
         self.scim = MemoryScimRecords()
+        self.service_accounts = MemoryServiceAccounts()
+        self.keys.owner_disabled_at = self.service_accounts.disabled_at
 
     @property
     def lock(self) -> asyncio.Lock:
@@ -129,6 +132,7 @@ class MemoryStore:
         gone = _Tenant(head=old.head + 1, state=TenantState.DELETED, created_at=old.created_at)
         self._tenants[tenant] = gone
         self.scim.purge(tenant)
+        self.service_accounts.purge(tenant)
 
     async def read(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -18,33 +18,43 @@ class MemoryKeyStore:
 
     def __init__(self) -> None:
         self._keys: dict[str, ApiKey] = {}
+        # When a key's service account was disabled (tenant, account id -> time or None),
+        # read with every key as PostgreSQL's store reads it; set by MemoryStore.
+        self.owner_disabled_at: Callable[[str, str], datetime | None] = lambda _t, _a: None
+
+    def _out(self, key: ApiKey) -> ApiKey:
+        if key.service_account is None:
+            return key
+        at = self.owner_disabled_at(key.tenant, key.service_account)
+        return replace(key, owner_disabled_at=at)
 
     async def create(self, key: ApiKey) -> ApiKey:
         if key.key_id in self._keys:
             raise AlreadyExists(f"api key `{echo(key.key_id)}` already exists")
         self._keys[key.key_id] = key
-        return key
+        return self._out(key)
 
     async def get(self, key_id: str) -> ApiKey | None:
-        return self._keys.get(key_id)
+        key = self._keys.get(key_id)
+        return None if key is None else self._out(key)
 
     async def list(self, tenant: str | None = None) -> Sequence[ApiKey]:
         found = [k for k in self._keys.values() if tenant is None or k.tenant == tenant]
-        return sorted(found, key=lambda k: (k.created_at, k.key_id))
+        return [self._out(k) for k in sorted(found, key=lambda k: (k.created_at, k.key_id))]
 
     async def revoke(self, key_id: str) -> ApiKey:
         key = self._keys.get(key_id)
         if key is None:
             raise NotFound(f"api key `{echo(key_id)}` does not exist")
         key = self._keys[key_id] = key.revoke(datetime.now(UTC))
-        return key
+        return self._out(key)
 
     async def page(self, tenant: str | None, after: str, limit: int) -> Sequence[ApiKey]:
         found = sorted(
             (k for k in self._keys.values() if tenant is None or k.tenant == tenant),
             key=lambda k: k.key_id,
         )
-        return [k for k in found if k.key_id > after][:limit]
+        return [self._out(k) for k in found if k.key_id > after][:limit]
 
     async def rotate(self, key_id: str, secret_hash: bytes, overlap: timedelta) -> ApiKey:
         key = self._keys.get(key_id)
@@ -60,7 +70,7 @@ class MemoryKeyStore:
             previous_hash=key.secret_hash,
             previous_until=now + overlap,
         )
-        return key
+        return self._out(key)
 
     async def touch(self, used: Mapping[str, datetime]) -> None:
         for key_id, at in used.items():

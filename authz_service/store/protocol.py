@@ -28,6 +28,7 @@ from authz_service.model import (
 )
 from authz_service.store.registry import TenantRegistry
 from authz_service.store.scim import ScimRecords
+from authz_service.store.service_accounts import ServiceAccounts
 
 __all__ = [
     "Change",
@@ -251,6 +252,11 @@ class Store(RelationshipReader, RelationshipWriter, RevisionSource, SchemaStore,
     @property
     def scim(self) -> ScimRecords:
         """SCIM resources as each tenant's identity provider pushed them (not revisioned)."""
+        ...
+
+    @property
+    def service_accounts(self) -> ServiceAccounts:
+        """Each tenant's service accounts (not revisioned; store/service_accounts.py)."""
         ...
 
     async def close(self) -> None: ...

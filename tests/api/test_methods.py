@@ -8,6 +8,7 @@ from authz_service.api.gen.authz.v1 import (
     permissions_pb2,
     relationships_pb2,
     schema_pb2,
+    service_accounts_pb2,
     tenancy_pb2,
     tenants_pb2,
 )
@@ -23,6 +24,7 @@ def test_every_name_is_a_method_of_the_api() -> None:
             permissions_pb2,
             relationships_pb2,
             schema_pb2,
+            service_accounts_pb2,
             tenancy_pb2,
             tenants_pb2,
         )

@@ -24,9 +24,13 @@ __all__ = [
     "touch_keys",
 ]
 
+# The owning service account's disabled time is read with the key (migration 0008), so
+# that disabling an account refuses its keys without touching them.
 _COLUMNS = (
     "key_id, tenant, scopes, secret_hash, name, created_at, revoked_at, expires_at, "
-    "previous_secret_hash, previous_until, last_used_at"
+    "previous_secret_hash, previous_until, last_used_at, service_account, "
+    "(SELECT s.disabled_at FROM service_accounts s WHERE s.tenant = api_keys.tenant "
+    "AND s.account_id = api_keys.service_account) AS owner_disabled_at"
 )
 
 
@@ -45,6 +49,8 @@ def _key(row: Any) -> ApiKey:
         else bytes(row["previous_secret_hash"]),
         previous_until=row["previous_until"],
         last_used_at=row["last_used_at"],
+        service_account=row["service_account"],
+        owner_disabled_at=row["owner_disabled_at"],
     )
 
 
@@ -54,15 +60,16 @@ async def create_key(db: Database, key: ApiKey) -> ApiKey:
     with translated():
         async with db.acquire() as conn:
             row = await conn.fetchrow(
-                f"INSERT INTO api_keys (key_id, tenant, scopes, secret_hash, name, expires_at) "
-                f"VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key_id) DO NOTHING "
-                f"RETURNING {_COLUMNS}",
+                f"INSERT INTO api_keys (key_id, tenant, scopes, secret_hash, name, expires_at, "
+                f"service_account) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+                f"ON CONFLICT (key_id) DO NOTHING RETURNING {_COLUMNS}",
                 key.key_id,
                 key.tenant,
                 sorted(s.value for s in key.scopes),
                 key.secret_hash,
                 key.name,
                 key.expires_at,
+                key.service_account,
             )
     if row is None:
         raise AlreadyExists(f"api key `{echo(key.key_id)}` already exists")

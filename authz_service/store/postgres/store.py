@@ -28,6 +28,7 @@ from authz_service.store.postgres.keys import PostgresKeyStore
 from authz_service.store.postgres.migrations import latest_version
 from authz_service.store.postgres.replicas import ReplicaSet, ReplicaStats
 from authz_service.store.postgres.scim import PostgresScimRecords
+from authz_service.store.postgres.service_accounts import PostgresServiceAccounts
 from authz_service.store.postgres.tenants import PostgresTenants
 from authz_service.store.protocol import Change, Precondition, SchemaRecord
 from authz_service.store.routing import primary_only
@@ -64,6 +65,7 @@ class PostgresStore:
         self.keys = PostgresKeyStore(db)
         self.tenants = PostgresTenants(db)
         self.scim = PostgresScimRecords(db)
+        self.service_accounts = PostgresServiceAccounts(db)
         self._gc: gc.GarbageCollector | None = None
 
     @property

@@ -89,7 +89,13 @@ class PostgresTenants:
             )
             if found is None or found == TenantState.DELETED.value:
                 raise not_found(name)
-            tables = ("relationships", "revisions", "idempotency_keys", "scim_resources")
+            tables = (
+                "relationships",
+                "revisions",
+                "idempotency_keys",
+                "scim_resources",
+                "service_accounts",
+            )
             for table in tables:
                 await conn.execute(f"DELETE FROM {table} WHERE tenant = $1", name)
             # The head skips one revision that has no `revisions` row: an index on
