@@ -211,6 +211,23 @@ export class AuthzClient {
   rotateKey(keyId: string, options?: CallOptions & { overlapSeconds?: number; reason?: string }):
     Promise<m.RotateKeyResponse>;
 
+  createServiceAccount(accountId: string, options?: CallOptions & { description?: string; reason?: string }):
+    Promise<m.CreateServiceAccountResponse>;
+  getServiceAccount(accountId: string, options?: CallOptions): Promise<m.GetServiceAccountResponse>;
+  listServiceAccounts(options?: CallOptions & PageOptions): Promise<m.ListServiceAccountsResponse>;
+  disableServiceAccount(accountId: string, options?: CallOptions & { reason?: string }):
+    Promise<m.DisableServiceAccountResponse>;
+  enableServiceAccount(accountId: string, options?: CallOptions & { reason?: string }):
+    Promise<m.EnableServiceAccountResponse>;
+  deleteServiceAccount(accountId: string, options?: CallOptions & { reason?: string }):
+    Promise<m.DeleteServiceAccountResponse>;
+  createServiceAccountKey(accountId: string, scopes: string[],
+    options?: CallOptions & { description?: string; expireTime?: Time; reason?: string }):
+    Promise<m.CreateServiceAccountKeyResponse>;
+  listServiceAccountKeys(accountId: string, options?: CallOptions): Promise<m.ListServiceAccountKeysResponse>;
+  reportServiceAccounts(options?: CallOptions & { windowSeconds?: number }):
+    Promise<m.ReportServiceAccountsResponse>;
+
   queryDecisions(filter?: DecisionFilter, options?: CallOptions & PageOptions):
     AsyncGenerator<m.QueryDecisionsResponse, void, undefined>;
   verifyLog(options?: CallOptions & { publicKeyPem?: string }): Promise<m.VerifyLogResponse>;

@@ -48,6 +48,15 @@ const RPC_METHODS = Object.freeze({
   'authz.v1.KeysService/ListKeys': 'listKeys',
   'authz.v1.KeysService/RevokeKey': 'revokeKey',
   'authz.v1.KeysService/RotateKey': 'rotateKey',
+  'authz.v1.ServiceAccountsService/CreateServiceAccount': 'createServiceAccount',
+  'authz.v1.ServiceAccountsService/GetServiceAccount': 'getServiceAccount',
+  'authz.v1.ServiceAccountsService/ListServiceAccounts': 'listServiceAccounts',
+  'authz.v1.ServiceAccountsService/DisableServiceAccount': 'disableServiceAccount',
+  'authz.v1.ServiceAccountsService/EnableServiceAccount': 'enableServiceAccount',
+  'authz.v1.ServiceAccountsService/DeleteServiceAccount': 'deleteServiceAccount',
+  'authz.v1.ServiceAccountsService/CreateServiceAccountKey': 'createServiceAccountKey',
+  'authz.v1.ServiceAccountsService/ListServiceAccountKeys': 'listServiceAccountKeys',
+  'authz.v1.ServiceAccountsService/ReportServiceAccounts': 'reportServiceAccounts',
   'authz.v1.AuditService/QueryDecisions': 'queryDecisions',
   'authz.v1.AuditService/VerifyLog': 'verifyLog',
   'authz.v1.AuditService/ExplainDecision': 'explainDecision',
@@ -484,6 +493,75 @@ class AuthzClient {
       : { seconds: Math.floor(options.overlapSeconds), nanos: 0 };
     return this.#unary('KeysService', 'RotateKey', {
       tenant: this.#chosen(options.tenant), keyId, overlap, reason: options.reason || '',
+    }, options);
+  }
+
+  // --- ServiceAccountsService ---------------------------------------------------------
+
+  /** A new service account: the subject `serviceaccount:<accountId>` in decisions. */
+  async createServiceAccount(accountId, options = {}) {
+    return this.#unary('ServiceAccountsService', 'CreateServiceAccount', {
+      tenant: this.#chosen(options.tenant), accountId,
+      description: options.description || '', reason: options.reason || '',
+    }, options);
+  }
+
+  async getServiceAccount(accountId, options = {}) {
+    return this.#unary('ServiceAccountsService', 'GetServiceAccount', {
+      tenant: this.#chosen(options.tenant), accountId,
+    }, options);
+  }
+
+  async listServiceAccounts(options = {}) {
+    return this.#unary('ServiceAccountsService', 'ListServiceAccounts', {
+      tenant: this.#chosen(options.tenant), limit: options.limit || 0, cursor: forms.toToken(options.cursor),
+    }, options);
+  }
+
+  /** Deny the account everything and refuse its keys, until enabled again. */
+  async disableServiceAccount(accountId, options = {}) {
+    return this.#unary('ServiceAccountsService', 'DisableServiceAccount', {
+      tenant: this.#chosen(options.tenant), accountId, reason: options.reason || '',
+    }, options);
+  }
+
+  async enableServiceAccount(accountId, options = {}) {
+    return this.#unary('ServiceAccountsService', 'EnableServiceAccount', {
+      tenant: this.#chosen(options.tenant), accountId, reason: options.reason || '',
+    }, options);
+  }
+
+  /** Remove the account's grants, revoke its keys, then the account. */
+  async deleteServiceAccount(accountId, options = {}) {
+    return this.#unary('ServiceAccountsService', 'DeleteServiceAccount', {
+      tenant: this.#chosen(options.tenant), accountId, reason: options.reason || '',
+    }, options);
+  }
+
+  /** A key owned by the account; rotate and revoke it with rotateKey / revokeKey. */
+  async createServiceAccountKey(accountId, scopes, options = {}) {
+    return this.#unary('ServiceAccountsService', 'CreateServiceAccountKey', {
+      tenant: this.#chosen(options.tenant),
+      accountId,
+      scopes,
+      description: options.description || '',
+      expireTime: forms.toTimestamp(options.expireTime),
+      reason: options.reason || '',
+    }, options);
+  }
+
+  async listServiceAccountKeys(accountId, options = {}) {
+    return this.#unary('ServiceAccountsService', 'ListServiceAccountKeys', {
+      tenant: this.#chosen(options.tenant), accountId,
+    }, options);
+  }
+
+  /** Unused and over-privileged accounts over `windowSeconds` (default 30 days). */
+  async reportServiceAccounts(options = {}) {
+    const window = options.windowSeconds === undefined ? null
+      : { seconds: Math.floor(options.windowSeconds), nanos: 0 };
+    return this.#unary('ServiceAccountsService', 'ReportServiceAccounts', {
+      tenant: this.#chosen(options.tenant), window,
     }, options);
   }
 

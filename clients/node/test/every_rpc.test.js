@@ -222,6 +222,45 @@ const CALLS = {
     const { key } = await client.revokeKey(state.keyId, { tenant: TENANT, reason: 'test over' });
     assert.ok(key.revokeTime instanceof Date);
   },
+  'authz.v1.ServiceAccountsService/CreateServiceAccount': async () => {
+    const { account } = await client.createServiceAccount('ci', { tenant: TENANT, description: 'node test' });
+    assert.equal(account.accountId, 'ci');
+    assert.equal(account.subject, 'serviceaccount:ci');
+  },
+  'authz.v1.ServiceAccountsService/GetServiceAccount': async () => {
+    assert.equal((await client.getServiceAccount('ci', { tenant: TENANT })).account.accountId, 'ci');
+  },
+  'authz.v1.ServiceAccountsService/ListServiceAccounts': async () => {
+    const { accounts } = await client.listServiceAccounts({ tenant: TENANT });
+    assert.deepEqual(accounts.map((a) => a.accountId), ['ci']);
+  },
+  'authz.v1.ServiceAccountsService/CreateServiceAccountKey': async () => {
+    const created = await client.createServiceAccountKey('ci', ['check'], { tenant: TENANT });
+    assert.ok(created.secret);
+    assert.equal(created.key.serviceAccount, 'ci');
+    state.accountKeyId = created.key.keyId;
+  },
+  'authz.v1.ServiceAccountsService/ListServiceAccountKeys': async () => {
+    const { keys } = await client.listServiceAccountKeys('ci', { tenant: TENANT });
+    assert.deepEqual(keys.map((k) => k.keyId), [state.accountKeyId]);
+  },
+  'authz.v1.ServiceAccountsService/DisableServiceAccount': async () => {
+    const { account, writtenAt } = await client.disableServiceAccount('ci', { tenant: TENANT, reason: 'test' });
+    assert.ok(account.disableTime instanceof Date);
+    assert.ok(writtenAt);
+  },
+  'authz.v1.ServiceAccountsService/EnableServiceAccount': async () => {
+    const { account } = await client.enableServiceAccount('ci', { tenant: TENANT, reason: 'test' });
+    assert.ok(!account.disableTime);
+  },
+  'authz.v1.ServiceAccountsService/ReportServiceAccounts': async () => {
+    const report = await client.reportServiceAccounts({ tenant: TENANT, windowSeconds: 86400 });
+    assert.equal(report.accountCount, 1);
+  },
+  'authz.v1.ServiceAccountsService/DeleteServiceAccount': async () => {
+    const deleted = await client.deleteServiceAccount('ci', { tenant: TENANT, reason: 'test over' });
+    assert.deepEqual(deleted.revokedKeyIds, [state.accountKeyId]);
+  },
   'authz.v1.AuditService/QueryDecisions': async () => {
     const records = await collect(client.queryDecisions({ subject: 'user:vera', kind: 'CHECK' }, { tenant: TENANT }));
     assert.ok(records.some((r) => r.record.decisionId === state.explained.decisionId));

@@ -53,6 +53,13 @@ from authz_client.types import (
     WatchEvent,
     WriteResult,
 )
+from authz_client.types_accounts import (
+    ServiceAccount,
+    ServiceAccountChange,
+    ServiceAccountDeletion,
+    ServiceAccountFinding,
+    ServiceAccountReport,
+)
 from authz_client.types_admin import (
     ApiKey,
     BindingResult,
@@ -137,6 +144,11 @@ __all__ = [
     "ScimRepair",
     "ScimSync",
     "ScimSyncStatus",
+    "ServiceAccount",
+    "ServiceAccountChange",
+    "ServiceAccountDeletion",
+    "ServiceAccountFinding",
+    "ServiceAccountReport",
     "StatusChange",
     "StoredRelationship",
     "SubjectStatus",

@@ -23,6 +23,7 @@ from authz_client._stubs import (
     relationships_pb2,
     relationships_pb2_grpc,
     schema_pb2_grpc,
+    service_accounts_pb2_grpc,
     tenancy_pb2_grpc,
     tenants_pb2_grpc,
 )
@@ -86,6 +87,9 @@ class AsyncBase:
             "KeysService": keys_pb2_grpc.KeysServiceStub(self._channel),
             "TenancyService": tenancy_pb2_grpc.TenancyServiceStub(self._channel),
             "AuditService": audit_pb2_grpc.AuditServiceStub(self._channel),
+            "ServiceAccountsService": service_accounts_pb2_grpc.ServiceAccountsServiceStub(
+                self._channel
+            ),
         }
 
     async def close(self) -> None:

@@ -198,6 +198,7 @@ def api_key(message: keys_pb2.ApiKeyInfo) -> ApiKey:
         revoke_time=time(message, "revoke_time"),
         last_use_time=time(message, "last_use_time"),
         previous_secret_expire_time=time(message, "previous_secret_expire_time"),
+        service_account=message.service_account,
     )
 
 

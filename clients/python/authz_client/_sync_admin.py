@@ -7,11 +7,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 
-from authz_client import _ops, _ops_admin
+from authz_client import _ops, _ops_accounts, _ops_admin
 from authz_client._ops_admin import PermissionSpec, Ref, SubjectRef
 from authz_client._stubs import core_pb2
 from authz_client._sync_base import SyncBase, Timeout
 from authz_client.types import Consistency, Decision, WriteResult
+from authz_client.types_accounts import (
+    ServiceAccount,
+    ServiceAccountChange,
+    ServiceAccountDeletion,
+    ServiceAccountReport,
+)
 from authz_client.types_admin import (
     ApiKey,
     BindingResult,
@@ -139,6 +145,113 @@ class SyncAdmin(SyncBase):
     ) -> NewKey:
         """A new secret for the key; the old one works for `overlap` (default 24 h)."""
         op = _ops_admin.rotate_key(self._core.tenant(tenant), key_id, overlap, reason)
+        return self._run(op, timeout)
+
+    # -- service accounts (ServiceAccountsService) ------------------------------------------
+
+    def create_service_account(
+        self,
+        account_id: str,
+        *,
+        description: str = "",
+        reason: str = "",
+        tenant: str | None = None,
+        timeout: Timeout = "default",
+    ) -> ServiceAccount:
+        """A new service account, the subject `serviceaccount:<account_id>` in decisions."""
+        op = _ops_accounts.create_service_account(
+            self._core.tenant(tenant), account_id, description, reason
+        )
+        return self._run(op, timeout)
+
+    def get_service_account(
+        self, account_id: str, *, tenant: str | None = None, timeout: Timeout = "default"
+    ) -> ServiceAccount:
+        op = _ops_accounts.get_service_account(self._core.tenant(tenant), account_id)
+        return self._run(op, timeout)
+
+    def list_service_accounts(
+        self,
+        *,
+        tenant: str | None = None,
+        limit: int = 0,
+        cursor: str = "",
+        timeout: Timeout = "default",
+    ) -> Page[ServiceAccount]:
+        op = _ops_accounts.list_service_accounts(self._core.tenant(tenant), limit, cursor)
+        return self._run(op, timeout)
+
+    def disable_service_account(
+        self,
+        account_id: str,
+        *,
+        reason: str = "",
+        tenant: str | None = None,
+        timeout: Timeout = "default",
+    ) -> ServiceAccountChange:
+        """Deny the account everything and refuse its keys, until enabled again."""
+        op = _ops_accounts.set_service_account_disabled(
+            self._core.tenant(tenant), account_id, True, reason
+        )
+        return self._run(op, timeout)
+
+    def enable_service_account(
+        self,
+        account_id: str,
+        *,
+        reason: str = "",
+        tenant: str | None = None,
+        timeout: Timeout = "default",
+    ) -> ServiceAccountChange:
+        op = _ops_accounts.set_service_account_disabled(
+            self._core.tenant(tenant), account_id, False, reason
+        )
+        return self._run(op, timeout)
+
+    def delete_service_account(
+        self,
+        account_id: str,
+        *,
+        reason: str = "",
+        tenant: str | None = None,
+        timeout: Timeout = "default",
+    ) -> ServiceAccountDeletion:
+        """Remove the account's grants, revoke its keys, then the account, for good."""
+        op = _ops_accounts.delete_service_account(self._core.tenant(tenant), account_id, reason)
+        return self._run(op, timeout)
+
+    def create_service_account_key(
+        self,
+        account_id: str,
+        *,
+        scopes: Iterable[str],
+        description: str = "",
+        expire_time: datetime | None = None,
+        reason: str = "",
+        tenant: str | None = None,
+        timeout: Timeout = "default",
+    ) -> NewKey:
+        """A new key owned by the account; rotate and revoke it with rotate_key/revoke_key."""
+        op = _ops_accounts.create_service_account_key(
+            self._core.tenant(tenant), account_id, scopes, description, expire_time, reason
+        )
+        return self._run(op, timeout)
+
+    def list_service_account_keys(
+        self, account_id: str, *, tenant: str | None = None, timeout: Timeout = "default"
+    ) -> tuple[ApiKey, ...]:
+        op = _ops_accounts.list_service_account_keys(self._core.tenant(tenant), account_id)
+        return self._run(op, timeout)
+
+    def report_service_accounts(
+        self,
+        *,
+        window: timedelta | None = None,
+        tenant: str | None = None,
+        timeout: Timeout = "default",
+    ) -> ServiceAccountReport:
+        """Unused and over-privileged accounts over `window` (default 30 days)."""
+        op = _ops_accounts.report_service_accounts(self._core.tenant(tenant), window)
         return self._run(op, timeout)
 
     # -- roles and bindings (TenancyService) ------------------------------------------------

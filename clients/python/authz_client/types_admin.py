@@ -94,6 +94,8 @@ class ApiKey:
     revoke_time: datetime | None
     last_use_time: datetime | None
     previous_secret_expire_time: datetime | None
+    # The service account that owns the key; "" for a key of no account.
+    service_account: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,6 +128,36 @@ CALLS: dict[str, tuple[str, Callable[[Ctx], Call]]] = {
         "revoke_key",
         lambda c: _call(c["CreateKey"].key.key_id, reason="cov"),
     ),
+    "ServiceAccountsService/CreateServiceAccount": (
+        "create_service_account",
+        lambda c: _call("ci", description="cov", reason="cov"),
+    ),
+    "ServiceAccountsService/GetServiceAccount": ("get_service_account", lambda c: _call("ci")),
+    "ServiceAccountsService/ListServiceAccounts": ("list_service_accounts", lambda c: _call()),
+    "ServiceAccountsService/CreateServiceAccountKey": (
+        "create_service_account_key",
+        lambda c: _call("ci", scopes=["check"], reason="cov"),
+    ),
+    "ServiceAccountsService/ListServiceAccountKeys": (
+        "list_service_account_keys",
+        lambda c: _call("ci"),
+    ),
+    "ServiceAccountsService/DisableServiceAccount": (
+        "disable_service_account",
+        lambda c: _call("ci", reason="cov"),
+    ),
+    "ServiceAccountsService/EnableServiceAccount": (
+        "enable_service_account",
+        lambda c: _call("ci", reason="cov"),
+    ),
+    "ServiceAccountsService/ReportServiceAccounts": (
+        "report_service_accounts",
+        lambda c: _call(window=timedelta(days=7)),
+    ),
+    "ServiceAccountsService/DeleteServiceAccount": (
+        "delete_service_account",
+        lambda c: _call("ci", reason="cov"),
+    ),
     "RelationshipsService/DeleteRelationships": (
         "delete_relationships",
         lambda c: _call(_only_doc(c)),
@@ -296,6 +326,12 @@ def _check_outcomes(ctx: Ctx) -> None:
     assert ctx["Watch"].changes[0].text == f"{_doc(ctx)}#viewer@user:erin"
     assert ctx["ExplainDecision"].decision_id == ctx["Check"].decision_id
     assert ctx["ExportTenant"].relationship_count >= 1
+    assert ctx["CreateServiceAccount"].subject == "serviceaccount:ci"
+    assert [k.service_account for k in ctx["ListServiceAccountKeys"]] == ["ci"]
+    assert ctx["DisableServiceAccount"].account.disabled
+    assert ctx["DeleteServiceAccount"].revoked_key_ids == (
+        ctx["CreateServiceAccountKey"].key.key_id,
+    )
     assert ctx["DeleteTenant"].export_sha256 == ctx["ExportTenant"].export_sha256
 
 
