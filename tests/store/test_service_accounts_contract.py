@@ -79,3 +79,13 @@ async def test_keys_carry_their_owner_and_its_disablement(store: Store) -> None:
     again = await store.keys.get(owned.key_id)
     assert again is not None
     assert again.owner_disabled_at is None
+
+
+async def test_offboarding_a_tenant_removes_its_accounts_only(store: Store) -> None:
+    gone, kept = tenant(), tenant()
+    for name in (gone, kept):
+        await store.tenants.create(name)
+        await store.service_accounts.create(name, "ci", "")
+    await store.tenants.purge(gone)
+    assert await store.service_accounts.get(gone, "ci") is None
+    assert await store.service_accounts.get(kept, "ci") is not None
