@@ -138,7 +138,7 @@ def create_service_account_key(
         account_id=account_id,
         scopes=list(scopes),
         description=description,
-        expire_time=timestamp(expire_time),
+        expire_time=timestamp(expire_time, "expire_time"),
         reason=reason,
     )
     return Unary(
