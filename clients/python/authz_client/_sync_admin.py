@@ -1,30 +1,23 @@
 """AuthzClient's administration and audit methods: the blocking twin of _aio_admin.py,
-line for line (tests/test_coverage.py checks that both have the same signatures).
+line for line (tests/test_coverage.py checks that both clients have the same signatures).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from authz_client import _ops, _ops_accounts, _ops_admin
+from authz_client import _ops, _ops_admin
 from authz_client._ops_admin import PermissionSpec, Ref, SubjectRef
 from authz_client._stubs import core_pb2
-from authz_client._sync_base import SyncBase, Timeout
+from authz_client._sync_base import Timeout
+from authz_client._sync_tenants import SyncTenants
 from authz_client.types import Consistency, Decision, WriteResult
-from authz_client.types_accounts import (
-    ServiceAccount,
-    ServiceAccountChange,
-    ServiceAccountDeletion,
-    ServiceAccountReport,
-)
 from authz_client.types_admin import (
-    ApiKey,
     BindingResult,
     DeleteRoleResult,
     DeprovisionResult,
     GrantReachResult,
-    NewKey,
     Page,
     Role,
     RoleBinding,
@@ -33,9 +26,6 @@ from authz_client.types_admin import (
     ScimSync,
     StatusChange,
     SubjectStatus,
-    Tenant,
-    TenantDeletion,
-    TenantExport,
 )
 from authz_client.types_audit import (
     DecisionRecord,
@@ -47,213 +37,7 @@ from authz_client.types_audit import (
 __all__ = ["SyncAdmin"]
 
 
-class SyncAdmin(SyncBase):
-    # -- tenants (TenantService) ----------------------------------------------------------
-
-    def create_tenant(self, name: str, *, reason: str = "", timeout: Timeout = "default") -> Tenant:
-        """Register tenant `name` (data calls to an unknown tenant are NOT_FOUND)."""
-        return self._run(_ops_admin.create_tenant(name, reason), timeout)
-
-    def get_tenant(self, name: str | None = None, *, timeout: Timeout = "default") -> Tenant:
-        """The tenant `name` (default: the client's tenant), with its newest token."""
-        return self._run(_ops_admin.get_tenant(self._core.tenant(name)), timeout)
-
-    def list_tenants(
-        self, *, limit: int = 0, cursor: str = "", timeout: Timeout = "default"
-    ) -> Page[Tenant]:
-        """One page of tenants; pass the page's `next_cursor` as `cursor` for the next."""
-        return self._run(_ops_admin.list_tenants(limit, cursor), timeout)
-
-    def suspend_tenant(
-        self, name: str | None = None, *, reason: str = "", timeout: Timeout = "default"
-    ) -> WriteResult:
-        """Suspend a tenant: its checks are DENIED (reason `tenant_suspended`)."""
-        return self._run(_ops_admin.suspend_tenant(self._core.tenant(name), reason), timeout)
-
-    def reactivate_tenant(
-        self, name: str | None = None, *, reason: str = "", timeout: Timeout = "default"
-    ) -> WriteResult:
-        return self._run(_ops_admin.reactivate_tenant(self._core.tenant(name), reason), timeout)
-
-    def export_tenant(
-        self, name: str | None = None, *, timeout: Timeout = "default"
-    ) -> TenantExport:
-        """The whole export of a suspended tenant, its SHA-256 checked by the client."""
-        return self._collect(_ops_admin.export_tenant(self._core.tenant(name)), timeout)
-
-    def delete_tenant(
-        self,
-        name: str,
-        *,
-        reason: str = "",
-        expected_export_sha256: str = "",
-        timeout: Timeout = "default",
-    ) -> TenantDeletion:
-        """Delete tenant `name` (always named explicitly) and return its export; with
-        `expected_export_sha256` (from `export_tenant`), only if the export still has it."""
-        op = _ops_admin.delete_tenant(name, reason, expected_export_sha256)
-        return self._run(op, timeout)
-
-    # -- API keys (KeysService) -----------------------------------------------------------
-
-    def create_key(
-        self,
-        *,
-        scopes: Iterable[str],
-        description: str = "",
-        expire_time: datetime | None = None,
-        reason: str = "",
-        tenant: str | None = None,
-        timeout: Timeout = "default",
-    ) -> NewKey:
-        """A new key bound to `tenant` (`*`: a platform key); its secret is shown once."""
-        op = _ops_admin.create_key(
-            self._core.tenant(tenant), scopes, description, expire_time, reason
-        )
-        return self._run(op, timeout)
-
-    def list_keys(
-        self,
-        *,
-        tenant: str | None = None,
-        limit: int = 0,
-        cursor: str = "",
-        timeout: Timeout = "default",
-    ) -> Page[ApiKey]:
-        """Keys of `tenant` (default: the client's; none at all: every key)."""
-        chosen = tenant if tenant is not None else self._core.default_tenant or ""
-        return self._run(_ops_admin.list_keys(chosen, limit, cursor), timeout)
-
-    def revoke_key(
-        self,
-        key_id: str,
-        *,
-        reason: str = "",
-        tenant: str | None = None,
-        timeout: Timeout = "default",
-    ) -> ApiKey:
-        return self._run(_ops_admin.revoke_key(self._core.tenant(tenant), key_id, reason), timeout)
-
-    def rotate_key(
-        self,
-        key_id: str,
-        *,
-        overlap: timedelta | None = None,
-        reason: str = "",
-        tenant: str | None = None,
-        timeout: Timeout = "default",
-    ) -> NewKey:
-        """A new secret for the key; the old one works for `overlap` (default 24 h)."""
-        op = _ops_admin.rotate_key(self._core.tenant(tenant), key_id, overlap, reason)
-        return self._run(op, timeout)
-
-    # -- service accounts (ServiceAccountsService) ------------------------------------------
-
-    def create_service_account(
-        self,
-        account_id: str,
-        *,
-        description: str = "",
-        reason: str = "",
-        tenant: str | None = None,
-        timeout: Timeout = "default",
-    ) -> ServiceAccount:
-        """A new service account, the subject `serviceaccount:<account_id>` in decisions."""
-        op = _ops_accounts.create_service_account(
-            self._core.tenant(tenant), account_id, description, reason
-        )
-        return self._run(op, timeout)
-
-    def get_service_account(
-        self, account_id: str, *, tenant: str | None = None, timeout: Timeout = "default"
-    ) -> ServiceAccount:
-        op = _ops_accounts.get_service_account(self._core.tenant(tenant), account_id)
-        return self._run(op, timeout)
-
-    def list_service_accounts(
-        self,
-        *,
-        tenant: str | None = None,
-        limit: int = 0,
-        cursor: str = "",
-        timeout: Timeout = "default",
-    ) -> Page[ServiceAccount]:
-        op = _ops_accounts.list_service_accounts(self._core.tenant(tenant), limit, cursor)
-        return self._run(op, timeout)
-
-    def disable_service_account(
-        self,
-        account_id: str,
-        *,
-        reason: str = "",
-        tenant: str | None = None,
-        timeout: Timeout = "default",
-    ) -> ServiceAccountChange:
-        """Deny the account everything and refuse its keys, until enabled again."""
-        op = _ops_accounts.set_service_account_disabled(
-            self._core.tenant(tenant), account_id, True, reason
-        )
-        return self._run(op, timeout)
-
-    def enable_service_account(
-        self,
-        account_id: str,
-        *,
-        reason: str = "",
-        tenant: str | None = None,
-        timeout: Timeout = "default",
-    ) -> ServiceAccountChange:
-        op = _ops_accounts.set_service_account_disabled(
-            self._core.tenant(tenant), account_id, False, reason
-        )
-        return self._run(op, timeout)
-
-    def delete_service_account(
-        self,
-        account_id: str,
-        *,
-        reason: str = "",
-        tenant: str | None = None,
-        timeout: Timeout = "default",
-    ) -> ServiceAccountDeletion:
-        """Remove the account's grants, revoke its keys, then the account, for good."""
-        op = _ops_accounts.delete_service_account(self._core.tenant(tenant), account_id, reason)
-        return self._run(op, timeout)
-
-    def create_service_account_key(
-        self,
-        account_id: str,
-        *,
-        scopes: Iterable[str],
-        description: str = "",
-        expire_time: datetime | None = None,
-        reason: str = "",
-        tenant: str | None = None,
-        timeout: Timeout = "default",
-    ) -> NewKey:
-        """A new key owned by the account; rotate and revoke it with rotate_key/revoke_key."""
-        op = _ops_accounts.create_service_account_key(
-            self._core.tenant(tenant), account_id, scopes, description, expire_time, reason
-        )
-        return self._run(op, timeout)
-
-    def list_service_account_keys(
-        self, account_id: str, *, tenant: str | None = None, timeout: Timeout = "default"
-    ) -> tuple[ApiKey, ...]:
-        op = _ops_accounts.list_service_account_keys(self._core.tenant(tenant), account_id)
-        return self._run(op, timeout)
-
-    def report_service_accounts(
-        self,
-        *,
-        window: timedelta | None = None,
-        tenant: str | None = None,
-        timeout: Timeout = "default",
-    ) -> ServiceAccountReport:
-        """Unused and over-privileged accounts over `window` (default 30 days)."""
-        op = _ops_accounts.report_service_accounts(self._core.tenant(tenant), window)
-        return self._run(op, timeout)
-
+class SyncAdmin(SyncTenants):
     # -- roles and bindings (TenancyService) ------------------------------------------------
 
     def create_role(
