@@ -15,6 +15,7 @@ import pkgutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -359,3 +360,9 @@ def test_every_rpc_through_the_sync_client(pg_server: str) -> None:
             sent = recorder.rpcs[before:]
             assert sent == [rpc], f"{name} sent {sent}, not {rpc}"
     _check_outcomes(ctx)
+
+
+def test_the_readme_documents_every_method() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    undocumented = [name for name in _public_methods(AsyncAuthzClient) if f"`{name}(" not in readme]
+    assert undocumented == []
