@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from authz_service.api import convert
 from authz_service.api.gen.authz.v1 import core_pb2
 from authz_service.engine import BindingRef, CheckResult, Decision
@@ -13,7 +15,13 @@ from authz_service.engine.explain_layout import (
     unique_nodes,
 )
 from authz_service.errors import InvalidArgument
-from authz_service.model import ObjectRef, parse_object, parse_relationship, parse_subject
+from authz_service.model import (
+    ObjectRef,
+    Relationship,
+    parse_object,
+    parse_relationship,
+    parse_subject,
+)
 
 __all__ = ["deny_reason", "explanation_to_proto"]
 
@@ -46,7 +54,7 @@ def _object(text: str) -> core_pb2.ObjectReference | None:
     return convert.object_to_proto(ObjectRef(kind, ident)) if sep else None
 
 
-def _node(step: Step) -> core_pb2.ExplanationNode:
+def _node(step: Step, contextual: frozenset[object]) -> core_pb2.ExplanationNode:
     node = step.node
     msg = core_pb2.ExplanationNode(
         kind=_KINDS.get(node.kind, _Node.KIND_UNSPECIFIED),
@@ -59,9 +67,9 @@ def _node(step: Step) -> core_pb2.ExplanationNode:
         msg.object.CopyFrom(obj)
     if node.relationship:
         try:
-            msg.relationship.CopyFrom(
-                convert.relationship_to_proto(parse_relationship(node.relationship))
-            )
+            parsed = parse_relationship(node.relationship)
+            msg.relationship.CopyFrom(convert.relationship_to_proto(parsed))
+            msg.contextual = parsed.key in contextual
         except InvalidArgument:
             msg.expression = f"{msg.expression} {node.relationship}".strip()
     if node.caveat:
@@ -74,7 +82,7 @@ def _node(step: Step) -> core_pb2.ExplanationNode:
     msg.node_id = step.node_id
     msg.same_as = step.same_as
     msg.truncated = step.truncated
-    msg.children.extend(_node(child) for child in step.children)
+    msg.children.extend(_node(child, contextual) for child in step.children)
     return msg
 
 
@@ -120,12 +128,15 @@ def deny_reason(result: CheckResult) -> core_pb2.DenyReason.ValueType:
 
 
 def explanation_to_proto(
-    result: CheckResult, max_nodes: int = DEFAULT_MAX_EXPLANATION_NODES
+    result: CheckResult,
+    max_nodes: int = DEFAULT_MAX_EXPLANATION_NODES,
+    contextual: Collection[Relationship] = (),
 ) -> core_pb2.Explanation:
-    """At most `max_nodes` nodes, each shared step written once (see `explain_layout`)."""
+    """At most `max_nodes` nodes, each shared step written once (see `explain_layout`).
+    A relationship step is marked `contextual` when the request supplied it."""
     msg = core_pb2.Explanation(deny_reason=deny_reason(result))
     if result.explanation is not None:
         root = layout(result.explanation, max_nodes)
-        msg.root.CopyFrom(_node(root))
+        msg.root.CopyFrom(_node(root, frozenset(r.key for r in contextual)))
         msg.truncated = any_truncated(root)
     return msg

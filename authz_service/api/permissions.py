@@ -94,13 +94,14 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
         item = self._item(request)
         actor, agents = _who(request)
         call = self._call(context, request, actor, agents)
+        contextual = self._contextual(request)
         outcome = await self._service.check(
             tenant,
             item,
             convert.consistency(request.consistency, tenant),
             call,
             explain=request.with_explanation,
-            contextual=self._contextual(request),
+            contextual=contextual,
             actor=actor,
             agents=agents,
         )
@@ -116,7 +117,9 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             response.actor.CopyFrom(request.actor)
         response.agents.extend(request.agents)
         if outcome.result.explanation is not None:
-            response.explanation.CopyFrom(explanation_to_proto(outcome.result, self._max_nodes))
+            response.explanation.CopyFrom(
+                explanation_to_proto(outcome.result, self._max_nodes, contextual)
+            )
         return response
 
     @unary_rpc
@@ -127,12 +130,14 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
         items = [self._item(it, f"items[{i}].") for i, it in enumerate(request.items)]
         actor, agents = _who(request)
         call = self._call(context, request, actor, agents)
+        contextual = self._contextual(request)
         revision, results, ids = await self._service.check_bulk(
             tenant,
             items,
             convert.consistency(request.consistency, tenant),
             call,
-            contextual=self._contextual(request),
+            explain=request.with_explanation,
+            contextual=contextual,
             actor=actor,
             agents=agents,
         )
@@ -145,6 +150,10 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             entry.result.decision = convert.decision_to_proto(result.decision)
             entry.result.missing_context.extend(result.missing_context)
             entry.result.decision_id = decision_id
+            if result.explanation is not None:
+                entry.result.explanation.CopyFrom(
+                    explanation_to_proto(result, self._max_nodes, contextual)
+                )
         return response
 
     @unary_rpc
@@ -247,13 +256,14 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
         tenant = convert.tenant(request.tenant)
         actor, agents = _who(request)
         call = self._call(context, request, actor, agents)
+        contextual = self._contextual(request)
         outcome = await self._service.check(
             tenant,
             self._item(request),
             convert.consistency(request.consistency, tenant),
             call,
             explain=True,
-            contextual=self._contextual(request),
+            contextual=contextual,
             actor=actor,
             agents=agents,
         )
@@ -261,7 +271,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
         return permissions_pb2.ExplainResponse(
             decision=convert.decision_to_proto(result.decision),
             missing_context=result.missing_context,
-            explanation=explanation_to_proto(result, self._max_nodes),
+            explanation=explanation_to_proto(result, self._max_nodes, contextual),
             checked_at=convert.token(tenant, outcome.revision),
             decision_id=outcome.decision_id,
         )

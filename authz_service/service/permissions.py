@@ -163,6 +163,29 @@ class PermissionService:
             snap, items, actor=actor, agents=agents, contextual=contextual
         )
 
+    async def _explained(
+        self,
+        snap: Snapshot,
+        items: Sequence[CheckItem],
+        *,
+        actor: SubjectRef | None,
+        agents: Sequence[SubjectRef],
+        contextual: Sequence[Relationship],
+    ) -> list[CheckResult | AuthzError]:
+        """`evaluate` with explanations, item by item: an explanation is the proof of one
+        decision, so items share no subproblems here; the call's deadline bounds them."""
+        results: list[CheckResult | AuthzError] = []
+        for item in items:
+            try:
+                result = await self.evaluate(
+                    snap, item, actor=actor, agents=agents, explain=True, contextual=contextual
+                )
+            except AuthzError as exc:
+                results.append(exc)
+            else:
+                results.append(result)
+        return results
+
     @_admitted
     async def check(
         self,
@@ -263,11 +286,16 @@ class PermissionService:
         consistency: Consistency,
         call: CallInfo,
         *,
+        explain: bool = False,
         contextual: Sequence[Relationship] = (),
         actor: SubjectRef | None = None,
         agents: Sequence[SubjectRef] = (),
     ) -> tuple[Revision, list[CheckResult | AuthzError], list[str]]:
         _require_reason(actor, call)
+        if not items:
+            raise InvalidArgument(
+                "`items` is empty: a batch needs at least one item", field="items"
+            )
         if len(items) > self._max_batch:
             raise InvalidArgument(
                 f"batch of {len(items)} items exceeds the limit of {self._max_batch}",
@@ -278,7 +306,7 @@ class PermissionService:
         snap = await self.snapshot(tenant, consistency)
         # Items share Check's decision cache (same key, same rules): a page of resources
         # checked again and again costs a lookup per item, not an evaluation.
-        shareable = snap.shared_cache and not contextual
+        shareable = snap.shared_cache and not explain and not contextual
         chain = tuple(agents)
         keys = [_check_key(snap, item, actor, chain) for item in items]
         found: list[CheckResult | AuthzError | None] = [
@@ -287,16 +315,10 @@ class PermissionService:
         missing = [i for i, result in enumerate(found) if result is None]
         computed: list[CheckResult | AuthzError] = []
         if missing:
-            computed = await _within(
-                call.deadline,
-                self.evaluate_bulk(
-                    snap,
-                    [items[i] for i in missing],
-                    actor=actor,
-                    agents=chain,
-                    contextual=contextual,
-                ),
+            evaluating = (self._explained if explain else self.evaluate_bulk)(
+                snap, [items[i] for i in missing], actor=actor, agents=chain, contextual=contextual
             )
+            computed = await _within(call.deadline, evaluating)
         for i, result in zip(missing, computed, strict=True):
             found[i] = result
             if shareable and isinstance(result, CheckResult) and result.cacheable:

@@ -83,7 +83,11 @@ def test_max_batch_must_be_positive(max_batch: int) -> None:
         AuthzClient("127.0.0.1:1", max_batch=max_batch)
 
 
-async def test_an_empty_batch_is_one_call_with_no_results(server: str, recorder: Recorder) -> None:
+async def test_an_empty_batch_is_one_call_the_server_refuses(
+    server: str, recorder: Recorder
+) -> None:
     async with AsyncAuthzClient(server, tenant="demo", interceptors=[recorder]) as client:
-        assert await client.check_bulk([]) == []
+        with pytest.raises(InvalidArgumentError) as refused:
+            await client.check_bulk([])
+    assert [v.field for v in refused.value.field_violations] == ["items"]
     assert [m for m, _ in recorder.requests] == ["/authz.v1.PermissionsService/CheckBulk"]

@@ -41,6 +41,20 @@ async def test_check_with_explanation(client: AsyncAuthzClient) -> None:
     assert explained.explanation.root is not None
 
 
+async def test_check_bulk_with_explanation(client: AsyncAuthzClient) -> None:
+    items = [("document:readme", "view", "user:alice"), ("document:roadmap", "view", "user:bob")]
+    plain = await client.check_bulk(items)
+    explained = await client.check_bulk(items, with_explanation=True)
+    assert [r.explanation for r in plain] == [None, None]
+    assert [r.decision for r in explained] == [Decision.ALLOWED, Decision.DENIED]
+    readme, roadmap = (r.explanation for r in explained)
+    assert readme is not None and readme.root is not None
+    assert "document:readme#owner@user:alice" in {
+        n.relationship for n in _nodes(readme.root) if n.kind == "relationship"
+    }
+    assert roadmap is not None and roadmap.deny_reason == "excluded"
+
+
 async def test_impersonation(client: AsyncAuthzClient) -> None:
     # sam supports alice: acting for her he may view, but never delete (non-delegable).
     view = await client.check(
