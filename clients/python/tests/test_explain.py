@@ -48,11 +48,13 @@ async def test_check_bulk_with_explanation(client: AsyncAuthzClient) -> None:
     assert [r.explanation for r in plain] == [None, None]
     assert [r.decision for r in explained] == [Decision.ALLOWED, Decision.DENIED]
     readme, roadmap = (r.explanation for r in explained)
-    assert readme is not None and readme.root is not None
+    assert readme is not None
+    assert readme.root is not None
     assert "document:readme#owner@user:alice" in {
         n.relationship for n in _nodes(readme.root) if n.kind == "relationship"
     }
-    assert roadmap is not None and roadmap.deny_reason == "excluded"
+    assert roadmap is not None
+    assert roadmap.deny_reason == "excluded"
 
 
 async def test_impersonation(client: AsyncAuthzClient) -> None:
