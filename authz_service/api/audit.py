@@ -241,7 +241,6 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             raise FailedPrecondition("this server cannot replay decisions")
         call = call_info(context, self._default_deadline_s)  # bounds every read below
         replayer = self._replayers(request.schema_version or None)
-        await replayer.prepare()  # NotFound for an unknown `schema_version`
         truncated = False
 
         async def records() -> AsyncIterator[DecisionRecord]:
@@ -260,16 +259,20 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
                 yield record
 
         counts: Counter[ReplayStatus] = Counter()
-        replayed = replayer.replay_many(records(), concurrency=_REPLAY_CONCURRENCY)
-        async for result in replayed:
-            # A replay cut by the deadline says so; it is never reported as complete.
-            if call.deadline is not None and time.monotonic() >= call.deadline:
-                raise DeadlineExceeded(
-                    f"replay ran out of time after {counts.total()} records: "
-                    "replay a shorter time range"
-                )
-            counts[result.status] += 1
-            yield audit_pb2.ReplayDecisionsResponse(decision=replayed_to_proto(result))
+        try:
+            await replayer.prepare()  # NotFound for an unknown `schema_version`
+            replayed = replayer.replay_many(records(), concurrency=_REPLAY_CONCURRENCY)
+            async for result in replayed:
+                # A replay cut by the deadline says so; it is never reported as complete.
+                if call.deadline is not None and time.monotonic() >= call.deadline:
+                    raise DeadlineExceeded("the call's deadline passed")
+                counts[result.status] += 1
+                yield audit_pb2.ReplayDecisionsResponse(decision=replayed_to_proto(result))
+        except DeadlineExceeded as exc:  # here or in a read the replay waited for
+            raise DeadlineExceeded(
+                f"replay ran out of time after {counts.total()} records: "
+                "replay a shorter time range"
+            ) from exc
         yield audit_pb2.ReplayDecisionsResponse(
             summary=audit_pb2.ReplaySummary(
                 match_count=counts[ReplayStatus.MATCH],

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from authz_service import deadline
-from authz_service.errors import Unavailable
+from authz_service.errors import DeadlineExceeded
 from authz_service.model import (
     ObjectRef,
     Relationship,
@@ -151,7 +151,7 @@ async def test_a_call_out_of_time_fails_without_blaming_the_replica(
 ) -> None:
     revision = await store.write("acme", [RelationshipUpdate(UpdateOp.TOUCH, GRANT)])
     await replayed_everything(fresh)
-    with deadline.within(time.monotonic()), pytest.raises(Unavailable):
+    with deadline.within(time.monotonic()), pytest.raises(DeadlineExceeded):
         await store.read("acme", revision, VIEWERS)
     assert stats(store).usable
     assert stats(store).errors == 0

@@ -97,11 +97,12 @@ class Database:
                     finally:
                         if timer is not None:
                             timer.cancel()
-        except Unavailable as exc:
-            if not expired:
-                raise
-            if committing:
+        except (Unavailable, DeadlineExceeded) as exc:
+            out_of_time = expired or isinstance(exc, DeadlineExceeded)
+            if committing and out_of_time:
                 raise Unavailable(WRITE_OUTCOME_UNKNOWN) from exc
+            if not out_of_time:
+                raise
             raise DeadlineExceeded(WRITE_NOT_APPLIED) from exc
 
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:

@@ -1,7 +1,9 @@
 """Translate asyncpg failures into the service's error tree, in one place.
 
 Callers never see SQL or driver messages: connection loss, pool timeouts and server
-shutdowns become `Unavailable("database unavailable")`; the details go to the log.
+shutdowns become `Unavailable("database unavailable")`; the details go to the log. A
+timeout that came from the call's own deadline running out is `DeadlineExceeded`: the
+database may be fine, and a client retries UNAVAILABLE but not an exhausted deadline.
 """
 
 from __future__ import annotations
@@ -14,9 +16,16 @@ from typing import TypeVar
 import asyncpg
 from asyncpg.exceptions._base import DataError as ArgumentEncodingError
 
-from authz_service.errors import AlreadyExists, AuthzError, InvalidArgument, Unavailable
+from authz_service import deadline
+from authz_service.errors import (
+    AlreadyExists,
+    AuthzError,
+    DeadlineExceeded,
+    InvalidArgument,
+    Unavailable,
+)
 
-__all__ = ["UNAVAILABLE", "is_connection_lost", "retry_once_if_lost", "translated"]
+__all__ = ["OUT_OF_TIME", "UNAVAILABLE", "is_connection_lost", "retry_once_if_lost", "translated"]
 
 logger = logging.getLogger("authz_service.store.postgres")
 
@@ -34,6 +43,7 @@ _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 UNAVAILABLE = "database unavailable"
+OUT_OF_TIME = "deadline exceeded while waiting for the database"
 
 
 def is_connection_lost(exc: BaseException) -> bool:
@@ -66,6 +76,11 @@ def translated() -> Iterator[None]:
     except asyncpg.ProgramLimitExceededError as exc:
         logger.info("database limit exceeded: %s", exc)
         raise InvalidArgument("relationship is too large to store") from None
+    except TimeoutError as exc:
+        if deadline.remaining() == 0:
+            raise DeadlineExceeded(OUT_OF_TIME) from exc
+        logger.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+        raise Unavailable(UNAVAILABLE) from exc
     except _UNAVAILABLE_ERRORS as exc:
         logger.warning("database unavailable: %s: %s", type(exc).__name__, exc)
         raise Unavailable(UNAVAILABLE) from exc
