@@ -29,13 +29,14 @@ from authz_service.api.cert_map import load_certificate_map
 from authz_service.api.context_limits import ContextLimits
 from authz_service.api.decoding import DecodingInterceptor
 from authz_service.api.envoy import ENVOY_SERVICE_NAME, EnvoyAuthServicer
+from authz_service.api.http_listener import HttpListener
 from authz_service.api.http_tls import listener_context
 from authz_service.api.keys import KeysServicer
 from authz_service.api.limits import FailureLimiter
 from authz_service.api.permissions import PermissionsServicer
 from authz_service.api.relationships import RelationshipsServicer
 from authz_service.api.schema import SchemaServicer
-from authz_service.api.scim import ScimApp, ScimServer
+from authz_service.api.scim import ScimApp
 from authz_service.api.server import SERVICE_NAMES, build_server
 from authz_service.api.service_accounts import ServiceAccountsServicer
 from authz_service.api.tenancy import TenancyServicer
@@ -45,7 +46,7 @@ from authz_service.api.tls import TlsFiles, bind
 from authz_service.cache.dispatcher import CachingDispatcher
 from authz_service.cache.lru import DecisionCache
 from authz_service.config import Settings
-from authz_service.console import ConsoleServer, start_console
+from authz_service.console import start_console
 from authz_service.credentials import ApiKey
 from authz_service.decisionlog import (
     DecisionLogConfig,
@@ -315,14 +316,15 @@ async def _scim_listener(
     resources: Resources,
     provisioning: ProvisioningService,
     reconciler: Reconciler,
-) -> ScimServer | None:
+) -> HttpListener | None:
     """The SCIM listener, when configured; worker 0 only, since it binds one port."""
     if not settings.scim_listen or worker != 0:
         return None
     auth = Authenticator(store.keys, ttl_s=settings.auth_cache_ttl_s) if settings.auth else None
-    scim = await ScimServer.start(
+    scim = await HttpListener.start(
         ScimApp(provisioning, auth, reconciler),
         settings.scim_listen,
+        name="SCIM",
         grace_s=settings.shutdown_grace_s,
         tls=_http_tls(settings, settings.scim_listen, "AUTHZ_SCIM_LISTEN"),
     )
@@ -358,7 +360,7 @@ async def _console_listener(
     target: str | None,
     authenticator: Authenticator | None,
     resources: Resources,
-) -> ConsoleServer | None:
+) -> HttpListener | None:
     if target is None:
         return None
     console = await start_console(
@@ -463,8 +465,8 @@ class App:
     lifecycle: LifecycleService | None = None
     index: IndexedStore | None = None  # relationships in memory for the engine
     tenants: TenantService | None = None
-    scim: ScimServer | None = None  # the SCIM HTTP listener, when configured
-    console: ConsoleServer | None = None  # the web console, when configured
+    scim: HttpListener | None = None  # the SCIM HTTP listener, when configured
+    console: HttpListener | None = None  # the web console, when configured
 
     @classmethod
     async def start(cls, settings: Settings, *, worker: int = 0) -> App:

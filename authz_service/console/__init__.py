@@ -1,7 +1,7 @@
 """The web console (docs/console.md): Playground, Why and administration pages, served
 over HTTP next to the gRPC port, calling that port for everything it shows.
 
-    start_console(...) -> ConsoleServer    the listener, stopped with `await server.stop()`
+    start_console(...) -> HttpListener    the listener, stopped with `await server.stop()`
 """
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from __future__ import annotations
 import ssl
 
 from authz_service.api.auth import Authenticator
+from authz_service.api.http_listener import HttpListener
 from authz_service.console.app import build_app
 from authz_service.console.auth import Sessions
 from authz_service.console.backend import Backend
 from authz_service.console.pages import PAGES
-from authz_service.console.server import ConsoleServer
 
-__all__ = ["ConsoleServer", "start_console"]
+__all__ = ["start_console"]
 
 
 async def start_console(
@@ -25,15 +25,16 @@ async def start_console(
     authenticator: Authenticator | None,
     grace_s: float,
     tls: ssl.SSLContext | None = None,
-) -> ConsoleServer:
+) -> HttpListener:
     """Serve the console on `listen` (over TLS with `tls`, from api/http_tls.py); its
     calls go to the gRPC server at `target`."""
     backend = Backend.connect(target)
     app = build_app(Sessions(authenticator), backend, PAGES, secure=tls is not None)
     try:
-        return await ConsoleServer.start(
+        return await HttpListener.start(
             app,
             listen,
+            name="console",
             grace_s=grace_s,
             tls=tls,
             on_stop=backend.close,

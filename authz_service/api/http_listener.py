@@ -1,9 +1,9 @@
-"""The console's HTTP listener: uvicorn in the server's event loop, like the SCIM
-listener (api/scim/server.py): started and stopped by the app, which owns the signals.
+"""An HTTP listener (SCIM, the web console): uvicorn in the server's event loop, started
+and stopped by the app (graceful: requests in flight finish, up to the shutdown grace).
 
-TLS comes from api/http_tls.py, like the other HTTP listeners: the gRPC port's
-certificate and key, reloaded when they change; without them, plaintext only on
-loopback, or beyond it with the explicit AUTHZ_PLAINTEXT (the gRPC port's rule).
+uvicorn's `serve()` would install its own signal handlers; the app owns the signals, so
+the server is driven through its startup / main loop / shutdown steps instead. TLS comes
+from api/http_tls.py: the gRPC port's certificate and key, reloaded when they change.
 """
 
 from __future__ import annotations
@@ -16,18 +16,18 @@ from typing import Any
 
 import uvicorn
 
-__all__ = ["ConsoleServer"]
+__all__ = ["HttpListener"]
 
 
-def _host_port(listen: str) -> tuple[str, int]:
+def _host_port(listen: str, name: str) -> tuple[str, int]:
     host, _, port = listen.rpartition(":")
     try:
         return host.strip("[]") or "127.0.0.1", int(port)
     except ValueError:
-        raise OSError(f"console listen address `{listen[:80]}` is not host:port") from None
+        raise OSError(f"{name} listen address `{listen[:80]}` is not host:port") from None
 
 
-class ConsoleServer:
+class HttpListener:
     def __init__(
         self,
         server: uvicorn.Server,
@@ -46,11 +46,13 @@ class ConsoleServer:
         app: Any,
         listen: str,
         *,
+        name: str,
         grace_s: float,
         tls: ssl.SSLContext | None = None,
         on_stop: Callable[[], Awaitable[None]] | None = None,
-    ) -> ConsoleServer:
-        host, port = _host_port(listen)
+    ) -> HttpListener:
+        """Serve the ASGI `app` on `listen`; `name` ("SCIM", "console") is for errors."""
+        host, port = _host_port(listen, name)
         config = uvicorn.Config(
             app,
             host=host,
@@ -69,7 +71,7 @@ class ConsoleServer:
         try:
             await server.startup()
         except SystemExit:  # uvicorn's answer to a port it could not bind
-            raise OSError(f"could not bind the console listener {listen[:80]}") from None
+            raise OSError(f"could not bind the {name} listener {listen[:80]}") from None
         bound = int(server.servers[0].sockets[0].getsockname()[1])
         return cls(server, asyncio.create_task(server.main_loop()), bound, on_stop)
 
