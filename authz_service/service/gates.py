@@ -210,16 +210,8 @@ class DecisionRules:
         explain: bool,
         contextual: Sequence[Relationship],
     ) -> CheckResult:
-        permission = snap.schema.permissions.get((item.resource.type, item.permission))
-        if permission is not None and not permission.delegable:
-            node = ExplainNode(
-                kind="delegation",
-                object=str(item.resource),
-                relation=item.permission,
-                result=Decision.DENIED,
-                reason=f"`{item.resource.type}.{item.permission}` is non-delegable: "
-                "it is never allowed to agents acting for a subject",
-            )
+        node = _non_delegable(snap, item, "it is never allowed to agents acting for a subject")
+        if node is not None:
             chain = " > ".join(str(m) for m in (item.subject, *agents))
             return _denied(
                 ExplainNode(
@@ -251,18 +243,8 @@ class DecisionRules:
             )
 
     def _delegation(self, snap: Snapshot, item: CheckItem, actor: SubjectRef) -> CheckResult | None:
-        permission = snap.schema.permissions.get((item.resource.type, item.permission))
-        if permission is None or permission.delegable:
-            return None
-        node = ExplainNode(
-            kind="delegation",
-            object=str(item.resource),
-            relation=item.permission,
-            result=Decision.DENIED,
-            reason=f"`{item.resource.type}.{item.permission}` is non-delegable: "
-            "it is never allowed under impersonation",
-        )
-        return _denied(self._wrap(item, actor, Decision.DENIED, [node]))
+        node = _non_delegable(snap, item, "it is never allowed under impersonation")
+        return None if node is None else _denied(self._wrap(item, actor, Decision.DENIED, [node]))
 
     async def _actor_allowed(
         self,
@@ -347,11 +329,15 @@ class DecisionRules:
         self,
         snap: Snapshot,
         item: CheckItem,
+        actor: SubjectRef | None,
         agents: Sequence[SubjectRef],
+        explain: bool,
         contextual: Sequence[Relationship],
     ) -> CheckResult | AuthzError:
         try:
-            return await self.evaluate(snap, item, agents=agents, contextual=contextual)
+            return await self.evaluate(
+                snap, item, actor=actor, agents=agents, explain=explain, contextual=contextual
+            )
         except AuthzError as exc:
             return exc
 
@@ -362,17 +348,21 @@ class DecisionRules:
         *,
         actor: SubjectRef | None = None,
         agents: Sequence[SubjectRef] = (),
+        explain: bool = False,
         contextual: Sequence[Relationship] = (),
     ) -> list[CheckResult | AuthzError]:
         """`evaluate` per item, with one engine request for every subject answer (shared
         memo) and one for every distinct impersonation check. A delegated batch is
-        decided item by item: each needs a check per member of the chain anyway."""
+        decided item by item (each needs a check per member of the chain anyway), and so
+        is an explained one (an explanation is the proof of one decision)."""
         results: list[CheckResult | AuthzError | None] = [None] * len(items)
         if actor is not None:
             self._require_actor(snap, actor)
         require_agents(snap, agents, actor)
-        if agents:
-            return [await self._one(snap, item, agents, contextual) for item in items]
+        if agents or explain:
+            return [
+                await self._one(snap, item, actor, agents, explain, contextual) for item in items
+            ]
         for i, item in enumerate(items):
             try:
                 require_permission(snap.schema, item.resource, item.permission)
@@ -419,3 +409,17 @@ class DecisionRules:
             else:
                 results[i] = answer
         return [r for r in results if r is not None]
+
+
+def _non_delegable(snap: Snapshot, item: CheckItem, rule: str) -> ExplainNode | None:
+    """The refusal of a permission the schema marks non-delegable, or None if it is not."""
+    permission = snap.schema.permissions.get((item.resource.type, item.permission))
+    if permission is None or permission.delegable:
+        return None
+    return ExplainNode(
+        kind="delegation",
+        object=str(item.resource),
+        relation=item.permission,
+        result=Decision.DENIED,
+        reason=f"`{item.resource.type}.{item.permission}` is non-delegable: {rule}",
+    )

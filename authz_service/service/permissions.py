@@ -156,35 +156,13 @@ class PermissionService:
         *,
         actor: SubjectRef | None = None,
         agents: Sequence[SubjectRef] = (),
+        explain: bool = False,
         contextual: Sequence[Relationship] = (),
     ) -> list[CheckResult | AuthzError]:
         """`evaluate` for many items at one snapshot, sharing subproblems."""
         return await self._rules.evaluate_bulk(
-            snap, items, actor=actor, agents=agents, contextual=contextual
+            snap, items, actor=actor, agents=agents, explain=explain, contextual=contextual
         )
-
-    async def _explained(
-        self,
-        snap: Snapshot,
-        items: Sequence[CheckItem],
-        *,
-        actor: SubjectRef | None,
-        agents: Sequence[SubjectRef],
-        contextual: Sequence[Relationship],
-    ) -> list[CheckResult | AuthzError]:
-        """`evaluate` with explanations, item by item: an explanation is the proof of one
-        decision, so items share no subproblems here; the call's deadline bounds them."""
-        results: list[CheckResult | AuthzError] = []
-        for item in items:
-            try:
-                result = await self.evaluate(
-                    snap, item, actor=actor, agents=agents, explain=True, contextual=contextual
-                )
-            except AuthzError as exc:
-                results.append(exc)
-            else:
-                results.append(result)
-        return results
 
     @_admitted
     async def check(
@@ -315,10 +293,17 @@ class PermissionService:
         missing = [i for i, result in enumerate(found) if result is None]
         computed: list[CheckResult | AuthzError] = []
         if missing:
-            evaluating = (self._explained if explain else self.evaluate_bulk)(
-                snap, [items[i] for i in missing], actor=actor, agents=chain, contextual=contextual
+            computed = await _within(
+                call.deadline,
+                self.evaluate_bulk(
+                    snap,
+                    [items[i] for i in missing],
+                    actor=actor,
+                    agents=chain,
+                    explain=explain,
+                    contextual=contextual,
+                ),
             )
-            computed = await _within(call.deadline, evaluating)
         for i, result in zip(missing, computed, strict=True):
             found[i] = result
             if shareable and isinstance(result, CheckResult) and result.cacheable:
