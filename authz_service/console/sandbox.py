@@ -8,7 +8,6 @@ same engine limits as the server's defaults, and bounded in size.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +17,6 @@ import yaml
 from authz_service.engine import CheckItem, CheckResult, Decision, Engine, Snapshot
 from authz_service.errors import AuthzError, InvalidArgument, SchemaError
 from authz_service.model import (
-    FrozenContext,
     Relationship,
     RelationshipUpdate,
     UpdateOp,
@@ -27,6 +25,7 @@ from authz_service.model import (
 from authz_service.schema import CompiledSchema, compile_schema
 from authz_service.schema.relationships import check_relationship
 from authz_service.store.memory import MemoryStore
+from authz_service.validation import assertion_item
 
 __all__ = ["MAX_RELATIONSHIPS", "AssertionResult", "Problem", "World", "build"]
 
@@ -229,15 +228,4 @@ def _line_of(lines: list[str], needle: str) -> int:
 def _item(entry: Any) -> CheckItem:
     if not isinstance(entry, str):
         raise InvalidArgument(f"an assertion is a string, not `{entry}`")
-    rel_text, _, context_text = entry.partition(" with ")
-    context: dict[str, Any] = {}
-    if context_text.strip():
-        try:
-            loaded = json.loads(context_text)
-        except json.JSONDecodeError as exc:
-            raise InvalidArgument(f"context is not valid JSON: {exc.msg}") from None
-        if not isinstance(loaded, dict):
-            raise InvalidArgument("context must be a JSON object")
-        context = loaded
-    rel = parse_relationship(rel_text, "assertion")
-    return CheckItem(rel.resource, rel.relation, rel.subject, FrozenContext(context))
+    return assertion_item(entry)

@@ -15,6 +15,7 @@ from authz_service.validation.files import (
     ExpectedRelations,
     ValidationFile,
     ValidationFileError,
+    assertion_item,
     load_file,
     parse_file,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "FileReport",
     "ValidationFile",
     "ValidationFileError",
+    "assertion_item",
     "load_file",
     "parse_file",
     "run_file",

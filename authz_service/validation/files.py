@@ -37,6 +37,7 @@ __all__ = [
     "ExpectedRelations",
     "ValidationFile",
     "ValidationFileError",
+    "assertion_item",
     "load_file",
     "parse_file",
 ]
@@ -149,12 +150,13 @@ def _assertions(result: ValidationFile, raw: object) -> None:
                 result.problems.append((f"{kind} `{entry}`", "assertion must be a string"))
                 continue
             try:
-                result.assertions.append(Assertion(entry, expected, _assertion_item(entry)))
+                result.assertions.append(Assertion(entry, expected, assertion_item(entry)))
             except InvalidArgument as exc:
                 result.problems.append((entry, exc.message))
 
 
-def _assertion_item(text: str) -> CheckItem:
+def assertion_item(text: str) -> CheckItem:
+    """The question of an assertion line: `resource#permission@subject [with {context}]`."""
     rel_text, _, context_text = text.partition(" with ")
     context: dict[str, Any] = {}
     if context_text.strip():
