@@ -31,8 +31,7 @@ from authz_service.service.audit import AuditTrail, CallInfo
 from authz_service.service.schemas import SchemaManager
 from authz_service.store.protocol import Store
 from authz_service.store.registry import TenantRecord, TenantRegistry, TenantState, not_found
-from authz_service.tenancy.encoding import TENANT
-from authz_service.tenancy.suspension import suspension_update
+from authz_service.tenancy.suspension import MARKER_KEY, suspension_update
 
 __all__ = ["INLINE_EXPORT_LIMIT", "Export", "Offboarded", "TenantService"]
 
@@ -209,8 +208,7 @@ class TenantService:
 
     async def _export(self, tenant: str, revision: Revision) -> Export:
         rows = await self._store.read(tenant, revision, RelationshipFilter())
-        marker = _MARKER_KEY
-        lines = sorted(str(r) for r in rows if not (r.resource.type == TENANT and r.key == marker))
+        lines = sorted(str(r) for r in rows if r.key != MARKER_KEY)
         digest = hashlib.sha256()
         size = 0
         for line in lines:
@@ -243,9 +241,6 @@ class TenantService:
             details=details,
             started=started,
         )
-
-
-_MARKER_KEY = suspension_update(True, "", datetime.now(UTC)).relationship.key
 
 
 def _refusal(tenant: str, exported: Export, expected_sha256: str) -> FailedPrecondition | None:

@@ -30,17 +30,21 @@ from authz_service.model import (
 from authz_service.store.protocol import RelationshipReader
 from authz_service.tenancy.encoding import META, TENANT
 
-__all__ = ["TenantSuspensions", "suspension_update"]
+__all__ = ["MARKER_KEY", "TenantSuspensions", "suspension_update"]
 
 _STATE = "state"
 _SUSPENDED = "suspended"
 _FILTER = RelationshipFilter(TENANT, (_STATE,), _SUSPENDED)
+_OBJECT = ObjectRef(TENANT, _STATE)
+_SUBJECT = SubjectRef(TENANT, _STATE)
+MARKER_KEY = (_OBJECT, _SUSPENDED, _SUBJECT)
+"""The marker's `Relationship.key`: what an export of the tenant's own data leaves out."""
 
 
 def suspension_update(suspended: bool, reason: str, at: datetime) -> RelationshipUpdate:
     """The marker's write (TOUCH) or removal (DELETE)."""
     meta = CaveatRef(META, FrozenContext({"reason": reason, "update_time": at.isoformat()}))
-    marker = Relationship(ObjectRef(TENANT, _STATE), _SUSPENDED, SubjectRef(TENANT, _STATE), meta)
+    marker = Relationship(_OBJECT, _SUSPENDED, _SUBJECT, meta)
     return RelationshipUpdate(UpdateOp.TOUCH if suspended else UpdateOp.DELETE, marker)
 
 
