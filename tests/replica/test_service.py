@@ -175,7 +175,8 @@ async def test_the_index_loads_from_the_replica_and_follows_the_primary(
         reply = await api.check("acme", "document:d", "view", users[0], fresh=granted)
         assert reply.decision == ALLOWED
         assert app.index is not None
-        assert await app.index.wait_loaded("acme")
+        async with asyncio.timeout(60):  # a load that never ends fails here, named
+            assert await app.index.wait_loaded("acme")
         assert replica(app).reads > 0
         await set_replay(fresh, paused=True)
         stale = []

@@ -27,7 +27,12 @@ if TYPE_CHECKING:
     Pool = asyncpg.Pool[asyncpg.Record]
     Conn = PoolConnectionProxy[asyncpg.Record]
 
-__all__ = ["WRITE_NOT_APPLIED", "WRITE_OUTCOME_UNKNOWN", "Database"]
+__all__ = ["CLOSE_GRACE_S", "WRITE_NOT_APPLIED", "WRITE_OUTCOME_UNKNOWN", "Database"]
+
+# How long closing waits for acquired connections to come back before ending them. The
+# server has drained its calls by then, so a connection still held belongs to work that
+# is stuck (a read on a standby that stopped answering, say): shutdown must not wait on it.
+CLOSE_GRACE_S = 5.0
 
 WRITE_NOT_APPLIED = "deadline exceeded before the write committed: nothing was written"
 WRITE_OUTCOME_UNKNOWN = (
@@ -114,4 +119,7 @@ class Database:
         return row[0] if row is not None else None
 
     async def close(self) -> None:
-        await self.pool.close()
+        try:
+            await asyncio.wait_for(self.pool.close(), CLOSE_GRACE_S)
+        except TimeoutError:
+            self.pool.terminate()
