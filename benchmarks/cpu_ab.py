@@ -9,7 +9,9 @@ spread over rounds of:
 
 - server CPU µs per call (utime + stime of the server process and its threads, read
   from /proc over exactly the measured calls);
-- calls per second and p50/p99 latency (noisy: the client shares the cores).
+- calls per second and p50/p99 latency (noisy: the client shares the cores);
+- with the decision log on, records per write+fsync round and fsyncs per call (from the
+  server's own counters on its `/metrics` endpoint, over the same calls).
 
 Workloads (all at minimize_latency, API keys on, after priming so the decision cache
 holds every pair):
@@ -37,6 +39,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -203,13 +206,17 @@ def _echo(work: Path, response_hex: str) -> check_bench.Server:
     return server
 
 
-def _serve(checkout: Path, url: str, log_mode: str, work: Path) -> check_bench.Server:
+def _serve(
+    checkout: Path, url: str, log_mode: str, work: Path, metrics_port: int | None = None
+) -> check_bench.Server:
     port = check_bench.free_port()
     cmd = [sys.executable, "-m", "authz_service", "serve", "--database-url", url]
     cmd += ["--listen", f"127.0.0.1:{port}", "--workers", "1"]
     cmd += ["--decision-log", log_mode, "--log-dir", str(work / "decisions")]
     env = check_bench.clean_env()
     env["PYTHONPATH"] = str(checkout)
+    if metrics_port is not None:
+        env["AUTHZ_METRICS_LISTEN"] = f"127.0.0.1:{metrics_port}"
     # `python -m` puts the working directory first on sys.path: run in the checkout.
     server = check_bench.Server(cmd, env, 1, port, work, cwd=checkout)
     server.start()
@@ -221,27 +228,60 @@ def measure(
 ) -> dict[str, Any]:
     log_mode, method, _ = WORKLOADS[workload]
     payloads = [v for k, v in args.requests.items() if (k == "bulk") == (method == "CheckBulk")]
+    metrics_port = None  # the log's counters, read only when there is a log
     if checkout == ECHO:
         server = _echo(work, args.response_hex)
         # One fixed answer: half of them "wrong" by design; not checked.
         payloads = [(payload, [None]) for payload, _ in payloads]  # type: ignore[list-item]
     else:
-        server = _serve(checkout, url, log_mode, work)
+        metrics_port = check_bench.free_port() if log_mode != "off" else None
+        server = _serve(checkout, url, log_mode, work, metrics_port)
+    log_counts: dict[str, float] = {}
     try:
         pids = server.pids()
 
         def on_start() -> Any:
+            # Scraped outside the CPU window: the scrape is the server's work, not a call's.
+            log_before = _log_counters(metrics_port)
             before = check_bench.cpu_seconds(pids)
-            return lambda: check_bench.cpu_seconds(pids) - before
+
+            def stop() -> float:
+                cpu = check_bench.cpu_seconds(pids) - before
+                after = _log_counters(metrics_port)
+                log_counts.update({k: after[k] - log_before[k] for k in after})
+                return cpu
+
+            return stop
 
         calls = args.calls if method == "Check" else max(200, args.calls // 20)
-        return asyncio.run(
+        result = asyncio.run(
             _drive(
                 f"127.0.0.1:{server.port}", method, payloads, calls, args.concurrency, key, on_start
             )
         )
     finally:
         server.stop()
+    if log_counts.get("batches"):
+        result["records_per_batch"] = log_counts["records_written"] / log_counts["batches"]
+        result["fsyncs_per_call"] = log_counts["fsyncs"] / calls
+    return result
+
+
+_LOG_COUNTERS = ("records_written", "batches", "fsyncs")
+
+
+def _log_counters(port: int | None) -> dict[str, float]:
+    """The decision log writer's counters from the server's `/metrics` (none if off)."""
+    if port is None:
+        return {}
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    found = {}
+    for line in text.splitlines():
+        for name in _LOG_COUNTERS:
+            if line.startswith(f"authz_decision_log_{name}_total "):
+                found[name] = float(line.split()[1])
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -307,10 +347,16 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     m = measure(path, url, workload, args, key, work / f"{name}-{workload}-{rnd}")
                     results[workload][name].append(m)
+                    batches = ""
+                    if "records_per_batch" in m:
+                        batches = (
+                            f" {m['records_per_batch']:.1f} records/batch"
+                            f" {m['fsyncs_per_call']:.2f} fsyncs/call"
+                        )
                     print(
                         f"round {rnd + 1} {workload:<15} {name:<8} "
                         f"{m['cpu_us_per_call']:8.0f} µs/call {m['calls_per_s']:8.0f} calls/s "
-                        f"p99 {m['p99_ms']:.1f} ms {m['statuses']} wrong={m['wrong']}",
+                        f"p99 {m['p99_ms']:.1f} ms {m['statuses']} wrong={m['wrong']}{batches}",
                         flush=True,
                     )
     _report({w: {n: r for n, r in by.items() if r} for w, by in results.items()}, workloads)
@@ -359,9 +405,9 @@ def _report(results: dict[str, dict[str, list[dict[str, Any]]]], workloads: list
     print()
     print(
         "| workload | checkout | CPU µs/call median | min-max | calls/s median | p99 ms median |"
-        " errors, wrong |"
+        " records/batch | fsyncs/call | errors, wrong |"
     )
-    print("|---|---|---:|---:|---:|---:|---|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
     for workload in workloads:
         for name, runs in results[workload].items():
             cpu = [r["cpu_us_per_call"] for r in runs]
@@ -369,10 +415,17 @@ def _report(results: dict[str, dict[str, list[dict[str, Any]]]], workloads: list
             p99 = [r["p99_ms"] for r in runs if r["p99_ms"] is not None]
             bad = sum(v for r in runs for k, v in r["statuses"].items() if k != "OK")
             wrong = sum(r["wrong"] for r in runs)
+            per_batch = [r["records_per_batch"] for r in runs if "records_per_batch" in r]
+            fsyncs = [r["fsyncs_per_call"] for r in runs if "fsyncs_per_call" in r]
+            batch_cells = (
+                f"{statistics.median(per_batch):.1f} | {statistics.median(fsyncs):.2f}"
+                if per_batch
+                else "- | -"
+            )
             print(
                 f"| {workload} | {name} | {statistics.median(cpu):,.0f} | "
                 f"{min(cpu):,.0f}-{max(cpu):,.0f} | {statistics.median(rate):,.0f} | "
-                f"{statistics.median(p99):.1f} | {bad}, {wrong} |"
+                f"{statistics.median(p99):.1f} | {batch_cells} | {bad}, {wrong} |"
             )
 
 
