@@ -84,6 +84,8 @@ def format_time(value: datetime) -> str:
     if value.tzinfo is None:
         raise InvalidArgument("decision time must be timezone-aware", field="time")
     # isoformat is several times cheaper than strftime, and this runs once per decision.
+    if value.tzinfo is UTC:  # records hold UTC times: `+00:00` becomes `Z`
+        return value.isoformat(timespec="microseconds")[:-6] + "Z"
     utc = value.astimezone(UTC).replace(tzinfo=None)
     return utc.isoformat(timespec="microseconds") + "Z"
 
@@ -133,6 +135,11 @@ def new_decision_ids(count: int, at: datetime | None = None) -> list[str]:
 
 
 def _json_object(value: Mapping[str, Any], name: str) -> FrozenContext:
+    # The common cases first: an ABC isinstance check costs more than building the record.
+    if type(value) is FrozenContext:
+        return value
+    if type(value) is dict and not value:
+        return EMPTY_CONTEXT
     if not isinstance(value, Mapping):
         raise InvalidArgument(f"`{echo(name)}` must be a json object", field=name)
     try:
@@ -188,12 +195,16 @@ class DecisionRecord:
             )
         if self.time.tzinfo is None:
             raise InvalidArgument("decision time must be timezone-aware", field="time")
-        object.__setattr__(self, "time", self.time.astimezone(UTC))
+        if self.time.tzinfo is not UTC:
+            object.__setattr__(self, "time", self.time.astimezone(UTC))
         if not self.tenant:
             raise InvalidArgument("tenant must not be empty", field="tenant")
         try:
-            object.__setattr__(self, "kind", DecisionKind(self.kind))
-            object.__setattr__(self, "decision", Decision(self.decision))
+            # Coerced only when needed: the service passes the enums themselves.
+            if type(self.kind) is not DecisionKind:
+                object.__setattr__(self, "kind", DecisionKind(self.kind))
+            if type(self.decision) is not Decision:
+                object.__setattr__(self, "decision", Decision(self.decision))
         except ValueError as exc:
             raise InvalidArgument(f"unknown kind or decision: {exc}", field="kind") from exc
         # Admin changes are APPLIED (or DENIED when refused); evaluations never APPLIED.
@@ -207,7 +218,8 @@ class DecisionRecord:
             raise InvalidArgument("revision and latency_us must not be negative")
         for name in ("context", "explanation", "details"):
             object.__setattr__(self, name, _json_object(getattr(self, name), name))
-        object.__setattr__(self, "redacted", tuple(sorted(set(self.redacted))))
+        if self.redacted:
+            object.__setattr__(self, "redacted", tuple(sorted(set(self.redacted))))
         # Encoded once, which also validates (NaN, non-JSON values): the chain only
         # splices these bytes, so a record is serialized once on the request path.
         object.__setattr__(self, "_segments", self._encode())
