@@ -165,6 +165,7 @@ def _log_writer(
             mode=LogMode(settings.log_mode),
             signing_key_path=key,
             checkpoint_interval=settings.log_checkpoint_s,
+            commit_window=settings.log_commit_window_ms / 1000,
             redact_paths=settings.redact_paths,
         ),
         mirror=mirror,

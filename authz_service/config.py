@@ -106,6 +106,8 @@ class Settings:
     log_dir: Path | None = field(default=None, metadata={"env": "AUTHZ_LOG_DIR"})
     log_signing_key: str = field(default="", metadata={"env": "AUTHZ_LOG_SIGNING_KEY"})
     log_checkpoint_s: float = field(default=60.0, metadata={"env": "AUTHZ_LOG_CHECKPOINT_S"})
+    # Durable mode under concurrent load: how long a write+fsync round waits for company.
+    log_commit_window_ms: float = field(default=5.0, metadata={"env": "AUTHZ_LOG_COMMIT_WINDOW_MS"})
     log_redact: str = field(default="", metadata={"env": "AUTHZ_LOG_REDACT"})
     # Mirror decision-log records into the service database (table decision_log).
     log_postgres: bool = field(default=False, metadata={"env": "AUTHZ_LOG_POSTGRES"})

@@ -33,11 +33,12 @@ class DecisionLogConfig:
     mode: LogMode = LogMode.DURABLE
     flush_interval: float = 0.2
     """Buffered mode: the longest a record waits before its write+fsync starts (seconds)."""
-    commit_window: float = 0.001
-    """Durable mode, only while other calls are in flight (`DecisionLogWriter.expecting`):
-    the longest a batch waits for their records before its write+fsync starts (seconds).
-    Fewer, larger fsyncs cost less CPU than one per record or two; a lone caller never
-    waits. 0 writes each batch as soon as the last one is done."""
+    commit_window: float = 0.005
+    """Durable mode, only while other calls are in flight (`DecisionLogWriter.expecting`)
+    or the last batch resolved more than one caller: the longest a batch waits for more
+    records before its write+fsync starts (seconds, from its first record). Fewer, larger
+    rounds cost less CPU per call (each pays a thread hand-off and an fsync); a lone
+    caller never waits. 0 writes each batch as soon as the last one is done."""
     max_batch: int = 1000
     """Most records written by one write+fsync."""
     max_queue: int = 10_000

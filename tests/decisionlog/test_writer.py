@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from authz_service.decisionlog import (
 from authz_service.decisionlog.layout import stream_dir_name
 from authz_service.errors import FailedPrecondition, InvalidArgument, Unavailable
 
-from .helpers import decode, make_record, read_all_lines, stream_dir, wait_until
+from .helpers import decode, make_record, read_all_lines, segments, stream_dir, wait_until
 
 
 async def test_durable_group_commit_batches_concurrent_appends(
@@ -63,9 +64,9 @@ async def test_durable_records_arriving_during_an_fsync_share_the_next_one(
                 seqs.append((await writer.append(make_record(n * 100 + i))).seq)
         return seqs
 
-    # The window is long so the test does not depend on timing: a batch is written as
-    # soon as no call is left in flight, never by the window running out.
-    async with DecisionLogWriter(replace(config, commit_window=3600.0)) as writer:
+    # Once a batch has resolved several callers the next waits out the window for
+    # company (no call may be in flight then), so the window is short.
+    async with DecisionLogWriter(replace(config, commit_window=0.05)) as writer:
         async with asyncio.timeout(60):
             seqs = await asyncio.gather(*(caller(n) for n in range(10)))
         stats = writer.stats()
@@ -296,6 +297,65 @@ async def test_a_batch_waits_for_calls_in_flight_and_shares_their_fsync(
     assert sorted(seqs) == list(range(callers))
     assert stats.written == callers
     assert stats.fsyncs == stats.batches == 1  # the first record waited for the other three
+
+
+async def test_after_a_batch_of_several_callers_the_next_waits_for_company(
+    config: DecisionLogConfig,
+) -> None:
+    # Cache hits append in the same step of the event loop that began them, so they are
+    # never seen in flight: the last batch having resolved several callers is what says
+    # that more are coming. The window is an hour; full batches (2) end the waits.
+    async def in_flight_pair() -> None:
+        both_in = asyncio.Barrier(2)
+
+        async def call(n: int) -> None:
+            with writer.expecting():
+                await both_in.wait()
+                await writer.append(make_record(n))
+
+        await asyncio.gather(call(0), call(1))
+
+    async with DecisionLogWriter(replace(config, commit_window=3600.0, max_batch=2)) as writer:
+        async with asyncio.timeout(60):
+            await in_flight_pair()  # one batch of two callers
+            first = asyncio.create_task(writer.append(make_record(2)))  # not in flight
+            await asyncio.sleep(0)  # let it queue: it is held for company, not written
+            second = asyncio.create_task(writer.append(make_record(3)))
+            await asyncio.gather(first, second)
+        stats = writer.stats()
+    assert stats.written == 4
+    assert stats.batches == 2, stats  # the lone third record waited for the fourth
+
+
+async def test_a_durable_append_returns_only_after_the_fsync_that_covers_its_line(
+    config: DecisionLogConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real fsync runs; the spy notes how many bytes of each file it made durable.
+    durable: dict[int, int] = {}
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        size = os.fstat(fd).st_size
+        real_fsync(fd)
+        durable[os.stat(f"/proc/self/fd/{fd}").st_ino] = size
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+    async def caller(n: int) -> None:
+        for i in range(20):
+            entry = await writer.append(make_record(n * 100 + i))
+            (segment,) = segments(config)
+            content = segment.read_bytes()
+            end = content.index(entry.line + b"\n") + len(entry.line) + 1
+            assert durable.get(segment.stat().st_ino, 0) >= end  # on disk before the answer
+
+    async with DecisionLogWriter(replace(config, commit_window=0.005)) as writer:
+        async with asyncio.timeout(60):
+            await asyncio.gather(*(caller(n) for n in range(8)))
+        stats = writer.stats()
+    assert stats.written == stats.appended == 160
+    assert stats.dropped == 0
+    assert stats.batches < 160, stats  # they shared fsyncs
 
 
 async def test_a_call_that_ends_without_a_record_stops_holding_the_batch(
