@@ -164,7 +164,12 @@ class Settings:
                 )
         if self.workers == 0:  # 0 means one worker per core, from the flag or the environment
             object.__setattr__(self, "workers", os.cpu_count() or 1)
-        for name in ("auth_cache_ttl_s", "auth_backoff_max_s", "auth_negative_ttl_s"):
+        for name in (
+            "auth_cache_ttl_s",
+            "auth_backoff_max_s",
+            "auth_negative_ttl_s",
+            "log_commit_window_ms",
+        ):
             if getattr(self, name) < 0:
                 raise InvalidArgument(
                     f"`{name}` must not be negative", field=name, value=getattr(self, name)

@@ -113,3 +113,10 @@ def test_database_passwords_stay_out_of_the_settings_repr() -> None:
     shown = repr(settings)
     assert "primary-secret" not in shown
     assert "replica-secret" not in shown
+
+
+def test_a_negative_commit_window_is_refused_naming_it() -> None:
+    with pytest.raises(InvalidArgument, match="log_commit_window_ms") as refused:
+        load_settings(environ={"AUTHZ_LOG_COMMIT_WINDOW_MS": "-5"})
+    assert refused.value.field == "log_commit_window_ms"
+    assert load_settings(environ={"AUTHZ_LOG_COMMIT_WINDOW_MS": "0"}).log_commit_window_ms == 0
