@@ -34,7 +34,7 @@ from authz_service.schema.ast import (
 )
 from authz_service.schema.relationships import allows
 
-__all__ = ["LocalDispatcher", "evaluate"]
+__all__ = ["LocalDispatcher", "allowed_by_schema", "evaluate"]
 
 
 class LocalDispatcher:
@@ -125,7 +125,7 @@ async def _expr(req: Subproblem, expr: Expr) -> SubResult:
     raise TypeError(f"unknown expression {expr!r}")  # pragma: no cover - exhaustive above
 
 
-def _allowed(relation: Relation, rel: Relationship) -> bool:
+def allowed_by_schema(relation: Relation, rel: Relationship) -> bool:
     """Whether the schema allows this stored relationship's subject type, wildcard and
     caveat (the rule writes obey). One it no longer allows, kept by a forced WriteSchema,
     grants nothing. An expiration is not judged here: such a relationship still ends when
@@ -176,7 +176,7 @@ async def _arrow(req: Subproblem, expr: Arrow, acc: Accumulator) -> SubResult:
         RelationshipFilter(req.resource.type, (req.resource.id,), expr.relation)
     )
     left = schema.relations.get((req.resource.type, expr.relation))
-    live = tuple(rel for rel in read.live if left is not None and _allowed(left, rel))
+    live = tuple(rel for rel in read.live if left is not None and allowed_by_schema(left, rel))
     state.check_fanout(req, len(live), expr.relation)
     acc.consulted(live)
     for rel in read.expired if acc.nodes is not None else ():
@@ -219,7 +219,7 @@ async def _relation(req: Subproblem, relation: Relation) -> SubResult:
     acc.consulted(direct.live)
     value = FALSE
     for rel in direct.live:
-        if not _allowed(relation, rel):
+        if not allowed_by_schema(relation, rel):
             continue
         step = state.caveats.value(rel, req.context)
         value = value | step
@@ -269,7 +269,7 @@ async def _subject_sets(req: Subproblem, relation: Relation, acc: Accumulator, v
                 acc.add(ex.expired_leaf(rel))
         has_member = schema.member(allowed.type, allowed.relation) is not None
         for rel in live:
-            if not _allowed(relation, rel):
+            if not allowed_by_schema(relation, rel):
                 continue
             step = state.caveats.value(rel, req.context)
             children: tuple[ExplainNode, ...] = ()

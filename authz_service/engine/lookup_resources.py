@@ -3,31 +3,119 @@
 Candidates come from walking the schema backwards from the subject (see `reverse.py`):
 relationships naming the subject, its wildcard, or a subject set it belongs to, plus what
 grant sources (role bindings) say the subject may hold, then arrows and rewrites
-backwards, to a fixpoint. Each candidate is then decided by Check
-with the request's shared memo, so the answer agrees with Check by construction.
+backwards, to a fixpoint.
+
+The walk also carries proofs, as SpiceDB's LookupResources does: a candidate reached
+from the subject through relationships without caveats, each allowed by the schema,
+along leaves that prove their targets (unions, relations, arrows; see `reverse.py`) is
+allowed: Check would find the same finite chain and answer ALLOWED. A candidate of the
+requested permission proven through the base of an exclusion is allowed when it is not
+a candidate of what is subtracted. Every other candidate (reached through a caveat, an
+intersection, an `.all()` arrow, a role binding, or an exclusion whose subtracted part
+may hold) is decided by Check with the request's shared memo, so the answer agrees with
+Check either way (tests/property/test_engine_differential.py, tests/engine/
+test_lookup_proofs.py). An id without a proof is never allowed without Check.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 
+from authz_service.engine.check import allowed_by_schema
 from authz_service.engine.decide import decide
 from authz_service.engine.request import RequestState
-from authz_service.engine.reverse import Edge, Pair, ReverseIndex
+from authz_service.engine.reverse import Edge, Guards, Pair, Proofs, ReverseIndex
 from authz_service.engine.types import CheckItem, Decision, ResourceResult
 from authz_service.model import (
     EMPTY_CONTEXT,
     WILDCARD,
     FrozenContext,
     ObjectRef,
+    Relationship,
     RelationshipFilter,
     SubjectRef,
 )
 
-__all__ = ["candidate_resources", "lookup_resources"]
+__all__ = ["Candidates", "candidate_resources", "lookup_resources"]
 
 _CHUNK = 500  # subject ids per reverse read
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """`ids`: every resource whose answer may not be DENIED (a superset); `proven`: those
+    of them that are ALLOWED without asking Check."""
+
+    ids: frozenset[str]
+    proven: frozenset[str]
+
+
+class _Walk:
+    """The fixpoint over (type, relation or permission) pairs: `found` holds candidates,
+    `proven` the candidates proven true by a chain of plain relationships along unions."""
+
+    def __init__(self, state: RequestState, index: ReverseIndex, target: Pair) -> None:
+        self.state = state
+        self.index = index
+        self.target = target
+        self.guards = index.guards(target)
+        relevant = set(index.relevant(target))
+        for guards in self.guards:
+            for pair in guards:
+                relevant |= index.relevant(pair)
+        self.relevant = frozenset(relevant)
+        self.found: dict[Pair, set[str]] = {}
+        self.proven: dict[Pair, set[str]] = {}
+        # ids of `target` proven through an exclusion's base, by what it subtracts
+        self.guarded: dict[Guards, set[str]] = {}
+        # (pair, ids new to it, the length of the chains that reached them): breadth
+        # first, so an id is first proven by one of its shortest chains
+        self.queue: deque[tuple[Pair, frozenset[str], int]] = deque()
+
+    def add(
+        self, pair: Pair, ids: Iterable[str], proven: Iterable[str] = (), level: int = 0
+    ) -> None:
+        """New candidates of `pair`, some of them proven (`proven` is within `ids`), by
+        chains of `level` steps. Ids new to either set are queued, so a proof found after
+        the candidate travels on. A proof longer than the depth limit is not taken: Check
+        decides that candidate, and runs into the limit as it always did."""
+        if pair not in self.relevant:
+            return
+        known = self.found.setdefault(pair, set())
+        sure = self.proven.setdefault(pair, set())
+        new = {i for i in ids if i not in known}
+        newly_proven: set[str] = set()
+        if level < self.state.limits.max_depth:
+            newly_proven = {i for i in proven if i not in sure}
+        known |= new
+        sure |= newly_proven
+        if new or newly_proven:
+            self.queue.append((pair, frozenset(new | newly_proven), level))
+
+    def add_proofs(
+        self, target: Pair, proofs: Proofs, ids: Iterable[str], proven: set[str], level: int
+    ) -> None:
+        """Candidates `ids` of `target` reached through a leaf with `proofs`; `proven`:
+        those reached by a proven source over a plain relationship."""
+        if frozenset() in proofs:
+            self.add(target, ids, proven, level)
+            return
+        self.add(target, ids, level=level)
+        if target == self.target and proven and level < self.state.limits.max_depth:
+            for guards in proofs & self.guards:
+                self.guarded.setdefault(guards, set()).update(proven)
+
+    def result(self) -> Candidates:
+        ids = self.found.get(self.target, set())
+        proven = set(self.proven.get(self.target, ()))
+        for guards, sure in self.guarded.items():
+            blocked: set[str] = set()
+            for pair in guards:
+                blocked |= self.found.get(pair, set())
+            proven |= sure - blocked
+        return Candidates(frozenset(ids), frozenset(proven))
 
 
 async def candidate_resources(
@@ -36,50 +124,61 @@ async def candidate_resources(
     target: Pair,
     subject: SubjectRef,
     context: FrozenContext = EMPTY_CONTEXT,
-) -> set[str]:
-    relevant = index.relevant(target)
-    found: dict[Pair, set[str]] = {}
-    queue: deque[tuple[Pair, frozenset[str]]] = deque()
+) -> Candidates:
+    walk = _Walk(state, index, target)
+    schema = state.snapshot.schema
 
-    def add(pair: Pair, ids: Iterable[str]) -> None:
-        if pair not in relevant:
-            return
-        known = found.setdefault(pair, set())
-        new = frozenset(i for i in ids if i not in known)
-        if new:
-            known.update(new)
-            queue.append((pair, new))
-
-    # Seeds: relationships naming the subject (or its wildcard) directly.
+    # Seeds: relationships naming the subject (or its wildcard) directly. A relation is
+    # a union of its relationships, so a plain one the schema allows proves it.
     kind = (subject.type, subject.relation)
     ids = (subject.id,) if subject.relation else (subject.id, WILDCARD)
     for pair in index.direct.get(kind, ()):
-        if pair in relevant:
+        if pair in walk.relevant:
             flt = RelationshipFilter(pair[0], None, pair[1], subject.type, ids, subject.relation)
-            add(pair, await _resource_ids(state, flt))
+            rels = (await state.reads.read(flt)).live
+            relation = schema.relations[pair]
+            walk.add(
+                pair,
+                (rel.resource.id for rel in rels),
+                (
+                    rel.resource.id
+                    for rel in rels
+                    if _plain(rel) and allowed_by_schema(relation, rel)
+                ),
+            )
     if subject.relation:
-        add(kind, (subject.id,))  # the subject set itself
+        walk.add(kind, (subject.id,), (subject.id,))  # the subject set itself
     else:
         for pair in index.selfs.get(subject.type, ()):
-            add(pair, (subject.id,))
-    for source in state.grant_sources:  # role bindings reaching the subject
-        granted = await source.resource_candidates(state, relevant, subject, context)
+            proofs = index.self_proofs.get(pair, frozenset())
+            walk.add_proofs(pair, proofs, (subject.id,), {subject.id}, 0)
+    for source in state.grant_sources:  # role bindings reaching the subject: unproven
+        granted = await source.resource_candidates(state, walk.relevant, subject, context)
         for pair, granted_ids in granted.items():
-            add(pair, granted_ids)
+            walk.add(pair, granted_ids)
 
-    while queue:
+    while walk.queue:
         state.check_deadline()
-        pair, delta = queue.popleft()
+        pair, delta, level = walk.queue.popleft()
         for edge in index.consumers.get(pair, ()):
-            if edge.target in relevant:
-                add(edge.target, await _follow(state, edge, delta))
-    return found.get(target, set())
+            if edge.target in walk.relevant:
+                await _follow(walk, edge, delta, level + 1)
+    return walk.result()
 
 
-async def _follow(state: RequestState, edge: Edge, delta: frozenset[str]) -> set[str]:
+async def _follow(walk: _Walk, edge: Edge, delta: frozenset[str], level: int) -> None:
+    proofs = walk.index.proofs.get(edge, frozenset())
+    sure = walk.proven.get(edge.source, set())
     if edge.kind == "ref":
-        return set(delta)
-    result: set[str] = set()
+        walk.add_proofs(edge.target, proofs, delta, set(delta & sure) if proofs else set(), level)
+        return
+    state = walk.state
+    schema = state.snapshot.schema
+    # The relation whose relationships carry the step: the target itself for a subject
+    # set, the tupleset relation for an arrow. Check ignores those it does not allow.
+    carrier = schema.relations.get(
+        edge.target if edge.kind == "subject_set" else (edge.target[0], edge.relation)
+    )
     ordered = sorted(delta)
     for start in range(0, len(ordered), _CHUNK):
         flt = RelationshipFilter(
@@ -90,13 +189,21 @@ async def _follow(state: RequestState, edge: Edge, delta: frozenset[str]) -> set
             tuple(ordered[start : start + _CHUNK]),
             edge.subject_relation,
         )
-        result |= await _resource_ids(state, flt)
-    return result
+        rels = (await state.reads.read(flt)).live
+        proven = set()
+        if proofs and carrier is not None:
+            proven = {
+                rel.resource.id
+                for rel in rels
+                if rel.subject.id in sure and _plain(rel) and allowed_by_schema(carrier, rel)
+            }
+        walk.add_proofs(edge.target, proofs, (rel.resource.id for rel in rels), proven, level)
 
 
-async def _resource_ids(state: RequestState, flt: RelationshipFilter) -> set[str]:
-    read = await state.reads.read(flt)
-    return {rel.resource.id for rel in read.live}
+def _plain(rel: Relationship) -> bool:
+    """Without a caveat, a live relationship is simply true (an expiring one is live
+    until it expires; the request's reads already dropped the expired)."""
+    return rel.caveat is None
 
 
 async def lookup_resources(
@@ -110,13 +217,17 @@ async def lookup_resources(
     after: str | None,
     limit: int | None,
 ) -> AsyncIterator[ResourceResult]:
-    ids = await candidate_resources(state, index, (resource_type, permission), subject, context)
+    found = await candidate_resources(state, index, (resource_type, permission), subject, context)
     sent = 0
-    for resource_id in sorted(ids):
+    for resource_id in sorted(found.ids):
         if after is not None and resource_id <= after:
             continue
         if limit is not None and sent >= limit:
             return
+        if resource_id in found.proven:
+            sent += 1
+            yield ResourceResult(resource_id, Decision.ALLOWED, ())
+            continue
         item = CheckItem(ObjectRef(resource_type, resource_id), permission, subject, context)
         result = await decide(state, item)
         if result.decision is not Decision.DENIED:

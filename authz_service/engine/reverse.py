@@ -12,7 +12,17 @@ candidates for it make ids of another pair candidates:
 
 Only the branches whose truth a resource needs are followed: every branch of a union,
 one branch of an intersection (the first), the base of an exclusion. Candidates are a
-superset of the answer (caveats are ignored); Check decides each.
+superset of the answer (caveats are ignored).
+
+Each edge also says whether it *proves* its target (`proofs`): a leaf reached from the
+permission's root through unions only makes the permission true wherever the leaf is
+true, so an id proven for the source, carried by a relationship without a caveat that
+the schema allows, is proven for the target. A leaf in the base of an exclusion proves
+the permission only where what is subtracted is false: its proof carries those
+subtracted relations or permissions as guards, and holds for the ids that are not
+candidates of any guard (the candidate walk is a superset of every non-false answer).
+Leaves under an intersection, and `.all()` arrows, prove nothing. Unproven candidates
+are decided by Check.
 """
 
 from __future__ import annotations
@@ -26,15 +36,23 @@ from authz_service.schema.ast import (
     Exclusion,
     Expr,
     Intersection,
+    Nil,
     RelationRef,
     SelfRef,
     Union,
 )
 from authz_service.schema.compiled import CompiledSchema
 
-__all__ = ["Edge", "Pair", "ReverseIndex"]
+__all__ = ["UNION_ONLY", "Edge", "Guards", "Pair", "Proofs", "ReverseIndex"]
 
 Pair = tuple[str, str]
+Guards = frozenset[Pair]
+"""Relations or permissions of the target's type that an exclusion subtracts on the way
+from the target's root to a leaf: the leaf proves the target only where all are false."""
+Proofs = frozenset[Guards]
+"""The ways a leaf proves its target, one set of guards each; empty: it proves nothing."""
+UNION_ONLY: Proofs = frozenset({frozenset()})
+_Leaf = tuple[Expr, Guards | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,16 +64,49 @@ class Edge:
     subject_relation: str | None = None  # subject_set: `r` of `X#r`; arrow: None (any)
 
 
-def _needed_leaves(expr: Expr) -> list[Expr]:
+def _needed_leaves(expr: Expr, type_name: str, guards: Guards | None) -> list[_Leaf]:
+    """The leaves a resource needs to be true somewhere, each with the guards under which
+    it proves `expr` (None: it never does on its own)."""
     if isinstance(expr, Union):
-        return [leaf for child in expr.children for leaf in _needed_leaves(child)]
+        return [
+            leaf for child in expr.children for leaf in _needed_leaves(child, type_name, guards)
+        ]
     if isinstance(expr, Intersection):
-        return _needed_leaves(expr.children[0]) if expr.children else []
+        return _needed_leaves(expr.children[0], type_name, None) if expr.children else []
     if isinstance(expr, Exclusion):
-        return _needed_leaves(expr.base)
+        subtracted = _subtracted(expr.subtracted, type_name)
+        inner = None if guards is None or subtracted is None else guards | subtracted
+        return _needed_leaves(expr.base, type_name, inner)
+    if isinstance(expr, Arrow) and expr.mode == "all":
+        return [(expr, None)]  # every relationship must lead to a true target
     if isinstance(expr, RelationRef | Arrow | SelfRef):
-        return [expr]
+        return [(expr, guards)]
     return []
+
+
+def _subtracted(expr: Expr, type_name: str) -> Guards | None:
+    """What an exclusion subtracts, as pairs whose candidates cover every resource where
+    it is not false; None when it is not a union of relations and permissions (an arrow
+    would need candidates of its own)."""
+    if isinstance(expr, RelationRef):
+        return frozenset({(type_name, expr.name)})
+    if isinstance(expr, Nil):
+        return frozenset()
+    if isinstance(expr, Union):
+        found: set[Pair] = set()
+        for child in expr.children:
+            part = _subtracted(child, type_name)
+            if part is None:
+                return None
+            found |= part
+        return frozenset(found)
+    return None
+
+
+def _with(proofs: Proofs, guards: Guards | None) -> Proofs:
+    if guards is None or frozenset() in proofs:
+        return proofs
+    return UNION_ONLY if not guards else proofs | {guards}
 
 
 @dataclass(slots=True)
@@ -65,7 +116,11 @@ class ReverseIndex:
     direct: dict[Pair, list[Pair]] = field(default_factory=lambda: defaultdict(list))
     # subject type -> permissions of that type that contain `self`
     selfs: dict[str, list[Pair]] = field(default_factory=lambda: defaultdict(list))
+    # how an edge, or a permission's `self`, proves its target (absent: it does not)
+    proofs: dict[Edge, Proofs] = field(default_factory=dict)
+    self_proofs: dict[Pair, Proofs] = field(default_factory=dict)
     _relevant: dict[Pair, frozenset[Pair]] = field(default_factory=dict)
+    _guards: dict[Pair, frozenset[Guards]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, schema: CompiledSchema) -> ReverseIndex:
@@ -77,33 +132,37 @@ class ReverseIndex:
                 if target not in index.direct[kind]:
                     index.direct[kind].append(target)
                 if allowed.relation:
+                    # A relation is a union of its relationships: each one proves it.
                     edge = Edge("subject_set", kind, target, name, allowed.relation)
-                    if edge not in index.consumers[kind]:
-                        index.consumers[kind].append(edge)
+                    index._edge(edge, frozenset())
         for (type_name, name), permission in schema.permissions.items():
             target = (type_name, name)
-            for leaf in _needed_leaves(permission.expr):
-                index._add_leaf(schema, target, leaf)
+            for leaf, guards in _needed_leaves(permission.expr, type_name, frozenset()):
+                index._add_leaf(schema, target, leaf, guards)
         return index
 
-    def _add_leaf(self, schema: CompiledSchema, target: Pair, leaf: Expr) -> None:
+    def _add_leaf(
+        self, schema: CompiledSchema, target: Pair, leaf: Expr, guards: Guards | None
+    ) -> None:
         type_name = target[0]
         if isinstance(leaf, RelationRef):
-            self._edge(Edge("ref", (type_name, leaf.name), target))
+            self._edge(Edge("ref", (type_name, leaf.name), target), guards)
         elif isinstance(leaf, SelfRef):
             if target not in self.selfs[type_name]:
                 self.selfs[type_name].append(target)
+            self.self_proofs[target] = _with(self.self_proofs.get(target, frozenset()), guards)
         elif isinstance(leaf, Arrow):
             relation = schema.relations.get((type_name, leaf.relation))
             for allowed in relation.allowed if relation else ():
                 if allowed.wildcard or schema.member(allowed.type, leaf.target) is None:
                     continue
                 source = (allowed.type, leaf.target)
-                self._edge(Edge("arrow", source, target, leaf.relation, None))
+                self._edge(Edge("arrow", source, target, leaf.relation, None), guards)
 
-    def _edge(self, edge: Edge) -> None:
+    def _edge(self, edge: Edge, guards: Guards | None) -> None:
         if edge not in self.consumers[edge.source]:
             self.consumers[edge.source].append(edge)
+        self.proofs[edge] = _with(self.proofs.get(edge, frozenset()), guards)
 
     def relevant(self, target: Pair) -> frozenset[Pair]:
         """Pairs from which candidates can flow into `target`."""
@@ -123,4 +182,24 @@ class ReverseIndex:
                     queue.append(source)
         found = frozenset(seen)
         self._relevant[target] = found
+        return found
+
+    def guards(self, target: Pair) -> frozenset[Guards]:
+        """The guard sets under which some leaf proves `target` (empty ones excluded). A
+        set that depends on `target` itself (an exclusion on a cycle) is left out: such a
+        subtraction has no fixed meaning, and its candidates are decided by Check."""
+        found = self._guards.get(target)
+        if found is not None:
+            return found
+        alternatives: set[Guards] = set(self.self_proofs.get(target, frozenset()))
+        for edges in self.consumers.values():
+            for edge in edges:
+                if edge.target == target:
+                    alternatives |= self.proofs.get(edge, frozenset())
+        found = frozenset(
+            guards
+            for guards in alternatives
+            if guards and not any(target in self.relevant(pair) for pair in guards)
+        )
+        self._guards[target] = found
         return found
