@@ -202,12 +202,13 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             limit=_limit(request.limit),
         )
         at = convert.token(tenant, revision)
+        stamp = scope.stamper(revision)
         async for found in stream:
             yield permissions_pb2.LookupResourcesResponse(
                 resource_id=found.resource_id,
                 decision=convert.decision_to_proto(found.decision),
                 missing_context=found.missing_context,
-                cursor=scope.issue(revision, found.resource_id),
+                cursor=stamp(found.resource_id),
                 looked_up_at=at,
             )
 
@@ -231,6 +232,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             limit=_limit(request.limit),
         )
         at = convert.token(tenant, revision)
+        stamp = scope.stamper(revision)
         async for found in stream:
             yield permissions_pb2.LookupSubjectsResponse(
                 subject_id=found.subject_id,
@@ -245,7 +247,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
                     )
                     for e in found.excluded_subjects
                 ],
-                cursor=scope.issue(revision, found.subject_id),
+                cursor=stamp(found.subject_id),
                 looked_up_at=at,
             )
 

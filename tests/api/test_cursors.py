@@ -19,7 +19,10 @@ from typing import Any
 
 import grpc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from authz_service.api.cursors import CursorScope
 from authz_service.api.gen.authz.v1 import core_pb2, permissions_pb2, relationships_pb2
 from tests.api.conftest import server_settings, start_app
 from tests.api.cursor_helpers import collect, cursor_refused, refused, tampered
@@ -225,3 +228,14 @@ async def test_forged_cursors_are_invalid_arguments(api: Api) -> None:
             READ.call(api, READ.request("acme", cursor=_forged(body))),
             "not a cursor this service issued",
         )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(max_size=40),
+    st.one_of(st.integers(min_value=0), st.dictionaries(st.text(max_size=8), st.integers())),
+)
+def test_a_stamper_issues_the_same_cursors_as_issue(after: str, at: object) -> None:
+    """Streams stamp each result's cursor from parts made once; the bytes are the same."""
+    scope = CursorScope("/authz.v1.PermissionsService/LookupResources", "acme", "0f" * 8)
+    assert scope.stamper(at)(after) == scope.issue(at, after)
