@@ -20,7 +20,7 @@ from authz_service.engine.inputs import (
     require_permission,
     require_subject,
 )
-from authz_service.engine.lookup_resources import lookup_resources
+from authz_service.engine.lookup_resources import lookup_resource_pages
 from authz_service.engine.lookup_subjects import lookup_subjects
 from authz_service.engine.reads import Reads
 from authz_service.engine.request import RequestState
@@ -179,6 +179,33 @@ class Engine:
     ) -> AsyncIterator[ResourceResult]:
         """Resources (ALLOWED or CONDITIONAL) sorted by id, strictly after the cursor
         `after`, at most `limit`. Input errors raise here, before iteration."""
+        pages = self.lookup_resource_pages(
+            snap,
+            resource_type,
+            permission,
+            subject,
+            context,
+            contextual=contextual,
+            after=after,
+            limit=limit,
+            limits=limits,
+        )
+        return _flat(pages)
+
+    def lookup_resource_pages(
+        self,
+        snap: Snapshot,
+        resource_type: str,
+        permission: str,
+        subject: SubjectRef,
+        context: FrozenContext,
+        *,
+        contextual: Sequence[Relationship] = (),
+        after: str | None = None,
+        limit: int | None = None,
+        limits: Limits | None = None,
+    ) -> AsyncIterator[list[ResourceResult]]:
+        """`lookup_resources` in pages (non-empty lists, in order)."""
         require_definition(snap.schema, resource_type, "resource_type")
         require_member(snap.schema, resource_type, permission, "permission")
         require_subject(snap.schema, subject)
@@ -186,7 +213,7 @@ class Engine:
         state = self._state(snap, contextual, limits)
         state.root_label = f"{resource_type}:*#{permission}"
         index = self._index(snap.schema)
-        return lookup_resources(
+        return lookup_resource_pages(
             state,
             index=index,
             resource_type=resource_type,
@@ -230,6 +257,12 @@ class Engine:
             after=after,
             limit=limit,
         )
+
+
+async def _flat(pages: AsyncIterator[list[ResourceResult]]) -> AsyncIterator[ResourceResult]:
+    async for page in pages:
+        for found in page:
+            yield found
 
 
 def _require_item(schema: CompiledSchema, item: CheckItem) -> None:

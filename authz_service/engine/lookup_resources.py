@@ -38,9 +38,10 @@ from authz_service.model import (
     SubjectRef,
 )
 
-__all__ = ["Candidates", "candidate_resources", "lookup_resources"]
+__all__ = ["Candidates", "candidate_resources", "lookup_resource_pages"]
 
 _CHUNK = 500  # subject ids per reverse read
+_PAGE = 128  # results per page of a lookup
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +207,7 @@ def _plain(rel: Relationship) -> bool:
     return rel.caveat is None
 
 
-async def lookup_resources(
+async def lookup_resource_pages(
     state: RequestState,
     *,
     index: ReverseIndex,
@@ -216,20 +217,28 @@ async def lookup_resources(
     context: FrozenContext,
     after: str | None,
     limit: int | None,
-) -> AsyncIterator[ResourceResult]:
+) -> AsyncIterator[list[ResourceResult]]:
+    """The results in pages of up to `_PAGE`: a caller that bounds each step of the
+    stream (the service, by the call's deadline) pays for that once per page."""
     found = await candidate_resources(state, index, (resource_type, permission), subject, context)
+    page: list[ResourceResult] = []
     sent = 0
     for resource_id in sorted(found.ids):
         if after is not None and resource_id <= after:
             continue
         if limit is not None and sent >= limit:
-            return
+            break
         if resource_id in found.proven:
-            sent += 1
-            yield ResourceResult(resource_id, Decision.ALLOWED, ())
-            continue
-        item = CheckItem(ObjectRef(resource_type, resource_id), permission, subject, context)
-        result = await decide(state, item)
-        if result.decision is not Decision.DENIED:
-            sent += 1
-            yield ResourceResult(resource_id, result.decision, result.missing_context)
+            page.append(ResourceResult(resource_id, Decision.ALLOWED, ()))
+        else:
+            item = CheckItem(ObjectRef(resource_type, resource_id), permission, subject, context)
+            result = await decide(state, item)
+            if result.decision is Decision.DENIED:
+                continue
+            page.append(ResourceResult(resource_id, result.decision, result.missing_context))
+        sent += 1
+        if len(page) >= _PAGE:
+            yield page
+            page = []
+    if page:
+        yield page

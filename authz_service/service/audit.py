@@ -324,6 +324,29 @@ class StreamSummary:
             return stream
         return self._summarized(stream, describe, self._finish)
 
+    def wrap_pages(
+        self, pages: AsyncIterator[Sequence[T]], describe: Callable[[T], str]
+    ) -> AsyncIterator[Sequence[T]]:
+        """`wrap` for a stream handed on in pages: each result of a page is covered."""
+        if self._finish is None:
+            return pages
+        return self._summarized_pages(pages, describe, self._finish)
+
+    @staticmethod
+    async def _summarized_pages(
+        pages: AsyncIterator[Sequence[T]],
+        describe: Callable[[T], str],
+        finish: Callable[[Sequence[str], float], Any],
+    ) -> AsyncIterator[Sequence[T]]:
+        started = time.perf_counter()
+        sent: list[str] = []
+        try:
+            async for page in pages:
+                sent.extend(describe(item) for item in page)
+                yield page
+        finally:
+            await finish(sent, started)
+
     @staticmethod
     async def _summarized(
         stream: AsyncIterator[T],

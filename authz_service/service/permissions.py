@@ -371,7 +371,7 @@ class PermissionService:
     ) -> tuple[Revision, AsyncIterator[ResourceResult]]:
         with deadline.within(call.deadline):
             snap = await _within(call.deadline, self.snapshot(tenant, consistency))
-        stream = self._engine.lookup_resources(
+        pages = self._engine.lookup_resource_pages(
             snap,
             resource_type,
             permission,
@@ -384,7 +384,7 @@ class PermissionService:
         with deadline.within(call.deadline):
             active = await _within(call.deadline, self._active(snap, subject))
         if not active:
-            stream = _nothing()  # an inactive subject or tenant reaches nothing
+            pages = _nothing()  # an inactive subject or tenant reaches nothing
         summary = self._audit.stream_summary(
             snap,
             call,
@@ -394,7 +394,7 @@ class PermissionService:
             resource=f"{resource_type}:*",
             context=context,
         )
-        results = summary.wrap(stream, lambda r: f"{r.resource_id}={r.decision.value}")
+        results = summary.wrap_pages(pages, lambda r: f"{r.resource_id}={r.decision.value}")
         return snap.revision, self._held(tenant, results, call.deadline)
 
     async def lookup_subjects(
@@ -436,26 +436,28 @@ class PermissionService:
             context=context,
         )
         results = summary.wrap(stream, lambda s: f"{s.subject_id}={s.decision.value}")
-        return snap.revision, self._held(tenant, results, call.deadline)
+        return snap.revision, self._held(tenant, _one_by_one(results), call.deadline)
 
     async def _active(self, snap: Snapshot, subject: SubjectRef) -> bool:
         status = await self._rules.status(snap, subject)
         return status is SubjectStatus.ACTIVE and not await self._rules.tenant_suspended(snap)
 
     async def _held(
-        self, tenant: str, stream: AsyncIterator[T], until: float | None
+        self, tenant: str, pages: AsyncIterator[Sequence[T]], until: float | None
     ) -> AsyncIterator[T]:
         """A lookup holds one of its tenant's slots while it streams, and the whole
-        stream ends at the call's deadline (`until`): each step, the database reads it
-        waits for included, gets only what is left of it."""
+        stream ends at the call's deadline (`until`): each step (a page of results), the
+        database reads it waits for included, gets only what is left of it. Results are
+        handed on one by one; the deadline is armed once per page, not per result."""
         with self.slots.hold(tenant):
             while True:
                 with deadline.within(until):
                     try:
-                        found = await _within(until, anext(stream))
+                        page = await _within(until, anext(pages))
                     except StopAsyncIteration:
                         return
-                yield found
+                for found in page:
+                    yield found
 
 
 def _check_key(
@@ -491,9 +493,14 @@ def _check_key(
     )
 
 
-async def _nothing() -> AsyncIterator[ResourceResult]:
+async def _nothing() -> AsyncIterator[list[ResourceResult]]:
     return
     yield  # an async generator that yields nothing
+
+
+async def _one_by_one(stream: AsyncIterator[T]) -> AsyncIterator[list[T]]:
+    async for found in stream:
+        yield [found]
 
 
 def _require_reason(actor: SubjectRef | None, call: CallInfo) -> None:
