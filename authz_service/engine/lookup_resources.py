@@ -23,17 +23,15 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
-from authz_service.engine.check import allowed_by_schema
 from authz_service.engine.decide import decide
 from authz_service.engine.request import RequestState
-from authz_service.engine.reverse import Edge, Guards, Pair, Proofs, ReverseIndex
+from authz_service.engine.reverse import Edge, Guards, Pair, Proofs, ReverseIndex, plain_kind
 from authz_service.engine.types import CheckItem, Decision, ResourceResult
 from authz_service.model import (
     EMPTY_CONTEXT,
     WILDCARD,
     FrozenContext,
     ObjectRef,
-    Relationship,
     RelationshipFilter,
     SubjectRef,
 )
@@ -127,7 +125,6 @@ async def candidate_resources(
     context: FrozenContext = EMPTY_CONTEXT,
 ) -> Candidates:
     walk = _Walk(state, index, target)
-    schema = state.snapshot.schema
 
     # Seeds: relationships naming the subject (or its wildcard) directly. A relation is
     # a union of its relationships, so a plain one the schema allows proves it.
@@ -137,15 +134,11 @@ async def candidate_resources(
         if pair in walk.relevant:
             flt = RelationshipFilter(pair[0], None, pair[1], subject.type, ids, subject.relation)
             rels = (await state.reads.read(flt)).live
-            relation = schema.relations[pair]
+            plain = index.plain[pair]
             walk.add(
                 pair,
                 (rel.resource.id for rel in rels),
-                (
-                    rel.resource.id
-                    for rel in rels
-                    if _plain(rel) and allowed_by_schema(relation, rel)
-                ),
+                (r.resource.id for r in rels if r.caveat is None and plain_kind(r) in plain),
             )
     if subject.relation:
         walk.add(kind, (subject.id,), (subject.id,))  # the subject set itself
@@ -174,11 +167,11 @@ async def _follow(walk: _Walk, edge: Edge, delta: frozenset[str], level: int) ->
         walk.add_proofs(edge.target, proofs, delta, set(delta & sure) if proofs else set(), level)
         return
     state = walk.state
-    schema = state.snapshot.schema
     # The relation whose relationships carry the step: the target itself for a subject
     # set, the tupleset relation for an arrow. Check ignores those it does not allow.
-    carrier = schema.relations.get(
-        edge.target if edge.kind == "subject_set" else (edge.target[0], edge.relation)
+    plain = walk.index.plain.get(
+        edge.target if edge.kind == "subject_set" else (edge.target[0], edge.relation),
+        frozenset(),
     )
     ordered = sorted(delta)
     for start in range(0, len(ordered), _CHUNK):
@@ -192,19 +185,13 @@ async def _follow(walk: _Walk, edge: Edge, delta: frozenset[str], level: int) ->
         )
         rels = (await state.reads.read(flt)).live
         proven = set()
-        if proofs and carrier is not None:
+        if proofs:
             proven = {
-                rel.resource.id
-                for rel in rels
-                if rel.subject.id in sure and _plain(rel) and allowed_by_schema(carrier, rel)
+                r.resource.id
+                for r in rels
+                if r.subject.id in sure and r.caveat is None and plain_kind(r) in plain
             }
         walk.add_proofs(edge.target, proofs, (rel.resource.id for rel in rels), proven, level)
-
-
-def _plain(rel: Relationship) -> bool:
-    """Without a caveat, a live relationship is simply true (an expiring one is live
-    until it expires; the request's reads already dropped the expired)."""
-    return rel.caveat is None
 
 
 async def lookup_resource_pages(

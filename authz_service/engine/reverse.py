@@ -31,6 +31,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Literal
 
+from authz_service.model import WILDCARD, Relationship
 from authz_service.schema.ast import (
     Arrow,
     Exclusion,
@@ -43,7 +44,16 @@ from authz_service.schema.ast import (
 )
 from authz_service.schema.compiled import CompiledSchema
 
-__all__ = ["UNION_ONLY", "Edge", "Guards", "Pair", "Proofs", "ReverseIndex"]
+__all__ = [
+    "UNION_ONLY",
+    "Edge",
+    "Guards",
+    "Pair",
+    "PlainKind",
+    "Proofs",
+    "ReverseIndex",
+    "plain_kind",
+]
 
 Pair = tuple[str, str]
 Guards = frozenset[Pair]
@@ -53,6 +63,17 @@ Proofs = frozenset[Guards]
 """The ways a leaf proves its target, one set of guards each; empty: it proves nothing."""
 UNION_ONLY: Proofs = frozenset({frozenset()})
 _Leaf = tuple[Expr, Guards | None]
+PlainKind = tuple[str, bool, str | None]
+"""(subject type, wildcard, subject relation or None for a wildcard)."""
+
+
+def plain_kind(rel: Relationship) -> PlainKind:
+    """How `ReverseIndex.plain` names the subject of a relationship without a caveat:
+    the schema allows it (expiring or not) exactly when its relation's set holds this,
+    the rule of `schema.relationships.allows` with no caveat and expiry set aside."""
+    subject = rel.subject
+    wildcard = subject.id == WILDCARD
+    return (subject.type, wildcard, None if wildcard else subject.relation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +139,8 @@ class ReverseIndex:
     selfs: dict[str, list[Pair]] = field(default_factory=lambda: defaultdict(list))
     # how an edge, or a permission's `self`, proves its target (absent: it does not)
     proofs: dict[Edge, Proofs] = field(default_factory=dict)
+    # relation -> the subjects it allows without a caveat, as `plain_kind` spells them
+    plain: dict[Pair, frozenset[PlainKind]] = field(default_factory=dict)
     self_proofs: dict[Pair, Proofs] = field(default_factory=dict)
     _relevant: dict[Pair, frozenset[Pair]] = field(default_factory=dict)
     _guards: dict[Pair, frozenset[Guards]] = field(default_factory=dict)
@@ -127,6 +150,11 @@ class ReverseIndex:
         index = cls()
         for (type_name, name), relation in schema.relations.items():
             target = (type_name, name)
+            index.plain[target] = frozenset(
+                (a.type, a.wildcard, None if a.wildcard else a.relation)
+                for a in relation.allowed
+                if a.caveat is None
+            )
             for allowed in relation.allowed:
                 kind = (allowed.type, allowed.relation)
                 if target not in index.direct[kind]:

@@ -17,8 +17,17 @@ from authz_service.engine import (
     Subproblem,
     SubResult,
 )
+from authz_service.engine.check import allowed_by_schema
+from authz_service.engine.reverse import ReverseIndex, plain_kind
 from authz_service.errors import LimitExceeded
-from authz_service.model import EMPTY_CONTEXT, FrozenContext, ObjectRef, SubjectRef
+from authz_service.model import (
+    EMPTY_CONTEXT,
+    FrozenContext,
+    ObjectRef,
+    SubjectRef,
+    parse_relationship,
+)
+from authz_service.schema import compile_schema
 from authz_service.store.memory import MemoryStore
 from tests.tenancy.test_grants import BILLING, TREE, binding
 from tests.tenancy.test_grants import setup as grants_setup
@@ -261,3 +270,20 @@ async def test_what_role_bindings_grant_is_checked() -> None:
         item = CheckItem(ObjectRef("invoice", invoice), "pay", ANN)
         result = await engine.check(snap, item)
         assert (result.decision is Decision.ALLOWED) == (invoice in found), invoice
+
+
+def test_plain_kinds_are_what_check_allows_without_a_caveat() -> None:
+    """The walk's shortcut for "the schema allows this relationship" agrees with the rule
+    Check applies, for every subject shape a relationship can have (expiring or not)."""
+    schema = compile_schema(SCHEMA)
+    index = ReverseIndex.build(schema)
+    subjects = [
+        f"{t}:x{r}" for t in ("user", "group", "folder", "doc") for r in ("", "#member", "#view")
+    ] + ["user:*", "group:*"]
+    expiries = ["", "[expiration:2031-01-01T00:00:00Z]"]
+    for (type_name, name), relation in schema.relations.items():
+        for subject in subjects:
+            for expiry in expiries:
+                rel = parse_relationship(f"{type_name}:a#{name}@{subject}{expiry}")
+                shortcut = plain_kind(rel) in index.plain[(type_name, name)]
+                assert shortcut == allowed_by_schema(relation, rel), str(rel)
