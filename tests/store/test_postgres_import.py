@@ -122,6 +122,20 @@ async def test_one_bad_line_writes_nothing(
     assert await pg_store.pool.fetchval("SELECT count(*) FROM relationships") == 0
 
 
+async def test_the_fast_reader_refuses_what_json_refuses(
+    pg_store: PostgresStore, tmp_path: Path
+) -> None:
+    # A form feed after the object is not JSON whitespace: json.loads reports extra
+    # data, so the one-regex reader must not take the line either.
+    path = tmp_path / "feed.ndjson"
+    write_ndjson(path, 10)
+    with path.open("a") as handle:
+        handle.write('{"resource": "doc:x", "relation": "viewer", "subject": "user:a"}\f\n')
+    with pytest.raises(InvalidArgument, match="line 11: not valid JSON"):
+        await import_file(pg_store.db, "acme", path)
+    assert await pg_store.head_revision("acme") == 0
+
+
 async def test_a_relationship_twice_in_one_file_writes_nothing(
     pg_store: PostgresStore, tmp_path: Path
 ) -> None:

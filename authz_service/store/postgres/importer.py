@@ -81,7 +81,7 @@ _FAST_LINE = re.compile(
     rf'{_WS},{_WS}"relation"{_WS}:{_WS}"(?P<rel>{_bare(RELATION_RE)})"'
     rf'{_WS},{_WS}"subject"{_WS}:{_WS}"(?P<st>{_bare(TYPE_RE)}):'
     rf'(?:(?P<sid>{_bare(ID_RE)})(?:#(?P<srel>{_bare(RELATION_RE)}|\.\.\.))?|(?P<any>\*))"'
-    rf"{_WS}\}}\s*"
+    rf"{_WS}\}}[ \t\r\n]*"  # JSON whitespace only: `\s` would take what json.loads refuses
 )
 
 _NDJSON_KEYS = {"resource", "relation", "subject", "caveat", "expires_at"}
