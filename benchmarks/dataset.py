@@ -154,11 +154,12 @@ GROUPS = (
 )
 
 
-def generate(seed: int = 42, scale: str = "default") -> Dataset:
+def generate(seed: int = 42, scale: str | Shape = "default") -> Dataset:
+    """The data set of `scale`: a name in SCALES, or a Shape of its own."""
     rng = random.Random(seed)
     data = Dataset(
         seed=seed,
-        shape=SCALES[scale],
+        shape=scale if isinstance(scale, Shape) else SCALES[scale],
         rows=[],
         group_parents={g: [] for layer in GROUPS for g in layer},
         user_groups=[],
