@@ -6,6 +6,7 @@ import argparse
 import json
 import random
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from authz_service.cli import import_, migrate
 from authz_service.errors import InvalidArgument, NotFound
 from authz_service.model import RelationshipFilter, parse_relationship
-from authz_service.store.postgres import PostgresStore, connect
+from authz_service.store.postgres import PostgresStore, connect, importer
 from authz_service.store.postgres.importer import (
     import_file,
     import_relationships,
@@ -206,11 +207,13 @@ async def test_a_first_import_into_an_empty_table_keeps_every_index(
 
 
 async def test_a_failed_first_import_leaves_the_indexes_and_no_rows(
-    pg_store: PostgresStore, tmp_path: Path
+    pg_store: PostgresStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Sorted runs of one chunk: rows are sent before the bad line is read.
+    monkeypatch.setattr(importer, "_SORTED_BATCHES", 1)
     before = await pg_store.pool.fetch(INDEXES_SQL)
     path = tmp_path / "bad.ndjson"
-    write_ndjson(path, 30_000)  # several COPY chunks are sent before the bad line
+    write_ndjson(path, 30_000)
     with path.open("a") as handle:
         handle.write('{"resource": "doc:x", "relation": "viewer", "subject": "user"}\n')
     with pytest.raises(InvalidArgument, match="line 30001"):
@@ -246,3 +249,47 @@ async def test_a_new_tenant_beside_another_gets_exactly_its_rows(
         "doc:s#viewer@team:t#member",
         "doc:e#viewer@team:t",
     }
+
+
+async def _sent(chunks: AsyncIterator[bytes]) -> list[list[str]]:
+    """The COPY rows of `chunks`, as lists of fields."""
+    text = b"".join([chunk async for chunk in chunks]).decode()
+    return [line.split("\t") for line in text.splitlines()]
+
+
+@pytest.mark.parametrize("batches_per_run", [importer._SORTED_BATCHES, 1])
+async def test_a_first_import_sends_its_rows_in_key_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batches_per_run: int
+) -> None:
+    # Rows in the forward index's order let PostgreSQL's sort skip most of its work when
+    # the indexes are built. The file is not in that order (doc:d1's subjects u5..u9 with
+    # random relations); a file larger than one run is sent in sorted runs.
+    monkeypatch.setattr(importer, "_SORTED_BATCHES", batches_per_run)
+    path = tmp_path / "rows.ndjson"
+    write_ndjson(path, 20_000)
+    progress: list[int] = []
+    chunks = importer._Chunks(lambda: importer._text_rows(path), progress.append)
+    sent = await _sent(chunks.in_key_order("acme\t", "\t1\n"))
+    assert {(row[0], row[-1]) for row in sent} == {("acme", "1")}
+    keys = [row[1:7] for row in sent]
+    run = batches_per_run * importer._CHUNK_ROWS
+    runs = [keys[start : start + run] for start in range(0, len(keys), run)]
+    assert all(part == sorted(part) for part in runs)
+    assert (len(runs) > 1) == (batches_per_run == 1)
+    assert progress == sorted(progress)
+    assert progress[-1] == 20_000
+    in_file_order = await _sent(chunks.numbered("\n"))  # begins with the line number
+    assert sorted(keys) == sorted(row[1:7] for row in in_file_order)
+    assert keys != [row[1:7] for row in in_file_order]
+
+
+async def test_a_file_larger_than_one_sorted_run_imports_every_row(
+    pg_store: PostgresStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importer, "_SORTED_BATCHES", 1)  # runs of one chunk
+    path = tmp_path / "rows.ndjson"
+    write_ndjson(path, 20_000)
+    result = await import_file(pg_store.db, "acme", path)
+    assert (result.revision, result.count, result.replaced) == (1, 20_000, 0)
+    expected = sorted(str(rel) for _, rel in read_ndjson(path))
+    assert sorted(map(str, await pg_store.read("acme", 1, EVERYTHING))) == expected

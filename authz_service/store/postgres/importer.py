@@ -8,7 +8,8 @@ Input (see docs/storage.md):
   `"expires_at": "<RFC 3339>"`.
 
 Lines are turned into COPY text rows as they are read (the common NDJSON shape by one
-regular expression, without JSON decoding or model objects) and streamed to PostgreSQL;
+regular expression, without JSON decoding or model objects) and sent to PostgreSQL in
+chunks, sorted by key first when they go straight into `relationships` (see bulk.py);
 `bulk.load` holds the transaction. A bad line, a duplicate or a lost connection rolls
 everything back: all or nothing.
 """
@@ -21,6 +22,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,7 +42,7 @@ from authz_service.model import (
     parse_subject,
     validate_relation_name,
 )
-from authz_service.store.postgres.bulk import NO_STATEMENT_TIMEOUT, Chunks, copy_text, load
+from authz_service.store.postgres.bulk import NO_STATEMENT_TIMEOUT, copy_text, load
 from authz_service.store.postgres.db import Database
 from authz_service.store.postgres.dberrors import translated
 from authz_service.store.postgres.sql import relationship_values
@@ -64,6 +66,10 @@ Row = tuple[int, str]
 _CHUNK_ROWS = 8192
 """Rows per COPY chunk, and between two progress reports (one per row would cost as much
 as the parsing)."""
+
+_SORTED_BATCHES = 256
+"""Chunks read, then sorted together, before any is sent in key order: 2M rows, about
+200 MB as Python strings. A larger file goes in sorted runs of that size."""
 
 
 def _bare(pattern: re.Pattern[str]) -> str:
@@ -274,7 +280,7 @@ async def _import(
     on_line: Callable[[int], object] | None,
 ) -> ImportResult:
     started = time.perf_counter()
-    result = await load(db, tenant, _chunks(rows, on_line))
+    result = await load(db, tenant, _Chunks(rows, on_line))
     # A bulk load can change the table's shape more than autovacuum notices in time;
     # fresh statistics keep the planner on the indexes (ANALYZE samples, so it stays
     # quick on big tables).
@@ -287,20 +293,30 @@ async def _import(
     )
 
 
-def _chunks(rows: Callable[[], Iterable[Row]], on_line: Callable[[int], object] | None) -> Chunks:
-    async def chunks(begin: Callable[[int], str], end: str) -> AsyncIterator[bytes]:
-        batch: list[str] = []
-        line = 0
-        for line, text in rows():
-            batch.append(f"{begin(line)}{text}{end}")
-            if len(batch) == _CHUNK_ROWS:
-                yield "".join(batch).encode("utf-8")
-                batch.clear()
-                if on_line is not None:
-                    on_line(line)
-        if batch:
-            yield "".join(batch).encode("utf-8")
-        if on_line is not None and line:
-            on_line(line)
+@dataclass(frozen=True, slots=True)
+class _Chunks:
+    """`bulk.Chunks` of `rows`, telling `on_line` the line reached as they are read."""
 
-    return chunks
+    rows: Callable[[], Iterable[Row]]
+    on_line: Callable[[int], object] | None
+
+    async def numbered(self, end: str) -> AsyncIterator[bytes]:
+        for batch in self._batches():
+            yield "".join(f"{line}\t{text}{end}" for line, text in batch).encode("utf-8")
+
+    async def in_key_order(self, prefix: str, end: str) -> AsyncIterator[bytes]:
+        # A row's text starts with its key columns, and a tab sorts before any character
+        # a key may hold: sorting the texts sorts by key, in the byte order of COLLATE "C".
+        batches = self._batches()
+        while run := [text for batch in islice(batches, _SORTED_BATCHES) for _, text in batch]:
+            run.sort()
+            for start in range(0, len(run), _CHUNK_ROWS):
+                chunk = run[start : start + _CHUNK_ROWS]
+                yield "".join(f"{prefix}{text}{end}" for text in chunk).encode("utf-8")
+
+    def _batches(self) -> Iterator[list[Row]]:
+        rows = iter(self.rows())
+        while batch := list(islice(rows, _CHUNK_ROWS)):
+            if self.on_line is not None:
+                self.on_line(batch[-1][0])
+            yield batch
