@@ -31,7 +31,6 @@ import yaml
 from authz_service.errors import InvalidArgument
 from authz_service.model import (
     ID_RE,
-    NO_RELATION,
     RELATION_RE,
     TYPE_RE,
     CaveatRef,
@@ -86,7 +85,7 @@ _FAST_LINE = re.compile(
     rf'{_WS}\{{{_WS}"resource"{_WS}:{_WS}"(?P<rt>{_bare(TYPE_RE)}):(?P<rid>{_bare(ID_RE)})"'
     rf'{_WS},{_WS}"relation"{_WS}:{_WS}"(?P<rel>{_bare(RELATION_RE)})"'
     rf'{_WS},{_WS}"subject"{_WS}:{_WS}"(?P<st>{_bare(TYPE_RE)}):'
-    rf'(?:(?P<sid>{_bare(ID_RE)})(?:#(?P<srel>{_bare(RELATION_RE)}|\.\.\.))?|(?P<any>\*))"'
+    rf'(?:(?P<sid>{_bare(ID_RE)})(?:#(?:\.\.\.|(?P<srel>{_bare(RELATION_RE)})))?|(?P<any>\*))"'
     rf"{_WS}\}}[ \t\r\n]*"  # JSON whitespace only: `\s` would take what json.loads refuses
 )
 
@@ -162,13 +161,11 @@ def _text_rows(path: Path, fmt: Format | None = None) -> Iterator[Row]:
         for lineno, line in enumerate(handle, start=1):
             match = fast(line)
             if match is not None:
-                rt, rid, relation, st, sid, srel, anyone = match.groups()
-                if anyone is not None:
-                    sid, srel = anyone, NO_RELATION
-                elif srel is None or srel == "...":
-                    srel = NO_RELATION
+                # Unmatched groups read "": exactly one of `sid` and `anyone` is set, and
+                # `srel` is "" (NO_RELATION) when absent or `...`.
+                rt, rid, relation, st, sid, srel, anyone = match.groups("")
                 # No capture can hold a tab, newline or backslash: no escaping needed.
-                yield lineno, f"{rt}\t{rid}\t{relation}\t{st}\t{sid}\t{srel}\t\\N\t\\N\t\\N"
+                yield lineno, f"{rt}\t{rid}\t{relation}\t{st}\t{sid}{anyone}\t{srel}\t\\N\t\\N\t\\N"
             elif line.strip():
                 slow = _located(_ndjson_relationship, line, f"line {lineno}")
                 yield lineno, _columns_text(slow)
@@ -308,11 +305,12 @@ class _Chunks:
         # A row's text starts with its key columns, and a tab sorts before any character
         # a key may hold: sorting the texts sorts by key, in the byte order of COLLATE "C".
         batches = self._batches()
+        between = f"{end}{prefix}"
         while run := [text for batch in islice(batches, _SORTED_BATCHES) for _, text in batch]:
             run.sort()
             for start in range(0, len(run), _CHUNK_ROWS):
-                chunk = run[start : start + _CHUNK_ROWS]
-                yield "".join(f"{prefix}{text}{end}" for text in chunk).encode("utf-8")
+                chunk = between.join(run[start : start + _CHUNK_ROWS])
+                yield f"{prefix}{chunk}{end}".encode()
 
     def _batches(self) -> Iterator[list[Row]]:
         rows = iter(self.rows())
