@@ -1,18 +1,20 @@
-"""Where `authz import` spends its time: wall and CPU per phase of a first import.
+"""Where `authz import` spends its time: wall and CPU per phase of one import.
 
     python benchmarks/import_phases.py --baseline /path/to/other/checkout
     python benchmarks/import_phases.py --rounds 1 --documents 40000      # a quick look
     python benchmarks/import_phases.py --postmaster-pid /path/to/pgdata/postmaster.pid
+    python benchmarks/import_phases.py --into replacing --documents 40000   # staged path
 
 The data set and database setup are import_bench.py's (seed 42, a fresh database per
-round). Each round runs the importer of each checkout (interleaved, alternating order)
-in a child process that times every statement it sends: the COPY (which includes the
-client's parsing, done while the rows stream), each CREATE INDEX and the ANALYZE. Per
-phase: wall seconds, the server backend's CPU (from /proc: PostgreSQL must run on this
-machine; parallel index workers are other processes and not in it) and, with
---postmaster-pid, the CPU of every process of that cluster, workers included (only
-meaningful on a cluster nobody else uses). Medians over rounds; writes
-benchmarks/results/import-phases-<stamp>.json.
+round; with --into beside or replacing, this checkout's `authz import` first loads the
+same rows, not timed). Each round runs the importer of each checkout (interleaved,
+alternating order) in a child process that times every statement it sends: the COPY
+(which includes the client's parsing), each CREATE INDEX, the staged path's statements
+and the ANALYZE. Per phase: wall seconds, the server backend's CPU (from /proc:
+PostgreSQL must run on this machine; parallel index workers are other processes and not
+in it) and, with --postmaster-pid, the CPU of every process of that cluster, workers
+included (only meaningful on a cluster nobody else uses). Medians over rounds; writes
+benchmarks/results/import-phases-<into>-<stamp>.json.
 """
 
 from __future__ import annotations
@@ -63,10 +65,21 @@ def _cluster_cpu(postmaster: int) -> float:
     return total
 
 
+_STAGED = {
+    "ANALYZE import_rows": "staged: ANALYZE of the copy",
+    "SELECT min(line)": "staged: duplicate check",
+    "UPDATE relationships": "staged: UPDATE of replaced rows",
+    "INSERT INTO relationships": "staged: INSERT ... SELECT",
+}
+
+
 def _phase(method: str, args: tuple[Any, ...]) -> str:
     sql = args[0] if args and isinstance(args[0], str) else ""
     if method == "copy_to_table":
         return "COPY (with parsing)"
+    for start, phase in _STAGED.items():
+        if sql.lstrip().startswith(start):
+            return phase
     if sql.startswith(("CREATE INDEX", "CREATE UNIQUE INDEX")):
         return "index " + sql.split(" ON ", 1)[0].rsplit(" ", 1)[-1]
     if sql.startswith("ANALYZE"):
@@ -134,6 +147,10 @@ def one_round(checkout: Path, args: argparse.Namespace, ndjson: Path) -> dict[st
     try:
         import_bench._cli(checkout, ["migrate", "--database-url", url])
         asyncio.run(import_bench._register(url))
+        if args.into != "empty":  # the same data first, by this checkout, not timed
+            tenant = "other" if args.into == "beside" else dataset.TENANT
+            setup = ["import", str(ndjson), "--tenant", tenant, "--create-tenant"]
+            import_bench._cli(BENCH_DIR.parent, [*setup, "--database-url", url, "--no-progress"])
         command = [sys.executable, __file__, "--child", str(checkout), url, str(ndjson)]
         if args.postmaster_pid is not None:
             command += ["--postmaster-pid", str(args.postmaster_pid)]
@@ -177,6 +194,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline-label", default="baseline")
     p.add_argument("--postmaster-pid", type=Path, help="postmaster.pid of a cluster of your own")
     p.add_argument(
+        "--into",
+        choices=["empty", "beside", "replacing"],
+        default="empty",
+        help="an empty database (default: the first import, indexes rebuilt); one holding "
+        "the same rows in another tenant (first import, indexes kept); or holding them in "
+        "the tenant itself (the staged path: every row replaced)",
+    )
+    p.add_argument(
         "--postgres",
         default=os.environ.get("AUTHZ_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432"),
     )
@@ -193,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     checkouts = {"this checkout": BENCH_DIR.parent}
     if args.baseline is not None:
         checkouts[args.baseline_label] = args.baseline.resolve()
-    print(f"import phases: {len(data.rows):,} relationships, {args.rounds} rounds")
+    print(f"import phases: {len(data.rows):,} relationships into {args.into}, {args.rounds} rounds")
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in checkouts}
     started_at = dt.datetime.now(dt.UTC)
     with tempfile.TemporaryDirectory(prefix="authz-import-phases-") as tmp:
@@ -212,12 +237,13 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "import-phases",
         "started_at": started_at.isoformat(timespec="seconds"),
         "relationships": len(data.rows),
+        "into": args.into,
         "loadavg_at_end": list(os.getloadavg()),
         "checkouts": {name: str(path) for name, path in checkouts.items()},
         "rounds": results,
     }
     stamp = report["started_at"].replace(":", "").replace("-", "")[:15]
-    out = BENCH_DIR / "results" / f"import-phases-{stamp}.json"
+    out = BENCH_DIR / "results" / f"import-phases-{args.into}-{stamp}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"\n{table(results, postmaster is not None)}\n\nraw results: {out}")
