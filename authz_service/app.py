@@ -87,16 +87,30 @@ log = logging.getLogger(__name__)
 MEMORY_URL = "memory://"
 
 
+# The longest one resource may take to close. Calls have been drained by then; a closer
+# still running past this is stuck (seen: a pooled connection left busy under heavy load),
+# and shutdown must neither hang nor leave the resources after it open.
+CLOSE_BOUND_S = 30.0
+
+
 @dataclass
 class Resources:
     """Things that must be closed on shutdown, in reverse order of opening."""
 
     closers: list[Any] = field(default_factory=list)
+    close_bound_s: float = CLOSE_BOUND_S
 
     async def close(self) -> None:
         for closer in reversed(self.closers):
             try:
-                await closer()
+                async with asyncio.timeout(self.close_bound_s):
+                    await closer()
+            except TimeoutError:
+                log.error(
+                    "shutdown: %s did not finish within %.0f s; abandoned",
+                    getattr(closer, "__qualname__", closer),
+                    self.close_bound_s,
+                )
             except Exception:  # one failing closer must not keep the others open
                 log.exception("error during shutdown")
 
