@@ -7,8 +7,15 @@ run and stopped at its end.
 
 from __future__ import annotations
 
-import asyncio
 import os
+
+# gRPC's fork handlers ran in a child forked to exec a test PostgreSQL (tests/replica) while
+# other threads were in gRPC, and the child died before exec ("epoll_wait error: Bad file
+# descriptor"). Nothing here forks to keep using gRPC (workers are spawned): turn them off
+# before grpc is first imported.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+import asyncio
 import socket
 from pathlib import Path
 from typing import Any

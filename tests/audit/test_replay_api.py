@@ -135,7 +135,10 @@ async def test_a_replay_past_its_deadline_fails_as_such_never_as_complete(
         with pytest.raises(grpc.aio.AioRpcError) as cut:
             await collect()
     assert cut.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert "replay a shorter time range" in (cut.value.details() or "")
+    # With 1 ms the time may run out during the replay (which suggests a shorter range) or
+    # already while waiting for the database before it (seen under heavy load).
+    details = cut.value.details() or ""
+    assert "replay a shorter time range" in details or "waiting for the database" in details
     assert all(r.WhichOneof("item") == "decision" for r in replies)  # no summary
     assert len(replies) < len(made)
 
