@@ -7,7 +7,7 @@ by the cache. Values may also expire at an instant (a relationship's expiration)
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -56,6 +56,26 @@ class DecisionCache(Generic[V]):
         self._entries[key] = entry  # now the most recently used
         self.hits += 1
         return value
+
+    def get_many(self, keys: Iterable[Hashable], now: datetime) -> list[V | None]:
+        """`get` of each key in order, in one loop (CheckBulk looks up hundreds at once)."""
+        entries = self._entries
+        pop = entries.pop
+        found: list[V | None] = []
+        append = found.append
+        misses = 0
+        for key in keys:
+            entry = pop(key, None)
+            # Absent, or computed from a relationship that has expired since.
+            if entry is None or (entry[1] is not None and now >= entry[1]):
+                append(None)
+                misses += 1
+            else:
+                entries[key] = entry  # now the most recently used
+                append(entry[0])
+        self.hits += len(found) - misses
+        self.misses += misses
+        return found
 
     def put(self, key: Hashable, value: V, valid_until: datetime | None = None) -> None:
         entries = self._entries

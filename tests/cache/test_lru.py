@@ -43,3 +43,20 @@ def test_an_expired_answer_is_a_miss_and_is_dropped() -> None:
     assert cache.get("k", NOW + timedelta(seconds=1)) is None
     assert cache.stats().size == 0
     assert cache.get("k", NOW) is None  # gone, not merely hidden
+
+
+def test_many_lookups_at_once_are_each_a_get() -> None:
+    one: DecisionCache[str] = DecisionCache(3)
+    many: DecisionCache[str] = DecisionCache(3)
+    for cache in (one, many):
+        cache.put("a", "A")
+        cache.put("b", "B", valid_until=NOW)  # expired at NOW
+        cache.put("c", "C")
+    keys = ["c", "x", "b", "a", "a"]
+    assert many.get_many(keys, NOW) == [one.get(k, NOW) for k in keys]
+    assert many.stats() == one.stats()
+    for cache in (one, many):
+        cache.put("d", "D")
+        cache.put("e", "E")  # evicts the least recently used: c, looked up before a
+    assert many.get_many(["c", "a", "d", "e"], NOW) == [None, "A", "D", "E"]
+    assert [one.get(k, NOW) for k in ("c", "a", "d", "e")] == [None, "A", "D", "E"]
