@@ -117,20 +117,22 @@ def new_decision_id(at: datetime | None = None) -> str:
 def new_decision_ids(count: int, at: datetime | None = None) -> list[str]:
     """`count` ids of the instant `at`, made together (CheckBulk's items) as ULID's
     monotonic mode makes ids of one millisecond: one random 80-bit value, then that
-    value plus 1, 2, ... So only the last two digits are spelled per id, except across
-    a carry; they stay unique, sorted in item order, and random from call to call."""
+    value plus 1, 2, ... They stay unique, sorted in item order, and random from call to
+    call. Ids that differ only in their last 10 bits share their first 24 digits, so
+    those are spelled once per run of up to 1,024 ids and each id is a concatenation."""
     millis = int((at or datetime.now(UTC)).timestamp() * 1000)
     pairs = _DIGIT_PAIRS
     # Brought down when too close to the top, so that no id overflows its 80 bits.
     first = min(int.from_bytes(os.urandom(10), "big"), (1 << 80) - count)
-    high = -1
-    head = ""
-    ids = []
-    for value in range((millis << 80) | first, ((millis << 80) | first) + count):
-        if value >> 10 != high:
-            high = value >> 10
-            head = "".join([pairs[(value >> shift) & 0x3FF] for shift in range(120, 0, -10)])
-        ids.append(head + pairs[value & 0x3FF])
+    value = (millis << 80) | first
+    end = value + count
+    ids: list[str] = []
+    while value < end:
+        head = "".join([pairs[(value >> shift) & 0x3FF] for shift in range(120, 0, -10)])
+        run = min(end, (value | 0x3FF) + 1) - value  # up to the next carry
+        low = value & 0x3FF
+        ids += map(head.__add__, pairs[low : low + run])
+        value += run
     return ids
 
 
