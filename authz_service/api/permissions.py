@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import grpc
 
-from authz_service.api import convert
+from authz_service.api import bulk, convert
 from authz_service.api.calls import call_info, stream_rpc, unary_rpc
 from authz_service.api.context_limits import ContextLimits
 from authz_service.api.cursors import CursorScope
 from authz_service.api.explain import explanation_to_proto
 from authz_service.api.gen.authz.v1 import permissions_pb2, permissions_pb2_grpc
-from authz_service.api.status import status_proto
 from authz_service.engine import CheckItem, CheckResult
 from authz_service.engine.explain_layout import DEFAULT_MAX_EXPLANATION_NODES
-from authz_service.errors import AuthzError, InvalidArgument, echo
+from authz_service.errors import InvalidArgument, echo
 from authz_service.model import Relationship, SubjectRef, validate_type_name
 from authz_service.service import methods
 from authz_service.service.audit import CallInfo
+from authz_service.service.bulk_items import PlainItem
 from authz_service.service.permissions import PermissionService
 
 __all__ = ["PermissionsServicer"]
@@ -50,6 +50,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
         self._deadline = default_deadline_s
         self._max_nodes = max_explanation_nodes
         self._limits = context_limits
+        self._known = bulk.KnownItems()  # CheckBulk's items of recent calls
 
     def _item(self, request: Any, prefix: str = "") -> CheckItem:
         plain = convert.plain_check_item(request)
@@ -127,7 +128,12 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
         self, request: permissions_pb2.CheckBulkRequest, context: Ctx
     ) -> permissions_pb2.CheckBulkResponse:
         tenant = convert.tenant(request.tenant)
-        items = [self._item(it, f"items[{i}].") for i, it in enumerate(request.items)]
+        plain = self._known.convert(request.items)
+        items: Sequence[CheckItem | PlainItem] = (
+            plain
+            if plain is not None
+            else [self._item(it, f"items[{i}].") for i, it in enumerate(request.items)]
+        )
         actor, agents = _who(request)
         call = self._call(context, request, actor, agents)
         contextual = self._contextual(request)
@@ -141,20 +147,12 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             actor=actor,
             agents=agents,
         )
-        response = permissions_pb2.CheckBulkResponse(checked_at=convert.token(tenant, revision))
-        for result, decision_id in zip(results, ids, strict=True):
-            entry = response.items.add()
-            if isinstance(result, AuthzError):
-                entry.error.CopyFrom(status_proto(result))
-                continue
-            entry.result.decision = convert.decision_to_proto(result.decision)
-            entry.result.missing_context.extend(result.missing_context)
-            entry.result.decision_id = decision_id
-            if result.explanation is not None:
-                entry.result.explanation.CopyFrom(
-                    explanation_to_proto(result, self._max_nodes, contextual)
-                )
-        return response
+        return bulk.response(
+            results,
+            ids,
+            convert.token(tenant, revision),
+            lambda result: explanation_to_proto(result, self._max_nodes, contextual),
+        )
 
     @unary_rpc
     async def ListPermissions(

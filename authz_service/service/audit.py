@@ -26,6 +26,7 @@ from authz_service.engine import CheckItem, CheckResult, Snapshot
 from authz_service.engine.explain_layout import DEFAULT_MAX_EXPLANATION_NODES
 from authz_service.errors import AuthzError
 from authz_service.model import EMPTY_CONTEXT, FrozenContext, Relationship
+from authz_service.service.bulk_items import PlainItem, check_item
 from authz_service.service.reasons import node_to_json
 
 __all__ = ["AuditTrail", "CallInfo", "DecisionWriter", "StreamSummary"]
@@ -166,7 +167,7 @@ class AuditTrail:
     async def check_bulk(
         self,
         snap: Snapshot,
-        items: Sequence[CheckItem],
+        items: Sequence[CheckItem | PlainItem],
         results: Sequence[CheckResult | AuthzError],
         call: CallInfo,
         started: float,
@@ -181,7 +182,8 @@ class AuditTrail:
         digest = digest_relationships(contextual)
         latency = _latency_us(started)
         records = []
-        for decision_id, item, result in zip(ids, items, results, strict=True):
+        for decision_id, plain_or_item, result in zip(ids, items, results, strict=True):
+            item = check_item(plain_or_item)
             fields: dict[str, Any]
             if isinstance(result, AuthzError):
                 fields = {

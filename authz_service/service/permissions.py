@@ -18,13 +18,15 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from operator import attrgetter
+from typing import Any, TypeVar, cast
 
 from authz_service import deadline
 from authz_service.cache.lru import DecisionCache
 from authz_service.engine import (
     CheckItem,
     CheckResult,
+    Decision,
     Engine,
     ResourceResult,
     Snapshot,
@@ -32,6 +34,7 @@ from authz_service.engine import (
 )
 from authz_service.errors import AuthzError, DeadlineExceeded, InvalidArgument
 from authz_service.model import (
+    NO_RELATION,
     Consistency,
     ConsistencyMode,
     FrozenContext,
@@ -43,6 +46,7 @@ from authz_service.model import (
 from authz_service.revisions import RevisionResolver
 from authz_service.service.admission import TenantSlots
 from authz_service.service.audit import AuditTrail, CallInfo
+from authz_service.service.bulk_items import PlainItem, check_item
 from authz_service.service.gates import DEFAULT_IMPERSONATE_PERMISSION, DecisionRules
 from authz_service.service.schemas import SchemaManager
 from authz_service.tenancy import SubjectStatus, SubjectStatuses
@@ -51,6 +55,8 @@ from authz_service.tenancy.suspension import TenantSuspensions
 __all__ = ["CheckOutcome", "ListOutcome", "PermissionService"]
 
 T = TypeVar("T")
+
+_DECISION_OF = attrgetter("decision")
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +266,7 @@ class PermissionService:
     async def check_bulk(
         self,
         tenant: str,
-        items: Sequence[CheckItem],
+        items: Sequence[CheckItem | PlainItem],
         consistency: Consistency,
         call: CallInfo,
         *,
@@ -286,39 +292,52 @@ class PermissionService:
         # checked again and again costs a lookup per item, not an evaluation.
         shareable = snap.shared_cache and not explain and not contextual
         chain = tuple(agents)
-        keys = [_check_key(snap, item, actor, chain) for item in items]
-        found: list[CheckResult | AuthzError | None] = [
-            self._cache.get(key, snap.now) if shareable else None for key in keys
-        ]
+        keys = _bulk_keys(snap, items, actor, chain)
+        found = cast(
+            list[CheckResult | AuthzError | None],
+            self._cache.get_many(keys, snap.now) if shareable else [None] * len(keys),
+        )
         missing = [i for i, result in enumerate(found) if result is None]
-        computed: list[CheckResult | AuthzError] = []
         if missing:
             computed = await _within(
                 call.deadline,
                 self.evaluate_bulk(
                     snap,
-                    [items[i] for i in missing],
+                    [check_item(items[i]) for i in missing],
                     actor=actor,
                     agents=chain,
                     explain=explain,
                     contextual=contextual,
                 ),
             )
-        for i, result in zip(missing, computed, strict=True):
-            found[i] = result
-            if shareable and isinstance(result, CheckResult) and result.cacheable:
-                self._cache.put(keys[i], result, result.valid_until)
-        results = [r for r in found if r is not None]
-        # Metrics counted per (outcome, hit), not per item: one update for many items.
-        missed = set(missing)
-        tally = Counter(
-            ("ERROR" if isinstance(r, AuthzError) else r.decision.value, i not in missed)
-            for i, r in enumerate(results)
-        )
-        for (outcome, hit), count in tally.items():
-            self._observe(outcome, hit, count)
+            for i, result in zip(missing, computed, strict=True):
+                found[i] = result
+                if shareable and isinstance(result, CheckResult) and result.cacheable:
+                    self._cache.put(keys[i], result, result.valid_until)
+        results = cast(list[CheckResult | AuthzError], found)  # every None was filled
+        self._count(results, missing)
         ids = await self._audit.check_bulk(snap, items, results, call, started, contextual)
         return snap.revision, results, ids
+
+    def _count(self, results: list[CheckResult | AuthzError], missing: list[int]) -> None:
+        """The decision metric, updated once per (outcome, cache hit) with a count rather
+        than once per item. Hits are counted in C (`list.count` compares by identity
+        first, and a Decision hashes in Python); misses are few, and cost an evaluation."""
+        hits: list[Any] = results
+        if missing:
+            missed = set(missing)
+            hits = [r for i, r in enumerate(results) if i not in missed]
+            tally = Counter(
+                "ERROR" if isinstance(r, AuthzError) else r.decision.value
+                for r in (results[i] for i in missing)
+            )
+            for outcome, count in tally.items():
+                self._observe(outcome, False, count)
+        decisions = list(map(_DECISION_OF, hits))
+        for decision in Decision:
+            count = decisions.count(decision)
+            if count:
+                self._observe(decision.value, True, count)
 
     @_admitted
     async def list_permissions(
@@ -491,6 +510,31 @@ def _check_key(
         item.context.canonical,
         who,
     )
+
+
+# A plain item whose strings are looked for in its own key (`_bulk_keys`).
+_PROBE: PlainItem = ("probe/resource", "r", "probe/permission", "probe/subject", "s", NO_RELATION)
+
+
+def _bulk_keys(
+    snap: Snapshot,
+    items: Sequence[CheckItem | PlainItem],
+    actor: SubjectRef | None,
+    agents: tuple[SubjectRef, ...],
+) -> list[tuple[object, ...]]:
+    """`_check_key` of every item. A PlainItem holds the strings of its key in key order,
+    so its key is the call's common head and tail around it: two tuple concatenations
+    instead of a call, found from the key of a probe item rather than restating the
+    key's layout here (tests/cache/test_check_key.py holds the two equal)."""
+    probe = _check_key(snap, check_item(_PROBE), actor, agents)
+    at = probe.index(_PROBE[0])
+    head, tail = probe[:at], probe[at + len(_PROBE) :]
+    if probe[at : at + len(_PROBE)] != _PROBE:
+        return [_check_key(snap, check_item(item), actor, agents) for item in items]
+    return [
+        head + item + tail if isinstance(item, tuple) else _check_key(snap, item, actor, agents)
+        for item in items
+    ]
 
 
 async def _nothing() -> AsyncIterator[list[ResourceResult]]:

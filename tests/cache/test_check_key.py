@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import pytest
+
 from authz_service.engine import CheckItem, Snapshot
 from authz_service.model import FrozenContext, ObjectRef, SubjectRef
 from authz_service.schema import compile_schema
-from authz_service.service.permissions import _check_key
+from authz_service.service.bulk_items import check_item
+from authz_service.service.permissions import _bulk_keys, _check_key
 
 SCHEMA = compile_schema("definition user {}\ndefinition doc { relation viewer: user }")
 OTHER = compile_schema("definition user {}\ndefinition doc { relation editor: user }")
@@ -41,3 +44,25 @@ def test_every_input_of_the_answer_changes_the_key() -> None:
     ]
     assert all(v != base for v in variants)
     assert len(set(variants)) == len(variants)
+
+
+@pytest.mark.parametrize(
+    ("actor", "agents"),
+    [
+        (None, ()),
+        (SubjectRef("user", "admin"), ()),
+        (None, (SubjectRef("agent", "a1"), SubjectRef("agent", "a2", "member"))),
+    ],
+)
+def test_a_plain_bulk_item_has_the_key_of_its_check_item(
+    actor: SubjectRef | None, agents: tuple[SubjectRef, ...]
+) -> None:
+    plain = ("doc", "d", "viewer", "user", "u", "")
+    items = [plain, ITEM, replace(ITEM, context=FrozenContext({"ip": "10.0.0.1"}))]
+    keys = _bulk_keys(SNAP, items, actor, agents)
+    assert keys == [_check_key(SNAP, check_item(item), actor, agents) for item in items]
+    assert keys[0] == keys[1]  # the same question as ITEM
+    plain_only = [plain, ("folder", "f", "view", "group", "g", "")]  # keyed without a loop
+    assert _bulk_keys(SNAP, plain_only, actor, agents) == [
+        _check_key(SNAP, check_item(item), actor, agents) for item in plain_only
+    ]
