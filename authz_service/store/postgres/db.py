@@ -22,7 +22,7 @@ from authz_service.errors import DeadlineExceeded, Unavailable
 from authz_service.store.postgres.dberrors import retry_once_if_lost, translated
 
 if TYPE_CHECKING:
-    from asyncpg.pool import PoolAcquireContext, PoolConnectionProxy
+    from asyncpg.pool import PoolConnectionProxy
 
     Pool = asyncpg.Pool[asyncpg.Record]
     Conn = PoolConnectionProxy[asyncpg.Record]
@@ -46,11 +46,23 @@ class Database:
         self.pool = pool
         self.acquire_timeout = acquire_timeout
 
-    def acquire(self) -> PoolAcquireContext[asyncpg.Record]:
-        """A connection for a transaction; the caller wraps it in `translated()`."""
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Conn]:
+        """A connection for a transaction; the caller wraps it in `translated()`.
+
+        A connection whose driver lost track of its protocol state is ended, never
+        returned to the pool: asyncpg reports that as InternalClientError ("cannot switch
+        to state ..."), for example when the server ended the session while the
+        connection sat idle in the pool (`dberrors.is_connection_lost`). The check is
+        free: no round trip, only an exception handler."""
         left = deadline.remaining()
         wait = self.acquire_timeout if left is None else min(left, self.acquire_timeout)
-        return self.pool.acquire(timeout=wait)
+        async with self.pool.acquire(timeout=wait) as conn:
+            try:
+                yield conn
+            except asyncpg.InternalClientError:
+                conn.terminate()
+                raise
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """Run a read; retried once if its connection turned out dead."""

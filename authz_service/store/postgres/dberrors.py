@@ -37,6 +37,7 @@ _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,  # pool acquire or connect timeout
     asyncpg.PostgresConnectionError,  # includes "connection was closed in the middle"
     asyncpg.InterfaceError,  # "connection is closed", "pool is closed"
+    asyncpg.InternalClientError,  # a connection ended in doubt (see is_connection_lost)
     asyncpg.OperatorInterventionError,  # admin shutdown, crash, cannot connect now, cancel
     asyncpg.InsufficientResourcesError,  # too many connections, disk full
     asyncpg.TransactionRollbackError,  # serialization failure or deadlock: retryable
@@ -48,12 +49,20 @@ OUT_OF_TIME = "deadline exceeded while waiting for the database"
 
 def is_connection_lost(exc: BaseException) -> bool:
     """True when the statement failed because its connection died, so that a retry on a
-    fresh connection may succeed (the pool replaces dead connections by itself)."""
+    fresh connection may succeed (the pool replaces dead connections by itself).
+
+    InternalClientError counts: asyncpg raises it when its protocol is not where an
+    operation needs it, and that connection is then ended (by asyncpg, else by
+    `Database.acquire`). It is how a pooled connection whose session the server ended
+    (FATAL, then the socket closed) fails if it is used after the error was read but
+    before the end of the stream was: "cannot switch to state 11; another operation (2)
+    is in progress", raised before anything is sent."""
     return isinstance(
         exc,
         ConnectionError
         | asyncpg.PostgresConnectionError
         | asyncpg.InterfaceError
+        | asyncpg.InternalClientError
         | asyncpg.AdminShutdownError
         | asyncpg.CrashShutdownError,
     )
