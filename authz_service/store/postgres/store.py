@@ -191,7 +191,11 @@ def server_settings(statement_timeout_ms: int) -> dict[str, str]:
 async def _no_reset(_conn: asyncpg.Connection) -> None:
     """The store never leaves session state on a pooled connection (no SET, LISTEN or
     session locks outlive a call; asyncpg still rolls back an open transaction), so the
-    default reset round trip on every release is skipped."""
+    default reset round trip on every release is skipped. Without that round trip a
+    connection whose session the server ended while it was held goes back to the pool
+    until its socket's end is read; its next statement fails before sending anything,
+    and `Database.acquire` ends it (as happens anyway when the session ends while the
+    connection is idle in the pool, where no reset runs)."""
 
 
 async def connect(
