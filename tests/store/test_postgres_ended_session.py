@@ -82,12 +82,14 @@ async def test_a_read_on_a_connection_the_server_ended_runs_on_a_new_one(
 async def test_a_write_on_a_connection_the_server_ended_is_unavailable_not_a_driver_error(
     store: PostgresStore, proxy: LateEof, pg_dsn: str
 ) -> None:
+    # A tenant of its own: the database is shared with other tests of the session.
+    tenant = "ended-session-write"
     await end_the_pooled_session(store, proxy, pg_dsn)
     with pytest.raises(Unavailable):
-        await store.write("acme", [touch("doc:one#viewer@user:ann")])
+        await store.write(tenant, [touch("doc:one#viewer@user:ann")])
     # nothing was written, and the next write gets a connection that works
-    assert await store.head_revision("acme") == 0
-    assert await store.write("acme", [touch("doc:one#viewer@user:ann")]) == 1
+    assert await store.head_revision(tenant) == 0
+    assert await store.write(tenant, [touch("doc:one#viewer@user:ann")]) == 1
     assert proxy.accepted == 2
 
 
