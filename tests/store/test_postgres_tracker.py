@@ -7,6 +7,7 @@ import asyncio
 import time
 
 import asyncpg
+import pytest
 
 from authz_service.model import RelationshipUpdate, UpdateOp, parse_relationship
 from authz_service.store.postgres import PostgresStore, RevisionTracker
@@ -122,5 +123,32 @@ async def test_without_its_own_connection_the_tracker_polls_through_the_store(
         revision = await pg_store.write("acme", [touch("doc:one#viewer@user:ann")])
         assert await learned_within(tracker, "acme", revision, 3.0) < 1.0
         assert not tracker.connected
+    finally:
+        await tracker.aclose()
+
+
+async def test_an_unexpected_failure_of_a_poll_through_the_store_does_not_end_the_tracker(
+    pg_store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only database errors were expected from the poll; anything else ended the task,
+    and the tracker never learned a head again (every read then paid a round trip)."""
+    unreachable = "postgresql://postgres@127.0.0.1:1/postgres"
+    real_fetch = pg_store.db.fetch
+    failures = 0
+
+    async def fetch_failing_twice(sql: str, *args: object) -> list[asyncpg.Record]:
+        nonlocal failures
+        if failures < 2:
+            failures += 1
+            raise RuntimeError("a failure no one planned for")
+        return await real_fetch(sql, *args)
+
+    monkeypatch.setattr(pg_store.db, "fetch", fetch_failing_twice)
+    tracker = RevisionTracker(unreachable, poll_interval=0.05, connect_timeout=1, store=pg_store)
+    try:
+        assert await tracker.start(wait=10)
+        assert failures == 2
+        revision = await pg_store.write("acme", [touch("doc:one#viewer@user:ann")])
+        await learned_within(tracker, "acme", revision, 10.0)
     finally:
         await tracker.aclose()

@@ -181,6 +181,8 @@ class RevisionTracker:
         sent = time.monotonic()
         try:
             rows = await self._store.db.fetch(_ALL_HEADS)
+            self._merge(rows, sent)
         except AuthzError:
             return  # the database is down for the pool too: let freshness age
-        self._merge(rows, sent)
+        except Exception:  # as in `_run`: the tracker must outlive any failure
+            logger.exception("revision tracker could not poll through the store")
