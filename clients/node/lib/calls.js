@@ -4,13 +4,17 @@
 
 const { setTimeout: sleep } = require('node:timers/promises');
 const grpc = require('@grpc/grpc-js');
+const { fieldViolations } = require('./details.js');
 
 // Only UNAVAILABLE: the call did not reach a working server, so repeating it cannot apply
 // anything twice. DEADLINE_EXCEEDED may have been applied; PERMISSION_DENIED,
 // INVALID_ARGUMENT and the rest would fail again the same way.
 const RETRYABLE = new Set([grpc.status.UNAVAILABLE]);
 
-/** A call failed: `code` is the gRPC status code (grpc.status.*), never a decision. */
+/**
+ * A call failed: `code` is the gRPC status code (grpc.status.*), never a decision.
+ * `fieldViolations` ([{ field, description }]) name the request fields that were wrong.
+ */
 class AuthzError extends Error {
   constructor(error) {
     super(error.details || error.message);
@@ -18,6 +22,7 @@ class AuthzError extends Error {
     this.code = error.code;
     this.codeName = Object.keys(grpc.status).find((k) => grpc.status[k] === error.code);
     this.metadata = error.metadata; // includes grpc-status-details-bin (google.rpc.Status)
+    this.fieldViolations = fieldViolations(error.metadata);
   }
 }
 

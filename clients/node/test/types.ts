@@ -1,6 +1,6 @@
 // Compiled with `tsc --noEmit` (npm test): the declarations describe what the client
 // returns, and misuse is a type error.
-import { AuthzClient, Decision, CheckResponse, BulkResult } from '..';
+import { AuthzClient, AuthzError, Decision, CheckResponse, BulkResult, FieldViolation } from '..';
 
 async function usage(client: AuthzClient): Promise<void> {
   const result: CheckResponse = await client.check('document:readme', 'view', 'user:alice', {
@@ -25,6 +25,15 @@ async function usage(client: AuthzClient): Promise<void> {
   const wrong: number = result.decision;
   // @ts-expect-error: the permission is required
   await client.check('document:readme');
+  try {
+    await client.check({ objectType: 'document', objectId: '' }, 'view', 'user:alice');
+  } catch (error) {
+    if (error instanceof AuthzError) {
+      const violations: FieldViolation[] = error.fieldViolations;
+      const field: string | undefined = violations[0]?.field;
+      void field;
+    }
+  }
   void [decision, allowed, code, kind, wrong];
 }
 
