@@ -131,21 +131,15 @@ export interface ReplayFilter {
 }
 export type UpdateInput = RelationshipRef | { operation: 'touch' | 'create' | 'delete'; relationship: RelationshipRef };
 
-/** One google.rpc.BadRequest violation: the request field path and what is wrong with it. */
-export interface FieldViolation {
-  /** `resource.object_id`, `subject.object.object_type`, `preconditions[0]`, ... */
-  field: string;
-  description: string;
-}
-
 export class AuthzError extends Error {
   /** grpc.status.* */
   code: number;
   codeName: string;
   /** The trailers as received, `grpc-status-details-bin` included. */
   metadata: Metadata;
-  /** Decoded from `grpc-status-details-bin`; [] when the error has none or they do not decode. */
-  fieldViolations: FieldViolation[];
+  /** Decoded from `grpc-status-details-bin` (`resource.object_id`, `preconditions[0]`, ...);
+   * [] when the error has none or they do not decode. */
+  fieldViolations: m.FieldViolation[];
 }
 
 /** 'authz.v1.Service/Rpc' -> the client method calling it. */

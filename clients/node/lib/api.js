@@ -3,7 +3,8 @@
 // messages into the plain results the client returns (scripts/gen-types.js writes the
 // TypeScript declarations of those results from the same rules):
 //   Timestamp -> Date | null           Duration -> seconds (number) | null
-//   Struct -> JSON object | null       google.rpc.Status -> { code, codeName, message }
+//   Struct -> JSON object | null       google.rpc.Status -> { code, codeName, message,
+//                                        fieldViolations: [{ field, description }] }
 //   ConsistencyToken, Cursor -> the token text ('' when unset)
 //   ObjectReference -> 'type:id'       SubjectReference -> 'type:id' or 'type:id#relation'
 //   enum values -> the name without the enum's prefix ('DECISION_ALLOWED' -> 'ALLOWED')
@@ -14,6 +15,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
+const { statusViolations } = require('./details.js');
 
 // The import root of the API (files import each other as `authz/v1/core.proto`).
 const PROTO_ROOT = process.env.AUTHZ_PROTO_ROOT || path.resolve(__dirname, '..', '..', '..', 'proto');
@@ -160,7 +162,7 @@ function convertOne(kind, type, value) {
 
 function statusResult(status) {
   const codeName = Object.keys(grpc.status).find((k) => grpc.status[k] === status.code);
-  return { code: status.code, codeName, message: status.message };
+  return { code: status.code, codeName, message: status.message, fieldViolations: statusViolations(status) };
 }
 
 /** A response (or nested) message of full type name `type` -> its plain result. */

@@ -4,7 +4,7 @@
 
 const { setTimeout: sleep } = require('node:timers/promises');
 const grpc = require('@grpc/grpc-js');
-const { fieldViolations } = require('./details.js');
+const { trailerViolations } = require('./details.js');
 
 // Only UNAVAILABLE: the call did not reach a working server, so repeating it cannot apply
 // anything twice. DEADLINE_EXCEEDED may have been applied; PERMISSION_DENIED,
@@ -22,7 +22,7 @@ class AuthzError extends Error {
     this.code = error.code;
     this.codeName = Object.keys(grpc.status).find((k) => grpc.status[k] === error.code);
     this.metadata = error.metadata; // includes grpc-status-details-bin (google.rpc.Status)
-    this.fieldViolations = fieldViolations(error.metadata);
+    this.fieldViolations = trailerViolations(error.metadata);
   }
 }
 

@@ -1,17 +1,14 @@
 'use strict';
-// The google.rpc.Status a failed call carries in its `grpc-status-details-bin` trailer,
-// decoded into the field violations of its google.rpc.BadRequest details: the only detail
-// the server sends (authz_service/api/status.py), for bad input and for a failed condition
-// that belongs to one field.
+// The field violations of an error: the google.rpc.BadRequest details of a google.rpc.Status,
+// from the `grpc-status-details-bin` trailer of a failed call or from a CheckBulk item's
+// error. BadRequest is the only detail the server sends (authz_service/api/status.py), for
+// bad input and for a failed condition that belongs to one field.
 
 const path = require('node:path');
 const protobuf = require('protobufjs');
-const { PROTO_ROOT } = require('./api.js');
 
 const DETAILS_KEY = 'grpc-status-details-bin';
 const BAD_REQUEST = 'google.rpc.BadRequest';
-
-let types; // { Status, BadRequest }, once per process, on the first failed call
 
 // proto/ vendors google/rpc/status.proto but not error_details.proto, so BadRequest is
 // declared here: the two fields of FieldViolation that the server sets, with their numbers
@@ -27,8 +24,12 @@ const BAD_REQUEST_JSON = {
   },
 };
 
+let types; // { Status, BadRequest }, once per process, on the first error with details
+
 function load() {
   if (!types) {
+    // Required here, not at the top: api.js requires this module.
+    const { PROTO_ROOT } = require('./api.js');
     // google/protobuf/any.proto, which status.proto imports, is bundled with protobufjs.
     const root = protobuf.loadSync(path.join(PROTO_ROOT, 'google', 'rpc', 'status.proto'));
     root.lookup('google.rpc').addJSON(BAD_REQUEST_JSON);
@@ -43,27 +44,42 @@ function typeName(typeUrl) {
 }
 
 /**
- * The [{ field, description }] of every BadRequest in the trailer of `metadata` (a grpc-js
- * Metadata, or absent). Absent or undecodable details give [] instead of an exception: a
- * detail that does not decode must not hide the status the server sent.
+ * [{ field, description }] of the BadRequests among `anys` (google.protobuf.Any, decoded by
+ * protobufjs or @grpc/proto-loader: both use protobufjs's bundled any.proto, which keeps
+ * the field name `type_url`). Throws when one does not decode.
  */
-function fieldViolations(metadata) {
-  try {
-    const [raw] = metadata ? metadata.get(DETAILS_KEY) : [];
-    if (!raw) return [];
-    const { Status, BadRequest } = load();
-    const found = [];
-    for (const detail of Status.decode(raw).details) {
-      // `type_url`: protobufjs's bundled any.proto keeps the proto field names.
-      if (typeName(detail.type_url) !== BAD_REQUEST) continue;
-      for (const v of BadRequest.decode(detail.value).fieldViolations) {
-        found.push({ field: v.field, description: v.description });
-      }
+function decodeViolations(anys) {
+  const found = [];
+  for (const any of anys) {
+    if (typeName(any.type_url) !== BAD_REQUEST) continue;
+    for (const v of load().BadRequest.decode(any.value).fieldViolations) {
+      found.push({ field: v.field, description: v.description });
     }
-    return found;
+  }
+  return found;
+}
+
+// Absent or undecodable details give [] instead of an exception: a detail that does not
+// decode must not hide the status the server sent.
+
+/** The violations of a google.rpc.Status as @grpc/proto-loader decodes it (a CheckBulk item). */
+function statusViolations(status) {
+  try {
+    return decodeViolations(status.details || []);
   } catch {
     return [];
   }
 }
 
-module.exports = { fieldViolations };
+/** The violations in the `grpc-status-details-bin` trailer of `metadata` (grpc-js Metadata, or absent). */
+function trailerViolations(metadata) {
+  try {
+    const [raw] = metadata ? metadata.get(DETAILS_KEY) : [];
+    if (!raw) return [];
+    return decodeViolations(load().Status.decode(raw).details);
+  } catch {
+    return [];
+  }
+}
+
+module.exports = { statusViolations, trailerViolations };

@@ -1,7 +1,8 @@
 'use strict';
-// The google.rpc.Status detail of a failed call (`grpc-status-details-bin`) decoded into
-// AuthzError.fieldViolations: from the real server for bad input, and empty (never a throw)
-// when a server sends none or sends bytes that do not decode.
+// The google.rpc.BadRequest details of a failed call (`grpc-status-details-bin`) decoded
+// into AuthzError.fieldViolations, and those of a CheckBulk item's error into its
+// fieldViolations: from the real server for bad input, and empty (never a throw) when a
+// server sends none or sends bytes that do not decode.
 const assert = require('node:assert/strict');
 const { after, before, test } = require('node:test');
 const grpc = require('@grpc/grpc-js');
@@ -49,6 +50,30 @@ test('a bad type name is refused with a violation naming subject.object.object_t
   });
 });
 
+test('a CheckBulk item that does not convert fails the call, naming the item', async () => {
+  const client = newClient(server.target);
+  const items = [
+    ['document:readme', 'view', 'user:alice'],
+    [{ objectType: 'document', objectId: '' }, 'view', 'user:alice'],
+  ];
+  await assert.rejects(client.checkBulk(items), (error) => {
+    assert.deepEqual(error.fieldViolations.map((v) => v.field), ['items[1].resource.object_id']);
+    return true;
+  });
+});
+
+test("a CheckBulk item that cannot be decided has violations in its own error", async () => {
+  const client = newClient(server.target);
+  const { results } = await client.checkBulk([
+    ['document:readme', 'view', 'user:alice'],
+    ['document:readme', 'frobnicate', 'user:alice'],
+  ]);
+  assert.equal(results[0].error, null);
+  const { error } = results[1];
+  assert.equal(error.codeName, 'INVALID_ARGUMENT');
+  assert.deepEqual(error.fieldViolations, [{ field: 'permission', description: error.message }]);
+});
+
 test('an error without a status detail has no violations', async () => {
   const client = newClient(`127.0.0.1:${await freePort()}`, { retries: 0 });
   await assert.rejects(client.check('document:readme', 'view', 'user:alice'), (error) => {
@@ -67,11 +92,11 @@ function bytesField(number, bytes) {
   return Buffer.concat([Buffer.from([(number << 3) | 2, body.length]), body]);
 }
 
+const BAD_REQUEST_URL = 'type.googleapis.com/google.rpc.BadRequest';
+
 /** A google.rpc.Status of INVALID_ARGUMENT whose one detail has `badRequest` as its value. */
 function statusWith(badRequest) {
-  const any = Buffer.concat([
-    bytesField(1, 'type.googleapis.com/google.rpc.BadRequest'), bytesField(2, badRequest),
-  ]);
+  const any = Buffer.concat([bytesField(1, BAD_REQUEST_URL), bytesField(2, badRequest)]);
   return Buffer.concat([Buffer.from([0x08, grpc.status.INVALID_ARGUMENT]), bytesField(3, any)]);
 }
 
@@ -83,22 +108,27 @@ const GARBLED = {
   'a Status whose BadRequest does not decode': statusWith([0x0a, 0x7f, 0x01]),
 };
 
-/** A grpc-js server whose Check fails INVALID_ARGUMENT with `detail` as the trailer. */
-async function serverSending(detail) {
+/** A grpc-js server serving `implementation` of PermissionsService. */
+async function fakeServer(implementation) {
   const fake = new grpc.Server();
-  fake.addService(stubClass('PermissionsService').service, {
-    Check: (_call, callback) => {
-      const trailers = new grpc.Metadata();
-      trailers.set('grpc-status-details-bin', detail);
-      callback({ code: grpc.status.INVALID_ARGUMENT, details: 'bad', metadata: trailers });
-    },
-  });
+  fake.addService(stubClass('PermissionsService').service, implementation);
   const port = await new Promise((resolve, reject) => {
     fake.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => {
       if (error) reject(error); else resolve(bound);
     });
   });
   return { target: `127.0.0.1:${port}`, stop: () => fake.forceShutdown() };
+}
+
+/** A server whose Check fails INVALID_ARGUMENT with `detail` as the trailer. */
+function serverSending(detail) {
+  return fakeServer({
+    Check: (_call, callback) => {
+      const trailers = new grpc.Metadata();
+      trailers.set('grpc-status-details-bin', detail);
+      callback({ code: grpc.status.INVALID_ARGUMENT, details: 'bad', metadata: trailers });
+    },
+  });
 }
 
 test('a status detail built by hand decodes (the control of the garbled ones below)', async () => {
@@ -132,3 +162,22 @@ for (const [name, detail] of Object.entries(GARBLED)) {
     }
   });
 }
+
+test('a CheckBulk item error whose BadRequest does not decode has no violations', async () => {
+  const value = Buffer.from([0x0a, 0x7f, 0x01]);
+  const fake = await fakeServer({
+    CheckBulk: (_call, callback) => callback(null, {
+      items: [{ error: { code: grpc.status.INVALID_ARGUMENT, message: 'bad', details: [{ type_url: BAD_REQUEST_URL, value }] } }],
+      checkedAt: { token: 't' },
+    }),
+  });
+  try {
+    const client = newClient(fake.target);
+    const { results } = await client.checkBulk([['document:readme', 'view', 'user:alice']]);
+    assert.equal(results[0].error.message, 'bad');
+    assert.equal(results[0].allowed, false);
+    assert.deepEqual(results[0].error.fieldViolations, []);
+  } finally {
+    fake.stop();
+  }
+});

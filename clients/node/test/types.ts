@@ -11,6 +11,7 @@ async function usage(client: AuthzClient): Promise<void> {
   const token: string = result.checkedAt;
   const { results }: { results: BulkResult[] } = await client.checkBulk([['document:1', 'view', 'user:a']]);
   const code: number | undefined = results[0].error?.code;
+  const itemField: string | undefined = results[0].error?.fieldViolations[0]?.field;
   for await (const found of client.lookupResources('document', 'view', 'user:alice', { limit: 10 })) {
     const id: string = found.resourceId;
     void id;
@@ -34,7 +35,7 @@ async function usage(client: AuthzClient): Promise<void> {
       void field;
     }
   }
-  void [decision, allowed, code, kind, wrong];
+  void [decision, allowed, code, itemField, kind, wrong];
 }
 
 void usage;
