@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import random
 import time
 import urllib.request
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +32,7 @@ from authz_service.api.gen.authz.v1 import (
 __all__ = [
     "Inputs",
     "Tally",
+    "bulk_hot_parallel",
     "decisions_by_cache",
     "lookup_resources",
     "lookup_subjects",
@@ -85,11 +88,12 @@ class Inputs:
 
     ref: Any
     hot: list[tuple[int, int]]
+    hot_allowed: list[bool]  # the reference's answer for each hot pair, in order
 
     @classmethod
     def of(cls, data: dataset.Dataset) -> Inputs:
-        hot = [(d, u) for d, u, _ in dataset.hot_pairs(data, count=100)]
-        return cls(data.reference(), hot)
+        hot = dataset.hot_pairs(data, count=100)
+        return cls(data.reference(), [(d, u) for d, u, _ in hot], [a for _, _, a in hot])
 
 
 async def _bulk(stub: Any, inputs: Inputs, rng: random.Random, meta: Any, tally: Tally) -> None:
@@ -99,15 +103,8 @@ async def _bulk(stub: Any, inputs: Inputs, rng: random.Random, meta: Any, tally:
     await _bulk_of(stub, inputs.ref, pairs, meta, tally)
 
 
-async def _bulk_hot(stub: Any, inputs: Inputs, rng: random.Random, meta: Any, tally: Tally) -> None:
-    """The same 100 pairs every call (a page of resources checked again and again)."""
-    await _bulk_of(stub, inputs.ref, inputs.hot, meta, tally)
-
-
-async def _bulk_of(
-    stub: Any, ref: Any, pairs: list[tuple[int, int]], meta: Any, tally: Tally
-) -> None:
-    request = permissions_pb2.CheckBulkRequest(
+def _bulk_request(pairs: list[tuple[int, int]]) -> permissions_pb2.CheckBulkRequest:
+    return permissions_pb2.CheckBulkRequest(
         tenant=dataset.TENANT,
         consistency=LATEST,
         items=[
@@ -117,13 +114,103 @@ async def _bulk_of(
             for d, u in pairs
         ],
     )
-    reply = await stub.CheckBulk(request, timeout=30, metadata=meta)
+
+
+async def _bulk_of(
+    stub: Any, ref: Any, pairs: list[tuple[int, int]], meta: Any, tally: Tally
+) -> None:
+    reply = await stub.CheckBulk(_bulk_request(pairs), timeout=30, metadata=meta)
     for (d, u), item in zip(pairs, reply.items, strict=True):
         if item.WhichOneof("outcome") != "result":
             tally.statuses[f"item error {item.error.code}"] += 1
             continue
         tally.decisions += 1
         tally.wrong += (item.result.decision == ALLOWED) != ref.allowed(d, u)
+
+
+async def _bulk_hot_closed(
+    target: str,
+    request: bytes,
+    expected: list[bool],
+    meta: Any,
+    concurrency: int,
+    start: float,
+    end: float,
+) -> Tally:
+    """The same CheckBulk back to back from `start` to `end` (wall clock, shared by the
+    processes), every item's answer compared with `expected`. The request is serialized
+    once and the answers compared as a list: at a hundred items, building and reading
+    messages per call in Python cost the generator more CPU than the server spent."""
+    tally, warm = Tally(), Tally()
+    want = [ALLOWED if a else core_pb2.DECISION_DENIED for a in expected]
+    async with grpc.aio.insecure_channel(target) as channel:
+        call = channel.unary_unary(
+            "/authz.v1.PermissionsService/CheckBulk",
+            request_serializer=None,  # bytes as they are
+            response_deserializer=permissions_pb2.CheckBulkResponse.FromString,
+        )
+
+        async def caller() -> None:
+            while (now := time.time()) < end:
+                counted = warm if now < start else tally
+                try:
+                    reply = await call(request, timeout=30, metadata=meta)
+                except grpc.aio.AioRpcError as exc:
+                    counted.statuses[exc.code().name] += 1
+                    continue
+                counted.statuses["OK"] += 1
+                counted.latencies_ms.append((time.time() - now) * 1000)
+                got = [item.result.decision for item in reply.items]
+                if got == want:
+                    counted.decisions += len(got)
+                    continue
+                for item, wanted in zip(reply.items, want, strict=True):
+                    if item.WhichOneof("outcome") != "result":
+                        counted.statuses[f"item error {item.error.code}"] += 1
+                        continue
+                    counted.decisions += 1
+                    counted.wrong += item.result.decision != wanted
+
+        await asyncio.gather(*(caller() for _ in range(concurrency)))
+    tally.elapsed_s = end - start
+    tally.statuses.update({f"{k} (warm-up)": v for k, v in warm.statuses.items() if k != "OK"})
+    tally.wrong += warm.wrong
+    return tally
+
+
+def _bulk_hot_process(args: tuple[Any, ...]) -> Tally:
+    return asyncio.run(_bulk_hot_closed(*args))
+
+
+def bulk_hot_parallel(
+    target: str,
+    inputs: Inputs,
+    meta: Any,
+    *,
+    processes: int,
+    concurrency: int,
+    duration_s: float,
+) -> Tally:
+    """The hot CheckBulk from `processes` generator processes (spawned: gRPC does not
+    survive a fork) with `concurrency` calls in flight each, after a 1 s warm-up; their
+    tallies summed."""
+    request = _bulk_request(inputs.hot).SerializeToString()
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        # Processes take a while to spawn: the window opens once all could have started.
+        start = time.time() + 3.0
+        jobs = [
+            (target, request, inputs.hot_allowed, meta, concurrency, start, start + duration_s)
+            for _ in range(processes)
+        ]
+        tallies = list(pool.map(_bulk_hot_process, jobs))
+    total = Tally(elapsed_s=duration_s)
+    for part in tallies:
+        total.statuses.update(part.statuses)
+        total.wrong += part.wrong
+        total.decisions += part.decisions
+        total.latencies_ms.extend(part.latencies_ms)
+    return total
 
 
 async def _list(stub: Any, inputs: Inputs, rng: random.Random, meta: Any, tally: Tally) -> None:
@@ -141,7 +228,7 @@ async def _list(stub: Any, inputs: Inputs, rng: random.Random, meta: Any, tally:
     tally.wrong += got != ref.permissions(d, u)
 
 
-OPERATIONS = {"bulk": _bulk, "bulk_hot": _bulk_hot, "list": _list}
+OPERATIONS = {"bulk": _bulk, "list": _list}
 
 
 async def run_closed(
