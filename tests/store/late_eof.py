@@ -12,41 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from types import TracebackType
+
+from tests.tcp_proxy import LoopbackProxy
 
 
-class LateEof:
+class LateEof(LoopbackProxy):
     def __init__(self, host: str, port: int) -> None:
-        self._target = (host, port)
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._writers: list[asyncio.StreamWriter] = []
+        super().__init__(host, port)
         self._server_closed = asyncio.Event()
         self._deliver = asyncio.Event()
         self.accepted = 0
-        self.port = 0
-
-    async def __aenter__(self) -> LateEof:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
-        for writer in self._writers:
-            writer.close()
-        await self._server.wait_closed()
 
     async def server_closed(self) -> None:
         """Wait until the server closed a connection and everything it sent before is
@@ -60,12 +35,9 @@ class LateEof:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
         self._writers.append(writer)
-        up_reader, up_writer = await asyncio.open_connection(*self._target)
-        self._writers.append(up_writer)
-        for pipe in (self._upstream(reader, up_writer), self._downstream(up_reader, writer)):
-            task = asyncio.create_task(pipe)
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        up_reader, up_writer = await self._connect()
+        self._run(self._upstream(reader, up_writer))
+        self._run(self._downstream(up_reader, writer))
 
     async def _upstream(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError):
