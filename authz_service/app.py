@@ -443,6 +443,8 @@ def decision_service(
         statuses=statuses,
         tenants=TenantSuspensions(reader or store),
         slots=TenantSlots(settings.tenant_max_concurrent_rpcs),
+        refresh_ahead_s=settings.refresh_ahead_ms / 1000,
+        refresh_deadline_s=settings.default_deadline_ms / 1000,
     )
     return permissions, grants, statuses
 

@@ -73,6 +73,9 @@ class Settings:
     # How long every minimize_latency read of a tenant shares one revision (at most the
     # staleness window; -1 means the whole window); see authz_service/revisions.py.
     quantization_ms: int = field(default=-1, metadata={"env": "AUTHZ_QUANTIZATION_MS"})
+    # How long before a window ends the Checks asked in it are computed at the next
+    # window's revision (0 = off); see authz_service/service/refresh.py.
+    refresh_ahead_ms: int = field(default=200, metadata={"env": "AUTHZ_REFRESH_AHEAD_MS"})
     # Relationships held in memory per worker for uncached decisions (0 = off);
     # see docs/performance.md.
     index_max_rows: int = field(default=2_000_000, metadata={"env": "AUTHZ_INDEX_MAX_ROWS"})
@@ -169,6 +172,7 @@ class Settings:
             "auth_backoff_max_s",
             "auth_negative_ttl_s",
             "log_commit_window_ms",
+            "refresh_ahead_ms",
         ):
             if getattr(self, name) < 0:
                 raise InvalidArgument(

@@ -13,7 +13,10 @@
   Keys of the decision caches carry the revision, so without the pin every write (20 a
   second on a busy tenant) would start a new key space and empty the cache; with it the
   key space changes at most once per window. Read-your-writes is what tokens are for
-  (at_least_as_fresh), not minimize_latency.
+  (at_least_as_fresh), not minimize_latency. Shortly before a window ends, `upcoming`
+  chooses the next window's revision (a head known within the staleness window, as any
+  pin), so that a caller can compute at it what it expects to be asked (refresh ahead);
+  the next window then pins that revision while it is still fresh enough.
 
 `resolve_read` also says which schema the read must use at least (`SchemaRecord.seq`):
 the token's, or for fully_consistent the database's current schema, read in the same
@@ -62,6 +65,9 @@ class RevisionResolver:
         self._known: dict[str, tuple[Revision, float]] = {}
         # tenant -> (revision, when it was known to be the head, when it was pinned)
         self._pinned: dict[str, tuple[Revision, float, float]] = {}
+        # tenant -> (revision, when it was known to be the head): the next window's pin,
+        # chosen ahead by `upcoming`
+        self._next: dict[str, tuple[Revision, float]] = {}
 
     def observe(self, tenant: str, revision: Revision) -> None:
         """Record a head learned from a local write or a fresh database read."""
@@ -73,6 +79,7 @@ class RevisionResolver:
         """Drop what this replica knows of a deleted tenant's head."""
         self._known.pop(tenant, None)
         self._pinned.pop(tenant, None)
+        self._next.pop(tenant, None)
 
     def _best_known(self, tenant: str) -> tuple[Revision, float] | None:
         best: tuple[Revision, float] | None = self._known.get(tenant)
@@ -97,11 +104,35 @@ class RevisionResolver:
             return None
         return pin[0]
 
+    def upcoming(self, tenant: str, lead_s: float) -> Revision | None:
+        """The revision the next window of `tenant` will pin, once the current window has
+        less than `lead_s` to run: a head known within the staleness window and newer
+        than the current pin. Returned once per window; None before that, without a
+        current pin, or when no newer head is known (the next window would then answer
+        from the same revision, and what is cached for it stays good)."""
+        pin = self._pinned.get(tenant)
+        if pin is None or self._quantum <= 0 or tenant in self._next:
+            return None
+        ends = min(pin[2] + self._quantum, pin[1] + self._max_staleness)
+        if self._clock() < ends - lead_s:
+            return None
+        best = self._best_known(tenant)
+        if best is None or best[0] <= pin[0]:
+            return None
+        self._next[tenant] = best
+        return best[0]
+
     async def _quantized(self, tenant: str) -> Revision:
         pinned = self._pinned_revision(tenant)
         if pinned is not None:
             return pinned
-        best = self._best_known(tenant)
+        # The revision chosen ahead, if it is still fresh enough to pin: it is what the
+        # refresh ahead computed at (a newer head may be known by now; either may be used).
+        best = self._next.pop(tenant, None)
+        if best is not None and self._clock() - best[1] > self._max_staleness:
+            best = None
+        if best is None:
+            best = self._best_known(tenant)
         if best is None:
             best = (await self._database_head(tenant), self._clock())
         if self._quantum > 0:

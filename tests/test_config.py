@@ -120,3 +120,10 @@ def test_a_negative_commit_window_is_refused_naming_it() -> None:
         load_settings(environ={"AUTHZ_LOG_COMMIT_WINDOW_MS": "-5"})
     assert refused.value.field == "log_commit_window_ms"
     assert load_settings(environ={"AUTHZ_LOG_COMMIT_WINDOW_MS": "0"}).log_commit_window_ms == 0
+
+
+def test_a_negative_refresh_ahead_is_refused_naming_it() -> None:
+    with pytest.raises(InvalidArgument, match="refresh_ahead_ms") as refused:
+        load_settings(environ={"AUTHZ_REFRESH_AHEAD_MS": "-1"})
+    assert refused.value.field == "refresh_ahead_ms"
+    assert load_settings(environ={"AUTHZ_REFRESH_AHEAD_MS": "0"}).refresh_ahead_ms == 0

@@ -57,6 +57,12 @@ class DecisionCache(Generic[V]):
         self.hits += 1
         return value
 
+    def holds(self, key: Hashable, now: datetime) -> bool:
+        """Whether `get` would answer, without counting a hit or a miss or touching the
+        recency (a refresh ahead looks before it computes, and is no caller)."""
+        entry = self._entries.get(key)
+        return entry is not None and (entry[1] is None or now < entry[1])
+
     def get_many(self, keys: Iterable[Hashable], now: datetime) -> list[V | None]:
         """`get` of each key in order, in one loop (CheckBulk looks up hundreds at once)."""
         entries = self._entries

@@ -11,7 +11,9 @@ adapter both call this, so every entry point gets the same semantics.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
+import logging
 import sys
 import time
 from collections import Counter
@@ -48,6 +50,7 @@ from authz_service.service.admission import TenantSlots
 from authz_service.service.audit import AuditTrail, CallInfo
 from authz_service.service.bulk_items import PlainItem, check_item
 from authz_service.service.gates import DEFAULT_IMPERSONATE_PERMISSION, DecisionRules
+from authz_service.service.refresh import AskedChecks
 from authz_service.service.schemas import SchemaManager
 from authz_service.tenancy import SubjectStatus, SubjectStatuses
 from authz_service.tenancy.suspension import TenantSuspensions
@@ -55,6 +58,10 @@ from authz_service.tenancy.suspension import TenantSuspensions
 __all__ = ["CheckOutcome", "ListOutcome", "PermissionService"]
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+_REFRESH_BATCH = 100  # Checks computed ahead per evaluation (and per deadline)
 
 _DECISION_OF = attrgetter("decision")
 
@@ -104,12 +111,16 @@ class PermissionService:
         impersonate_permission: str = DEFAULT_IMPERSONATE_PERMISSION,
         tenants: TenantSuspensions | None = None,
         slots: TenantSlots | None = None,
+        refresh_ahead_s: float = 0.0,
+        refresh_deadline_s: float = 5.0,
     ) -> None:
         """`statuses` enables the subject lifecycle (suspended and deprovisioned subjects
         are denied everything), `tenants` the tenant's (a suspended tenant is denied
         everything); `impersonate_permission` is the permission an actor needs on the
         subject's object to act on its behalf (see service/gates.py); `slots` bounds each
-        tenant's calls in flight (unbounded without)."""
+        tenant's calls in flight (unbounded without). `refresh_ahead_s` (0: off) is how
+        long before a quantization window ends its plain Checks are computed at the next
+        window's revision (service/refresh.py), each within `refresh_deadline_s`."""
         self.slots = slots or TenantSlots(sys.maxsize)
         self._engine = engine
         self._rules = DecisionRules(
@@ -126,6 +137,11 @@ class PermissionService:
         # Checks being computed, by cache key: their result, or None if the computation failed
         self._inflight: dict[tuple[object, ...], asyncio.Future[CheckResult | None]] = {}
         self.coalesced = 0  # Checks answered by an identical one computed at the same time
+        self._refresh_ahead_s = refresh_ahead_s
+        self._refresh_deadline_s = refresh_deadline_s
+        self._asked = AskedChecks()
+        self._refreshing: dict[str, asyncio.Task[None]] = {}  # by tenant
+        self.refreshed = 0  # Checks computed ahead for the next window
 
     async def snapshot(self, tenant: str, consistency: Consistency) -> Snapshot:
         schema, revision = await self._schemas.for_read(self._resolver, tenant, consistency)
@@ -229,11 +245,90 @@ class PermissionService:
                 raise
             if shareable and result.cacheable:
                 self._cache.put(key, result, result.valid_until)
+        if cache_hit and self._refreshes(shareable, consistency, actor, agents):
+            self._asked.add(tenant, snap.revision, item)
+            self._refresh_soon(tenant, snap.revision)
         self._observe(result.decision.value, cache_hit, 1)
         decision_id = await self._audit.check(
             snap, item, result, call, cache_hit=cache_hit, started=started, contextual=contextual
         )
         return CheckOutcome(result, snap.revision, decision_id, cache_hit)
+
+    def _refreshes(
+        self,
+        shareable: bool,
+        consistency: Consistency,
+        actor: SubjectRef | None,
+        agents: tuple[SubjectRef, ...],
+    ) -> bool:
+        """Whether a call's Checks are remembered for refresh ahead: shared answers of
+        minimize_latency reads, with no actor or agents (service/refresh.py). Only those
+        answered from the cache are: asked again within a window, so likely to be asked
+        in the next; a Check asked once (uncached traffic) is not computed twice."""
+        return (
+            self._refresh_ahead_s > 0
+            and shareable
+            and consistency.mode is ConsistencyMode.MINIMIZE_LATENCY
+            and actor is None
+            and not agents
+        )
+
+    def _refresh_soon(self, tenant: str, revision: Revision) -> None:
+        """Start computing the plain Checks asked at `revision` at the next window's
+        revision, once the resolver has chosen it (near the window's end), one task per
+        tenant at a time."""
+        if tenant in self._refreshing:
+            return
+        upcoming = self._resolver.upcoming(tenant, self._refresh_ahead_s)
+        if upcoming is None:
+            return
+        items = self._asked.at(tenant, revision)
+        if not items:
+            return
+        # A context of its own: not the triggering call's deadline, request id or span.
+        task = asyncio.get_running_loop().create_task(
+            self._refresh(tenant, upcoming, items),
+            name=f"authz-refresh-ahead-{tenant}",
+            context=contextvars.Context(),
+        )
+        self._refreshing[tenant] = task
+        task.add_done_callback(lambda _done: self._refreshing.pop(tenant, None))
+
+    async def _refresh(
+        self, tenant: str, revision: Revision, items: list[CheckItem | PlainItem]
+    ) -> None:
+        """Compute `items` at `revision` into the cache, as minimize_latency Checks of the
+        next window would: the same snapshot form, keys and evaluation (`evaluate_bulk`,
+        which shares subproblems, 100 at a time), within the tenant's share of calls in
+        flight and a deadline per batch. Best effort: what is not computed here, a caller
+        computes; an error is never cached."""
+        try:
+            snap = Snapshot(
+                tenant=tenant,
+                revision=revision,
+                schema=await self._schemas.at_least(0),
+                now=self._clock(),
+                shared_cache=True,
+            )
+            keys = _bulk_keys(snap, items, None, ())
+            todo = [
+                (key, check_item(item))
+                for key, item in zip(keys, items, strict=True)
+                if not self._cache.holds(key, snap.now)
+            ]
+            for start in range(0, len(todo), _REFRESH_BATCH):
+                batch = todo[start : start + _REFRESH_BATCH]
+                until = time.monotonic() + self._refresh_deadline_s
+                with self.slots.hold(tenant), deadline.within(until):
+                    results = await _within(
+                        until, self.evaluate_bulk(snap, [item for _, item in batch])
+                    )
+                for (key, _), result in zip(batch, results, strict=True):
+                    if isinstance(result, CheckResult) and result.cacheable:
+                        self._cache.put(key, result, result.valid_until)
+                        self.refreshed += 1
+        except Exception as exc:
+            logger.debug("refresh ahead of tenant %s stopped: %s", tenant, exc)
 
     async def _computed(
         self,
@@ -315,6 +410,12 @@ class PermissionService:
                 if shareable and isinstance(result, CheckResult) and result.cacheable:
                     self._cache.put(keys[i], result, result.valid_until)
         results = cast(list[CheckResult | AuthzError], found)  # every None was filled
+        if self._refreshes(shareable, consistency, actor, chain) and len(missing) < len(items):
+            missed = set(missing)
+            self._asked.add_many(
+                tenant, snap.revision, (it for i, it in enumerate(items) if i not in missed)
+            )
+            self._refresh_soon(tenant, snap.revision)
         self._count(results, missing)
         ids = await self._audit.check_bulk(snap, items, results, call, started, contextual)
         return snap.revision, results, ids
