@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import asyncio
 
-from authz_service.cache.lru import DecisionCache
-from authz_service.engine import CheckResult, Engine
 from authz_service.model import Consistency, ConsistencyMode, UpdateOp
 from authz_service.revisions import RevisionResolver
-from authz_service.service.audit import AuditTrail
 from authz_service.service.permissions import PermissionService
 from authz_service.service.refresh import AskedChecks
-from authz_service.service.schemas import SchemaManager
 from authz_service.store.memory import MemoryStore
-from tests.cache.test_revision_window import LATEST, SCHEMA, Clock, T, Tracker, update
-from tests.tenancy.helpers import CALL, NOW, item
+from tests.cache.test_revision_window import LATEST, Clock, T, Tracker, service, update
+from tests.tenancy.helpers import CALL, item
 
 FULL = Consistency(ConsistencyMode.FULLY_CONSISTENT)
 
@@ -62,23 +58,6 @@ async def test_nothing_is_chosen_ahead_without_a_newer_head_or_past_the_stalenes
     assert await resolver.resolve(T, LATEST) == 7
 
 
-async def permission_service(
-    store: MemoryStore, resolver: RevisionResolver, refresh_ahead_s: float
-) -> PermissionService:
-    schemas = SchemaManager(store)
-    await schemas.write(SCHEMA)
-    cache: DecisionCache[CheckResult] = DecisionCache(100)
-    return PermissionService(
-        engine=Engine(store),
-        schemas=schemas,
-        resolver=resolver,
-        cache=cache,
-        audit=AuditTrail(None),
-        clock=lambda: NOW,
-        refresh_ahead_s=refresh_ahead_s,
-    )
-
-
 async def refreshes_done(permissions: PermissionService) -> None:
     tasks = list(permissions._refreshing.values())
     if tasks:
@@ -89,7 +68,7 @@ async def refreshes_done(permissions: PermissionService) -> None:
 async def test_the_next_window_answers_from_the_cache_with_the_next_revisions_data() -> None:
     store, clock = MemoryStore(), Clock()
     tracker = Tracker(clock)
-    permissions = await permission_service(store, resolver_at(store, clock, tracker), 0.2)
+    permissions = await service(store, resolver_at(store, clock, tracker), 0.2)
     await store.write(T, [update("document:d#viewer@user:a"), update("document:d#viewer@user:b")])
     tracker.heads[T] = await store.head_revision(T)
     kept, revoked, granted = (
@@ -121,7 +100,7 @@ async def test_the_next_window_answers_from_the_cache_with_the_next_revisions_da
 async def test_without_refresh_ahead_the_next_window_misses() -> None:
     store, clock = MemoryStore(), Clock()
     tracker = Tracker(clock)
-    permissions = await permission_service(store, resolver_at(store, clock, tracker), 0.0)
+    permissions = await service(store, resolver_at(store, clock, tracker), 0.0)
     tracker.heads[T] = await store.write(T, [update("document:d#viewer@user:a")])
     check = item("document:d#view@user:a")
     await permissions.check(T, check, LATEST, CALL)
@@ -136,7 +115,7 @@ async def test_without_refresh_ahead_the_next_window_misses() -> None:
 async def test_checks_that_are_not_plain_are_not_computed_ahead() -> None:
     store, clock = MemoryStore(), Clock()
     tracker = Tracker(clock)
-    permissions = await permission_service(store, resolver_at(store, clock, tracker), 0.2)
+    permissions = await service(store, resolver_at(store, clock, tracker), 0.2)
     tracker.heads[T] = await store.write(T, [update("document:d#viewer@user:a")])
     await permissions.check(T, item("document:d#view@user:a"), FULL, CALL)
     await permissions.check(T, item("document:d#view@user:a"), LATEST, CALL, explain=True)
@@ -165,7 +144,7 @@ def test_asked_checks_are_kept_per_window_and_bounded() -> None:
 async def test_check_bulk_items_are_computed_ahead_too() -> None:
     store, clock = MemoryStore(), Clock()
     tracker = Tracker(clock)
-    permissions = await permission_service(store, resolver_at(store, clock, tracker), 0.2)
+    permissions = await service(store, resolver_at(store, clock, tracker), 0.2)
     tracker.heads[T] = await store.write(T, [update("document:d#viewer@user:a")])
     page = [("document", "d", "view", "user", u, "") for u in "abc"]  # the plain form
     await permissions.check_bulk(T, page, LATEST, CALL)
@@ -189,7 +168,7 @@ async def test_checks_asked_once_are_not_computed_ahead() -> None:
     """Uncached traffic (every Check asked once) would otherwise be computed twice."""
     store, clock = MemoryStore(), Clock()
     tracker = Tracker(clock)
-    permissions = await permission_service(store, resolver_at(store, clock, tracker), 0.2)
+    permissions = await service(store, resolver_at(store, clock, tracker), 0.2)
     tracker.heads[T] = await store.write(T, [update("document:d#viewer@user:a")])
     for user in "abc":
         await permissions.check(T, item(f"document:d#view@user:{user}"), LATEST, CALL)

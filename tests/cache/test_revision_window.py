@@ -87,7 +87,9 @@ async def test_the_window_never_outlives_the_staleness_bound() -> None:
     assert await resolver.resolve(T, LATEST) == 2  # from the database
 
 
-async def service(store: MemoryStore, resolver: RevisionResolver) -> PermissionService:
+async def service(
+    store: MemoryStore, resolver: RevisionResolver, refresh_ahead_s: float = 0.0
+) -> PermissionService:
     schemas = SchemaManager(store)
     await schemas.write(SCHEMA)
     cache: DecisionCache[CheckResult] = DecisionCache(100)
@@ -98,6 +100,7 @@ async def service(store: MemoryStore, resolver: RevisionResolver) -> PermissionS
         cache=cache,
         audit=AuditTrail(None),
         clock=lambda: NOW,
+        refresh_ahead_s=refresh_ahead_s,
     )
 
 
