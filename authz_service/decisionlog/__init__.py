@@ -10,6 +10,7 @@ See docs/decision-log.md for the format, the chain, checkpoints and guarantees.
 """
 
 from authz_service.decisionlog.chain import GENESIS_HASH, ChainHead, LogEntry, chain_hash
+from authz_service.decisionlog.check_record import EncodedCheck, encode_check
 from authz_service.decisionlog.checkpoint import (
     Checkpoint,
     generate_keypair,
@@ -54,6 +55,7 @@ __all__ = [
     "DecisionLogMirror",
     "DecisionLogWriter",
     "DecisionRecord",
+    "EncodedCheck",
     "Finding",
     "LogEntry",
     "LogMode",
@@ -66,6 +68,7 @@ __all__ = [
     "WriterStats",
     "canonical_json",
     "chain_hash",
+    "encode_check",
     "find_decision",
     "format_explain",
     "format_jsonl",

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from authz_service.decisionlog.check_record import EncodedCheck
 from authz_service.decisionlog.record import DecisionRecord, canonical_json
 from authz_service.errors import InvalidArgument, echo
 
@@ -61,22 +62,29 @@ class LogEntry:
     time so the writer thread only does I/O.
     """
 
-    record: DecisionRecord
+    tenant: str
     seq: int
     prev_hash: str
     hash: str
     line: bytes
+    # None when the entry was linked from an `EncodedCheck`: `record` then reads it back
+    # from `line` on first use (a mirror, a failure report), off the Check's path.
+    _record: DecisionRecord | None = field(default=None, compare=False, repr=False)
 
     @property
-    def tenant(self) -> str:
-        return self.record.tenant
+    def record(self) -> DecisionRecord:
+        record = self._record
+        if record is None:
+            record = DecisionRecord.from_dict(json.loads(self.line))
+            object.__setattr__(self, "_record", record)  # a cache; the entry is unchanged
+        return record
 
     @property
     def head(self) -> ChainHead:
         return ChainHead(self.seq, self.hash)
 
     @classmethod
-    def link(cls, record: DecisionRecord, head: ChainHead) -> LogEntry:
+    def link(cls, record: DecisionRecord | EncodedCheck, head: ChainHead) -> LogEntry:
         """The entry that follows `head` in the record's stream.
 
         Splices the record's encoded fields with the chain's members instead of encoding
@@ -85,25 +93,24 @@ class LogEntry:
         so it needs no escaping.
         """
         seq = head.seq + 1
-        # The record's runs lie around the chain's keys, in sorted order: hash, prev_hash, seq.
-        seq_member = b'"seq":%d' % seq
-        before_hash, before_prev, before_seq, after_seq = record.segments
-        body = _braced(before_hash, before_prev, before_seq, seq_member, after_seq)
-        digest = hashlib.sha256(head.hash.encode("ascii") + body).hexdigest()
-        line = _braced(
-            before_hash,
-            b'"hash":"%s"' % digest.encode("ascii"),
-            before_prev,
-            b'"prev_hash":"%s"' % head.hash.encode("ascii"),
-            before_seq,
-            seq_member,
-            after_seq,
+        prev = head.hash.encode("ascii")
+        # The record's runs lie around the chain's keys, in sorted order: hash, prev_hash,
+        # seq. None of them is empty (each starts with its first key).
+        a, b, c, d = record.segments
+        # The hash covers the previous hash's text, then the body (the line without
+        # `hash` and `prev_hash`): one buffer, one SHA-256 call.
+        digest = hashlib.sha256(b'%s{%s,%s,%s,"seq":%d,%s}' % (prev, a, b, c, seq, d)).hexdigest()
+        line = b'{%s,"hash":"%s",%s,"prev_hash":"%s",%s,"seq":%d,%s}' % (
+            a,
+            digest.encode("ascii"),
+            b,
+            prev,
+            c,
+            seq,
+            d,
         )
-        return cls(record, seq, head.hash, digest, line)
-
-
-def _braced(*members: bytes) -> bytes:
-    return b"{" + b",".join(m for m in members if m) + b"}"
+        kept = record if isinstance(record, DecisionRecord) else None
+        return cls(record.tenant, seq, head.hash, digest, line, kept)
 
 
 def parse_line(line: bytes) -> dict[str, Any]:
@@ -139,6 +146,5 @@ def entry_from_line(line: bytes) -> LogEntry:
     data = parse_line(line)
     if recompute_hash(data) != data["hash"]:
         raise InvalidArgument(f"entry seq {data['seq']} does not match its hash")
-    return LogEntry(
-        DecisionRecord.from_dict(data), data["seq"], data["prev_hash"], data["hash"], line
-    )
+    record = DecisionRecord.from_dict(data)
+    return LogEntry(record.tenant, data["seq"], data["prev_hash"], data["hash"], line, record)

@@ -63,6 +63,10 @@ _ADMIN_DECISIONS = frozenset({Decision.APPLIED, Decision.DENIED})
 _EVAL_DECISIONS = frozenset({Decision.ALLOWED, Decision.DENIED, Decision.CONDITIONAL})
 
 
+def is_decision_id(text: str) -> bool:
+    return _ULID_RE.fullmatch(text) is not None
+
+
 # Built once: json.dumps with non-default options builds a new encoder on every call,
 # which costs about as much as the encoding itself.
 _ENCODER = json.JSONEncoder(
@@ -136,7 +140,7 @@ def new_decision_ids(count: int, at: datetime | None = None) -> list[str]:
     return ids
 
 
-def _json_object(value: Mapping[str, Any], name: str) -> FrozenContext:
+def json_object(value: Mapping[str, Any], name: str) -> FrozenContext:
     # The common cases first: an ABC isinstance check costs more than building the record.
     if type(value) is FrozenContext:
         return value
@@ -189,7 +193,7 @@ class DecisionRecord:
 
     def __post_init__(self) -> None:
         # object.__setattr__ is the documented way to normalise fields of a frozen dataclass.
-        if not _ULID_RE.fullmatch(self.decision_id):
+        if not is_decision_id(self.decision_id):
             raise InvalidArgument(
                 f"`{echo(self.decision_id)}` is not a ulid",
                 field="decision_id",
@@ -219,7 +223,7 @@ class DecisionRecord:
         if self.revision < 0 or self.latency_us < 0:
             raise InvalidArgument("revision and latency_us must not be negative")
         for name in ("context", "explanation", "details"):
-            object.__setattr__(self, name, _json_object(getattr(self, name), name))
+            object.__setattr__(self, name, json_object(getattr(self, name), name))
         if self.redacted:
             object.__setattr__(self, "redacted", tuple(sorted(set(self.redacted))))
         # Encoded once, which also validates (NaN, non-JSON values): the chain only
@@ -245,7 +249,7 @@ class DecisionRecord:
         """The four runs of `segments`, written out: one C call per value and no
         intermediate dict (this runs once per decision). Keys must stay sorted; a test
         compares the result with `canonical_json` of the same fields."""
-        s, o, j = _encode_string, _encode_optional, _encode_object
+        s, o, j = _encode_string, encode_optional, encode_object
         try:
             runs = self._runs(s, o, j)
         except TypeError as exc:  # a text field that is not text
@@ -321,7 +325,7 @@ class DecisionRecord:
             raise InvalidArgument(f"malformed decision record: {exc}") from exc
 
 
-def _encode_optional(value: str | None) -> str:
+def encode_optional(value: str | None) -> str:
     return "null" if value is None else _encode_string(value)
 
 
@@ -333,7 +337,7 @@ def _encode_count(value: int | None) -> str:
     return "null" if value is None else str(int(value))
 
 
-def _encode_object(value: Mapping[str, Any]) -> str:
+def encode_object(value: Mapping[str, Any]) -> str:
     """`canonical_json` of a FrozenContext, as text. Its own canonical text differs from
     ours only by \\u escapes (it escapes non-ASCII) and NaN/Infinity (it allows them):
     it is taken as is when neither occurs, which is nearly always."""

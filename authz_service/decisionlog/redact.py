@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from authz_service.decisionlog.check_record import EncodedCheck
 from authz_service.decisionlog.record import DecisionRecord
 from authz_service.errors import InvalidArgument, echo
 
@@ -46,18 +47,27 @@ class Redactor:
     def __bool__(self) -> bool:
         return bool(self._paths)
 
-    def apply(self, record: DecisionRecord) -> DecisionRecord:
+    def apply(self, record: DecisionRecord | EncodedCheck) -> DecisionRecord | EncodedCheck:
         """A copy of `record` with configured paths redacted and listed in `redacted`.
 
         Paths the context does not contain are not listed: the list states what was
-        removed, not what the configuration mentions.
+        removed, not what the configuration mentions. An `EncodedCheck` with a context
+        is decoded first (it is redacted as the same `DecisionRecord` would be).
         """
-        if not self._paths or not record.context:
+        if not self._paths:
+            return record
+        if isinstance(record, EncodedCheck):
+            if not record.has_context:
+                return record
+            encoded, record = record, record.decode()
+        else:
+            encoded = None
+        if not record.context:
             return record
         context: dict[str, Any] = copy.deepcopy(dict(record.context))
         hit = [text for text, steps in self._paths if _replace(context, steps)]
         if not hit:
-            return record
+            return record if encoded is None else encoded
         return dataclasses.replace(
             record, context=context, redacted=tuple(record.redacted) + tuple(hit)
         )

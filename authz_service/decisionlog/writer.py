@@ -40,6 +40,7 @@ from types import TracebackType
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from authz_service.decisionlog.chain import ChainHead, LogEntry
+from authz_service.decisionlog.check_record import EncodedCheck
 from authz_service.decisionlog.checkpoint import Checkpoint, CheckpointEvent, load_private_key
 from authz_service.decisionlog.config import DecisionLogConfig, LogMode, OverflowPolicy
 from authz_service.decisionlog.mirror import DecisionLogMirror, MirrorFeed
@@ -155,7 +156,7 @@ class DecisionLogWriter:
                     with self._ready:
                         self._ready.notify()
 
-    async def append(self, record: DecisionRecord) -> LogEntry:
+    async def append(self, record: DecisionRecord | EncodedCheck) -> LogEntry:
         """Chain `record` into its tenant's stream; return the stored entry.
 
         Durable mode returns once the entry is on disk and fsync'd. Buffered mode returns
@@ -164,7 +165,7 @@ class DecisionLogWriter:
         """
         return (await self.append_many([record]))[0]
 
-    async def append_many(self, records: Sequence[DecisionRecord]) -> list[LogEntry]:
+    async def append_many(self, records: Sequence[DecisionRecord | EncodedCheck]) -> list[LogEntry]:
         """`append` for the records of one call (CheckBulk's items), queued together in
         order: durable mode waits for one fsync that covers them all, not one each. The
         group is admitted as a whole when the queue has room, so it may pass

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 
-from authz_service.decisionlog import DecisionRecord
+from authz_service.decisionlog import DecisionRecord, EncodedCheck
 from authz_service.engine import CheckItem, CheckResult, Decision, Snapshot
 from authz_service.model import EMPTY_CONTEXT, ObjectRef, SubjectRef
 from authz_service.schema import compile_schema
@@ -24,12 +24,12 @@ class Recorder:
     def expecting(self) -> AbstractContextManager[None]:
         return nullcontext()
 
-    async def append(self, record: DecisionRecord) -> object:
-        self.records.append(record)
+    async def append(self, record: DecisionRecord | EncodedCheck) -> object:
+        self.records.append(record.decode() if isinstance(record, EncodedCheck) else record)
         return record
 
-    async def append_many(self, records: Sequence[DecisionRecord]) -> object:
-        self.records.extend(records)
+    async def append_many(self, records: Sequence[DecisionRecord | EncodedCheck]) -> object:
+        self.records.extend(r.decode() if isinstance(r, EncodedCheck) else r for r in records)
         return records
 
 

@@ -1,0 +1,129 @@
+"""What the audit trail records for a Check: every field from where it comes from.
+
+Checks are encoded straight from their fields (`encode_check`), without the generic
+path the other records take; these tests pin which value lands in which field."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from datetime import UTC, datetime
+
+from authz_service.decisionlog import DecisionKind, DecisionRecord, EncodedCheck
+from authz_service.engine import CheckItem, CheckResult, Decision, Snapshot
+from authz_service.errors import DeadlineExceeded
+from authz_service.model import FrozenContext, ObjectRef, Relationship, SubjectRef
+from authz_service.schema import compile_schema
+from authz_service.service.audit import SERVER_VERSION, AuditTrail, CallInfo, digest_relationships
+
+SCHEMA = compile_schema("definition user {}\ndefinition doc { relation viewer: user }")
+AT = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+ITEM = CheckItem(
+    ObjectRef("doc", 'd"1'), "viewer", SubjectRef("user", "ü"), FrozenContext({"ip": "10.0.0.1"})
+)
+CALL = CallInfo(
+    credential_id="key-1", actor="agent:bot", reason="ticket \\7", agents=("agent:a", "agent:b")
+)
+CONTEXTUAL = [Relationship(ObjectRef("doc", 'd"1'), "viewer", SubjectRef("user", "x"))]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.records: list[DecisionRecord] = []
+
+    def expecting(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    async def append(self, record: DecisionRecord | EncodedCheck) -> object:
+        assert isinstance(record, EncodedCheck)  # a Check takes the direct path
+        self.records.append(record.decode())
+        return record
+
+    async def append_many(self, records: Sequence[DecisionRecord | EncodedCheck]) -> object:
+        raise AssertionError("a Check appends one record")
+
+
+def _expected(**fields: object) -> dict[str, object]:
+    common = {
+        "time": "2030-01-02T03:04:05.678901Z",
+        "tenant": "acme",
+        "revision": 3,
+        "schema_version": SCHEMA.version,
+        "server_version": SERVER_VERSION,
+        "kind": "check",
+        "subject": "user:ü",
+        "action": "viewer",
+        "resource": 'doc:d"1',
+        "context": {"ip": "10.0.0.1"},
+        "credential_id": "key-1",
+        "actor": "agent:bot",
+        "reason": "ticket \\7",
+        "details": {"agents": ["agent:a", "agent:b"]},
+        "redacted": [],
+        "result_count": None,
+        "result_digest": None,
+        "format": 1,
+    }
+    return {**common, **fields}
+
+
+async def test_a_checks_record_holds_the_request_the_answer_and_the_call() -> None:
+    recorder = Recorder()
+    result = CheckResult(Decision.CONDITIONAL, missing_context=("ip_allowed",))
+    decision_id = await AuditTrail(recorder).check(
+        Snapshot("acme", 3, SCHEMA, AT),
+        ITEM,
+        result,
+        CALL,
+        cache_hit=True,
+        started=0.0,
+        contextual=CONTEXTUAL,
+    )
+    (record,) = recorder.records
+    fields = record.to_dict()
+    assert fields.pop("latency_us") > 0
+    assert fields == _expected(
+        decision_id=decision_id,
+        decision="CONDITIONAL",
+        explanation={"missing_context": ["ip_allowed"]},
+        contextual_relationships_digest=digest_relationships(CONTEXTUAL),
+        cache_hit=True,
+    )
+
+
+async def test_a_failed_checks_record_is_a_denial_with_the_error() -> None:
+    recorder = Recorder()
+    decision_id = await AuditTrail(recorder).check_failed(
+        Snapshot("acme", 3, SCHEMA, AT),
+        ITEM,
+        CALL,
+        DeadlineExceeded("deadline exceeded"),
+        started=0.0,
+        kind=DecisionKind.CHECK_BULK_ITEM,
+    )
+    (record,) = recorder.records
+    fields = record.to_dict()
+    assert fields.pop("latency_us") > 0
+    assert fields == _expected(
+        decision_id=decision_id,
+        kind="check_bulk_item",
+        decision="DENIED",
+        explanation={"error": "DeadlineExceeded", "message": "deadline exceeded"},
+        contextual_relationships_digest=None,
+        cache_hit=False,
+    )
+
+
+async def test_a_check_without_agents_records_empty_details() -> None:
+    recorder = Recorder()
+    await AuditTrail(recorder).check(
+        Snapshot("acme", 3, SCHEMA, AT),
+        ITEM,
+        CheckResult(Decision.ALLOWED),
+        CallInfo(),
+        cache_hit=False,
+        started=0.0,
+    )
+    (record,) = recorder.records
+    assert (dict(record.details), dict(record.explanation), record.actor) == ({}, {}, None)
+    assert record.contextual_relationships_digest is None
