@@ -79,6 +79,51 @@ def _explanation(result: CheckResult, max_nodes: int) -> dict[str, Any]:
     return {}
 
 
+def _agents(call: CallInfo) -> FrozenContext:
+    """The call's `details`: its delegation chain, if any (frozen once per call)."""
+    return FrozenContext({"agents": list(call.agents)}) if call.agents else EMPTY_CONTEXT
+
+
+def _check_record(
+    snap: Snapshot,
+    item: CheckItem,
+    call: CallInfo,
+    details: FrozenContext,
+    decision_id: str,
+    kind: DecisionKind,
+    decision: str,
+    explanation: Mapping[str, Any],
+    latency_us: int,
+    *,
+    cache_hit: bool = False,
+    digest: str | None = None,
+) -> EncodedCheck:
+    # Encoded straight from the fields (no DecisionRecord): this runs for every logged
+    # Check and CheckBulk item, on the event loop.
+    return encode_check(
+        decision_id=decision_id,
+        time=snap.now,
+        tenant=snap.tenant,
+        kind=kind,
+        subject=str(item.subject),
+        action=item.permission,
+        resource=str(item.resource),
+        decision=decision,
+        revision=snap.revision,
+        schema_version=snap.schema.version,
+        server_version=SERVER_VERSION,
+        actor=call.actor,
+        reason=call.reason,
+        credential_id=call.credential_id,
+        context=item.context,
+        contextual_relationships_digest=digest,
+        explanation=explanation,
+        cache_hit=cache_hit,
+        latency_us=latency_us,
+        details=details,
+    )
+
+
 class AuditTrail:
     def __init__(
         self,
@@ -126,7 +171,7 @@ class AuditTrail:
     ) -> str:
         if self._writer is None:
             return new_decision_id(snap.now)
-        return await self._check_record(
+        return await self._log_check(
             self._writer,
             snap,
             item,
@@ -152,11 +197,11 @@ class AuditTrail:
         if self._writer is None:
             return new_decision_id(snap.now)
         explanation = {"error": type(exc).__name__, "message": exc.message}
-        return await self._check_record(
+        return await self._log_check(
             self._writer, snap, item, call, kind, started, "DENIED", explanation
         )
 
-    async def _check_record(
+    async def _log_check(
         self,
         writer: DecisionWriter,
         snap: Snapshot,
@@ -170,30 +215,20 @@ class AuditTrail:
         cache_hit: bool = False,
         digest: str | None = None,
     ) -> str:
-        # Encoded straight from the fields (no DecisionRecord): this runs in every logged
-        # Check, on the event loop. The same bytes as `_common` + `_emit` would store.
         decision_id = new_decision_id(snap.now)
-        record = encode_check(
-            decision_id=decision_id,
-            time=snap.now,
-            tenant=snap.tenant,
-            kind=kind,
-            subject=str(item.subject),
-            action=item.permission,
-            resource=str(item.resource),
-            decision=decision,
-            revision=snap.revision,
-            schema_version=snap.schema.version,
-            server_version=SERVER_VERSION,
-            actor=call.actor,
-            reason=call.reason,
-            credential_id=call.credential_id,
-            context=item.context,
-            contextual_relationships_digest=digest,
-            explanation=explanation,
+        latency = _latency_us(started)
+        record = _check_record(
+            snap,
+            item,
+            call,
+            _agents(call),
+            decision_id,
+            kind,
+            decision,
+            explanation,
+            latency,
             cache_hit=cache_hit,
-            latency_us=_latency_us(started),
-            details={"agents": list(call.agents)} if call.agents else EMPTY_CONTEXT,
+            digest=digest,
         )
         await writer.append(record)
         return decision_id
@@ -212,39 +247,32 @@ class AuditTrail:
         ids = new_decision_ids(len(items), snap.now)
         if self._writer is None:
             return ids
-        common = self._common(snap, call)
+        details = _agents(call)
         digest = digest_relationships(contextual)
         latency = _latency_us(started)
+        kind = DecisionKind.CHECK_BULK_ITEM
         records = []
         for decision_id, plain_or_item, result in zip(ids, items, results, strict=True):
             item = check_item(plain_or_item)
-            fields: dict[str, Any]
             if isinstance(result, AuthzError):
-                fields = {
-                    "decision": "DENIED",
-                    "explanation": {"error": type(result).__name__, "message": result.message},
-                }
-            else:
-                fields = {
-                    "decision": result.decision.value,
-                    "contextual_relationships_digest": digest,
-                    "explanation": _explanation(result, self._max_explanation_nodes),
-                    "cache_hit": False,
-                }
-            records.append(
-                DecisionRecord(
-                    decision_id=decision_id,
-                    server_version=SERVER_VERSION,
-                    kind=DecisionKind.CHECK_BULK_ITEM,
-                    subject=str(item.subject),
-                    action=item.permission,
-                    resource=str(item.resource),
-                    context=item.context,
-                    latency_us=latency,
-                    **fields,
-                    **common,
+                explanation = {"error": type(result).__name__, "message": result.message}
+                record = _check_record(
+                    snap, item, call, details, decision_id, kind, "DENIED", explanation, latency
                 )
-            )
+            else:
+                record = _check_record(
+                    snap,
+                    item,
+                    call,
+                    details,
+                    decision_id,
+                    kind,
+                    result.decision.value,
+                    _explanation(result, self._max_explanation_nodes),
+                    latency,
+                    digest=digest,
+                )
+            records.append(record)
         await self._writer.append_many(records)
         return ids
 

@@ -1,7 +1,8 @@
 """What the audit trail records for a Check: every field from where it comes from.
 
-Checks are encoded straight from their fields (`encode_check`), without the generic
-path the other records take; these tests pin which value lands in which field."""
+Checks and CheckBulk items are encoded straight from their fields (`encode_check`),
+without the generic path the other records take; these tests pin which value lands in
+which field."""
 
 from __future__ import annotations
 
@@ -40,7 +41,9 @@ class Recorder:
         return record
 
     async def append_many(self, records: Sequence[DecisionRecord | EncodedCheck]) -> object:
-        raise AssertionError("a Check appends one record")
+        for record in records:
+            await self.append(record)
+        return records
 
 
 def _expected(**fields: object) -> dict[str, object]:
@@ -127,3 +130,37 @@ async def test_a_check_without_agents_records_empty_details() -> None:
     (record,) = recorder.records
     assert (dict(record.details), dict(record.explanation), record.actor) == ({}, {}, None)
     assert record.contextual_relationships_digest is None
+
+
+async def test_check_bulk_records_each_item_with_the_calls_fields() -> None:
+    recorder = Recorder()
+    other = CheckItem(ObjectRef("doc", "d2"), "viewer", SubjectRef("user", "ü"))
+    ids = await AuditTrail(recorder).check_bulk(
+        Snapshot("acme", 3, SCHEMA, AT),
+        [ITEM, other],
+        [CheckResult(Decision.ALLOWED), DeadlineExceeded("deadline exceeded")],
+        CALL,
+        started=0.0,
+        contextual=CONTEXTUAL,
+    )
+    assert [r.decision_id for r in recorder.records] == ids
+    allowed, failed = (r.to_dict() for r in recorder.records)
+    assert allowed.pop("latency_us") == failed.pop("latency_us") > 0  # one per call
+    assert allowed == _expected(
+        decision_id=ids[0],
+        kind="check_bulk_item",
+        decision="ALLOWED",
+        explanation={},
+        contextual_relationships_digest=digest_relationships(CONTEXTUAL),
+        cache_hit=False,
+    )
+    assert failed == _expected(
+        decision_id=ids[1],
+        kind="check_bulk_item",
+        resource="doc:d2",
+        context={},
+        decision="DENIED",
+        explanation={"error": "DeadlineExceeded", "message": "deadline exceeded"},
+        contextual_relationships_digest=None,
+        cache_hit=False,
+    )
