@@ -45,7 +45,7 @@ from authz_service.service.audit import CallInfo
 from authz_service.service.lifecycle import LifecycleService
 from authz_service.service.relationships import RelationshipService
 from authz_service.store.registry import TenantRegistry, TenantState, not_found, refused
-from authz_service.store.scim import ScimRecord, ScimRecords, VersionConflict
+from authz_service.store.scim import ScimRecord, ScimRecords, ScimSync, VersionConflict
 
 __all__ = ["GROUP", "USER", "ProvisioningService", "Pushed", "ScimMapping"]
 
@@ -184,6 +184,20 @@ class ProvisioningService:
             await self._forget_member(tenant, stored, call)
             await self._records.delete(tenant, kind, resource_id, stored.version)
             return revision or await self.head(tenant)
+
+    async def note_push(self, tenant: str, error: str | None) -> None:
+        """Record that a push to `tenant` was answered, successfully (`error` None) or
+        with `error` (its SCIM detail, capped), in the store, where every process reads it
+        (`sync`). Pushes to a tenant that does not exist are not recorded: nothing would
+        ever read them, and names in URLs are the caller's."""
+        record = await self._tenants.get(tenant)
+        if record is None or record.state is TenantState.DELETED:
+            return
+        await self._records.note_push(tenant, self._clock(), None if error is None else error[:500])
+
+    async def sync(self, tenant: str) -> ScimSync:
+        await self._require_tenant(tenant, write=False)
+        return await self._records.sync(tenant)
 
     async def _require_tenant(self, tenant: str, *, write: bool) -> None:
         """The tenant must exist (created with CreateTenant: a misspelled tenant in an

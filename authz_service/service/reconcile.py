@@ -7,15 +7,16 @@ when an effect was lost. `drift` reports the differences at one revision; `repai
 converges authorization to the IdP's state: one relationship write for the memberships,
 one lifecycle call per user, each an admin record in the decision log with the reason.
 
-The sync status (last push, last error) is kept per process, since the server started;
-the counts and the time of the last change come from the stored resources.
+The sync status (last push, last error) is kept in the store beside the resources
+(`ProvisioningService.note_push`), so every worker and replica reports the same one
+whichever answered the push; the counts and the time of the last change come from the
+stored resources.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from authz_service.model import (
     Consistency,
@@ -39,7 +40,7 @@ __all__ = ["Drift", "Reconciler", "SyncStatus"]
 
 @dataclass(frozen=True, slots=True)
 class SyncStatus:
-    last_push: datetime | None  # the last successful push seen by this process
+    last_push: datetime | None  # the last push answered successfully, by any process
     last_change: datetime | None  # the newest `meta.lastModified` of the tenant's resources
     last_error_time: datetime | None
     last_error: str
@@ -73,13 +74,6 @@ class Drift:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Seen:
-    last_push: datetime | None = None
-    last_error_time: datetime | None = None
-    last_error: str = ""
-
-
 class Reconciler:
     def __init__(
         self,
@@ -88,28 +82,16 @@ class Reconciler:
         reader: RelationshipReader,
         lifecycle: LifecycleService,
         relationships: RelationshipService,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._provisioning = provisioning
         self._reader = reader
         self._lifecycle = lifecycle
         self._relationships = relationships
-        self._clock = clock
-        self._seen: dict[str, _Seen] = {}
-
-    def note(self, tenant: str, error: str | None) -> None:
-        """A push was answered: successfully (`error` None) or with `error`."""
-        seen = self._seen.get(tenant, _Seen())
-        now = self._clock()
-        if error is None:
-            self._seen[tenant] = _Seen(now, seen.last_error_time, seen.last_error)
-        else:
-            self._seen[tenant] = _Seen(seen.last_push, now, error[:500])
 
     async def status(self, tenant: str) -> SyncStatus:
         users = await self._provisioning.list(tenant, USER)
         groups = await self._provisioning.list(tenant, GROUP)
-        seen = self._seen.get(tenant, _Seen())
+        seen = await self._provisioning.sync(tenant)
         return SyncStatus(
             last_push=seen.last_push,
             last_change=max((r.modified for r in [*users, *groups]), default=None),

@@ -7,6 +7,8 @@ store and are applied by `service/provisioning.py`. Not revisioned; kept until d
 
 `ScimRecords` is the protocol; `MemoryScimRecords` is the implementation of memory://
 servers and tests, `store/postgres/scim.py` the one on PostgreSQL (migration 0007).
+Beside them, each tenant's sync status (`ScimSync`: the last push answered and the last
+one refused; migration 0009), stored so that every process reports the same one.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from authz_service.errors import AlreadyExists, FailedPrecondition, echo
 
-__all__ = ["MemoryScimRecords", "ScimRecord", "ScimRecords", "VersionConflict"]
+__all__ = ["MemoryScimRecords", "ScimRecord", "ScimRecords", "ScimSync", "VersionConflict"]
 
 
 class VersionConflict(FailedPrecondition):
@@ -37,6 +39,15 @@ class ScimRecord:
     version: int
     created: datetime
     modified: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ScimSync:
+    """What the IdP's pushes to a tenant last did, as answered by any process."""
+
+    last_push: datetime | None = None  # the last push answered successfully
+    last_error_time: datetime | None = None  # the last push refused ...
+    last_error: str = ""  # ... and its SCIM detail
 
 
 @runtime_checkable
@@ -58,6 +69,15 @@ class ScimRecords(Protocol):
         """VersionConflict when the stored version is not `expected_version` (or it is gone)."""
         ...
 
+    async def note_push(self, tenant: str, at: datetime, error: str | None) -> None:
+        """Record a push answered at `at`: successfully (`error` None) or refused with
+        `error`. A note older than the one stored does not replace it."""
+        ...
+
+    async def sync(self, tenant: str) -> ScimSync:
+        """The tenant's sync status (empty when no push was ever answered)."""
+        ...
+
 
 def _conflict(record: ScimRecord | None, kind: str, resource_id: str) -> VersionConflict:
     state = "is gone" if record is None else f"is at version {record.version}"
@@ -69,6 +89,7 @@ class MemoryScimRecords:
 
     def __init__(self) -> None:
         self._records: dict[tuple[str, str], dict[str, ScimRecord]] = {}
+        self._sync: dict[str, ScimSync] = {}
 
     async def get(self, tenant: str, kind: str, resource_id: str) -> ScimRecord | None:
         return self._records.get((tenant, kind), {}).get(resource_id)
@@ -94,6 +115,7 @@ class MemoryScimRecords:
         """Forget the tenant's resources (its offboarding, with the rest of its data)."""
         for key in [k for k in self._records if k[0] == tenant]:
             del self._records[key]
+        self._sync.pop(tenant, None)
 
     async def delete(self, tenant: str, kind: str, resource_id: str, expected_version: int) -> None:
         records = self._records.get((tenant, kind), {})
@@ -101,3 +123,19 @@ class MemoryScimRecords:
         if stored is None or stored.version != expected_version:
             raise _conflict(stored, kind, resource_id)
         del records[resource_id]
+
+    async def note_push(self, tenant: str, at: datetime, error: str | None) -> None:
+        self._sync[tenant] = _noted(self._sync.get(tenant, ScimSync()), at, error)
+
+    async def sync(self, tenant: str) -> ScimSync:
+        return self._sync.get(tenant, ScimSync())
+
+
+def _noted(sync: ScimSync, at: datetime, error: str | None) -> ScimSync:
+    if error is None:
+        if sync.last_push is not None and sync.last_push >= at:
+            return sync
+        return replace(sync, last_push=at)
+    if sync.last_error_time is not None and sync.last_error_time > at:
+        return sync
+    return replace(sync, last_error_time=at, last_error=error)

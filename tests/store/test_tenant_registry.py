@@ -10,6 +10,7 @@ from authz_service.errors import AlreadyExists, FailedPrecondition, NotFound
 from authz_service.model import RelationshipFilter
 from authz_service.store import Store
 from authz_service.store.registry import TenantState
+from authz_service.store.scim import ScimSync
 from authz_service.tenancy.suspension import suspension_update
 from tests.store.test_contract import create, live, rel
 
@@ -62,8 +63,11 @@ async def test_purge_removes_one_tenant_and_keeps_its_head(store: Store) -> None
     for name in ("acme", "other"):
         await store.tenants.create(name)
         await store.write(name, [create("doc:1#viewer@user:a")])
+        await store.scim.note_push(name, datetime.now(UTC), None)
     await store.tenants.purge("acme")
     assert await store.tenants.get("acme") is None
+    assert await store.scim.sync("acme") == ScimSync()  # its SCIM sync status goes too
+    assert (await store.scim.sync("other")).last_push is not None
     assert [t.name for t in await store.tenants.list(None, 10)] == ["other"]
     assert await store.read("acme", 1, EVERYTHING) == []
     assert await live(store, "other") == ["doc:1#viewer@user:a"]

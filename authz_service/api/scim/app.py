@@ -8,6 +8,7 @@ consistency token of the write a push made, to the response.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -40,9 +41,10 @@ from authz_service.api.tokens import encode_token
 from authz_service.credentials import Scope as KeyScope
 from authz_service.errors import AuthzError, echo
 from authz_service.service.provisioning import ProvisioningService
-from authz_service.service.reconcile import Reconciler
 
 __all__ = ["PREFIX", "TOKEN_HEADER", "ScimApp"]
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/scim/v2/"  # then the tenant, then the SCIM path
 TOKEN_HEADER = "X-Authz-Token"
@@ -80,14 +82,12 @@ class ScimApp(ASGIApplication):
         self,
         provisioning: ProvisioningService,
         authenticator: Authenticator | None,
-        reconciler: Reconciler | None = None,
     ) -> None:
         provider = _provider()
         service = ScimService(provider)
         super().__init__(ProvisioningStorage(provisioning, service), provider, service)
         self._authenticator = authenticator
         self._provisioning = provisioning
-        self._reconciler = reconciler
 
     @staticmethod
     def get_base_url(scope: Scope) -> str:
@@ -111,7 +111,24 @@ class ScimApp(ASGIApplication):
             )
             await self.send_response(self.handle_exception(request, error), send)
             return
-        await self.send_response(await self.serve(request), send)
+        response = await self.serve(request)
+        if request.method.upper() in _WRITES:
+            await self._note(tenant, response)
+        await self.send_response(response, send)
+
+    async def _note(self, tenant: str, response: ScimResponse) -> None:
+        """The sync status (GetScimSync): the last push, the last refused one and why.
+        A request with no valid key (401) is not recorded: anyone can send one, and it
+        is not the IdP's. The push itself is done either way, so a status that cannot be
+        stored is logged, not turned into a failed push."""
+        if response.status == 401:
+            return
+        failed = response.status >= 400
+        detail = (response.body or {}).get("detail", str(int(response.status)))
+        try:
+            await self._provisioning.note_push(tenant, str(detail) if failed else None)
+        except Exception:
+            log.warning("the SCIM sync status of tenant %s was not stored", tenant, exc_info=True)
 
     async def dispatch_request(self, request: ScimRequest) -> ScimResponse:
         state = current()
@@ -136,11 +153,6 @@ class ScimApp(ASGIApplication):
 
     def finalize_response(self, request: ScimRequest, response: ScimResponse) -> ScimResponse:
         state = current()
-        if self._reconciler is not None and state.method in _WRITES:
-            # The sync status (GetScimSync): the last push, the last refused one and why.
-            failed = response.status >= 400 and response.status != 401
-            detail = (response.body or {}).get("detail", str(int(response.status)))
-            self._reconciler.note(state.tenant, str(detail) if failed else None)
         if state.revision is not None:
             response.headers[TOKEN_HEADER] = encode_token(state.tenant, state.revision)
         return super().finalize_response(request, response)

@@ -1,21 +1,34 @@
-"""SCIM resources in PostgreSQL (table `scim_resources`, migration 0007): the
-`ScimRecords` of PostgresStore. Versions are compared inside the statement, so two
-writers racing on one resource cannot both succeed."""
+"""SCIM resources in PostgreSQL (table `scim_resources`, migration 0007) and each
+tenant's sync status (`scim_sync`, migration 0009): the `ScimRecords` of PostgresStore.
+Versions are compared inside the statement, so two writers racing on one resource cannot
+both succeed; a sync note older than the stored one is ignored the same way."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from authz_service.errors import AlreadyExists, echo
 from authz_service.store.postgres.db import Database
 from authz_service.store.postgres.dberrors import translated
-from authz_service.store.scim import ScimRecord, VersionConflict
+from authz_service.store.scim import ScimRecord, ScimSync, VersionConflict
 
 __all__ = ["PostgresScimRecords"]
 
 _COLUMNS = "kind, resource_id, unique_name, document, version, created, modified"
+# GREATEST ignores NULL, so the first push of a tenant is taken as is.
+_NOTE_PUSH = """
+INSERT INTO scim_sync (tenant, last_push) VALUES ($1, $2)
+ON CONFLICT (tenant) DO UPDATE SET last_push = GREATEST(scim_sync.last_push, EXCLUDED.last_push)
+"""
+_NOTE_ERROR = """
+INSERT INTO scim_sync (tenant, last_error_time, last_error) VALUES ($1, $2, $3)
+ON CONFLICT (tenant) DO UPDATE
+    SET last_error_time = EXCLUDED.last_error_time, last_error = EXCLUDED.last_error
+    WHERE scim_sync.last_error_time IS NULL OR scim_sync.last_error_time <= EXCLUDED.last_error_time
+"""
 
 
 def _record(row: Any) -> ScimRecord:
@@ -104,3 +117,20 @@ class PostgresScimRecords:
                 )
         if done is None:
             raise VersionConflict(f"{kind} `{echo(resource_id)}` changed meanwhile")
+
+    async def note_push(self, tenant: str, at: datetime, error: str | None) -> None:
+        with translated():
+            async with self._db.acquire() as conn:
+                if error is None:
+                    await conn.execute(_NOTE_PUSH, tenant, at)
+                else:
+                    await conn.execute(_NOTE_ERROR, tenant, at, error)
+
+    async def sync(self, tenant: str) -> ScimSync:
+        row = await self._db.fetchrow(
+            "SELECT last_push, last_error_time, last_error FROM scim_sync WHERE tenant = $1",
+            tenant,
+        )
+        if row is None:
+            return ScimSync()
+        return ScimSync(row["last_push"], row["last_error_time"], row["last_error"])

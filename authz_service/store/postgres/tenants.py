@@ -94,6 +94,7 @@ class PostgresTenants:
                 "revisions",
                 "idempotency_keys",
                 "scim_resources",
+                "scim_sync",
                 "service_accounts",
             )
             for table in tables:
