@@ -186,9 +186,13 @@ def run_round(
         base = int(time.time() * 1000) % (1 << 30) << 20  # fresh pairs every round
         found["uncached_max"] = closed_checks(gen, target, auth, args, base)
         rate = found["uncached_max"]["throughput"] / 2 / args.processes
+        before = [clients.check_latency_buckets(p) for p in ports]
         found["uncached_half"] = closed_checks(
             gen, target, auth, args, base + (1 << 19), rate=max(rate, 1.0)
         )
+        after = [clients.check_latency_buckets(p) for p in ports]
+        # The servers' own p99 beside the callers': what the tail owes to the handler.
+        found["uncached_half"]["handler_p99_ms"] = clients.handler_quantile(before, after, 0.99)
         gen.prime(target, channels=8, metadata=auth)
         found["cache_hit"] = closed_checks(gen, target, auth, args, 0, workload="hot")
         found["hits_under_writes"] = hits_under_writes(gen, target, keys, args, ports)

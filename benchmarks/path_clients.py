@@ -368,6 +368,39 @@ def decisions_by_cache(metrics_ports: list[int]) -> tuple[float, float]:
     return hits, misses
 
 
+def check_latency_buckets(port: int) -> dict[float, float]:
+    """One worker's cumulative counts of its Check handler's latency histogram
+    (`grpc_server_handling_seconds`, from the handler's start to its response: the
+    server's own time, without the time a call waits in gRPC before its handler runs)."""
+    found: dict[float, float] = {}
+    prefix = "grpc_server_handling_seconds_bucket{"
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith(prefix) and 'grpc_method="Check"' in line:
+                labels, value = line.rsplit(" ", 1)
+                bound = labels.split('le="', 1)[1].split('"', 1)[0]
+                found[float(bound)] = float(value)
+    return found
+
+
+def handler_quantile(
+    before: list[dict[float, float]], after: list[dict[float, float]], q: float
+) -> float | None:
+    """The upper bound (ms) of the histogram bucket holding quantile `q` of the Checks
+    handled between two scrapes of every worker (None when there were none)."""
+    counts: Counter[float] = Counter()
+    for old, new in zip(before, after, strict=True):
+        for bound, value in new.items():
+            counts[bound] += value - old.get(bound, 0.0)
+    total = counts.get(float("inf"), 0.0)
+    if total <= 0:
+        return None
+    for bound in sorted(counts):
+        if counts[bound] >= q * total:
+            return bound * 1000
+    return None
+
+
 def metric(port: int, name: str) -> float:
     """One unlabelled metric of one worker (0 when absent)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
