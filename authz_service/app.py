@@ -15,7 +15,7 @@ import ssl
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from authz_service.api.tenancy import TenancyServicer
 from authz_service.api.tenant_gate import TenantGate, TenantGateInterceptor
 from authz_service.api.tenants import TenantServicer
 from authz_service.api.tls import TlsFiles, bind
-from authz_service.cache.dispatcher import CachingDispatcher
+from authz_service.cache.dispatcher import CachingDispatcher, Stored
 from authz_service.cache.lru import DecisionCache
 from authz_service.config import Settings
 from authz_service.console import start_console
@@ -55,7 +55,7 @@ from authz_service.decisionlog import (
     PostgresSink,
     load_private_key,
 )
-from authz_service.engine import CheckResult, Engine, Limits, SubResult
+from authz_service.engine import CheckResult, Engine, Limits
 from authz_service.errors import FailedPrecondition
 from authz_service.gateway import Gateway, load_gateway_config
 from authz_service.revisions import RevisionResolver
@@ -419,7 +419,7 @@ def decision_service(
     statuses = SubjectStatuses(reader or store)
     # Subproblems (group memberships, folder views) are shared across requests through
     # a second LRU of the same bound, keyed by tenant, revision and schema version.
-    subproblems: DecisionCache[tuple[SubResult, datetime]] = DecisionCache(settings.cache_size)
+    subproblems: DecisionCache[Stored] = DecisionCache(settings.cache_size)
     engine = Engine(
         reader or store,
         limits=Limits(

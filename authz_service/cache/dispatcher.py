@@ -7,6 +7,13 @@ computed once per revision for all requests, not once per request. Keys are
 is served only for an evaluation time between when it was computed and its
 `valid_until` (the first expiry among the relationships it read): an older `now`, as in
 a replay, may still see relationships that had expired by then.
+
+Entries hold only strings, ints, bools, None and datetimes (`Stored`), never model
+objects: such tuples are not tracked by Python's cycle collector, so a full cache costs
+its full collections nothing. With `SubResult`s in it, each full collection walked every
+entry (hundreds of thousands of objects: pauses of 100-250 ms on the event loop under
+uncached load, measured with `gc.callbacks`), which is where the tail of uncached
+latency went (docs/performance.md, "Uncached p99 and the cycle collector").
 """
 
 from __future__ import annotations
@@ -15,12 +22,18 @@ from datetime import datetime
 
 from authz_service.cache.lru import DecisionCache
 from authz_service.engine import Dispatcher, Subproblem, SubResult
+from authz_service.engine.tristate import FALSE, TRUE, Tri
 
-__all__ = ["CachingDispatcher"]
+__all__ = ["CachingDispatcher", "Stored"]
+
+# (value, the missing caveat parameters sorted, valid_until, when it was computed)
+Stored = tuple[bool | None, tuple[str, ...], datetime | None, datetime]
+
+_PLAIN = {True: SubResult(TRUE), False: SubResult(FALSE)}  # the common answers, shared
 
 
 class CachingDispatcher:
-    def __init__(self, inner: Dispatcher, cache: DecisionCache[tuple[SubResult, datetime]]):
+    def __init__(self, inner: Dispatcher, cache: DecisionCache[Stored]):
         self._inner = inner
         self._cache = cache
 
@@ -28,9 +41,18 @@ class CachingDispatcher:
         now = req.snapshot.now
         key = req.cache_key
         hit = self._cache.get(key, now)
-        if hit is not None and hit[1] <= now:
-            return hit[0]
+        if hit is not None and hit[3] <= now:
+            return _loaded(hit)
         result = await self._inner.dispatch(req)
         if result.cacheable and result.explanation is None:
-            self._cache.put(key, (result, now), result.valid_until)
+            tri = result.value
+            stored = (tri.value, tuple(sorted(tri.missing)), result.valid_until, now)
+            self._cache.put(key, stored, result.valid_until)
         return result
+
+
+def _loaded(stored: Stored) -> SubResult:
+    value, missing, valid_until, _ = stored
+    if valid_until is None and value is not None and not missing:
+        return _PLAIN[value]
+    return SubResult(Tri(value, frozenset(missing)), valid_until)

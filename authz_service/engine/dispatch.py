@@ -80,17 +80,12 @@ class Subproblem:
     @property
     def cache_key(self) -> tuple[object, ...]:
         """Identity across requests: everything that changes the answer except `now`,
-        which `SubResult.valid_until` accounts for."""
+        which `SubResult.valid_until` accounts for. Strings and ints only: hashed in C,
+        and a tuple of them is not tracked by the cycle collector once it survives a
+        collection (a cache of hundreds of thousands of keys holding model objects made
+        every full collection walk them all)."""
         snap = self.snapshot
-        return (
-            snap.tenant,
-            snap.revision,
-            snap.schema.version,
-            self.resource,
-            self.relation,
-            self.subject,
-            self.context,
-        )
+        return (snap.tenant, snap.revision, snap.schema.version, *self.key)
 
     def child(self, resource: ObjectRef, relation: str) -> Subproblem:
         return Subproblem(

@@ -3,11 +3,12 @@ for an evaluation time before the entry was computed."""
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime, timedelta
 
-from authz_service.cache.dispatcher import CachingDispatcher
+from authz_service.cache.dispatcher import CachingDispatcher, Stored
 from authz_service.cache.lru import DecisionCache
-from authz_service.engine import CheckItem, Decision, Engine, Snapshot, SubResult
+from authz_service.engine import CheckItem, Decision, Engine, Snapshot
 from authz_service.model import (
     RelationshipUpdate,
     UpdateOp,
@@ -43,9 +44,14 @@ async def setup(lines: list[str]) -> tuple[CountingStore, Engine, int]:
     revision = await store.write(
         "acme", [RelationshipUpdate(UpdateOp.TOUCH, parse_relationship(t)) for t in lines]
     )
-    cache: DecisionCache[tuple[SubResult, datetime]] = DecisionCache(1000)
-    engine = Engine(store, dispatcher_wrapper=lambda inner: CachingDispatcher(inner, cache))
+    engine, _ = cached_engine(store)
     return store, engine, revision
+
+
+def cached_engine(store: MemoryStore) -> tuple[Engine, DecisionCache[Stored]]:
+    cache: DecisionCache[Stored] = DecisionCache(1000)
+    engine = Engine(store, dispatcher_wrapper=lambda inner: CachingDispatcher(inner, cache))
+    return engine, cache
 
 
 def item(doc: str) -> CheckItem:
@@ -112,3 +118,37 @@ async def test_a_fully_consistent_snapshot_evaluates_afresh() -> None:
     strict = Snapshot("acme", revision, SCHEMA, NOW, shared_cache=False)
     assert (await engine.check(strict, item("a"))).decision is Decision.ALLOWED
     assert store.reads - cold == cold  # every read again, nothing from the cache
+
+
+async def test_entries_are_invisible_to_the_cycle_collector() -> None:
+    """Keys and values of strings, ints, bools, None and datetimes only: after one
+    collection none of them is tracked, so full collections do not walk the cache."""
+    store = MemoryStore()
+    revision = await store.write(
+        "acme",
+        [
+            RelationshipUpdate(UpdateOp.TOUCH, parse_relationship(t))
+            for t in (
+                "document:a#viewer@group:eng#member",
+                "group:eng#member@group:core#member",
+                f"group:core#member@user:alice[expiration:{(NOW + timedelta(days=1)).isoformat()}]",
+            )
+        ],
+    )
+    engine, cache = cached_engine(store)
+    snap = Snapshot("acme", revision, SCHEMA, NOW)
+    assert (await engine.check(snap, item("a"))).decision is Decision.ALLOWED
+    assert (await engine.check(snap, item("b"))).decision is Decision.DENIED
+    entries = list(cache._entries.items())
+    assert len(entries) >= 4
+    # fails on 5ebbc72: keys held ObjectRef and SubjectRef, values SubResult
+    # A tuple is untracked in a collection once its items are: the entry's own tuple
+    # goes a collection after the value tuple inside it (as in the server, over time).
+    gc.collect()
+    gc.collect()
+    tracked = [(k, v) for k, v in entries if gc.is_tracked(k) or gc.is_tracked(v)]
+    assert tracked == []
+    # And they answer as what they stored: the expiring chain from the cache.
+    before = cache.hits
+    assert (await engine.check(snap, item("a"))).decision is Decision.ALLOWED
+    assert cache.hits > before
