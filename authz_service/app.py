@@ -45,6 +45,7 @@ from authz_service.api.tenants import TenantServicer
 from authz_service.api.tls import TlsFiles, bind
 from authz_service.cache.dispatcher import CachingDispatcher, Stored
 from authz_service.cache.lru import DecisionCache
+from authz_service.cache.results import StoredResult
 from authz_service.config import Settings
 from authz_service.console import start_console
 from authz_service.credentials import ApiKey
@@ -55,7 +56,7 @@ from authz_service.decisionlog import (
     PostgresSink,
     load_private_key,
 )
-from authz_service.engine import CheckResult, Engine, Limits
+from authz_service.engine import Engine, Limits
 from authz_service.errors import FailedPrecondition
 from authz_service.gateway import Gateway, load_gateway_config
 from authz_service.revisions import RevisionResolver
@@ -405,7 +406,7 @@ def decision_service(
     schemas: SchemaManager,
     resolver: RevisionResolver,
     *,
-    cache: DecisionCache[CheckResult],
+    cache: DecisionCache[StoredResult],
     audit: AuditTrail,
     observe: Callable[[str, bool, int], None] | None = None,
     reader: RelationshipReader | None = None,
@@ -472,7 +473,7 @@ class App:
     schemas: SchemaManager
     permissions: PermissionService
     relationships: RelationshipService
-    cache: DecisionCache[CheckResult]
+    cache: DecisionCache[StoredResult]
     writer: DecisionLogWriter | None
     resources: Resources
     health: Any
@@ -509,7 +510,7 @@ class App:
             await writer.start()
             resources.closers.append(writer.aclose)
         audit = AuditTrail(writer, max_explanation_nodes=settings.max_explanation_nodes)
-        cache: DecisionCache[CheckResult] = DecisionCache(settings.cache_size)
+        cache: DecisionCache[StoredResult] = DecisionCache(settings.cache_size)
         telemetry = await Telemetry.start(
             settings.metrics_listen,
             settings.trace_ratio,

@@ -25,6 +25,7 @@ from typing import Any, TypeVar, cast
 
 from authz_service import deadline
 from authz_service.cache.lru import DecisionCache
+from authz_service.cache.results import StoredResult, loaded, stored
 from authz_service.engine import (
     CheckItem,
     CheckResult,
@@ -102,7 +103,7 @@ class PermissionService:
         engine: Engine,
         schemas: SchemaManager,
         resolver: RevisionResolver,
-        cache: DecisionCache[CheckResult],
+        cache: DecisionCache[StoredResult],
         audit: AuditTrail,
         max_batch: int = 1000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -222,7 +223,8 @@ class PermissionService:
         # Strict reads, explanations and request-only relationships never share answers.
         shareable = snap.shared_cache and not explain and not contextual
         key = _check_key(snap, item, actor, agents)
-        result = self._cache.get(key, snap.now) if shareable else None
+        hit = self._cache.get(key, snap.now) if shareable else None
+        result = None if hit is None else loaded(hit)
         cache_hit = result is not None
         if result is None:
             try:
@@ -244,7 +246,7 @@ class PermissionService:
                 await self._audit.check_failed(snap, item, call, exc, started)
                 raise
             if shareable and result.cacheable:
-                self._cache.put(key, result, result.valid_until)
+                self._cache.put(key, stored(result), result.valid_until)
         if cache_hit and self._refreshes(shareable, consistency, actor, agents):
             self._asked.add(tenant, snap.revision, item)
             self._refresh_soon(tenant, snap.revision)
@@ -325,7 +327,7 @@ class PermissionService:
                     )
                 for (key, _), result in zip(batch, results, strict=True):
                     if isinstance(result, CheckResult) and result.cacheable:
-                        self._cache.put(key, result, result.valid_until)
+                        self._cache.put(key, stored(result), result.valid_until)
                         self.refreshed += 1
         except Exception as exc:
             logger.debug("refresh ahead of tenant %s stopped: %s", tenant, exc)
@@ -388,10 +390,10 @@ class PermissionService:
         shareable = snap.shared_cache and not explain and not contextual
         chain = tuple(agents)
         keys = _bulk_keys(snap, items, actor, chain)
-        found = cast(
-            list[CheckResult | AuthzError | None],
-            self._cache.get_many(keys, snap.now) if shareable else [None] * len(keys),
-        )
+        hits = self._cache.get_many(keys, snap.now) if shareable else [None] * len(keys)
+        found: list[CheckResult | AuthzError | None] = [
+            None if hit is None else loaded(hit) for hit in hits
+        ]
         missing = [i for i, result in enumerate(found) if result is None]
         if missing:
             computed = await _within(
@@ -408,7 +410,7 @@ class PermissionService:
             for i, result in zip(missing, computed, strict=True):
                 found[i] = result
                 if shareable and isinstance(result, CheckResult) and result.cacheable:
-                    self._cache.put(keys[i], result, result.valid_until)
+                    self._cache.put(keys[i], stored(result), result.valid_until)
         results = cast(list[CheckResult | AuthzError], found)  # every None was filled
         if self._refreshes(shareable, consistency, actor, chain) and len(missing) < len(items):
             missed = set(missing)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from authz_service.cache.lru import DecisionCache
-from authz_service.engine import CheckResult, Engine
+from authz_service.cache.results import StoredResult
+from authz_service.engine import Engine
 from authz_service.model import (
     Consistency,
     Relationship,
@@ -81,7 +82,7 @@ async def setup() -> tuple[GatedStore, CountingResolver, PermissionService]:
         await store.write(T, [RelationshipUpdate(UpdateOp.TOUCH, parse_relationship(text))])
     resolver = CountingResolver(store, max_staleness_s=3600)
     resolver.all_resolved = asyncio.Event()
-    cache: DecisionCache[CheckResult] = DecisionCache(100)
+    cache: DecisionCache[StoredResult] = DecisionCache(100)
     permissions = PermissionService(
         engine=Engine(store),
         schemas=schemas,

@@ -5,7 +5,8 @@ never answered at an older revision than they ask for."""
 from __future__ import annotations
 
 from authz_service.cache.lru import DecisionCache
-from authz_service.engine import CheckResult, Engine
+from authz_service.cache.results import StoredResult
+from authz_service.engine import Engine
 from authz_service.model import (
     Consistency,
     ConsistencyMode,
@@ -92,7 +93,7 @@ async def service(
 ) -> PermissionService:
     schemas = SchemaManager(store)
     await schemas.write(SCHEMA)
-    cache: DecisionCache[CheckResult] = DecisionCache(100)
+    cache: DecisionCache[StoredResult] = DecisionCache(100)
     return PermissionService(
         engine=Engine(store),
         schemas=schemas,
