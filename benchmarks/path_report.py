@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import statistics
@@ -181,6 +182,13 @@ def median_of_present(values: list[Any]) -> Any:
     return statistics.median(present) if present else None
 
 
-if __name__ == "__main__":
-    source = Path(sys.argv[1])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Reprint a path_bench result as its table.")
+    parser.add_argument("result", type=Path, help="a benchmarks/results/path-*.json file")
+    source = parser.parse_args(argv).result
     print(render(json.loads(source.read_text()), source.name, median_of_present))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
