@@ -54,23 +54,20 @@ class Redactor:
         removed, not what the configuration mentions. An `EncodedCheck` with a context
         is decoded first (it is redacted as the same `DecisionRecord` would be).
         """
-        if not self._paths:
+        if not self._paths or not _has_context(record):
             return record
-        if isinstance(record, EncodedCheck):
-            if not record.has_context:
-                return record
-            encoded, record = record, record.decode()
-        else:
-            encoded = None
-        if not record.context:
-            return record
-        context: dict[str, Any] = copy.deepcopy(dict(record.context))
+        plain = record.decode() if isinstance(record, EncodedCheck) else record
+        context: dict[str, Any] = copy.deepcopy(dict(plain.context))
         hit = [text for text, steps in self._paths if _replace(context, steps)]
         if not hit:
-            return record if encoded is None else encoded
+            return record
         return dataclasses.replace(
-            record, context=context, redacted=tuple(record.redacted) + tuple(hit)
+            plain, context=context, redacted=tuple(plain.redacted) + tuple(hit)
         )
+
+
+def _has_context(record: DecisionRecord | EncodedCheck) -> bool:
+    return record.has_context if isinstance(record, EncodedCheck) else bool(record.context)
 
 
 def _replace(node: dict[str, Any], steps: tuple[str, ...]) -> bool:

@@ -154,7 +154,7 @@ class AuditTrail:
             "credential_id": call.credential_id,
             "actor": call.actor,
             "reason": call.reason,
-            "details": {"agents": list(call.agents)} if call.agents else {},
+            "details": _agents(call),
         }
 
     async def check(
