@@ -12,12 +12,13 @@ from __future__ import annotations
 from authz_service.engine import CheckItem
 from authz_service.model import EMPTY_CONTEXT, ObjectRef, SubjectRef
 
-__all__ = ["PlainItem", "check_item"]
+__all__ = ["PlainItem", "check_item", "plain_item"]
 
 PlainItem = tuple[str, str, str, str, str, str]
 """(resource type, resource id, permission, subject type, subject id, subject relation):
-a CheckItem without context, its parts already validated. The relation is always
-NO_RELATION (an object subject), as the cache key writes it."""
+a CheckItem without context, its parts already validated, in the cache key's order. From
+the API the relation is always NO_RELATION (an object subject); `plain_item` keeps a
+subject set's relation."""
 
 
 def check_item(item: CheckItem | PlainItem) -> CheckItem:
@@ -27,3 +28,19 @@ def check_item(item: CheckItem | PlainItem) -> CheckItem:
     return CheckItem(
         ObjectRef(rtype, rid), permission, SubjectRef(stype, sid, relation), EMPTY_CONTEXT
     )
+
+
+def plain_item(item: CheckItem | PlainItem) -> CheckItem | PlainItem:
+    """`item` as its strings when it has no context: a tuple of strings is left
+    untracked by the cycle collector, a CheckItem (three dataclasses) never is."""
+    if isinstance(item, CheckItem) and not item.context:
+        resource, subject = item.resource, item.subject
+        return (
+            resource.type,
+            resource.id,
+            item.permission,
+            subject.type,
+            subject.id,
+            subject.relation,
+        )
+    return item

@@ -16,6 +16,9 @@ walking many users) is never computed twice. Only plain ones (of Check and of Ch
 no context, no actor or agents, no explanation, no request-only relationships (those are
 never shared through the cache anyway). At most 512 per tenant for 128 tenants, so the
 memory is bounded (~65k small tuples) and so is the work one window's end can start.
+They are kept as tuples of strings (`plain_item`), which the cycle collector stops
+tracking, so that its full collections do not walk them (docs/performance.md, "Uncached
+p99 and the cycle collector").
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from collections.abc import Iterable
 
 from authz_service.engine import CheckItem
 from authz_service.model import Revision
-from authz_service.service.bulk_items import PlainItem
+from authz_service.service.bulk_items import PlainItem, plain_item
 
 __all__ = ["AskedChecks"]
 
@@ -56,7 +59,7 @@ class AskedChecks:
         for item in items:
             if len(asked) >= self._per_tenant:
                 break
-            asked[item] = None
+            asked[plain_item(item)] = None
 
     def at(self, tenant: str, revision: Revision) -> list[CheckItem | PlainItem]:
         """The Checks asked at `revision` (none if the tenant has moved on since)."""

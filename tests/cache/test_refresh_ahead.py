@@ -7,9 +7,19 @@ of an evaluation at the pinned revision, never of an older one."""
 from __future__ import annotations
 
 import asyncio
+import gc
 
-from authz_service.model import Consistency, ConsistencyMode, UpdateOp
+from authz_service.engine import CheckItem
+from authz_service.model import (
+    Consistency,
+    ConsistencyMode,
+    FrozenContext,
+    ObjectRef,
+    SubjectRef,
+    UpdateOp,
+)
 from authz_service.revisions import RevisionResolver
+from authz_service.service.bulk_items import check_item
 from authz_service.service.permissions import PermissionService
 from authz_service.service.refresh import AskedChecks
 from authz_service.store.memory import MemoryStore
@@ -131,14 +141,34 @@ def test_asked_checks_are_kept_per_window_and_bounded() -> None:
     one, two, three = (item(f"document:d#view@user:{u}") for u in "abc")
     for check in (one, two, three, one):
         asked.add("t1", 5, check)
-    assert asked.at("t1", 5) == [one, two]  # the first two asked
+    assert at(asked, "t1", 5) == [one, two]  # the first two asked
     assert asked.at("t1", 4) == []
     asked.add("t1", 6, three)  # a new window starts over
-    assert asked.at("t1", 6) == [three]
+    assert at(asked, "t1", 6) == [three]
     asked.add("t2", 1, one)
     asked.add("t3", 1, one)  # a third tenant: the one whose window began first goes
     assert asked.at("t1", 6) == []
-    assert asked.at("t3", 1) == [one]
+    assert at(asked, "t3", 1) == [one]
+
+
+def at(asked: AskedChecks, tenant: str, revision: int) -> list[CheckItem]:
+    return [check_item(it) for it in asked.at(tenant, revision)]
+
+
+def test_asked_checks_are_kept_out_of_the_cycle_collector() -> None:
+    # Up to 65k of them live a window long: as CheckItems (three dataclasses each) the
+    # collector's full collections would walk every one.
+    asked = AskedChecks()
+    plain = [item(f"document:d{i}#view@user:u{i}") for i in range(50)]
+    with_context = CheckItem(
+        ObjectRef("document", "d"), "view", SubjectRef("user", "a"), FrozenContext({"n": 1})
+    )
+    asked.add_many("t1", 5, [*plain, with_context])
+    gc.collect()
+    gc.collect()
+    kept = asked.at("t1", 5)
+    assert [it for it in kept if gc.is_tracked(it)] == [with_context]
+    assert [check_item(it) for it in kept] == [*plain, with_context]
 
 
 async def test_check_bulk_items_are_computed_ahead_too() -> None:
