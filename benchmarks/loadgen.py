@@ -75,6 +75,9 @@ class ProcessResult:
     wrong: int = 0  # OK answers that disagree with the reference evaluator, all phases
     wrong_in_window: int = 0
     latencies_us: bytes = b""  # array('f') of OK calls completed in the window
+    # Open loop: array('f') of how late each of those calls was sent after its scheduled
+    # time, the generator's own delay (part of its latency, never the server's doing).
+    send_lags_us: bytes = b""
     cpu_s: float = 0.0  # process CPU (all threads) during the window
     late_s: float = 0.0  # how late after start_at this process began
     window_s: float = 0.0
@@ -96,6 +99,7 @@ class RunResult:
     p90_us: float
     p99_us: float
     max_us: float
+    send_lag_p99_us: float  # open loop: p99 of the generator's delay before sending
     client_cpu_us_per_call: float
     max_late_s: float
     failures: list[str]
@@ -176,6 +180,7 @@ class _Worker:
         self.job = job
         self.result = ProcessResult()
         self.latencies = array("f")
+        self.send_lags = array("f")
         self.t_measure = job.start_at + job.warmup_s
         self.t_end = self.t_measure + job.duration_s
         self._allowed = core_pb2.DECISION_ALLOWED
@@ -224,6 +229,7 @@ class _Worker:
         clock, result, timeout = time.monotonic, self.result, self.job.timeout_s
         metadata = self.job.metadata or None
         response = None
+        sent = clock()
         try:
             response = await call(payload, timeout=timeout, metadata=metadata)
             code = "OK"
@@ -242,6 +248,7 @@ class _Worker:
             result.measured[code] += 1
             if response is not None:
                 self.latencies.append((done - started) * 1e6)
+                self.send_lags.append((sent - started) * 1e6)
         if response is not None and self.job.verify:
             if self.t_measure <= done < self.t_end:
                 result.decisions[self._names.get(response.decision, "?")] += 1
@@ -308,6 +315,7 @@ async def _run_job(job: Job, requests: _Requests) -> ProcessResult:
                 *(worker.caller(i, calls[i % len(calls)]) for i in range(job.concurrency)),
             )
         worker.result.latencies_us = worker.latencies.tobytes()
+        worker.result.send_lags_us = worker.send_lags.tobytes()
     except Exception as exc:
         worker.result.failure = f"{type(exc).__name__}: {exc}"
     finally:
@@ -475,7 +483,7 @@ def _merge(job: Job, parts: list[ProcessResult]) -> RunResult:
     measured: Counter[str] = Counter()
     everything: Counter[str] = Counter()
     decisions: Counter[str] = Counter()
-    latencies = array("f")
+    latencies, send_lags = array("f"), array("f")
     wrong = wrong_in_window = 0
     cpu = 0.0
     for part in parts:
@@ -488,6 +496,9 @@ def _merge(job: Job, parts: list[ProcessResult]) -> RunResult:
         chunk = array("f")
         chunk.frombytes(part.latencies_us)
         latencies.extend(chunk)
+        chunk = array("f")
+        chunk.frombytes(part.send_lags_us)
+        send_lags.extend(chunk)
     ordered = sorted(latencies)
     ok = measured.get("OK", 0)
     window = max((p.window_s for p in parts), default=0.0) or job.duration_s
@@ -514,6 +525,7 @@ def _merge(job: Job, parts: list[ProcessResult]) -> RunResult:
         p90_us=percentile(ordered, 0.90),
         p99_us=percentile(ordered, 0.99),
         max_us=ordered[-1] if ordered else float("nan"),
+        send_lag_p99_us=percentile(sorted(send_lags), 0.99),
         client_cpu_us_per_call=cpu / calls_in_window * 1e6 if calls_in_window else float("nan"),
         max_late_s=max((p.late_s for p in parts), default=0.0),
         failures=[p.failure for p in parts if p.failure],

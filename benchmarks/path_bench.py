@@ -20,7 +20,9 @@ until every worker holds the tenant in its index, and in turn:
   as a group's membership of a user may still come from the subproblem cache, as in
   production);
 - **uncached Check, open loop at half that max**: fixed schedule, latency from the
-  scheduled send time;
+  scheduled send time; reported beside it, the servers' own p99 (their handler
+  histogram) and the generator's own delay in sending (p99), so that a tail can be
+  placed: in the handler, in the generator, or in between (gRPC, queueing, the cores);
 - **cache hits under writes**: the 64 hot pairs in a closed loop while a writer touches
   a new relationship in the same tenant 20 times a second; the hit rate is the share of
   decisions the servers answered from their decision cache (`authz_decisions_total`);
@@ -127,6 +129,7 @@ def closed_checks(
         "throughput": result.throughput,
         "p50_ms": result.p50_us / 1000,
         "p99_ms": result.p99_us / 1000,
+        "send_lag_p99_ms": result.send_lag_p99_us / 1000,
         "errors": result.errors,
         "wrong": result.wrong,
         "decisions": result.decisions,

@@ -28,6 +28,11 @@ ROWS: list[tuple[str, tuple[str, ...], str]] = [
         ("uncached_half", "handler_p99_ms"),
         "{:.2f}",
     ),
+    (
+        "same, p99 of the generator's own delay before sending, ms",
+        ("uncached_half", "send_lag_p99_ms"),
+        "{:.2f}",
+    ),
     ("cache hits under 20 writes/s: hit rate", ("hits_under_writes", "hit_rate"), "{:.1%}"),
     ("cache hits under 20 writes/s: req/s", ("hits_under_writes", "throughput"), "{:,.0f}"),
     ("CheckBulk(100) random pairs, decisions/s", ("bulk", "decisions_per_s"), "{:,.0f}"),
