@@ -85,7 +85,7 @@ class MemoryStore:
         self._lock = asyncio.Lock()
         self.keys = MemoryKeyStore()
         self.tenants = MemoryTenants(self)
-        self.scim = MemoryScimRecords()
+        self.scim = MemoryScimRecords(deleted=self._deleted)
         self.service_accounts = MemoryServiceAccounts()
         self.keys.owner_disabled_at = self.service_accounts.disabled_at
 
@@ -102,6 +102,10 @@ class MemoryStore:
         return state
 
     # --- the registry's side (MemoryTenants), called under the lock ----------------------
+
+    def _deleted(self, tenant: str) -> bool:
+        state = self._tenants.get(tenant)
+        return state is not None and state.state is TenantState.DELETED
 
     def tenant_state(self, tenant: str) -> _Tenant | None:
         return self._tenants.get(tenant)

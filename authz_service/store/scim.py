@@ -13,7 +13,7 @@ one refused; migration 0009), stored so that every process reports the same one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -71,7 +71,9 @@ class ScimRecords(Protocol):
 
     async def note_push(self, tenant: str, at: datetime, error: str | None) -> None:
         """Record a push answered at `at`: successfully (`error` None) or refused with
-        `error`. A note older than the one stored does not replace it."""
+        `error`. A note older than the one stored does not replace it; a note for a
+        deleted tenant is not kept (it may arrive after the purge, and a new tenant of
+        that name would show it)."""
         ...
 
     async def sync(self, tenant: str) -> ScimSync:
@@ -87,9 +89,10 @@ def _conflict(record: ScimRecord | None, kind: str, resource_id: str) -> Version
 class MemoryScimRecords:
     """Implements `ScimRecords` in dicts, for memory:// servers and tests."""
 
-    def __init__(self) -> None:
+    def __init__(self, deleted: Callable[[str], bool] = lambda _tenant: False) -> None:
         self._records: dict[tuple[str, str], dict[str, ScimRecord]] = {}
         self._sync: dict[str, ScimSync] = {}
+        self._deleted = deleted  # whether a tenant is deleted: its notes are not kept
 
     async def get(self, tenant: str, kind: str, resource_id: str) -> ScimRecord | None:
         return self._records.get((tenant, kind), {}).get(resource_id)
@@ -125,6 +128,8 @@ class MemoryScimRecords:
         del records[resource_id]
 
     async def note_push(self, tenant: str, at: datetime, error: str | None) -> None:
+        if self._deleted(tenant):
+            return
         self._sync[tenant] = _noted(self._sync.get(tenant, ScimSync()), at, error)
 
     async def sync(self, tenant: str) -> ScimSync:

@@ -5,6 +5,7 @@ often not the one the IdP pushed to)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,8 @@ import pytest
 from authz_service.api.gen.authz.v1 import tenancy_pb2, tenancy_pb2_grpc
 from authz_service.app import App
 from authz_service.credentials import Scope
-from authz_service.store.postgres import connect
+from authz_service.store.memory import MemoryStore
+from authz_service.store.postgres import PostgresStore, connect
 from authz_service.store.scim import MemoryScimRecords, ScimRecords, ScimSync
 from tests.api.conftest import server_settings
 from tests.scim.conftest import ScimServer
@@ -108,3 +110,65 @@ async def test_an_older_note_does_not_replace_a_newer_one(kind: str, pg_dsn: str
         assert found.last_push == at + timedelta(seconds=2)
         assert found.last_error == "bad filter"  # a later success keeps the last error
         assert await store.sync("globex") == ScimSync()
+
+
+@asynccontextmanager
+async def stores(kind: str, dsn: str) -> AsyncIterator[MemoryStore | PostgresStore]:
+    if kind == "memory":
+        yield MemoryStore()
+        return
+    store = await connect(dsn)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "postgres"])
+async def test_a_note_that_reaches_the_store_after_a_purge_is_not_kept(
+    kind: str, pg_dsn: str
+) -> None:
+    # A push answered while the tenant existed, its note stored after the tenant was
+    # purged (ProvisioningService checks the tenant, then writes: a purge can commit in
+    # between). Kept, it would show as the sync status of a new tenant of the same name.
+    at = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    async with stores(kind, pg_dsn) as store:
+        await store.tenants.create("acme")
+        await store.scim.note_push("acme", at, None)
+        await store.tenants.purge("acme")
+        await store.scim.note_push("acme", at + timedelta(seconds=1), None)
+        await store.scim.note_push("acme", at + timedelta(seconds=2), "late refusal")
+        await store.tenants.create("acme")
+        # fails on 2b05a03: the late notes were stored for the purged tenant
+        assert await store.scim.sync("acme") == ScimSync()
+
+
+async def test_a_note_sent_while_a_purge_is_in_flight_waits_for_it_and_is_dropped(
+    pg_dsn: str,
+) -> None:
+    # The purge's own steps, held open in a transaction: the tenant row locked, the status
+    # deleted, the tenant marked deleted. A note that only checked the tenant without
+    # waiting would see it alive (the purge has not committed) and be kept.
+    at = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    async with stores("postgres", pg_dsn) as store:
+        assert isinstance(store, PostgresStore)
+        await store.tenants.create("acme")
+        await store.scim.note_push("acme", at, None)
+        async with store.pool.acquire() as purging:
+            transaction = purging.transaction()
+            await transaction.start()
+            await purging.execute("SELECT 1 FROM tenants WHERE tenant = 'acme' FOR UPDATE")
+            await purging.execute("DELETE FROM scim_sync WHERE tenant = 'acme'")
+            await purging.execute("UPDATE tenants SET state = 'deleted' WHERE tenant = 'acme'")
+            note = asyncio.create_task(store.scim.note_push("acme", at, "refused"))
+            async with asyncio.timeout(10):
+                while not await purging.fetchval(  # noqa: ASYNC110 - polls the server
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'"
+                ):
+                    await asyncio.sleep(0.01)
+            assert not note.done()
+            await transaction.commit()
+        await note
+        await store.tenants.create("acme")
+        assert await store.scim.sync("acme") == ScimSync()

@@ -18,13 +18,22 @@ from authz_service.store.scim import ScimRecord, ScimSync, VersionConflict
 __all__ = ["PostgresScimRecords"]
 
 _COLUMNS = "kind, resource_id, unique_name, document, version, created, modified"
+# A note is written only if the tenant is not deleted, reading its row FOR SHARE: a purge
+# holds it FOR UPDATE until it commits, so a note either lands before the purge (which
+# then deletes it) or waits and sees the tenant deleted. A name with no tenant row (stores
+# used without the registry) is noted as before.
+_LIVE = """
+WITH tenant AS (SELECT state FROM tenants WHERE tenant = $1 FOR SHARE)
+"""
+_UNLESS_DELETED = "WHERE NOT EXISTS (SELECT 1 FROM tenant WHERE state = 'deleted')"
 # GREATEST ignores NULL, so the first push of a tenant is taken as is.
-_NOTE_PUSH = """
-INSERT INTO scim_sync (tenant, last_push) VALUES ($1, $2)
+_NOTE_PUSH = f"""{_LIVE}
+INSERT INTO scim_sync (tenant, last_push) SELECT $1, $2::timestamptz {_UNLESS_DELETED}
 ON CONFLICT (tenant) DO UPDATE SET last_push = GREATEST(scim_sync.last_push, EXCLUDED.last_push)
 """
-_NOTE_ERROR = """
-INSERT INTO scim_sync (tenant, last_error_time, last_error) VALUES ($1, $2, $3)
+_NOTE_ERROR = f"""{_LIVE}
+INSERT INTO scim_sync (tenant, last_error_time, last_error)
+    SELECT $1, $2::timestamptz, $3::text {_UNLESS_DELETED}
 ON CONFLICT (tenant) DO UPDATE
     SET last_error_time = EXCLUDED.last_error_time, last_error = EXCLUDED.last_error
     WHERE scim_sync.last_error_time IS NULL OR scim_sync.last_error_time <= EXCLUDED.last_error_time
