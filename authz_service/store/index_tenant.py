@@ -17,7 +17,7 @@ a million rows in memory would hold the event loop).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from authz_service.model import Relationship, RelationshipFilter, Revision, UpdateOp
@@ -29,6 +29,7 @@ __all__ = ["TenantIndex"]
 _Key = tuple[str, str, str, str, str, str]
 _TYPE_SCAN_MAX = 4_096  # objects of one type read through the per-type ids
 _SMALL = 32  # candidate rows few enough to scan without looking at the other side
+_TRIM_STEP = 4_096  # rows one step of `trim_steps` looks at (an object's rows at once)
 _Buckets = dict[tuple[str, str], dict[tuple[str, str, str], list["_Row"]]]
 
 
@@ -50,6 +51,7 @@ class TenantIndex:
     applied: Revision  # every change up to here is applied
     rows: int = 0  # live and dead rows held
     dead: int = 0
+    newest_dead: Revision = 0  # the revision of the newest deletion applied
     live: dict[_Key, _Row] = field(default_factory=dict)
     by_resource: _Buckets = field(default_factory=dict)
     by_subject: _Buckets = field(default_factory=dict)
@@ -82,36 +84,50 @@ class TenantIndex:
                 continue
             current = self.live.pop(sort_key(change.relationship), None)
             if current is not None:
-                current.deleted = change.revision
+                current.deleted = self.newest_dead = change.revision
                 self.dead += 1
             if change.op is UpdateOp.TOUCH:
                 self._insert(_Row(change.relationship, change.revision))
         self.applied = max(self.applied, through)
 
-    def trim(self) -> None:
-        """Drop every deleted row; reads older than the newest of them go to the store."""
-        newest = self.floor
-        for buckets in (self.by_resource, self.by_subject):
+    def trim_steps(self, step: int = _TRIM_STEP) -> Iterator[None]:
+        """Drop the rows deleted so far, yielding after each object once `step` rows were
+        looked at since the last yield, so that the caller can let requests run (at a
+        million rows a trim in one go held the event loop for over a second; in steps of
+        4,096 rows a step takes a few milliseconds).
+
+        The floor is raised first, to the newest deletion applied: reads older than it
+        go to the store, and no read the index still answers can need a dropped row.
+        `apply` may run between steps: its deletions are newer than that floor and stay
+        until a later trim. Reads between steps are exact: a dead row not yet dropped is
+        not live at any revision the index answers."""
+        through = self.floor = max(self.floor, self.newest_dead)
+        done = 0
+        sides = ((self.by_resource, self.resource_ids), (self.by_subject, self.subject_ids))
+        for side, (buckets, by_type) in enumerate(sides):
             for outer_key in list(buckets):
-                outer = buckets[outer_key]
+                outer = buckets.get(outer_key)
+                if outer is None:
+                    continue
+                dropped = 0
                 for inner_key in list(outer):
-                    kept = []
-                    for row in outer[inner_key]:
-                        if row.deleted is None:
-                            kept.append(row)
-                        elif row.deleted > newest:
-                            newest = row.deleted
+                    rows = outer[inner_key]
+                    done += len(rows)
+                    kept = [row for row in rows if row.deleted is None or row.deleted > through]
+                    dropped += len(rows) - len(kept)
                     if kept:
                         outer[inner_key] = kept
                     else:
                         del outer[inner_key]
                 if not outer:
                     del buckets[outer_key]
-                    by_type = self.resource_ids if buckets is self.by_resource else self.subject_ids
                     by_type[outer_key[0]].discard(outer_key[1])
-        self.rows -= self.dead
-        self.dead = 0
-        self.floor = newest
+                if side == 0:  # each row is in one bucket of each side: count it once
+                    self.rows -= dropped
+                    self.dead -= dropped
+                if done >= step:
+                    done = 0
+                    yield
 
     def scan(
         self,
