@@ -46,7 +46,9 @@ def register(sub: Any) -> None:
     parser.add_argument("subject", help="type:id[#relation], e.g. user:alice")
     parser.add_argument("--tenant", required=True)
     parser.add_argument("--server", default="127.0.0.1:50051", help="host:port")
-    parser.add_argument("--context", default="{}", help="caveat context as a JSON object")
+    parser.add_argument(
+        "--context", type=_context, default={}, help="caveat context as a JSON object"
+    )
     parser.add_argument("--api-key", default=None, help="bearer API key (AUTHZ_API_KEY)")
     parser.add_argument(
         "--consistency",
@@ -68,8 +70,23 @@ def _consistency(text: str) -> core_pb2.Consistency:
     if name in ("at_least_as_fresh", "at_exact_snapshot") and token:
         getattr(chosen, name).token = token
         return chosen
-    shown = text if len(text) <= 64 else f"{text[:64]}…({len(text)} chars)"
-    raise argparse.ArgumentTypeError(f"`{shown}` is not one of {_CONSISTENCY}")
+    raise argparse.ArgumentTypeError(f"`{_shown(text)}` is not one of {_CONSISTENCY}")
+
+
+def _context(text: str) -> dict[str, Any]:
+    """A JSON object; anything else is refused by argparse, naming `--context` (exit 2)."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"`{_shown(text)}` is not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"`{_shown(text)}` is not a JSON object")
+    return value
+
+
+def _shown(text: str) -> str:
+    """`text` as an error message echoes it: capped."""
+    return text if len(text) <= 64 else f"{text[:64]}…({len(text)} chars)"
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -84,9 +101,8 @@ async def _ask(args: argparse.Namespace) -> int:
         subject=convert.subject_to_proto(parse_subject(args.subject)),
         with_explanation=args.explain,
     )
-    context = json.loads(args.context)
-    if context:
-        request.context.update(context)
+    if args.context:
+        request.context.update(args.context)
     if args.consistency is not None:
         request.consistency.CopyFrom(args.consistency)
     settings = load_settings()

@@ -102,3 +102,20 @@ async def test_the_api_key_comes_from_the_environment(
         assert "UNAUTHENTICATED" in capsys.readouterr().err
     finally:
         await app.stop(grace=1.0)
+
+
+@pytest.mark.parametrize(
+    ("context", "says"),
+    [("{bad", "is not JSON"), ("[1]", "is not a JSON object"), ('"' + "x" * 300 + '"', "chars)")],
+)
+async def test_a_context_that_is_not_a_json_object_is_bad_input(
+    context: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # fails on 7880001: a traceback (exit 1, which reads as DENIED) instead of exit 2
+    question = ("document:readme", "view", "user:alice", "--tenant", "acme")
+    unreachable = ("--server", "127.0.0.1:1")  # refused before any connection
+    assert await _authz("check", *question, *unreachable, "--context", context) == 2
+    err = capsys.readouterr().err
+    assert "argument --context:" in err
+    assert says in err
+    assert len(err) < 600  # the value is echoed capped
