@@ -138,7 +138,8 @@ class RequestState:
         limits = self.limits
         if req.depth >= limits.max_depth:
             raise LimitExceeded(
-                f"max depth `{limits.max_depth}` exceeded checking `{self.root_label}`"
+                f"max depth `{limits.max_depth}` exceeded checking `{self.root_label}`, "
+                f"the limit AUTHZ_MAX_DEPTH = {limits.max_depth}"
             )
         self.check_deadline()
 
@@ -205,5 +206,5 @@ class RequestState:
         if count > self.limits.max_fanout:
             raise LimitExceeded(
                 f"fan-out of `{count}` relationships at `{req.resource}#{what}` exceeds the "
-                f"limit `{self.limits.max_fanout}` checking `{self.root_label}`"
+                f"limit AUTHZ_MAX_FANOUT = {self.limits.max_fanout} checking `{self.root_label}`"
             )

@@ -257,7 +257,7 @@ class _Evaluation:
             frontier = following
         raise LimitExceeded(
             f"the hierarchy above `{req.resource}` is deeper than `{state.limits.max_depth}` "
-            f"levels checking `{state.root_label}`"
+            f"levels checking `{state.root_label}`, the limit AUTHZ_MAX_DEPTH"
         )
 
     async def _subject(self, binding: Binding) -> tuple[Tri, ExplainNode | None]:
