@@ -15,6 +15,7 @@ from authz_service.api.cursors import CursorScope
 from authz_service.api.gen.authz.v1 import core_pb2, tenants_pb2, tenants_pb2_grpc
 from authz_service.errors import InvalidArgument, echo
 from authz_service.service import methods
+from authz_service.service.pages import page_limit
 from authz_service.service.tenants import TenantService
 from authz_service.store.registry import TenantRecord, TenantState
 
@@ -22,8 +23,6 @@ __all__ = ["TenantServicer"]
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 _PB = tenants_pb2
-_DEFAULT_PAGE = 100
-_MAX_PAGE = 1000
 # Characters of export per streamed message: well under any client's receive limit.
 _CHUNK_CHARS = 1024 * 1024
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -82,7 +81,7 @@ class TenantServicer(tenants_pb2_grpc.TenantServiceServicer):
         # The registry has no revisions: pages continue by name (docs/api.md, Cursors).
         scope = CursorScope.of(methods.LIST_TENANTS, "", request)
         start = scope.resume(request.cursor, core_pb2.Consistency())
-        limit = min(request.limit or _DEFAULT_PAGE, _MAX_PAGE)
+        limit = page_limit(request.limit)  # past 1000: INVALID_ARGUMENT, as every page
         found = await self._tenants.list(start.after, limit + 1)
         page = found[:limit]
         response = _PB.ListTenantsResponse(tenants=[tenant_to_proto(t) for t in page])
