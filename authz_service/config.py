@@ -87,7 +87,8 @@ class Settings:
     max_fanout: int = field(default=10_000, metadata={"env": "AUTHZ_MAX_FANOUT"})
     max_batch: int = field(default=1000, metadata={"env": "AUTHZ_MAX_BATCH"})
     default_deadline_ms: int = field(default=5000, metadata={"env": "AUTHZ_DEFAULT_DEADLINE_MS"})
-    # Request budgets (docs/limits.md): exceeding one is an error naming it, never ALLOWED.
+    # Request budgets (docs/api.md "Limits", docs/performance.md "Request budgets"):
+    # exceeding one is an error naming it, never ALLOWED.
     max_subproblems: int = field(default=100_000, metadata={"env": "AUTHZ_MAX_SUBPROBLEMS"})
     max_explanation_nodes: int = field(
         default=10_000, metadata={"env": "AUTHZ_MAX_EXPLANATION_NODES"}
