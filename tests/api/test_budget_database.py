@@ -38,14 +38,18 @@ NEW = "document:plan#viewer@user:carol"
 
 
 @asynccontextmanager
-async def blackholed(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[Api, Blackhole]]:
+async def blackholed(
+    pg_dsn: str, tmp_path: Path, *, max_staleness_ms: int = 100
+) -> AsyncIterator[tuple[Api, Blackhole]]:
     """A server on a database behind the proxy, with a schema and a relationship
     written; the caller turns the proxy into a black hole."""
     async with Blackhole("127.0.0.1", 5432) as hole:
         dsn = pg_dsn.replace("127.0.0.1:5432", f"127.0.0.1:{hole.port}")
         assert dsn != pg_dsn
         app = await start_app(
-            server_settings(dsn, tmp_path, default_deadline_ms=DEADLINE_MS, max_staleness_ms=100)
+            server_settings(
+                dsn, tmp_path, default_deadline_ms=DEADLINE_MS, max_staleness_ms=max_staleness_ms
+            )
         )
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
@@ -127,6 +131,28 @@ async def test_blackholed_database_ends_a_lookup_within_the_deadline(
         seen: list[Any] = []
         await ends_in_time(_drain(lookup(api), seen))
         assert seen == []  # a fully consistent lookup cannot know anything without the head
+
+
+@pytest.mark.timeout(120)
+async def test_blackholed_database_ends_a_relationship_read_within_the_deadline(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    # The tenant was seen moments ago, so the tenant gate admits the call from memory
+    # without a database read of its own: the handler's reads, in a stream that binds no
+    # deadline itself, are what must end it.
+    async with blackholed(pg_dsn, tmp_path, max_staleness_ms=60_000) as (api, hole):
+        await api.check("acme", "document:plan", "view", "user:alice")
+        hole.blackhole()
+        seen: list[Any] = []
+        read = api.relationships.ReadRelationships(
+            relationships_pb2.ReadRelationshipsRequest(
+                tenant="acme",
+                filter=core_pb2.RelationshipFilter(resource_type="document"),
+                consistency=FULLY,
+            )
+        )
+        await ends_in_time(_drain(read, seen))
+        assert seen == []
 
 
 async def _stored(pg_dsn: str, text: str) -> bool:
