@@ -331,13 +331,15 @@ async def _scim_listener(
     store: Store,
     resources: Resources,
     provisioning: ProvisioningService,
+    authenticator: Authenticator | None,
 ) -> HttpListener | None:
-    """The SCIM listener, when configured; worker 0 only, since it binds one port."""
+    """The SCIM listener, when configured; worker 0 only, since it binds one port. Keys
+    are verified by the gRPC port's authenticator: the same cache, the same negative
+    cache and the same backoff of failing peers."""
     if not settings.scim_listen or worker != 0:
         return None
-    auth = Authenticator(store.keys, ttl_s=settings.auth_cache_ttl_s) if settings.auth else None
     scim = await HttpListener.start(
-        ScimApp(provisioning, auth),
+        ScimApp(provisioning, authenticator),
         settings.scim_listen,
         name="SCIM",
         grace_s=settings.shutdown_grace_s,
@@ -649,7 +651,7 @@ class App:
                 settings, store, schemas, lifecycle, key_admin, permissions, audit, deadline
             ),
         )
-        scim = await _scim_listener(settings, worker, store, resources, provisioning)
+        scim = await _scim_listener(settings, worker, store, resources, provisioning, authenticator)
         port = bind(server, settings.listen, _tls(settings), plaintext=settings.plaintext)
         if port == 0:
             raise OSError(f"could not bind {settings.listen}")

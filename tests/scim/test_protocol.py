@@ -79,6 +79,22 @@ async def test_no_or_invalid_key_is_401(scim: ScimServer, authorization: str | N
         error(await http.post("/Users", json=user("x"), headers=headers), 401)
 
 
+async def test_failed_keys_are_backed_off_per_address_as_on_grpc(scim: ScimServer) -> None:
+    # fails on da50222: the SCIM port verified keys with an authenticator of its own,
+    # without the failure limits of docs/auth.md ("Failed attempts"): a guesser could try
+    # secrets there without end
+    good = await scim.key("acme", Scope.SCIM)
+    prefix, key_id, _ = good.split("_", 2)
+    wrong = {"Authorization": f"Bearer {prefix}_{key_id}_{'A' * 43}"}
+    async with httpx.AsyncClient(base_url=f"{scim.base}/acme") as http:
+        statuses = [(await http.get("/Users", headers=wrong)).status_code for _ in range(25)]
+        assert statuses[0] == 401
+        assert set(statuses) == {401, 429}
+        assert statuses[-1] == 429
+        held = await http.post("/Users", json=user("x"), headers=wrong)
+        assert "too many failed authentications" in error(held, 429)
+
+
 async def test_other_tenant_or_scope_is_403(scim: ScimServer) -> None:
     globex = await scim.key("globex")
     no_scim = await scim.key("acme", Scope.CHECK, Scope.WRITE)

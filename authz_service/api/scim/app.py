@@ -104,7 +104,9 @@ class ScimApp(ASGIApplication):
         request = await self.read_request(scope, receive)
         if request.method.upper() == "PATCH":
             request.body = standard_patch(request.body)
-        enter(RequestState(tenant, request.method.upper(), request.path))
+        client = scope.get("client")
+        peer = client[0] if client else None
+        enter(RequestState(tenant, request.method.upper(), request.path, peer=peer))
         if not path.startswith(PREFIX) or not _TENANT_RE.fullmatch(tenant):
             error = NotFoundException(
                 detail=f"no SCIM endpoint at `{echo(path)}`; the endpoints are {PREFIX}<tenant>/"
@@ -118,10 +120,10 @@ class ScimApp(ASGIApplication):
 
     async def _note(self, tenant: str, response: ScimResponse) -> None:
         """The sync status (GetScimSync): the last push, the last refused one and why.
-        A request with no valid key (401) is not recorded: anyone can send one, and it
-        is not the IdP's. The push itself is done either way, so a status that cannot be
+        A request with no valid key (401), or held off after failed keys (429), is not
+        recorded: anyone can send one, and it is not the IdP's. The push itself is done either way, so a status that cannot be
         stored is logged, not turned into a failed push."""
-        if response.status == 401:
+        if response.status in (401, 429):
             return
         failed = response.status >= 400
         detail = (response.body or {}).get("detail", str(int(response.status)))
@@ -134,7 +136,9 @@ class ScimApp(ASGIApplication):
         state = current()
         if self.needs_auth(request) and self._authenticator is not None:
             try:
-                key = await self._authenticator.authenticate(request.header("Authorization"))
+                key = await self._authenticator.authenticate(
+                    request.header("Authorization"), peer=state.peer
+                )
             except AuthzError as exc:
                 raise scim_error(exc) from None
             if KeyScope.SCIM not in key.scopes:

@@ -26,6 +26,7 @@ class RequestState:
     path: str
     key: ApiKey | None = None
     revision: Revision | None = None
+    peer: str | None = None  # the caller's address, whose failed keys are backed off
 
     @property
     def reason(self) -> str:

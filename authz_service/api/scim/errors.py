@@ -18,6 +18,7 @@ from authz_service.errors import (
     AuthzError,
     FailedPrecondition,
     InvalidArgument,
+    LimitExceeded,
     NotFound,
     PermissionDenied,
     Unauthenticated,
@@ -31,6 +32,14 @@ __all__ = ["scim_error"]
 class _Unavailable(SCIMException):
     status = 503
     _default_detail = "the service is unavailable; retry later"
+
+
+class _TooMany(SCIMException):
+    """RESOURCE_EXHAUSTED's answer over HTTP: a caller held off after failed keys
+    (docs/auth.md, "Failed attempts"), or a limit of calls in flight."""
+
+    status = 429
+    _default_detail = "too many requests; retry later"
 
 
 class _Internal(SCIMException):
@@ -53,6 +62,7 @@ def scim_error(error: AuthzError) -> SCIMException:
         (Unauthenticated, UnauthorizedException),
         (PermissionDenied, ForbiddenException),
         (Unavailable, _Unavailable),
+        (LimitExceeded, _TooMany),
         # What the service refuses in its current state: a suspended tenant's writes.
         (FailedPrecondition, ConflictException),
     ]
