@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 
 from authz_service.api.gen.authz.v1 import tenancy_pb2, tenancy_pb2_grpc
+from authz_service.cli import client_tls
 from authz_service.config import load_settings
 
 __all__ = ["register"]
@@ -29,6 +30,7 @@ def register(sub: Any) -> None:
         action.add_argument("--api-key", default=None, help="bearer API key (AUTHZ_API_KEY)")
         if name == "repair":
             action.add_argument("--reason", required=True, help="why, for the decision log")
+        client_tls.add_arguments(action)
     parser.set_defaults(handler=lambda args: asyncio.run(_run(args)))
 
 
@@ -72,9 +74,10 @@ def _status_line(status: tenancy_pb2.ScimSyncStatus) -> str:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    api_key = args.api_key or load_settings().api_key
+    settings = load_settings()
+    api_key = args.api_key or settings.api_key
     metadata = (("authorization", f"Bearer {api_key}"),) if api_key else None
-    async with grpc.aio.insecure_channel(args.server) as channel:
+    async with client_tls.from_args(args, settings).aio_channel(args.server) as channel:
         stub = tenancy_pb2_grpc.TenancyServiceStub(channel)
         try:
             if args.action == "repair":

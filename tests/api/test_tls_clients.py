@@ -21,6 +21,7 @@ from tests.api.conftest import server_settings
 from tests.api.helpers import Api
 
 ACME_CHECK = "spiffe://authz/tenant/acme/scopes/check"
+ACME_WRITE = "spiffe://authz/tenant/acme/scopes/write"
 PLATFORM = "spiffe://authz/tenant/*/scopes/admin+write"
 
 
@@ -46,7 +47,8 @@ async def served(pg_dsn: str, tmp_path: Path) -> AsyncIterator[Served]:
     (tmp_path / "ca.pem").write_bytes(ca.cert_pem)
     make_server(ca).write(tmp_path / "server.pem", tmp_path / "server.key")
     files = {}
-    for name, uris in {"acme": (ACME_CHECK,), "platform": (PLATFORM,)}.items():
+    clients = {"acme": (ACME_CHECK,), "acme-write": (ACME_WRITE,), "platform": (PLATFORM,)}
+    for name, uris in clients.items():
         files[name] = (tmp_path / f"{name}.pem", tmp_path / f"{name}.key")
         make_client(ca, *uris).write(*files[name])
     settings = server_settings(
@@ -96,6 +98,21 @@ async def test_authz_check_takes_tls_options(
     monkeypatch.setenv("AUTHZ_CLIENT_TLS_CERT", str(cert))
     monkeypatch.setenv("AUTHZ_CLIENT_TLS_KEY", str(key))
     assert await _authz("check", *question, "--tenant", "acme") == 1
+
+
+async def test_authz_scim_takes_tls_options(
+    served: Served, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # fails on 26bbac5: `authz scim` dialled plaintext only and refused --tls-* options,
+    # so it could not reach a server with TLS on
+    monkeypatch.delenv("AUTHZ_API_KEY", raising=False)
+    cert, key = served.files["acme-write"]
+    tls = ("--tls-ca", str(served.ca), "--tls-cert", str(cert), "--tls-key", str(key))
+    status = ("scim", "status", "--tenant", "acme", "--server", served.target)
+    assert await _authz(*status, *tls) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "no drift"
+    assert await _authz(*status) == 2  # plaintext
+    assert "UNAVAILABLE" in capsys.readouterr().err
 
 
 async def test_the_health_check_takes_tls_options(served: Served) -> None:
