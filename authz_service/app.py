@@ -56,7 +56,7 @@ from authz_service.decisionlog import (
     PostgresSink,
     load_private_key,
 )
-from authz_service.engine import Engine, Limits
+from authz_service.engine import Candidates, Engine, Limits
 from authz_service.errors import FailedPrecondition
 from authz_service.gateway import Gateway, load_gateway_config
 from authz_service.revisions import RevisionResolver
@@ -86,6 +86,7 @@ __all__ = ["App", "Resources", "decision_service", "open_store", "prepare_databa
 log = logging.getLogger(__name__)
 
 MEMORY_URL = "memory://"
+_KEPT_WALKS = 8  # LookupResources walks kept per worker (a few MB each at 1M relationships)
 
 
 # The longest one resource may take to close. Calls have been drained by then; a closer
@@ -433,6 +434,9 @@ def decision_service(
         ),
         grant_sources=[grants],
         dispatcher_wrapper=lambda inner: CachingDispatcher(inner, subproblems),
+        # A few large LookupResources walks, so that a client paging through one (limit
+        # and cursor, at the first page's revision) does not pay the walk on every page.
+        walks=DecisionCache[Candidates](_KEPT_WALKS),
     )
     permissions = PermissionService(
         engine=engine,

@@ -20,6 +20,7 @@ from __future__ import annotations
 from authz_service.engine.check import LocalDispatcher
 from authz_service.engine.dispatch import Dispatcher, GrantSource, Subproblem, SubResult
 from authz_service.engine.engine import Engine
+from authz_service.engine.lookup_resources import Candidates, WalkCache
 from authz_service.engine.tristate import FALSE, TRUE, Tri
 from authz_service.engine.types import (
     BindingRef,
@@ -38,6 +39,7 @@ __all__ = [
     "FALSE",
     "TRUE",
     "BindingRef",
+    "Candidates",
     "CheckItem",
     "CheckResult",
     "Decision",
@@ -54,4 +56,5 @@ __all__ = [
     "SubjectResult",
     "Subproblem",
     "Tri",
+    "WalkCache",
 ]

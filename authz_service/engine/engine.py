@@ -20,7 +20,7 @@ from authz_service.engine.inputs import (
     require_permission,
     require_subject,
 )
-from authz_service.engine.lookup_resources import lookup_resource_pages
+from authz_service.engine.lookup_resources import WalkCache, lookup_resource_pages
 from authz_service.engine.lookup_subjects import lookup_subjects
 from authz_service.engine.reads import Reads
 from authz_service.engine.request import RequestState
@@ -62,8 +62,10 @@ class Engine:
         limits: Limits = Limits(),  # noqa: B008 - frozen value, safe as a default
         dispatcher_wrapper: Callable[[Dispatcher], Dispatcher] | None = None,
         grant_sources: Sequence[GrantSource] = (),
+        walks: WalkCache | None = None,
     ) -> None:
         self._reader = reader
+        self._walks = walks  # LookupResources' candidate walks, kept for later pages
         self.limits = limits
         self._local = LocalDispatcher()
         self._dispatcher: Dispatcher = (
@@ -222,6 +224,7 @@ class Engine:
             context=context,
             after=after,
             limit=limit,
+            walks=self._walks,
         )
 
     def lookup_subjects(

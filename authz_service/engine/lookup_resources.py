@@ -15,13 +15,24 @@ intersection, an `.all()` arrow, a role binding, or an exclusion whose subtracte
 may hold) is decided by Check with the request's shared memo, so the answer agrees with
 Check either way (tests/property/test_engine_differential.py, tests/engine/
 test_lookup_proofs.py). An id without a proof is never allowed without Check.
+
+A walk can take seconds (tens of thousands of candidates at a million relationships), and
+a client paging through the results with `limit` and cursors asks for the same walk again
+at the same revision on every page. With a `WalkCache` the candidates of large walks are
+kept, keyed by everything they depend on (tenant, revision, schema, the question, the
+context, the depth limit) and valid until the soonest expiry among the relationships the
+walk read; a walk with request-only relationships is never kept, and a fully consistent
+call never takes one (it may leave one for its continuation pages, which read at its
+revision).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Hashable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
 from authz_service.engine.decide import decide
 from authz_service.engine.request import RequestState
@@ -36,10 +47,11 @@ from authz_service.model import (
     SubjectRef,
 )
 
-__all__ = ["Candidates", "candidate_resources", "lookup_resource_pages"]
+__all__ = ["Candidates", "WalkCache", "candidate_resources", "lookup_resource_pages"]
 
 _CHUNK = 500  # subject ids per reverse read
 _PAGE = 128  # results per page of a lookup
+_KEPT_WALK = 1_000  # candidates a walk needs for a WalkCache to keep it (smaller: cheap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +127,17 @@ class _Walk:
                 blocked |= self.found.get(pair, set())
             proven |= sure - blocked
         return Candidates(frozenset(ids), frozenset(proven))
+
+
+class WalkCache(Protocol):
+    """Where walks are kept (cache.lru.DecisionCache fits): `get` answers only before the
+    entry's `valid_until`."""
+
+    def get(self, key: Hashable, now: datetime) -> Candidates | None: ...
+
+    def put(
+        self, key: Hashable, value: Candidates, valid_until: datetime | None = None
+    ) -> None: ...
 
 
 async def candidate_resources(
@@ -204,10 +227,11 @@ async def lookup_resource_pages(
     context: FrozenContext,
     after: str | None,
     limit: int | None,
+    walks: WalkCache | None = None,
 ) -> AsyncIterator[list[ResourceResult]]:
     """The results in pages of up to `_PAGE`: a caller that bounds each step of the
     stream (the service, by the call's deadline) pays for that once per page."""
-    found = await candidate_resources(state, index, (resource_type, permission), subject, context)
+    found = await _candidates(state, index, (resource_type, permission), subject, context, walks)
     page: list[ResourceResult] = []
     sent = 0
     for resource_id in sorted(found.ids):
@@ -229,3 +253,35 @@ async def lookup_resource_pages(
             page = []
     if page:
         yield page
+
+
+async def _candidates(
+    state: RequestState,
+    index: ReverseIndex,
+    target: Pair,
+    subject: SubjectRef,
+    context: FrozenContext,
+    walks: WalkCache | None,
+) -> Candidates:
+    """`candidate_resources`, through `walks` when the walk may be shared (module doc)."""
+    if walks is None or state.volatile:
+        return await candidate_resources(state, index, target, subject, context)
+    snap = state.snapshot
+    key = (
+        "lookup_resources",
+        snap.tenant,
+        snap.revision,
+        snap.schema.version,
+        *target,
+        subject.type,
+        subject.id,
+        subject.relation,
+        context.canonical,
+        state.limits.max_depth,
+    )
+    found = walks.get(key, snap.now) if snap.shared_cache else None
+    if found is None:
+        found = await candidate_resources(state, index, target, subject, context)
+        if len(found.ids) >= _KEPT_WALK:
+            walks.put(key, found, state.reads.earliest_expiry)
+    return found

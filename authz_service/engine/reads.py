@@ -44,6 +44,9 @@ class Reads:
         self._snapshot = snapshot
         self._contextual = tuple(contextual)
         self._memo: dict[RelationshipFilter, ReadResult] = {}
+        # The soonest any live relationship read so far expires: what was derived from
+        # these reads holds until then (LookupResources' cached walks).
+        self.earliest_expiry: datetime | None = None
 
     @property
     def has_contextual(self) -> bool:
@@ -65,4 +68,7 @@ class Reads:
         expired = tuple(r for r in rels if r.expires_at is not None and r.expires_at <= now)
         found = ReadResult(live, expired)
         self._memo[flt] = found
+        soonest = earliest_expiry(live)
+        if soonest is not None and (self.earliest_expiry is None or soonest < self.earliest_expiry):
+            self.earliest_expiry = soonest
         return found

@@ -8,6 +8,7 @@ EXPECTED = [
     "FALSE",
     "TRUE",
     "BindingRef",
+    "Candidates",
     "CheckItem",
     "CheckResult",
     "Decision",
@@ -24,6 +25,7 @@ EXPECTED = [
     "SubjectResult",
     "Subproblem",
     "Tri",
+    "WalkCache",
 ]
 
 
