@@ -1,13 +1,14 @@
 """LookupResources over gRPC, this checkout against others, in the same rounds.
 
-    python benchmarks/lookup_bench.py --checkout base=DIR [--scale 1m] [--rounds 3]
+    python benchmarks/lookup_bench.py --checkout base=DIR [--scale 1m] [--rounds 3] [--page N]
 
 One data set (benchmarks/dataset.py at `--scale`, seed 42) imported once into a fresh
 database; one single-worker `authz serve` per checkout (decision log off, API keys on,
 relationship index on, default deadline 300 s), all running at once, each warmed until its worker holds the
 tenant in its index. Then per round, checkouts interleaved (the order flips every
 round): `LookupResources(document, view)` for each sampled user, streamed whole at
-minimize_latency. Per call: wall seconds, seconds to the first result, the server's CPU
+minimize_latency (with `--page N`: in calls of `limit` N, each resumed from the last
+result's cursor, as a client paging through it does). Per call: wall seconds, seconds to the first result, the server's CPU
 seconds (utime + stime of its process tree from /proc over exactly that call) and the
 results, compared with the reference evaluator (`wrong` counts calls whose allowed set
 differs). Medians per checkout and user over rounds are printed as a table and written
@@ -85,7 +86,9 @@ async def _warm(port: int, metrics: int, meta: Any) -> float:
     return time.monotonic() - started
 
 
-async def _lookup(port: int, pids: list[int], meta: Any, u: int) -> dict[str, Any]:
+async def _lookup(
+    port: int, pids: list[int], meta: Any, u: int, page: int | None = None
+) -> dict[str, Any]:
     import grpc
 
     from authz_service.api.gen.authz.v1 import core_pb2, permissions_pb2
@@ -100,22 +103,39 @@ async def _lookup(port: int, pids: list[int], meta: Any, u: int) -> dict[str, An
     allowed: set[int] = set()
     first: float | None = None
     status = "OK"
+    pages = 0
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         cpu_before = check_bench.cpu_seconds(pids)
         started = time.monotonic()
         try:
-            async for reply in _stub(channel).LookupResources(
-                request, timeout=DEADLINE_MS / 1000, metadata=meta
-            ):
-                if first is None:
-                    first = time.monotonic() - started
-                if reply.decision == core_pb2.DECISION_ALLOWED:
-                    allowed.add(int(reply.resource_id[1:]))
+            while True:  # with `page`: pages of that many, each resumed from the last cursor
+                streamed, last = 0, None
+                if page is not None:
+                    request.limit = page
+                async for reply in _stub(channel).LookupResources(
+                    request, timeout=DEADLINE_MS / 1000, metadata=meta
+                ):
+                    if first is None:
+                        first = time.monotonic() - started
+                    if reply.decision == core_pb2.DECISION_ALLOWED:
+                        allowed.add(int(reply.resource_id[1:]))
+                    streamed, last = streamed + 1, reply.cursor
+                pages += 1
+                if page is None or streamed < page or last is None:
+                    break
+                request.cursor.CopyFrom(last)
         except grpc.aio.AioRpcError as exc:
             status = exc.code().name
         wall = time.monotonic() - started
         cpu = check_bench.cpu_seconds(pids) - cpu_before
-    return {"status": status, "wall_s": wall, "first_s": first, "cpu_s": cpu, "allowed": allowed}
+    return {
+        "status": status,
+        "wall_s": wall,
+        "first_s": first,
+        "cpu_s": cpu,
+        "pages": pages,
+        "allowed": allowed,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--users", default=DEFAULT_USERS, help="user indexes, comma-separated")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
+    p.add_argument(
+        "--page",
+        type=int,
+        default=None,
+        help="page through each lookup with this limit, resuming from the last cursor",
+    )
     args = p.parse_args(argv)
     checkouts = {"this": check_bench.ROOT}
     for spec in args.checkout:
@@ -163,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
                     order.reverse()
                 for name, (server, _) in order:
                     for u in users:
-                        m = asyncio.run(_lookup(server.port, server.pids(), meta, u))
+                        m = asyncio.run(_lookup(server.port, server.pids(), meta, u, args.page))
                         allowed = m.pop("allowed")
                         m["results"] = len(allowed)
                         m["wrong"] = int(allowed != expected[u])
@@ -171,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                         print(
                             f"round {rnd + 1} {name:<6} user {u:<5} {m['status']} "
                             f"{m['results']:>7,} results {m['wall_s']:7.2f} s wall "
-                            f"{m['cpu_s']:7.2f} s server CPU wrong={m['wrong']}",
+                            f"{m['cpu_s']:7.2f} s server CPU {m['pages']} pages "
+                            f"wrong={m['wrong']}",
                             flush=True,
                         )
         finally:
@@ -184,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps(
             {
                 "scale": args.scale,
+                "page": args.page,
                 "checkouts": {n: str(p) for n, p in checkouts.items()},
                 "environment": check_bench.environment(args.postgres),
                 "runs": {n: {str(u): r for u, r in by.items()} for n, by in runs.items()},
