@@ -103,13 +103,13 @@ async def _lookup(
     allowed: set[int] = set()
     first: float | None = None
     status = "OK"
-    pages = 0
+    pages, slowest = 0, 0.0  # slowest: the longest single call (page), seconds
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         cpu_before = check_bench.cpu_seconds(pids)
         started = time.monotonic()
         try:
             while True:  # with `page`: pages of that many, each resumed from the last cursor
-                streamed, last = 0, None
+                streamed, last, call_started = 0, None, time.monotonic()
                 if page is not None:
                     request.limit = page
                 async for reply in _stub(channel).LookupResources(
@@ -121,6 +121,7 @@ async def _lookup(
                         allowed.add(int(reply.resource_id[1:]))
                     streamed, last = streamed + 1, reply.cursor
                 pages += 1
+                slowest = max(slowest, time.monotonic() - call_started)
                 if page is None or streamed < page or last is None:
                     break
                 request.cursor.CopyFrom(last)
@@ -134,6 +135,7 @@ async def _lookup(
         "first_s": first,
         "cpu_s": cpu,
         "pages": pages,
+        "slowest_page_s": slowest,
         "allowed": allowed,
     }
 
@@ -198,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                             f"round {rnd + 1} {name:<6} user {u:<5} {m['status']} "
                             f"{m['results']:>7,} results {m['wall_s']:7.2f} s wall "
                             f"{m['cpu_s']:7.2f} s server CPU {m['pages']} pages "
+                            f"(slowest {m['slowest_page_s']:.2f} s) "
                             f"wrong={m['wrong']}",
                             flush=True,
                         )
