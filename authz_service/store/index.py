@@ -21,7 +21,7 @@ Per tenant, on its first read (the read itself goes to the store):
   changes would pass it is dropped and read from the store from then on; deleted rows
   (kept so that slightly older revisions still read exactly) are dropped once they
   outnumber a quarter of the live ones, which raises that tenant's floor. The drop runs
-  in a task of its own, a few thousand objects per turn of the event loop (at a million
+  in a task of its own, a few thousand rows per turn of the event loop (at a million
   rows it is a walk of over a second), so it stalls neither the tenant's readers nor any
   other tenant's requests.
 
