@@ -329,7 +329,6 @@ def _scim(
 async def _scim_listener(
     settings: Settings,
     worker: int,
-    store: Store,
     resources: Resources,
     provisioning: ProvisioningService,
     authenticator: Authenticator | None,
@@ -655,7 +654,7 @@ class App:
                 settings, store, schemas, lifecycle, key_admin, permissions, audit, deadline
             ),
         )
-        scim = await _scim_listener(settings, worker, store, resources, provisioning, authenticator)
+        scim = await _scim_listener(settings, worker, resources, provisioning, authenticator)
         port = bind(server, settings.listen, _tls(settings), plaintext=settings.plaintext)
         if port == 0:
             raise OSError(f"could not bind {settings.listen}")

@@ -121,8 +121,9 @@ class ScimApp(ASGIApplication):
     async def _note(self, tenant: str, response: ScimResponse) -> None:
         """The sync status (GetScimSync): the last push, the last refused one and why.
         A request with no valid key (401), or held off after failed keys (429), is not
-        recorded: anyone can send one, and it is not the IdP's. The push itself is done either way, so a status that cannot be
-        stored is logged, not turned into a failed push."""
+        recorded: anyone can send one, and it is not the IdP's. The push itself is done
+        either way, so a status that cannot be stored is logged, not turned into a failed
+        push."""
         if response.status in (401, 429):
             return
         failed = response.status >= 400
