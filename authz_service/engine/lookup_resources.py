@@ -283,5 +283,5 @@ async def _candidates(
     if found is None:
         found = await candidate_resources(state, index, target, subject, context)
         if len(found.ids) >= _KEPT_WALK:
-            walks.put(key, found, state.reads.earliest_expiry)
+            walks.put(key, found, state.reads.earliest_expiry())
     return found

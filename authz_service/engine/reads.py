@@ -44,9 +44,6 @@ class Reads:
         self._snapshot = snapshot
         self._contextual = tuple(contextual)
         self._memo: dict[RelationshipFilter, ReadResult] = {}
-        # The soonest any live relationship read so far expires: what was derived from
-        # these reads holds until then (LookupResources' cached walks).
-        self.earliest_expiry: datetime | None = None
 
     @property
     def has_contextual(self) -> bool:
@@ -68,7 +65,10 @@ class Reads:
         expired = tuple(r for r in rels if r.expires_at is not None and r.expires_at <= now)
         found = ReadResult(live, expired)
         self._memo[flt] = found
-        soonest = earliest_expiry(live)
-        if soonest is not None and (self.earliest_expiry is None or soonest < self.earliest_expiry):
-            self.earliest_expiry = soonest
         return found
+
+    def earliest_expiry(self) -> datetime | None:
+        """The soonest any live relationship read so far expires: what was derived from
+        these reads holds until then (LookupResources' kept walks). Found from the memo,
+        which holds every read, when asked, so that no other read pays for it."""
+        return earliest_expiry(r for found in self._memo.values() for r in found.live)

@@ -15,15 +15,13 @@ from authz_service.engine import Candidates, Engine, Snapshot
 from authz_service.model import (
     EMPTY_CONTEXT,
     Relationship,
-    RelationshipFilter,
     RelationshipUpdate,
-    Revision,
     SubjectRef,
     UpdateOp,
     parse_relationship,
 )
 from authz_service.schema import compile_schema
-from authz_service.store.memory import MemoryStore
+from tests.cache.test_dispatcher import CountingStore
 
 from .helpers import NOW, TENANT
 
@@ -42,24 +40,6 @@ definition doc {
 """
 DOCS = 1_500  # over the size from which walks are kept
 ANN = SubjectRef("user", "ann")
-
-
-class CountingStore(MemoryStore):
-    def __init__(self) -> None:
-        super().__init__()
-        self.reads = 0
-
-    async def read(
-        self,
-        tenant: str,
-        revision: Revision,
-        flt: RelationshipFilter,
-        *,
-        limit: int | None = None,
-        after: Relationship | None = None,
-    ) -> list[Relationship]:
-        self.reads += 1
-        return await super().read(tenant, revision, flt, limit=limit, after=after)
 
 
 async def world() -> tuple[CountingStore, Snapshot]:
