@@ -1,7 +1,9 @@
 """`authz validate FILE...`: run SpiceDB validation files against the engine.
 
 Prints one line per failed check (`FILE: WHAT: expected X, got Y`) and a final line
-`N passed, M failed`, counting individual checks. Exit status 1 if anything failed.
+`N passed, M failed`, counting individual checks. Exit status 1 if anything failed,
+including a file whose YAML or schema does not parse; 2, before anything runs, if a
+file cannot be read at all (missing, a directory, no permission).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import asyncio
 from typing import Any
 
+from authz_service.errors import InvalidArgument
 from authz_service.validation import run_files
 
 __all__ = ["register"]
@@ -35,6 +38,8 @@ def register(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    for path in args.files:
+        _require_readable(path)
     reports = asyncio.run(run_files(args.files, agreement=not args.no_agreement))
     passed = failed = 0
     for report in reports:
@@ -46,3 +51,14 @@ def _run(args: argparse.Namespace) -> int:
         failed += report.failed
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+def _require_readable(path: str) -> None:
+    """A file that cannot be opened is a wrong argument (exit 2), not a failed check."""
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise InvalidArgument(
+            f"cannot read `{path}`: {exc.strerror or exc}", field="FILE", value=path
+        ) from None

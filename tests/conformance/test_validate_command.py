@@ -132,10 +132,27 @@ def test_command_prints_summary_and_exit_status(
     assert out[-1] == f"{passed} passed, 1 failed"
 
 
-def test_module_entry_point_never_prints_a_traceback(tmp_path: Path) -> None:
-    missing = str(tmp_path / "missing.yaml")
+def test_a_file_that_cannot_be_read_is_bad_input_not_a_failure(tmp_path: Path) -> None:
+    """Exit status 2 (an error: bad arguments or input), as `authz --help` says, and no
+    traceback: status 1 would read as "the file's checks failed"."""
+    good = _write(tmp_path, "good.yaml", GOOD)
+    for unreadable in (str(tmp_path / "missing.yaml"), str(tmp_path)):
+        done = subprocess.run(
+            [sys.executable, "-m", "authz_service", "validate", good, unreadable],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 2, done
+        assert "Traceback" not in done.stderr + done.stdout
+        assert f"cannot read `{unreadable}`" in done.stderr
+        assert done.stdout == ""  # nothing was run: no summary that counts it as a file
+
+
+def test_a_file_that_does_not_parse_is_a_failure(tmp_path: Path) -> None:
+    broken = _write(tmp_path, "broken.yaml", "schema: [unclosed\n")
     done = subprocess.run(
-        [sys.executable, "-m", "authz_service", "validate", missing],
+        [sys.executable, "-m", "authz_service", "validate", broken],
         capture_output=True,
         text=True,
         check=False,
