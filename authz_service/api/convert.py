@@ -23,6 +23,7 @@ from authz_service.model import (
     ID_RE,
     NO_RELATION,
     TYPE_RE,
+    WILDCARD,
     CaveatRef,
     Consistency,
     ConsistencyMode,
@@ -108,6 +109,12 @@ def subject_ref(msg: core_pb2.SubjectReference, field: str) -> SubjectRef:
     relation = "" if msg.relation in ("", "...") else msg.relation
     if relation:
         validate_relation_name(relation, f"{field}.relation")
+        if subject_id == WILDCARD:
+            raise InvalidArgument(
+                f"`{field}.relation` is `{echo(relation)}`: a wildcard subject has no relation",
+                field=f"{field}.relation",
+                value=relation,
+            )
     return SubjectRef(
         validate_type_name(obj.object_type, f"{field}.object.object_type"), subject_id, relation
     )
@@ -204,6 +211,13 @@ def relationship(
         caveat = CaveatRef(
             msg.caveat.name, context(msg.caveat.context, f"{field}.caveat.context", limits)
         )
+    elif msg.HasField("caveat") and msg.caveat.context.fields:
+        # Dropping the nameless caveat would store the relationship unconditionally.
+        raise InvalidArgument(
+            f"`{field}.caveat` has a context but no name",
+            field=f"{field}.caveat.name",
+            value="",
+        )
     expires = None
     if msg.HasField("expires_at"):
         expires = timestamp(msg.expires_at, f"{field}.expires_at")
@@ -223,6 +237,18 @@ def relationship_filter(
         validate_type_name(msg.resource_type, f"{field}.resource_type")
     if msg.subject_type:
         validate_type_name(msg.subject_type, f"{field}.subject_type")
+    # An id means nothing without its type: `resource_ids: [x]` alone would select the
+    # `x` of every type, for deletion too.
+    for ids, type_name, what in (
+        (msg.resource_ids, msg.resource_type, "resource"),
+        (msg.subject_ids, msg.subject_type, "subject"),
+    ):
+        if ids and not type_name:
+            raise InvalidArgument(
+                f"`{field}.{what}_ids` requires `{field}.{what}_type`",
+                field=f"{field}.{what}_ids",
+                value=echo(", ".join(ids[:3])),
+            )
     subject_relation = None
     if msg.HasField("subject_relation"):
         subject_relation = NO_RELATION if msg.subject_relation == "..." else msg.subject_relation
@@ -253,6 +279,12 @@ def consistency(
             schema_token=False,
         )
         return Consistency(ConsistencyMode.AT_EXACT_SNAPSHOT, revision, schema_seq)
+    if which in ("fully_consistent", "minimize_latency") and not getattr(msg, which):
+        raise InvalidArgument(
+            f"`{field}.{which}` is false: set it to true, or set another requirement",
+            field=f"{field}.{which}",
+            value=False,
+        )
     if which == "fully_consistent":
         return Consistency(ConsistencyMode.FULLY_CONSISTENT)
     return Consistency(ConsistencyMode.MINIMIZE_LATENCY)

@@ -39,14 +39,18 @@ _OPS = {
 _PAGE = 100
 
 
+_OPERATIONS = (_PB.Precondition.OPERATION_MUST_MATCH, _PB.Precondition.OPERATION_MUST_NOT_MATCH)
+
+
 def _preconditions(msgs: Any) -> tuple[Precondition, ...]:
     found = []
     for i, msg in enumerate(msgs):
-        if msg.operation == _PB.Precondition.OPERATION_UNSPECIFIED:
+        if msg.operation not in _OPERATIONS:
             raise InvalidArgument(
-                "precondition operation is required",
+                f"`preconditions[{i}].operation` is {msg.operation}: "
+                "OPERATION_MUST_MATCH or OPERATION_MUST_NOT_MATCH is required",
                 field=f"preconditions[{i}].operation",
-                value=0,
+                value=msg.operation,
             )
         found.append(
             Precondition(
