@@ -15,7 +15,7 @@ from authz_service.api.explain import explanation_to_proto
 from authz_service.api.gen.authz.v1 import permissions_pb2, permissions_pb2_grpc
 from authz_service.engine import CheckItem, CheckResult
 from authz_service.engine.explain_layout import DEFAULT_MAX_EXPLANATION_NODES
-from authz_service.errors import InvalidArgument, echo
+from authz_service.errors import AuthzError, InvalidArgument, echo
 from authz_service.model import Relationship, SubjectRef, validate_type_name
 from authz_service.service import methods
 from authz_service.service.audit import CallInfo
@@ -64,6 +64,18 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             subject=convert.subject_ref(request.subject, f"{prefix}subject"),
             context=convert.context(request.context, f"{prefix}context", self._limits),
         )
+
+    def _items(self, msgs: Sequence[Any], refused: dict[int, AuthzError]) -> list[CheckItem]:
+        """CheckBulk's items one by one. Items fail independently (permissions.proto): one
+        that cannot be read goes into `refused` at its position, with field paths relative
+        to the item, as a Check of it alone would have been refused."""
+        items = []
+        for i, msg in enumerate(msgs):
+            try:
+                items.append(self._item(msg))
+            except AuthzError as exc:  # bad input, or a context over its limits
+                refused[i] = exc
+        return items
 
     def _call(
         self,
@@ -129,10 +141,9 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
     ) -> permissions_pb2.CheckBulkResponse:
         tenant = convert.tenant(request.tenant)
         plain = self._known.convert(request.items)
+        refused: dict[int, AuthzError] = {}
         items: Sequence[CheckItem | PlainItem] = (
-            plain
-            if plain is not None
-            else [self._item(it, f"items[{i}].") for i, it in enumerate(request.items)]
+            plain if plain is not None else self._items(request.items, refused)
         )
         actor, agents = _who(request)
         call = self._call(context, request, actor, agents)
@@ -146,6 +157,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             contextual=contextual,
             actor=actor,
             agents=agents,
+            refused=refused,
         )
         return bulk.response(
             results,

@@ -17,10 +17,11 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
+from types import MappingProxyType
 from typing import Any, TypeVar, cast
 
 from authz_service import deadline
@@ -65,6 +66,8 @@ logger = logging.getLogger(__name__)
 _REFRESH_BATCH = 100  # Checks computed ahead per evaluation (and per deadline)
 
 _DECISION_OF = attrgetter("decision")
+
+_NONE_REFUSED: Mapping[int, AuthzError] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,20 +374,27 @@ class PermissionService:
         contextual: Sequence[Relationship] = (),
         actor: SubjectRef | None = None,
         agents: Sequence[SubjectRef] = (),
+        refused: Mapping[int, AuthzError] = _NONE_REFUSED,
     ) -> tuple[Revision, list[CheckResult | AuthzError], list[str]]:
+        """`items` in order, except the positions in `refused`: items the caller could
+        not even read, which answer with their error in their slot (and, not being
+        decisions, have no decision id or record)."""
         _require_reason(actor, call)
-        if not items:
+        size = len(items) + len(refused)
+        if not size:
             raise InvalidArgument(
                 "`items` is empty: a batch needs at least one item", field="items"
             )
-        if len(items) > self._max_batch:
+        if size > self._max_batch:
             raise InvalidArgument(
-                f"batch of {len(items)} items exceeds the limit of {self._max_batch}",
+                f"batch of {size} items exceeds the limit of {self._max_batch}",
                 field="items",
-                value=len(items),
+                value=size,
             )
         started = time.perf_counter()
         snap = await self.snapshot(tenant, consistency)
+        if not items:
+            return (snap.revision, *_with_refused([], [], refused))
         # Items share Check's decision cache (same key, same rules): a page of resources
         # checked again and again costs a lookup per item, not an evaluation.
         shareable = snap.shared_cache and not explain and not contextual
@@ -420,6 +430,8 @@ class PermissionService:
             self._refresh_soon(tenant, snap.revision)
         self._count(results, missing)
         ids = await self._audit.check_bulk(snap, items, results, call, started, contextual)
+        if refused:
+            results, ids = _with_refused(results, ids, refused)
         return snap.revision, results, ids
 
     def _count(self, results: list[CheckResult | AuthzError], missing: list[int]) -> None:
@@ -673,3 +685,19 @@ async def _within(deadline: float | None, work: Awaitable[T]) -> T:
             return await work
     except TimeoutError:
         raise DeadlineExceeded("deadline exceeded during evaluation") from None
+
+
+def _with_refused(
+    results: list[CheckResult | AuthzError], ids: list[str], refused: Mapping[int, AuthzError]
+) -> tuple[list[CheckResult | AuthzError], list[str]]:
+    """The answers of a batch in item order: the refused items' errors at their
+    positions (no decision id), the decided items' answers in the others."""
+    answers = iter(zip(results, ids, strict=True))
+    merged: list[CheckResult | AuthzError] = []
+    merged_ids: list[str] = []
+    for position in range(len(results) + len(refused)):
+        error = refused.get(position)
+        result, decision_id = (error, "") if error is not None else next(answers)
+        merged.append(result)
+        merged_ids.append(decision_id)
+    return merged, merged_ids

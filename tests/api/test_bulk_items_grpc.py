@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2, status_pb2
 
 from authz_service.api.gen.authz.v1 import core_pb2, permissions_pb2
 from tests.api.helpers import Api, bad_request_fields, obj, subj
@@ -95,23 +96,58 @@ async def test_an_item_the_engine_refuses_is_an_error_of_that_item_only(
         assert refused.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
 
 
+def _item_fields(status: status_pb2.Status) -> list[str]:
+    fields = []
+    for detail in status.details:
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            fields.extend(v.field for v in bad.field_violations)
+    return fields
+
+
 @pytest.mark.parametrize(
     ("bad", "field"),
     [
-        (_raw("document", "d 1", "view", "user", "alice"), "items[3].resource.object_id"),
-        (_raw("document", "d1", "view", "user", "a\nb"), "items[3].subject.object.object_id"),
-        (_raw("document", "d1", "", "user", "alice"), "items[3].permission"),
-        (_raw("Document", "d1", "view", "user", "alice"), "items[3].resource.object_type"),
+        (_raw("document", "d 1", "view", "user", "alice"), "resource.object_id"),
+        (_raw("document", "d1", "view", "user", "a\nb"), "subject.object.object_id"),
+        (_raw("document", "d1", "", "user", "alice"), "permission"),
+        (_raw("Document", "d1", "view", "user", "alice"), "resource.object_type"),
     ],
 )
-async def test_an_invalid_item_fails_the_call_naming_its_field(
+async def test_an_invalid_item_is_an_error_in_its_slot_only(
     channel: grpc.aio.Channel, bad: PB.CheckBulkRequestItem, field: str
 ) -> None:
+    """permissions.proto: items fail independently, the item's field paths relative to it."""
     api = Api(channel)
     await api.write_schema()
     token = await api.touch("acme", *RELATIONSHIPS)
-    items = [_item("document:d1", "view", "user:alice")] * 3 + [bad] * 2
+    good = _item("document:d1", "view", "user:alice")
+    for items in ([good, bad, good, good, bad], [bad, bad]):
+        reply = await _bulk(api, token, items)
+        assert len(reply.items) == len(items)
+        ids = []
+        for sent, answer in zip(items, reply.items, strict=True):
+            if sent is good:
+                assert answer.result.decision == core_pb2.DECISION_ALLOWED
+                ids.append(answer.result.decision_id)
+            else:
+                assert answer.WhichOneof("outcome") == "error"
+                assert answer.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+                assert _item_fields(answer.error) == [field]
+        assert len(set(ids)) == len(ids)
+        assert all(ids)
+
+
+async def test_batch_problems_still_fail_the_call_when_items_are_bad(
+    channel: grpc.aio.Channel,
+) -> None:
+    api = Api(channel)
+    await api.write_schema()
+    bad = _raw("document", "d 1", "view", "user", "alice")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await _bulk(api, token, items)
+        await api.permissions.CheckBulk(PB.CheckBulkRequest(tenant="nobody", items=[bad]))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await api.permissions.CheckBulk(PB.CheckBulkRequest(tenant="acme", items=[bad] * 1001))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert bad_request_fields(caught.value) == [field]
+    assert bad_request_fields(caught.value) == ["items"]
