@@ -41,7 +41,7 @@ exit status:
   2    an error: bad arguments or input, the server refused or could not be reached,
        the server cannot start (address in use, database unavailable)
   3    `check`: CONDITIONAL (caveat context missing)
-  130  interrupted (Ctrl-C)
+  130  interrupted (Ctrl-C); `serve` drains its calls on Ctrl-C or SIGTERM and exits 0
   141  the reader of the output went away (`authz ... | head`)
 """
 

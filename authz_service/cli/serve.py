@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from authz_service.config import Settings, load_settings
-from authz_service.errors import InvalidArgument, Unavailable
+from authz_service.errors import AuthzError, InvalidArgument, Unavailable
 
 __all__ = ["register"]
 
@@ -164,7 +164,13 @@ def _run_loop(main: Coroutine[Any, Any, int]) -> int:
 async def run_worker(settings: Settings, worker: int) -> int:
     from authz_service.app import App
 
-    app = await App.start(settings, worker=worker)
+    try:
+        app = await App.start(settings, worker=worker)
+    except OSError as exc:
+        # A file or directory the server needs (data, decision log, TLS) is unusable:
+        # one line and exit status 2, like every other reason a server cannot start.
+        where = f" `{exc.filename}`" if exc.filename else ""
+        raise Unavailable(f"cannot start: {exc.strerror or exc}{where}") from None
     host = settings.listen.rsplit(":", 1)[0]
     transport = "mTLS" if settings.tls_client_ca else "TLS" if settings.tls_cert else "plaintext"
     print(f"authz: listening on {host}:{app.port} ({transport}, worker {worker})", flush=True)
@@ -191,7 +197,11 @@ def _configure_logging(settings: Settings) -> None:
 def _worker_main(settings: Settings, worker: int) -> None:
     # Spawned workers start with a fresh interpreter: logging must be set up again.
     _configure_logging(settings)
-    sys.exit(_run_loop(run_worker(settings, worker)))
+    try:
+        sys.exit(_run_loop(run_worker(settings, worker)))
+    except AuthzError as exc:
+        print(f"error: worker {worker}: {exc.message}", file=sys.stderr, flush=True)
+        sys.exit(2)
 
 
 def _prepare_database(settings: Settings) -> tuple[Settings, Any]:
@@ -228,6 +238,8 @@ def _supervise(settings: Settings) -> int:
     status = 0
     for proc in workers:
         proc.join()
-        status = status or (proc.exitcode or 0)
+        # Any worker that did not end cleanly (a start failure, a crash) is an error,
+        # never status 1, which means a negative answer.
+        status = status or (2 if proc.exitcode else 0)
     asyncio.run(resources.close())
     return status

@@ -24,6 +24,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from authz_service.cli import main
+from tests.pg import FreshDatabase
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:XDG_RUNTIME_DIR is not set"),
@@ -215,3 +216,40 @@ def test_help_documents_the_exit_status(capsys: pytest.CaptureFixture[str]) -> N
     assert "exit status:" in out
     for status in ("0 ", "1 ", "2 ", "3 ", "130 "):
         assert f"\n  {status}" in out
+
+
+@pytest.fixture
+async def pg_dsn() -> AsyncIterator[str]:
+    async with FreshDatabase() as dsn:
+        yield dsn
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_an_unusable_log_directory_is_one_line_and_status_2(
+    work: Path, started: Started, pg_dsn: str, workers: int
+) -> None:
+    """Status 2 is "the server cannot start" (README); 1 would read as a negative answer,
+    and a traceback is no message for an operator."""
+    (work / "a-file").write_text("not a directory\n")
+    log_dir = work / "a-file" / "decisions"
+    env = _environment() | {"AUTHZ_LOG_MODE": "buffered", "AUTHZ_LOG_DIR": str(log_dir)}
+    with socket.socket() as probe:  # several workers need a fixed port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "authz_service", "serve", "--no-auth",
+        "--database-url", pg_dsn, "--workers", str(workers),
+        "--listen", f"127.0.0.1:{port}", "--data-dir", str(work / "data"),
+        cwd=work, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    started.processes.append(proc)
+    async with asyncio.timeout(120):
+        out, err = await proc.communicate()
+    text = err.decode()
+    assert proc.returncode == 2, text
+    assert "Traceback" not in text
+    errors = [line for line in text.splitlines() if line.startswith("error: ")]
+    assert errors, text
+    assert all(f"Not a directory `{log_dir}" in line for line in errors), errors
+    assert out == b""
