@@ -66,7 +66,7 @@ def register(sub: Any) -> None:
     create.add_argument("--expires", help="with --server: when the key stops working (ISO 8601)")
     add_create_tenant_argument(create)
     _common(create)
-    create.set_defaults(handler=via_server(_create))
+    create.set_defaults(handler=_create_either_way)
 
     listing = actions.add_parser("list", help="list keys (never their secrets)")
     listing.add_argument("--tenant", help="only keys bound to this tenant (`*`: platform keys)")
@@ -111,6 +111,22 @@ def admin_log_root(settings: Settings) -> Path:
 
 
 # --- handlers ----------------------------------------------------------------------------
+
+
+def _create_either_way(args: argparse.Namespace) -> int:
+    """Options that only one of the two ways can honour are refused, not dropped: a key
+    meant to expire must not be made one that never does."""
+    if args.server and args.create_tenant:
+        raise InvalidArgument(
+            "--create-tenant works without --server only; through a server, create the "
+            "tenant first (TenantService.CreateTenant)",
+            field="create-tenant",
+        )
+    if args.expires and not args.server:
+        raise InvalidArgument(
+            "--expires works with --server only", field="expires", value=args.expires
+        )
+    return via_server(_create)(args)
 
 
 def _create(args: argparse.Namespace) -> int:

@@ -238,3 +238,26 @@ def test_a_scim_key_for_one_tenant(capsys: pytest.CaptureFixture[str], dsn: str)
     status, out, _ = keys(capsys, dsn, "list", "--tenant", "acme")
     assert status == 0
     assert out.splitlines()[1].split()[:3] == [key_id, "acme", "scim"]
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--expires", "2030-01-01T00:00:00Z"], "--expires"),
+        (["--server", "127.0.0.1:1", "--create-tenant"], "--create-tenant"),
+    ],
+)
+def test_an_option_the_chosen_way_cannot_honour_is_refused(
+    capsys: pytest.CaptureFixture[str], dsn: str, options: list[str], named: str
+) -> None:
+    """Before, `--expires` without --server made a key that never expires, and
+    --create-tenant with --server was ignored."""
+    status, out, err = keys(
+        capsys, dsn, "create", "--tenant", "acme", "--scopes", "check", "--create-tenant", *options
+    )
+    assert status == 2
+    assert out == ""
+    assert named in err
+    status, listed, _ = keys(capsys, dsn, "list")
+    assert status == 0
+    assert "acme" not in listed  # no key was made
