@@ -47,7 +47,7 @@ _ID_RE = re.compile(rf"[{_ID_ALPHABET}]{{{_ID_LENGTH}}}")
 _SECRET_RE = re.compile(r"[A-Za-z0-9_\-]{43,128}")  # urlsafe base64 of 32+ bytes
 # The same rule the API applies to request tenants (api/convert.py); kept here too so
 # that the domain refuses a key no request could ever match.
-_TENANT_RE = re.compile(r"[a-zA-Z0-9_\-]{1,64}")
+_TENANT_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_\-]{0,63}")
 
 
 class Scope(StrEnum):
@@ -173,7 +173,8 @@ def validate_key_tenant(tenant: str) -> str:
     if tenant != ALL_TENANTS and not _TENANT_RE.fullmatch(tenant):
         shown = tenant or "(empty)"
         raise InvalidArgument(
-            f"tenant `{echo(shown)}` must be `*` or 1-64 characters of letters, digits, `_` and `-`",
+            f"tenant `{echo(shown)}` must be `*` or 1-64 characters of letters, digits, `_` "
+            "and `-`, beginning with a letter or digit",
             field="tenant",
             value=tenant,
         )

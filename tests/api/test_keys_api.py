@@ -268,6 +268,10 @@ async def test_a_tenant_admin_manages_only_its_own_tenants_keys(
             {"tenant": "acme", "scopes": ["check"], "expire_time": Timestamp(seconds=1)},
             "expire_time",
         ),
+        # No request could ever name these tenants (api/convert.py): a key for one
+        # would be made and never usable.
+        ({"tenant": "_acme", "scopes": ["check"]}, "tenant"),
+        ({"tenant": "-acme", "scopes": ["check"]}, "tenant"),
     ],
 )
 async def test_bad_create_requests_name_the_field(
