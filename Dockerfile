@@ -3,7 +3,12 @@
 # The authorization service image.
 #
 #   docker build -t authz-service .
-#   docker run --rm -p 50051:50051 -e AUTHZ_DATABASE_URL=postgresql://... authz-service
+#   docker run --rm -p 50051:50051 -e AUTHZ_DATABASE_URL=postgresql://... \
+#     -v /etc/authz/tls:/tls:ro -e AUTHZ_TLS_CERT=/tls/server.crt -e AUTHZ_TLS_KEY=/tls/server.key \
+#     authz-service
+#
+# It listens on 0.0.0.0, so it serves only with TLS, or with AUTHZ_PLAINTEXT=true set by
+# the operator (docs/container.md).
 #
 # Built and run with podman on a base made from Debian packages, health-checked and asked
 # Checks over TLS: scripts/container/smoke.sh, docs/container.md.
