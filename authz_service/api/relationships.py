@@ -165,12 +165,23 @@ class RelationshipsServicer(relationships_pb2_grpc.RelationshipsServiceServicer)
         # The starting point is fixed: the headers tell the client that every write
         # committed from now on will be streamed.
         await context.send_initial_metadata(())
+        sent_through = after
         async for revision, changes in self._service.watch(tenant, after):
+            if changes is None:
+                # Caught up through `revision`: if what was skipped since the last response
+                # matched no filter, an empty response moves the client's resume point on.
+                if revision > sent_through:
+                    sent_through = revision
+                    yield relationships_pb2.WatchResponse(
+                        changes_through=convert.token(tenant, revision)
+                    )
+                continue
             wanted = [
                 c for c in changes if not filters or any(f.matches(c.relationship) for f in filters)
             ]
             if not wanted:
                 continue
+            sent_through = revision
             yield relationships_pb2.WatchResponse(
                 changes=[
                     _PB.RelationshipChange(

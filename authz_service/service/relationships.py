@@ -205,10 +205,12 @@ class RelationshipService:
 
     async def watch(
         self, tenant: str, after: Revision, *, batch: int = 1000
-    ) -> AsyncIterator[tuple[Revision, list[Change]]]:
+    ) -> AsyncIterator[tuple[Revision, list[Change] | None]]:
         """(revision, its changes) after `after`, forever, one whole revision at a time so
         a resume token never points into the middle of a revision. Wakes at once on local
-        writes and polls for writes made by other replicas."""
+        writes and polls for writes made by other replicas. After each page read,
+        (revision, None): every change through `revision` has been yielded, so a filtered
+        watcher can move its resume point past revisions that had nothing for it."""
         cursor = after
         while True:
             changes = await self._store.changes(tenant, cursor, limit=batch)
@@ -224,6 +226,7 @@ class RelationshipService:
                 if visible:
                     yield revision, visible
             if changes:
+                yield cursor, None
                 continue
             async with self._new_revision:
                 with contextlib.suppress(TimeoutError):

@@ -75,3 +75,27 @@ async def test_watch_after_a_token_outside_the_history_is_failed_precondition(
                 await watch.read()
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert reason in (err.value.details() or "")
+
+
+async def test_a_filtered_watch_moves_its_resume_point_past_what_it_skipped(api: Api) -> None:
+    """relationships.proto: empty responses move `changes_through` forward when committed
+    revisions matched no filter, so a watcher resuming later does not reread them."""
+    only_documents = relationships_pb2.WatchRequest(
+        tenant="acme", filters=[{"resource_type": "document"}]
+    )
+    watch = api.relationships.Watch(only_documents)
+    async with asyncio.timeout(10):
+        await watch.initial_metadata()
+        await api.touch("acme", "folder:f1#viewer@user:ann")
+        skipped = await api.touch("acme", "folder:f2#viewer@user:ann")
+        progress = await watch.read()
+        while decode_token(progress.changes_through.token, "acme") < decode_token(skipped, "acme"):
+            assert not progress.changes  # nothing of the folders is streamed
+            progress = await watch.read()
+        assert not progress.changes
+        wanted = await api.touch("acme", "document:d#viewer@user:ann")
+        change = await watch.read()
+    watch.cancel()
+    assert decode_token(progress.changes_through.token, "acme") == decode_token(skipped, "acme")
+    assert resources(change) == ["d"]
+    assert decode_token(change.changes_through.token, "acme") == decode_token(wanted, "acme")
