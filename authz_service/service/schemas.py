@@ -175,10 +175,11 @@ class SchemaManager:
             }
             if not force:
                 problems = orphaned_relationships(compiled, kinds)
+                problems += _orphaned_grants(compiled, await self._store.role_grants())
                 if problems:
                     raise FailedPrecondition(
-                        "schema change would orphan stored relationships (use force): "
-                        + "; ".join(problems[:5])
+                        "schema change would orphan stored relationships or role grants "
+                        "(use force): " + "; ".join(problems[:5])
                     )
             # Compare with the store's current schema, not this process's: another
             # replica may have written a newer one since the last refresh.
@@ -206,3 +207,14 @@ class SchemaManager:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+def _orphaned_grants(schema: CompiledSchema, grants: dict[str, tuple[str, str]]) -> list[str]:
+    """Custom-role grants (`type.name`) the new schema no longer declares: such a role
+    would silently grant nothing there (schema.proto: refused unless forced)."""
+    problems = []
+    for pair, (tenant, role) in sorted(grants.items()):
+        type_name, _, member = pair.partition(".")
+        if schema.member(type_name, member) is None:
+            problems.append(f"role `{role}` of tenant `{tenant}` grants `{pair}`")
+    return problems

@@ -333,6 +333,9 @@ class IndexedStore:
     async def relationship_kinds(self) -> set[RelationshipKind]:
         return await self._store.relationship_kinds()
 
+    async def role_grants(self) -> dict[str, tuple[str, str]]:
+        return await self._store.role_grants()
+
     async def stop(self) -> None:
         """Stop loading and following (the wrapped store stays open)."""
         tasks = [*self._loading.values(), *self._catch_ups.values(), *self._trims.values()]

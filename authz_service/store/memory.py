@@ -308,5 +308,15 @@ class MemoryStore:
             for r in state.live.values()
         }
 
+    async def role_grants(self) -> dict[str, tuple[str, str]]:
+        # `__role:R#grants@__perm:<type>.<name>` (tenancy/encoding.py)
+        found: dict[str, tuple[str, str]] = {}
+        for tenant, state in sorted(self._tenants.items()):
+            for r in sorted(state.live.values(), key=lambda r: r.rel.resource.id):
+                rel = r.rel
+                if rel.resource.type == "__role" and rel.relation == "grants":
+                    found.setdefault(rel.subject.id, (tenant, rel.resource.id))
+        return found
+
     async def close(self) -> None:
         return None

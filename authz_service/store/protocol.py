@@ -191,6 +191,11 @@ class SchemaStore(Protocol):
         WriteSchema uses it to refuse orphaning changes."""
         ...
 
+    async def role_grants(self) -> dict[str, tuple[str, str]]:
+        """Every `type.name` a live custom role grants, in any tenant, with one (tenant,
+        role) that grants it; WriteSchema uses it to refuse orphaning changes."""
+        ...
+
 
 @runtime_checkable
 class KeyStore(Protocol):

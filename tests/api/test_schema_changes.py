@@ -6,8 +6,14 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from authz_service.api.gen.authz.v1 import relationships_pb2, schema_pb2
+from authz_service.api.gen.authz.v1 import (
+    relationships_pb2,
+    schema_pb2,
+    tenancy_pb2,
+    tenancy_pb2_grpc,
+)
 from tests.api.helpers import DENIED, Api
+from tests.tenancy.helpers import role_msg
 
 BASE = """
 use expiration
@@ -96,3 +102,22 @@ async def test_a_forced_change_lists_what_it_orphaned(api: Api) -> None:
         schema_pb2.WriteSchemaRequest(schema=BASE % "user:* | user with cav")
     )
     assert list(restored.orphaned) == []
+
+
+async def test_a_change_that_drops_a_permission_a_custom_role_grants_is_refused(
+    api: Api, channel: grpc.aio.Channel
+) -> None:
+    """schema.proto: custom roles naming a permission the new schema no longer declares
+    are orphaned data too."""
+    tenancy = tenancy_pb2_grpc.TenancyServiceStub(channel)
+    await api.write_schema(BASE % "user")
+    await tenancy.CreateRole(
+        tenancy_pb2.CreateRoleRequest(tenant="acme", role=role_msg("reader", ["document.view"]))
+    )
+    without_view = BASE.replace("    permission view = viewer\n", "") % "user"
+    err = await _refused(api, without_view)
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "role `reader` of tenant `acme` grants `document.view`" in (err.details() or "")
+    # A relation of the same name keeps the grant meaningful; force accepts anything.
+    assert await api.write_schema(without_view.replace("relation viewer", "relation view"))
+    assert await api.write_schema(without_view, force=True)

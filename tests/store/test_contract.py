@@ -570,6 +570,26 @@ async def test_schema_writes_are_numbered_and_read_with_the_head(store: Store) -
     assert await store.heads("other") == (0, again.seq)
 
 
+def _grant(role: str, pair: str, op: UpdateOp = UpdateOp.TOUCH) -> RelationshipUpdate:
+    """A custom role's grant as tenancy/encoding.py stores it."""
+    return RelationshipUpdate(
+        op, Relationship(ObjectRef("__role", role), "grants", SubjectRef("__perm", pair))
+    )
+
+
+async def test_role_grants_name_every_live_grant_once_with_a_role_that_has_it(
+    store: Store,
+) -> None:
+    await store.write("beta", [_grant("zeta", "doc.view"), _grant("reader", "doc.edit")])
+    await store.write("alpha", [_grant("reader", "doc.view"), _grant("old", "folder.view")])
+    await store.write("alpha", [_grant("old", "folder.view", UpdateOp.DELETE)])
+    await store.write("alpha", [touch("doc:one#viewer@user:ann")])  # not a grant
+    assert await store.role_grants() == {
+        "doc.view": ("alpha", "reader"),
+        "doc.edit": ("beta", "reader"),
+    }
+
+
 async def test_relationship_kinds_cover_live_relationships_of_every_tenant(store: Store) -> None:
     await store.write("alpha", [touch("doc:one#viewer@group:eng#member")])
     await store.write("beta", [touch("doc:one#viewer@user:ann"), touch("folder:x#owner@user:b")])

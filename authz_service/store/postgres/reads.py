@@ -39,6 +39,7 @@ __all__ = [
     "read_schema",
     "read_statement",
     "relationship_kinds",
+    "role_grants",
 ]
 
 LIVE_AT = "tenant = $1 AND created_rev <= $2 AND (deleted_rev IS NULL OR deleted_rev > $2)"
@@ -278,3 +279,14 @@ async def relationship_kinds(db: Database) -> set[RelationshipKind]:
         "FROM relationships WHERE deleted_rev IS NULL"
     )
     return {RelationshipKind(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows}
+
+
+async def role_grants(db: Database) -> dict[str, tuple[str, str]]:
+    # The grants of custom roles (`__role:R#grants@__perm:<type>.<name>`, see
+    # tenancy/encoding.py), with the first (tenant, role) that grants each.
+    rows = await db.fetch(
+        "SELECT DISTINCT ON (subject_id) subject_id, tenant, resource_id FROM relationships "
+        "WHERE resource_type = '__role' AND relation = 'grants' AND deleted_rev IS NULL "
+        "ORDER BY subject_id, tenant, resource_id"
+    )
+    return {r[0]: (r[1], r[2]) for r in rows}

@@ -145,6 +145,9 @@ class PostgresStore:
     async def relationship_kinds(self) -> set[RelationshipKind]:
         return await reads.relationship_kinds(self._db)
 
+    async def role_grants(self) -> dict[str, tuple[str, str]]:
+        return await reads.role_grants(self._db)
+
     async def collect_garbage(self, retention: timedelta | None = None) -> gc.GcResult:
         """Delete history older than `retention` (default: the store's) now, unless
         another replica is collecting."""
