@@ -61,7 +61,7 @@ from authz_service.tenancy.encoding import (
 )
 from authz_service.tenancy.hierarchy import ReadFn
 from authz_service.tenancy.index import TenantIndex, role_pairs
-from authz_service.tenancy.reach import binding_starts, bindings_of_subject, reach
+from authz_service.tenancy.reach import binding_starts, bindings_of_subject, reach, reach_order
 
 __all__ = ["ReachPage", "RoleView", "TenancyService"]
 
@@ -514,7 +514,8 @@ class TenancyService:
             starts_of,
             max_pairs=self._max_reach,
         )
-        rows = [r for r in found.resources if after is None or _key(r[0]) > after]
+        start = None if after is None else _position(after)
+        rows = [r for r in found.resources if start is None or reach_order(r[0]) > start]
         page = page_of(snap.revision, rows, size, lambda r: _key(r[0]))
         return ReachPage(
             found.resource_count,
@@ -548,7 +549,16 @@ def _bindings_by_subject(
 
 
 def _key(obj: ObjectRef) -> str:
+    """A reached resource's position in a cursor: `type:id`, as cursors have always held."""
     return f"{obj.type}:{obj.id}"
+
+
+def _position(key: str) -> tuple[str, str]:
+    """`_key` read back as the `reach_order` it stands for. Compared as text, `type:id`
+    orders differently (`doc2:x` before `doc:x`) and pages would skip or repeat resources.
+    The first `:` splits it: no type name holds one."""
+    type_name, _, ident = key.partition(":")
+    return (type_name, ident)
 
 
 # Store preconditions name their index (`preconditions[i]`); these calls have no such

@@ -176,3 +176,57 @@ async def test_a_cursor_works_only_where_it_was_issued(world: World, listing: Li
         )
     rest = await listing.call(world, listing.request("acme", cursor=cursor, consistency=_FULL))
     assert listing.keys(first) + listing.keys(rest) == keys
+
+
+_PREFIX_TYPES = """
+definition user {}
+definition folder {
+    relation viewer: user
+    permission view = viewer
+}
+definition doc {
+    relation folder: folder
+    permission view = folder->view
+}
+definition doc2 {
+    relation folder: folder
+    permission view = folder->view
+}
+definition doc/abc {
+    relation folder: folder
+    permission view = folder->view
+}
+"""
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3])
+async def test_grant_reach_pages_add_up_when_a_type_name_prefixes_another(
+    channel: grpc.aio.Channel, limit: int
+) -> None:
+    """Resources are ordered by (type, id); `doc:…` comes before `doc2:…` and `doc/abc:…`
+    although `doc:` sorts after both as text, so paging must resume in the same order."""
+    api = Api(channel)
+    await api.write_schema(_PREFIX_TYPES)
+    docs = ("doc:a", "doc:b/1", "doc2:a", "doc2:b", "doc/abc:a", "doc/abc:z")
+    await api.touch("acme", *(f"{d}#folder@folder:f" for d in docs))
+    tenancy = tenancy_stub(channel)
+
+    def request(**kw: Any) -> tenancy_pb2.GrantReachRequest:
+        return _PB.GrantReachRequest(
+            tenant="acme", relationship=rel("folder:f#viewer@user:x"), **kw
+        )
+
+    whole = await tenancy.GrantReach(request())
+    everything = [f"{r.resource.object_type}:{r.resource.object_id}" for r in whole.resources]
+    assert sorted(everything) == sorted([*docs, "folder:f"])
+    assert whole.resource_count == len(everything)
+
+    seen: list[str] = []
+    reply = await tenancy.GrantReach(request(limit=limit))
+    while True:
+        assert reply.resource_count == len(everything)
+        seen += [f"{r.resource.object_type}:{r.resource.object_id}" for r in reply.resources]
+        if not reply.HasField("next_cursor"):
+            break
+        reply = await tenancy.GrantReach(request(limit=limit, cursor=reply.next_cursor))
+    assert seen == everything
