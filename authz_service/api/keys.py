@@ -38,7 +38,10 @@ def _time(value: datetime | None, msg: Any) -> None:
         msg.FromDatetime(value.astimezone(UTC))
 
 
-def key_to_proto(key: ApiKey) -> keys_pb2.ApiKeyInfo:
+def key_to_proto(key: ApiKey, now: datetime) -> keys_pb2.ApiKeyInfo:
+    """`key` as the API shows it at `now`. `previous_secret_expire_time` is "unset if
+    no previous secret works": left out once it is at or before `now` (an overlap that
+    ended, or none), as authentication judges it (`ApiKey.refusal`)."""
     msg = keys_pb2.ApiKeyInfo(
         key_id=key.key_id,
         tenant=key.tenant,
@@ -50,8 +53,13 @@ def key_to_proto(key: ApiKey) -> keys_pb2.ApiKeyInfo:
     _time(key.expires_at, msg.expire_time)
     _time(key.revoked_at, msg.revoke_time)
     _time(key.last_used_at, msg.last_use_time)
-    _time(key.previous_until, msg.previous_secret_expire_time)
+    if key.previous_until is not None and key.previous_until > now:
+        _time(key.previous_until, msg.previous_secret_expire_time)
     return msg
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def key_scopes(values: Any) -> frozenset[Scope]:
@@ -107,7 +115,7 @@ class KeysServicer(keys_pb2_grpc.KeysServiceServicer):
             description=request.description,
             expires_at=expires,
         )
-        return keys_pb2.CreateKeyResponse(key=key_to_proto(key), secret=secret)
+        return keys_pb2.CreateKeyResponse(key=key_to_proto(key, _now()), secret=secret)
 
     @unary_rpc
     async def ListKeys(
@@ -120,7 +128,8 @@ class KeysServicer(keys_pb2_grpc.KeysServiceServicer):
         after = scope.resume_after(request.cursor)
         # One more than the page, to know whether another page follows.
         found = list(await self._admin.page(request.tenant, after, limit + 1))
-        response = keys_pb2.ListKeysResponse(keys=[key_to_proto(k) for k in found[:limit]])
+        now = _now()
+        response = keys_pb2.ListKeysResponse(keys=[key_to_proto(k, now) for k in found[:limit]])
         if len(found) > limit:
             response.next_cursor.CopyFrom(scope.issue(0, found[limit - 1].key_id))
         return response
@@ -134,7 +143,7 @@ class KeysServicer(keys_pb2_grpc.KeysServiceServicer):
             request.tenant,
             request.key_id,
         )
-        return keys_pb2.RevokeKeyResponse(key=key_to_proto(key))
+        return keys_pb2.RevokeKeyResponse(key=key_to_proto(key, _now()))
 
     @unary_rpc
     async def RotateKey(
@@ -146,4 +155,4 @@ class KeysServicer(keys_pb2_grpc.KeysServiceServicer):
             request.key_id,
             _overlap(request),
         )
-        return keys_pb2.RotateKeyResponse(key=key_to_proto(key), secret=secret)
+        return keys_pb2.RotateKeyResponse(key=key_to_proto(key, _now()), secret=secret)

@@ -196,7 +196,9 @@ class ServiceAccountsServicer(pb_grpc.ServiceAccountsServiceServicer):
             description=request.description,
             expires_at=expires,
         )
-        return pb.CreateServiceAccountKeyResponse(key=key_to_proto(key), secret=secret)
+        return pb.CreateServiceAccountKeyResponse(
+            key=key_to_proto(key, datetime.now(UTC)), secret=secret
+        )
 
     @unary_rpc
     async def ListServiceAccountKeys(
@@ -206,7 +208,8 @@ class ServiceAccountsServicer(pb_grpc.ServiceAccountsServiceServicer):
         await self._admin.get(tenant, request.account_id)  # NOT_FOUND for an unknown one
         keys = await self._admin.keys_of(tenant, request.account_id)
         ordered = sorted(keys, key=lambda k: k.key_id)
-        return pb.ListServiceAccountKeysResponse(keys=[key_to_proto(k) for k in ordered])
+        now = datetime.now(UTC)
+        return pb.ListServiceAccountKeysResponse(keys=[key_to_proto(k, now) for k in ordered])
 
     @unary_rpc
     async def ReportServiceAccounts(

@@ -345,3 +345,23 @@ async def test_last_use_is_written_in_batches_not_per_call() -> None:
     assert stored is not None
     assert stored.last_used_at is not None
     assert isinstance(stored, ApiKey)
+
+
+async def test_previous_secret_expire_time_is_unset_once_no_previous_secret_works(
+    app: App, channel: grpc.aio.Channel
+) -> None:
+    """keys.proto: "unset if none does"."""
+    admin = Keys(channel, await _bootstrap(app))
+    made = await admin.create("acme", "check")
+    assert not made.key.HasField("previous_secret_expire_time")  # never rotated
+    # Without an overlap the replaced secret never works, so there is no time to give.
+    at_once = await admin.rotate("acme", made.key.key_id, overlap_s=0)
+    assert not at_once.key.HasField("previous_secret_expire_time")
+    assert (await _status(channel, made.secret))[0] == grpc.StatusCode.UNAUTHENTICATED
+
+    rotated = await admin.rotate("acme", made.key.key_id, overlap_s=1.5)
+    assert rotated.key.HasField("previous_secret_expire_time")  # in its overlap
+    assert "rotated" in await _until_refused(channel, at_once.secret)  # the overlap ended
+    listed = await admin.list(tenant="acme")
+    assert [k.key_id for k in listed.keys] == [made.key.key_id]
+    assert not listed.keys[0].HasField("previous_secret_expire_time")
