@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC
 from typing import Any
 
 import grpc
@@ -62,8 +63,12 @@ class SchemaServicer(schema_pb2_grpc.SchemaServiceServicer):
             compiled = current
         else:
             raise NotFound("no schema has been written yet")
-        return schema_pb2.ReadSchemaResponse(
+        response = schema_pb2.ReadSchemaResponse(
             schema=compiled.text,
             schema_version=compiled.version,
             current=current is not None and current.version == compiled.version,
         )
+        created = await self._schemas.created(compiled.version)
+        if created is not None:  # the store keeps every version: None is not expected
+            response.create_time.FromDatetime(created.astimezone(UTC))
+        return response

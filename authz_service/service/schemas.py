@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from cachetools import LRUCache
 
@@ -64,6 +65,7 @@ class SchemaManager:
         self._current: CompiledSchema | None = None
         self._seq = 0  # the `SchemaRecord.seq` of `_current`
         self._versions: LRUCache[str, CompiledSchema] = LRUCache(maxsize=32)
+        self._created: LRUCache[str, datetime] = LRUCache(maxsize=256)
         self._refresh_interval = refresh_interval_s
         self._task: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
@@ -141,6 +143,17 @@ class SchemaManager:
         if record is None:
             raise NotFound(f"schema version `{echo(version)}` does not exist")
         return await self._compiled(record.version, record.text)
+
+    async def created(self, version: str) -> datetime | None:
+        """When `version` was first written (None if the store has no such version). It
+        never changes, so it is asked of the store once per version."""
+        found = self._created.get(version)
+        if found is None:
+            record = await self._store.read_schema(version)
+            if record is None:
+                return None
+            found = self._created[version] = record.created_at
+        return found
 
     async def write(self, text: str, *, force: bool = False) -> SchemaWrite:
         """Compile, refuse changes that orphan stored relationships unless forced, store."""

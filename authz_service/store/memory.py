@@ -299,7 +299,7 @@ class MemoryStore:
     async def read_schema(self, version: str | None = None) -> SchemaRecord | None:
         if version is None:
             return self._schemas[-1] if self._schemas else None
-        return next((s for s in reversed(self._schemas) if s.version == version), None)
+        return next((s for s in self._schemas if s.version == version), None)
 
     async def relationship_kinds(self) -> set[RelationshipKind]:
         return {

@@ -183,7 +183,9 @@ class SchemaStore(Protocol):
     async def write_schema(self, version: str, text: str) -> SchemaRecord: ...
 
     async def read_schema(self, version: str | None = None) -> SchemaRecord | None:
-        """The given version, or the current one when `version` is None."""
+        """The current schema (the latest write) when `version` is None; else the first
+        write of that version, so its `created_at` is when the version first appeared
+        (ReadSchema's `create_time`), even if it was written again later."""
         ...
 
     async def relationship_kinds(self) -> set[RelationshipKind]:

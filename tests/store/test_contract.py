@@ -565,6 +565,10 @@ async def test_schema_writes_are_numbered_and_read_with_the_head(store: Store) -
     current = await store.read_schema()
     assert current is not None
     assert (current.version, current.seq) == ("v1", again.seq)
+    # A version read by name is its first write: when the version first appeared.
+    named = await store.read_schema("v1")
+    assert named is not None
+    assert (named.seq, named.created_at) == (first.seq, first.created_at)
     await store.write(T, [touch("doc:one#viewer@user:ann")])
     assert await store.heads(T) == (1, again.seq)
     assert await store.heads("other") == (0, again.seq)

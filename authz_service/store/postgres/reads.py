@@ -262,7 +262,7 @@ async def read_schema(db: Database, version: str | None) -> SchemaRecord | None:
     else:
         sql = (
             "SELECT version, text, created_at, seq FROM schemas WHERE version = $1 "
-            "ORDER BY seq DESC LIMIT 1"
+            "ORDER BY seq LIMIT 1"
         )
         args = (version,)
     row = await db.fetchrow(sql, *args)

@@ -115,6 +115,7 @@ async def test_schema_round_trip(client: AsyncAuthzClient) -> None:
     current = await client.read_schema()
     assert current.current
     assert "definition document" in current.schema
+    assert current.create_time is not None
     # Writing the same schema again changes nothing and returns the same version.
     written = await client.write_schema(current.schema)
     assert written.schema_version == current.schema_version
