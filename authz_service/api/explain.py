@@ -37,6 +37,7 @@ _KINDS = {
     "arrow": _Node.KIND_ARROW,
     "arrow_all": _Node.KIND_ARROW_ALL,
     "nil": _Node.KIND_NIL,
+    "cycle": _Node.KIND_CYCLE,
     "relationship": _Node.KIND_RELATIONSHIP,
     "grant": _Node.KIND_ROLE_BINDING,
     "impersonation": _Node.KIND_IMPERSONATION,
@@ -44,6 +45,7 @@ _KINDS = {
     "principal": _Node.KIND_PERMISSION,
     "agent": _Node.KIND_PERMISSION,
     # Rules of the service layer (service/gates.py), shown as a denied permission step.
+    "tenant": _Node.KIND_PERMISSION,
     "lifecycle": _Node.KIND_PERMISSION,
     "delegation": _Node.KIND_PERMISSION,
 }
@@ -57,6 +59,8 @@ def _object(text: str) -> core_pb2.ObjectReference | None:
 def _node(step: Step, contextual: frozenset[object]) -> core_pb2.ExplanationNode:
     node = step.node
     msg = core_pb2.ExplanationNode(
+        # Every kind the engine and the rules make is mapped (tests/api/test_explanation_kinds.py
+        # checks); an unknown one could come only from an old record's JSON.
         kind=_KINDS.get(node.kind, _Node.KIND_UNSPECIFIED),
         relation=node.relation,
         result=convert.decision_to_proto(node.result),

@@ -180,9 +180,10 @@ async def _arrow(req: Subproblem, expr: Arrow, acc: Accumulator) -> SubResult:
     for rel in read.expired if acc.nodes is not None else ():
         acc.add(ex.expired_leaf(rel))
     every = expr.mode == "all"
+    kind = "arrow_all" if every else "arrow"  # the API tells `rel.all(perm)` apart
     if not live:
         missing = f"no relationship `{req.resource}#{expr.relation}`"
-        return acc.done_node(req, "arrow", expr, FALSE, reason=missing)
+        return acc.done_node(req, kind, expr, FALSE, reason=missing)
     value = TRUE if every else FALSE
     for rel in live:
         step = state.caveats.value(rel, req.context)
@@ -201,7 +202,7 @@ async def _arrow(req: Subproblem, expr: Arrow, acc: Accumulator) -> SubResult:
         value = (value & step) if every else (value | step)
         if value.is_false if every else value.is_true:
             break
-    return acc.done_node(req, "arrow", expr, value)
+    return acc.done_node(req, kind, expr, value)
 
 
 async def _relation(req: Subproblem, relation: Relation) -> SubResult:

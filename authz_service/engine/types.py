@@ -85,14 +85,16 @@ class ExplainNode:
     """One step of an explanation.
 
     `kind` is one of: `permission`, `relation` (a relation or permission of an object),
-    `union`, `intersection`, `exclusion`, `arrow`, `nil`, `self`, `alias` (the subject is
-    this very userset), `relationship` (a stored or contextual relationship; `caveat` names
-    its caveat), `cycle` (cut: already being evaluated higher up), `grant` (a grant source;
+    `union`, `intersection`, `exclusion`, `arrow` (`rel->perm`, `rel.any(perm)`),
+    `arrow_all` (`rel.all(perm)`), `nil`, `self`, `alias` (the subject is this very
+    userset), `relationship` (a stored or contextual relationship; `caveat` names its
+    caveat), `cycle` (cut: already being evaluated higher up), `grant` (a grant source;
     `binding` names the role binding when there is one), and, added by the service layer,
-    `lifecycle` (a suspended or deprovisioned subject), `impersonation`, `delegation` (a
-    non-delegable permission) and `agents` (a delegated check; its children, `principal`
-    for the subject and then one `agent` per agent, name in `subject` the member of the
-    chain they were evaluated for).
+    `tenant` (a suspended tenant), `lifecycle` (a suspended or deprovisioned subject),
+    `impersonation`, `delegation` (a non-delegable permission) and `agents` (a delegated
+    check; its children, `principal` for the subject and then one `agent` per agent, name
+    in `subject` the member of the chain they were evaluated for). The API sends each as
+    an ExplanationNode.Kind (`api/explain.py`).
     `object`/`relation` locate the step (`document:x`, `view`); for expression steps
     `relation` holds the expression text. `reason` says why a step failed or is
     conditional. Children of an ALLOWED step are its proof; of a DENIED step, the branches

@@ -276,8 +276,9 @@ class CaveatEvaluation:
 @dataclass(frozen=True, slots=True)
 class ExplanationNode:
     """One evaluation step. `kind` is `permission`, `relation`, `union`, `intersection`,
-    `exclusion`, `arrow`, `arrow_all`, `nil`, `relationship`, `role_binding` or
-    `impersonation`; the text fields are empty when they do not apply to the kind.
+    `exclusion`, `arrow`, `arrow_all`, `nil`, `relationship`, `role_binding`,
+    `impersonation`, `delegation` or `cycle` (see ExplanationNode.Kind in core.proto); the
+    text fields are empty when they do not apply to the kind.
     `same_as` names the `node_id` of an identical step shown once elsewhere."""
 
     kind: str
