@@ -28,7 +28,7 @@ from authz_service.api.auth import Authenticator, AuthInterceptor
 from authz_service.api.cert_map import load_certificate_map
 from authz_service.api.context_limits import ContextLimits
 from authz_service.api.decoding import DecodingInterceptor
-from authz_service.api.envoy import ENVOY_SERVICE_NAME, EnvoyAuthServicer
+from authz_service.api.envoy import ENVOY_CHECK_METHOD, ENVOY_SERVICE_NAME, EnvoyAuthServicer
 from authz_service.api.http_listener import HttpListener
 from authz_service.api.http_tls import listener_context
 from authz_service.api.keys import KeysServicer
@@ -639,6 +639,9 @@ class App:
                         certificates=bool(settings.tls_client_ca),
                         certificate_map=_certificate_map(settings),
                         gate=gate,
+                        # Envoy may let a request through on an error status: a refused
+                        # Check is answered with a denial instead (docs/gateway.md).
+                        answers={ENVOY_CHECK_METHOD: envoy.refused} if envoy else None,
                     )
                     if authenticator
                     else TenantGateInterceptor(gate)

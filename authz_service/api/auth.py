@@ -26,6 +26,11 @@ With `certificates=True` (a client CA is configured, api/tls.py), a call without
 the certificate names a tenant and scopes (api/peer_certs.py, or a mapping file,
 api/cert_map.py); the same scope and tenant
 checks then apply to it as to a key. A key, when present, is what is checked.
+
+A method in `answers` (Envoy's ext_authz Check, api/envoy.py) is never refused with an
+error status: its caller may treat an error as "let the request through"
+(`failure_mode_allow: true`), so every refusal above is answered with the response its
+`answers` entry makes (a denial), after the same logging and counting.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final, Literal, Protocol, TypeAlias
+from typing import Any, Final, Literal, NoReturn, Protocol, TypeAlias
 
 import grpc
 
@@ -369,6 +374,21 @@ def _refusing(handler: Handler, exc: BaseException) -> Handler:
     )
 
 
+class _Refused(Exception):
+    """A call to a method in `answers` was refused: its guard answers, never aborts."""
+
+
+async def _refuse(exc: BaseException, context: Context, answered: bool) -> NoReturn:
+    """Abort the call with `exc`'s status; raise `_Refused` instead when the call is
+    answered in its response. The status is made either way: it logs an unexpected
+    exception."""
+    status = to_status(exc)
+    if answered:
+        raise _Refused from exc
+    await context.abort_with_status(status)  # type: ignore[attr-defined]
+    raise exc  # not reached: abort raises
+
+
 def refusal(method: str, need: Requirement | None, key: ApiKey, request: Any) -> str | None:
     """Why `key` may not make this call (None if it may): scope, then tenant binding."""
     name = method.rsplit("/", 1)[-1]
@@ -421,11 +441,17 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         certificates: bool = False,
         certificate_map: Mapping[str, ApiKey] | None = None,
         gate: TenantCheck | None = None,
+        answers: Mapping[str, Callable[[], Any]] | None = None,
     ) -> None:
         """`gate`, when given, runs after the scope and tenant-binding checks, on the
-        request parsed here: one interceptor layer per call instead of two."""
+        request parsed here: one interceptor layer per call instead of two.
+
+        `answers`: unary methods whose refusals are answered with the response the
+        function makes instead of an error status (their requests have no `tenant`
+        field, so the gate never refuses them)."""
         self._auth = authenticator
         self._gate = gate
+        self._answers = dict(answers or {})
         self._scopes = scopes
         self._certificates = certificates
         self._certificate_map = certificate_map
@@ -445,10 +471,15 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         return cached[1]
 
     async def _admit(
-        self, method: str, raw: bytes, context: Context, deserialize: Callable[[bytes], Any]
+        self,
+        method: str,
+        raw: bytes,
+        context: Context,
+        deserialize: Callable[[bytes], Any],
+        answered: bool = False,
     ) -> Any:
         """Authenticate, then parse the body and check scope and tenant; the request, or
-        an abort."""
+        an abort (`_Refused` instead when the call is `answered`)."""
         try:
             authorization = _authorization(context.invocation_metadata())
             key = self._certificate(authorization, context)
@@ -456,8 +487,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 key = await self._auth.authenticate(authorization, peer=context.peer())
         except Exception as exc:  # refused (or the store is down): answer, never admit
             log.debug("refused call to %s: %s", method, exc)
-            await context.abort_with_status(to_status(exc))  # type: ignore[attr-defined]
-            raise  # not reached: abort raises
+            await _refuse(exc, context, answered)
         _verified.set((authorization or "", key))
         try:
             request = decode(deserialize, raw)
@@ -467,7 +497,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             if reason is not None:
                 raise PermissionDenied(reason)
         except AuthzError as exc:
-            await context.abort_with_status(to_status(exc))  # type: ignore[attr-defined]
+            await _refuse(exc, context, answered)
         if self._gate is not None:
             named = self._gate.pending(request)
             if named is not None:
@@ -502,6 +532,20 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         # async generators taking an aio context.
         unary: Any = handler.unary_unary
         stream: Any = handler.unary_stream
+        answer = self._answers.get(method)
+        if unary is not None and answer is not None:
+
+            async def answered_unary(raw: bytes, context: Context) -> Any:
+                try:
+                    request = await admit(method, raw, context, deserialize, True)
+                except _Refused:
+                    return answer()
+                except Exception:  # a bug before the servicer must not become an error
+                    log.exception("refused call to %s", method)
+                    return answer()
+                return await unary(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(answered_unary, **serializers)
         if unary is not None:
 
             async def guarded_unary(raw: bytes, context: Context) -> Any:

@@ -7,7 +7,11 @@ the decision log identically. This module only converts: `CheckRequest` -> `Http
 `Reply` -> `CheckResponse`.
 
 It never answers with a gRPC error: a failure is a denial in the response itself, so the
-request stays blocked whatever Envoy's `failure_mode_allow` says.
+request stays blocked whatever Envoy's `failure_mode_allow` says. That covers the calls
+refused before the servicer runs too: the auth interceptor answers them with `refused`
+(its `answers`, api/auth.py), and a body that does not decode reaches the servicer as an
+`Undecodable`, which it denies. Only what grpc refuses before any handler (its
+concurrency cap, a message over the size limit) is still a status: docs/gateway.md.
 """
 
 from __future__ import annotations
@@ -23,20 +27,31 @@ from google.rpc import code_pb2, status_pb2
 
 from authz_service.api import convert
 from authz_service.api.calls import call_info
+from authz_service.api.decoding import Undecodable, decode, never_raises
 from authz_service.engine import CheckItem, Decision
 from authz_service.gateway import Gateway, HttpRequest, Reply
 from authz_service.model import Consistency
 from authz_service.service.permissions import PermissionService
 from authz_service.service.tenants import TenantService
 
-__all__ = ["ENVOY_SERVICE_NAME", "EnvoyAuthServicer", "add_envoy_servicer"]
+__all__ = ["ENVOY_CHECK_METHOD", "ENVOY_SERVICE_NAME", "EnvoyAuthServicer", "add_envoy_servicer"]
 
 log = logging.getLogger(__name__)
 
 ENVOY_SERVICE_NAME: str = external_auth_pb2.DESCRIPTOR.services_by_name["Authorization"].full_name
+ENVOY_CHECK_METHOD: str = f"/{ENVOY_SERVICE_NAME}/Check"
 
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _RPC_CODES = {401: code_pb2.UNAUTHENTICATED}
+# What is known of a request refused before it was parsed: nothing.
+_UNPARSED = HttpRequest(method="", path="", headers={})
+
+
+@never_raises
+def _check_request(data: bytes) -> Any:
+    """The request deserializer: a body that does not decode becomes an `Undecodable`
+    that the servicer denies, never the INVALID_ARGUMENT status of the other methods."""
+    return decode(external_auth_pb2.CheckRequest.FromString, data)
 
 
 def http_request(request: Any) -> HttpRequest:
@@ -94,8 +109,17 @@ class EnvoyAuthServicer(external_auth_pb2_grpc.AuthorizationServicer):  # type: 
         self._deadline = default_deadline_s
         self._tenants = tenants
 
+    def refused(self) -> Any:
+        """The answer to a call refused before this servicer ran (bad key, backoff, key
+        store down, ...): the denial of any failure. The refusal's reason stays in the
+        server's log; the body is not parsed for it, so it names no request id."""
+        return check_response(self._gateway.error(_UNPARSED))
+
     async def Check(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        http = HttpRequest(method="", path="", headers={})
+        http = _UNPARSED
+        if isinstance(request, Undecodable):  # reaches here only without authentication
+            log.info("envoy check with an undecodable body (%s); denying", request.cause)
+            return self.refused()
         try:
             http = http_request(request)
             call = call_info(context, self._deadline)
@@ -115,4 +139,12 @@ class EnvoyAuthServicer(external_auth_pb2_grpc.AuthorizationServicer):  # type: 
 
 
 def add_envoy_servicer(servicer: EnvoyAuthServicer, server: grpc.aio.Server) -> None:
-    external_auth_pb2_grpc.add_AuthorizationServicer_to_server(servicer, server)
+    """Registered by hand rather than with the generated function, for the deserializer
+    that never raises."""
+    check = grpc.unary_unary_rpc_method_handler(
+        servicer.Check,
+        request_deserializer=_check_request,
+        response_serializer=external_auth_pb2.CheckResponse.SerializeToString,
+    )
+    handlers = grpc.method_handlers_generic_handler(ENVOY_SERVICE_NAME, {"Check": check})
+    server.add_generic_rpc_handlers((handlers,))

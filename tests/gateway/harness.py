@@ -137,8 +137,11 @@ def _cluster(name: str, port: int, *, http2: bool) -> dict[str, Any]:
     return cluster
 
 
-def bootstrap(*, authz_port: int, upstream_port: int, api_key: str | None) -> dict[str, Any]:
-    """Listener and admin on port 0; ext_authz over gRPC (V3), failing closed."""
+def bootstrap(
+    *, authz_port: int, upstream_port: int, api_key: str | None, failure_mode_allow: bool = False
+) -> dict[str, Any]:
+    """Listener and admin on port 0; ext_authz over gRPC (V3), failing closed unless
+    `failure_mode_allow` (a gRPC error from the service then lets the request through)."""
     grpc_service: dict[str, Any] = {"envoy_grpc": {"cluster_name": "authz"}, "timeout": "2s"}
     if api_key is not None:
         grpc_service["initial_metadata"] = [{"key": "authorization", "value": f"Bearer {api_key}"}]
@@ -162,7 +165,7 @@ def bootstrap(*, authz_port: int, upstream_port: int, api_key: str | None) -> di
                 "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
                     "transport_api_version": "V3",
-                    "failure_mode_allow": False,
+                    "failure_mode_allow": failure_mode_allow,
                     "grpc_service": grpc_service,
                 },
             },
