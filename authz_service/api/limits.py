@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import unquote
 
 from authz_service.errors import LimitExceeded, echo
 
@@ -45,11 +46,22 @@ class _Failures:
 
 
 def _address(peer: str | None) -> str | None:
-    """The peer's address without its port (`ipv4:10.0.0.1:5123` -> `ipv4:10.0.0.1`): a
-    new connection must not start a new count."""
-    if peer is None or not peer.startswith(("ipv4:", "ipv6:")):
-        return peer
-    return peer.rpartition(":")[0]
+    """The peer's address without its port, spelled one way: a new connection must not
+    start a new count, and a console sign-in (console/app.py) must share the count of
+    the gRPC calls from its address. `ipv4:10.0.0.1:5123` -> `ipv4:10.0.0.1`;
+    `ipv6:%5B::1%5D:5123` (grpc percent-encodes the brackets) and `ipv6:[::1]:5123` ->
+    `ipv6:[::1]`. A peer without a port is its address already (never cut at its last
+    `:`, which would leave `ipv4`: one count for every client)."""
+    if peer is None:
+        return None
+    if peer.startswith("ipv4:"):
+        return "ipv4:" + peer[5:].partition(":")[0]
+    if peer.startswith("ipv6:"):
+        host = unquote(peer[5:])
+        if host.startswith("["):
+            host = host[1:].partition("]")[0]
+        return f"ipv6:[{host}]"
+    return peer
 
 
 class FailureLimiter:

@@ -236,3 +236,24 @@ async def test_the_failure_tables_stay_bounded() -> None:
         limiter.failed(f"ipv4:10.0.{i}.1:1", f"key{i:08d}")
     assert len(limiter._peers) <= 5
     assert len(limiter._key_ids) <= 5
+
+
+def test_a_peer_is_counted_by_its_address_whatever_its_port_or_spelling() -> None:
+    """grpc writes IPv6 peers `ipv6:%5B::1%5D:PORT`; `ipv6:[::1]:PORT` and a peer without
+    a port name the same address. Before: `ipv6:[::1]` and `ipv6:%5B::1%5D` were two
+    counts, and every peer without a port (the console's) was one count: `ipv4`."""
+    limiter = FailureLimiter(threshold=2, log_interval_s=3600, clock=lambda: 0.0)
+    limiter.failed("ipv6:%5B::1%5D:5000", None)
+    limiter.failed("ipv6:[::1]:6000", None)
+    for spelling in ("ipv6:[::1]:7000", "ipv6:%5B::1%5D:7001", "ipv6:[::1]"):
+        with pytest.raises(LimitExceeded):
+            limiter.check(spelling, None)
+    limiter.check("ipv6:[::2]:5000", None)  # other addresses are untouched
+    limiter.check("ipv6:%5B::1:0%5D:5000", None)
+    limiter.check("ipv4:10.0.0.1:5000", None)
+    limiter.failed("ipv4:10.0.0.1", None)
+    limiter.failed("ipv4:10.0.0.1:5001", None)
+    with pytest.raises(LimitExceeded):
+        limiter.check("ipv4:10.0.0.1:5002", None)
+    limiter.check("ipv4:10.0.0.2", None)
+    limiter.check("ipv4:10.0.0.2:5000", None)
