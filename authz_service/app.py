@@ -605,6 +605,7 @@ class App:
             store.keys,
             audit,
             on_changed=authenticator.changed if authenticator else lambda _key_id: None,
+            tenants=store.tenants,
         )
         gate = TenantGate(tenants, default_deadline_s=deadline)
         server, health_servicer = build_server(

@@ -27,6 +27,7 @@ from authz_service.errors import AuthzError, NotFound, PermissionDenied, Unavail
 from authz_service.service import methods
 from authz_service.service.audit import AuditTrail, CallInfo
 from authz_service.store.protocol import KeyStore
+from authz_service.store.registry import TenantRegistry, require_active
 
 __all__ = ["PLATFORM_STREAM", "KeyAdmin"]
 
@@ -40,9 +41,12 @@ class KeyAdmin:
         audit: AuditTrail,
         *,
         on_changed: Callable[[str], None] = lambda _key_id: None,
+        tenants: TenantRegistry | None = None,
     ) -> None:
+        """`tenants`, when given, refuses new keys of a tenant that is not active."""
         self._keys = keys
         self._audit = audit
+        self._tenants = tenants
         self._on_changed = on_changed  # drops the key from this replica's key caches
 
     def key_changed(self, key_id: str) -> None:
@@ -76,6 +80,8 @@ class KeyAdmin:
             expires_at=expires_at,
             field="description",
         )
+        if self._tenants is not None and tenant != ALL_TENANTS:
+            await require_active(self._tenants, tenant)
         stored = await self._keys.create(replace(record, service_account=service_account))
         self._on_changed(stored.key_id)
         try:

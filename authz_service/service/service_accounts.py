@@ -36,6 +36,7 @@ from authz_service.service.keys import KeyAdmin
 from authz_service.service.lifecycle import LifecycleService
 from authz_service.service.schemas import SchemaManager
 from authz_service.store.protocol import Store
+from authz_service.store.registry import require_active
 from authz_service.store.service_accounts import ServiceAccountRecord, account_not_found
 
 __all__ = [
@@ -128,6 +129,7 @@ class ServiceAccountAdmin:
                 f"the schema has no definition `{SERVICE_ACCOUNT_TYPE}`: add "
                 f"`definition {SERVICE_ACCOUNT_TYPE} {{}}` so that grants can name accounts"
             )
+        await require_active(self._store.tenants, tenant)
         record = await self._accounts.create(tenant, account_id, description)
         try:
             await self._record(

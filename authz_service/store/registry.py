@@ -23,7 +23,14 @@ from typing import Protocol, runtime_checkable
 from authz_service.errors import FailedPrecondition, NotFound, echo
 from authz_service.model import RelationshipUpdate, Revision
 
-__all__ = ["TenantRecord", "TenantRegistry", "TenantState", "not_found", "refused"]
+__all__ = [
+    "TenantRecord",
+    "TenantRegistry",
+    "TenantState",
+    "not_found",
+    "refused",
+    "require_active",
+]
 
 
 class TenantState(Enum):
@@ -82,3 +89,14 @@ class TenantRegistry(Protocol):
         """Delete every relationship version, revision and idempotency key of the tenant
         and mark it deleted (keeping its head); NotFound if it does not exist."""
         ...
+
+
+async def require_active(registry: TenantRegistry, tenant: str) -> None:
+    """Refuse a change that adds access outside the relationship store (an API key, a
+    service account) to a tenant that is not active, as the store refuses writes: a
+    suspended tenant takes no new credentials. Revoking and disabling stay possible."""
+    record = await registry.get(tenant)
+    if record is None:
+        raise not_found(tenant)
+    if record.state is not TenantState.ACTIVE:
+        raise refused(tenant, record.state)

@@ -13,7 +13,11 @@ import pytest
 
 from authz_service.api.gen.authz.v1 import (
     core_pb2,
+    keys_pb2,
+    keys_pb2_grpc,
     permissions_pb2,
+    service_accounts_pb2,
+    service_accounts_pb2_grpc,
     tenants_pb2,
 )
 from authz_service.app import App
@@ -23,6 +27,7 @@ from authz_service.decisionlog.query import RecordFilter
 from authz_service.service.log_reader import iter_log, verify_log
 from tests.api.conftest import server_settings
 from tests.api.helpers import ALLOWED, DENIED, Api, obj, subj
+from tests.serviceaccounts.helpers import SCHEMA as SERVICE_ACCOUNT_SCHEMA
 from tests.tenancy.helpers import KeyedChannel
 
 PB = tenants_pb2
@@ -268,3 +273,39 @@ async def test_export_tenant_refuses_an_active_tenant(app: App, channel: grpc.ai
             pass
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "SuspendTenant" in (refused.value.details() or "")
+
+
+async def test_a_suspended_tenant_takes_no_new_keys_or_service_accounts(
+    app: App, channel: grpc.aio.Channel
+) -> None:
+    """tenants.proto: a suspended tenant refuses every write. Keys and service accounts
+    live outside the relationship store, whose own refusal did not cover them."""
+    api = Api(channel)
+    await api.write_schema(SERVICE_ACCOUNT_SCHEMA)
+    keys = keys_pb2_grpc.KeysServiceStub(channel)
+    accounts = service_accounts_pb2_grpc.ServiceAccountsServiceStub(channel)
+    kept = await keys.CreateKey(keys_pb2.CreateKeyRequest(tenant="acme", scopes=["check"]))
+    await accounts.CreateServiceAccount(
+        service_accounts_pb2.CreateServiceAccountRequest(tenant="acme", account_id="bot")
+    )
+    await api.tenants.SuspendTenant(PB.SuspendTenantRequest(name="acme", reason="unpaid"))
+    refusals = [
+        keys.CreateKey(keys_pb2.CreateKeyRequest(tenant="acme", scopes=["check"])),
+        accounts.CreateServiceAccount(
+            service_accounts_pb2.CreateServiceAccountRequest(tenant="acme", account_id="bot2")
+        ),
+        accounts.CreateServiceAccountKey(
+            service_accounts_pb2.CreateServiceAccountKeyRequest(
+                tenant="acme", account_id="bot", scopes=["check"]
+            )
+        ),
+    ]
+    for call in refusals:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "tenant `acme` is suspended" in (refused.value.details() or "")
+    assert [k.key_id for k in await app.store.keys.list("acme")] == [kept.key.key_id]
+    assert [a.account_id for a in await app.store.service_accounts.page("acme", "", 10)] == ["bot"]
+    # Taking access away stays possible.
+    await keys.RevokeKey(keys_pb2.RevokeKeyRequest(tenant="acme", key_id=kept.key.key_id))
