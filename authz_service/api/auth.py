@@ -252,13 +252,16 @@ class Authenticator:
         none does, Unavailable if the store cannot be reached, LimitExceeded while the
         peer or key id is backing off after failures. `fresh` reads the store even when
         the key is cached (and refreshes the cache)."""
+        # A call that presents no key is not a guess: refused, but neither counted nor held
+        # off, so that one client without its key (a probe, a service not yet configured)
+        # does not block every caller behind the same address.
+        if not authorization:
+            raise Unauthenticated("missing `authorization: Bearer <api key>` metadata")
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            raise Unauthenticated("authorization metadata must be `Bearer <api key>`")
         key_id = None
         try:
-            if not authorization:
-                raise Unauthenticated("missing `authorization: Bearer <api key>` metadata")
-            scheme, _, token = authorization.strip().partition(" ")
-            if scheme.lower() != "bearer":
-                raise Unauthenticated("authorization metadata must be `Bearer <api key>`")
             parts = split_token(token.strip())
             if parts is None:
                 self._limiter.check(peer, None)

@@ -257,3 +257,24 @@ def test_a_peer_is_counted_by_its_address_whatever_its_port_or_spelling() -> Non
         limiter.check("ipv4:10.0.0.1:5002", None)
     limiter.check("ipv4:10.0.0.2", None)
     limiter.check("ipv4:10.0.0.2:5000", None)
+
+
+async def test_calls_without_a_key_are_refused_but_never_block_the_address() -> None:
+    """A client without its key (a probe, a service not configured yet) behind a shared
+    address must not lock out the other callers there; it presents nothing to guess."""
+    now = [0.0]
+    keys = MemoryKeyStore()
+    limiter = FailureLimiter(threshold=3, max_backoff_s=60, clock=lambda: now[0])
+    auth = Authenticator(keys, negative_ttl_s=0, limiter=limiter, clock=lambda: now[0])
+    record, good = new_key(tenant="acme", scopes=[Scope.CHECK])
+    await keys.create(record)
+    for authorization in [None, "", "Basic dXNlcjpwYXNz"] * 10:
+        with pytest.raises(Unauthenticated):
+            await auth.authenticate(authorization, peer="ipv4:10.0.0.1:5000")
+    assert await auth.authenticate(f"Bearer {good}", peer="ipv4:10.0.0.1:5001")
+    # Presenting something that is not a key is a failed attempt, as before.
+    for _ in range(3):
+        with pytest.raises(Unauthenticated):
+            await auth.authenticate("Bearer not-a-key", peer="ipv4:10.0.0.1:5002")
+    with pytest.raises(LimitExceeded, match="peer"):
+        await auth.authenticate(f"Bearer {good}", peer="ipv4:10.0.0.1:5003")
