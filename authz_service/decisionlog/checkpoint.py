@@ -4,9 +4,9 @@ The hash chain alone cannot reveal a cut tail: the remaining prefix is a valid c
 A checkpoint is one signed statement about a whole writer root: "at `time` these were
 all the streams, each with its head (`seq`, `hash`)". Because it names every stream, a
 stream that was removed, emptied or cut contradicts every later checkpoint; because the
-writer signs at start, every `interval_ms` (when something changed) and at close, a log
-whose newest checkpoint is missing shows an unsigned tail (see verify.py). The writer
-holds the private key; an auditor needs only the public key.
+writer signs at start, every `interval_ms` (whether or not anything changed) and at
+close, a log whose newest checkpoints are missing shows an unsigned tail (see
+verify_tail.py). The writer holds the private key; an auditor needs only the public key.
 """
 
 from __future__ import annotations
@@ -46,8 +46,12 @@ __all__ = [
 
 PRIVATE_KEY_FILE = "decision-log-signing.key.pem"
 PUBLIC_KEY_FILE = "decision-log-signing.pub.pem"
-CHECKPOINT_FORMAT = 2
-"""Format 1 was a checkpoint per stream (see checkpoint_v1.py); it is read, never written."""
+CHECKPOINT_FORMAT = 3
+"""The format written. Format 2 is the same line, from writers that skipped an interval
+when no stream had changed: read, never written, and its tail judged without the rule
+that needs a checkpoint every interval (verify_tail.py). Format 1 was a checkpoint per
+stream (see checkpoint_v1.py); it is read, never written."""
+_READ_FORMATS = frozenset({2, CHECKPOINT_FORMAT})
 
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
 
@@ -62,7 +66,7 @@ class CheckpointEvent(StrEnum):
     START = "start"
     """The writer opened the root: signs the heads it recovered, before any append."""
     INTERVAL = "interval"
-    """Written every `interval_ms` while some stream changed since the last checkpoint."""
+    """Written every `interval_ms`, also when nothing changed (format 2: only if something had)."""
     CLOSE = "close"
     """The writer's last word: no record may follow until the next `start`."""
 
@@ -75,9 +79,16 @@ class Checkpoint:
     heads: Mapping[str, ChainHead]  # tenant -> head, for every stream with a record
     key_id: str
     signature: str  # base64 of the Ed25519 signature over `payload()`
+    format: int = CHECKPOINT_FORMAT  # signed like every other field, so it cannot be lowered
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "heads", MappingProxyType(dict(sorted(self.heads.items()))))
+
+    @property
+    def every_interval(self) -> bool:
+        """Its writer signed every `interval_ms` even when nothing had changed, so while
+        it ran no record can be dated more than an interval after its newest checkpoint."""
+        return self.format >= 3
 
     @classmethod
     def sign(
@@ -96,7 +107,7 @@ class Checkpoint:
     def _fields(self) -> dict[str, Any]:
         return {
             "event": self.event.value,
-            "format": CHECKPOINT_FORMAT,
+            "format": self.format,
             "interval_ms": self.interval_ms,
             "key_id": self.key_id,
             "streams": {t: {"hash": h.hash, "seq": h.seq} for t, h in self.heads.items()},
@@ -114,8 +125,9 @@ class Checkpoint:
     def from_line(cls, line: bytes) -> Checkpoint:
         try:
             data = json.loads(line)
-            if data.get("format") != CHECKPOINT_FORMAT:
-                raise InvalidArgument(f"checkpoint format is not {CHECKPOINT_FORMAT}")
+            format_ = data.get("format")
+            if format_ not in _READ_FORMATS:
+                raise InvalidArgument("checkpoint format is not 2 or 3")
             checkpoint = cls(
                 time=parse_time(data["time"]),
                 event=CheckpointEvent(data["event"]),
@@ -123,6 +135,7 @@ class Checkpoint:
                 heads={t: _head(h) for t, h in data["streams"].items()},
                 key_id=data["key_id"],
                 signature=data["signature"],
+                format=format_,
             )
         except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
             raise InvalidArgument(f"malformed checkpoint: {exc}") from exc

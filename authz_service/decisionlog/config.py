@@ -48,7 +48,8 @@ class DecisionLogConfig:
     max_segment_age: float | None = 24 * 3600.0
     """Seconds; a segment older than this is closed at the next write."""
     checkpoint_interval: float = 60.0
-    """Seconds between signed checkpoints of streams that changed; also one at close."""
+    """Seconds between signed checkpoints, written whether or not anything changed; also
+    one at start and one at close."""
     signing_key_path: Path | None = None
     """Ed25519 private key (PEM). Without it no checkpoints are written, and a cut tail
     cannot be detected; `authz audit keygen` creates one."""

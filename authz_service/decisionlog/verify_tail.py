@@ -1,18 +1,22 @@
 """The unsigned tail: a stream's records that no checkpoint covers.
 
 The writer signs every stream of its root at start (before any append), every
-checkpoint interval while something changed, and at close; a record is on disk before
-the checkpoint that covers it. So with a public key, uncovered records are a failure,
-named by the first of them, when
+checkpoint interval, and at close; a record is on disk before the checkpoint that
+covers it. So with a public key, uncovered records are a failure, named by the first of
+them (or the offending one), when
 
 * the root has no valid checkpoint at all (they were deleted, or the log was written
   without a signing key, or signed only in format 1 by an older writer);
 * the newest checkpoint is the writer's `close`: nothing may follow it;
-* one of them is dated later than the newest checkpoint + its interval + `SLACK`: the
-  writer, still running then, would have signed it, so later checkpoints were removed;
-* the newest of them is older than interval + `SLACK` at verification time: it should
-  be signed by now, so later checkpoints were removed, or the writer crashed and has
-  not been started again (its start checkpoint signs them).
+* the newest checkpoint is of format 3 and one of them is dated later than its time +
+  its interval + `SLACK`: that writer signs every interval, changed or not, so while it
+  ran a later checkpoint was written, and was removed. Format 2 writers skipped an
+  interval when nothing had changed, so after one of theirs an idle stretch followed by
+  a record is honest, and this rule is not applied;
+* the oldest of them is dated more than interval + `SLACK` before verification time:
+  the first interval checkpoint after it (of any format: a record is a change) is due by
+  then, so later checkpoints were removed, or the writer crashed and has not been started
+  again (its start checkpoint signs them).
 
 Otherwise they are a live writer's last interval, and only a warning. Without a key
 every case is a warning.
@@ -43,10 +47,12 @@ class Tail:
         self.count = 0
         self.first: tuple[Line, dict[str, Any]] | None = None
         self.late: tuple[Line, dict[str, Any], str] | None = None
-        self.latest: datetime | None = None
+        self.oldest: datetime | None = None
         self.last_seq = -1
         self.interval = timedelta(milliseconds=newest[0].interval_ms) if newest else timedelta()
-        self.bound = newest[0].time + self.interval + SLACK if newest else None
+        # Only a writer that signs every interval vouches that nothing may be dated past it.
+        every_interval = newest is not None and newest[0].every_interval
+        self.bound = newest[0].time + self.interval + SLACK if newest and every_interval else None
 
     def add(self, line: Line, data: dict[str, Any]) -> None:
         if data["seq"] <= self.covered:
@@ -60,11 +66,17 @@ class Tail:
         except AuthzError:
             at = None
         if at is None:
-            self.late = self.late or (line, data, "has no valid time")
+            reason = "has no valid time, so it cannot be placed within the checkpoint interval"
+            self.late = self.late or (line, data, reason)
             return
-        self.latest = at if self.latest is None else max(self.latest, at)
+        self.oldest = at if self.oldest is None else min(self.oldest, at)
         if self.bound is not None and at > self.bound:
-            self.late = self.late or (line, data, f"is dated {_time(at)}")
+            reason = (
+                f"is dated {_time(at)}, not within its checkpoint interval and "
+                f"{SLACK.seconds}s: the writer signs every interval, changed or not, so "
+                "later checkpoints were removed"
+            )
+            self.late = self.late or (line, data, reason)
 
     def judge(self, now: datetime, records: int) -> tuple[Finding | None, list[str]]:
         """A failure (or, without a key, warnings) about the tail of a stream of `records`."""
@@ -89,15 +101,11 @@ class Tail:
             message = f"{span} follow {where}, the writer's last: appended after it closed"
             return self._verdict(message, self.first)
         if self.late is not None:
-            message = (
-                f"this record after {where} {self.late[2]}, not within its checkpoint "
-                f"interval and {SLACK.seconds}s: the writer would have signed it by then, "
-                "so later checkpoints were removed"
-            )
+            message = f"this record after {where} {self.late[2]}"
             return self._verdict(message, self.late[:2])
-        if self.latest is not None and self.latest < now - self.interval - SLACK:
+        if self.oldest is not None and self.oldest < now - self.interval - SLACK:
             message = (
-                f"{span} after {where}, the newest dated {_time(self.latest)}, are still "
+                f"{span} after {where}, the oldest dated {_time(self.oldest)}, are still "
                 "unsigned after the checkpoint interval: later checkpoints were removed, "
                 "or the writer crashed and was not started again (its start signs them)"
             )
