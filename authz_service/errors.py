@@ -70,12 +70,20 @@ class AuthzError(Exception):
 
 
 class InvalidArgument(AuthzError):
-    """Input that can never succeed. `field` names the offending request field."""
+    """Input that can never succeed. `field` names the offending request field.
 
-    def __init__(self, message: str, *, field: str = "", value: object = None) -> None:
+    `unquoted`, for a message that quotes values of the request context, is the same
+    message without them (None: not known). The decision log keeps it instead where it
+    redacts that context; the caller still gets `message`.
+    """
+
+    def __init__(
+        self, message: str, *, field: str = "", value: object = None, unquoted: str | None = None
+    ) -> None:
         super().__init__(message)
         self.field = field
         self.value = value
+        self.unquoted = unquoted
 
 
 class SchemaError(InvalidArgument):

@@ -111,9 +111,7 @@ class CompiledCaveat:
         try:
             value = self._program.execute(activation)
         except Exception as error:  # the library raises many builtin types; all are failures
-            raise CaveatError(
-                f"caveat `{echo(self.name)}` failed: {describe_cel_error(error)}", field="context"
-            ) from error
+            raise self._failed(describe_cel_error(error)) from error
         if value is True:
             return _TRUE
         if value is False:
@@ -129,10 +127,17 @@ class CompiledCaveat:
         if isinstance(outcome, Unknown):
             return CaveatResult(None, tuple(sorted(outcome.names)))
         if isinstance(outcome, Failure):
-            raise CaveatError(
-                f"caveat `{echo(self.name)}` failed: {outcome.message}", field="context"
-            )
+            raise self._failed(outcome.message)
         raise self._not_boolean(outcome)
+
+    def _failed(self, reason: str) -> CaveatError:
+        # The reason can quote any value the expression touched (a map key that is
+        # missing, for one); which ones, only the expression knows.
+        return CaveatError(
+            f"caveat `{echo(self.name)}` failed: {reason}",
+            field="context",
+            unquoted=f"caveat `{echo(self.name)}` failed (the reason may quote the context)",
+        )
 
     def _mismatch(self, name: str, raw: object) -> CaveatError:
         declared = dict(self.parameters)[name]
@@ -140,19 +145,20 @@ class CompiledCaveat:
             shown = json.dumps(raw, ensure_ascii=False)
         except (TypeError, ValueError):
             shown = repr(raw)
+        expects = f"parameter `{echo(name)}` of caveat `{self.name}` expects {declared}"
         return CaveatError(
-            f"parameter `{echo(name)}` of caveat `{self.name}` expects {declared}, "
-            f"got `{echo(shown)}`",
+            f"{expects}, got `{echo(shown)}`",
             field="context",
             value=raw,
+            unquoted=f"{expects}, got {cel_type_name(raw)}",
         )
 
     def _not_boolean(self, value: object) -> CaveatError:
-        return CaveatError(
+        message = (
             f"caveat `{echo(self.name)}` failed: expression evaluated to {cel_type_name(value)}, "
-            "not bool",
-            field="context",
+            "not bool"
         )
+        return CaveatError(message, field="context", unquoted=message)  # a type, no value
 
 
 def compile_caveat(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from authz_service.decisionlog.check_record import EncodedCheck
@@ -47,6 +47,11 @@ class Redactor:
     def __bool__(self) -> bool:
         return bool(self._paths)
 
+    def covers(self, context: Mapping[str, Any]) -> bool:
+        """Whether `apply` would replace a value of this context: what a record with it
+        must not state anywhere else (an error message quoting the context)."""
+        return any(_holder(context, steps) is not None for _, steps in self._paths)
+
     def apply(self, record: DecisionRecord | EncodedCheck) -> DecisionRecord | EncodedCheck:
         """A copy of `record` with configured paths redacted and listed in `redacted`.
 
@@ -70,13 +75,19 @@ def _has_context(record: DecisionRecord | EncodedCheck) -> bool:
     return record.has_context if isinstance(record, EncodedCheck) else bool(record.context)
 
 
-def _replace(node: dict[str, Any], steps: tuple[str, ...]) -> bool:
+def _holder(node: Mapping[str, Any], steps: tuple[str, ...]) -> Mapping[str, Any] | None:
+    """The object holding the path's last member, if the path is present."""
     for step in steps[:-1]:
         child = node.get(step)
-        if not isinstance(child, dict):
-            return False
+        if not isinstance(child, Mapping):
+            return None
         node = child
-    if steps[-1] not in node:
+    return node if steps[-1] in node else None
+
+
+def _replace(node: dict[str, Any], steps: tuple[str, ...]) -> bool:
+    holder = _holder(node, steps)
+    if not isinstance(holder, dict):  # a deep copy: every object in it is a dict
         return False
-    node[steps[-1]] = REDACTED_MARKER
+    holder[steps[-1]] = REDACTED_MARKER
     return True

@@ -31,11 +31,12 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -213,6 +214,10 @@ class DecisionLogWriter:
         if done is not None:
             await done
         return entries
+
+    def redacts(self, context: Mapping[str, Any]) -> bool:
+        """Whether a record with this request context has a value of it redacted."""
+        return self._redactor.covers(context)
 
     def stats(self) -> WriterStats:
         return self._counters.snapshot(self._mirror.errors if self._mirror is not None else 0)

@@ -26,7 +26,7 @@ from authz_service.decisionlog import (
 )
 from authz_service.engine import CheckItem, CheckResult, Snapshot
 from authz_service.engine.explain_layout import DEFAULT_MAX_EXPLANATION_NODES
-from authz_service.errors import AuthzError
+from authz_service.errors import AuthzError, InvalidArgument
 from authz_service.model import EMPTY_CONTEXT, FrozenContext, Relationship
 from authz_service.service.bulk_items import PlainItem, check_item
 from authz_service.service.reasons import node_to_json
@@ -41,6 +41,9 @@ T = TypeVar("T")
 class DecisionWriter(Protocol):
     def expecting(self) -> AbstractContextManager[None]:
         """Around a call that will append: lets a durable batch wait for its record."""
+
+    def redacts(self, context: Mapping[str, Any]) -> bool:
+        """Whether a record with this request context has a value of it redacted."""
 
     async def append(self, record: DecisionRecord | EncodedCheck) -> object: ...
 
@@ -77,6 +80,20 @@ def _explanation(result: CheckResult, max_nodes: int) -> dict[str, Any]:
     if result.missing_context:
         return {"missing_context": list(result.missing_context)}
     return {}
+
+
+_WITHHELD = "the message is not logged: it may quote context values the log redacts"
+
+
+def _failure(exc: AuthzError, redacts: bool) -> dict[str, Any]:
+    """A failed evaluation's explanation: the error's class and message. An error about
+    the request context (a caveat parameter of the wrong type, an expression failing on
+    a value) can quote its values, so where the log redacts some of this context it
+    keeps the message without them (the caller's own error still names them)."""
+    message = exc.message
+    if redacts and isinstance(exc, InvalidArgument) and exc.field == "context":
+        message = exc.unquoted or _WITHHELD
+    return {"error": type(exc).__name__, "message": message}
 
 
 def _agents(call: CallInfo) -> FrozenContext:
@@ -194,12 +211,11 @@ class AuditTrail:
         kind: DecisionKind = DecisionKind.CHECK,
     ) -> str:
         """An evaluation error is a denial on record, with the error as the reason."""
-        if self._writer is None:
+        writer = self._writer
+        if writer is None:
             return new_decision_id(snap.now)
-        explanation = {"error": type(exc).__name__, "message": exc.message}
-        return await self._log_check(
-            self._writer, snap, item, call, kind, started, "DENIED", explanation
-        )
+        explanation = _failure(exc, writer.redacts(item.context))
+        return await self._log_check(writer, snap, item, call, kind, started, "DENIED", explanation)
 
     async def _log_check(
         self,
@@ -255,7 +271,7 @@ class AuditTrail:
         for decision_id, plain_or_item, result in zip(ids, items, results, strict=True):
             item = check_item(plain_or_item)
             if isinstance(result, AuthzError):
-                explanation = {"error": type(result).__name__, "message": result.message}
+                explanation = _failure(result, self._writer.redacts(item.context))
                 record = _check_record(
                     snap, item, call, details, decision_id, kind, "DENIED", explanation, latency
                 )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
+from typing import Any
 
 from authz_service.decisionlog import DecisionRecord, EncodedCheck
 from authz_service.engine import CheckItem, CheckResult, Decision, Snapshot
@@ -23,6 +24,9 @@ class Recorder:
 
     def expecting(self) -> AbstractContextManager[None]:
         return nullcontext()
+
+    def redacts(self, context: Mapping[str, Any]) -> bool:
+        return False
 
     async def append(self, record: DecisionRecord | EncodedCheck) -> object:
         self.records.append(record.decode() if isinstance(record, EncodedCheck) else record)

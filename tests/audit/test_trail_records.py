@@ -6,13 +6,16 @@ which field."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
+from typing import Any
+
+import pytest
 
 from authz_service.decisionlog import DecisionKind, DecisionRecord, EncodedCheck
 from authz_service.engine import CheckItem, CheckResult, Decision, Snapshot
-from authz_service.errors import DeadlineExceeded
+from authz_service.errors import AuthzError, CaveatError, DeadlineExceeded, InvalidArgument
 from authz_service.model import FrozenContext, ObjectRef, Relationship, SubjectRef
 from authz_service.schema import compile_schema
 from authz_service.service.audit import SERVER_VERSION, AuditTrail, CallInfo, digest_relationships
@@ -29,11 +32,15 @@ CONTEXTUAL = [Relationship(ObjectRef("doc", 'd"1'), "viewer", SubjectRef("user",
 
 
 class Recorder:
-    def __init__(self) -> None:
+    def __init__(self, redacted: frozenset[str] = frozenset()) -> None:
         self.records: list[DecisionRecord] = []
+        self.redacted = redacted  # top-level context keys this log redacts
 
     def expecting(self) -> AbstractContextManager[None]:
         return nullcontext()
+
+    def redacts(self, context: Mapping[str, Any]) -> bool:
+        return not self.redacted.isdisjoint(context)
 
     async def append(self, record: DecisionRecord | EncodedCheck) -> object:
         assert isinstance(record, EncodedCheck)  # a Check takes the direct path
@@ -164,3 +171,39 @@ async def test_check_bulk_records_each_item_with_the_calls_fields() -> None:
         contextual_relationships_digest=None,
         cache_hit=False,
     )
+
+
+QUOTING = CaveatError(
+    "parameter `ip` of caveat `net` expects ipaddress, got `10.0.0.1`",
+    field="context",
+    unquoted="parameter `ip` of caveat `net` expects ipaddress, got string",
+)
+
+
+@pytest.mark.parametrize(
+    ("redacted", "error", "message"),
+    [
+        # Nothing of this context is redacted: the message as the caller got it.
+        (frozenset({"ssn"}), QUOTING, QUOTING.message),
+        # It is: a context error's message without the context's values ...
+        (frozenset({"ip"}), QUOTING, QUOTING.unquoted),
+        # ... or none, when the error does not say what that would be.
+        (
+            frozenset({"ip"}),
+            InvalidArgument("`10.0.0.1` is odd", field="context"),
+            "the message is not logged: it may quote context values the log redacts",
+        ),
+        # An error about something else quotes no context value.
+        (frozenset({"ip"}), DeadlineExceeded("deadline exceeded"), "deadline exceeded"),
+    ],
+)
+async def test_a_failed_records_message_leaves_out_redacted_context(
+    redacted: frozenset[str], error: AuthzError, message: str
+) -> None:
+    recorder = Recorder(redacted)
+    trail = AuditTrail(recorder)
+    snap = Snapshot("acme", 3, SCHEMA, AT)
+    await trail.check_failed(snap, ITEM, CALL, error, started=0.0)
+    await trail.check_bulk(snap, [ITEM], [error], CALL, started=0.0)
+    explanations = [dict(record.explanation) for record in recorder.records]
+    assert explanations == [{"error": type(error).__name__, "message": message}] * 2
