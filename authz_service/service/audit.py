@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -257,9 +257,12 @@ class AuditTrail:
         call: CallInfo,
         started: float,
         contextual: Sequence[Relationship] = (),
+        evaluated: Collection[int] | None = None,
     ) -> list[str]:
         """One record per item, appended together: a durable log answers the call after
-        one fsync for all of them, not one per item."""
+        one fsync for all of them, not one per item. `evaluated` holds the indexes of the
+        items evaluated for this call; the others were answered from the decision cache
+        (None: every item was evaluated)."""
         ids = new_decision_ids(len(items), snap.now)
         if self._writer is None:
             return ids
@@ -267,9 +270,13 @@ class AuditTrail:
         digest = digest_relationships(contextual)
         latency = _latency_us(started)
         kind = DecisionKind.CHECK_BULK_ITEM
+        missed = None if evaluated is None else frozenset(evaluated)
         records = []
-        for decision_id, plain_or_item, result in zip(ids, items, results, strict=True):
+        for index, (decision_id, plain_or_item, result) in enumerate(
+            zip(ids, items, results, strict=True)
+        ):
             item = check_item(plain_or_item)
+            cache_hit = missed is not None and index not in missed
             if isinstance(result, AuthzError):
                 explanation = _failure(result, self._writer.redacts(item.context))
                 record = _check_record(
@@ -286,6 +293,7 @@ class AuditTrail:
                     result.decision.value,
                     _explanation(result, self._max_explanation_nodes),
                     latency,
+                    cache_hit=cache_hit,
                     digest=digest,
                 )
             records.append(record)

@@ -429,7 +429,9 @@ class PermissionService:
             )
             self._refresh_soon(tenant, snap.revision)
         self._count(results, missing)
-        ids = await self._audit.check_bulk(snap, items, results, call, started, contextual)
+        ids = await self._audit.check_bulk(
+            snap, items, results, call, started, contextual, evaluated=missing
+        )
         if refused:
             results, ids = _with_refused(results, ids, refused)
         return snap.revision, results, ids
