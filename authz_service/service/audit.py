@@ -209,13 +209,26 @@ class AuditTrail:
         exc: AuthzError,
         started: float,
         kind: DecisionKind = DecisionKind.CHECK,
+        contextual: Sequence[Relationship] = (),
     ) -> str:
-        """An evaluation error is a denial on record, with the error as the reason."""
+        """An evaluation error is a denial on record, with the error as the reason. The
+        request's contextual relationships are digested as for an answer: replay must
+        know that the failure may have come from tuples the log does not hold."""
         writer = self._writer
         if writer is None:
             return new_decision_id(snap.now)
         explanation = _failure(exc, writer.redacts(item.context))
-        return await self._log_check(writer, snap, item, call, kind, started, "DENIED", explanation)
+        return await self._log_check(
+            writer,
+            snap,
+            item,
+            call,
+            kind,
+            started,
+            "DENIED",
+            explanation,
+            digest=digest_relationships(contextual),
+        )
 
     async def _log_check(
         self,
@@ -280,7 +293,16 @@ class AuditTrail:
             if isinstance(result, AuthzError):
                 explanation = _failure(result, self._writer.redacts(item.context))
                 record = _check_record(
-                    snap, item, call, details, decision_id, kind, "DENIED", explanation, latency
+                    snap,
+                    item,
+                    call,
+                    details,
+                    decision_id,
+                    kind,
+                    "DENIED",
+                    explanation,
+                    latency,
+                    digest=digest,
                 )
             else:
                 record = _check_record(

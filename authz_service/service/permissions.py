@@ -246,7 +246,9 @@ class PermissionService:
                 )
             except AuthzError as exc:
                 self._observe("ERROR", False, 1)
-                await self._audit.check_failed(snap, item, call, exc, started)
+                await self._audit.check_failed(
+                    snap, item, call, exc, started, contextual=contextual
+                )
                 raise
             if shareable and result.cacheable:
                 self._cache.put(key, stored(result), result.valid_until)

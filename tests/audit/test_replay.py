@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import grpc
 import pytest
 
 from authz_service.api.gen.authz.v1 import permissions_pb2
@@ -196,3 +197,45 @@ def _check_request(tenant: str, question: tuple[str, str, str]) -> permissions_p
     return permissions_pb2.CheckRequest(
         tenant=tenant, resource=obj(resource), permission=permission, subject=subj(subject)
     )
+
+
+# A caveat only the request's own relationship carries: its evaluation fails with this
+# context, and without that relationship there is nothing to fail.
+CAVEATED = (
+    SCHEMA
+    + """
+caveat small(n int) { n < 3 }
+definition box {
+    relation viewer: user with small
+    permission view = viewer
+}
+"""
+)
+
+
+async def test_failed_decisions_with_contextual_relationships_are_not_replayed(
+    log_setup: LogSetup,
+) -> None:
+    contextual = rel("box:b#viewer@user:a[small]")
+    async with asyncio.timeout(120), running(log_setup) as app, channel_to(app) as channel:
+        api = Api(channel)
+        await api.write_schema(CAVEATED)
+        await setup_world(api, "acme")
+        request = _check_request("acme", ("box:b", "view", "user:a"))
+        request.contextual_relationships.append(contextual)
+        request.context.update({"n": "many"})
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await api.permissions.Check(request)
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        bulk = permissions_pb2.CheckBulkRequest(tenant="acme")
+        bulk.contextual_relationships.append(contextual)
+        item = bulk.items.add(resource=obj("box:b"), permission="view", subject=subj("user:a"))
+        item.context.update({"n": "many"})
+        reply = await api.permissions.CheckBulk(bulk)
+        assert reply.items[0].HasField("error")
+
+    status, lines, _ = await _replay(log_setup)
+    assert status == 1
+    assert lines[-1] == "0 replayed, 0 differ, 2 could not be replayed"
+    not_recorded = [line for line in lines if "contextual relationships were not recorded" in line]
+    assert len(not_recorded) == 2

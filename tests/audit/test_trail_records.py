@@ -110,6 +110,7 @@ async def test_a_failed_checks_record_is_a_denial_with_the_error() -> None:
         DeadlineExceeded("deadline exceeded"),
         started=0.0,
         kind=DecisionKind.CHECK_BULK_ITEM,
+        contextual=CONTEXTUAL,
     )
     (record,) = recorder.records
     fields = record.to_dict()
@@ -119,7 +120,8 @@ async def test_a_failed_checks_record_is_a_denial_with_the_error() -> None:
         kind="check_bulk_item",
         decision="DENIED",
         explanation={"error": "DeadlineExceeded", "message": "deadline exceeded"},
-        contextual_relationships_digest=None,
+        # The failure may have come from them: replay must know they were there.
+        contextual_relationships_digest=digest_relationships(CONTEXTUAL),
         cache_hit=False,
     )
 
@@ -168,7 +170,7 @@ async def test_check_bulk_records_each_item_with_the_calls_fields() -> None:
         context={},
         decision="DENIED",
         explanation={"error": "DeadlineExceeded", "message": "deadline exceeded"},
-        contextual_relationships_digest=None,
+        contextual_relationships_digest=digest_relationships(CONTEXTUAL),  # failed or not
         cache_hit=False,
     )
 
