@@ -38,6 +38,26 @@ def test_canonical_json_is_sorted_compact_utf8() -> None:
         canonical_json({"x": float("nan")})
 
 
+def test_canonical_json_escapes_exactly_as_documented() -> None:
+    # docs/decision-log.md, "Canonical encoding": what an auditor reimplements.
+    text = "".join(map(chr, range(0x20))) + '"\\/\x7f\x85\u2028\u2029é\U0001f600'
+    expected = (
+        '"\\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r'
+        + "".join(f"\\u{i:04x}" for i in range(0x0E, 0x20))  # lowercase hex: \u001b
+        + '\\"\\\\/\x7f\x85\u2028\u2029é\U0001f600"'
+    )
+    assert canonical_json(text) == expected.encode()
+    # Keys by code point: U+FFFF before U+1F600 (UTF-16 order would put it after).
+    assert canonical_json({"\U0001f600": 1, "\uffff": 2}) == '{"\uffff":2,"\U0001f600":1}'.encode()
+    numbers = [42, -7, 2**70, 1.0, 0.0001, -0.0, 1e15, 1e16, 1e-05, 1.2345678901234568e17]
+    assert canonical_json(numbers) == (
+        b"[42,-7,1180591620717411303424,1.0,0.0001,-0.0,1000000000000000.0,1e+16,1e-05,"
+        b"1.2345678901234568e+17]"
+    )
+    with pytest.raises(InvalidArgument):
+        canonical_json("\ud800")  # a lone surrogate
+
+
 def test_record_round_trips_and_encodes_every_field() -> None:
     record = make_record(4, actor="support:bob", reason="ticket 7", credential_id="key-1")
     data = record.to_dict()
