@@ -22,6 +22,7 @@ from authz_service.model import (
 from authz_service.store.postgres import PostgresStore, connect
 from authz_service.store.postgres.replicas import ReplicaStats
 from authz_service.store.routing import require_primary
+from tests.api.blackhole import Blackhole
 from tests.replica.cluster import Cluster
 from tests.replica.conftest import replayed_everything, set_replay, until
 
@@ -167,3 +168,31 @@ async def test_a_replica_down_at_start_leaves_reads_on_the_primary(fresh: Cluste
         assert stats(store).reads == 0
     finally:
         await store.close()
+
+
+async def test_a_replica_behind_a_silent_network_leaves_the_primary_time_to_answer(
+    fresh: Cluster,
+) -> None:
+    """docs/replicas.md: a replica's error never reaches the decision. A read already
+    sent to a replica whose network then drops every packet must not hold the call until
+    its deadline: the replica gets part of the time left, the primary the rest."""
+    async with Blackhole("127.0.0.1", fresh.replica.port) as hole:
+        store = await connect(
+            fresh.primary.dsn,
+            min_size=1,
+            max_size=4,
+            replica_dsns=[f"postgresql://postgres@127.0.0.1:{hole.port}/postgres"],
+            replica_max_lag_s=60.0,
+        )
+        try:
+            revision = await store.write("acme", [RelationshipUpdate(UpdateOp.TOUCH, GRANT)])
+            await replayed_everything(fresh)
+            await until(lambda: stats(store).usable)
+            assert await store.read("acme", revision, VIEWERS) == [GRANT]
+            assert stats(store).reads == 1  # the replica answers while the network works
+            hole.blackhole()
+            with deadline.within(time.monotonic() + 4.0):
+                assert await store.read("acme", revision, VIEWERS) == [GRANT]
+            assert not stats(store).usable
+        finally:
+            await store.close()

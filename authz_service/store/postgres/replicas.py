@@ -11,8 +11,9 @@ server that has replayed R's commit, so routing needs nothing more from the requ
 - the read checks, in the same statement and so the same snapshot, that the replica
   holds R (`reads.read_if_replayed`); if it does not, the primary answers. A replica
   that lags, however briefly and whatever the monitor last saw, is never read stale;
-- a replica that fails (down, conflict with recovery, no free connection) is marked
-  unusable until its next good probe, and the primary answers.
+- a replica that fails (down, conflict with recovery, no free connection, or no answer
+  within half of the call's remaining time) is marked unusable until its next good
+  probe, and the primary answers.
 
 Lag: each probe samples the primary's flushed WAL position at time t and every
 replica's replayed position. A replica that has replayed past the sample of time t
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from authz_service import deadline
-from authz_service.errors import AuthzError, Unavailable
+from authz_service.errors import AuthzError, DeadlineExceeded, Unavailable
 from authz_service.model import Relationship, RelationshipFilter, Revision
 from authz_service.store.postgres import reads
 from authz_service.store.postgres.db import Database
@@ -169,11 +170,15 @@ class ReplicaSet:
         replica = self._pick()
         if replica is None or replica.db is None:
             return None
+        # In a call, the replica gets half of the time left: a replica behind a network
+        # that silently drops packets must leave the primary time to answer.
+        left = deadline.remaining()
         try:
-            found = await reads.read_if_replayed(
-                replica.db, tenant, revision, flt, limit=limit, after=after
-            )
-        except Unavailable as exc:
+            with deadline.within(None if left is None else time.monotonic() + left / 2):
+                found = await reads.read_if_replayed(
+                    replica.db, tenant, revision, flt, limit=limit, after=after
+                )
+        except (Unavailable, DeadlineExceeded) as exc:
             if deadline.remaining() == 0:
                 raise  # the call ran out of time, not necessarily the replica's fault
             replica.errors += 1
