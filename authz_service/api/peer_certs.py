@@ -73,9 +73,10 @@ def certificate_identity(
         uris, names = _names(x509.load_pem_x509_certificate(pems[0]))
     except ValueError:
         return None
-    found = {i.key_id: i for i in map(identity_from_uri, uris) if i is not None}
-    for name in names if mapping else ():
-        mapped = mapping.get(name) if mapping else None
-        if mapped is not None:
-            found[mapped.key_id] = mapped
-    return next(iter(found.values())) if len(found) == 1 else None
+    found = [i for i in map(identity_from_uri, uris) if i is not None]
+    if mapping:
+        found += [m for m in map(mapping.get, names) if m is not None]
+    # A URI and a mapping entry matching it share their name (`cert:<uri>`): compare what
+    # they grant too, so that one never silently replaces the other.
+    distinct = {(i.key_id, i.tenant, i.scopes): i for i in found}
+    return next(iter(distinct.values())) if len(distinct) == 1 else None

@@ -26,6 +26,9 @@ MAP = """
 - match: "spiffe://example.org/ns/reports"
   tenant: globex
   scopes: [check]
+- match: "spiffe://authz/tenant/acme/scopes/check"
+  tenant: globex
+  scopes: [check, write]
 """
 
 
@@ -132,3 +135,20 @@ def test_a_missing_map_is_named(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument) as refused:
         load_certificate_map(tmp_path / "nowhere.yaml")
     assert "cannot be read" in refused.value.message
+
+
+async def test_a_uri_whose_mapping_disagrees_with_it_has_no_identity(
+    served: tuple[App, Pair],
+) -> None:
+    """docs/auth.md: a URI and a mapped name that disagree yield no identity. Both are
+    named `cert:<the URI>`, and the mapping used to win silently (globex, with write)."""
+    app, ca = served
+    async with _channel(app, ca, make_client(ca, name="operator")) as channel:
+        await Api(channel).write_schema()
+        await Api(channel).create_tenants("acme", "globex")
+    disputed = make_client(ca, "spiffe://authz/tenant/acme/scopes/check", name="disputed")
+    async with _channel(app, ca, disputed) as channel:
+        for tenant in ("acme", "globex"):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await Api(channel).check(tenant, "document:plan", "view", "user:alice")
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, tenant
