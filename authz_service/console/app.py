@@ -107,12 +107,7 @@ class _Console:
                 if not session.viewer.can(scope):
                     return self.refused(request, session, page, f"needs the `{scope}` scope")
             form: dict[str, Any] = {}
-            if request.method == "POST":
-                size = int(request.headers.get("content-length") or 0)
-                if size > MAX_FORM_BYTES:
-                    return self.refused(
-                        request, session, page, f"form larger than {MAX_FORM_BYTES} bytes"
-                    )
+            if request.method == "POST":  # its body is at most MAX_FORM_BYTES (_BodyLimit)
                 async with request.form(max_files=1, max_fields=64) as parsed:
                     form = {
                         k: (await v.read()).decode("utf-8", "replace") if hasattr(v, "read") else v
@@ -202,6 +197,62 @@ def _local(target: str) -> str:
     return target
 
 
+class _BodyLimit:
+    """A request body is read only up to MAX_FORM_BYTES, whether its size is declared
+    (Content-Length) or not (chunked): past it the answer is 413 and the rest is never
+    read. /login takes posts before anyone is signed in, so this bounds what an unknown
+    client can make the console hold. The body is read here, then handed on whole."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
+            await _too_large(send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_FORM_BYTES:
+                await _too_large(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        whole = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        delivered = False
+
+        async def replay() -> Any:
+            nonlocal delivered
+            if delivered:
+                return await receive()  # only a disconnect can follow
+            delivered = True
+            return whole
+
+        await self.app(scope, replay, send)
+
+
+async def _too_large(send: Any) -> None:
+    body = f"request body larger than {MAX_FORM_BYTES} bytes\n".encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 class _SecurityHeaders:
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -228,4 +279,4 @@ def build_app(sessions: Sessions, backend: Backend, pages: Sequence[Page], *, se
         Mount("/static", StaticFiles(directory=str(static)), name="static"),
     ]
     routes += [console.guarded(page, route) for page in pages for route in page.routes]
-    return _SecurityHeaders(Starlette(routes=routes))
+    return _SecurityHeaders(_BodyLimit(Starlette(routes=routes)))
