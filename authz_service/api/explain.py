@@ -7,6 +7,7 @@ from collections.abc import Collection
 from authz_service.api import convert
 from authz_service.api.gen.authz.v1 import core_pb2
 from authz_service.engine import BindingRef, CheckResult, Decision
+from authz_service.engine.explain import EXPRESSION_KINDS
 from authz_service.engine.explain_layout import (
     DEFAULT_MAX_EXPLANATION_NODES,
     Step,
@@ -58,13 +59,17 @@ def _object(text: str) -> core_pb2.ObjectReference | None:
 
 def _node(step: Step, contextual: frozenset[object]) -> core_pb2.ExplanationNode:
     node = step.node
+    # The engine keeps an operator step's expression text in `relation`; the API promises
+    # a name there and the text in `expression` (tests/api/test_explanation_fields.py).
+    operator = node.kind in EXPRESSION_KINDS
     msg = core_pb2.ExplanationNode(
         # Every kind the engine and the rules make is mapped (tests/api/test_explanation_kinds.py
         # checks); an unknown one could come only from an old record's JSON.
         kind=_KINDS.get(node.kind, _Node.KIND_UNSPECIFIED),
-        relation=node.relation,
+        relation="" if operator else node.relation,
         result=convert.decision_to_proto(node.result),
-        expression=node.reason or "",
+        expression=node.relation if operator else "",
+        reason=node.reason or "",
     )
     obj = _object(node.object)
     if obj is not None:
@@ -75,7 +80,8 @@ def _node(step: Step, contextual: frozenset[object]) -> core_pb2.ExplanationNode
             msg.relationship.CopyFrom(convert.relationship_to_proto(parsed))
             msg.contextual = parsed.key in contextual
         except InvalidArgument:
-            msg.expression = f"{msg.expression} {node.relationship}".strip()
+            # Only an old record's JSON can hold one; quoted so that it is not lost.
+            msg.reason = f"{msg.reason} {node.relationship}".strip()
     if node.caveat:
         msg.caveat.name = node.caveat
     if node.binding is not None:

@@ -45,7 +45,7 @@ class Step:
     number: int  # depth-first position, 1-based: "step 3"
     title: str  # what was asked: `document:readme#view`, a relationship, an operator
     result: str  # allowed, denied, conditional, unknown
-    detail: str = ""  # the expression evaluated or the reason
+    detail: str = ""  # for whom, the expression evaluated, and the reason, when known
     caveat: str = ""  # caveat name, outcome, missing parameters and context
     note: str = ""  # same as step N; steps left out
     children: tuple[Step, ...] = ()
@@ -129,6 +129,13 @@ def _caveat(node: core_pb2.ExplanationNode) -> str:
     return " · ".join(parts)
 
 
+def _detail(node: core_pb2.ExplanationNode, depth: int) -> str:
+    """The expression an operator step evaluated and why a step failed are separate fields
+    (`expression`, `reason`); a reader wants both, after the subject of the root."""
+    who = f"for {_subject(node.subject)}" if node.subject.HasField("object") and depth == 0 else ""
+    return " · ".join(text for text in (who, node.expression, node.reason) if text)
+
+
 def _steps(node: core_pb2.ExplanationNode, counter: Iterator[int], depth: int) -> Step:
     number = next(counter)
     note = ""
@@ -137,14 +144,11 @@ def _steps(node: core_pb2.ExplanationNode, counter: Iterator[int], depth: int) -
     elif node.truncated:
         note = "more steps left out (node limit)"
     children = tuple(_steps(child, counter, depth + 1) for child in node.children)
-    expression = node.expression
-    if node.subject.HasField("object") and depth == 0:
-        expression = f"for {_subject(node.subject)}" + (f" · {expression}" if expression else "")
     return Step(
         number=number,
         title=_title(node),
         result=_RESULTS.get(node.result, "unknown"),
-        detail=expression,
+        detail=_detail(node, depth),
         caveat=_caveat(node),
         note=(f"node {node.node_id}" + (f" · {note}" if note else "")) if node.node_id else note,
         children=children,

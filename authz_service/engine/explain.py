@@ -12,12 +12,20 @@ from authz_service.schema.ast import Expr
 from authz_service.schema.printer import print_expr
 
 __all__ = [
+    "EXPRESSION_KINDS",
     "caveat_reason",
     "expired_leaf",
     "expr_text",
     "node",
     "relationship_leaf",
 ]
+
+# The kinds of step whose `relation` holds the expression text they evaluated rather than
+# a relation name (`done_node` is given the expression). Readers that tell the two apart,
+# such as the API's ExplanationNode (`relation` vs `expression`), go by this set.
+EXPRESSION_KINDS = frozenset(
+    {"union", "intersection", "exclusion", "arrow", "arrow_all", "nil", "self"}
+)
 
 
 def expr_text(expr: Expr) -> str:

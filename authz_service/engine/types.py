@@ -96,7 +96,7 @@ class ExplainNode:
     in `subject` the member of the chain they were evaluated for). The API sends each as
     an ExplanationNode.Kind (`api/explain.py`).
     `object`/`relation` locate the step (`document:x`, `view`); for expression steps
-    `relation` holds the expression text. `reason` says why a step failed or is
+    (`explain.EXPRESSION_KINDS`) `relation` holds the expression text. `reason` says why a step failed or is
     conditional. Children of an ALLOWED step are its proof; of a DENIED step, the branches
     that failed.
     """

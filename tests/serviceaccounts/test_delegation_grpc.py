@@ -100,7 +100,7 @@ async def test_both_allowed_is_allowed_with_the_chain_explained(
     assert root.result == ALLOWED
     assert _subjects(root) == ["user:alice", "serviceaccount:bot"]
     assert all(child.result == ALLOWED for child in root.children)
-    assert "user:alice > serviceaccount:bot" in root.expression
+    assert "user:alice > serviceaccount:bot" in root.reason
 
 
 async def test_a_longer_chain_needs_every_agent(channel: grpc.aio.Channel) -> None:

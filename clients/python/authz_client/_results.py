@@ -138,6 +138,7 @@ def explanation_node(node: core_pb2.ExplanationNode) -> ExplanationNode:
         node_id=node.node_id,
         same_as=node.same_as,
         truncated=node.truncated,
+        reason=node.reason,
     )
 
 

@@ -278,7 +278,9 @@ class ExplanationNode:
     """One evaluation step. `kind` is `permission`, `relation`, `union`, `intersection`,
     `exclusion`, `arrow`, `arrow_all`, `nil`, `relationship`, `role_binding`,
     `impersonation`, `delegation` or `cycle` (see ExplanationNode.Kind in core.proto); the
-    text fields are empty when they do not apply to the kind.
+    text fields are empty when they do not apply to the kind: `relation` is a relation or
+    permission name, `expression` the schema expression an operator step evaluated, and
+    `reason` why a step is not allowed, in words (for reading, not for deciding).
     `same_as` names the `node_id` of an identical step shown once elsewhere."""
 
     kind: str
@@ -295,6 +297,9 @@ class ExplanationNode:
     node_id: int
     same_as: int
     truncated: bool
+    # Last, with a default: added after the others, so that building one positionally (in
+    # a caller's tests, say) keeps working.
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,13 @@ async def test_explain_returns_the_tree(client: AsyncAuthzClient) -> None:
     denied = await client.explain("document:roadmap", "view", "user:bob")
     assert denied.decision is Decision.DENIED
     assert denied.explanation.deny_reason == "excluded"
+    # The operator step: its expression in `expression`, why it denied in `reason`, and no
+    # relation name (it has none).
+    assert denied.explanation.root is not None
+    (exclusion,) = [n for n in _nodes(denied.explanation.root) if n.kind == "exclusion"]
+    assert exclusion.expression == "(viewer + edit + folder->view) - banned"
+    assert exclusion.reason == "excluded by `banned`"
+    assert exclusion.relation == ""
 
 
 async def test_check_with_explanation(client: AsyncAuthzClient) -> None:
