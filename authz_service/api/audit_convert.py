@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Final
 
 from authz_service.api import convert
 from authz_service.api.explain import explanation_to_proto
 from authz_service.api.gen.authz.v1 import audit_pb2, core_pb2
 from authz_service.decisionlog import Decision, DecisionKind, LogEntry, Problem
-from authz_service.engine import CheckResult
+from authz_service.engine import CheckResult, ExplainNode
 from authz_service.engine import Decision as EngineDecision
+from authz_service.errors import InvalidArgument
+from authz_service.model import parse_subject
 from authz_service.service.reasons import has_tree, node_from_json
 from authz_service.service.replay import ReplayResult, ReplayStatus
 
@@ -73,16 +76,29 @@ def _subject(text: str) -> core_pb2.SubjectReference | None:
     return core_pb2.SubjectReference(object=obj, relation="" if relation == "..." else relation)
 
 
-def _explanation(decision: Decision, explanation: object) -> core_pb2.Explanation | None:
+def _rooted(node: ExplainNode, subject: str) -> ExplainNode:
+    """The recorded tree with its root naming the record's subject, as core.proto promises:
+    records written before the service set it there lack it."""
+    if node.subject is not None:
+        return node
+    try:
+        parse_subject(subject)
+    except InvalidArgument:
+        return node  # not a subject the API can send; the record's own field shows it
+    return replace(node, subject=subject)
+
+
+def _explanation(
+    decision: Decision, explanation: object, subject: str
+) -> core_pb2.Explanation | None:
     """The recorded tree, or the missing context of a CONDITIONAL decision; nothing when
     only the decision was recorded (the deny reason is not guessed)."""
     if decision is Decision.APPLIED or not isinstance(explanation, dict):
         return None
     missing = tuple(str(m) for m in explanation.get("missing_context", ()))
     if has_tree(explanation):
-        result = CheckResult(
-            EngineDecision(decision.value), missing, explanation=node_from_json(explanation)
-        )
+        root = _rooted(node_from_json(explanation), subject)
+        result = CheckResult(EngineDecision(decision.value), missing, explanation=root)
     elif missing:
         result = CheckResult(EngineDecision.CONDITIONAL, missing)
     else:
@@ -126,7 +142,7 @@ def record_to_proto(entry: LogEntry) -> audit_pb2.DecisionRecord:
         msg.context.update(data["context"])
     if data["details"]:
         msg.details.update(data["details"])
-    explanation = _explanation(record.decision, data["explanation"])
+    explanation = _explanation(record.decision, data["explanation"], record.subject)
     if explanation is not None:
         msg.explanation.CopyFrom(explanation)
     return msg

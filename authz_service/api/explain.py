@@ -87,7 +87,8 @@ def _node(step: Step, contextual: frozenset[object]) -> core_pb2.ExplanationNode
     if node.binding is not None:
         msg.binding.CopyFrom(_binding(node.binding))
     if node.subject:
-        # Chain members were validated before the check, so this always parses.
+        # The checked subject, the actor and the chain's members were validated before the
+        # check (audit_convert checks a record's subject), so this always parses.
         msg.subject.CopyFrom(convert.subject_to_proto(parse_subject(node.subject)))
     msg.node_id = step.node_id
     msg.same_as = step.same_as

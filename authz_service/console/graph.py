@@ -129,10 +129,11 @@ def _caveat(node: core_pb2.ExplanationNode) -> str:
     return " · ".join(parts)
 
 
-def _detail(node: core_pb2.ExplanationNode, depth: int) -> str:
+def _detail(node: core_pb2.ExplanationNode) -> str:
     """The expression an operator step evaluated and why a step failed are separate fields
-    (`expression`, `reason`); a reader wants both, after the subject of the root."""
-    who = f"for {_subject(node.subject)}" if node.subject.HasField("object") and depth == 0 else ""
+    (`expression`, `reason`); a reader wants both, after the subject when the step names
+    one (the root, an impersonating actor, a member of a delegation chain)."""
+    who = f"for {_subject(node.subject)}" if node.subject.HasField("object") else ""
     return " · ".join(text for text in (who, node.expression, node.reason) if text)
 
 
@@ -148,7 +149,7 @@ def _steps(node: core_pb2.ExplanationNode, counter: Iterator[int], depth: int) -
         number=number,
         title=_title(node),
         result=_RESULTS.get(node.result, "unknown"),
-        detail=_detail(node, depth),
+        detail=_detail(node),
         caveat=_caveat(node),
         note=(f"node {node.node_id}" + (f" · {note}" if note else "")) if node.node_id else note,
         children=children,

@@ -51,6 +51,22 @@ def _denied(node: ExplainNode) -> CheckResult:
     return CheckResult(Decision.DENIED, explanation=node)
 
 
+def _for_subject(result: CheckResult, subject: SubjectRef) -> CheckResult:
+    """`result` with the root of its explanation naming the checked subject: the engine and
+    the rules build trees about one subject and leave it implied; core.proto promises it
+    on the root (ExplanationNode.subject)."""
+    root = result.explanation
+    if root is None or root.subject is not None:
+        return result
+    return replace(result, explanation=replace(root, subject=str(subject)))
+
+
+def _as_actor(node: ExplainNode, actor: SubjectRef) -> ExplainNode:
+    """The actor's own step under an impersonation, marked as evaluated for the actor: it
+    sits beside the subject's step and would read as the subject's otherwise."""
+    return replace(node, subject=str(actor))
+
+
 def _min_time(a: CheckResult, b: CheckResult) -> datetime | None:
     times = [t for t in (a.valid_until, b.valid_until) if t is not None]
     return min(times) if times else None
@@ -175,6 +191,18 @@ class DecisionRules:
         explain: bool = False,
         contextual: Sequence[Relationship] = (),
     ) -> CheckResult:
+        result = await self._decide(snap, item, actor, agents, explain, contextual)
+        return _for_subject(result, item.subject)
+
+    async def _decide(
+        self,
+        snap: Snapshot,
+        item: CheckItem,
+        actor: SubjectRef | None,
+        agents: Sequence[SubjectRef],
+        explain: bool,
+        contextual: Sequence[Relationship],
+    ) -> CheckResult:
         schema = snap.schema
         require_permission(schema, item.resource, item.permission)
         require_subject(schema, item.subject)
@@ -261,7 +289,7 @@ class DecisionRules:
             node = self._lifecycle(
                 subject.object, self.impersonate_permission, actor, status, "actor"
             )
-            return _denied(self._wrap(item, actor, Decision.DENIED, [node]))
+            return _denied(self._wrap(item, actor, Decision.DENIED, [_as_actor(node, actor)]))
         name = self.impersonate_permission
         if (subject.type, name) not in snap.schema.permissions:
             reason = (
@@ -274,7 +302,7 @@ class DecisionRules:
         if found.decision is not Decision.DENIED:
             return found
         reason = f"`{actor}` may not impersonate `{subject.object}` (no `{name}`)"
-        children = [found.explanation] if found.explanation else []
+        children = [_as_actor(found.explanation, actor)] if found.explanation else []
         return _denied(self._wrap(item, actor, Decision.DENIED, children, reason))
 
     def _combine(
@@ -296,7 +324,9 @@ class DecisionRules:
             missing = tuple(sorted({*result.missing_context, *allowed.missing_context}))
         explanation = None
         if explain:
-            children = [n for n in (result.explanation, allowed.explanation) if n is not None]
+            children = [result.explanation] if result.explanation is not None else []
+            if allowed.explanation is not None:
+                children.append(_as_actor(allowed.explanation, actor))
             explanation = self._wrap(item, actor, decision, children)
         return CheckResult(
             decision,
@@ -408,7 +438,11 @@ class DecisionRules:
                 results[i] = self._combine(items[i], actor, answer, allowed[i], False)
             else:
                 results[i] = answer
-        return [r for r in results if r is not None]
+        return [
+            r if isinstance(r, AuthzError) else _for_subject(r, item.subject)
+            for r, item in zip(results, items, strict=True)
+            if r is not None
+        ]
 
 
 def _non_delegable(snap: Snapshot, item: CheckItem, rule: str) -> ExplainNode | None:

@@ -1,6 +1,7 @@
 """The console's explanation graph shows, without a browser, both texts an explanation step
 carries: the expression an operator step evaluated (`ExplanationNode.expression`) and why a
-step was not allowed (`ExplanationNode.reason`), as the tenant's Explain sent them."""
+step was not allowed (`ExplanationNode.reason`), as the tenant's Explain sent them, and the
+subject a step names (`ExplanationNode.subject`)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,8 @@ async def test_the_graph_shows_the_expression_and_the_reason(app: App) -> None:
     await app.relationships.write("acme", updates, CallInfo())
     text = await _why(app, "document:d", "view", "user:bob")
     assert 'data-testid="decision">DENIED' in text
+    # The root step names the subject checked.
+    assert "DENIED · for user:bob" in text
     # The exclusion step: its expression, and why it denied.
     assert "DENIED · viewer - banned · excluded by `banned`" in text
     # A relation step that found nothing says so.
