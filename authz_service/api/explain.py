@@ -6,7 +6,7 @@ from collections.abc import Collection
 
 from authz_service.api import convert
 from authz_service.api.gen.authz.v1 import core_pb2
-from authz_service.engine import BindingRef, CheckResult, Decision
+from authz_service.engine import BindingRef, CheckResult, Decision, ExplainNode
 from authz_service.engine.explain import EXPRESSION_KINDS
 from authz_service.engine.explain_layout import (
     DEFAULT_MAX_EXPLANATION_NODES,
@@ -83,7 +83,7 @@ def _node(step: Step, contextual: frozenset[object]) -> core_pb2.ExplanationNode
             # Only an old record's JSON can hold one; quoted so that it is not lost.
             msg.reason = f"{msg.reason} {node.relationship}".strip()
     if node.caveat:
-        msg.caveat.name = node.caveat
+        _caveat(msg, node)
     if node.binding is not None:
         msg.binding.CopyFrom(_binding(node.binding))
     if node.subject:
@@ -95,6 +95,20 @@ def _node(step: Step, contextual: frozenset[object]) -> core_pb2.ExplanationNode
     msg.truncated = step.truncated
     msg.children.extend(_node(child, contextual) for child in step.children)
     return msg
+
+
+def _caveat(msg: core_pb2.ExplanationNode, node: ExplainNode) -> None:
+    """CaveatEvaluation of a caveated relationship step. `context` is the context stored
+    with the relationship only: the request's context is the caller's own, and repeating it
+    here would carry it into the decision log's explanation, past AUTHZ_LOG_REDACT (which
+    redacts a record's `context`)."""
+    msg.caveat.name = node.caveat or ""
+    if msg.relationship.caveat.HasField("context"):
+        msg.caveat.context.CopyFrom(msg.relationship.caveat.context)
+    if node.caveat_result is not None:
+        msg.caveat.result = convert.decision_to_proto(node.caveat_result)
+    if node.caveat_result is Decision.CONDITIONAL:
+        msg.caveat.missing_context.extend(node.caveat_missing)
 
 
 def _binding(ref: BindingRef) -> core_pb2.RoleBinding:
@@ -133,9 +147,19 @@ def deny_reason(result: CheckResult) -> core_pb2.DenyReason.ValueType:
     for n in nodes:
         if n.kind == "exclusion" and n.children and n.children[0].result is Decision.ALLOWED:
             return core_pb2.DENY_REASON_EXCLUDED
-    if any(n.kind == "relationship" and n.caveat and n.result is Decision.DENIED for n in nodes):
+    if any(_caveat_false(n) for n in nodes):
         return core_pb2.DENY_REASON_CAVEAT_FALSE
     return core_pb2.DENY_REASON_NO_GRANT
+
+
+def _caveat_false(node: ExplainNode) -> bool:
+    """A relationship step denied by its caveat: the caveat's own outcome when known (a
+    step through a subject set can fail with its caveat true); a record written before that
+    was kept has only the step's."""
+    if node.kind != "relationship" or not node.caveat:
+        return False
+    outcome = node.caveat_result if node.caveat_result is not None else node.result
+    return outcome is Decision.DENIED
 
 
 def explanation_to_proto(

@@ -186,7 +186,7 @@ async def _arrow(req: Subproblem, expr: Arrow, acc: Accumulator) -> SubResult:
         return acc.done_node(req, kind, expr, FALSE, reason=missing)
     value = TRUE if every else FALSE
     for rel in live:
-        step = state.caveats.value(rel, req.context)
+        held = step = state.caveats.value(rel, req.context)
         children: tuple[ExplainNode, ...] = ()
         reason: str | None = None
         if not step.is_false:
@@ -198,7 +198,7 @@ async def _arrow(req: Subproblem, expr: Arrow, acc: Accumulator) -> SubResult:
                 step = step & acc.merge(found)
                 children = (found.explanation,) if found.explanation else ()
         if acc.nodes is not None:
-            acc.add(ex.relationship_leaf(rel, step, children, reason=reason))
+            acc.add(ex.relationship_leaf(rel, step, children, reason=reason, caveat=held))
         value = (value & step) if every else (value | step)
         if value.is_false if every else value.is_true:
             break
@@ -270,7 +270,7 @@ async def _subject_sets(req: Subproblem, relation: Relation, acc: Accumulator, v
         for rel in live:
             if not allowed_by_schema(relation, rel):
                 continue
-            step = state.caveats.value(rel, req.context)
+            held = step = state.caveats.value(rel, req.context)
             children: tuple[ExplainNode, ...] = ()
             if not step.is_false and has_member:
                 found = await state.dispatch(req.child(rel.subject.object, allowed.relation))
@@ -279,7 +279,7 @@ async def _subject_sets(req: Subproblem, relation: Relation, acc: Accumulator, v
             elif not has_member:
                 step = FALSE
             if acc.nodes is not None:
-                acc.add(ex.relationship_leaf(rel, step, children))
+                acc.add(ex.relationship_leaf(rel, step, children, caveat=held))
             value = value | step
             if value.is_true:
                 return value

@@ -77,16 +77,24 @@ def relationship_leaf(
     children: Sequence[ExplainNode] = (),
     *,
     reason: str | None = None,
+    caveat: Tri | None = None,
 ) -> ExplainNode:
-    return node(
-        "relationship",
-        rel.resource,
-        rel.relation,
-        value,
-        children,
-        reason=reason or caveat_reason(rel, value),
+    """`value` is the step's outcome; `caveat` the relationship's caveat's own, when the
+    step went on through a subject set or an arrow (else the two are the same). Kept apart
+    so that a caveat that held is not reported false because the membership behind it
+    failed."""
+    held = value if caveat is None else caveat
+    return ExplainNode(
+        kind="relationship",
+        object=str(rel.resource),
+        relation=rel.relation,
+        result=value.decision,
         relationship=str(rel),
         caveat=rel.caveat.name if rel.caveat else None,
+        reason=reason or caveat_reason(rel, held),
+        children=tuple(children),
+        caveat_result=held.decision if rel.caveat else None,
+        caveat_missing=held.missing_names if rel.caveat else (),
     )
 
 

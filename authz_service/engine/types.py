@@ -98,7 +98,9 @@ class ExplainNode:
     `object`/`relation` locate the step (`document:x`, `view`); for expression steps
     (`explain.EXPRESSION_KINDS`) `relation` holds the expression text. `reason` says why a step failed or is
     conditional. Children of an ALLOWED step are its proof; of a DENIED step, the branches
-    that failed.
+    that failed. On a `relationship` whose caveat was evaluated, `caveat_result` and
+    `caveat_missing` are the caveat's own outcome, which `result` is not when the step
+    went on through a subject set or an arrow.
     """
 
     kind: str
@@ -111,6 +113,8 @@ class ExplainNode:
     children: tuple[ExplainNode, ...] = ()
     binding: BindingRef | None = None
     subject: str | None = None
+    caveat_result: Decision | None = None
+    caveat_missing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

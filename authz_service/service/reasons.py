@@ -52,6 +52,7 @@ def _from_json(data: Mapping[str, Any], by_id: dict[int, ExplainNode]) -> Explai
     if isinstance(same_as, int) and same_as in by_id:
         return by_id[same_as]
     binding = data.get("binding")
+    caveat_result = data.get("caveat_result")
     node = ExplainNode(
         kind=str(data["kind"]),
         object=str(data.get("object", "")),
@@ -63,6 +64,9 @@ def _from_json(data: Mapping[str, Any], by_id: dict[int, ExplainNode]) -> Explai
         children=tuple(_from_json(child, by_id) for child in data.get("children", ())),
         binding=BindingRef(**binding) if isinstance(binding, Mapping) else None,
         subject=data.get("subject"),
+        # Absent from records written before caveat outcomes were kept.
+        caveat_result=Decision(caveat_result) if caveat_result else None,
+        caveat_missing=tuple(str(m) for m in data.get("caveat_missing", ())),
     )
     if isinstance(data.get("id"), int):
         by_id[data["id"]] = node
@@ -90,6 +94,10 @@ def _step_json(step: Step) -> dict[str, Any]:
         value = getattr(node, name)
         if value is not None:
             data[name] = value
+    if node.caveat_result is not None:
+        data["caveat_result"] = node.caveat_result.value
+    if node.caveat_missing:
+        data["caveat_missing"] = list(node.caveat_missing)
     if node.binding is not None:
         data["binding"] = asdict(node.binding)
     for name in ("id", "same_as"):

@@ -279,7 +279,10 @@ class _Evaluation:
         if self.nodes is None:
             return
         path = self._paths.get(binding.scope) if binding.scope else None
-        children = [ex.relationship_leaf(rel, TRUE) for rel in path or ()]
+        # Each link as its caveat decided it (a caveat makes a path conditional): the value
+        # `_walk_up` met, taken again from the request's caveat memo.
+        caveats, context = self.state.caveats, self.req.context
+        children = [ex.relationship_leaf(rel, caveats.value(rel, context)) for rel in path or ()]
         if proof is not None:
             children.append(proof)
         node = ex.node(

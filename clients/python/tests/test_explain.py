@@ -118,3 +118,14 @@ async def test_delegation_to_agents(client: AsyncAuthzClient) -> None:
         [("document:readme", "view", "user:alice")], agents=["user:sam"]
     )
     assert bulk.decision is Decision.DENIED
+
+
+async def test_a_caveated_step_carries_its_caveat_s_evaluation(client: AsyncAuthzClient) -> None:
+    result = await client.explain("document:vpn-guide", "view", "user:dave")
+    assert result.decision is Decision.CONDITIONAL
+    assert result.explanation.root is not None
+    (step,) = [n for n in _nodes(result.explanation.root) if n.caveat is not None]
+    assert step.caveat.name == "ip_allowlist"
+    assert step.caveat.context == {"cidr": "10.0.0.0/8"}
+    assert step.caveat.result is Decision.CONDITIONAL
+    assert step.caveat.missing_context == ("user_ip",)
