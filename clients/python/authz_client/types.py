@@ -126,7 +126,8 @@ class CheckResult:
     decision_id: str
     token: str
     error: RpcError | None = None
-    # Only when the call asked for it (`with_explanation=True`).
+    # When the call asked for it (`with_explanation=True`), and on a denial by a rule of the
+    # service (a suspended subject, a refused impersonation or delegation, ...) without it.
     explanation: Explanation | None = None
 
     @property
