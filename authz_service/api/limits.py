@@ -20,6 +20,7 @@ random key ids or addresses cannot grow memory without bound.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import time
@@ -30,7 +31,7 @@ from urllib.parse import unquote
 
 from authz_service.errors import LimitExceeded, echo
 
-__all__ = ["FailureLimiter"]
+__all__ = ["FailureLimiter", "http_peer"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,21 @@ class _Failures:
     unreported: int = 0  # failures not yet in a log line (per peer only)
     reported_at: float = -math.inf
     key_id: str = ""
+
+
+def http_peer(host: str, port: int) -> str:
+    """An HTTP client (console, SCIM) named as gRPC names peers (`ipv4:10.0.0.1:5123`,
+    `ipv6:[::1]:5123`), so that its failures share the count of its address's gRPC
+    calls. An IPv4 client of a dual-stack listener is `ipv4:`, as gRPC says."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:  # not an address (a Unix socket's name): counted as it is
+        return host
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.version == 4:
+        return f"ipv4:{address}:{port}"
+    return f"ipv6:[{address}]:{port}"
 
 
 def _address(peer: str | None) -> str | None:

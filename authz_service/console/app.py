@@ -5,7 +5,6 @@ routes of every registered page, each wrapped by `_guarded` (page.py says what i
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import secrets
 from collections.abc import Sequence
 from importlib import resources
@@ -19,6 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from authz_service.api.limits import http_peer
 from authz_service.console.auth import COOKIE, LOGIN_COOKIE, Session, Sessions
 from authz_service.console.backend import Backend
 from authz_service.console.page import Ctx, Page, PageRoute
@@ -46,20 +46,11 @@ def _templates() -> Jinja2Templates:
 
 
 def _peer(request: Request) -> str | None:
-    """The client as gRPC names peers (`ipv4:10.0.0.1:5123`, `ipv6:[::1]:5123`), so one
-    failure limit per address covers both doors (api/limits.py strips the port)."""
+    """The client as gRPC names peers, so one failure limit per address covers every door
+    (api/limits.py)."""
     if request.client is None:
         return None
-    host, port = request.client.host, request.client.port
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:  # not an address: counted as it is
-        return host
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # a dual-stack listener's IPv4 client, as gRPC says
-    if address.version == 4:
-        return f"ipv4:{address}:{port}"
-    return f"ipv6:[{address}]:{port}"
+    return http_peer(request.client.host, request.client.port)
 
 
 class _Console:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import grpc
 import httpx2 as httpx
 import pytest
 
@@ -93,6 +94,21 @@ async def test_failed_keys_are_backed_off_per_address_as_on_grpc(scim: ScimServe
         assert statuses[-1] == 429
         held = await http.post("/Users", json=user("x"), headers=wrong)
         assert "too many failed authentications" in error(held, 429)
+
+
+async def test_failures_on_scim_count_for_the_same_address_on_grpc(scim: ScimServer) -> None:
+    """docs/auth.md: one count per address for every door. The SCIM port passed the bare
+    host (`127.0.0.1`) where gRPC has `ipv4:127.0.0.1:PORT`, so the two counted apart."""
+    good = await scim.key("acme", Scope.SCIM)
+    prefix, key_id, _ = good.split("_", 2)
+    wrong = {"Authorization": f"Bearer {prefix}_{key_id}_{'A' * 43}"}
+    async with httpx.AsyncClient(base_url=f"{scim.base}/acme") as http:
+        statuses = [(await http.get("/Users", headers=wrong)).status_code for _ in range(25)]
+    assert statuses[-1] == 429  # this address is held off on the SCIM port
+    checker = await scim.api("acme")
+    with pytest.raises(grpc.aio.AioRpcError) as held:
+        await checker.check("acme", "document:d", "view", "user:ann")
+    assert held.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 async def test_other_tenant_or_scope_is_403(scim: ScimServer) -> None:

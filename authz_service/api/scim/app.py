@@ -33,6 +33,7 @@ from scim2_server.service import ScimService
 from scim2_server.utils import load_default_resource_types, load_default_schemas
 
 from authz_service.api.auth import Authenticator
+from authz_service.api.limits import http_peer
 from authz_service.api.scim.compat import standard_patch
 from authz_service.api.scim.context import RequestState, current, enter
 from authz_service.api.scim.errors import scim_error
@@ -105,7 +106,7 @@ class ScimApp(ASGIApplication):
         if request.method.upper() == "PATCH":
             request.body = standard_patch(request.body)
         client = scope.get("client")
-        peer = client[0] if client else None
+        peer = http_peer(client[0], client[1]) if client else None  # gRPC's form: one count
         enter(RequestState(tenant, request.method.upper(), request.path, peer=peer))
         if not path.startswith(PREFIX) or not _TENANT_RE.fullmatch(tenant):
             error = NotFoundException(
