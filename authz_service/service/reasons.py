@@ -15,6 +15,7 @@ from dataclasses import asdict
 from typing import Any
 
 from authz_service.engine import BindingRef, Decision, ExplainNode
+from authz_service.engine.explain import EXPRESSION_KINDS
 from authz_service.engine.explain_layout import DEFAULT_MAX_EXPLANATION_NODES, Step, layout
 
 __all__ = [
@@ -26,8 +27,6 @@ __all__ = [
     "tree_lines",
 ]
 
-# Nodes whose `relation` holds an expression rather than a relation name.
-_EXPRESSIONS = frozenset({"union", "intersection", "exclusion", "arrow", "arrow_all", "nil"})
 _MAX_REASONS = 3
 
 
@@ -177,7 +176,7 @@ def _tree(node: Mapping[str, Any], indent: str, out: list[str]) -> None:
     kind = str(node.get("kind", "?"))
     if node.get("relationship"):
         label = str(node["relationship"])
-    elif kind in _EXPRESSIONS:
+    elif kind in EXPRESSION_KINDS:  # `relation` holds the expression text
         label = str(node.get("relation", ""))
     else:
         relation = node.get("relation")

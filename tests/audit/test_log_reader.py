@@ -13,7 +13,7 @@ from authz_service.decisionlog import DecisionKind, DecisionLogConfig, DecisionL
 from authz_service.revisions import RevisionResolver
 from authz_service.service.audit import AuditTrail
 from authz_service.service.log_reader import iter_log, list_log_streams, log_ends
-from authz_service.service.reasons import summary
+from authz_service.service.reasons import summary, tree_lines
 from authz_service.service.replay import Replayer, ReplayStatus
 from authz_service.service.schemas import SchemaManager
 from authz_service.store.memory import MemoryStore
@@ -143,3 +143,22 @@ async def test_a_query_held_to_where_the_log_ended(tmp_path: Path) -> None:
         ("worker-1/acme", 3),
     ]
     assert log_ends(log_dir, "globex") == {}
+
+
+def test_the_tree_labels_every_expression_step_by_its_expression() -> None:
+    """`self` steps hold their expression (`self`) in `relation`, like unions and arrows;
+    the text view showed them as `document:x#self`, a relation that does not exist."""
+    tree = {
+        "kind": "union",
+        "object": "document:x",
+        "relation": "viewer + self",
+        "result": "DENIED",
+        "children": [
+            {"kind": "self", "object": "document:x", "relation": "self", "result": "DENIED"}
+        ],
+    }
+    lines = tree_lines(tree)
+    assert [line.split()[1:] for line in lines] == [
+        ["union", "viewer", "+", "self"],
+        ["self", "self"],
+    ]
