@@ -7,7 +7,7 @@ from collections.abc import Collection
 from authz_service.api import convert
 from authz_service.api.gen.authz.v1 import core_pb2
 from authz_service.engine import BindingRef, CheckResult, Decision, ExplainNode
-from authz_service.engine.explain import EXPRESSION_KINDS
+from authz_service.engine.explain import EXPRESSION_KINDS, is_expired_leaf
 from authz_service.engine.explain_layout import (
     DEFAULT_MAX_EXPLANATION_NODES,
     Step,
@@ -156,8 +156,8 @@ def _caveat_false(node: ExplainNode) -> bool:
     """A relationship step denied by its caveat: the caveat's own outcome when known (a
     step through a subject set can fail with its caveat true); a record written before that
     was kept has only the step's."""
-    if node.kind != "relationship" or not node.caveat:
-        return False
+    if node.kind != "relationship" or not node.caveat or is_expired_leaf(node):
+        return False  # an expired relationship's caveat was never evaluated: no grant
     outcome = node.caveat_result if node.caveat_result is not None else node.result
     return outcome is Decision.DENIED
 

@@ -16,6 +16,7 @@ __all__ = [
     "caveat_reason",
     "expired_leaf",
     "expr_text",
+    "is_expired_leaf",
     "node",
     "relationship_leaf",
 ]
@@ -98,6 +99,9 @@ def relationship_leaf(
     )
 
 
+_EXPIRED = "expired at "
+
+
 def expired_leaf(rel: Relationship) -> ExplainNode:
     expiry = rel.expires_at.isoformat() if rel.expires_at else "?"
     return ExplainNode(
@@ -107,8 +111,14 @@ def expired_leaf(rel: Relationship) -> ExplainNode:
         result=Decision.DENIED,
         relationship=str(rel),
         caveat=rel.caveat.name if rel.caveat else None,
-        reason=f"expired at {expiry}",
+        reason=f"{_EXPIRED}{expiry}",
     )
+
+
+def is_expired_leaf(node: ExplainNode) -> bool:
+    """A relationship step that had ended: its caveat, if any, was never evaluated. Told
+    by its reason, which is all a logged record keeps of it."""
+    return node.kind == "relationship" and (node.reason or "").startswith(_EXPIRED)
 
 
 def missing_relationship(obj: ObjectRef, relation: str, subject: SubjectRef) -> str:

@@ -102,6 +102,28 @@ async def test_a_caveat_that_held_is_not_reported_false_when_the_subject_set_fai
     assert "is false" not in step.reason
 
 
+async def test_an_expired_caveated_relationship_is_no_grant_not_a_false_caveat(
+    channel: grpc.aio.Channel,
+) -> None:
+    """Its caveat was never evaluated: the relationship had ended. The reason said the
+    caveat was false, which would send an admin looking at the wrong thing."""
+    api = Api(channel)
+    await api.write_schema(
+        "use expiration\n"
+        + SCHEMA.replace("user with ip_allowlist |", "user with ip_allowlist and expiration |")
+    )
+    await api.touch(
+        "acme",
+        'document:f#viewer@user:dave[ip_allowlist:{"cidr":"10.0.0.0/8"}]'
+        "[expiration:2001-01-01T00:00:00Z]",
+    )
+    denied = await _explain(api, "document:f", {"user_ip": "10.1.2.3"})
+    assert denied.decision == DENIED
+    assert denied.explanation.deny_reason == core_pb2.DENY_REASON_NO_GRANT
+    (step,) = _relationships(denied.explanation.root)
+    assert step.reason.startswith("expired at")
+
+
 def test_the_caveat_s_outcome_survives_the_decision_log() -> None:
     """The audit API sends a logged decision's tree from its recorded JSON."""
     held = ExplainNode(
