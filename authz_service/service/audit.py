@@ -289,35 +289,28 @@ class AuditTrail:
             zip(ids, items, results, strict=True)
         ):
             item = check_item(plain_or_item)
-            cache_hit = missed is not None and index not in missed
-            if isinstance(result, AuthzError):
+            if isinstance(result, AuthzError):  # failed items were evaluated, never hits
+                decision, cache_hit = "DENIED", False
                 explanation = _failure(result, self._writer.redacts(item.context))
-                record = _check_record(
-                    snap,
-                    item,
-                    call,
-                    details,
-                    decision_id,
-                    kind,
-                    "DENIED",
-                    explanation,
-                    latency,
-                    digest=digest,
-                )
             else:
-                record = _check_record(
-                    snap,
-                    item,
-                    call,
-                    details,
-                    decision_id,
-                    kind,
+                decision, cache_hit = (
                     result.decision.value,
-                    _explanation(result, self._max_explanation_nodes),
-                    latency,
-                    cache_hit=cache_hit,
-                    digest=digest,
+                    missed is not None and index not in missed,
                 )
+                explanation = _explanation(result, self._max_explanation_nodes)
+            record = _check_record(
+                snap,
+                item,
+                call,
+                details,
+                decision_id,
+                kind,
+                decision,
+                explanation,
+                latency,
+                cache_hit=cache_hit,
+                digest=digest,
+            )
             records.append(record)
         await self._writer.append_many(records)
         return ids
