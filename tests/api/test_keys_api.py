@@ -365,3 +365,16 @@ async def test_previous_secret_expire_time_is_unset_once_no_previous_secret_work
     listed = await admin.list(tenant="acme")
     assert [k.key_id for k in listed.keys] == [made.key.key_id]
     assert not listed.keys[0].HasField("previous_secret_expire_time")
+
+
+async def test_a_revoked_key_reports_no_previous_secret_time(
+    app: App, channel: grpc.aio.Channel
+) -> None:
+    """Once the key is revoked neither secret works, whatever the overlap said."""
+    admin = Keys(channel, await _bootstrap(app))
+    made = await admin.create("acme", "check")
+    rotated = await admin.rotate("acme", made.key.key_id, overlap_s=3600)
+    assert rotated.key.HasField("previous_secret_expire_time")
+    revoked = await admin.revoke("acme", made.key.key_id)
+    assert not revoked.key.HasField("previous_secret_expire_time")
+    assert (await _status(channel, made.secret))[0] == grpc.StatusCode.UNAUTHENTICATED
