@@ -50,16 +50,17 @@ test('a bad type name is refused with a violation naming subject.object.object_t
   });
 });
 
-test('a CheckBulk item that does not convert fails the call, naming the item', async () => {
+test('a CheckBulk item that does not convert is an error in its own slot only', async () => {
+  // permissions.proto: items fail independently, field paths relative to the item.
   const client = newClient(server.target);
-  const items = [
+  const { results } = await client.checkBulk([
     ['document:readme', 'view', 'user:alice'],
     [{ objectType: 'document', objectId: '' }, 'view', 'user:alice'],
-  ];
-  await assert.rejects(client.checkBulk(items), (error) => {
-    assert.deepEqual(error.fieldViolations.map((v) => v.field), ['items[1].resource.object_id']);
-    return true;
-  });
+  ]);
+  assert.equal(results[0].error, null);
+  const { error } = results[1];
+  assert.equal(error.codeName, 'INVALID_ARGUMENT');
+  assert.deepEqual(error.fieldViolations.map((v) => v.field), ['resource.object_id']);
 });
 
 test("a CheckBulk item that cannot be decided has violations in its own error", async () => {
