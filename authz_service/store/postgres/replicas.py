@@ -173,14 +173,17 @@ class ReplicaSet:
         # In a call, the replica gets half of the time left: a replica behind a network
         # that silently drops packets must leave the primary time to answer.
         left = deadline.remaining()
+        given = None if left is None else left / 2
         try:
-            with deadline.within(None if left is None else time.monotonic() + left / 2):
+            with deadline.within(None if given is None else time.monotonic() + given):
                 found = await reads.read_if_replayed(
                     replica.db, tenant, revision, flt, limit=limit, after=after
                 )
         except (Unavailable, DeadlineExceeded) as exc:
             if deadline.remaining() == 0:
                 raise  # the call ran out of time, not necessarily the replica's fault
+            if isinstance(exc, DeadlineExceeded) and given is not None and given < self._timeout:
+                return None  # too little time to blame the replica: the primary answers
             replica.errors += 1
             replica.mark(False, str(exc.__cause__ or exc))
             return None
