@@ -396,6 +396,9 @@ class PermissionService:
         started = time.perf_counter()
         snap = await self.snapshot(tenant, consistency)
         if not items:
+            # Every item was refused: the batch's own parts (actor, agents) are still
+            # checked, as they would be with one item to decide.
+            await self.evaluate_bulk(snap, [], actor=actor, agents=tuple(agents))
             return (snap.revision, *_with_refused([], [], refused))
         # Items share Check's decision cache (same key, same rules): a page of resources
         # checked again and again costs a lookup per item, not an evaluation.

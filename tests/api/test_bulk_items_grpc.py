@@ -151,3 +151,12 @@ async def test_batch_problems_still_fail_the_call_when_items_are_bad(
         await api.permissions.CheckBulk(PB.CheckBulkRequest(tenant="acme", items=[bad] * 1001))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert bad_request_fields(caught.value) == ["items"]
+    # An actor the schema cannot have fails the batch whether or not an item is good.
+    for items in ([bad], [bad, _item("document:d1", "view", "user:alice")]):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await api.permissions.CheckBulk(
+                PB.CheckBulkRequest(
+                    tenant="acme", items=items, actor=subj("spaceship:x"), reason="support"
+                )
+            )
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, len(items)
