@@ -41,8 +41,8 @@ def _time(value: datetime | None, msg: Any) -> None:
 def key_to_proto(key: ApiKey, now: datetime) -> keys_pb2.ApiKeyInfo:
     """`key` as the API shows it at `now`. `previous_secret_expire_time` is "unset if
     no previous secret works": left out once it is at or before `now` (an overlap that
-    ended, or none), and for a key revoked or expired (no secret of it works), as
-    authentication judges it (`ApiKey.refusal`)."""
+    ended, or none), and for a key revoked, expired or of a disabled service account (no
+    secret of it works), as authentication judges it (`ApiKey.refusal`)."""
     msg = keys_pb2.ApiKeyInfo(
         key_id=key.key_id,
         tenant=key.tenant,
@@ -54,7 +54,7 @@ def key_to_proto(key: ApiKey, now: datetime) -> keys_pb2.ApiKeyInfo:
     _time(key.expires_at, msg.expire_time)
     _time(key.revoked_at, msg.revoke_time)
     _time(key.last_used_at, msg.last_use_time)
-    usable = not key.revoked and not key.expired(now)
+    usable = not key.revoked and not key.expired(now) and key.owner_disabled_at is None
     if usable and key.previous_until is not None and key.previous_until > now:
         _time(key.previous_until, msg.previous_secret_expire_time)
     return msg

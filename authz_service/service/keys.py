@@ -117,6 +117,8 @@ class KeyAdmin:
     ) -> tuple[ApiKey, str]:
         started = time.perf_counter()
         await self._find(tenant, key_id)
+        if self._tenants is not None and tenant != ALL_TENANTS:
+            await require_active(self._tenants, tenant)  # a new secret is a new credential
         secret, digest = new_secret()
         key = await self._keys.rotate(key_id, digest, overlap)
         self._on_changed(key_id)

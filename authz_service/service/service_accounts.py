@@ -155,22 +155,25 @@ class ServiceAccountAdmin:
     async def set_disabled(
         self, tenant: str, account_id: str, disabled: bool, reason: str, call: CallInfo
     ) -> tuple[AccountView, Revision]:
-        """Disable: the subject is suspended first (decisions deny it from the returned
-        token on), then its keys are refused. Enable: the keys work again, then the
-        subject is reactivated. Each step is idempotent, so a retry after a failure
-        converges."""
+        """Disable: its keys are refused first, then the subject is suspended (decisions
+        deny it from the returned token on). Enable (refused in a suspended tenant): the
+        keys work again, then the subject is reactivated. Each step is idempotent, so a
+        retry after a failure converges."""
         started = time.perf_counter()
         await self._find(tenant, account_id)
         subject = subject_of(account_id)
-        if disabled:
-            revision, _ = await self._lifecycle.suspend(tenant, subject, reason, call)
-            record = await self._accounts.set_disabled(tenant, account_id, True)
-        else:
-            record = await self._accounts.set_disabled(tenant, account_id, False)
-            revision, _ = await self._lifecycle.reactivate(tenant, subject, reason, call)
+        if not disabled:
+            await require_active(self._store.tenants, tenant)  # no credentials come back
+        # The keys first: in a suspended tenant the subject's status (a relationship
+        # write) is refused, and a disabled account's keys must stop working regardless.
+        record = await self._accounts.set_disabled(tenant, account_id, disabled)
         keys = await self.keys_of(tenant, account_id)
         for key in keys:
             self._on_key_changed(key.key_id)
+        if disabled:
+            revision, _ = await self._lifecycle.suspend(tenant, subject, reason, call)
+        else:
+            revision, _ = await self._lifecycle.reactivate(tenant, subject, reason, call)
         action = methods.DISABLE_SERVICE_ACCOUNT if disabled else methods.ENABLE_SERVICE_ACCOUNT
         await self._record(tenant, call, action, account_id, started, reason=reason)
         return AccountView(record, last_use(keys)), revision

@@ -307,5 +307,23 @@ async def test_a_suspended_tenant_takes_no_new_keys_or_service_accounts(
         assert "tenant `acme` is suspended" in (refused.value.details() or "")
     assert [k.key_id for k in await app.store.keys.list("acme")] == [kept.key.key_id]
     assert [a.account_id for a in await app.store.service_accounts.page("acme", "", 10)] == ["bot"]
-    # Taking access away stays possible.
+    with pytest.raises(grpc.aio.AioRpcError) as refused:  # a new secret is a credential too
+        await keys.RotateKey(keys_pb2.RotateKeyRequest(tenant="acme", key_id=kept.key.key_id))
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    # Taking access away stays possible: a disabled account's keys are refused at once,
+    # although its subject's status waits for the tenant (a relationship write).
+    with pytest.raises(grpc.aio.AioRpcError) as waits:
+        await accounts.DisableServiceAccount(
+            service_accounts_pb2.DisableServiceAccountRequest(tenant="acme", account_id="bot")
+        )
+    assert "tenant `acme` is suspended" in (waits.value.details() or "")
+    [bot] = await app.store.service_accounts.page("acme", "", 10)
+    assert bot.disabled
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await accounts.EnableServiceAccount(
+            service_accounts_pb2.EnableServiceAccountRequest(tenant="acme", account_id="bot")
+        )
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    [bot] = await app.store.service_accounts.page("acme", "", 10)
+    assert bot.disabled  # enabling would give its keys back
     await keys.RevokeKey(keys_pb2.RevokeKeyRequest(tenant="acme", key_id=kept.key.key_id))
