@@ -88,12 +88,22 @@ _WITHHELD = "the message is not logged: it may quote context values the log reda
 def _failure(exc: AuthzError, redacts: bool) -> dict[str, Any]:
     """A failed evaluation's explanation: the error's class and message. An error about
     the request context (a caveat parameter of the wrong type, an expression failing on
-    a value) can quote its values, so where the log redacts some of this context it
-    keeps the message without them (the caller's own error still names them)."""
+    a value) can quote its values, so where those must stay off the record
+    (`_withholds`) it keeps the message without them (the caller's own error still names
+    them)."""
     message = exc.message
     if redacts and isinstance(exc, InvalidArgument) and exc.field == "context":
         message = exc.unquoted or _WITHHELD
     return {"error": type(exc).__name__, "message": message}
+
+
+def _withholds(writer: DecisionWriter, item: CheckItem, contextual: Sequence[Relationship]) -> bool:
+    """Whether an error quoting context values must be logged without them: the log
+    redacts part of the request context, or the values may come from the caveat context
+    of contextual relationships, which the log holds only as a digest."""
+    return writer.redacts(item.context) or any(
+        r.caveat is not None and bool(r.caveat.context) for r in contextual
+    )
 
 
 def _agents(call: CallInfo) -> FrozenContext:
@@ -217,7 +227,7 @@ class AuditTrail:
         writer = self._writer
         if writer is None:
             return new_decision_id(snap.now)
-        explanation = _failure(exc, writer.redacts(item.context))
+        explanation = _failure(exc, _withholds(writer, item, contextual))
         return await self._log_check(
             writer,
             snap,
@@ -291,7 +301,7 @@ class AuditTrail:
             item = check_item(plain_or_item)
             if isinstance(result, AuthzError):  # failed items were evaluated, never hits
                 decision, cache_hit = "DENIED", False
-                explanation = _failure(result, self._writer.redacts(item.context))
+                explanation = _failure(result, _withholds(self._writer, item, contextual))
             else:
                 decision, cache_hit = (
                     result.decision.value,

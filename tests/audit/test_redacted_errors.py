@@ -17,7 +17,7 @@ import grpc
 import pytest
 
 from authz_service.api.gen.authz.v1 import permissions_pb2
-from tests.api.helpers import Api, obj, subj
+from tests.api.helpers import Api, obj, rel, subj
 
 from .helpers import LogSetup, channel_to, running
 
@@ -111,3 +111,30 @@ async def test_an_error_quoting_a_redacted_value_is_logged_without_it(
             data = path.read_bytes()
             for _, _, secret in CASES:
                 assert secret.encode() not in data, f"{secret} in {path}"
+
+
+async def test_a_contextual_relationship_s_caveat_context_stays_off_disk(
+    log_setup: LogSetup,
+) -> None:
+    """The log holds contextual relationships only as a digest, so an error quoting a value
+    of their caveat context must not write it out either."""
+    async with (
+        asyncio.timeout(120),
+        running(log_setup, log_redact="$.ssn") as app,
+        channel_to(app) as channel,
+    ):
+        api = Api(channel)
+        await api.write_schema(SCHEMA)
+        request = _check("typed", {})
+        contextual = request.contextual_relationships.add()
+        contextual.CopyFrom(rel('document:d#typed_viewer@user:a[typed:{"ssn":"555-12-3456"}]'))
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await api.permissions.Check(request)
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "555-12-3456" in (raised.value.details() or "")
+    failed = [r for r in _records(log_setup.log_dir) if r["explanation"].get("error")]
+    assert len(failed) == 1
+    assert failed[0]["contextual_relationships_digest"]
+    for path in log_setup.log_dir.rglob("*"):
+        if path.is_file():
+            assert b"555-12-3456" not in path.read_bytes(), path
