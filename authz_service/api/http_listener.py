@@ -61,6 +61,10 @@ class HttpListener:
             log_config=None,
             access_log=False,
             server_header=False,
+            # The client address is the connection's: the failure backoff counts per
+            # address, and uvicorn would otherwise take X-Forwarded-For from any local
+            # client, one made-up address per request (docs/auth.md "Failed attempts").
+            proxy_headers=False,
             # uvicorn would build a context from file names; this one reloads them.
             ssl_context_factory=(lambda _config, _default: tls) if tls else None,
             timeout_graceful_shutdown=max(1, int(grace_s)),

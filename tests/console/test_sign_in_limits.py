@@ -131,3 +131,29 @@ async def test_over_the_listener_a_guessing_address_does_not_lock_out_another(
         assert reply.status_code == 303, reply.text
     finally:
         await app.stop(grace=1.0)
+
+
+async def test_over_the_listener_a_forwarded_for_header_is_not_the_address(
+    tmp_path: Path,
+) -> None:
+    """uvicorn trusts X-Forwarded-For from 127.0.0.1 by default: a local guesser that
+    named a new address in every request was never held off."""
+    settings = server_settings(
+        "memory://",
+        tmp_path,
+        auth=True,
+        auth_fail_threshold=THRESHOLD,
+        console_listen="127.0.0.1:0",
+    )
+    app = await App.start(settings)
+    try:
+        assert app.console is not None
+        base = f"http://127.0.0.1:{app.console.port}"
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            replies = []
+            for i in range(20):
+                http.headers["X-Forwarded-For"] = f"10.2.{i}.1"
+                replies.append((await _login(http, "azk_abcdefghijkm_" + "A" * 43)).text)
+        assert HELD_OFF in replies[-1]
+    finally:
+        await app.stop(grace=1.0)

@@ -96,6 +96,21 @@ async def test_failed_keys_are_backed_off_per_address_as_on_grpc(scim: ScimServe
         assert "too many failed authentications" in error(held, 429)
 
 
+async def test_a_forwarded_for_header_does_not_make_a_new_address(scim: ScimServer) -> None:
+    """The address is the connection's. uvicorn trusts X-Forwarded-For from 127.0.0.1 by
+    default, so a local guesser that sent a new value with every request was a new
+    address each time and never held off."""
+    good = await scim.key("acme", Scope.SCIM)
+    prefix, key_id, _ = good.split("_", 2)
+    wrong = f"Bearer {prefix}_{key_id}_{'A' * 43}"
+    async with httpx.AsyncClient(base_url=f"{scim.base}/acme") as http:
+        statuses = []
+        for i in range(25):
+            headers = {"Authorization": wrong, "X-Forwarded-For": f"10.1.{i}.1"}
+            statuses.append((await http.get("/Users", headers=headers)).status_code)
+    assert statuses[-1] == 429
+
+
 async def test_failures_on_scim_count_for_the_same_address_on_grpc(scim: ScimServer) -> None:
     """docs/auth.md: one count per address for every door. The SCIM port passed the bare
     host (`127.0.0.1`) where gRPC has `ipv4:127.0.0.1:PORT`, so the two counted apart."""
