@@ -40,6 +40,7 @@ import contextvars
 import inspect
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, NoReturn, Protocol, TypeAlias
@@ -222,10 +223,12 @@ class Authenticator:
         self._negative_ttl = negative_ttl_s
         self._limiter = limiter or FailureLimiter(clock=clock)
         self._clock = clock
-        self._cache: dict[str, tuple[float, ApiKey]] = {}
+        # Oldest insertion first; OrderedDicts, because a plain dict walks past the holes
+        # its evicted first entries leave (cache/lru.py).
+        self._cache: OrderedDict[str, tuple[float, ApiKey]] = OrderedDict()
         # Key ids the store did not know, until when: a flood of made-up ids costs no
         # database round trip. Short-lived, and cleared by `created` on this replica.
-        self._unknown: dict[str, float] = {}
+        self._unknown: OrderedDict[str, float] = OrderedDict()
         # Last-use times not yet written: one batched write per `usage_interval_s`, not
         # one per call.
         self._usage_interval = usage_interval_s
@@ -321,7 +324,7 @@ class Authenticator:
             self._cache.pop(key_id, None)
             if self._negative_ttl > 0:
                 if key_id not in self._unknown and len(self._unknown) >= self._max:
-                    del self._unknown[next(iter(self._unknown))]  # the oldest insertion
+                    self._unknown.popitem(last=False)  # the oldest insertion
                 self._unknown[key_id] = now + self._negative_ttl
         else:
             self._unknown.pop(key_id, None)
@@ -335,7 +338,7 @@ class Authenticator:
         for stale in [k for k, (until, _) in self._cache.items() if until <= now]:
             del self._cache[stale]
         while len(self._cache) >= self._max:
-            del self._cache[next(iter(self._cache))]  # the oldest insertion
+            self._cache.popitem(last=False)  # the oldest insertion
 
 
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"

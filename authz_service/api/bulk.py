@@ -20,6 +20,7 @@ a response entry of two nested messages per item. Here:
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -90,7 +91,9 @@ class KnownItems:
     4,096 of those)."""
 
     def __init__(self, maxsize: int = 4096) -> None:
-        self._known: dict[bytes, PlainItem] = {}
+        # Not a plain dict: popping its first entry again and again leaves holes that
+        # every `next(iter(...))` walks past (cache/lru.py).
+        self._known: OrderedDict[bytes, PlainItem] = OrderedDict()
         self._maxsize = maxsize
 
     def convert(self, msgs: Sequence[Any]) -> list[PlainItem] | None:
@@ -106,7 +109,7 @@ class KnownItems:
         for i, item in zip(unknown, converted, strict=True):
             found[i] = item
             if len(known) >= self._maxsize:
-                del known[next(iter(known))]
+                known.popitem(last=False)
             known[raws[i]] = item
         return cast(list[PlainItem], found)
 

@@ -24,6 +24,7 @@ import ipaddress
 import logging
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -101,8 +102,10 @@ class FailureLimiter:
         self._max = max_entries
         self._clock = clock
         self._on_failure = on_failure
-        self._peers: dict[str, _Failures] = {}
-        self._key_ids: dict[str, _Failures] = {}
+        # Oldest insertion first; OrderedDicts, because a plain dict walks past the holes
+        # its evicted first entries leave (cache/lru.py), which a flood of peers makes.
+        self._peers: OrderedDict[str, _Failures] = OrderedDict()
+        self._key_ids: OrderedDict[str, _Failures] = OrderedDict()
 
     def check(self, peer: str | None, key_id: str | None) -> None:
         """LimitExceeded if the peer or the key id is in its backoff; counted as `limited`."""
@@ -140,15 +143,15 @@ class FailureLimiter:
         if key_id is not None:
             self._count(self._key_ids, key_id, now)
 
-    def _entry(self, table: dict[str, _Failures], name: str) -> _Failures:
+    def _entry(self, table: OrderedDict[str, _Failures], name: str) -> _Failures:
         entry = table.get(name)
         if entry is None:
             if len(table) >= self._max:
-                del table[next(iter(table))]  # the oldest insertion
+                table.popitem(last=False)  # the oldest insertion
             entry = table[name] = _Failures()
         return entry
 
-    def _count(self, table: dict[str, _Failures], name: str, now: float) -> None:
+    def _count(self, table: OrderedDict[str, _Failures], name: str, now: float) -> None:
         entry = self._entry(table, name)
         if now - entry.last > self._max_backoff:
             entry.count = 0  # quiet long enough: forgiven
