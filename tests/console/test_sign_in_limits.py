@@ -11,6 +11,7 @@ last test signs in over the real listener from two loopback addresses.
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -104,9 +105,9 @@ async def test_failures_over_grpc_hold_off_the_same_address_in_the_console(
     assert await console.sign_in("10.9.9.9", good) == "signed in"
 
 
-async def test_over_the_listener_a_guessing_address_does_not_lock_out_another(
-    tmp_path: Path,
-) -> None:
+@pytest.fixture
+async def listening(tmp_path: Path) -> AsyncIterator[tuple[App, str]]:
+    """A server with the console on a loopback port, and the console's base URL."""
     settings = server_settings(
         "memory://",
         tmp_path,
@@ -116,44 +117,38 @@ async def test_over_the_listener_a_guessing_address_does_not_lock_out_another(
     )
     app = await App.start(settings)
     try:
-        record, good = new_key(tenant="acme", scopes=[Scope.CHECK], name="console")
-        await app.store.keys.create(record)
         assert app.console is not None
-        base = f"http://127.0.0.1:{app.console.port}"
-        guesser = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
-        async with httpx.AsyncClient(base_url=base, transport=guesser, timeout=10) as http:
-            replies = [(await _login(http, "azk_abcdefghijkm_" + "A" * 43)).text]
-            while HELD_OFF not in replies[-1] and len(replies) < 50:
-                replies.append((await _login(http, "azk_abcdefghijkm_" + "A" * 43)).text)
-        assert HELD_OFF in replies[-1]  # 127.0.0.2 is held off now, or was a moment ago
-        async with httpx.AsyncClient(base_url=base, timeout=10) as http:  # from 127.0.0.1
-            reply = await _login(http, good)
-        assert reply.status_code == 303, reply.text
+        yield app, f"http://127.0.0.1:{app.console.port}"
     finally:
         await app.stop(grace=1.0)
+
+
+async def test_over_the_listener_a_guessing_address_does_not_lock_out_another(
+    listening: tuple[App, str],
+) -> None:
+    app, base = listening
+    record, good = new_key(tenant="acme", scopes=[Scope.CHECK], name="console")
+    await app.store.keys.create(record)
+    guesser = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+    async with httpx.AsyncClient(base_url=base, transport=guesser, timeout=10) as http:
+        replies = [(await _login(http, "azk_abcdefghijkm_" + "A" * 43)).text]
+        while HELD_OFF not in replies[-1] and len(replies) < 50:
+            replies.append((await _login(http, "azk_abcdefghijkm_" + "A" * 43)).text)
+    assert HELD_OFF in replies[-1]  # 127.0.0.2 is held off now, or was a moment ago
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:  # from 127.0.0.1
+        reply = await _login(http, good)
+    assert reply.status_code == 303, reply.text
 
 
 async def test_over_the_listener_a_forwarded_for_header_is_not_the_address(
-    tmp_path: Path,
+    listening: tuple[App, str],
 ) -> None:
     """uvicorn trusts X-Forwarded-For from 127.0.0.1 by default: a local guesser that
     named a new address in every request was never held off."""
-    settings = server_settings(
-        "memory://",
-        tmp_path,
-        auth=True,
-        auth_fail_threshold=THRESHOLD,
-        console_listen="127.0.0.1:0",
-    )
-    app = await App.start(settings)
-    try:
-        assert app.console is not None
-        base = f"http://127.0.0.1:{app.console.port}"
-        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
-            replies = []
-            for i in range(20):
-                http.headers["X-Forwarded-For"] = f"10.2.{i}.1"
-                replies.append((await _login(http, "azk_abcdefghijkm_" + "A" * 43)).text)
-        assert HELD_OFF in replies[-1]
-    finally:
-        await app.stop(grace=1.0)
+    _app, base = listening
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        replies = []
+        for i in range(20):
+            http.headers["X-Forwarded-For"] = f"10.2.{i}.1"
+            replies.append((await _login(http, "azk_abcdefghijkm_" + "A" * 43)).text)
+    assert HELD_OFF in replies[-1]
