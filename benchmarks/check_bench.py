@@ -186,6 +186,17 @@ def source_digest() -> str:
     return digest.hexdigest()[:16]
 
 
+def stop_servers_on_sigterm() -> None:
+    """A SIGTERM (`kill`, `pkill`) ends the run through its `finally` blocks, which stop
+    the servers and drop the database; by default Python dies at once and leaves them
+    running in their own process groups."""
+
+    def _exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment minus every AUTHZ_ variable, so the shell cannot change a run."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHZ_")}
@@ -991,6 +1002,7 @@ def run_h2load(
 
 
 def main(argv: list[str] | None = None) -> int:
+    stop_servers_on_sigterm()
     args = parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress in logs
     began = time.monotonic()

@@ -285,6 +285,7 @@ def _log_counters(port: int | None) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    check_bench.stop_servers_on_sigterm()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkout", action="append", default=[], help="NAME=DIR, repeatable")
     p.add_argument("--workloads", default="check,bulk,check-durable", help=",".join(WORKLOADS))

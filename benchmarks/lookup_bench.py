@@ -141,6 +141,7 @@ async def _lookup(
 
 
 def main(argv: list[str] | None = None) -> int:
+    check_bench.stop_servers_on_sigterm()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkout", action="append", default=[], help="NAME=DIR, repeatable")
     p.add_argument("--scale", default="1m", choices=sorted(dataset.SCALES))

@@ -72,6 +72,7 @@ from check_bench import (  # noqa: E402
     fresh_database,
     prepare,
     start_server,
+    stop_servers_on_sigterm,
 )
 from check_report import ServerConfig  # noqa: E402
 from loadgen import LoadGenerator  # noqa: E402
@@ -269,6 +270,7 @@ def brief(found: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    stop_servers_on_sigterm()
     args = parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     started_at = dt.datetime.now(dt.UTC)
