@@ -22,7 +22,12 @@ from authz_service.model import (
 )
 from authz_service.store.postgres import PostgresStore, connect
 from authz_service.store.postgres.importer import import_relationships
-from authz_service.store.postgres.reads import CHANGES_SQL, CHECK_REVISION_SQL, read_statement
+from authz_service.store.postgres.reads import (
+    CHANGES_SQL,
+    CHECK_REVISION_SQL,
+    ROLE_GRANTS_SQL,
+    read_statement,
+)
 from tests.pg import FreshDatabase, run_aside
 
 TENANT = "acme"
@@ -96,7 +101,8 @@ async def plans(dsn: str, sql: str, args: list[Any]) -> dict[str, list[dict[str,
         await conn.execute(f"PREPARE hot AS {sql}")
         await conn.execute("SET plan_cache_mode = force_generic_plan")
         literals = ", ".join(_literal(a) for a in args)
-        generic = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE hot({literals})"))
+        execute = f"EXECUTE hot({literals})" if args else "EXECUTE hot"
+        generic = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) {execute}"))
     finally:
         await conn.close()
     return {"custom": nodes(custom[0]["Plan"]), "generic": nodes(generic[0]["Plan"])}
@@ -192,6 +198,12 @@ async def test_watch_uses_the_revision_indexes(seeded: str) -> None:
 async def test_revision_checks_use_primary_keys(seeded: str) -> None:
     found = await plans(seeded, CHECK_REVISION_SQL, ["tenant7", 5, timedelta(hours=24)])
     assert_index_only(found, "tenants_pkey", "revisions_pkey")
+
+
+async def test_role_grants_for_write_schema_use_their_partial_index(seeded: str) -> None:
+    """WriteSchema reads every tenant's role grants under the schema lock; the other
+    indexes lead with the tenant, so this read scanned the whole table before 0010."""
+    assert_index_only(await plans(seeded, ROLE_GRANTS_SQL, []), "relationships_role_grants")
 
 
 async def test_the_seeded_store_reads_correctly(seeded: str) -> None:

@@ -281,12 +281,16 @@ async def relationship_kinds(db: Database) -> set[RelationshipKind]:
     return {RelationshipKind(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows}
 
 
+ROLE_GRANTS_SQL = (
+    "SELECT DISTINCT ON (subject_id) subject_id, tenant, resource_id FROM relationships "
+    "WHERE resource_type = '__role' AND relation = 'grants' AND deleted_rev IS NULL "
+    "ORDER BY subject_id, tenant, resource_id"
+)
+"""The grants of custom roles (`__role:R#grants@__perm:<type>.<name>`, see
+tenancy/encoding.py) in every tenant, with the first (tenant, role) that grants each;
+read from the partial index `relationships_role_grants` (migration 0010)."""
+
+
 async def role_grants(db: Database) -> dict[str, tuple[str, str]]:
-    # The grants of custom roles (`__role:R#grants@__perm:<type>.<name>`, see
-    # tenancy/encoding.py), with the first (tenant, role) that grants each.
-    rows = await db.fetch(
-        "SELECT DISTINCT ON (subject_id) subject_id, tenant, resource_id FROM relationships "
-        "WHERE resource_type = '__role' AND relation = 'grants' AND deleted_rev IS NULL "
-        "ORDER BY subject_id, tenant, resource_id"
-    )
+    rows = await db.fetch(ROLE_GRANTS_SQL)
     return {r[0]: (r[1], r[2]) for r in rows}
