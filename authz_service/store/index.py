@@ -59,7 +59,8 @@ __all__ = ["IndexStats", "IndexedStore"]
 logger = logging.getLogger("authz_service.store.index")
 
 # A page is decoded and converted on the event loop; 1,000 rows keep that to a couple
-# of milliseconds (5,000 stalled other tenants' requests 15-60 ms per page at 1M).
+# of milliseconds (with 5,000 a lag probe at 1M saw every worker's loop stall for 15 ms
+# and more, docs/performance.md "Load without stalls").
 _LOAD_PAGE = 1_000
 _ADD_STEP = 250  # rows indexed between two turns of the event loop
 _CHANGES_PAGE = 1_000

@@ -5,8 +5,8 @@ Two ways in, both one transaction (all or nothing):
 - **direct**, when the tenant has no live relationships (a first import): the tenant is
   locked and its revision bumped first, then the rows are sent by COPY straight into
   `relationships`, in the order of the forward index. If the whole table is empty (a new
-  deployment) its secondary indexes are dropped before the COPY and built again after it,
-  in the same transaction: one sort per index instead of a million scattered index
+  deployment) its secondary indexes (but the small partial one over role grants) are
+  dropped before the COPY and built again after it, in the same transaction: one sort per index instead of a million scattered index
   inserts, and PostgreSQL's sort notices rows that arrive in order and skips its work
   for the forward and unique indexes. The table lock that takes is harmless on an empty
   table, and a rollback restores the indexes. A relationship named twice breaks the
@@ -154,8 +154,8 @@ async def _direct(conn: Connection, tenant: str, revision: int, chunks: Chunks) 
 
 
 async def _drop_indexes_if_empty(conn: Connection) -> list[str]:
-    """Drop the table's secondary indexes when it holds no row at all; return their
-    definitions to build them again after the COPY."""
+    """Drop the table's secondary indexes (those `_INDEXES_SQL` lists) when it holds no
+    row at all; return their definitions to build them again after the COPY."""
     if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM relationships)"):
         return []
     # Checked again under the lock: a row committed meanwhile keeps the indexes.
