@@ -144,6 +144,27 @@ class Api:
             request.context.update(context)
         return await self.permissions.Check(request)
 
+    async def explain(
+        self,
+        tenant: str,
+        resource: str,
+        permission: str,
+        subject: str,
+        *,
+        context: dict[str, Any] | None = None,
+    ) -> permissions_pb2.ExplainResponse:
+        """Explain at the newest revision (fully consistent)."""
+        request = permissions_pb2.ExplainRequest(
+            tenant=tenant,
+            resource=obj(resource),
+            permission=permission,
+            subject=subj(subject),
+            consistency=core_pb2.Consistency(fully_consistent=True),
+        )
+        if context:
+            request.context.update(context)
+        return await self.permissions.Explain(request)
+
 
 def bad_request_fields(err: grpc.aio.AioRpcError) -> list[str]:
     """The `field` of every google.rpc.BadRequest violation an error carries."""

@@ -15,7 +15,7 @@ from authz_service.api.explain import explanation_to_proto
 from authz_service.api.gen.authz.v1 import core_pb2, permissions_pb2
 from authz_service.engine import CheckResult, Decision, ExplainNode
 from authz_service.service.reasons import node_from_json, node_to_json
-from tests.api.helpers import ALLOWED, CONDITIONAL, DENIED, Api, obj, subj
+from tests.api.helpers import ALLOWED, CONDITIONAL, DENIED, Api
 
 _Node = core_pb2.ExplanationNode
 
@@ -43,16 +43,7 @@ def _relationships(node: _Node) -> list[_Node]:
 async def _explain(
     api: Api, resource: str, context: dict[str, Any] | None = None
 ) -> permissions_pb2.ExplainResponse:
-    request = permissions_pb2.ExplainRequest(
-        tenant="acme",
-        resource=obj(resource),
-        permission="view",
-        subject=subj("user:dave"),
-        consistency=core_pb2.Consistency(fully_consistent=True),
-    )
-    if context is not None:
-        request.context.update(context)
-    return await api.permissions.Explain(request)
+    return await api.explain("acme", resource, "view", "user:dave", context=context)
 
 
 async def test_a_caveat_s_context_result_and_missing_parameters_are_sent(

@@ -8,9 +8,9 @@ from __future__ import annotations
 import grpc
 
 from authz_service.api.explain import explanation_to_proto
-from authz_service.api.gen.authz.v1 import core_pb2, permissions_pb2
+from authz_service.api.gen.authz.v1 import core_pb2
 from authz_service.engine import CheckResult, Decision, ExplainNode
-from tests.api.helpers import Api, obj, subj
+from tests.api.helpers import Api
 
 _Node = core_pb2.ExplanationNode
 _OPERATORS = {
@@ -44,16 +44,7 @@ def _nodes(node: _Node) -> list[_Node]:
 
 
 async def _explain(api: Api, resource: str, permission: str, subject: str) -> _Node:
-    reply = await api.permissions.Explain(
-        permissions_pb2.ExplainRequest(
-            tenant="acme",
-            resource=obj(resource),
-            permission=permission,
-            subject=subj(subject),
-            consistency=core_pb2.Consistency(fully_consistent=True),
-        )
-    )
-    return reply.explanation.root
+    return (await api.explain("acme", resource, permission, subject)).explanation.root
 
 
 async def test_relation_names_expression_holds_the_expression_and_reason_says_why(

@@ -11,9 +11,9 @@ from pathlib import Path
 import grpc
 
 from authz_service.api.explain import explanation_to_proto
-from authz_service.api.gen.authz.v1 import core_pb2, permissions_pb2, tenants_pb2
+from authz_service.api.gen.authz.v1 import core_pb2, tenants_pb2
 from authz_service.engine import CheckResult, Decision, ExplainNode
-from tests.api.helpers import Api, obj, subj
+from tests.api.helpers import Api
 
 _Node = core_pb2.ExplanationNode
 _SOURCE = Path(__file__).resolve().parents[2] / "authz_service"
@@ -102,15 +102,7 @@ def _kinds(node: core_pb2.ExplanationNode) -> list[int]:
 
 
 async def _explain(api: Api, resource: str, permission: str, subject: str) -> core_pb2.Explanation:
-    reply = await api.permissions.Explain(
-        permissions_pb2.ExplainRequest(
-            tenant="acme",
-            resource=obj(resource),
-            permission=permission,
-            subject=subj(subject),
-            consistency=core_pb2.Consistency(fully_consistent=True),
-        )
-    )
+    reply = await api.explain("acme", resource, permission, subject)
     assert _Node.KIND_UNSPECIFIED not in _kinds(reply.explanation.root)
     return reply.explanation
 
