@@ -60,11 +60,26 @@ def _builder(
     )
 
 
+def _leaf(subject: str, ca: Pair, key: ec.EllipticCurvePrivateKey) -> x509.CertificateBuilder:
+    # Python 3.13's default TLS context verifies strictly (VERIFY_X509_STRICT): a leaf
+    # must name its issuer's key (Authority Key Identifier), as real CAs' leaves do.
+    issuer_key = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    return (
+        _builder(subject, ca.cert.subject, key)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_key),
+            critical=False,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+
+
 def make_ca(name: str = "test CA") -> Pair:
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         _builder(name, _name(name), key)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(
             x509.KeyUsage(False, False, False, False, False, True, True, False, False),
             critical=True,
@@ -78,7 +93,7 @@ def make_server(ca: Pair, host: str = "localhost") -> Pair:
     key = ec.generate_private_key(ec.SECP256R1())
     names = [x509.DNSName(host), x509.IPAddress(IPv4Address("127.0.0.1"))]
     cert = (
-        _builder(host, ca.cert.subject, key)
+        _leaf(host, ca, key)
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca.key, hashes.SHA256())
@@ -88,7 +103,7 @@ def make_server(ca: Pair, host: str = "localhost") -> Pair:
 
 def make_client(ca: Pair, *uris: str, name: str = "client") -> Pair:
     key = ec.generate_private_key(ec.SECP256R1())
-    builder = _builder(name, ca.cert.subject, key).add_extension(
+    builder = _leaf(name, ca, key).add_extension(
         x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
     )
     if uris:
@@ -97,9 +112,17 @@ def make_client(ca: Pair, *uris: str, name: str = "client") -> Pair:
     return Pair(builder.sign(ca.key, hashes.SHA256()), key)
 
 
+def trusting(ca: Pair) -> ssl.SSLContext:
+    """A client context trusting `ca`, verifying as strictly as Python 3.13's default
+    does on every version, so that certificates made here pass there too."""
+    context = ssl.create_default_context(cadata=ca.cert_pem.decode())
+    context.verify_flags |= ssl.VERIFY_X509_STRICT
+    return context
+
+
 def served_certificate(port: int, ca: Pair) -> x509.Certificate:
     """The certificate a new TLS connection to the port is shown (blocking; run in a thread)."""
-    context = ssl.create_default_context(cadata=ca.cert_pem.decode())
+    context = trusting(ca)
     context.set_alpn_protocols(["h2"])
     with (
         socket.create_connection(("127.0.0.1", port), timeout=5) as raw,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from authz_service.api.http_tls import ReloadingContext
 from authz_service.api.tls import TlsFiles
 from authz_service.app import App
 from authz_service.errors import InvalidArgument
-from tests.api.certs import Pair, make_ca, make_server, served_certificate
+from tests.api.certs import Pair, make_ca, make_server, served_certificate, trusting
 from tests.api.conftest import server_settings
 
 
@@ -46,12 +45,8 @@ class Served:
         return f"https://localhost:{port}/metrics"
 
 
-def _trusting(ca: Pair) -> ssl.SSLContext:
-    return ssl.create_default_context(cadata=ca.cert_pem.decode())
-
-
 async def _get(url: str, ca: Pair) -> httpx.Response:
-    async with httpx.AsyncClient(verify=_trusting(ca), timeout=5) as http:
+    async with httpx.AsyncClient(verify=trusting(ca), timeout=5) as http:
         return await http.get(url)
 
 

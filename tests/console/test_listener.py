@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from authz_service.credentials import Scope, new_key
 from authz_service.errors import InvalidArgument
 from authz_service.model import RelationshipUpdate, UpdateOp, parse_relationship
 from authz_service.service.audit import CallInfo
-from tests.api.certs import make_ca, make_server
+from tests.api.certs import make_ca, make_server, trusting
 from tests.api.conftest import server_settings, start_app
 from tests.pg import FreshDatabase
 
@@ -170,9 +169,8 @@ async def test_the_console_serves_tls_with_a_secure_cookie(tmp_path: Path) -> No
         record, key = new_key(tenant="*", scopes=[Scope.CHECK], name="console")
         await app.store.keys.create(record)
         assert app.console is not None
-        trusting = ssl.create_default_context(cadata=ca.cert_pem.decode())
         base = f"https://localhost:{app.console.port}"
-        async with httpx.AsyncClient(base_url=base, verify=trusting, timeout=10) as http:
+        async with httpx.AsyncClient(base_url=base, verify=trusting(ca), timeout=10) as http:
             reply = await _login(http, key, "/")
             assert reply.status_code == 303
             cookie = next(c for c in reply.headers.get_list("set-cookie") if "authz_console=" in c)
