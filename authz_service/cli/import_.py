@@ -49,9 +49,18 @@ def _handle(args: argparse.Namespace) -> int:
     return asyncio.run(_import(args, path, _count_lines(path)))
 
 
+_COUNT_BLOCK = 1 << 20
+
+
 def _count_lines(path: Path) -> int:
+    """The progress bar's total: lines in `path` (a last one without a newline counts),
+    counted in blocks rather than line by line, so that a large file starts sooner."""
+    lines, last = 0, b"\n"
     with path.open("rb") as handle:
-        return sum(1 for _ in handle)
+        while block := handle.read(_COUNT_BLOCK):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (last != b"\n")
 
 
 async def _import(args: argparse.Namespace, path: Path, lines: int) -> int:
