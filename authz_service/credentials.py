@@ -95,13 +95,18 @@ class ApiKey:
     def matches(self, secret: str) -> bool:
         """True if `secret` is this key's current secret or the one its last rotation
         replaced (still subject to `refusal`); constant time in the digest compares."""
-        digest = hash_secret(secret)
+        return self.matches_digest(hash_secret(secret))
+
+    def matches_digest(self, digest: bytes) -> bool:
+        """`matches` of the secret whose `hash_secret` is `digest` (a call hashes its
+        secret once and compares the digest as often as it needs)."""
         current = hmac.compare_digest(digest, self.secret_hash)
         previous = hmac.compare_digest(digest, self.previous_hash or b"")
         return current or previous
 
-    def refusal(self, secret: str, now: datetime) -> str | None:
-        """Why this key, `secret` matched, may not be used at `now`; None if it may."""
+    def refusal(self, digest: bytes, now: datetime) -> str | None:
+        """Why this key, matched by the secret whose `hash_secret` is `digest`, may not
+        be used at `now`; None if it may."""
         if self.revoked:
             return f"api key `{self.key_id}` is revoked"
         if self.expired(now):
@@ -111,7 +116,7 @@ class ApiKey:
                 f"api key `{self.key_id}` belongs to service account "
                 f"`{self.service_account}`, which is disabled"
             )
-        current = hmac.compare_digest(hash_secret(secret), self.secret_hash)
+        current = hmac.compare_digest(digest, self.secret_hash)
         if not current and (self.previous_until is None or self.previous_until <= now):
             return f"api key `{self.key_id}` was rotated: its previous secret no longer works"
         return None

@@ -52,7 +52,7 @@ from authz_service.api.limits import FailureLimiter
 from authz_service.api.peer_certs import certificate_identity
 from authz_service.api.recheck import rechecked, run_rechecked
 from authz_service.api.status import to_status
-from authz_service.credentials import ApiKey, Scope, split_token
+from authz_service.credentials import ApiKey, Scope, hash_secret, split_token
 from authz_service.errors import AuthzError, PermissionDenied, Unauthenticated, echo
 from authz_service.store.protocol import KeyStore
 
@@ -272,18 +272,20 @@ class Authenticator:
             key_id, secret = parts
             if not fresh:  # a stream's re-check is its holder's, never held off by guessers
                 self._limiter.check(peer, key_id)
+            digest = hash_secret(secret)  # once per call, compared as often as needed
             key = await self._lookup(key_id, fresh)
-            if key is not None and not fresh and not key.matches(secret):
+            if key is not None and not fresh and not key.matches_digest(digest):
                 # Perhaps rotated on another replica since it was cached: ask the store
                 # once more (the failure limits bound what this costs a guesser).
                 key = await self._lookup(key_id, True)
             # One message for an unknown id and a wrong secret; the rest only to the holder.
-            if key is None or not key.matches(secret):
+            if key is None or not key.matches_digest(digest):
                 raise Unauthenticated("invalid api key")
-            refused = key.refusal(secret, self._now())
+            now = self._now()
+            refused = key.refusal(digest, now)
             if refused is not None:
                 raise Unauthenticated(refused)
-            self._note_use(key_id)
+            self._note_use(key_id, now)
             return key
         except Unauthenticated:
             if not fresh:  # a stream's re-check is the holder's key ending, not a guess
@@ -293,8 +295,8 @@ class Authenticator:
     def _now(self) -> datetime:
         return datetime.now(UTC)
 
-    def _note_use(self, key_id: str) -> None:
-        self._used[key_id] = self._now()
+    def _note_use(self, key_id: str, at: datetime) -> None:
+        self._used[key_id] = at
         now = self._clock()
         if now - self._flushed < self._usage_interval:
             return
