@@ -12,7 +12,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
+from types import TracebackType
+from typing import final
 
 __all__ = ["bind", "cleared", "current", "remaining", "within"]
 
@@ -50,15 +52,33 @@ def cleared() -> Iterator[None]:
         _DEADLINE.reset(token)
 
 
-@contextmanager
-def within(deadline: float | None) -> Iterator[None]:
-    """Make `deadline` the current one (an earlier one already set stays in force)."""
-    outer = _DEADLINE.get()
-    if deadline is None or (outer is not None and outer <= deadline):
-        yield
-        return
-    token = _DEADLINE.set(deadline)
-    try:
-        yield
-    finally:
-        _DEADLINE.reset(token)
+def within(deadline: float | None) -> _Within:
+    """A context manager that makes `deadline` the current one inside (an earlier one
+    already set stays in force)."""
+    return _Within(deadline)
+
+
+@final
+class _Within:
+    # A class, not a @contextmanager generator: a cache-hit Check enters two, and the
+    # generator machinery cost more than the context variable itself.
+    __slots__ = ("_deadline", "_token")
+
+    def __init__(self, deadline: float | None) -> None:
+        self._deadline = deadline
+        self._token: Token[float | None] | None = None
+
+    def __enter__(self) -> None:
+        deadline, outer = self._deadline, _DEADLINE.get()
+        if deadline is not None and (outer is None or deadline < outer):
+            self._token = _DEADLINE.set(deadline)
+
+    def __exit__(
+        self,
+        _kind: type[BaseException] | None,
+        _exc: BaseException | None,
+        _tb: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            _DEADLINE.reset(self._token)
+            self._token = None

@@ -9,8 +9,8 @@ tenants are served as usual.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
+from typing import final
 
 from authz_service.errors import LimitExceeded
 
@@ -27,20 +27,41 @@ class TenantSlots:
     def in_flight(self, tenant: str) -> int:
         return self._busy.get(tenant, 0)
 
-    @contextmanager
-    def hold(self, tenant: str) -> Iterator[None]:
-        busy = self._busy.get(tenant, 0)
-        if busy >= self.limit:
+    def hold(self, tenant: str) -> _Held:
+        """A context manager that takes one of `tenant`'s slots on entry (LimitExceeded
+        when none is left) and gives it back on exit."""
+        return _Held(self, tenant)
+
+
+@final
+class _Held:
+    # A class, not a @contextmanager generator: every call enters one, and the
+    # generator's frame and wrapper cost more than the counting itself.
+    __slots__ = ("_slots", "_tenant")
+
+    def __init__(self, slots: TenantSlots, tenant: str) -> None:
+        self._slots = slots
+        self._tenant = tenant
+
+    def __enter__(self) -> None:
+        busy_by_tenant, tenant = self._slots._busy, self._tenant
+        busy = busy_by_tenant.get(tenant, 0)
+        if busy >= self._slots.limit:
             raise LimitExceeded(
                 f"tenant `{tenant}` already has {busy} calls in flight, the limit "
-                f"AUTHZ_TENANT_MAX_CONCURRENT_RPCS = {self.limit}"
+                f"AUTHZ_TENANT_MAX_CONCURRENT_RPCS = {self._slots.limit}"
             )
-        self._busy[tenant] = busy + 1
-        try:
-            yield
-        finally:
-            left = self._busy[tenant] - 1
-            if left:
-                self._busy[tenant] = left
-            else:
-                del self._busy[tenant]
+        busy_by_tenant[tenant] = busy + 1
+
+    def __exit__(
+        self,
+        _kind: type[BaseException] | None,
+        _exc: BaseException | None,
+        _tb: TracebackType | None,
+    ) -> None:
+        busy_by_tenant, tenant = self._slots._busy, self._tenant
+        left = busy_by_tenant[tenant] - 1
+        if left:
+            busy_by_tenant[tenant] = left
+        else:
+            del busy_by_tenant[tenant]
