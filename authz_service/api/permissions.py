@@ -28,6 +28,8 @@ Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
 def _contextual(msgs: Any, field: str, limits: ContextLimits) -> tuple[Relationship, ...]:
+    if not msgs:
+        return ()
     return tuple(convert.relationship(m, f"{field}[{i}]", limits) for i, m in enumerate(msgs))
 
 
@@ -291,6 +293,8 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
 
 def _who(request: Any) -> tuple[SubjectRef | None, tuple[SubjectRef, ...]]:
     """The request's impersonating actor and delegation chain (either may be empty)."""
+    if not request.agents and not request.HasField("actor"):
+        return None, ()  # most calls act for themselves
     actor = convert.subject_ref(request.actor, "actor") if request.HasField("actor") else None
     agents = tuple(
         convert.subject_ref(agent, f"agents[{i}]") for i, agent in enumerate(request.agents)

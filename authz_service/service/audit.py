@@ -82,6 +82,10 @@ def _explanation(result: CheckResult, max_nodes: int) -> dict[str, Any]:
     return {}
 
 
+# What a call is wrapped in when logging is off: nullcontext holds no state, so one
+# instance serves every call.
+_NOTHING: AbstractContextManager[None] = nullcontext()
+
 _WITHHELD = "the message is not logged: it may quote context values the log redacts"
 
 
@@ -164,7 +168,7 @@ class AuditTrail:
     def expecting(self) -> AbstractContextManager[None]:
         """Wraps a call that will log a decision, so that concurrent callers' records
         can share one fsync; nothing when logging is off."""
-        return nullcontext() if self._writer is None else self._writer.expecting()
+        return _NOTHING if self._writer is None else self._writer.expecting()
 
     async def _emit(self, writer: DecisionWriter, **fields: Any) -> str:
         decision_id = new_decision_id(fields["time"])

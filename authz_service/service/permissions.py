@@ -17,7 +17,7 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -92,11 +92,20 @@ def _admitted(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]
 
     @functools.wraps(method)
     async def wrapper(self: PermissionService, tenant: str, *args: Any, **kwargs: Any) -> T:
-        call = next(a for a in (*args, *kwargs.values()) if isinstance(a, CallInfo))
+        call = _call_of(args) or _call_of(kwargs.values())
+        if call is None:
+            raise TypeError(f"{method.__name__} was called without its CallInfo")
         with self.slots.hold(tenant), deadline.within(call.deadline):
             return await method(self, tenant, *args, **kwargs)
 
     return wrapper
+
+
+def _call_of(values: Iterable[object]) -> CallInfo | None:
+    for value in values:
+        if type(value) is CallInfo:
+            return value
+    return None
 
 
 class PermissionService:
