@@ -27,12 +27,12 @@ data that is gone. Every waiting and later `append` raises `Unavailable`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextvars import ContextVar
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -57,13 +57,33 @@ log = logging.getLogger(__name__)
 
 
 class _Call:
-    """A call in `expecting`; `owes` is cleared by its first append. Mutable, so that an
-    append in a task started by the call (which copies the context) clears it too."""
+    """A call in `expecting`, and the context manager that marks it; `owes` is cleared by
+    its first append. Mutable, so that an append in a task started by the call (which
+    copies the context) clears it too. A class rather than a @contextmanager generator:
+    every logged call enters one."""
 
-    __slots__ = ("owes",)
+    __slots__ = ("_token", "_writer", "owes")
 
     def __init__(self, writer: DecisionLogWriter) -> None:
+        self._writer = writer
         self.owes: DecisionLogWriter | None = writer
+        self._token: Token[_Call | None] | None = None
+
+    def __enter__(self) -> None:
+        self._writer._expected += 1
+        self._token = _call.set(self)
+
+    def __exit__(
+        self,
+        _kind: type[BaseException] | None,
+        _exc: BaseException | None,
+        _tb: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            _call.reset(self._token)
+            self._token = None
+        if self.owes is not None:  # ended without a record: a batch may wait for it
+            self._writer._ended_without_record()
 
 
 _call: ContextVar[_Call | None] = ContextVar("decision_log_call", default=None)
@@ -139,22 +159,16 @@ class DecisionLogWriter:
         )
         self._thread.start()
 
-    @contextlib.contextmanager
-    def expecting(self) -> Iterator[None]:
+    def expecting(self) -> AbstractContextManager[None]:
         """Around a call that will append: until it does (or ends), it counts as in
         flight, and a durable batch may wait up to `commit_window` for its record."""
-        call = _Call(self)
-        self._expected += 1
-        token = _call.set(call)
-        try:
-            yield
-        finally:
-            _call.reset(token)
-            if call.owes is not None:  # ended without a record: a batch may wait for it
-                self._expected -= 1
-                if self._expected == 0 and self._ends_when_idle:
-                    with self._ready:
-                        self._ready.notify()
+        return _Call(self)
+
+    def _ended_without_record(self) -> None:
+        self._expected -= 1
+        if self._expected == 0 and self._ends_when_idle:
+            with self._ready:
+                self._ready.notify()
 
     async def append(self, record: DecisionRecord | EncodedCheck) -> LogEntry:
         """Chain `record` into its tenant's stream; return the stored entry.
