@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
-from types import TracebackType
 from typing import final
 
 __all__ = ["bind", "cleared", "current", "remaining", "within"]
@@ -73,12 +72,7 @@ class _Within:
         if deadline is not None and (outer is None or deadline < outer):
             self._token = _DEADLINE.set(deadline)
 
-    def __exit__(
-        self,
-        _kind: type[BaseException] | None,
-        _exc: BaseException | None,
-        _tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_raised: object) -> None:
         if self._token is not None:
             _DEADLINE.reset(self._token)
             self._token = None

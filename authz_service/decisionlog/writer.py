@@ -73,12 +73,7 @@ class _Call:
         self._writer._expected += 1
         self._token = _call.set(self)
 
-    def __exit__(
-        self,
-        _kind: type[BaseException] | None,
-        _exc: BaseException | None,
-        _tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_raised: object) -> None:
         if self._token is not None:
             _call.reset(self._token)
             self._token = None

@@ -9,7 +9,6 @@ tenants are served as usual.
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import final
 
 from authz_service.errors import LimitExceeded
@@ -53,12 +52,7 @@ class _Held:
             )
         busy_by_tenant[tenant] = busy + 1
 
-    def __exit__(
-        self,
-        _kind: type[BaseException] | None,
-        _exc: BaseException | None,
-        _tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_raised: object) -> None:
         busy_by_tenant, tenant = self._slots._busy, self._tenant
         left = busy_by_tenant[tenant] - 1
         if left:
