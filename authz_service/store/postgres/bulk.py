@@ -5,12 +5,13 @@ Two ways in, both one transaction (all or nothing):
 - **direct**, when the tenant has no live relationships (a first import): the tenant is
   locked and its revision bumped first, then the rows are sent by COPY straight into
   `relationships`, in the order of the forward index. If the whole table is empty (a new
-  deployment) its secondary indexes (but the small partial one over role grants) are
+  deployment) its secondary indexes (except the small partial one over role grants) are
   dropped before the COPY and built again after it, in the same transaction: one sort
   per index instead of a million scattered index inserts, and PostgreSQL's sort notices
-  rows that arrive in order and skips its work for the forward and unique indexes. The table lock that takes is harmless on an empty
-  table, and a rollback restores the indexes. A relationship named twice breaks the
-  unique index and the import is redone the staged way, which names the two lines.
+  rows that arrive in order and skips its work for the forward and unique indexes. The
+  table lock that takes is harmless on an empty table, and a rollback restores the
+  indexes. A relationship named twice breaks the unique index and the import is redone
+  the staged way, which names the two lines.
 - **staged**, otherwise: rows are copied into a temporary table, then the tenant is
   locked, duplicates are looked for, existing rows are ended and the new ones inserted
   (TOUCH semantics). Other writers of the tenant wait only for these final statements.
