@@ -196,7 +196,7 @@ def timestamp(msg: timestamp_pb2.Timestamp, field: str) -> datetime:
     if not (_MIN_SECONDS <= msg.seconds <= _MAX_SECONDS and 0 <= msg.nanos < 1_000_000_000):
         raise InvalidArgument(
             f"`{field}` ({msg.seconds} s, {msg.nanos} ns) must lie between "
-            "0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z",
+            "0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999999Z",
             field=field,
             value=msg.seconds,
         )

@@ -170,6 +170,24 @@ async def test_rotation_keeps_the_old_secret_until_the_overlap_ends(
     assert (await _status(channel, again.secret))[0] == ADMITTED
 
 
+async def test_a_key_expiring_at_the_end_of_the_timestamp_range_is_created_and_listed(
+    app: App, channel: grpc.aio.Channel
+) -> None:
+    # 9999-12-31T23:59:59.999999 is stored as `infinity` and was read back naive: the
+    # create answered INTERNAL after committing the key, and every ListKeys after it too.
+    admin = Keys(channel, await _bootstrap(app))
+    expires = Timestamp(seconds=253_402_300_799, nanos=999_999_999)
+    made = await admin.create("acme", "check", expire_time=expires)
+    assert made.secret
+    assert (made.key.expire_time.seconds, made.key.expire_time.nanos) == (
+        253_402_300_799,
+        999_999_000,
+    )
+    listed = await admin.list(tenant="acme")
+    assert made.key.key_id in [k.key_id for k in listed.keys]
+    assert (await _status(channel, made.secret))[0] == ADMITTED  # not taken as expired
+
+
 async def test_an_expired_key_is_refused_and_its_open_stream_ends(
     app: App, channel: grpc.aio.Channel
 ) -> None:

@@ -131,3 +131,42 @@ async def test_a_failed_precondition_names_its_index(api: Api) -> None:
         )
     )
     assert [r.relationship.resource.object_id async for r in left] == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos", "decision"),
+    [(-62_135_596_800, 0, DENIED), (253_402_300_799, 999_999_999, ALLOWED)],
+    ids=["0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z"],
+)
+async def test_an_expiration_at_either_end_of_the_timestamp_range_is_served(
+    api: Api, seconds: int, nanos: int, decision: int
+) -> None:
+    # Both instants are accepted (docs/api.md: years 1 to 9999); the database driver
+    # stores them as -infinity / infinity and read them back as naive datetimes, so every
+    # later Check, read or Watch of the tenant answered INTERNAL.
+    await api.write_schema(
+        "use expiration\ndefinition user {}\n"
+        "definition document {\n relation viewer: user with expiration\n"
+        " permission view = viewer\n}",
+        force=True,
+    )
+    grant = rel("document:edge#viewer@user:ann")
+    grant.expires_at.seconds, grant.expires_at.nanos = seconds, nanos
+    await api.relationships.WriteRelationships(
+        relationships_pb2.WriteRelationshipsRequest(
+            tenant="acme",
+            updates=[_OP(operation=_OP.OPERATION_TOUCH, relationship=grant)],
+        )
+    )
+    check = await api.check("acme", "document:edge", "view", "user:ann", full=True)
+    assert check.decision == decision
+    read = api.relationships.ReadRelationships(
+        relationships_pb2.ReadRelationshipsRequest(
+            tenant="acme", consistency=core_pb2.Consistency(fully_consistent=True)
+        )
+    )
+    stamps = [
+        (r.relationship.expires_at.seconds, r.relationship.expires_at.nanos) async for r in read
+    ]
+    # Stored to the microsecond.
+    assert stamps == [(seconds, nanos // 1000 * 1000)]

@@ -489,6 +489,30 @@ async def test_caveats_and_expirations_round_trip(store: Store) -> None:
     assert stored[0].expires_at == datetime(2031, 5, 6, 5, 8, 9, 123456, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(
+    "expires_at",
+    [datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)],
+    ids=["year-1", "year-9999"],
+)
+async def test_expirations_at_the_ends_of_the_timestamp_range_read_back_aware(
+    store: Store, expires_at: datetime
+) -> None:
+    # The database driver writes these two instants as -infinity / infinity and reads
+    # them back as naive datetimes: every later comparison with an aware time failed.
+    written = Relationship(
+        rel("doc:one#viewer@user:ann").resource,
+        "viewer",
+        rel("doc:one#viewer@user:ann").subject,
+        None,
+        expires_at,
+    )
+    revision = await store.write(T, [RelationshipUpdate(UpdateOp.TOUCH, written)])
+    [stored] = await store.read(T, revision, EVERYTHING)
+    assert stored.expires_at == expires_at
+    assert stored.expires_at is not None
+    assert stored.expires_at.utcoffset() == timedelta(0)
+
+
 # --- Watch --------------------------------------------------------------------------------
 
 

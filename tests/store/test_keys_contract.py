@@ -85,6 +85,18 @@ async def test_expiry_reads_back(store: Store) -> None:
     assert stored.expired(expires)
 
 
+@pytest.mark.parametrize("expires", [datetime.max.replace(tzinfo=UTC)], ids=["year-9999"])
+async def test_an_expiry_at_the_end_of_the_timestamp_range_reads_back_aware(
+    store: Store, expires: datetime
+) -> None:
+    record, _ = new_key(tenant=tenant(), scopes=[Scope.CHECK], expires_at=expires)
+    await store.keys.create(record)
+    stored = await store.keys.get(record.key_id)
+    assert stored is not None
+    assert stored.expires_at == expires
+    assert not stored.expired(datetime.now(UTC))
+
+
 async def test_rotation_keeps_the_identity_and_the_old_secret_for_the_overlap(
     store: Store,
 ) -> None:

@@ -12,6 +12,7 @@ from authz_service.credentials import ApiKey, parse_scopes
 from authz_service.errors import AlreadyExists, FailedPrecondition, NotFound, echo
 from authz_service.store.postgres.db import Database
 from authz_service.store.postgres.dberrors import retry_once_if_lost, translated
+from authz_service.store.postgres.sql import aware
 
 __all__ = [
     "PostgresKeyStore",
@@ -43,7 +44,7 @@ def _key(row: Any) -> ApiKey:
         created_at=row["created_at"],
         name=row["name"],
         revoked_at=row["revoked_at"],
-        expires_at=row["expires_at"],
+        expires_at=aware(row["expires_at"]),
         previous_hash=None
         if row["previous_secret_hash"] is None
         else bytes(row["previous_secret_hash"]),

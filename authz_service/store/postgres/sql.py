@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from authz_service.model import (
@@ -28,6 +28,7 @@ __all__ = [
     "KEY_COLUMNS",
     "REL_COLUMNS",
     "Params",
+    "aware",
     "filter_clauses",
     "relationship_from_row",
     "relationship_values",
@@ -96,6 +97,15 @@ def relationship_values(
     )
 
 
+def aware(value: datetime | None) -> datetime | None:
+    """A timestamptz column's value as an aware datetime. asyncpg writes the two ends of
+    the range (0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z) as -infinity and
+    infinity, and reads those back as naive datetimes of the same wall time."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
 def relationship_from_row(row: asyncpg.Record) -> Relationship:
     caveat: CaveatRef | None = None
     if row["caveat_name"] is not None:
@@ -106,5 +116,5 @@ def relationship_from_row(row: asyncpg.Record) -> Relationship:
         row["relation"],
         SubjectRef(row["subject_type"], row["subject_id"], row["subject_relation"]),
         caveat,
-        row["expires_at"],
+        aware(row["expires_at"]),
     )
