@@ -36,6 +36,7 @@ __all__ = [
     "LimitExceeded",
     "NotFound",
     "PermissionDenied",
+    "PreconditionUnmet",
     "SchemaError",
     "Unauthenticated",
     "Unavailable",
@@ -116,6 +117,11 @@ class FailedPrecondition(AuthzError):
     def __init__(self, message: str, *, field: str = "") -> None:
         super().__init__(message)
         self.field = field
+
+
+class PreconditionUnmet(FailedPrecondition):
+    """A write's own precondition (`preconditions[i]`) did not hold. Kept apart from the
+    other refusals of a write (a suspended tenant's, say), which are not a lost race."""
 
 
 class LimitExceeded(AuthzError):

@@ -22,6 +22,7 @@ from authz_service.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    PreconditionUnmet,
     echo,
 )
 from authz_service.model import (
@@ -198,7 +199,7 @@ class TenancyService:
                 [RelationshipFilter(ROLE, (name,), GRANTS)],
                 preconditions=[Precondition(_marker(name))],
             )
-        except FailedPrecondition:  # deleted since it was read (by another writer)
+        except PreconditionUnmet:  # deleted since it was read (by another writer)
             raise _no_role(name) from None
         await self._logged(
             tenant,
@@ -231,7 +232,7 @@ class TenancyService:
             revision, deleted = await self._store.apply(
                 tenant, [], deletes, preconditions=preconditions
             )
-        except FailedPrecondition as exc:  # another writer got there since the read
+        except PreconditionUnmet as exc:  # another writer got there since the read
             if exc.field == "preconditions[0]":
                 raise _no_role(name) from None
             raise _role_in_use(name) from None
@@ -342,7 +343,7 @@ class TenancyService:
             raise AlreadyExists(
                 f"an identical binding exists: `{echo(binding.binding_id)}`"
             ) from None
-        except FailedPrecondition:
+        except PreconditionUnmet:
             raise InvalidArgument(
                 f"unknown role `{echo(role)}`", field="binding.role", value=role
             ) from None
@@ -415,7 +416,7 @@ class TenancyService:
                 RelationshipFilter(BINDING, (ident,)),
                 preconditions=[Precondition(RelationshipFilter(BINDING, (ident,), ROLE_OF))],
             )
-        except FailedPrecondition:  # deleted since it was read (by another writer)
+        except PreconditionUnmet:  # deleted since it was read (by another writer)
             raise NotFound(f"binding `{echo(ident)}` does not exist") from None
         details = {"binding": found.describe()}
         await self._logged(

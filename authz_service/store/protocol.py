@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from authz_service.credentials import ApiKey
-from authz_service.errors import FailedPrecondition
+from authz_service.errors import PreconditionUnmet
 from authz_service.model import (
     Relationship,
     RelationshipFilter,
@@ -51,10 +51,10 @@ class Precondition:
     filter: RelationshipFilter
     must_exist: bool = True
 
-    def failed(self, index: int) -> FailedPrecondition:
+    def failed(self, index: int) -> PreconditionUnmet:
         """The error when this, the call's `index`-th precondition, does not hold."""
         wanted = "some relationship" if self.must_exist else "no relationship"
-        return FailedPrecondition(
+        return PreconditionUnmet(
             f"`preconditions[{index}]` failed: {wanted} must match its filter",
             field=f"preconditions[{index}]",
         )
@@ -112,7 +112,7 @@ class RelationshipWriter(Protocol):
 
         CREATE of a live relationship raises AlreadyExists; TOUCH creates or replaces
         (caveat, expiration); DELETE of an absent relationship is a no-op. A failed
-        precondition raises FailedPrecondition and writes nothing. Repeating a call
+        precondition raises PreconditionUnmet and writes nothing. Repeating a call
         with the same `idempotency_key` and the same request (`store.idempotency`)
         returns the first call's revision as a ReplayedRevision and writes nothing new;
         the same key with another request raises FailedPrecondition. Two updates of the same relationship in one call are InvalidArgument.

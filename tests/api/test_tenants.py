@@ -18,6 +18,7 @@ from authz_service.api.gen.authz.v1 import (
     permissions_pb2,
     service_accounts_pb2,
     service_accounts_pb2_grpc,
+    tenancy_pb2,
     tenants_pb2,
 )
 from authz_service.app import App
@@ -28,7 +29,8 @@ from authz_service.service.log_reader import iter_log, verify_log
 from tests.api.conftest import server_settings
 from tests.api.helpers import ALLOWED, DENIED, Api, obj, subj
 from tests.serviceaccounts.helpers import SCHEMA as SERVICE_ACCOUNT_SCHEMA
-from tests.tenancy.helpers import KeyedChannel
+from tests.tenancy.helpers import SCHEMA as TENANCY_SCHEMA
+from tests.tenancy.helpers import KeyedChannel, binding_msg, tenancy_stub
 
 PB = tenants_pb2
 SUSPENDED = core_pb2.DENY_REASON_TENANT_SUSPENDED
@@ -327,3 +329,39 @@ async def test_a_suspended_tenant_takes_no_new_keys_or_service_accounts(
     [bot] = await app.store.service_accounts.page("acme", "", 10)
     assert bot.disabled  # enabling would give its keys back
     await keys.RevokeKey(keys_pb2.RevokeKeyRequest(tenant="acme", key_id=kept.key.key_id))
+
+
+async def test_role_and_binding_writes_in_a_suspended_tenant_name_the_suspension(
+    app: App, channel: grpc.aio.Channel
+) -> None:
+    """These writes took the tenant's refusal for a lost race (a role or binding deleted
+    by another writer) and answered "unknown role", NOT_FOUND or "use cascade"."""
+    api, tenancy = Api(channel), tenancy_stub(channel)
+    await api.write_schema(TENANCY_SCHEMA)
+    view = [tenancy_pb2.RolePermission(resource_type="invoice", permission="view")]
+    role = tenancy_pb2.Role(name="reader", permissions=view)
+    await tenancy.CreateRole(tenancy_pb2.CreateRoleRequest(tenant="acme", role=role))
+    made = await tenancy.CreateBinding(
+        tenancy_pb2.CreateBindingRequest(tenant="acme", binding=binding_msg("reader", "user:vic"))
+    )
+    await api.tenants.SuspendTenant(PB.SuspendTenantRequest(name="acme", reason="unpaid"))
+    edited = tenancy_pb2.Role(name="reader", description="edited", permissions=view)
+    refusals = [
+        tenancy.CreateBinding(
+            tenancy_pb2.CreateBindingRequest(
+                tenant="acme", binding=binding_msg("reader", "user:quinn")
+            )
+        ),
+        tenancy.UpdateRole(tenancy_pb2.UpdateRoleRequest(tenant="acme", role=edited)),
+        tenancy.DeleteRole(
+            tenancy_pb2.DeleteRoleRequest(tenant="acme", name="reader", cascade=True)
+        ),
+        tenancy.DeleteBinding(
+            tenancy_pb2.DeleteBindingRequest(tenant="acme", binding_id=made.binding.binding_id)
+        ),
+    ]
+    for call in refusals:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "tenant `acme` is suspended" in (refused.value.details() or "")
