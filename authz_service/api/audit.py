@@ -168,7 +168,8 @@ async def _damage_reported(tenant: str, found: AsyncIterator[Found]) -> AsyncIte
 def _problem(stream: Stream, first: Finding | None) -> audit_pb2.LogProblem | None:
     if first is None:
         return None
-    where = f"{first.segment.name}:{first.line}: " if first.segment else ""
+    # A finding without a line is about a file, which its message names.
+    where = f"{first.segment.name}:{first.line}: " if first.segment and first.line else ""
     return audit_pb2.LogProblem(
         kind=PROBLEM_KINDS[first.problem],
         sequence=max(first.seq or 0, 0),

@@ -56,6 +56,7 @@ PROBLEM_KINDS: Final = {
     Problem.BAD_SIGNATURE: _Kind.KIND_BAD_SIGNATURE,
     Problem.BAD_CHECKPOINT: _Kind.KIND_MALFORMED,
     Problem.UNSIGNED: _Kind.KIND_UNSIGNED,
+    Problem.UNEXPECTED_FILE: _Kind.KIND_MALFORMED,  # the log's layout is not the writer's
 }
 
 

@@ -95,13 +95,16 @@ def format_verify(stream: Stream, report: VerifyReport, width: int, root: Path) 
     else:
         first = report.first
         assert first is not None  # a failed report has findings
-        where = "-"
-        if first.segment is not None:
-            where = f"{_relative(first.segment, root)}:{first.line}"
-        lines = [
-            f"FAILED  {name}  first bad record: {where} seq {first.seq} "
-            f"decision {first.decision_id or '-'}: {first.problem}: {first.message}"
-        ]
+        if first.line is None and first.seq is None:  # a file is the problem, not a record
+            lines = [f"FAILED  {name}  {first.problem}: {first.message}"]
+        else:
+            where = "-"
+            if first.segment is not None:
+                where = f"{_relative(first.segment, root)}:{first.line}"
+            lines = [
+                f"FAILED  {name}  first bad record: {where} seq {first.seq} "
+                f"decision {first.decision_id or '-'}: {first.problem}: {first.message}"
+            ]
     lines.extend(f"        {' ' * width}  warning: {w}" for w in report.warnings)
     return "\n".join(lines)
 

@@ -8,12 +8,18 @@
         000002.jsonl
         checkpoints.jsonl       format 1 checkpoints of this stream (older writers only)
 
+Nothing else is the writer's. A stream directory is named exactly `stream_dir_name` of
+its tenant, and a name is read as a stream only if it is that name (`%64emo` decodes to
+`demo`, but is not `demo`'s directory), so no second directory can pass for a stream,
+and a renamed one is missing. `unexpected_in_root` lists everything else for verify.
+
 Readers (verify, query) never take the lock; a line without its newline at the very
 end of the newest segment is a write in progress (or torn by a crash) and is skipped.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,12 +32,15 @@ __all__ = [
     "CHECKPOINT_FILE",
     "LOCK_FILE",
     "Line",
+    "claimed_tenant",
     "list_segments",
     "list_streams",
     "read_lines",
     "segment_name",
+    "shown",
     "stream_dir_name",
     "tenant_from_dir_name",
+    "unexpected_in_root",
 ]
 
 CHECKPOINT_FILE = "checkpoints.jsonl"
@@ -40,6 +49,7 @@ _SEGMENT_RE = re.compile(r"([0-9]{6,})\.jsonl")
 # Tenant ids may hold characters that are not safe in a path (`/`, `..`); everything
 # outside this set is written as %XX of its UTF-8 bytes, which also keeps names unique.
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+_DIR_NAME = re.compile(r"(?:[A-Za-z0-9_-]|%[0-9A-F]{2})+")
 
 
 def stream_dir_name(tenant: str) -> str:
@@ -51,10 +61,36 @@ def stream_dir_name(tenant: str) -> str:
 
 
 def tenant_from_dir_name(name: str) -> str:
+    """The tenant whose stream directory is called `name`."""
+    tenant = _tenant_of(name)
+    if tenant is None:
+        raise InvalidArgument(f"`{echo(shown(name))}` is not a stream directory name")
+    return tenant
+
+
+def _tenant_of(name: str) -> str | None:
+    # The inverse of stream_dir_name and nothing more: a name that decodes to a tenant
+    # but is not what the writer makes of it (`%64emo`, lower-case hex) is no stream's.
+    tenant = claimed_tenant(name) if _DIR_NAME.fullmatch(name) else None
+    return tenant if tenant is not None and stream_dir_name(tenant) == name else None
+
+
+def claimed_tenant(name: str) -> str | None:
+    """The tenant a name decodes to, written by the writer or not (`%64emo`: `demo`):
+    whose stream a stray directory may have been. Never a reason to read it."""
     try:
-        return unquote(name, errors="strict")
-    except UnicodeDecodeError as exc:
-        raise InvalidArgument(f"`{echo(name)}` is not a stream directory name") from exc
+        tenant = unquote(name, errors="strict")
+        tenant.encode("utf-8")  # a name of undecodable bytes holds lone surrogates
+    except UnicodeError:
+        return None
+    return tenant or None
+
+
+def shown(name: str) -> str:
+    """A file name as printable text on one line: a name is anyone's input, and a
+    newline in it could forge a line of a report."""
+    text = os.fsencode(name).decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def segment_name(number: int) -> str:
@@ -77,12 +113,26 @@ def list_streams(root: Path) -> list[tuple[str, Path]]:
     """(tenant, directory) of every stream below `root`, sorted by tenant."""
     if not root.is_dir():
         return []
-    streams = [
-        (tenant_from_dir_name(p.name), p)
-        for p in root.iterdir()
-        if p.is_dir() and not p.name.startswith(".")
-    ]
+    streams = []
+    for path in root.iterdir():
+        tenant = _tenant_of(path.name)
+        if tenant is not None and path.is_dir():
+            streams.append((tenant, path))
     return sorted(streams)
+
+
+def unexpected_in_root(root: Path) -> list[Path]:
+    """Everything in `root` but the lock file, the checkpoint file and the streams of
+    `list_streams`, sorted: no reader reads it, so verify must name it."""
+    if not root.is_dir():
+        return []
+    return sorted(path for path in root.iterdir() if not _written_in_root(path))
+
+
+def _written_in_root(path: Path) -> bool:
+    if path.name in (LOCK_FILE, CHECKPOINT_FILE):
+        return path.is_file()
+    return _tenant_of(path.name) is not None and path.is_dir()
 
 
 @dataclass(frozen=True, slots=True)

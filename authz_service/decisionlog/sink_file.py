@@ -28,7 +28,9 @@ from authz_service.decisionlog.layout import (
     list_segments,
     list_streams,
     segment_name,
+    shown,
     stream_dir_name,
+    unexpected_in_root,
 )
 from authz_service.errors import AuthzError, FailedPrecondition, Unavailable
 
@@ -171,6 +173,15 @@ class FileSink:
             raise Unavailable(f"decision log `{self.root}` is in use by another writer") from exc
         self._lock_fd = fd
         cut_torn_tail(self.root / CHECKPOINT_FILE)
+        for path in unexpected_in_root(self.root):
+            # Never adopted as a stream (a renamed `%64emo` is not `demo`'s): records of
+            # its tenant go to the tenant's own directory, and verify reports the entry.
+            log.warning(
+                "decision log root %s holds `%s`, which is not a stream: left alone; "
+                "run `authz audit verify`",
+                self.root,
+                shown(path.name),
+            )
         heads = {}
         for tenant, directory in list_streams(self.root):
             heads[tenant] = self._stream(tenant, directory).recover()

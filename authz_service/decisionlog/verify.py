@@ -42,6 +42,7 @@ from authz_service.decisionlog.verify_checkpoints import (
     read_root_checkpoints,
     read_stream_checkpoints,
 )
+from authz_service.decisionlog.verify_layout import unexpected_in_root_reports
 from authz_service.decisionlog.verify_report import Finding, Problem, VerifyReport, finding_at
 from authz_service.decisionlog.verify_tail import Tail
 from authz_service.errors import AuthzError, NotFound
@@ -74,20 +75,23 @@ def verify_all(
     tenant: str | None = None,
     now: datetime | None = None,
 ) -> list[VerifyReport]:
-    """Verify the streams of one writer root, sorted by tenant: `streams` (default: every
-    stream directory) plus every stream its checkpoints name, which must exist. `tenant`
-    restricts both to one tenant."""
+    """Verify the streams of one writer root: `streams` (default: every stream
+    directory) plus every stream its checkpoints name, which must exist, and report every
+    entry of the root its writer does not make; sorted by name. `tenant` restricts all
+    three to one tenant."""
     if not root.is_dir():
         raise NotFound(f"decision log directory `{root}` does not exist")
     checkpoints = read_root_checkpoints(root, public_key)
     found = dict(list_streams(root) if streams is None else streams)
     for named in checkpoints.tenants() - found.keys():
         found[named] = root / stream_dir_name(named)  # removed: verified as an empty stream
-    return [
+    reports = [
         _Verifier(directory, name, public_key, checkpoints, now).run()
-        for name, directory in sorted(found.items())
+        for name, directory in found.items()
         if tenant is None or name == tenant
     ]
+    reports.extend(unexpected_in_root_reports(root, tenant))
+    return sorted(reports, key=lambda report: report.stream)
 
 
 class _Verifier:

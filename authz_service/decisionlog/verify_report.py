@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from authz_service.decisionlog.chain import ChainHead
-from authz_service.decisionlog.layout import Line
+from authz_service.decisionlog.layout import Line, shown
 
 __all__ = ["Finding", "Problem", "VerifyReport", "finding_at", "format_reports"]
 
@@ -29,6 +29,7 @@ class Problem(StrEnum):
     BAD_CHECKPOINT = "bad_checkpoint"  # checkpoint line malformed or of another stream
     BAD_SIGNATURE = "bad_signature"  # checkpoint not signed by the given key
     UNSIGNED = "unsigned"  # records no checkpoint covers where one should (verify_tail.py)
+    UNEXPECTED_FILE = "unexpected_file"  # not made by the writer, so read by nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +37,14 @@ class Finding:
     problem: Problem
     message: str
     segment: Path | None  # file holding the bad line (or where the missing one belongs)
-    line: int | None  # 1-based line number in `segment`
+    line: int | None  # 1-based line number in `segment`; None when the file is the problem
     seq: int | None
     decision_id: str | None
 
     def __str__(self) -> str:
-        where = f"{self.segment.name}:{self.line}" if self.segment is not None else "-"
+        where = "-" if self.segment is None else shown(self.segment.name)
+        if self.line is not None:
+            where += f":{self.line}"
         return f"{self.problem} at {where} seq={self.seq} id={self.decision_id}: {self.message}"
 
 
@@ -62,7 +65,7 @@ def finding_at(
 
 @dataclass(frozen=True, slots=True)
 class VerifyReport:
-    stream: str  # the tenant
+    stream: str  # the tenant; for an unexpected file in a root, its name
     directory: Path
     records: int  # lines verified before the first problem (all of them when ok)
     segments: int

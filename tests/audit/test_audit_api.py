@@ -176,6 +176,35 @@ async def test_verify_log_reports_the_first_bad_record(
     assert str(log_setup.log_dir) not in (damaged.value.details() or "")
 
 
+async def test_verify_log_fails_a_renamed_stream_and_skips_no_stray(
+    log_setup: LogSetup, made: dict[str, list[Made]]
+) -> None:
+    assert made["globex"]
+    (log_setup.log_dir / "globex").rename(log_setup.log_dir / "%67lobex")  # decodes to globex
+    (log_setup.log_dir / "%ff").mkdir()  # decodes to nothing
+    # A server that writes no log of its own (its writer would start `globex` again).
+    async with running(log_setup, log_mode="off") as app, channel_to(app) as channel:
+        stub = audit_pb2_grpc.AuditServiceStub(channel)
+        renamed = await stub.VerifyLog(audit_pb2.VerifyLogRequest(tenant="globex"))
+        unrelated = await stub.VerifyLog(audit_pb2.VerifyLogRequest(tenant="acme"))
+        globex = await _query(stub, tenant="globex")
+        acme = await _query(stub, tenant="acme")
+    assert not renamed.verified
+    assert [(s.stream, s.verified) for s in renamed.streams] == [
+        ("%67lobex", False),
+        ("globex", False),
+    ]
+    stray, missing = (s.first_problem for s in renamed.streams)
+    assert stray.kind == audit_pb2.LogProblem.KIND_MALFORMED
+    assert "`%67lobex` is not a stream" in stray.description
+    assert missing.kind == audit_pb2.LogProblem.KIND_TRUNCATED
+    assert globex == []  # only the writer's own directory is read
+    # `%ff` is nobody's: it neither fails nor breaks another tenant's calls.
+    assert unrelated.verified
+    assert [(s.stream, s.verified) for s in unrelated.streams] == [("acme", True)]
+    assert len(acme) == len(made["acme"]) + 1  # and the admin record of the write
+
+
 async def test_verify_log_reports_records_left_unsigned(
     log_setup: LogSetup, made: dict[str, list[Made]]
 ) -> None:
