@@ -11,7 +11,9 @@
 Nothing else is the writer's. A stream directory is named exactly `stream_dir_name` of
 its tenant, and a name is read as a stream only if it is that name (`%64emo` decodes to
 `demo`, but is not `demo`'s directory), so no second directory can pass for a stream,
-and a renamed one is missing. `unexpected_in_root` lists everything else for verify.
+and a renamed one is missing. Likewise a segment is a file named exactly `segment_name`
+of its number (`0000002.jsonl` is no second segment 2). `unexpected_in_root` and
+`unexpected_in_stream` list everything else for verify.
 
 Readers (verify, query) never take the lock; a line without its newline at the very
 end of the newest segment is a write in progress (or torn by a crash) and is skipped.
@@ -37,10 +39,12 @@ __all__ = [
     "list_streams",
     "read_lines",
     "segment_name",
+    "segment_number",
     "shown",
     "stream_dir_name",
     "tenant_from_dir_name",
     "unexpected_in_root",
+    "unexpected_in_stream",
 ]
 
 CHECKPOINT_FILE = "checkpoints.jsonl"
@@ -97,16 +101,36 @@ def segment_name(number: int) -> str:
     return f"{number:06d}.jsonl"
 
 
+def segment_number(name: str) -> int | None:
+    """The number of the segment called `name`, if the writer would call one that."""
+    match = _SEGMENT_RE.fullmatch(name)
+    number = int(match.group(1)) if match else 0
+    return number if number >= 1 and segment_name(number) == name else None
+
+
 def list_segments(stream_dir: Path) -> list[tuple[int, Path]]:
     """Segment files of a stream in chain order (by number, not by name)."""
     if not stream_dir.is_dir():
         return []  # a stream whose first write has not happened yet
     found = []
     for path in stream_dir.iterdir():
-        match = _SEGMENT_RE.fullmatch(path.name)
-        if match and path.is_file():
-            found.append((int(match.group(1)), path))
+        number = segment_number(path.name)
+        if number is not None and path.is_file():
+            found.append((number, path))
     return sorted(found)
+
+
+def unexpected_in_stream(stream_dir: Path) -> list[Path]:
+    """Everything in a stream directory but its segments and (from older writers) its
+    checkpoint file, sorted: no reader reads it, so verify must name it."""
+    if not stream_dir.is_dir():
+        return []
+    return sorted(path for path in stream_dir.iterdir() if not _written_in_stream(path))
+
+
+def _written_in_stream(path: Path) -> bool:
+    made = path.name == CHECKPOINT_FILE or segment_number(path.name) is not None
+    return made and path.is_file()
 
 
 def list_streams(root: Path) -> list[tuple[str, Path]]:

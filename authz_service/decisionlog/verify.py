@@ -42,7 +42,10 @@ from authz_service.decisionlog.verify_checkpoints import (
     read_root_checkpoints,
     read_stream_checkpoints,
 )
-from authz_service.decisionlog.verify_layout import unexpected_in_root_reports
+from authz_service.decisionlog.verify_layout import (
+    unexpected_in_root_reports,
+    unexpected_in_stream_findings,
+)
 from authz_service.decisionlog.verify_report import Finding, Problem, VerifyReport, finding_at
 from authz_service.decisionlog.verify_tail import Tail
 from authz_service.errors import AuthzError, NotFound
@@ -124,6 +127,7 @@ class _Verifier:
         head, records, last = self._scan()
         if not self.findings and self.covered > head.seq:
             self.findings.append(self._truncated(head, last))
+        self.findings.extend(unexpected_in_stream_findings(self.directory))
         # Bad checkpoints come before the tail's verdict, which rests on the good ones.
         self.findings.extend(self.root.findings)
         self.findings.extend(self.checkpoint_findings)

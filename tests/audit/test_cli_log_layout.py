@@ -4,6 +4,7 @@ verified and read; none is read as a tenant's stream."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,20 @@ def test_a_stray_directory_is_a_finding_and_does_not_stop_a_query(
     assert (status, len(rows)) == (0, 8)
     status, rows = _query(log_dir)
     assert (status, len(rows)) == (0, 16)
+
+
+async def test_a_second_segment_2_is_named_not_a_missing_segment(tmp_path: Path) -> None:
+    private, public_key = generate_keypair(tmp_path / "keys")
+    log_dir = tmp_path / "logs"
+    config = DecisionLogConfig(root=log_dir, signing_key_path=private, max_segment_bytes=1)
+    await write_records(config, 2, tenants=("demo",))  # 000001.jsonl, 000002.jsonl
+    shutil.copy(log_dir / "demo" / "000002.jsonl", log_dir / "demo" / "0000002.jsonl")
+
+    status, lines = _verify(log_dir, public_key)
+    assert status == 1, lines
+    assert lines[0] == (
+        "FAILED  demo  unexpected_file: file `0000002.jsonl` is not a segment: "
+        "segment 2 is `000002.jsonl`; renamed, copied or added, it is not read"
+    )
+    status, rows = _query(log_dir)
+    assert (status, len(rows)) == (0, 2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from authz_service.decisionlog import (
     canonical_json,
     chain_hash,
     format_reports,
+    iter_entries,
     verify_all,
     verify_stream,
 )
@@ -190,6 +192,34 @@ async def test_missing_segment_is_found(tmp_path: Path, keys: tuple[Path, Path])
     assert report.first is not None
     assert report.first.problem is Problem.MISSING_SEGMENT
     assert report.first.segment == stream_dir(config) / "000003.jsonl"
+
+
+@pytest.mark.parametrize(
+    "name", ["0000002.jsonl", "000000.jsonl", "2.jsonl", "000002.jsonl.bak", "notes.txt"]
+)
+async def test_a_file_that_is_not_a_segment_is_named(
+    tmp_path: Path, keys: tuple[Path, Path], public_key: Ed25519PublicKey, name: str
+) -> None:
+    config = DecisionLogConfig(root=tmp_path / "log", signing_key_path=keys[0], max_segment_bytes=1)
+    await write_records(config, 2)  # one record per segment: 000001.jsonl, 000002.jsonl
+    shutil.copy(stream_dir(config) / "000002.jsonl", stream_dir(config) / name)
+
+    for report in (verify_stream(stream_dir(config), public_key), *verify_all(config.root, None)):
+        assert report.first is not None, format_reports([report])
+        assert report.first.problem is Problem.UNEXPECTED_FILE
+        assert report.first.segment == stream_dir(config) / name
+        assert report.records == 2  # the segments themselves were verified
+    assert len(list(iter_entries(config.root))) == 2  # and the copy is not read
+
+
+async def test_a_directory_named_as_a_segment_is_named(tmp_path: Path) -> None:
+    config = DecisionLogConfig(root=tmp_path / "log")
+    await write_records(config, 2)
+    (stream_dir(config) / "000002.jsonl").mkdir()
+    first = verify_stream(stream_dir(config), None).first
+    assert first is not None
+    assert first.problem is Problem.UNEXPECTED_FILE
+    assert "directory `000002.jsonl`" in first.message
 
 
 async def test_verify_all_covers_every_tenant(
