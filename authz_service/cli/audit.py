@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from authz_service.cli import audit_replay
-from authz_service.cli.audit_args import add_filters, add_log_dir, log_dir, record_filter
+from authz_service.cli.audit_args import (
+    add_filters,
+    add_log_dir,
+    at_least,
+    log_dir,
+    record_filter,
+)
 from authz_service.decisionlog import (
     format_jsonl,
     format_table,
@@ -56,7 +62,7 @@ def register(sub: Any) -> None:
     add_log_dir(query)
     add_filters(query)
     query.add_argument("--json", action="store_true", help="the stored JSON lines, as hashed")
-    query.add_argument("--limit", type=int, default=None, help="print at most this many")
+    query.add_argument("--limit", type=at_least(0), default=None, help="print at most this many")
     query.set_defaults(handler=_query)
 
     audit_replay.register(audit)

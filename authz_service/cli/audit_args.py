@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from authz_service.config import load_settings
 from authz_service.decisionlog import Decision, DecisionKind, RecordFilter
+from authz_service.errors import echo
 
-__all__ = ["add_filters", "add_log_dir", "log_dir", "record_filter"]
+__all__ = ["add_filters", "add_log_dir", "at_least", "log_dir", "record_filter"]
 
 
 def add_log_dir(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +33,25 @@ def _time(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"`{text}` is not an ISO 8601 time") from None
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def at_least(least: int) -> Callable[[str], int]:
+    """An argparse type: a whole number no smaller than `least`. Anything else is bad
+    input, refused naming the option and the value (exit 2), rather than failing later
+    with a traceback (`--limit -1`) or meaning nothing (`--concurrency 0`)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = least - 1
+        if value < least:
+            raise argparse.ArgumentTypeError(
+                f"`{echo(text)}` is not a whole number of {least} or more"
+            )
+        return value
+
+    return parse
 
 
 def add_filters(parser: argparse.ArgumentParser) -> None:

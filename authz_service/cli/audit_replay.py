@@ -17,7 +17,13 @@ from typing import Any
 from tqdm import tqdm
 
 from authz_service.cache.lru import DecisionCache
-from authz_service.cli.audit_args import add_filters, add_log_dir, log_dir, record_filter
+from authz_service.cli.audit_args import (
+    add_filters,
+    add_log_dir,
+    at_least,
+    log_dir,
+    record_filter,
+)
 from authz_service.config import load_settings
 from authz_service.decisionlog import DecisionRecord
 from authz_service.decisionlog.record import format_time
@@ -49,7 +55,7 @@ def register(audit: Any) -> None:
         help="replay against this schema version instead of the recorded one "
         "(what would a schema change have changed?)",
     )
-    replay.add_argument("--concurrency", type=int, default=16, help="evaluations in flight")
+    replay.add_argument("--concurrency", type=at_least(1), default=16, help="evaluations in flight")
     replay.set_defaults(handler=lambda args: asyncio.run(_replay(args)))
 
 
