@@ -54,6 +54,9 @@ _SEGMENT_RE = re.compile(r"([0-9]{6,})\.jsonl")
 # outside this set is written as %XX of its UTF-8 bytes, which also keeps names unique.
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 _DIR_NAME = re.compile(r"(?:[A-Za-z0-9_-]|%[0-9A-F]{2})+")
+# ext2-4 make it at the top of every file system: a log directory that is a volume's
+# mount point holds one. It can be no stream (a tenant of that name is `lost%2Bfound`).
+_LOST_FOUND = "lost+found"
 
 
 def stream_dir_name(tenant: str) -> str:
@@ -146,8 +149,9 @@ def list_streams(root: Path) -> list[tuple[str, Path]]:
 
 
 def unexpected_in_root(root: Path) -> list[Path]:
-    """Everything in `root` but the lock file, the checkpoint file and the streams of
-    `list_streams`, sorted: no reader reads it, so verify must name it."""
+    """Everything in `root` but the lock file, the checkpoint file, the streams of
+    `list_streams` and a file system's `lost+found`, sorted: no reader reads it, so
+    verify must name it."""
     if not root.is_dir():
         return []
     return sorted(path for path in root.iterdir() if not _written_in_root(path))
@@ -156,6 +160,8 @@ def unexpected_in_root(root: Path) -> list[Path]:
 def _written_in_root(path: Path) -> bool:
     if path.name in (LOCK_FILE, CHECKPOINT_FILE):
         return path.is_file()
+    if path.name == _LOST_FOUND:
+        return path.is_dir()
     return _tenant_of(path.name) is not None and path.is_dir()
 
 

@@ -87,7 +87,7 @@ def test_a_copied_and_edited_stream_is_a_finding_and_read_once(
     assert sorted(tenants_read(log)) == ["acme"] * 8 + ["globex"] * 8
 
 
-@pytest.mark.parametrize("name", ["%ff", "%C0%AE", "%2f", "lost+found", ".hidden", "acme.bak"])
+@pytest.mark.parametrize("name", ["%ff", "%C0%AE", "%2f", "lost%2bfound", ".hidden", "acme.bak"])
 def test_a_stray_directory_is_a_finding_not_an_error(
     log: DecisionLogConfig, public_key: Ed25519PublicKey, name: str
 ) -> None:
@@ -103,6 +103,17 @@ def test_a_stray_directory_is_a_finding_not_an_error(
     assert [r.stream for r in verify_all(log.root, public_key, tenant="globex")] == ["globex"]
     assert tenants_read(log, RecordFilter(tenant="acme")) == ["acme"] * 8
     assert len(tenants_read(log)) == 16
+
+
+def test_a_file_systems_lost_and_found_is_no_finding(
+    log: DecisionLogConfig, public_key: Ed25519PublicKey
+) -> None:
+    # A log directory that is a volume's mount point holds one; no stream can be called so.
+    (log.root / "lost+found").mkdir()
+
+    reports = by_stream(verify_all(log.root, public_key))
+    assert [s for s, r in reports.items() if r.ok] == ["acme", "globex"]
+    assert len(reports) == 2
 
 
 def test_a_stray_file_in_the_root_is_a_finding(
