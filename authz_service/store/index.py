@@ -37,6 +37,7 @@ import gc
 import logging
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from authz_service import deadline
@@ -66,6 +67,11 @@ _ADD_STEP = 250  # rows indexed between two turns of the event loop
 _CHANGES_PAGE = 1_000
 _RETRY_AFTER_S = 30.0  # a tenant whose load failed or did not fit is retried this late
 _EVERYTHING = RelationshipFilter()
+# A load or a catch-up serves no one call (readers share it), so no call's deadline
+# bounds it; each of its reads gets this long instead. A read lost to a database that
+# stopped answering then ends (DeadlineExceeded: the work stops, and the next reader
+# starts it again) instead of holding every later reader of the tenant for good.
+_STORE_READ_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,14 +183,16 @@ class IndexedStore:
 
     async def _load(self, tenant: str) -> None:
         try:
-            head = await self._store.head_revision(tenant)
+            with _bounded():
+                head = await self._store.head_revision(tenant)
             index = TenantIndex(floor=head, applied=head)
             budget = self.max_rows - self._used()
             last: Relationship | None = None
             while True:
-                page = await self._store.read(
-                    tenant, head, _EVERYTHING, limit=_LOAD_PAGE, after=last
-                )
+                with _bounded():
+                    page = await self._store.read(
+                        tenant, head, _EVERYTHING, limit=_LOAD_PAGE, after=last
+                    )
                 # On the event loop in small steps, not in a thread: the index is not
                 # published yet, so nothing else touches it, and a thread adding rows
                 # held the GIL for a switch interval (5 ms) each time the loop let go
@@ -235,9 +243,11 @@ class IndexedStore:
 
     async def _follow(self, tenant: str, index: TenantIndex) -> None:
         try:
-            head = await self._store.head_revision(tenant)
+            with _bounded():
+                head = await self._store.head_revision(tenant)
             while True:
-                page = await self._store.changes(tenant, index.applied, limit=_CHANGES_PAGE)
+                with _bounded():
+                    page = await self._store.changes(tenant, index.applied, limit=_CHANGES_PAGE)
                 if self._tenants.get(tenant) is not index:
                     return
                 if not await self._history_kept(tenant, index.applied):
@@ -280,7 +290,8 @@ class IndexedStore:
         collection that started before the check cannot have touched them (its cutoff is
         older than the one checked). A tenant that fell behind is dropped and reloaded."""
         try:
-            await self._store.check_revision(tenant, applied)
+            with _bounded():
+                await self._store.check_revision(tenant, applied)
         except FailedPrecondition:
             logger.info("index of tenant %s fell behind the retention window: reloading", tenant)
             self._tenants.pop(tenant, None)
@@ -371,3 +382,8 @@ class _IndexedTenants:
     async def purge(self, name: str) -> None:
         await self._registry.purge(name)
         self._indexes.pop(name, None)
+
+
+def _bounded() -> AbstractContextManager[None]:
+    """The bound of one read of a load or a catch-up (`_STORE_READ_S`)."""
+    return deadline.within(time.monotonic() + _STORE_READ_S)

@@ -18,6 +18,11 @@ class Blackhole(LoopbackProxy):
         """From now on nothing passes, on new and existing connections alike."""
         self._dropping = True
 
+    def restore(self) -> None:
+        """Let bytes pass again. What was swallowed stays lost, so a connection that was
+        waiting for an answer then still waits, as after a real outage; new ones work."""
+        self._dropping = False
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.append(writer)
         if self._dropping:

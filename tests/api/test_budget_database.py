@@ -24,11 +24,12 @@ from authz_service.api.gen.authz.v1 import (
     schema_pb2,
 )
 from authz_service.errors import Unavailable
+from authz_service.store import index as index_module
 from authz_service.store import postgres
 from authz_service.store.postgres.writes import bump_head
 from tests.api.blackhole import Blackhole
 from tests.api.conftest import server_settings, start_app
-from tests.api.helpers import SCHEMA, Api, obj, rel, subj
+from tests.api.helpers import ALLOWED, SCHEMA, Api, obj, rel, subj
 
 DEADLINE_MS = 1000
 # A hang guard, not a speed assertion: the call must not outlive its deadline by much.
@@ -230,3 +231,49 @@ async def test_a_write_cut_off_while_committing_says_it_may_have_been_applied(
             store.db.pool.terminate()
     assert "may have been applied" in str(caught.value)
     assert "idempotency key" in str(caught.value)
+
+
+async def test_a_catch_up_caught_in_the_black_hole_ends_and_the_tenant_recovers(
+    pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relationship index's catch-up (readers at a revision it has not applied yet
+    share it) ran with no deadline: a read of it lost in the black hole never ended,
+    every later reader of the tenant waited for it, and the tenant answered
+    DEADLINE_EXCEEDED long after the database was back (5.5 minutes, until its
+    connections were killed). Each of its reads is now bounded."""
+    monkeypatch.setattr(index_module, "_STORE_READ_S", 0.5, raising=False)
+    async with Blackhole("127.0.0.1", 5432) as hole:
+        dsn = pg_dsn.replace("127.0.0.1:5432", f"127.0.0.1:{hole.port}")
+        app = await start_app(server_settings(dsn, tmp_path, default_deadline_ms=DEADLINE_MS))
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+                api = Api(channel)
+                await api.write_schema()
+                await api.touch("acme", "document:plan#viewer@user:alice")
+                assert app.index is not None
+                assert await app.index.wait_loaded("acme")
+                token = await api.touch("acme", "document:plan#viewer@user:bob")
+                hole.blackhole()
+                await ends_in_time(
+                    api.check("acme", "document:plan", "view", "user:bob", fresh=token)
+                )
+                hole.restore()
+                async with asyncio.timeout(3 * HANG_GUARD_S):  # fails the test if never
+                    while (reply := await _unless_late(api.check(*BOB, fresh=token))) is None:
+                        pass
+                assert reply.decision == ALLOWED
+        finally:
+            await app.stop(grace=1.0)
+
+
+BOB = ("acme", "document:plan", "view", "user:bob")
+
+
+async def _unless_late(call: Awaitable[permissions_pb2.CheckResponse]) -> Any:
+    """The answer, or None if the call ended DEADLINE_EXCEEDED."""
+    try:
+        return await call
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+            raise
+        return None
