@@ -13,7 +13,7 @@ import logging
 import shutil
 import ssl
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -402,6 +402,36 @@ def _relationship_index(
     return index
 
 
+async def _serving(
+    health: Any, names: tuple[str, ...], writer: DecisionLogWriter | None, resources: Resources
+) -> None:
+    """Report `names` SERVING, until the decision log fails, if there is one."""
+    for name in names:
+        await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    if writer is not None:
+        watch = asyncio.create_task(_not_serving_once_broken(writer, health, names))
+        resources.closers.append(_cancelled(watch))
+
+
+async def _not_serving_once_broken(
+    writer: DecisionLogWriter, health: Any, names: tuple[str, ...]
+) -> None:
+    """A decision log that failed stops for good and fails every call from then on:
+    say so to health checks, so that the worker is restarted (`run_worker` ends it)."""
+    await writer.wait_broken()
+    for name in names:
+        await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+
+def _cancelled(task: asyncio.Task[None]) -> Callable[[], Awaitable[None]]:
+    async def cancel() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return cancel
+
+
 def decision_service(
     settings: Settings,
     store: Store,
@@ -665,8 +695,8 @@ class App:
         console_target = _console_socket(settings, worker, server, resources)
         await server.start()
         console = await _console_listener(settings, console_target, authenticator, resources)
-        for name in ("", *SERVICE_NAMES, *((ENVOY_SERVICE_NAME,) if envoy else ())):
-            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        served = ("", *SERVICE_NAMES, *((ENVOY_SERVICE_NAME,) if envoy else ()))
+        await _serving(health_servicer, served, writer, resources)
         return cls(
             settings,
             server,

@@ -259,6 +259,8 @@ async def _record(audit: Any, key: ApiKey, action: str) -> None:
 
 
 async def _create_logged(args: argparse.Namespace, record: ApiKey) -> ApiKey:
+    from authz_service.service.audit import log_failure
+
     bound = None if record.platform else record.tenant
     async with _admin_log(args) as audit, _keys(args, migrate=True, tenant=bound) as keys:
         stored: ApiKey = await keys.create(record)
@@ -267,7 +269,7 @@ async def _create_logged(args: argparse.Namespace, record: ApiKey) -> ApiKey:
         except AuthzError as exc:
             await keys.revoke(stored.key_id)  # an unlogged key must not stay usable
             raise Unavailable(
-                f"key not created: the decision log could not record it ({exc.message})"
+                f"key not created: the decision log could not record it ({log_failure(exc)})"
             ) from exc
         return stored
 
@@ -278,6 +280,8 @@ async def _list_keys(args: argparse.Namespace) -> list[ApiKey]:
 
 
 async def _revoke_logged(args: argparse.Namespace) -> ApiKey:
+    from authz_service.service.audit import log_failure
+
     async with _admin_log(args) as audit, _keys(args) as keys:
         key: ApiKey = await keys.revoke(args.key_id)
         try:
@@ -286,7 +290,7 @@ async def _revoke_logged(args: argparse.Namespace) -> ApiKey:
             # The revocation stands: refusing it because of the log would be worse.
             raise Unavailable(
                 f"key `{echo(key.key_id)}` is revoked, but the decision log could not record it "
-                f"({exc.message})"
+                f"({log_failure(exc)})"
             ) from exc
         return key
 

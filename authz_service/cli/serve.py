@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -182,10 +183,29 @@ async def run_worker(settings: Settings, worker: int) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    if await _log_broke_first(stop, app):
+        # Every call fails from now on and only a new writer recovers the log (it cuts
+        # the torn tail): end, so that the supervisor starts the worker again.
+        log.error("worker %d stopping: its decision log failed (see above)", worker)
+        with contextlib.suppress(AuthzError):  # the writer's close repeats the failure
+            await app.stop()
+        print(f"error: worker {worker}: decision log write failed", file=sys.stderr, flush=True)
+        return 2
     log.info("worker %d shutting down: draining calls", worker)
     await app.stop()
     return 0
+
+
+async def _log_broke_first(stop: asyncio.Event, app: Any) -> bool:
+    """Wait for `stop`, or for the decision log to fail; whether it was the log."""
+    if app.writer is None:
+        await stop.wait()
+        return False
+    waits = [asyncio.create_task(stop.wait()), asyncio.create_task(app.writer.wait_broken())]
+    done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    return waits[1] in done and not stop.is_set()
 
 
 def _configure_logging(settings: Settings) -> None:

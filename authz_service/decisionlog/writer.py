@@ -126,6 +126,7 @@ class DecisionLogWriter:
         self._waiting_for_space = False
         self._expected = 0  # calls in `expecting` that have not appended yet
         self._failure: Unavailable | None = None
+        self._broken = asyncio.Event()  # set with `_failure`
         self._counters = Counters()
 
     async def start(self) -> None:
@@ -227,6 +228,11 @@ class DecisionLogWriter:
     def redacts(self, context: Mapping[str, Any]) -> bool:
         """Whether a record with this request context has a value of it redacted."""
         return self._redactor.covers(context)
+
+    async def wait_broken(self) -> None:
+        """Return once the writer has stopped for good (a write or fsync failed): every
+        append fails from then on, and only a new writer (a restart) can recover."""
+        await self._broken.wait()
 
     def stats(self) -> WriterStats:
         return self._counters.snapshot(self._mirror.errors if self._mirror is not None else 0)
@@ -357,6 +363,7 @@ class DecisionLogWriter:
 
     def _fail(self, message: str, exc: BaseException, batch: list[_Pending]) -> None:
         self._failure = Unavailable(message)
+        self._broken.set()
         with self._ready:
             unwritten = batch + self._queue
             self._queue.clear()

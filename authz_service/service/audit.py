@@ -26,12 +26,12 @@ from authz_service.decisionlog import (
 )
 from authz_service.engine import CheckItem, CheckResult, Snapshot
 from authz_service.engine.explain_layout import DEFAULT_MAX_EXPLANATION_NODES
-from authz_service.errors import AuthzError, InvalidArgument
+from authz_service.errors import AuthzError, InvalidArgument, Unavailable
 from authz_service.model import EMPTY_CONTEXT, FrozenContext, Relationship
 from authz_service.service.bulk_items import PlainItem, check_item
 from authz_service.service.reasons import node_to_json
 
-__all__ = ["AuditTrail", "CallInfo", "DecisionWriter", "StreamSummary"]
+__all__ = ["AuditTrail", "CallInfo", "DecisionWriter", "StreamSummary", "Unrecorded", "log_failure"]
 
 SERVER_VERSION = "authz-service/0.1.0"
 
@@ -409,23 +409,46 @@ class AuditTrail:
         "who did what to whom, and why" with top-level fields QueryDecisions filters on."""
         if self._writer is None:
             return new_decision_id()
-        return await self._emit(
-            self._writer,
-            kind=DecisionKind.ADMIN,
-            time=datetime.now(UTC),
-            tenant=tenant,
-            subject=subject,
-            action=action,
-            resource=resource,
-            decision="APPLIED",
-            revision=revision,
-            schema_version=schema_version,
-            details=details,
-            credential_id=call.credential_id,
-            actor=call.actor or (f"api_key:{call.credential_id}" if call.credential_id else None),
-            reason=reason if reason is not None else call.reason,
-            latency_us=_latency_us(started),
+        try:
+            return await self._emit(
+                self._writer,
+                kind=DecisionKind.ADMIN,
+                time=datetime.now(UTC),
+                tenant=tenant,
+                subject=subject,
+                action=action,
+                resource=resource,
+                decision="APPLIED",
+                revision=revision,
+                schema_version=schema_version,
+                details=details,
+                credential_id=call.credential_id,
+                actor=call.actor
+                or (f"api_key:{call.credential_id}" if call.credential_id else None),
+                reason=reason if reason is not None else call.reason,
+                latency_us=_latency_us(started),
+            )
+        except Unavailable as exc:
+            raise Unrecorded(exc.message, revision) from exc
+
+
+class Unrecorded(Unavailable):
+    """An administrative change that was applied (committed before its record, see
+    docs/decision-log.md) and that the decision log could not record. The message says
+    so: the caller must not take the error for "nothing happened". `cause` is the log's
+    own message, for callers that undo the change and say so themselves."""
+
+    def __init__(self, cause: str, revision: int) -> None:
+        at = f" at revision {revision}" if revision else ""
+        super().__init__(
+            f"the change was applied{at}, but the decision log could not record it: {cause}"
         )
+        self.cause = cause
+
+
+def log_failure(exc: AuthzError) -> str:
+    """Why an administrative change's record failed, without "the change was applied"."""
+    return exc.cause if isinstance(exc, Unrecorded) else exc.message
 
 
 class StreamSummary:

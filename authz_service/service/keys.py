@@ -25,7 +25,7 @@ from authz_service.credentials import (
 )
 from authz_service.errors import AuthzError, NotFound, PermissionDenied, Unavailable, echo
 from authz_service.service import methods
-from authz_service.service.audit import AuditTrail, CallInfo
+from authz_service.service.audit import AuditTrail, CallInfo, log_failure
 from authz_service.store.protocol import KeyStore
 from authz_service.store.registry import TenantRegistry, require_active
 
@@ -89,7 +89,7 @@ class KeyAdmin:
         except AuthzError as exc:
             await self._keys.revoke(stored.key_id)  # an unlogged key must not stay usable
             raise Unavailable(
-                f"key not created: the decision log could not record it ({exc.message})"
+                f"key not created: the decision log could not record it ({log_failure(exc)})"
             ) from exc
         return stored, secret
 
@@ -108,7 +108,7 @@ class KeyAdmin:
             # The revocation stands: refusing it because of the log would be worse.
             raise Unavailable(
                 f"key `{key_id}` is revoked, but the decision log could not record it "
-                f"({exc.message})"
+                f"({log_failure(exc)})"
             ) from exc
         return key
 
@@ -131,7 +131,7 @@ class KeyAdmin:
             raise Unavailable(
                 f"key `{key_id}` was rotated but the decision log could not record it, so its "
                 f"new secret is not returned; the previous one works until {until}: rotate "
-                f"again ({exc.message})"
+                f"again ({log_failure(exc)})"
             ) from exc
         return key, token(key.key_id, secret)
 

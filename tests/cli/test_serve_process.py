@@ -23,6 +23,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from authz_service.api.gen.authz.v1 import tenants_pb2, tenants_pb2_grpc
 from authz_service.cli import main
 from tests.pg import FreshDatabase
 
@@ -253,3 +254,36 @@ async def test_an_unusable_log_directory_is_one_line_and_status_2(
     assert errors, text
     assert all(f"Not a directory `{log_dir}" in line for line in errors), errors
     assert out == b""
+
+
+async def test_a_worker_whose_log_failed_says_not_serving_and_exits_2(
+    work: Path, started: Started, pg_dsn: str
+) -> None:
+    """After a failed write or fsync the decision log stops for good (docs/decision-log.md)
+    and every call answers UNAVAILABLE; only a restart recovers it. The worker went on
+    reporting SERVING and never ended, so nothing restarted it."""
+    log_dir = work / "decisions"
+    log_dir.mkdir()
+    (log_dir / "acme").write_bytes(b"")  # a file where tenant acme's stream must go
+    proc, port = await _serve(
+        started, work, "--database-url", pg_dsn, "--decision-log", "durable",
+        "--log-dir", str(log_dir), "--data-dir", str(work / "data"), "--listen", "127.0.0.1:0",
+    )  # fmt: skip
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        statuses = health.Watch(health_pb2.HealthCheckRequest(), timeout=60)
+        assert (await statuses.read()).status == health_pb2.HealthCheckResponse.SERVING
+        tenants = tenants_pb2_grpc.TenantServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:  # its admin record fails
+            await tenants.CreateTenant(tenants_pb2.CreateTenantRequest(name="acme"), timeout=30)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        # Committed before its record: the error must not read as "nothing happened".
+        assert "the change was applied" in (refused.value.details() or "")
+        changed = await statuses.read()
+        assert changed.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    async with asyncio.timeout(60):
+        assert await proc.wait() == 2
+    assert proc.stderr is not None
+    text = (await proc.stderr.read()).decode()
+    assert "decision log write failed" in text
+    assert text.splitlines()[-1] == "error: worker 0: decision log write failed"
