@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 from collections.abc import AsyncIterable, Awaitable
 from typing import Any, TypeVar
 
 import grpc
 import pytest
 
+from authz_service.api.gen.authz.v1 import core_pb2
 from tests.api.test_bad_input import field_violations
 
 T = TypeVar("T")
@@ -44,3 +48,13 @@ def tampered(token: str) -> list[str]:
     middle = len(token) // 2
     changed = "A" if token[middle] != "A" else "B"
     return [token[:middle] + changed + token[middle + 1 :], token[:-4], token + "AA"]
+
+
+def rehashed(cursor: core_pb2.Cursor, **changes: object) -> core_pb2.Cursor:
+    """`cursor` with fields of its JSON replaced (`at=...`, `k=...`) and its check made
+    again, as any client can: cursors are not signed (api/cursors.py)."""
+    text = cursor.token.partition(".")[0]
+    body = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    raw = json.dumps(body | changes, sort_keys=True, separators=(",", ":")).encode()
+    encoded = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return core_pb2.Cursor(token=f"{encoded}.{hashlib.sha256(raw).hexdigest()[:16]}")

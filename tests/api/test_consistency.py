@@ -96,3 +96,20 @@ async def test_a_token_from_the_future_is_refused(api: Api) -> None:
             "acme", "document:plan", "view", "user:alice", fresh=encode_token("acme", 10_000)
         )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+@pytest.mark.parametrize("revision", [2**31, 2**63 - 1, 2**63, 2**64])
+@pytest.mark.parametrize("mode", ["fresh", "exact"])
+async def test_a_token_past_what_a_revision_column_holds_is_past_the_head(
+    api: Api, mode: str, revision: int
+) -> None:
+    """Revisions are bigint; a token beyond even 32 bits once reached the database as
+    an int4 parameter and came back as a generic INVALID_ARGUMENT."""
+    from authz_service.api.tokens import encode_token
+
+    await api.touch("acme", "document:plan#viewer@user:alice")
+    token = encode_token("acme", revision)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await api.check("acme", "document:plan", "view", "user:alice", **{mode: token})
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION, err.value.details()
+    assert f"`{revision}`" in (err.value.details() or "")

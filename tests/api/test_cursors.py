@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from authz_service.api.cursors import CursorScope
 from authz_service.api.gen.authz.v1 import core_pb2, permissions_pb2, relationships_pb2
 from tests.api.conftest import server_settings, start_app
-from tests.api.cursor_helpers import collect, cursor_refused, refused, tampered
+from tests.api.cursor_helpers import collect, cursor_refused, refused, rehashed, tampered
 from tests.api.helpers import Api, obj, subj
 
 _FULL = core_pb2.Consistency(fully_consistent=True)
@@ -207,6 +207,20 @@ async def test_a_cursor_past_the_retention_window_is_a_failed_precondition(
     err = await refused(listing.call(forgetful, listing.request("acme", cursor=first[-1].cursor)))
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err.details()
     assert "retention window" in (err.details() or "")
+
+
+@pytest.mark.parametrize("revision", [2**31, 2**64])
+@pytest.mark.parametrize("listing", LISTINGS, ids=lambda x: x.name)
+async def test_a_cursor_past_the_head_is_a_failed_precondition(
+    api: Api, listing: Listing, revision: int
+) -> None:
+    """Past 32 bits, a cursor's revision once reached the database as an int4 parameter."""
+    await api.touch("acme", *listing.seed)
+    first = await _page(api, listing, listing.request("acme", limit=3))
+    cursor = rehashed(first[-1].cursor, at=revision)
+    err = await refused(listing.call(api, listing.request("acme", cursor=cursor)))
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err.details()
+    assert f"`{revision}`" in (err.details() or "")
 
 
 def _forged(body: str) -> core_pb2.Cursor:

@@ -77,6 +77,24 @@ async def test_watch_after_a_token_outside_the_history_is_failed_precondition(
         assert reason in (err.value.details() or "")
 
 
+@pytest.mark.parametrize("revision", [2**31, 2**63, 2**64])
+async def test_watch_after_a_revision_past_a_bigint_is_failed_precondition(
+    api: Api, revision: int
+) -> None:
+    """Beyond 32 bits, `after` once reached the database as an int4 parameter."""
+    await api.touch("acme", "document:one#viewer@user:ann")
+    watch = api.relationships.Watch(
+        relationships_pb2.WatchRequest(
+            tenant="acme", after={"token": encode_token("acme", revision)}
+        )
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        async with asyncio.timeout(10):
+            await watch.read()
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION, err.value.details()
+    assert f"`{revision}`" in (err.value.details() or "")
+
+
 async def test_a_filtered_watch_moves_its_resume_point_past_what_it_skipped(api: Api) -> None:
     """relationships.proto: empty responses move `changes_through` forward when committed
     revisions matched no filter, so a watcher resuming later does not reread them."""

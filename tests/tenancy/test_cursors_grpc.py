@@ -13,7 +13,7 @@ import pytest
 from authz_service.api.gen.authz.v1 import core_pb2, tenancy_pb2
 from authz_service.model import SubjectRef
 from authz_service.tenancy.encoding import binding_id
-from tests.api.cursor_helpers import cursor_refused, tampered
+from tests.api.cursor_helpers import cursor_refused, refused, rehashed, tampered
 from tests.api.helpers import Api, rel
 from tests.tenancy.helpers import SCHEMA, binding_msg, role_msg, tenancy_stub
 
@@ -176,6 +176,20 @@ async def test_a_cursor_works_only_where_it_was_issued(world: World, listing: Li
         )
     rest = await listing.call(world, listing.request("acme", cursor=cursor, consistency=_FULL))
     assert listing.keys(first) + listing.keys(rest) == keys
+
+
+@pytest.mark.parametrize("revision", [2**31, 2**64])
+@pytest.mark.parametrize("listing", LISTINGS, ids=lambda x: x.name)
+async def test_a_cursor_past_the_head_is_a_failed_precondition(
+    world: World, listing: Listing, revision: int
+) -> None:
+    """Past 32 bits, a cursor's revision once reached the database as an int4 parameter."""
+    await listing.seed(world, "acme")
+    first = await listing.call(world, listing.request("acme", limit=2))
+    cursor = rehashed(first.next_cursor, at=revision)
+    err = await refused(listing.call(world, listing.request("acme", cursor=cursor)))
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err.details()
+    assert f"`{revision}`" in (err.details() or "")
 
 
 _PREFIX_TYPES = """

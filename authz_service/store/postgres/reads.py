@@ -224,12 +224,16 @@ async def heads(db: Database, tenant: str) -> tuple[Revision, int]:
 
 
 # `expired` is NULL when the successor's revision row was collected, which GC only does
-# once that successor committed before the cutoff: too old as well.
+# once that successor committed before the cutoff: too old as well. `$2::bigint`: left to
+# itself, `$2 + 1` types the parameter int4, which a revision past 2^31 does not fit.
 CHECK_REVISION_SQL = """
 SELECT coalesce((SELECT head FROM tenants WHERE tenant = $1), 0) AS head,
        (SELECT committed_at < now() - $3::interval
-          FROM revisions WHERE tenant = $1 AND revision = $2 + 1) AS expired
+          FROM revisions WHERE tenant = $1 AND revision = $2::bigint + 1) AS expired
 """
+# Revisions are bigint (migration 0001). A token or cursor may name any number: one this
+# large is past every head, and is sent clamped so that `$2 + 1` still fits.
+_LARGEST_SENT = 2**63 - 2
 
 
 async def check_revision(
@@ -243,7 +247,8 @@ async def check_revision(
         raise FailedPrecondition(
             f"revision `{echo(revision)}` is unknown in tenant `{echo(tenant)}`"
         )
-    row = await db.fetchrow(CHECK_REVISION_SQL, tenant, revision, retention)
+    sent = min(revision, _LARGEST_SENT)
+    row = await db.fetchrow(CHECK_REVISION_SQL, tenant, sent, retention)
     assert row is not None  # a SELECT without FROM always yields one row
     if revision > row["head"]:
         raise FailedPrecondition(
