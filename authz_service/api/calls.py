@@ -1,7 +1,9 @@
 """What every servicer method does around its body: errors to statuses, call metadata.
 
 Servicers stay thin: convert the request, call a service, convert the answer. Anything
-raised inside is mapped to a status here, so no servicer maps errors itself.
+raised inside is mapped to a status here, so no servicer maps errors itself. A request
+with a NUL character in any string is refused here too (`nul.refuse_nul`), except by
+Check and CheckBulk (`hot_unary_rpc`).
 """
 
 from __future__ import annotations
@@ -12,15 +14,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
 from authz_service import deadline
 from authz_service.api.auth import current_credential_id
+from authz_service.api.nul import refuse_nul
 from authz_service.api.status import to_status
 from authz_service.service.audit import CallInfo
 
-__all__ = ["call_info", "stream_rpc", "unary_rpc"]
+__all__ = ["call_info", "hot_unary_rpc", "stream_rpc", "unary_rpc"]
 
-Req = TypeVar("Req")
+Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp")
 Self = TypeVar("Self")
 
@@ -54,9 +58,24 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException
     await context.abort_with_status(to_status(exc))  # type: ignore[attr-defined]
 
 
-def unary_rpc(
-    method: Callable[[Self, Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Resp]],
-) -> Callable[[Self, Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Resp]]:
+UnaryMethod = Callable[[Self, Req, grpc.aio.ServicerContext[Req, Resp]], Awaitable[Resp]]
+
+
+def unary_rpc(method: UnaryMethod[Self, Req, Resp]) -> UnaryMethod[Self, Req, Resp]:
+    @functools.wraps(method)
+    async def checked(
+        self: Self, request: Req, context: grpc.aio.ServicerContext[Req, Resp]
+    ) -> Resp:
+        refuse_nul(request)
+        return await method(self, request, context)
+
+    return hot_unary_rpc(checked)
+
+
+def hot_unary_rpc(method: UnaryMethod[Self, Req, Resp]) -> UnaryMethod[Self, Req, Resp]:
+    """`unary_rpc` without `refuse_nul`, for Check and CheckBulk, whose every microsecond
+    counts: they store nothing, so a NUL can do no harm there (api/nul.py)."""
+
     @functools.wraps(method)
     async def wrapper(
         self: Self, request: Req, context: grpc.aio.ServicerContext[Req, Resp]
@@ -80,6 +99,7 @@ def stream_rpc(
         self: Self, request: Req, context: grpc.aio.ServicerContext[Req, Resp]
     ) -> AsyncIterator[Resp]:
         try:
+            refuse_nul(request)
             async for item in method(self, request, context):
                 yield item
         except Exception as exc:

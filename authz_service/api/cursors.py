@@ -179,7 +179,11 @@ class CursorScope:
                 "changing only `limit`",
                 field="cursor",
             )
-        return body["at"], body["k"]
+        position = body["k"]
+        if isinstance(position, str) and "\x00" in position:
+            # No key or id holds a NUL (see _MARK); the database could not compare one.
+            raise _not_ours(token)
+        return body["at"], position
 
 
 def _cursor(raw: bytes, digest: Any) -> core_pb2.Cursor:

@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 
 from authz_service.api import bulk, convert
-from authz_service.api.calls import call_info, stream_rpc, unary_rpc
+from authz_service.api.calls import call_info, hot_unary_rpc, stream_rpc, unary_rpc
 from authz_service.api.context_limits import ContextLimits
 from authz_service.api.cursors import CursorScope
 from authz_service.api.explain import explanation_to_proto
@@ -101,7 +101,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
         field = "contextual_relationships"
         return _contextual(request.contextual_relationships, field, self._limits)
 
-    @unary_rpc
+    @hot_unary_rpc
     async def Check(
         self, request: permissions_pb2.CheckRequest, context: Ctx
     ) -> permissions_pb2.CheckResponse:
@@ -137,7 +137,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             )
         return response
 
-    @unary_rpc
+    @hot_unary_rpc
     async def CheckBulk(
         self, request: permissions_pb2.CheckBulkRequest, context: Ctx
     ) -> permissions_pb2.CheckBulkResponse:
