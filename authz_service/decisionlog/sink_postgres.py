@@ -2,15 +2,20 @@
 
 Rows keep the exact stored line, so an entry read back from the database re-checks its
 own hash; `jsonb` alone would not do, as it reorders keys and the hash input is lost.
+`jsonb` cannot hold U+0000 either, which a Check's context or reason may (api/nul.py):
+in the `record` column a NUL becomes U+FFFD, so that one such entry does not fail every
+insert and catch-up after it.
 The table is range-partitioned by month on `time`; partitions are created on demand.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -94,7 +99,7 @@ class PostgresSink:
                     e.tenant, e.seq, e.record.time, e.record.decision_id, str(e.record.kind),
                     e.record.subject, e.record.actor, e.record.action, e.record.resource,
                     str(e.record.decision), e.record.revision, e.prev_hash, e.hash,
-                    e.line.decode("utf-8"), e.line.decode("utf-8"), self._source,
+                    e.line.decode("utf-8"), _jsonb(e.line.decode("utf-8")), self._source,
                 )
                 for e in entries
             ]  # fmt: skip
@@ -154,6 +159,24 @@ class PostgresSink:
                 f"FOR VALUES FROM ('{month.isoformat()}') TO ('{end.isoformat()}')"
             )
         self._months.add(month)
+
+
+def _jsonb(line: str) -> str:
+    """`line` as the `record` column can hold it: every NUL in a string or key made U+FFFD.
+    Only a line holding the escape `\\u0000` can have one (a NUL is written escaped)."""
+    if "\\u0000" not in line:
+        return line
+    return json.dumps(_without_nul(json.loads(line)), separators=(",", ":"))
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 def _segments_after(directory: Path, seq: int) -> list[Path]:

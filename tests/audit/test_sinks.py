@@ -9,14 +9,24 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from authz_service.api.gen.authz.v1 import permissions_pb2
 from authz_service.app import App
 from authz_service.decisionlog import MIGRATION_SQL, DecisionLogConfig, PostgresSink
 from authz_service.decisionlog.layout import list_segments
 from authz_service.errors import FailedPrecondition
-from tests.api.helpers import Api
+from tests.api.helpers import Api, obj, subj
 from tests.decisionlog.helpers import wait_until, write_records
 
-from .helpers import SCHEMA, LogSetup, channel_to, make_decisions, running, setup_world
+from .helpers import (
+    QUESTIONS,
+    SCHEMA,
+    LogSetup,
+    channel_to,
+    check,
+    make_decisions,
+    running,
+    setup_world,
+)
 
 
 def _file_lines(log_dir: Path) -> set[str]:
@@ -58,6 +68,42 @@ async def test_records_reach_the_database(log_setup: LogSetup) -> None:
 
         await wait_until(caught_up, within=10)
     assert len(await _mirrored(log_setup.dsn)) == 1 + 1 + 14  # schema, write, decisions
+
+
+async def test_a_nul_in_a_checks_context_or_reason_does_not_block_the_mirror(
+    log_setup: LogSetup,
+) -> None:
+    """Check stores nothing, so it takes a NUL (api/nul.py); its record's line escapes it,
+    but `jsonb` cannot hold U+0000, and such a record once failed every insert and every
+    catch-up after it, and then the next start."""
+    nul = "a\x00b"
+    async with running(log_setup, log_postgres=True) as app, channel_to(app) as channel:
+        api = Api(channel)
+        await api.write_schema(SCHEMA)
+        await setup_world(api, "acme")
+        await check(api, "acme", QUESTIONS[0], context={"place": nul, nul: [nul]})
+        request = permissions_pb2.CheckRequest(
+            tenant="acme",
+            resource=obj("document:spec"),
+            permission="view",
+            subject=subj("user:alice"),
+            actor=subj("user:sam"),
+            reason=nul,
+        )
+        await api.permissions.Check(request)
+        await make_decisions(channel, "acme")
+    # Stopped: the mirror was fed every record, and has finished.
+    lines = _file_lines(log_setup.log_dir)
+    assert sum("a\\u0000b" in line for line in lines) == 2
+    assert await _mirrored(log_setup.dsn) == lines
+    conn = await asyncpg.connect(log_setup.dsn)
+    try:
+        query = "SELECT record->'context'->>'place' FROM decision_log WHERE line LIKE '%place%'"
+        assert await conn.fetchval(query) == "a\ufffdb"  # the line keeps the NUL
+    finally:
+        await conn.close()
+    async with running(log_setup, log_postgres=True):  # catches up before serving
+        pass
 
 
 async def test_a_mirror_turned_on_later_catches_up_before_serving(log_setup: LogSetup) -> None:
