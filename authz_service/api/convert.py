@@ -237,6 +237,8 @@ def relationship_filter(
         validate_type_name(msg.resource_type, f"{field}.resource_type")
     if msg.subject_type:
         validate_type_name(msg.subject_type, f"{field}.subject_type")
+    if msg.relation:
+        validate_relation_name(msg.relation, f"{field}.relation")
     # An id means nothing without its type: `resource_ids: [x]` alone would select the
     # `x` of every type, for deletion too.
     for ids, type_name, what in (
@@ -252,6 +254,8 @@ def relationship_filter(
     subject_relation = None
     if msg.HasField("subject_relation"):
         subject_relation = NO_RELATION if msg.subject_relation == "..." else msg.subject_relation
+        if subject_relation:
+            validate_relation_name(subject_relation, f"{field}.subject_relation")
     return RelationshipFilter(
         resource_type=msg.resource_type or None,
         resource_ids=tuple(msg.resource_ids) or None,

@@ -169,3 +169,47 @@ async def test_a_malformed_schema_names_line_and_column(api: Api) -> None:
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "2:" in (err.details() or "")
     assert "`usr`" in (err.details() or "")
+
+
+@pytest.mark.parametrize(
+    ("flt", "field"),
+    [
+        (core_pb2.RelationshipFilter(resource_type="document", relation="v" * 65), "relation"),
+        (core_pb2.RelationshipFilter(resource_type="document", relation="Viewer!"), "relation"),
+        (
+            core_pb2.RelationshipFilter(resource_type="document", subject_relation="x" * 65),
+            "subject_relation",
+        ),
+        (
+            core_pb2.RelationshipFilter(resource_type="document", subject_relation="mem ber"),
+            "subject_relation",
+        ),
+    ],
+    ids=["relation-long", "relation-chars", "subject-relation-long", "subject-relation-chars"],
+)
+async def test_a_malformed_relation_in_a_filter_is_invalid(
+    api: Api, flt: core_pb2.RelationshipFilter, field: str
+) -> None:
+    """Names in filters follow the rules of names everywhere: such a filter once matched
+    nothing, and a delete with it deleted nothing, silently."""
+    await api.touch("acme", "document:x#viewer@user:a")
+    read = relationships_pb2.ReadRelationshipsRequest(tenant="acme", filter=flt)
+    delete = relationships_pb2.DeleteRelationshipsRequest(tenant="acme", filter=flt)
+    precondition = relationships_pb2.Precondition(
+        operation=relationships_pb2.Precondition.OPERATION_MUST_NOT_MATCH, filter=flt
+    )
+    write = relationships_pb2.WriteRelationshipsRequest(tenant="acme", preconditions=[precondition])
+    for call, path in [
+        (_drain(api.relationships.ReadRelationships(read)), f"filter.{field}"),
+        (api.relationships.DeleteRelationships(delete), f"filter.{field}"),
+        (api.relationships.WriteRelationships(write), f"preconditions[0].filter.{field}"),
+    ]:
+        err = await rejected(call)
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
+        assert [f for f, _ in field_violations(err)] == [path]
+        assert "not a valid relation" in (err.details() or "")
+
+
+async def _drain(stream: object) -> None:
+    async for _ in stream:  # type: ignore[attr-defined]
+        pass
