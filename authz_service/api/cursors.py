@@ -92,7 +92,7 @@ class CursorScope:
     def issue(self, at: object, after: object) -> core_pb2.Cursor:
         body = {"v": _VERSION, "rpc": self.rpc, "t": _tag(self.tenant), "f": self.request}
         body |= {"at": at, "k": after}
-        raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        raw = _json(body)
         return _cursor(raw, hashlib.sha256(raw))
 
     def stamper(self, at: object) -> Callable[[str], core_pb2.Cursor]:
@@ -155,9 +155,13 @@ class CursorScope:
         text, _, check = token.partition(".")
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            if _hex(raw, 16) != check:
+            # Only the form `issue` writes: base64 that decodes to the same bytes with
+            # padding, whitespace or unused bits set, or JSON spaced otherwise, is not it.
+            if _base64(raw) != text or _hex(raw, 16) != check:
                 raise _not_ours(token)
             body = json.loads(raw)
+            if _json(body) != raw:
+                raise _not_ours(token)
         except (ValueError, binascii.Error, RecursionError):  # RecursionError: deep nesting
             raise _not_ours(token) from None
         if not isinstance(body, dict) or set(body) != _KEYS:
@@ -186,9 +190,16 @@ class CursorScope:
         return body["at"], position
 
 
+def _json(body: object) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _base64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
 def _cursor(raw: bytes, digest: Any) -> core_pb2.Cursor:
-    text = base64.urlsafe_b64encode(raw).decode().rstrip("=")
-    return core_pb2.Cursor(token=f"{text}.{digest.hexdigest()[:16]}")
+    return core_pb2.Cursor(token=f"{_base64(raw)}.{digest.hexdigest()[:16]}")
 
 
 def _tag(tenant: str) -> str:

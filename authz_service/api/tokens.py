@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import re
 
 from authz_service.errors import FailedPrecondition, InvalidArgument, echo
 from authz_service.model import Revision
@@ -24,6 +25,12 @@ __all__ = ["decode_fresh", "decode_token", "encode_schema_token", "encode_token"
 _REVISION_ONLY = "1"  # 1.<tenant tag>.<revision>
 _WITH_SCHEMA = "2"  # 2.<tenant tag or *>.<revision>.<schema seq>
 _ANY_TENANT = "*"
+# What `_encode` writes: a tag of 12 hex digits (`*`: any tenant) and plain numbers.
+_NUMBER = "0|[1-9][0-9]*"
+_FORM = re.compile(
+    rf"1\.(?P<tag>[0-9a-f]{{12}})\.(?P<rev>{_NUMBER})"
+    rf"|2\.(?P<tag2>[0-9a-f]{{12}}|\*)\.(?P<rev2>{_NUMBER})\.(?P<seq>{_NUMBER})"
+)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -74,17 +81,18 @@ def decode_token(token: str, tenant: str, field: str = "consistency") -> Revisio
 
 
 def _decode(token: str, field: str) -> tuple[str, Revision, int]:
+    """(tag, revision, schema seq) of a token in exactly the form `_encode` gives it.
+
+    Anything else is refused, rather than read as the token it resembles: padding, the
+    standard alphabet, whitespace or unused bits set in the base64; a sign, `_`, a
+    leading zero or a non-ASCII digit (all of which int() accepts) in a number."""
     try:
-        padded = token + "=" * (-len(token) % 4)
-        version, tag, *numbers = base64.urlsafe_b64decode(padded).decode().split(".")
-        values = [int(n) for n in numbers]
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument(
-            f"`{echo(token)}` is not a consistency token", field=field, value=token
-        ) from None
-    expected = {_REVISION_ONLY: 1, _WITH_SCHEMA: 2}.get(version)
-    if expected != len(values) or any(v < 0 for v in values):
-        raise InvalidArgument(
-            f"`{echo(token)}` is not a consistency token", field=field, value=token
-        )
-    return tag, values[0], values[1] if len(values) == 2 else 0
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
+        form = _FORM.fullmatch(raw)
+        if form is not None and _encode(raw) == token:
+            if form["rev"] is not None:
+                return form["tag"], int(form["rev"]), 0
+            return form["tag2"], int(form["rev2"]), int(form["seq"])
+    except ValueError:  # not base64, not ASCII, or a number past int()'s 4300 digits
+        pass
+    raise InvalidArgument(f"`{echo(token)}` is not a consistency token", field=field, value=token)

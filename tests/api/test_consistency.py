@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 import grpc
 import pytest
 
 from authz_service.app import App
-from tests.api.helpers import ALLOWED, DENIED, Api
+from tests.api.helpers import ALLOWED, DENIED, Api, bad_request_fields
 
 
 @pytest.fixture
@@ -113,3 +116,49 @@ async def test_a_token_past_what_a_revision_column_holds_is_past_the_head(
         await api.check("acme", "document:plan", "view", "user:alice", **{mode: token})
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION, err.value.details()
     assert f"`{revision}`" in (err.value.details() or "")
+
+
+def _encoded(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+_TAG = hashlib.sha256(b"acme").hexdigest()[:12]
+_CANONICAL = _encoded(f"1.{_TAG}.1")  # what the server issues for revision 1 of acme
+_NOT_CANONICAL = {
+    "underscore": _encoded(f"1.{_TAG}.0_1"),
+    "arabic-indic-digit": _encoded(f"1.{_TAG}.\u0661"),
+    "plus-sign": _encoded(f"1.{_TAG}.+1"),
+    "leading-space": _encoded(f"1.{_TAG}. 1"),
+    "trailing-newline": _encoded(f"1.{_TAG}.1\n"),
+    "leading-zero": _encoded(f"1.{_TAG}.01"),
+    "schema-seq-sign": _encoded(f"2.{_TAG}.1.+1"),
+    "padded": _CANONICAL + "==",
+    # Four characters each: base64 decoding skipped them, when the length still fit.
+    "spaces-before": "    " + _CANONICAL,
+    "newlines-after": _CANONICAL + "\r\n\r\n",
+    "characters-inside": _CANONICAL[:4] + "!!!!" + _CANONICAL[4:],
+    "unused-bits-set": _CANONICAL[:-1] + chr(ord(_CANONICAL[-1]) + 1),
+}
+
+
+async def test_the_canonical_token_is_accepted(api: Api) -> None:
+    await api.touch("acme", "document:plan#viewer@user:alice")
+    reply = await api.check("acme", "document:plan", "view", "user:alice", fresh=_CANONICAL)
+    assert reply.decision == ALLOWED
+
+
+@pytest.mark.parametrize("token", _NOT_CANONICAL.values(), ids=_NOT_CANONICAL.keys())
+@pytest.mark.parametrize("mode", ["fresh", "exact"])
+async def test_only_the_canonical_form_of_a_token_is_accepted(
+    api: Api, mode: str, token: str
+) -> None:
+    """Each of these once decoded to revision 1 (or the token above): a token is opaque,
+    and a lenient parser would make accidents, such as a token cut and pasted with a
+    newline, look like tokens."""
+    await api.touch("acme", "document:plan#viewer@user:alice")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await api.check("acme", "document:plan", "view", "user:alice", **{mode: token})
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
+    assert "is not a consistency token" in (err.value.details() or "")
+    field = "at_least_as_fresh" if mode == "fresh" else "at_exact_snapshot"
+    assert bad_request_fields(err.value) == [f"consistency.{field}"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,6 +243,36 @@ async def test_forged_cursors_are_invalid_arguments(api: Api) -> None:
             READ.call(api, READ.request("acme", cursor=_forged(body))),
             "not a cursor this service issued",
         )
+
+
+def _variants(token: str) -> dict[str, str]:
+    """Spellings of a cursor that decode to the same bytes: not the form it was issued in."""
+    text, _, check = token.partition(".")
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    loose = json.dumps(json.loads(raw)).encode()  # `", "` and `": "` between items
+    bits = text[:-1] + chr(ord(text[-1]) + 1)  # unused low bits of the last character set
+    return {
+        "spaces-before": "    " + token,
+        "characters-inside": f"{text[:4]}!!!!{text[4:]}.{check}",
+        "padded": f"{text}{'=' * (4 - len(text) % 4)}.{check}",
+        "unused-bits-set": f"{bits}.{check}",
+        "loose-json": _forged(loose.decode()).token,
+    }
+
+
+@pytest.mark.parametrize(
+    "variant", ["spaces-before", "characters-inside", "padded", "unused-bits-set", "loose-json"]
+)
+async def test_only_the_form_a_cursor_was_issued_in_is_accepted(api: Api, variant: str) -> None:
+    """Each of these was once read as the cursor it spells differently."""
+    await api.touch("acme", *READ.seed)
+    first = await _page(api, READ, READ.request("acme", limit=3))
+    token = first[-1].cursor.token
+    assert len(token.partition(".")[0]) % 4 != 0  # so that `padded` and `unused-bits-set` apply
+    altered = core_pb2.Cursor(token=_variants(token)[variant])
+    await cursor_refused(
+        READ.call(api, READ.request("acme", cursor=altered)), "not a cursor this service issued"
+    )
 
 
 @settings(max_examples=300, deadline=None)
