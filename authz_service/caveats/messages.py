@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
+from authz_service.errors import echo
+
 __all__ = ["cel_type_name", "describe_cel_error", "describe_syntax_error", "undefined_name"]
 
 _UNDEFINED = re.compile(r"Undefined variable or function: '([^']*)'")
@@ -18,6 +20,15 @@ _PYTHON_FUNCTION = re.compile(
     re.DOTALL,
 )
 _SYNTAX = re.compile(r"ERROR: <input>:(\d+):(\d+): (.*)")
+# The parser's own values, such as `OtherError(ParseError { source: None, pos: (96, -1),
+# msg: "Recursion limit of 96 exceeded", ... })`: internals, never shown as they are.
+_LIBRARY_VALUE = re.compile(r"[A-Z]\w*(?:\(|\s*\{)")
+_RECURSION = re.compile(r"Recursion limit of \d+ exceeded")
+# ANTLR quotes the input it stopped at (`mismatched input 'x' expecting {...}`, `token
+# recognition error at: 'x'`), which may be a whole string literal: shown through echo.
+_QUOTED = re.compile(
+    r"(?P<head>.*?(?:input|at:?) )'(?P<input>.*?)'(?P<tail>(?: expecting .*)?)", re.DOTALL
+)
 _ADVICE = re.compile(r"\.\s+(?:Check|CEL does not|Convert|Common causes)\b.*$", re.DOTALL)
 
 
@@ -51,11 +62,22 @@ def describe_syntax_error(error: BaseException) -> tuple[str, int, int]:
     """
     found = [match.groups() for match in _SYNTAX.finditer(str(error))]
     if not found:
-        return _lowercase_first(str(error).splitlines()[0] if str(error) else "invalid"), 0, 0
+        return "not a valid expression", 0, 0  # the text would quote the whole expression
     chosen = next((entry for entry in found if entry[2].startswith("Syntax error:")), found[0])
     line, column, message = chosen
-    message = message.removeprefix("Syntax error:").strip()
-    return _lowercase_first(message), int(line), int(column)
+    return _plain(message.removeprefix("Syntax error:").strip()), int(line), int(column)
+
+
+def _plain(message: str) -> str:
+    """The parser's reason in plain words, quoting the input through `echo`."""
+    if _RECURSION.search(message):
+        return "nesting too deep"
+    if _LIBRARY_VALUE.match(message):
+        return "not a valid expression"
+    quoted = _QUOTED.fullmatch(message)
+    if quoted:
+        message = f"{quoted['head']}'{echo(quoted['input'])}'{quoted['tail']}"
+    return _lowercase_first(message)
 
 
 def cel_type_name(value: object) -> str:

@@ -11,6 +11,7 @@ from authz_service.api.gen.authz.v1 import (
     core_pb2,
     permissions_pb2,
     relationships_pb2,
+    schema_pb2,
 )
 from tests.api.helpers import DENIED, Api, obj, rel, subj
 
@@ -213,3 +214,35 @@ async def test_a_malformed_relation_in_a_filter_is_invalid(
 async def _drain(stream: object) -> None:
     async for _ in stream:  # type: ignore[attr-defined]
         pass
+
+
+_CAVEAT_SCHEMA = """
+definition user {}
+caveat ccc(n int) { %s }
+definition document { relation viewer: user with ccc }
+"""
+
+
+@pytest.mark.parametrize(
+    ("expression", "reason"),
+    [
+        ("(" * 100 + "n" + ")" * 100 + " < 3", "at 1:97: nesting too deep"),
+        ("n in " + "[" * 200 + "]" * 200, "at 1:102: nesting too deep"),
+        ("n == 1 '" + "z" * 3000 + "'", "at 1:8: extraneous input ''zzz"),
+        ("n == 1 " + "y" * 3000, "at 1:8: extraneous input 'yyy"),
+    ],
+    ids=["parentheses", "lists", "long-string", "long-name"],
+)
+async def test_a_caveat_syntax_error_says_where_and_why_plainly(
+    api: Api, expression: str, reason: str
+) -> None:
+    """The CEL library's own representation (`OtherError(ParseError { source: None, ...
+    })`) once made the message, and a long quoted input ran it to the 1 KiB cut."""
+    request = schema_pb2.WriteSchemaRequest(schema=_CAVEAT_SCHEMA % expression, force=True)
+    err = await rejected(api.schema.WriteSchema(request))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
+    details = err.details() or ""
+    assert f"caveat `ccc` has a syntax error {reason}" in details
+    for internal in ("Error(", "ParseError", "source: None", "Recursion limit"):
+        assert internal not in details
+    assert len(details) < 400, details
