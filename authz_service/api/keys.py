@@ -20,7 +20,7 @@ from authz_service.api.calls import call_info, unary_rpc
 from authz_service.api.cursors import CursorScope
 from authz_service.api.gen.authz.v1 import keys_pb2, keys_pb2_grpc
 from authz_service.credentials import ApiKey, Scope, parse_scopes, validate_key_tenant
-from authz_service.errors import InvalidArgument
+from authz_service.errors import InvalidArgument, echo
 from authz_service.service import methods
 from authz_service.service.keys import KeyAdmin
 from authz_service.service.pages import page_limit
@@ -65,9 +65,22 @@ def _now() -> datetime:
 
 
 def key_scopes(values: Any) -> frozenset[Scope]:
-    if not values:
+    """The scopes of a key-creating request, each named once (as `parse_scopes` reads a
+    name: `Check` is `check`; blank names are skipped): a repeat is a request not meant
+    as sent."""
+    seen: set[Scope] = set()
+    for value in values:
+        if not value.strip():
+            continue
+        (scope,) = parse_scopes([value])
+        if scope in seen:
+            raise InvalidArgument(
+                f"scope `{echo(value)}` is listed twice", field="scopes", value=value
+            )
+        seen.add(scope)
+    if not seen:
         raise InvalidArgument("a key needs at least one scope", field="scopes", value="")
-    return parse_scopes(list(values))
+    return frozenset(seen)
 
 
 def _overlap(request: keys_pb2.RotateKeyRequest) -> timedelta:

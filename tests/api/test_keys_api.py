@@ -281,6 +281,8 @@ async def test_a_tenant_admin_manages_only_its_own_tenants_keys(
     [
         ({"tenant": "acme", "scopes": ["root"]}, "scopes"),
         ({"tenant": "acme", "scopes": []}, "scopes"),
+        ({"tenant": "acme", "scopes": ["check", "write", "check"]}, "scopes"),
+        ({"tenant": "acme", "scopes": ["check", "CHECK"]}, "scopes"),
         ({"tenant": "acme", "scopes": ["check"], "description": "x" * 201}, "description"),
         (
             {"tenant": "acme", "scopes": ["check"], "expire_time": Timestamp(seconds=1)},
@@ -304,6 +306,14 @@ async def test_bad_create_requests_name_the_field(
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert bad_request_fields(err.value) == [field]
     assert (await app.store.keys.list("acme")) == []
+
+
+async def test_a_scope_listed_twice_is_named(app: App, channel: grpc.aio.Channel) -> None:
+    keys = Keys(channel, await _bootstrap(app))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await keys.create("acme", "check", "write", "Check")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "scope `Check` is listed twice" in (err.value.details() or "")
 
 
 async def test_every_key_change_is_an_admin_record(pg_dsn: str, tmp_path: Path) -> None:
