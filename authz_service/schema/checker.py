@@ -42,12 +42,19 @@ from authz_service.schema.printer import describe_subject, print_expr
 __all__ = [
     "DEFAULT_MAX_CAVEAT_BYTES",
     "DEFAULT_MAX_CAVEAT_COST",
+    "MAX_EXPRESSION_DEPTH",
     "Problem",
     "check_schema",
+    "expression_depth",
 ]
 
 DEFAULT_MAX_CAVEAT_BYTES = 4_096
 DEFAULT_MAX_CAVEAT_COST = 1_000_000
+# Operators nested in one permission. Every pass over an expression (evaluation,
+# explanation, printing, equality) recurses once or twice per level, so this keeps one
+# level of evaluation far below Python's 1,000 frames; an explanation written for it stays
+# below protobuf's 100 nested messages.
+MAX_EXPRESSION_DEPTH = 64
 _CHAIN_SHOWN = 10  # steps of a cycle named in its error
 
 Problem = tuple[Span, str]
@@ -55,24 +62,34 @@ _Named = TypeVar("_Named", Definition, CaveatDef, RoleDef)
 
 
 def check_schema(
-    schema: Schema, *, max_caveat_bytes: int | None = None, max_caveat_cost: int | None = None
+    schema: Schema,
+    *,
+    max_caveat_bytes: int | None = None,
+    max_caveat_cost: int | None = None,
+    max_expression_depth: int | None = None,
 ) -> tuple[list[Problem], dict[str, CompiledCaveat], Schema]:
     """Problems found (unsorted), the compiled caveats, and the schema with canonical
     caveat parameter types. A caveat expression over `max_caveat_bytes` is a problem
     (compiling CEL takes time and memory in proportion to it, holding the interpreter),
-    and so is one over `max_caveat_cost` on any input (see `caveats.cost`)."""
-    checker = _Checker(schema, max_caveat_bytes, max_caveat_cost)
+    and so is one over `max_caveat_cost` on any input (see `caveats.cost`), and a
+    permission whose operators nest deeper than `max_expression_depth`."""
+    checker = _Checker(schema, max_caveat_bytes, max_caveat_cost, max_expression_depth)
     checker.run()
     return checker.problems, checker.compiled, checker.canonical()
 
 
 class _Checker:
     def __init__(
-        self, schema: Schema, max_caveat_bytes: int | None, max_caveat_cost: int | None
+        self,
+        schema: Schema,
+        max_caveat_bytes: int | None,
+        max_caveat_cost: int | None,
+        max_expression_depth: int | None,
     ) -> None:
         self.schema = schema
         self.max_caveat_bytes = max_caveat_bytes
         self.max_caveat_cost = max_caveat_cost
+        self.max_expression_depth = max_expression_depth
         self.problems: list[Problem] = []
         self.compiled: dict[str, CompiledCaveat] = {}
         self.param_types: dict[str, tuple[tuple[str, str], ...]] = {}
@@ -163,9 +180,21 @@ class _Checker:
             self.relation(definition, relation)
         self.inherits(definition, members)
         for permission in definition.permissions:
+            self.nesting(definition, permission)
             for node in _walk(permission.expr):
                 self.expr_node(definition, permission, node, members)
         self.cycles(definition, members)
+
+    def nesting(self, definition: Definition, permission: Permission) -> None:
+        limit = self.max_expression_depth
+        depth = expression_depth(permission.expr)
+        if limit is not None and depth > limit:
+            self.error(
+                permission.span,
+                f"permission `{permission.name}` of `{definition.name}` nests operators "
+                f"{depth} deep, over the limit of {limit} (each `-` of a chain adds one: write "
+                "`a - (b + c + d)` for `a - b - c - d`)",
+            )
 
     def relation(self, definition: Definition, relation: Relation) -> None:
         where = f"in relation `{relation.name}` of `{definition.name}`"
@@ -308,11 +337,25 @@ class _Checker:
             seen.add(item)
 
 
+def expression_depth(expr: Expr) -> int:
+    """How deeply operators nest in `expr`: 0 for a leaf, 2 for `a - b - c` (left-deep,
+    `(a - b) - c`) and for `a + (b & c)`."""
+    return max(depth for _, depth in _walk_depths(expr))
+
+
 def _walk(expr: Expr) -> Iterator[Expr]:
-    yield expr
-    if isinstance(expr, Union | Intersection):
-        for child in expr.children:
-            yield from _walk(child)
-    elif isinstance(expr, Exclusion):
-        yield from _walk(expr.base)
-        yield from _walk(expr.subtracted)
+    """Every node of `expr`, parents first, in source order."""
+    for node, _ in _walk_depths(expr):
+        yield node
+
+
+def _walk_depths(expr: Expr) -> Iterator[tuple[Expr, int]]:
+    # Without recursion: the schema may nest too deeply for it, which is then reported.
+    stack: list[tuple[Expr, int]] = [(expr, 0)]
+    while stack:
+        node, depth = stack.pop()
+        yield node, depth
+        if isinstance(node, Union | Intersection):
+            stack.extend((child, depth + 1) for child in reversed(node.children))
+        elif isinstance(node, Exclusion):
+            stack.extend(((node.subtracted, depth + 1), (node.base, depth + 1)))

@@ -11,7 +11,7 @@ from types import MappingProxyType
 
 from authz_service.errors import SchemaError
 from authz_service.schema.ast import Permission, Relation, Schema
-from authz_service.schema.checker import check_schema
+from authz_service.schema.checker import MAX_EXPRESSION_DEPTH, check_schema
 from authz_service.schema.compiled import CompiledSchema
 from authz_service.schema.parser import parse_schema
 from authz_service.schema.printer import print_schema
@@ -20,22 +20,36 @@ __all__ = ["compile_ast", "compile_schema", "schema_version"]
 
 
 def compile_schema(
-    text: str, *, max_caveat_bytes: int | None = None, max_caveat_cost: int | None = None
+    text: str,
+    *,
+    max_caveat_bytes: int | None = None,
+    max_caveat_cost: int | None = None,
+    max_expression_depth: int | None = MAX_EXPRESSION_DEPTH,
 ) -> CompiledSchema:
     """Parse and type-check `text`. Raises `SchemaError` for the first problem in the source.
-    The limits bound each caveat (see `check_schema`); None means no bound, as for
-    schemas already stored."""
+    The limits bound each caveat and each permission's expression (see `check_schema`);
+    None means no bound, as for schemas already stored."""
     return compile_ast(
-        parse_schema(text), max_caveat_bytes=max_caveat_bytes, max_caveat_cost=max_caveat_cost
+        parse_schema(text),
+        max_caveat_bytes=max_caveat_bytes,
+        max_caveat_cost=max_caveat_cost,
+        max_expression_depth=max_expression_depth,
     )
 
 
 def compile_ast(
-    schema: Schema, *, max_caveat_bytes: int | None = None, max_caveat_cost: int | None = None
+    schema: Schema,
+    *,
+    max_caveat_bytes: int | None = None,
+    max_caveat_cost: int | None = None,
+    max_expression_depth: int | None = MAX_EXPRESSION_DEPTH,
 ) -> CompiledSchema:
     """Type-check an already parsed (or built) schema."""
     problems, caveats, canonical = check_schema(
-        schema, max_caveat_bytes=max_caveat_bytes, max_caveat_cost=max_caveat_cost
+        schema,
+        max_caveat_bytes=max_caveat_bytes,
+        max_caveat_cost=max_caveat_cost,
+        max_expression_depth=max_expression_depth,
     )
     if problems:
         # `min` keeps the first of equal positions: the checker order breaks ties.

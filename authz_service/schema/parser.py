@@ -61,7 +61,7 @@ _SPICEDB_KEYWORDS = frozenset({"caveat", "definition", "nil", "permission", "rel
 _RESERVED_MEMBER = _SPICEDB_KEYWORDS | {"self"}
 _RESERVED_CAVEAT = _SPICEDB_KEYWORDS | {"expiration"}
 FEATURES = frozenset({"expiration", "self"})
-MAX_NESTING = 64  # parentheses; keeps every recursive pass far from Python's stack limit
+MAX_NESTING = 64  # parentheses, which this parser recurses into (operators: checker.py)
 
 
 def parse_schema(text: str) -> Schema:

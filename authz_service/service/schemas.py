@@ -55,8 +55,8 @@ class SchemaManager:
         max_caveat_bytes: int = DEFAULT_MAX_CAVEAT_BYTES,
         max_caveat_cost: int = DEFAULT_MAX_CAVEAT_COST,
     ) -> None:
-        """The byte limits apply to schemas written through `write`; a schema already
-        stored is always loaded, whatever the limits are now."""
+        """The byte limits and the expression depth limit apply to schemas written through
+        `write`; a schema already stored is always loaded, whatever the limits are now."""
         self._store = store
         self._max_schema_bytes = max_schema_bytes
         self._max_caveat_bytes = max_caveat_bytes
@@ -130,7 +130,9 @@ class SchemaManager:
     async def _compiled(self, version: str, text: str) -> CompiledSchema:
         cached = self._versions.get(version)
         if cached is None:
-            cached = await asyncio.to_thread(compile_schema, text)
+            # A stored schema passed the limits of its day; it is read back even if it
+            # would not pass today's.
+            cached = await asyncio.to_thread(compile_schema, text, max_expression_depth=None)
             self._versions[version] = cached
         return cached
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from authz_service.api.gen.authz.v1 import schema_pb2
+from authz_service.api.gen.authz.v1 import core_pb2, permissions_pb2, schema_pb2
 from authz_service.app import App
 from tests.api.conftest import server_settings, start_app
-from tests.api.helpers import SCHEMA, Api
+from tests.api.helpers import ALLOWED, DENIED, SCHEMA, Api, obj, subj
 from tests.api.stall import race
 
 
@@ -75,3 +75,72 @@ async def test_caveat_over_the_size_limit_is_refused(api: Api) -> None:
     details = caught.value.details() or ""
     assert "caveat `big`" in details
     assert "AUTHZ_MAX_CAVEAT_BYTES = 2000" in details
+
+
+def exclusions(terms: int) -> str:
+    chain = "aaa" + " - bbb" * terms
+    return (
+        f"{SCHEMA}\ndefinition chain_test {{\n    relation aaa: user\n    relation bbb: user\n"
+        f"    permission ppp = {chain}\n}}\n"
+    )
+
+
+@pytest.mark.parametrize("terms", [500, 1_000])
+async def test_a_long_exclusion_chain_is_refused_naming_the_permission(
+    api: Api, terms: int
+) -> None:
+    """1,000 terms (6 KB) once crashed WriteSchema (RecursionError, INTERNAL); 500 were
+    stored, and then Check, Explain, ListPermissions and LookupSubjects crashed."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await api.write_schema(exclusions(terms))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = caught.value.details() or ""
+    assert f"permission `ppp` of `chain_test` nests operators {terms} deep" in details
+    assert "over the limit of 64" in details
+
+
+async def test_every_call_answers_an_exclusion_chain_at_the_limit(api: Api) -> None:
+    await api.write_schema(exclusions(64))
+    await api.touch("acme", "chain_test:c1#aaa@user:u1", "chain_test:c1#bbb@user:u2")
+    resource, subject = obj("chain_test:c1"), subj("user:u1")
+    full = core_pb2.Consistency(fully_consistent=True)
+    check = await api.permissions.Check(
+        permissions_pb2.CheckRequest(
+            tenant="acme",
+            resource=resource,
+            permission="ppp",
+            subject=subject,
+            consistency=full,
+            with_explanation=True,
+        )
+    )
+    assert check.decision == ALLOWED
+    assert check.explanation.root.kind == core_pb2.ExplanationNode.KIND_PERMISSION
+    assert (await api.explain("acme", "chain_test:c1", "ppp", "user:u1")).decision == ALLOWED
+    assert (await api.explain("acme", "chain_test:c1", "ppp", "user:u2")).decision == DENIED
+    listed = await api.permissions.ListPermissions(
+        permissions_pb2.ListPermissionsRequest(
+            tenant="acme", resource=resource, subject=subject, consistency=full
+        )
+    )
+    assert [(p.permission, p.decision) for p in listed.permissions] == [("ppp", ALLOWED)]
+    subjects = api.permissions.LookupSubjects(
+        permissions_pb2.LookupSubjectsRequest(
+            tenant="acme",
+            resource=resource,
+            permission="ppp",
+            subject_type="user",
+            consistency=full,
+        )
+    )
+    assert [s.subject_id async for s in subjects] == ["u1"]
+    resources = api.permissions.LookupResources(
+        permissions_pb2.LookupResourcesRequest(
+            tenant="acme",
+            resource_type="chain_test",
+            permission="ppp",
+            subject=subject,
+            consistency=full,
+        )
+    )
+    assert [r.resource_id async for r in resources] == ["c1"]
