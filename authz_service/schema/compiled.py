@@ -30,6 +30,9 @@ class CompiledSchema:
     permissions: Mapping[tuple[str, str], Permission] = field(compare=False)
     caveats: Mapping[str, CompiledCaveat] = field(compare=False)
     roles: Mapping[str, RoleDef] = field(compare=False)
+    # How deeply operators nest in its deepest permission (`checker.expression_depth`):
+    # the engine sizes its stack by it.
+    nesting: int = field(default=0, compare=False)
 
     def member(self, type_name: str, name: str) -> Relation | Permission | None:
         """The relation or permission `name` on `type_name`, or None."""

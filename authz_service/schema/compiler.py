@@ -11,7 +11,7 @@ from types import MappingProxyType
 
 from authz_service.errors import SchemaError
 from authz_service.schema.ast import Permission, Relation, Schema
-from authz_service.schema.checker import MAX_EXPRESSION_DEPTH, check_schema
+from authz_service.schema.checker import MAX_EXPRESSION_DEPTH, check_schema, expression_depth
 from authz_service.schema.compiled import CompiledSchema
 from authz_service.schema.parser import parse_schema
 from authz_service.schema.printer import print_schema
@@ -72,6 +72,7 @@ def compile_ast(
         permissions=MappingProxyType(permissions),
         caveats=MappingProxyType(caveats),
         roles=MappingProxyType({r.name: r for r in canonical.roles}),
+        nesting=max((expression_depth(p.expr) for p in permissions.values()), default=0),
     )
 
 

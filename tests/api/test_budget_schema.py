@@ -144,3 +144,19 @@ async def test_every_call_answers_an_exclusion_chain_at_the_limit(api: Api) -> N
         )
     )
     assert [r.resource_id async for r in resources] == ["c1"]
+
+
+async def test_a_deep_chain_of_a_permission_nested_to_the_limit_is_decided(api: Api) -> None:
+    """48 levels of it once took some 6,000 Python frames: INTERNAL (tests/engine/
+    test_engine_stack.py)."""
+    nested = "(aaa + parent->ppp)" + " - bbb" * 63
+    await api.write_schema(
+        f"{SCHEMA}\ndefinition thing {{\n    relation parent: thing\n    relation aaa: user\n"
+        f"    relation bbb: user\n    permission ppp = {nested}\n}}\n"
+    )
+    chain = [f"thing:t{i}#parent@thing:t{i + 1}" for i in range(48)]
+    await api.touch("acme", *chain, "thing:t48#aaa@user:u1", "thing:t0#bbb@user:u2")
+    await api.touch("acme", "thing:t48#aaa@user:u2")
+    for subject, decision in (("user:u1", ALLOWED), ("user:u2", DENIED), ("user:u3", DENIED)):
+        reply = await api.check("acme", "thing:t0", "ppp", subject, full=True)
+        assert reply.decision == decision, subject
