@@ -56,5 +56,7 @@ def require_subject(schema: CompiledSchema, subject: SubjectRef, field: str = "s
 
 
 def require_contextual(schema: CompiledSchema, contextual: Sequence[Relationship]) -> None:
-    for rel in contextual:
-        check_relationship(schema, rel, field="contextual")
+    """Request-only relationships, in the order of the request's `contextual_relationships`
+    (Check, CheckBulk, ListPermissions and Explain all call it that)."""
+    for index, rel in enumerate(contextual):
+        check_relationship(schema, rel, field=f"contextual_relationships[{index}]")
