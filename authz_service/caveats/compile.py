@@ -86,15 +86,7 @@ class CompiledCaveat:
         context are evaluated as unknown (see `partial.py`). An evaluation whose cost
         bound (see `cost.py`) exceeds `max_cost` is refused with LimitExceeded.
         """
-        bindings: dict[str, Any] = {}
-        for name, convert in self._converters:
-            raw = context.get(name, _ABSENT)
-            if raw is _ABSENT:
-                continue
-            try:
-                bindings[name] = convert(raw)
-            except (ValueError, TypeError, OverflowError):
-                raise self._mismatch(name, raw) from None
+        bindings = self._bind(context, None)
         if max_cost is not None:
             cost = self._cost.estimate(context.get(name) for name in bindings)
             if cost > max_cost:
@@ -118,6 +110,27 @@ class CompiledCaveat:
             return _FALSE
         raise self._not_boolean(value)
 
+    def check_context(self, context: Mapping[str, Any], field: str) -> None:
+        """Raise CaveatError naming `<field>.<parameter>` for a value of `context` that its
+        parameter's type does not admit: the conversion `evaluate` makes, done where the
+        context is written instead of at every check. Other names are not looked at."""
+        self._bind(context, field)
+
+    def _bind(self, context: Mapping[str, Any], field: str | None) -> dict[str, Any]:
+        """The parameters present in `context`, converted. A value that does not convert
+        is blamed on `<field>.<parameter>`, or on the request's `context` (None)."""
+        bindings: dict[str, Any] = {}
+        for name, convert in self._converters:
+            raw = context.get(name, _ABSENT)
+            if raw is _ABSENT:
+                continue
+            try:
+                bindings[name] = convert(raw)
+            except (ValueError, TypeError, OverflowError):
+                where = "context" if field is None else f"{field}.{name}"
+                raise self._mismatch(name, raw, where) from None
+        return bindings
+
     def _evaluate_partially(self, activation: Activation, missing: frozenset[str]) -> CaveatResult:
         outcome = self._tree.evaluate(activation, missing)
         if outcome is True:
@@ -139,7 +152,7 @@ class CompiledCaveat:
             unquoted=f"caveat `{echo(self.name)}` failed (the reason may quote the context)",
         )
 
-    def _mismatch(self, name: str, raw: object) -> CaveatError:
+    def _mismatch(self, name: str, raw: object, field: str) -> CaveatError:
         declared = dict(self.parameters)[name]
         try:
             shown = json.dumps(raw, ensure_ascii=False)
@@ -148,7 +161,7 @@ class CompiledCaveat:
         expects = f"parameter `{echo(name)}` of caveat `{self.name}` expects {declared}"
         return CaveatError(
             f"{expects}, got `{echo(shown)}`",
-            field="context",
+            field=field,
             value=raw,
             unquoted=f"{expects}, got {cel_type_name(raw)}",
         )

@@ -1,13 +1,15 @@
 """A relationship's caveat as a three-valued result.
 
 The context a caveat sees is the request context overridden by the context stored on the
-relationship (what was written wins over what the caller claims).
+relationship (what was written wins over what the caller claims). Writes check that the
+stored context fits the caveat's parameter types; a row stored before they did may not,
+and is then blamed by name (FailedPrecondition), not the request's `context`.
 """
 
 from __future__ import annotations
 
 from authz_service.engine.tristate import FALSE, TRUE, Tri
-from authz_service.errors import CaveatError, echo
+from authz_service.errors import CaveatError, FailedPrecondition, echo
 from authz_service.model import FrozenContext, Relationship
 from authz_service.schema.compiled import CompiledSchema
 
@@ -38,6 +40,14 @@ class CaveatEvaluator:
                 field="relationship",
                 value=str(rel),
             )
+        try:
+            compiled.check_context(ref.context, "caveat.context")
+        except CaveatError as exc:
+            raise FailedPrecondition(
+                f"relationship `{echo(f'{rel.resource}#{rel.relation}@{rel.subject}')}` is "
+                f"stored with context that does not fit its caveat: {exc.message}; write it "
+                "again"
+            ) from None
         merged = dict(context)
         merged.update(ref.context)
         outcome = compiled.evaluate(merged, max_cost=self._max_cost)

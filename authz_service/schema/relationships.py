@@ -3,8 +3,9 @@
 A relationship `res#rel@subj` is allowed when `res`'s definition has a relation (not a
 permission) `rel` whose allowed subject types include one that matches the subject
 exactly: same type, same subject relation, wildcard only if `type:*` is listed, the same
-caveat (or none), and an expiration only where `with expiration` is listed. An expiration
-in the past is accepted: such a relationship simply does not exist for any check.
+caveat (or none), and an expiration only where `with expiration` is listed; the context
+stored with a caveat may name only its parameters, each with a value of its type. An
+expiration in the past is accepted: such a relationship simply does not exist for any check.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ def check_relationship(
     rel: Relationship,
     field: str = "relationship",
 ) -> None:
-    """Raise InvalidArgument naming `field` and the relationship if the schema forbids it."""
+    """Raise InvalidArgument naming `field` (the request field holding `rel`) and the
+    relationship if the schema forbids it; a context value its caveat's parameter does not
+    admit is named by its own path, `<field>.caveat.context.<parameter>`."""
     text = str(rel)
     definition = schema.definitions.get(rel.resource.type)
     if definition is None:
@@ -90,3 +93,6 @@ def check_relationship(
                 field=field,
                 value=text,
             )
+        if caveat is not None:
+            # The conversion every check of it makes: a value that fails it fails them all.
+            caveat.check_context(rel.caveat.context, f"{field}.caveat.context")

@@ -92,13 +92,17 @@ _WITHHELD = "the message is not logged: it may quote context values the log reda
 def _failure(exc: AuthzError, redacts: bool) -> dict[str, Any]:
     """A failed evaluation's explanation: the error's class and message. An error about
     the request context (a caveat parameter of the wrong type, an expression failing on
-    a value) can quote its values, so where those must stay off the record
-    (`_withholds`) it keeps the message without them (the caller's own error still names
-    them)."""
+    a value) or about a contextual relationship (which it quotes, caveat context and all)
+    can quote context values, so where those must stay off the record (`_withholds`) it
+    keeps the message without them (the caller's own error still names them)."""
     message = exc.message
-    if redacts and isinstance(exc, InvalidArgument) and exc.field == "context":
+    if redacts and isinstance(exc, InvalidArgument) and _about_context(exc.field):
         message = exc.unquoted or _WITHHELD
     return {"error": type(exc).__name__, "message": message}
+
+
+def _about_context(field: str) -> bool:
+    return field == "context" or field.startswith("contextual_relationships[")
 
 
 def _withholds(writer: DecisionWriter, item: CheckItem, contextual: Sequence[Relationship]) -> bool:

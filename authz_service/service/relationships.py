@@ -107,7 +107,7 @@ class RelationshipService:
         schema = await self._schemas.require()
         for index, update in enumerate(updates):
             if update.op is not UpdateOp.DELETE:
-                check_relationship(schema, update.relationship, f"updates[{index}]")
+                check_relationship(schema, update.relationship, f"updates[{index}].relationship")
         revision = await self._store.write(
             tenant,
             updates,

@@ -113,7 +113,7 @@ async def test_a_bad_update_rejects_the_whole_write(api: Api) -> None:
         )
     )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert field_violations(err)[0][0] == "updates[1]"
+    assert field_violations(err)[0][0] == "updates[1].relationship"
     assert "folder:f" in (err.details() or "")
     reply = await api.check("acme", "document:x", "view", "user:a", full=True)
     assert reply.decision == DENIED

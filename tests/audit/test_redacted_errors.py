@@ -113,11 +113,19 @@ async def test_an_error_quoting_a_redacted_value_is_logged_without_it(
                 assert secret.encode() not in data, f"{secret} in {path}"
 
 
+@pytest.mark.parametrize(
+    "contextual",
+    [
+        'document:d#typed_viewer@user:a[typed:{"ssn":"555-12-3456"}]',  # a mistyped value
+        'document:d#typed_viewer@user:a[typed:{"ssn":1,"pin":"555-12-3456"}]',  # no `pin`
+    ],
+)
 async def test_a_contextual_relationship_s_caveat_context_stays_off_disk(
-    log_setup: LogSetup,
+    log_setup: LogSetup, contextual: str
 ) -> None:
     """The log holds contextual relationships only as a digest, so an error quoting a value
-    of their caveat context must not write it out either."""
+    of their caveat context (or the relationship, context and all) must not write it out
+    either."""
     async with (
         asyncio.timeout(120),
         running(log_setup, log_redact="$.ssn") as app,
@@ -126,8 +134,7 @@ async def test_a_contextual_relationship_s_caveat_context_stays_off_disk(
         api = Api(channel)
         await api.write_schema(SCHEMA)
         request = _check("typed", {})
-        contextual = request.contextual_relationships.add()
-        contextual.CopyFrom(rel('document:d#typed_viewer@user:a[typed:{"ssn":"555-12-3456"}]'))
+        request.contextual_relationships.add().CopyFrom(rel(contextual))
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await api.permissions.Check(request)
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -119,6 +119,8 @@ def test_values_convert_to_declared_types(
     parameter_type: str, expression: str, value: Any, expected: bool
 ) -> None:
     assert holds(parameter_type, expression, value) is expected
+    caveat = compile_caveat("probe", [("p", parameter_type)], expression)
+    caveat.check_context({"p": value}, "relationship.caveat.context")  # a write takes it
 
 
 @pytest.mark.parametrize(
@@ -153,9 +155,13 @@ def test_values_that_do_not_fit_name_parameter_and_value(
     caveat = compile_caveat("write_limit", [("limit", parameter_type)], "true")
     with pytest.raises(CaveatError) as raised:
         caveat.evaluate({"limit": value})
-    assert raised.value.message == (
-        f"parameter `limit` of caveat `write_limit` expects {parameter_type}, got `{shown}`"
-    )
+    message = f"parameter `limit` of caveat `write_limit` expects {parameter_type}, got `{shown}`"
+    assert (raised.value.message, raised.value.field) == (message, "context")
+    # A write checks the context it stores by the same rules, naming the value's field.
+    with pytest.raises(CaveatError) as raised:
+        caveat.check_context({"limit": value, "other": 1}, "updates[2].relationship.caveat.context")
+    assert raised.value.message == message
+    assert raised.value.field == "updates[2].relationship.caveat.context.limit"
 
 
 def test_long_values_are_shortened_in_messages() -> None:

@@ -8,10 +8,11 @@ from dataclasses import replace
 
 import pytest
 
-from authz_service.engine import Decision, Limits
+from authz_service.engine import CheckResult, Decision, Limits
 from authz_service.errors import (
     CaveatError,
     DeadlineExceeded,
+    FailedPrecondition,
     InvalidArgument,
     LimitExceeded,
 )
@@ -152,6 +153,32 @@ async def test_a_stored_relationship_with_a_caveat_the_schema_lacks_grants_nothi
     snap = replace(s.snap, revision=s.snap.revision + 1)
     result = await s.engine.check(snap, item("doc:d#view@user:ann"))
     assert result.decision is Decision.DENIED
+
+
+async def test_a_stored_context_that_does_not_fit_its_caveat_is_blamed_never_allowed() -> None:
+    """A row stored before writes checked context types: every decision that reaches it
+    fails naming the relationship, whatever (and however right) the request context."""
+    bad = 'group:g#member@user:ann[over:{"x": "many"}]'
+    s = await setup(GROUPS, [bad, "doc:d#viewer@group:g#member", "doc:d#viewer@user:bob"])
+    blamed = r"relationship `group:g#member@user:ann` is stored with context .* expects int"
+    ann, doc = SubjectRef("user", "ann"), ObjectRef("doc", "d")
+    for context in ({"x": 9}, {}):
+        with pytest.raises(FailedPrecondition, match=blamed):
+            await s.check("doc:d#view@user:ann", context)
+        with pytest.raises(FailedPrecondition, match=blamed):
+            await s.check("doc:d#view@user:ann", context, explain=True)
+    with pytest.raises(FailedPrecondition, match=blamed):
+        await s.engine.list_permissions(s.snap, doc, ann, EMPTY_CONTEXT)
+    with pytest.raises(FailedPrecondition, match=blamed):
+        _ = [r async for r in s.engine.lookup_resources(s.snap, "doc", "view", ann, EMPTY_CONTEXT)]
+    with pytest.raises(FailedPrecondition, match=blamed):
+        _ = [r async for r in s.engine.lookup_subjects(s.snap, doc, "view", "user", EMPTY_CONTEXT)]
+    bulk = await s.engine.check_bulk(
+        s.snap, [item("doc:d#view@user:bob"), item("doc:d#view@user:ann")]
+    )
+    assert isinstance(bulk[0], CheckResult)
+    assert bulk[0].decision is Decision.ALLOWED
+    assert isinstance(bulk[1], FailedPrecondition)
 
 
 async def test_caveat_evaluation_error_propagates() -> None:
