@@ -13,7 +13,7 @@ import pytest
 from authz_service.api.gen.authz.v1 import core_pb2, permissions_pb2
 from authz_service.app import App
 from tests.api.conftest import server_settings, start_app
-from tests.api.helpers import DENIED, Api, obj, subj
+from tests.api.helpers import ALLOWED, DENIED, Api, obj, subj
 from tests.api.stall import lattice
 
 LEVELS = 16  # 2^16 paths: as a tree, about a million nodes
@@ -98,3 +98,33 @@ async def test_explanation_over_the_node_limit_is_cut_with_a_marker(
     nodes = list(_nodes(reply.explanation.root))
     assert len(nodes) <= 10
     assert any(n.truncated for n in nodes)
+
+
+def _depth(node: core_pb2.ExplanationNode) -> int:
+    return 1 + max((_depth(child) for child in node.children), default=0)
+
+
+async def test_a_deep_explanation_is_cut_at_64_steps(pg_dsn: str, tmp_path: Path) -> None:
+    """Each step's message nests in its parent's, and protobuf decodes at most 100 levels:
+    Explain through 30 nested folders (four steps each) once failed with INTERNAL, on the
+    server building the response. The decision log records the same cut tree."""
+    app = await _start(pg_dsn, tmp_path)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            api = Api(channel)
+            await api.write_schema()
+            folders = [f"folder:f{i}#parent@folder:f{i + 1}" for i in range(30)]
+            await api.touch(
+                "acme", *folders, "folder:f30#viewer@user:alice", "document:doc#folder@folder:f0"
+            )
+            explained = await api.explain("acme", "document:doc", "view", "user:alice")
+            request = _request()
+            request.consistency.fully_consistent = True
+            checked = await api.permissions.Check(request)
+    finally:
+        await app.stop(grace=1.0)
+    for reply in (explained, checked):
+        assert reply.decision == ALLOWED  # the cut changes what is shown, never the answer
+        assert reply.explanation.truncated
+        assert _depth(reply.explanation.root) == 64
+        assert any(n.truncated for n in _nodes(reply.explanation.root))

@@ -160,3 +160,5 @@ async def test_a_deep_chain_of_a_permission_nested_to_the_limit_is_decided(api: 
     for subject, decision in (("user:u1", ALLOWED), ("user:u2", DENIED), ("user:u3", DENIED)):
         reply = await api.check("acme", "thing:t0", "ppp", subject, full=True)
         assert reply.decision == decision, subject
+        explained = await api.explain("acme", "thing:t0", "ppp", subject)
+        assert explained.decision == decision, subject
