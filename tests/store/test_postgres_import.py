@@ -137,6 +137,30 @@ async def test_the_fast_reader_refuses_what_json_refuses(
     assert await pg_store.head_revision("acme") == 0
 
 
+_ROW = b'{"resource": "doc:a", "relation": "viewer", "subject": "user:a"}\n'
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "line"),
+    [
+        ("rows.ndjson", _ROW * 3 + b'{"resource": "doc:b", "relation": "viewer", "subject": "user:\xe9"}\n', 4),
+        ("rows.yaml", b"relationships: |-\n  doc:a#viewer@user:a\n  doc:b#viewer@user:\xe9\n", 3),
+        ("rows", b"\xff\xfe{}\n", 1),
+    ],
+    ids=["ndjson", "yaml", "undetected"],
+)  # fmt: skip
+async def test_a_line_that_is_not_utf8_is_named_and_writes_nothing(
+    pg_store: PostgresStore, tmp_path: Path, name: str, content: bytes, line: int
+) -> None:
+    # It raised UnicodeDecodeError: a traceback and exit status 1 from `authz import`.
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(InvalidArgument, match="not UTF-8") as caught:
+        await import_file(pg_store.db, "acme", path)
+    assert caught.value.message.startswith(f"line {line}: ")
+    assert await pg_store.head_revision("acme") == 0
+
+
 async def test_a_relationship_twice_in_one_file_writes_nothing(
     pg_store: PostgresStore, tmp_path: Path
 ) -> None:

@@ -20,6 +20,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -105,16 +106,37 @@ def detect_format(path: Path) -> Format:
         return "yaml"
     if path.suffix in (".ndjson", ".jsonl", ".json"):
         return "ndjson"
-    with path.open(encoding="utf-8") as handle:
+    with _utf8(path), path.open(encoding="utf-8") as handle:
         for line in handle:
             if line.strip():
                 return "ndjson" if line.lstrip().startswith("{") else "yaml"
     return "ndjson"
 
 
+@contextmanager
+def _utf8(path: Path) -> Iterator[None]:
+    """Inside, a read of `path` that meets bytes that are not UTF-8 is InvalidArgument
+    naming the first such line. Looked for only then: checking every line as it is read
+    would cost every import."""
+    try:
+        yield
+    except UnicodeDecodeError:
+        with path.open("rb") as handle:
+            for lineno, raw in enumerate(handle, start=1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    where = f"line {lineno}"
+                    raise InvalidArgument(
+                        f"{where}: not UTF-8 text (byte {exc.start + 1} of the line)", field=where
+                    ) from None
+        raise InvalidArgument(f"`{path}` is not UTF-8 text", field="file") from None
+
+
 def read_validation_file(path: Path) -> Iterator[tuple[int, Relationship]]:
     """(line number in the file, relationship) for each line of `relationships`."""
-    text = path.read_text(encoding="utf-8")
+    with _utf8(path):
+        text = path.read_text(encoding="utf-8")
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -157,7 +179,7 @@ def _text_rows(path: Path, fmt: Format | None = None) -> Iterator[Row]:
             yield lineno, _columns_text(parsed)
         return
     fast = _FAST_LINE.fullmatch
-    with path.open(encoding="utf-8") as handle:
+    with _utf8(path), path.open(encoding="utf-8") as handle:
         for lineno, line in enumerate(handle, start=1):
             match = fast(line)
             if match is not None:
@@ -183,7 +205,7 @@ def _columns_text(rel: Relationship) -> str:
 
 
 def read_ndjson(path: Path) -> Iterator[tuple[int, Relationship]]:
-    with path.open(encoding="utf-8") as handle:
+    with _utf8(path), path.open(encoding="utf-8") as handle:
         for lineno, line in enumerate(handle, start=1):
             if line.strip():
                 where = f"line {lineno}"
