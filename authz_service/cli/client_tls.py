@@ -51,13 +51,26 @@ class ClientTls:
 
     def aio_channel(self, target: str) -> grpc.aio.Channel:
         if not self.enabled:
-            return grpc.aio.insecure_channel(target)
-        return grpc.aio.secure_channel(target, self.credentials(), self.options())
+            return grpc.aio.insecure_channel(_host_port(target))
+        return grpc.aio.secure_channel(_host_port(target), self.credentials(), self.options())
 
     def channel(self, target: str) -> grpc.Channel:
         if not self.enabled:
-            return grpc.insecure_channel(target)
-        return grpc.secure_channel(target, self.credentials(), self.options())
+            return grpc.insecure_channel(_host_port(target))
+        return grpc.secure_channel(_host_port(target), self.credentials(), self.options())
+
+
+def _host_port(target: str) -> str:
+    """`target` if it is host:port with a port gRPC can dial. gRPC takes a larger port
+    modulo 65536 (99999 dials 34463): the call, with its API key, would go elsewhere."""
+    host, _, port = target.rpartition(":")
+    if not (host and port.isascii() and port.isdigit() and 0 < int(port) <= 65535):
+        raise InvalidArgument(
+            f"`{echo(target)}` is not host:port (a port from 1 to 65535)",
+            field="server",
+            value=target,
+        )
+    return target
 
 
 def _read(path: str, name: str) -> bytes:

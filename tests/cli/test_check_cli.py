@@ -119,3 +119,15 @@ async def test_a_context_that_is_not_a_json_object_is_bad_input(
     assert "argument --context:" in err
     assert says in err
     assert len(err) < 600  # the value is echoed capped
+
+
+@pytest.mark.parametrize("server", ["127.0.0.1:99999", "127.0.0.1:0", "127.0.0.1", "127.0.0.1:5x"])
+async def test_a_server_that_is_not_host_and_port_is_bad_input(
+    server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 127.0.0.1:99999 dialled port 34463 (99999 - 65536): the call, and its API key,
+    # could go to whatever listens there.
+    question = ("document:readme", "view", "user:alice", "--tenant", "acme")
+    assert await _authz("check", *question, "--server", server) == 2
+    err = capsys.readouterr().err
+    assert f"`{server}` is not host:port" in err
