@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import shutil
 import ssl
@@ -694,6 +695,10 @@ class App:
             raise OSError(f"could not bind {settings.listen}")
         console_target = _console_socket(settings, worker, server, resources)
         await server.start()
+        # On a failure below (the console's bind, say) nothing else would stop it, and
+        # its finalizer would run after the event loop closed. After App.stop's graceful
+        # stop this is a no-op.
+        resources.closers.append(functools.partial(server.stop, None))
         console = await _console_listener(settings, console_target, authenticator, resources)
         served = ("", *SERVICE_NAMES, *((ENVOY_SERVICE_NAME,) if envoy else ()))
         await _serving(health_servicer, served, writer, resources)

@@ -287,3 +287,26 @@ async def test_a_worker_whose_log_failed_says_not_serving_and_exits_2(
     text = (await proc.stderr.read()).decode()
     assert "decision log write failed" in text
     assert text.splitlines()[-1] == "error: worker 0: decision log write failed"
+
+
+async def test_a_console_port_in_use_is_one_line(work: Path, started: Started) -> None:
+    # The gRPC server had started when the console's bind failed, and was left to its
+    # finalizer: "Exception ignored in: <function Server.__del__>" and a traceback.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "authz_service", "serve", "--no-auth",
+            "--database-url", "memory://", "--listen", "127.0.0.1:0",
+            "--data-dir", str(work / "data"), "--console", f"127.0.0.1:{port}",
+            cwd=work, env=_environment(),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        started.processes.append(proc)
+        async with asyncio.timeout(60):
+            _, err = await proc.communicate()
+    assert proc.returncode == 2
+    lines = [line for line in err.decode().splitlines() if not line.startswith("{")]
+    assert len(lines) == 1, err.decode()
+    assert lines[0].startswith("error: cannot start: could not bind the console listener")
