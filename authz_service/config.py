@@ -39,6 +39,11 @@ _AT_LEAST_ONE = (
 )
 
 
+# 16 KB of `x.a.a...` compiles; 40 KB crashed the process (a segfault in the CEL
+# library's parser, measured on 2026-12-08 with an 8 MiB stack).
+_MAX_CAVEAT_BYTES_CEILING = 16_384
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     listen: str = field(default="127.0.0.1:50051", metadata={"env": "AUTHZ_LISTEN"})
@@ -214,6 +219,14 @@ class Settings:
                 raise InvalidArgument(
                     f"`{echo(name)}` must be at least 1", field=name, value=getattr(self, name)
                 )
+        if self.max_caveat_bytes > _MAX_CAVEAT_BYTES_CEILING:
+            raise InvalidArgument(
+                f"`max_caveat_bytes` must be at most {_MAX_CAVEAT_BYTES_CEILING}: the CEL "
+                "parser recurses once per member access, and a longer chain can overflow "
+                "its native stack and end the process",
+                field="max_caveat_bytes",
+                value=self.max_caveat_bytes,
+            )
 
     @property
     def embedded(self) -> bool:

@@ -127,3 +127,12 @@ def test_a_negative_refresh_ahead_is_refused_naming_it() -> None:
         load_settings(environ={"AUTHZ_REFRESH_AHEAD_MS": "-1"})
     assert refused.value.field == "refresh_ahead_ms"
     assert load_settings(environ={"AUTHZ_REFRESH_AHEAD_MS": "0"}).refresh_ahead_ms == 0
+
+
+def test_a_caveat_size_past_what_the_cel_parser_survives_is_refused() -> None:
+    # A 40 KB chain of member accesses overflowed the CEL parser's native stack and
+    # ended the process (a segfault, no error); nothing bounded the setting.
+    with pytest.raises(InvalidArgument, match="max_caveat_bytes") as refused:
+        load_settings(environ={"AUTHZ_MAX_CAVEAT_BYTES": "65536"})
+    assert refused.value.field == "max_caveat_bytes"
+    assert load_settings(environ={"AUTHZ_MAX_CAVEAT_BYTES": "16384"}).max_caveat_bytes == 16384
