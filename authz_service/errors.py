@@ -57,9 +57,17 @@ def echo(value: object) -> str:
     """
     text = value if isinstance(value, str) else str(value)
     if len(text) <= ECHO_CHARS:
-        return text
+        return text.translate(_ESCAPED)
     size = len(text.encode("utf-8", "surrogatepass"))
-    return f"{text[:ECHO_CHARS]}…({size} bytes)"
+    return f"{text[:ECHO_CHARS].translate(_ESCAPED)}…({size} bytes)"
+
+
+# C0 controls and DEL, shown as escapes: a caller's NUL, newline or terminal escape
+# sequence must not reach a log line or a terminal as is.
+_ESCAPED = {
+    c: {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(chr(c), f"\\x{c:02x}")
+    for c in (*range(0x20), 0x7F)
+}
 
 
 class AuthzError(Exception):

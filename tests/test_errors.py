@@ -18,3 +18,12 @@ def test_a_long_value_is_cut_and_sized_in_bytes() -> None:
 def test_a_value_that_is_not_text_is_shown_as_text() -> None:
     assert echo(42) == "42"
     assert echo("\ud800" * 70).endswith("…(210 bytes)")  # a lone surrogate does not raise
+
+
+def test_control_characters_are_shown_escaped() -> None:
+    # A caller's NUL, newline or terminal escape reached messages (and the terminal of
+    # whoever read them) as is: `authz check` printed them raw.
+    assert echo("a\x00b") == "a\\x00b"
+    assert echo("line\nforged: OK") == "line\\nforged: OK"
+    assert echo("\x1b[2J\x7f\t") == "\\x1b[2J\\x7f\\t"
+    assert echo("\x1b" * 100).endswith("…(100 bytes)")
