@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from authz_service.api.http_body import CLOSE, BodyRefused, read_body
 from authz_service.api.limits import http_peer
 from authz_service.console.auth import COOKIE, LOGIN_COOKIE, Session, Sessions
 from authz_service.console.backend import Backend
@@ -190,9 +191,10 @@ def _local(target: str) -> str:
 
 class _BodyLimit:
     """A request body is read only up to MAX_FORM_BYTES, whether its size is declared
-    (Content-Length) or not (chunked): past it the answer is 413 and the rest is never
-    read. /login takes posts before anyone is signed in, so this bounds what an unknown
-    client can make the console hold. The body is read here, then handed on whole."""
+    (Content-Length) or not (chunked), and only for BODY_TIMEOUT_S: past either the
+    answer is 413 or 408 and the rest is never read (api/http_body.py). /login takes
+    posts before anyone is signed in, so this bounds what an unknown client can make the
+    console hold. The body is read here, then handed on whole."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -201,25 +203,14 @@ class _BodyLimit:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or ()).get(b"content-length", b"0")
-        if not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
-            await _too_large(send)
+        try:
+            body = await read_body(scope, receive, limit=MAX_FORM_BYTES)
+        except BodyRefused as exc:
+            await _refuse(send, exc)
             return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > MAX_FORM_BYTES:
-                await _too_large(send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        whole = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        if body is None:
+            return  # the client went away
+        whole = {"type": "http.request", "body": body, "more_body": False}
         delivered = False
 
         async def replay() -> Any:
@@ -232,16 +223,15 @@ class _BodyLimit:
         await self.app(scope, replay, send)
 
 
-async def _too_large(send: Any) -> None:
-    body = f"request body larger than {MAX_FORM_BYTES} bytes\n".encode()
+async def _refuse(send: Any, refused: BodyRefused) -> None:
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")],
+            "status": refused.status,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), CLOSE],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": f"{refused.message}\n".encode()})
 
 
 class _SecurityHeaders:

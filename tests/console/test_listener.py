@@ -13,6 +13,7 @@ import grpc
 import httpx2 as httpx
 import pytest
 
+from authz_service.api import http_body
 from authz_service.api.gen.authz.v1 import audit_pb2, audit_pb2_grpc, core_pb2
 from authz_service.app import App
 from authz_service.credentials import Scope, new_key
@@ -270,3 +271,18 @@ async def test_a_body_over_the_form_limit_is_refused_however_it_is_sent(app: App
     assert (await _post_status(port, declared, [])).startswith(b"HTTP/1.1 413")
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
         assert (await http.get("/login")).status_code == 200  # ordinary use goes on
+
+
+async def test_a_body_that_stops_coming_is_refused(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body sent a byte at a time held its request open for as long as the client
+    liked: it now has BODY_TIMEOUT_S to arrive (api/http_body.py), sign-in included."""
+    monkeypatch.setattr(http_body, "BODY_TIMEOUT_S", 0.5)
+    assert app.console is not None
+    head = (
+        b"POST /login HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+        b"content-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\n"
+    )
+    status = await _post_status(app.console.port, head, [b"api_key="])
+    assert status.startswith(b"HTTP/1.1 408"), status
