@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any
+from urllib.parse import parse_qsl
 
 from scim2_models import (
     AuthenticationScheme,
@@ -33,23 +34,27 @@ from scim2_server.service import ScimService
 from scim2_server.utils import load_default_resource_types, load_default_schemas
 
 from authz_service.api.auth import Authenticator
+from authz_service.api.http_body import BodyRefused, has_body, read_body
 from authz_service.api.limits import http_peer
 from authz_service.api.scim.compat import standard_patch
 from authz_service.api.scim.context import RequestState, current, enter
-from authz_service.api.scim.errors import scim_error
+from authz_service.api.scim.errors import body_error, scim_error
 from authz_service.api.scim.storage import ProvisioningStorage
 from authz_service.api.tokens import encode_token
 from authz_service.credentials import Scope as KeyScope
 from authz_service.errors import AuthzError, echo
 from authz_service.service.provisioning import ProvisioningService
 
-__all__ = ["PREFIX", "TOKEN_HEADER", "ScimApp"]
+__all__ = ["MAX_BODY_BYTES", "PREFIX", "TOKEN_HEADER", "ScimApp"]
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/scim/v2/"  # then the tenant, then the SCIM path
 TOKEN_HEADER = "X-Authz-Token"
 MAX_RESULTS = 1000
+# Larger bodies are refused (413) unread: a Group replaced whole with ~25,000 members fits;
+# IdPs send memberships in PATCHes of a few.
+MAX_BODY_BYTES = 4 << 20
 # The tenant rule of the gRPC API (api/convert.py).
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _TENANT_RE = re.compile(r"[a-zA-Z0-9_\-]{1,64}")
@@ -102,21 +107,60 @@ class ScimApp(ASGIApplication):
         path: str = scope["path"]
         tenant = path.removeprefix(PREFIX).partition("/")[0]
         scope = {**scope, "root_path": f"{PREFIX}{tenant}"}
-        request = await self.read_request(scope, receive)
-        if request.method.upper() == "PATCH":
-            request.body = standard_patch(request.body)
+        request = self._request(scope)
         client = scope.get("client")
         peer = http_peer(client[0], client[1]) if client else None  # gRPC's form: one count
         enter(RequestState(tenant, request.method.upper(), request.path, peer=peer))
+        response: ScimResponse
         if not path.startswith(PREFIX) or not _TENANT_RE.fullmatch(tenant):
             error = NotFoundException(
                 detail=f"no SCIM endpoint at `{echo(path)}`; the endpoints are {PREFIX}<tenant>/"
             )
-            await self.send_response(self.handle_exception(request, error), send)
+            response = self.handle_exception(request, error)
+            await self._answer_unread(scope, response, send)
             return
+        try:
+            body = await self._body(scope, receive, request)
+        except Exception as exc:
+            response = self.finalize_response(request, self.handle_exception(request, exc))
+            if request.method.upper() in _WRITES:
+                await self._note(tenant, response)
+            await self._answer_unread(scope, response, send)
+            return
+        if body is None:
+            return  # the client went away
+        request.body = standard_patch(body) if request.method.upper() == "PATCH" else body
         response = await self.serve(request)
         if request.method.upper() in _WRITES:
             await self._note(tenant, response)
+        await self.send_response(response, send)
+
+    def _request(self, scope: Scope) -> ScimRequest:
+        """The request as scim2-server's read_request makes it, without the body: that is
+        read only once the caller is admitted (`_body`)."""
+        return ScimRequest(
+            method=scope["method"],
+            base_url=self.get_base_url(scope),
+            path=self.split_path(self.get_path(scope)),
+            query=dict(parse_qsl(scope["query_string"].decode(), keep_blank_values=True)),
+            headers=[(name.decode(), value.decode()) for name, value in scope["headers"]],
+        )
+
+    async def _body(self, scope: Scope, receive: Receive, request: ScimRequest) -> bytes | None:
+        """The body of an admitted request (None: the client went away). An unknown or
+        refused caller gets its answer from the headers alone, so that no one without a
+        key can make worker 0, which serves gRPC too, read a body."""
+        await self._admit(request)
+        try:
+            return await read_body(scope, receive, limit=MAX_BODY_BYTES)
+        except BodyRefused as exc:
+            raise body_error(exc) from None
+
+    async def _answer_unread(self, scope: Scope, response: ScimResponse, send: Send) -> None:
+        """Send an answer given before the body was read whole, closing the connection:
+        otherwise uvicorn would read the rest of the body to reach the next request."""
+        if has_body(scope):
+            response.headers["Connection"] = "close"
         await self.send_response(response, send)
 
     async def _note(self, tenant: str, response: ScimResponse) -> None:
@@ -134,22 +178,29 @@ class ScimApp(ASGIApplication):
         except Exception:
             log.warning("the SCIM sync status of tenant %s was not stored", tenant, exc_info=True)
 
-    async def dispatch_request(self, request: ScimRequest) -> ScimResponse:
+    async def _admit(self, request: ScimRequest) -> None:
+        """Authenticate the caller and check its key's scope and tenant (SCIMException
+        when refused)."""
+        if not self.needs_auth(request) or self._authenticator is None:
+            return
         state = current()
-        if self.needs_auth(request) and self._authenticator is not None:
-            try:
-                key = await self._authenticator.authenticate(
-                    request.header("Authorization"), peer=state.peer
-                )
-            except AuthzError as exc:
-                raise scim_error(exc) from None
-            if KeyScope.SCIM not in key.scopes:
-                raise ForbiddenException(detail=f"api key `{key.key_id}` lacks the scim scope")
-            if not key.allows_tenant(state.tenant):
-                raise ForbiddenException(
-                    detail=f"api key `{key.key_id}` is not bound to tenant `{echo(state.tenant)}`"
-                )
-            state.key = key
+        try:
+            key = await self._authenticator.authenticate(
+                request.header("Authorization"), peer=state.peer
+            )
+        except AuthzError as exc:
+            raise scim_error(exc) from None
+        if KeyScope.SCIM not in key.scopes:
+            raise ForbiddenException(detail=f"api key `{key.key_id}` lacks the scim scope")
+        if not key.allows_tenant(state.tenant):
+            raise ForbiddenException(
+                detail=f"api key `{key.key_id}` is not bound to tenant `{echo(state.tenant)}`"
+            )
+        state.key = key
+
+    async def dispatch_request(self, request: ScimRequest) -> ScimResponse:
+        """Serve a request whose caller `_admit` let in."""
+        state = current()
         response = await self.handler.handle(request)
         if state.revision is None and request.method.upper() in _WRITES and response.status < 400:
             # scim2-server skips the storage for a PATCH that changes nothing; the caller

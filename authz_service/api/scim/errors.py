@@ -7,12 +7,14 @@ from scim2_models import (
     ForbiddenException,
     InvalidValueException,
     NotFoundException,
+    PayloadTooLargeException,
     PreconditionFailedException,
     SCIMException,
     UnauthorizedException,
     UniquenessException,
 )
 
+from authz_service.api.http_body import BodyRefused
 from authz_service.errors import (
     AlreadyExists,
     AuthzError,
@@ -26,7 +28,7 @@ from authz_service.errors import (
 )
 from authz_service.store.scim import VersionConflict
 
-__all__ = ["scim_error"]
+__all__ = ["body_error", "scim_error"]
 
 
 class _Unavailable(SCIMException):
@@ -40,6 +42,11 @@ class _TooMany(SCIMException):
 
     status = 429
     _default_detail = "too many requests; retry later"
+
+
+class _SlowBody(SCIMException):
+    status = 408
+    _default_detail = "the request body did not arrive in time"
 
 
 class _Internal(SCIMException):
@@ -70,3 +77,9 @@ def scim_error(error: AuthzError) -> SCIMException:
         if isinstance(error, kind):
             return scim(detail=detail)
     return _Internal(detail=detail)
+
+
+def body_error(error: BodyRefused) -> SCIMException:
+    """A body refused while read (api/http_body.py): over the size limit, or too slow."""
+    kind = PayloadTooLargeException if error.status == 413 else _SlowBody
+    return kind(detail=error.message)
