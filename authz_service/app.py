@@ -386,6 +386,7 @@ async def _console_listener(
         target=target,
         authenticator=authenticator,
         grace_s=settings.shutdown_grace_s,
+        deadline_s=settings.default_deadline_ms / 1000,
         tls=_http_tls(settings, settings.console_listen, "AUTHZ_CONSOLE_LISTEN"),
     )
     resources.closers.append(console.stop)

@@ -24,11 +24,13 @@ async def start_console(
     target: str,
     authenticator: Authenticator | None,
     grace_s: float,
+    deadline_s: float,
     tls: ssl.SSLContext | None = None,
 ) -> HttpListener:
     """Serve the console on `listen` (over TLS with `tls`, from api/http_tls.py); its
-    calls go to the gRPC server at `target`."""
-    backend = Backend.connect(target)
+    calls go to the gRPC server at `target`, and its in-memory work gets `deadline_s`,
+    the server's default deadline, as a call would."""
+    backend = Backend.connect(target, deadline_s=deadline_s)
     app = build_app(Sessions(authenticator), backend, PAGES, secure=tls is not None)
     try:
         return await HttpListener.start(

@@ -3,7 +3,9 @@
 Every action on tenant data is a gRPC call carrying the viewer's API key, through the
 same interceptors as any client's call (authentication, scopes, tenant gate, limits,
 deadlines) and into the same decision log. The console therefore cannot do anything the
-key could not do with `authz check` or a client library: it is no bypass.
+key could not do with `authz check` or a client library: it is no bypass. The one thing
+done here rather than through a call, the playground's in-memory world, is held to the
+same deadline by `playground` (console/budget.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from authz_service.api.gen.authz.v1 import (
     tenancy_pb2_grpc,
     tenants_pb2_grpc,
 )
+from authz_service.console.budget import Budget
 
 __all__ = ["Backend", "call_error"]
 
@@ -38,10 +41,12 @@ class Backend:
     tenancy: Any
     tenants: Any
     audit: Any
+    playground: Budget
 
     @classmethod
-    def connect(cls, target: str) -> Backend:
-        """Stubs on one channel to `target` (the server's local socket)."""
+    def connect(cls, target: str, *, deadline_s: float) -> Backend:
+        """Stubs on one channel to `target` (the server's local socket); `deadline_s`,
+        the server's default deadline, bounds the playground's in-memory work."""
         channel = grpc.aio.insecure_channel(target)
         return cls(
             channel,
@@ -51,6 +56,7 @@ class Backend:
             tenancy_pb2_grpc.TenancyServiceStub(channel),
             tenants_pb2_grpc.TenantServiceStub(channel),
             audit_pb2_grpc.AuditServiceStub(channel),
+            Budget(deadline_s),
         )
 
     async def close(self) -> None:

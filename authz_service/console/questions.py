@@ -24,7 +24,7 @@ from authz_service.console.backend import CALL_TIMEOUT_S, Backend, call_error
 from authz_service.console.graph import Graph, from_explanation
 from authz_service.console.sandbox import World
 from authz_service.engine import CheckItem, Decision
-from authz_service.errors import AuthzError, InvalidArgument, echo
+from authz_service.errors import AuthzError, DeadlineExceeded, InvalidArgument, echo
 from authz_service.model import FrozenContext, ObjectRef, SubjectRef, parse_object, parse_subject
 
 __all__ = ["ACTIONS", "LOOKUP_LIMIT", "Answer", "Question", "Row", "ask_memory", "ask_tenant"]
@@ -146,6 +146,8 @@ async def ask_memory(world: World, question: Question) -> Answer:
     answer = Answer(question, "in memory")
     try:
         await _ask_memory(world, question, answer)
+    except DeadlineExceeded:
+        raise  # the playground's budget (console/budget.py), not the question's answer
     except AuthzError as exc:
         answer.error = exc.message
     return answer

@@ -3,27 +3,34 @@ parts of a validation file), compiled and loaded into a fresh memory store per r
 with every problem placed at its line and column in the part it came from.
 
 Nothing here touches a tenant: this is `authz validate` on text from a form, under the
-same engine limits as the server's defaults, and bounded in size.
+same engine limits as the server's defaults, and bounded in size. The console runs it on
+worker 0, whose event loop serves gRPC too, under a deadline (console/budget.py): `build`
+in a worker thread, the evaluation on the loop, yielding to it after every read.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import yaml
 
+from authz_service import deadline
 from authz_service.engine import CheckItem, CheckResult, Decision, Engine, Snapshot
-from authz_service.errors import AuthzError, InvalidArgument, SchemaError
+from authz_service.errors import AuthzError, DeadlineExceeded, InvalidArgument, SchemaError
 from authz_service.model import (
     Relationship,
+    RelationshipFilter,
     RelationshipUpdate,
+    Revision,
     UpdateOp,
     parse_relationship,
 )
 from authz_service.schema import CompiledSchema, compile_schema
 from authz_service.schema.relationships import check_relationship
+from authz_service.service.schemas import DEFAULT_MAX_SCHEMA_BYTES
 from authz_service.store.memory import MemoryStore
 from authz_service.validation import assertion_item
 
@@ -37,6 +44,25 @@ _KINDS = {
     "assertFalse": Decision.DENIED,
     "assertCaveated": Decision.CONDITIONAL,
 }
+
+
+class _Store(MemoryStore):
+    """A read scans every relationship of the world (milliseconds at 10,000), and the
+    engine yields to the event loop only every 128 steps: at that size one stretch held
+    the loop, and every gRPC call of the worker, for over a second."""
+
+    async def read(
+        self,
+        tenant: str,
+        revision: Revision,
+        flt: RelationshipFilter,
+        *,
+        limit: int | None = None,
+        after: Relationship | None = None,
+    ) -> list[Relationship]:
+        found = await super().read(tenant, revision, flt, limit=limit, after=after)
+        await asyncio.sleep(0)
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +124,7 @@ class World:
         if self.schema is None:
             raise SchemaError("the schema does not compile")
         if self._loaded is None:
-            store = MemoryStore()
+            store = _Store()
             updates = [RelationshipUpdate(UpdateOp.TOUCH, rel) for rel in self.relationships]
             revision = await store.write(TENANT, updates)
             self._loaded = (
@@ -118,6 +144,8 @@ class World:
         for assertion in self.assertions:
             try:
                 result = await self.check(assertion.item)
+            except DeadlineExceeded:
+                raise  # the run stops: the assertions left are not answered
             except AuthzError as exc:
                 results.append(
                     AssertionResult(
@@ -140,6 +168,9 @@ def build(schema_text: str, relationships_text: str, assertions_text: str) -> Wo
     """The world the three texts describe, with each problem where it was found."""
     world = World()
     try:
+        if len(schema_text.encode()) > DEFAULT_MAX_SCHEMA_BYTES:
+            # The server's default AUTHZ_MAX_SCHEMA_BYTES; it bounds the compile's time.
+            raise InvalidArgument(f"schema larger than {DEFAULT_MAX_SCHEMA_BYTES} bytes")
         world.schema = compile_schema(schema_text)
     except SchemaError as exc:
         world.problems.append(Problem("schema", exc.line, exc.column, exc.detail))
@@ -170,6 +201,8 @@ def _relationships(world: World, text: str) -> None:
         line = raw.strip()
         if not line or line.startswith("//"):
             continue
+        if deadline.remaining() == 0:
+            raise DeadlineExceeded("deadline exceeded reading the relationships")
         if len(world.relationships) >= MAX_RELATIONSHIPS:
             world.problems.append(
                 Problem("relationships", number, 0, f"more than {MAX_RELATIONSHIPS} relationships")

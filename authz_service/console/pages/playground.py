@@ -6,6 +6,7 @@ tenant through the API with the viewer's key. Import and export a validation fil
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import grpc
@@ -20,7 +21,7 @@ from authz_service.console.page import Ctx, Page, PageRoute
 from authz_service.console.questions import ACTIONS, Answer, Question, ask_memory, ask_tenant
 from authz_service.credentials import Scope
 from authz_service.demo import DEMO_TENANT, demo_relationships, demo_schema
-from authz_service.errors import AuthzError, InvalidArgument
+from authz_service.errors import AuthzError, DeadlineExceeded, InvalidArgument
 
 __all__ = ["PAGE"]
 
@@ -64,13 +65,21 @@ async def _page(
     status_code: int = 200,
 ) -> Response:
     """The whole page, or under htmx the one `fragment` that changed."""
-    world = sandbox.build(texts["schema"], texts["relationships"], texts["assertions"])
-    results = await world.run_assertions() if evaluate and world.ok else []
+    world: sandbox.World | None = None
+    results: list[sandbox.AssertionResult] = []
+    stopped = ""
+    try:
+        async with ctx.backend.playground.spend(ctx.viewer.tenant):
+            world = await _built(texts)
+            results = await world.run_assertions() if evaluate and world.ok else []
+    except DeadlineExceeded as exc:
+        world, results, stopped = None, [], exc.message
     values: dict[str, Any] = {
         "texts": texts,
         "asked": asked or DEMO_QUESTION,
         "world": world,
         "results": results,
+        "stopped": stopped,
         "answer": answer,
         "error": error,
         "notice": notice,
@@ -79,6 +88,14 @@ async def _page(
     }
     template = f"playground_{fragment}.html" if ctx.htmx and fragment else "playground.html"
     return ctx.render(template, status_code=status_code, **values)
+
+
+async def _built(texts: dict[str, str]) -> sandbox.World:
+    """The world, built in a worker thread: compiling a schema and parsing up to 1 MiB
+    of text is pure Python, which lets the event loop run meanwhile."""
+    return await asyncio.to_thread(
+        sandbox.build, texts["schema"], texts["relationships"], texts["assertions"]
+    )
 
 
 async def show(ctx: Ctx) -> Response:
@@ -100,12 +117,19 @@ async def ask(ctx: Ctx) -> Response:
     if tenant:
         answer = await ask_tenant(ctx.backend, ctx.metadata, tenant, question)
     else:
-        world = sandbox.build(texts["schema"], texts["relationships"], texts["assertions"])
-        if world.ok:
-            answer = await ask_memory(world, question)
-        else:
-            answer = Answer(question, "in memory", error="fix the problems above first")
+        answer = await _ask_world(ctx, texts, question)
     return await _page(ctx, texts, asked=asked, answer=answer, fragment="answer")
+
+
+async def _ask_world(ctx: Ctx, texts: dict[str, str], question: Question) -> Answer:
+    try:
+        async with ctx.backend.playground.spend(ctx.viewer.tenant):
+            world = await _built(texts)
+            if not world.ok:
+                return Answer(question, "in memory", error="fix the problems above first")
+            return await ask_memory(world, question)
+    except DeadlineExceeded as exc:
+        return Answer(question, "in memory", error=exc.message)
 
 
 async def demo(ctx: Ctx) -> Response:
