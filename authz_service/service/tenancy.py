@@ -322,19 +322,7 @@ class TenancyService:
         started = time.perf_counter()
         head = await self._head(tenant)
         index = await self._grants.index(head)
-        binding = self._binding(head, index, role, subject, scope)
-        cycle = await binding_cycle(
-            self._reader(head).read,
-            head.schema,
-            self._grants.hierarchy(head.schema),
-            index,
-            binding,
-            max_depth=self._max_depth,
-        )
-        if cycle:
-            raise InvalidArgument(
-                f"binding would create a cycle: {cycle}", field="binding", value=binding.describe()
-            )
+        binding = await self._acyclic(head, index, self._binding(head, index, role, subject, scope))
         preconditions = [] if role in head.schema.roles else [Precondition(_marker(role))]
         updates = [RelationshipUpdate(UpdateOp.CREATE, r) for r in binding_relationships(binding)]
         try:
@@ -503,8 +491,9 @@ class TenancyService:
                 binding = (await reader.bindings([grant])).get(grant)
                 if binding is None:
                     raise NotFound(f"binding `{echo(grant)}` does not exist")
-            else:
-                binding = self._binding(snap, index, grant.role, grant.subject, grant.scope)
+            else:  # validated as CreateBinding would take it
+                proposed = self._binding(snap, index, grant.role, grant.subject, grant.scope)
+                binding = await self._acyclic(snap, index, proposed)
             starts = await starts_of(binding)
         found = await reach(
             reader.read,
@@ -525,6 +514,22 @@ class TenancyService:
             page.next_after,
             snap.revision,
         )
+
+    async def _acyclic(self, snap: Snapshot, index: TenantIndex, binding: Binding) -> Binding:
+        """`binding`, unless it would close a cycle of bindings (InvalidArgument)."""
+        cycle = await binding_cycle(
+            self._reader(snap).read,
+            snap.schema,
+            self._grants.hierarchy(snap.schema),
+            index,
+            binding,
+            max_depth=self._max_depth,
+        )
+        if cycle:
+            raise InvalidArgument(
+                f"binding would create a cycle: {cycle}", field="binding", value=binding.describe()
+            )
+        return binding
 
     def _reach_rules(self, schema: CompiledSchema) -> ReachRules:
         rules = self._rules.get(schema.version)

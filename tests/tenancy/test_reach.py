@@ -108,3 +108,20 @@ async def test_tenant_wide_reach_and_paging() -> None:
     ]
     now = await w.tenancy.grant_reach(T, b.binding_id, LATEST, 0, None)
     assert now.resource_count == 5
+
+
+async def test_a_proposed_binding_that_closes_a_cycle_is_refused_as_create_would() -> None:
+    # tenancy.md: a proposed binding is "validated as CreateBinding would"; GrantReach
+    # measured a binding CreateBinding refuses as a cycle, and said it reached nothing.
+    w = await world()
+    await w.tenancy.create_role(T, "member-of", "", [("group", "member")], CALL)
+    eng = SubjectRef("group", "eng", "member")
+    itself = Binding("", "member-of", eng, ObjectRef("group", "eng"))
+    with pytest.raises(InvalidArgument, match="cycle"):
+        await w.tenancy.grant_reach(T, itself, LATEST, 0, None)
+    await w.tenancy.create_binding(
+        T, "member-of", SubjectRef("group", "ops", "member"), ObjectRef("group", "eng"), CALL
+    )
+    through = Binding("", "member-of", eng, ObjectRef("group", "ops"))
+    with pytest.raises(InvalidArgument, match="cycle"):
+        await w.tenancy.grant_reach(T, through, LATEST, 0, None)
