@@ -135,3 +135,24 @@ async def test_the_cli_reports_and_repairs(
     assert "no drift" in capsys.readouterr().out
     reply = await api.check("acme", f"group:{g}", "member", "user:outsider", full=True)
     assert reply.decision != ALLOWED
+
+
+async def test_a_refusal_of_another_tenants_key_is_not_the_tenants_sync_status(
+    scim: ScimServer,
+) -> None:
+    # The status keeps "the last refused one" of the tenant's IdP. A key bound to another
+    # tenant (anyone's, as a 401 is) overwrote it; a key of this tenant lacking the
+    # scim scope is the IdP's own misconfiguration, and is still reported.
+    tenancy = tenancy_pb2_grpc.TenancyServiceStub(await scim.keyed())  # type: ignore[arg-type]
+    async with await scim.http() as http:
+        taken = await http.post("/Users", json=user("dup@acme.example"))
+        assert taken.status_code == 201
+        assert (await http.post("/Users", json=user("dup@acme.example"))).status_code == 409
+    before = (await tenancy.GetScimSync(tenancy_pb2.GetScimSyncRequest(tenant="acme"))).status
+    assert "already taken" in before.last_error
+    async with await scim.http("globex") as stranger:
+        refused = await stranger.post(f"{scim.base}/acme/Users", json=user("x@y.example"))
+        assert refused.status_code == 403
+    after = (await tenancy.GetScimSync(tenancy_pb2.GetScimSyncRequest(tenant="acme"))).status
+    assert after.last_error == before.last_error
+    assert after.last_error_time == before.last_error_time

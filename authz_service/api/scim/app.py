@@ -165,11 +165,12 @@ class ScimApp(ASGIApplication):
 
     async def _note(self, tenant: str, response: ScimResponse) -> None:
         """The sync status (GetScimSync): the last push, the last refused one and why.
-        A request with no valid key (401), or held off after failed keys (429), is not
+        A request with no valid key (401), held off after failed keys (429), or with
+        another tenant's key (403 before `_admit` took the key as this tenant's), is not
         recorded: anyone can send one, and it is not the IdP's. The push itself is done
         either way, so a status that cannot be stored is logged, not turned into a failed
         push."""
-        if response.status in (401, 429):
+        if response.status in (401, 429) or (response.status == 403 and current().key is None):
             return
         failed = response.status >= 400
         detail = (response.body or {}).get("detail", str(int(response.status)))
@@ -190,13 +191,13 @@ class ScimApp(ASGIApplication):
             )
         except AuthzError as exc:
             raise scim_error(exc) from None
-        if KeyScope.SCIM not in key.scopes:
-            raise ForbiddenException(detail=f"api key `{key.key_id}` lacks the scim scope")
         if not key.allows_tenant(state.tenant):
             raise ForbiddenException(
                 detail=f"api key `{key.key_id}` is not bound to tenant `{echo(state.tenant)}`"
             )
-        state.key = key
+        state.key = key  # the tenant's own key from here: its refusals are noted (_note)
+        if KeyScope.SCIM not in key.scopes:
+            raise ForbiddenException(detail=f"api key `{key.key_id}` lacks the scim scope")
 
     async def dispatch_request(self, request: ScimRequest) -> ScimResponse:
         """Serve a request whose caller `_admit` let in."""
