@@ -29,6 +29,7 @@ from authz_service.api.auth import Authenticator, AuthInterceptor
 from authz_service.api.cert_map import load_certificate_map
 from authz_service.api.context_limits import ContextLimits
 from authz_service.api.decoding import DecodingInterceptor
+from authz_service.api.drain import Drain
 from authz_service.api.envoy import ENVOY_CHECK_METHOD, ENVOY_SERVICE_NAME, EnvoyAuthServicer
 from authz_service.api.http_listener import HttpListener
 from authz_service.api.http_tls import listener_context
@@ -514,6 +515,7 @@ class App:
     writer: DecisionLogWriter | None
     resources: Resources
     health: Any
+    drain: Drain
     telemetry: Telemetry
     tenancy: TenancyService | None = None
     lifecycle: LifecycleService | None = None
@@ -640,6 +642,7 @@ class App:
             tenants=store.tenants,
         )
         gate = TenantGate(tenants, default_deadline_s=deadline)
+        drain = Drain()
         server, health_servicer = build_server(
             permissions=PermissionsServicer(
                 permissions,
@@ -662,6 +665,7 @@ class App:
             # Decoding before authentication, which reads the request's tenant.
             interceptors=[
                 telemetry.interceptor,
+                drain,  # after telemetry, so that the calls it refuses are counted too
                 DecodingInterceptor(),
                 # After telemetry, so that refused calls are counted and traced too.
                 # The tenant gate runs after authentication (callers learn nothing of
@@ -715,6 +719,7 @@ class App:
             writer,
             resources,
             health_servicer,
+            drain,
             telemetry,
             tenancy,
             lifecycle,
@@ -725,10 +730,16 @@ class App:
         )
 
     async def stop(self, grace: float | None = None) -> None:
-        """Refuse new calls, drain in-flight ones, then flush the log and close."""
+        """Say NOT_SERVING, drain the calls (api/drain.py), then flush the log and close.
+        Calls get `grace` seconds (AUTHZ_SHUTDOWN_GRACE_S) in all."""
         with contextlib.suppress(Exception):
             await self.health.enter_graceful_shutdown()
         if self.console is not None:  # its pages call the gRPC port: close them first
             await self.console.stop()
-        await self.server.stop(self.settings.shutdown_grace_s if grace is None else grace)
+        grace = self.settings.shutdown_grace_s if grace is None else grace
+        loop = asyncio.get_running_loop()
+        end = loop.time() + grace
+        # Half the grace at most: grpc's stop keeps the rest for the calls still running.
+        await self.drain.until_quiet(grace / 2)
+        await self.server.stop(max(0.0, end - loop.time()))
         await self.resources.close()
