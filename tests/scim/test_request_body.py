@@ -93,3 +93,16 @@ async def test_a_body_that_stops_coming_is_408(
     head = _head("Users", token, b"content-length: 100\r\n")
     status = await _exchange(_port(scim), head, [b'{"userName": '], scim)
     assert status.startswith(b"HTTP/1.1 408"), status
+
+
+async def test_an_endpoint_open_to_anyone_reads_no_body(scim: ScimServer) -> None:
+    # ServiceProviderConfig needs no key, so admission let its body through: anyone could
+    # make worker 0 read 4 MiB and wait 30 s for it, for any tenant name.
+    head = (
+        b"GET /scim/v2/nosuch/ServiceProviderConfig HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+        b"content-length: %d\r\n\r\n" % scim_app.MAX_BODY_BYTES  # within the limit
+    )
+    status = await _exchange(_port(scim), head, [PIECE], scim)
+    assert status.startswith(b"HTTP/1.1 413"), status
+    async with await scim.http() as http:  # without a body it is served as before
+        assert (await http.get("/ServiceProviderConfig")).status_code == 200

@@ -150,9 +150,11 @@ class ScimApp(ASGIApplication):
         """The body of an admitted request (None: the client went away). An unknown or
         refused caller gets its answer from the headers alone, so that no one without a
         key can make worker 0, which serves gRPC too, read a body."""
-        await self._admit(request)
+        admitted = await self._admit(request)
+        # An endpoint open to anyone (discovery: ServiceProviderConfig, ...) takes no body.
+        limit = MAX_BODY_BYTES if admitted else 0
         try:
-            return await read_body(scope, receive, limit=MAX_BODY_BYTES)
+            return await read_body(scope, receive, limit=limit)
         except BodyRefused as exc:
             raise body_error(exc) from None
 
@@ -179,11 +181,14 @@ class ScimApp(ASGIApplication):
         except Exception:
             log.warning("the SCIM sync status of tenant %s was not stored", tenant, exc_info=True)
 
-    async def _admit(self, request: ScimRequest) -> None:
+    async def _admit(self, request: ScimRequest) -> bool:
         """Authenticate the caller and check its key's scope and tenant (SCIMException
-        when refused)."""
-        if not self.needs_auth(request) or self._authenticator is None:
-            return
+        when refused); whether a key was asked for and admitted (False: an endpoint open
+        to anyone; True as well when authentication is off)."""
+        if self._authenticator is None:
+            return True
+        if not self.needs_auth(request):
+            return False
         state = current()
         try:
             key = await self._authenticator.authenticate(
@@ -198,6 +203,7 @@ class ScimApp(ASGIApplication):
         state.key = key  # the tenant's own key from here: its refusals are noted (_note)
         if KeyScope.SCIM not in key.scopes:
             raise ForbiddenException(detail=f"api key `{key.key_id}` lacks the scim scope")
+        return True
 
     async def dispatch_request(self, request: ScimRequest) -> ScimResponse:
         """Serve a request whose caller `_admit` let in."""
