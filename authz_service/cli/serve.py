@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import socket
@@ -248,7 +249,11 @@ def _supervise(settings: Settings) -> int:
     for proc in workers:
         proc.start()
 
+    stopping = False
+
     def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
         for proc in workers:
             if proc.pid is not None and proc.is_alive():
                 os.kill(proc.pid, signum)
@@ -256,10 +261,24 @@ def _supervise(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     status = 0
-    for proc in workers:
-        proc.join()
-        # Any worker that did not end cleanly (a start failure, a crash) is an error,
-        # never status 1, which means a negative answer.
-        status = status or (2 if proc.exitcode else 0)
+    running = list(workers)
+    while running:
+        multiprocessing.connection.wait([proc.sentinel for proc in running])
+        for proc in [p for p in running if not p.is_alive()]:
+            running.remove(proc)
+            proc.join()
+            # Any worker that did not end cleanly (a start failure, a crash, a decision
+            # log that failed) is an error, never status 1, which means a negative answer.
+            status = status or (2 if proc.exitcode else 0)
+            if not stopping:
+                # Ended by itself: this process is what a container runtime or systemd
+                # sees and restarts, and a worker's log recovers only in a new writer.
+                # So the server ends as a whole; the other workers drain first.
+                log.error(
+                    "worker %d ended (status %s): stopping the server",
+                    workers.index(proc),
+                    proc.exitcode,
+                )
+                forward(signal.SIGTERM, None)
     asyncio.run(resources.close())
     return status

@@ -310,3 +310,29 @@ async def test_a_console_port_in_use_is_one_line(work: Path, started: Started) -
     lines = [line for line in err.decode().splitlines() if not line.startswith("{")]
     assert len(lines) == 1, err.decode()
     assert lines[0].startswith("error: cannot start: could not bind the console listener")
+
+
+async def test_with_workers_one_whose_log_failed_ends_the_server_with_status_2(
+    work: Path, started: Started, pg_dsn: str
+) -> None:
+    """A worker whose decision log failed exits 2 for its supervisor to start it again;
+    with several workers that supervisor is this process's, which never restarted it:
+    the server went on with a worker fewer, healthy by the others' answers."""
+    log_dir = work / "decisions"
+    for worker in (0, 1):  # whichever worker takes the call, its stream must fail
+        (log_dir / f"worker-{worker}").mkdir(parents=True)
+        (log_dir / f"worker-{worker}" / "acme").write_bytes(b"")
+    with socket.socket() as probe:  # several workers need a fixed port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc, _ = await _serve(
+        started, work, "--database-url", pg_dsn, "--decision-log", "durable", "--workers", "2",
+        "--log-dir", str(log_dir), "--data-dir", str(work / "data"), "--listen", f"127.0.0.1:{port}",
+    )  # fmt: skip
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        tenants = tenants_pb2_grpc.TenantServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await tenants.CreateTenant(tenants_pb2.CreateTenantRequest(name="acme"), timeout=30)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    async with asyncio.timeout(60):  # fails the test if the server goes on
+        assert await proc.wait() == 2
