@@ -22,7 +22,7 @@ from authz_service.api.nul import refuse_nul
 from authz_service.api.status import to_status
 from authz_service.service.audit import CallInfo
 
-__all__ = ["call_info", "hot_unary_rpc", "stream_rpc", "unary_rpc"]
+__all__ = ["call_deadline", "call_info", "hot_unary_rpc", "stream_rpc", "unary_rpc"]
 
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp")
@@ -40,9 +40,7 @@ def call_info(
     """The call's metadata; also binds its deadline to the rest of the call
     (`deadline.bind`), so that every database read and write it makes, lookup streams
     and writes included, is bounded by it."""
-    remaining = context.time_remaining()
-    budget = default_deadline_s if remaining is None else min(remaining, default_deadline_s)
-    until = time.monotonic() + budget
+    until = call_deadline(context, default_deadline_s)
     deadline.bind(until)
     return CallInfo(
         credential_id=current_credential_id(),  # the key the auth interceptor verified
@@ -51,6 +49,13 @@ def call_info(
         reason=reason,
         agents=agents,
     )
+
+
+def call_deadline(context: grpc.aio.ServicerContext[Any, Any], default_deadline_s: float) -> float:
+    """The instant the call must end by: the caller's deadline, at most the default."""
+    remaining = context.time_remaining()
+    budget = default_deadline_s if remaining is None else min(remaining, default_deadline_s)
+    return time.monotonic() + budget
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:

@@ -27,7 +27,7 @@ import grpc
 
 from authz_service import deadline
 from authz_service.api import convert
-from authz_service.api.calls import call_info
+from authz_service.api.calls import call_deadline
 from authz_service.api.status import to_status
 from authz_service.errors import AuthzError, InvalidArgument
 from authz_service.service.tenants import TenantService
@@ -87,8 +87,9 @@ class TenantGate:
         """Ask the registry about `pending`'s answer; abort the call if it says no."""
         try:
             # The registry read is bounded like the call's own reads: a database that
-            # does not answer ends the call within its deadline.
-            with deadline.within(call_info(context, self._deadline).deadline):
+            # does not answer ends the call within its deadline. Only this read: bound
+            # to the rest of the call, it ended a Watch, which has no deadline of its own.
+            with deadline.within(call_deadline(context, self._deadline)):
                 await self._tenants.require(named[0], fresh=named[1])
         except AuthzError as exc:
             await context.abort_with_status(to_status(exc))  # type: ignore[attr-defined]

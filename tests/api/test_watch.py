@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from pathlib import Path
 
 import asyncpg
 import grpc
@@ -10,6 +12,7 @@ import pytest
 
 from authz_service.api.gen.authz.v1 import relationships_pb2
 from authz_service.api.tokens import decode_token, encode_token
+from tests.api.conftest import server_settings, start_app
 from tests.api.helpers import Api
 
 
@@ -117,3 +120,31 @@ async def test_a_filtered_watch_moves_its_resume_point_past_what_it_skipped(api:
     assert decode_token(progress.changes_through.token, "acme") == decode_token(skipped, "acme")
     assert resources(change) == ["d"]
     assert decode_token(change.changes_through.token, "acme") == decode_token(wanted, "acme")
+
+
+async def test_a_watch_outlives_the_default_deadline(pg_dsn: str, tmp_path: Path) -> None:
+    """A Watch streams "until the client cancels" (docs/api.md). The tenant gate, asking
+    the registry about a tenant not seen lately, bound the call's default deadline to the
+    rest of the call, so a watcher's stream ended DEADLINE_EXCEEDED after 5 s."""
+    settings = server_settings(pg_dsn, tmp_path, default_deadline_ms=300, max_staleness_ms=1)
+    app = await start_app(settings)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            api = Api(channel)
+            await api.write_schema()
+            start = await api.touch("acme", "document:d0#viewer@user:ann")
+            watch = api.relationships.Watch(
+                relationships_pb2.WatchRequest(tenant="acme", after={"token": start})
+            )
+            await watch.initial_metadata()
+            opened, seen, n = time.monotonic(), [], 0
+            async with asyncio.timeout(30):
+                # Three default deadlines of changes, each read as it comes.
+                while time.monotonic() - opened < 3 * 0.3:
+                    n += 1
+                    await api.touch("acme", f"document:d{n}#viewer@user:ann")
+                    seen += resources(await watch.read())
+            watch.cancel()
+    finally:
+        await app.stop(grace=1.0)
+    assert seen == [f"d{i}" for i in range(1, n + 1)]
