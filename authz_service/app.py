@@ -736,6 +736,7 @@ class App:
             await self.health.enter_graceful_shutdown()
         if self.console is not None:  # its pages call the gRPC port: close them first
             await self.console.stop()
+        await self.relationships.stop_watches()
         grace = self.settings.shutdown_grace_s if grace is None else grace
         loop = asyncio.get_running_loop()
         end = loop.time() + grace

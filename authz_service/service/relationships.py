@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 
-from authz_service.errors import InvalidArgument, echo
+from authz_service.errors import InvalidArgument, Unavailable, echo
 from authz_service.model import (
     Consistency,
     Relationship,
@@ -74,6 +74,7 @@ class RelationshipService:
         self._max_batch = max_batch
         self._watch_poll = watch_poll_s
         self._new_revision = asyncio.Condition()
+        self._stopping = False  # set by stop_watches: every watch ends
 
     @property
     def schema_seq(self) -> int:
@@ -203,6 +204,14 @@ class RelationshipService:
         await self._store.check_revision(tenant, after)
         return after
 
+    async def stop_watches(self) -> None:
+        """End every open watch, now and from now on, with Unavailable: a watch never
+        ends by itself, and a stopping server would otherwise wait its whole grace for
+        it, then cut it off (CANCELLED, which clients do not resume)."""
+        self._stopping = True
+        async with self._new_revision:
+            self._new_revision.notify_all()
+
     async def watch(
         self, tenant: str, after: Revision, *, batch: int = 1000
     ) -> AsyncIterator[tuple[Revision, list[Change] | None]]:
@@ -213,6 +222,10 @@ class RelationshipService:
         watcher can move its resume point past revisions that had nothing for it."""
         cursor = after
         while True:
+            if self._stopping:
+                raise Unavailable(
+                    "the server is shutting down: resume the watch from its last token"
+                )
             changes = await self._store.changes(tenant, cursor, limit=batch)
             if len(changes) == batch and changes[0].revision != changes[-1].revision:
                 # The last revision may continue past the page: leave it for the next read.

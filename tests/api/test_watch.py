@@ -148,3 +148,25 @@ async def test_a_watch_outlives_the_default_deadline(pg_dsn: str, tmp_path: Path
     finally:
         await app.stop(grace=1.0)
     assert seen == [f"d{i}" for i in range(1, n + 1)]
+
+
+async def test_a_stopping_server_ends_its_watches_unavailable(pg_dsn: str, tmp_path: Path) -> None:
+    """An open Watch never ends by itself: a stopping server waited its whole grace for
+    it and then cut it off (CANCELLED, which clients do not resume). It is ended at once
+    with UNAVAILABLE, which the clients resume elsewhere from their last token."""
+    app = await start_app(server_settings(pg_dsn, tmp_path, shutdown_grace_s=60.0))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            api = Api(channel)
+            await api.write_schema()
+            watch = api.relationships.Watch(relationships_pb2.WatchRequest(tenant="acme"))
+            await watch.initial_metadata()
+            stopping = asyncio.create_task(app.stop())
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                async with asyncio.timeout(20):  # well inside the grace: a hang fails here
+                    await watch.read()
+            assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+            async with asyncio.timeout(20):
+                await stopping
+    finally:
+        await app.stop(grace=1.0)
