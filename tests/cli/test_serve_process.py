@@ -94,6 +94,19 @@ async def _serve(started: Started, cwd: Path, *args: str) -> tuple[asyncio.subpr
     return proc, int(match.group(1))
 
 
+async def _refused(started: Started, cwd: Path, *args: str) -> tuple[int | None, bytes, bytes]:
+    """Run `authz serve ARGS`, which must not start, to its end: status, stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "authz_service", "serve", "--no-auth", *args,
+        cwd=cwd, env=_environment(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    started.processes.append(proc)
+    async with asyncio.timeout(60):
+        out, err = await proc.communicate()
+    return proc.returncode, out, err
+
+
 async def _serving(port: int) -> bool:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = health_pb2_grpc.HealthStub(channel)
@@ -194,16 +207,10 @@ async def test_a_port_in_use_is_one_line_before_the_database_starts(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "authz_service", "serve", "--no-auth",
-            "--data-dir", str(work / "data"), "--listen", f"127.0.0.1:{port}",
-            cwd=work, env=_environment(),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        started.processes.append(proc)
-        async with asyncio.timeout(60):
-            out, err = await proc.communicate()
-    assert proc.returncode == 2
+        status, out, err = await _refused(
+            started, work, "--data-dir", str(work / "data"), "--listen", f"127.0.0.1:{port}"
+        )
+    assert status == 2
     assert err.decode() == f"error: cannot listen on 127.0.0.1:{port}: address already in use\n"
     assert out == b""
     assert not (work / "data" / "pgdata").exists()  # the database was never started
@@ -296,17 +303,11 @@ async def test_a_console_port_in_use_is_one_line(work: Path, started: Started) -
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "authz_service", "serve", "--no-auth",
-            "--database-url", "memory://", "--listen", "127.0.0.1:0",
+        status, _, err = await _refused(
+            started, work, "--database-url", "memory://", "--listen", "127.0.0.1:0",
             "--data-dir", str(work / "data"), "--console", f"127.0.0.1:{port}",
-            cwd=work, env=_environment(),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        started.processes.append(proc)
-        async with asyncio.timeout(60):
-            _, err = await proc.communicate()
-    assert proc.returncode == 2
+    assert status == 2
     lines = [line for line in err.decode().splitlines() if not line.startswith("{")]
     assert len(lines) == 1, err.decode()
     assert lines[0].startswith("error: cannot start: could not bind the console listener")
