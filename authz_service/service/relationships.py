@@ -221,6 +221,7 @@ class RelationshipService:
         (revision, None): every change through `revision` has been yielded, so a filtered
         watcher can move its resume point past revisions that had nothing for it."""
         cursor = after
+        committed = after  # a head read before the latest page: committed by then
         while True:
             if self._stopping:
                 raise Unavailable(
@@ -233,6 +234,12 @@ class RelationshipService:
                 changes = [c for c in changes if c.revision != last]
             elif len(changes) == batch:
                 changes = await self._store.changes(tenant, cursor, limit=batch * 100)
+            # The page is complete only if `cursor` is still inside the retention window:
+            # collection removes the rows that revisions older than it deleted, and a
+            # watch whose reader fell that far behind would never report those deletes.
+            # Checked after the read, as the relationship index does (a collection that
+            # began before the check cannot have touched the page); such a watch ends.
+            head = await self._store.check_revision(tenant, cursor)
             for revision, group in itertools.groupby(changes, key=lambda c: c.revision):
                 cursor = revision
                 visible = [c for c in group if not is_internal(c.relationship)]
@@ -240,6 +247,14 @@ class RelationshipService:
                     yield revision, visible
             if changes:
                 yield cursor, None
+            elif committed > cursor:
+                # Revisions that wrote no row (a delete that matched nothing): committed
+                # before this page was read, which found nothing after `cursor`. Reported,
+                # so that the watcher's resume point keeps up with the tenant.
+                cursor = committed
+                yield cursor, None
+            committed = head
+            if changes or head > cursor:
                 continue
             async with self._new_revision:
                 with contextlib.suppress(TimeoutError):

@@ -337,8 +337,8 @@ class IndexedStore:
     async def heads(self, tenant: str) -> tuple[Revision, int]:
         return await self._store.heads(tenant)
 
-    async def check_revision(self, tenant: str, revision: Revision) -> None:
-        await self._store.check_revision(tenant, revision)
+    async def check_revision(self, tenant: str, revision: Revision) -> Revision:
+        return await self._store.check_revision(tenant, revision)
 
     async def changes(self, tenant: str, after: Revision, *, limit: int = 1000) -> list[Change]:
         return await self._store.changes(tenant, after, limit=limit)

@@ -272,12 +272,13 @@ class MemoryStore:
     async def heads(self, tenant: str) -> tuple[Revision, int]:
         return await self.head_revision(tenant), len(self._schemas)
 
-    async def check_revision(self, tenant: str, revision: Revision) -> None:
+    async def check_revision(self, tenant: str, revision: Revision) -> Revision:
         head = await self.head_revision(tenant)
         if revision > head or revision < 0:
             raise FailedPrecondition(
                 f"revision `{echo(revision)}` is unknown in tenant `{echo(tenant)}`"
             )
+        return head
 
     async def changes(self, tenant: str, after: Revision, *, limit: int = 1000) -> list[Change]:
         state = self._tenants.get(tenant)

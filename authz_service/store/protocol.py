@@ -163,9 +163,10 @@ class RevisionSource(Protocol):
         read in one round trip: what a fully consistent read needs."""
         ...
 
-    async def check_revision(self, tenant: str, revision: Revision) -> None:
+    async def check_revision(self, tenant: str, revision: Revision) -> Revision:
         """Raise FailedPrecondition if `revision` is newer than the head or older than
-        the retention window (its history may have been collected)."""
+        the retention window (its history may have been collected); else return the
+        head, read in the same statement."""
         ...
 
     async def changes(self, tenant: str, after: Revision, *, limit: int = 1000) -> list[Change]:

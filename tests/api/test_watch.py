@@ -12,6 +12,10 @@ import pytest
 
 from authz_service.api.gen.authz.v1 import relationships_pb2
 from authz_service.api.tokens import decode_token, encode_token
+from authz_service.app import App
+from authz_service.errors import FailedPrecondition
+from authz_service.store.index import IndexedStore
+from authz_service.store.postgres import PostgresStore
 from tests.api.conftest import server_settings, start_app
 from tests.api.helpers import Api
 
@@ -170,3 +174,48 @@ async def test_a_stopping_server_ends_its_watches_unavailable(pg_dsn: str, tmp_p
                 await stopping
     finally:
         await app.stop(grace=1.0)
+
+
+async def test_a_write_that_changed_nothing_moves_a_connected_watch_on(api: Api) -> None:
+    """A revision with no rows (a delete that matched nothing) was never reported, so a
+    connected watcher's resume point stayed behind it until the retention window
+    passed it, contrary to docs/api.md (it "never falls behind the retention window
+    while it is connected")."""
+    start = await api.touch("acme", "document:one#viewer@user:ann")
+    watch = api.relationships.Watch(
+        relationships_pb2.WatchRequest(tenant="acme", after={"token": start})
+    )
+    await watch.initial_metadata()
+    nothing = await api.delete("acme", "document:none#viewer@user:nobody")
+    async with asyncio.timeout(10):
+        reply = await watch.read()
+    watch.cancel()
+    assert resources(reply) == []
+    assert decode_token(reply.changes_through.token, "acme") == decode_token(nothing, "acme")
+
+
+async def test_a_watch_that_fell_behind_the_retention_window_ends(
+    app: App, api: Api, pg_dsn: str
+) -> None:
+    """The window was checked only when the watch started: one whose reader fell behind
+    it while connected went on after history was collected, and never reported the
+    collected delete (a mirror kept a revoked relationship)."""
+    start = await api.touch("acme", "document:victim#viewer@user:v")
+    stream = app.relationships.watch("acme", decode_token(start, "acme"))  # not read yet
+    await api.delete("acme", "document:victim#viewer@user:v")
+    await api.touch("acme", "document:later#viewer@user:w")
+    conn = await asyncpg.connect(pg_dsn)
+    try:  # the delete's revision committed two days ago
+        await conn.execute(
+            "UPDATE revisions SET committed_at = now() - interval '2 days' "
+            "WHERE tenant = 'acme' AND revision <= $1",
+            decode_token(start, "acme") + 1,
+        )
+    finally:
+        await conn.close()
+    store = app.store.inner if isinstance(app.store, IndexedStore) else app.store
+    assert isinstance(store, PostgresStore)
+    await store.collect_garbage()
+    with pytest.raises(FailedPrecondition, match="retention window"):
+        async with asyncio.timeout(10):
+            await anext(stream)

@@ -238,7 +238,7 @@ _LARGEST_SENT = 2**63 - 2
 
 async def check_revision(
     db: Database, tenant: str, revision: Revision, retention: timedelta
-) -> None:
+) -> Revision:
     """Revision R is readable while R is the head, or while its successor R+1 (the write
     that ended snapshot R) committed no earlier than now - retention. GC removes exactly
     the rows deleted by revisions committed before that cutoff, so every row visible at
@@ -258,6 +258,8 @@ async def check_revision(
         raise FailedPrecondition(
             f"revision `{echo(revision)}` of tenant `{echo(tenant)}` is older than the retention window"
         )
+    head: Revision = row["head"]
+    return head
 
 
 async def read_schema(db: Database, version: str | None) -> SchemaRecord | None:

@@ -130,8 +130,8 @@ class PostgresStore:
     async def heads(self, tenant: str) -> tuple[Revision, int]:
         return await reads.heads(self._db, tenant)
 
-    async def check_revision(self, tenant: str, revision: Revision) -> None:
-        await reads.check_revision(self._db, tenant, revision, self.retention)
+    async def check_revision(self, tenant: str, revision: Revision) -> Revision:
+        return await reads.check_revision(self._db, tenant, revision, self.retention)
 
     async def changes(self, tenant: str, after: Revision, *, limit: int = 1000) -> list[Change]:
         return await reads.changes(self._db, tenant, after, limit=limit)
