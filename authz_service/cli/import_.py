@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,20 @@ def register(sub: Any) -> None:
     add_create_tenant_argument(parser)
     add_database_arguments(parser)
     parser.set_defaults(handler=_handle)
+
+
+async def _schema_check(store: Any) -> Any:
+    """Every row checked against the current schema as WriteRelationships checks it
+    (relation, subject types, wildcard, caveat and its context's types, expiration);
+    None before any schema is written: there is nothing to check against yet."""
+    from authz_service.schema import compile_schema
+    from authz_service.schema.relationships import check_relationship
+
+    record = await store.read_schema()
+    if record is None:
+        return None
+    schema = await asyncio.to_thread(compile_schema, record.text, max_expression_depth=None)
+    return functools.partial(check_relationship, schema)
 
 
 def _handle(args: argparse.Namespace) -> int:
@@ -74,6 +89,7 @@ async def _import(args: argparse.Namespace, path: Path, lines: int) -> int:
         store = await postgres.connect(dsn, min_size=1, max_size=1)
         try:
             await require_tenant(store.tenants, args.tenant, args.create_tenant)
+            check = await _schema_check(store)
             with tqdm(
                 total=lines,
                 unit=" lines",
@@ -87,6 +103,7 @@ async def _import(args: argparse.Namespace, path: Path, lines: int) -> int:
                     path,
                     None if args.format == "auto" else args.format,
                     on_line=lambda line: bar.update(line - bar.n),
+                    check=check,
                 )
                 bar.update(lines - bar.n)
         finally:

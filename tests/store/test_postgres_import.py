@@ -14,6 +14,7 @@ import pytest
 from authz_service.cli import import_, migrate
 from authz_service.errors import InvalidArgument, NotFound
 from authz_service.model import RelationshipFilter, parse_relationship
+from authz_service.schema import compile_schema
 from authz_service.store.postgres import PostgresStore, connect, importer
 from authz_service.store.postgres.importer import (
     import_file,
@@ -317,3 +318,56 @@ async def test_a_file_larger_than_one_sorted_run_imports_every_row(
     assert (result.revision, result.count, result.replaced) == (1, 20_000, 0)
     expected = sorted(str(rel) for _, rel in read_ndjson(path))
     assert sorted(map(str, await pg_store.read("acme", 1, EVERYTHING))) == expected
+
+
+SCHEMA = """
+caveat small(n int) { n < 3 }
+definition user {}
+definition group { relation member: user }
+definition doc {
+    relation viewer: user | group#member | user with small
+    permission view = viewer
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("lines", "says"),
+    [
+        ('{"resource": "doc:a", "relation": "viewer", "subject": "user:a"}\n'
+         '{"resource": "doc:b", "relation": "owner", "subject": "user:b"}', "line 2: "),
+        ('{"resource": "doc:a", "relation": "viewer", "subject": "user:*"}', "line 1: "),
+        ('{"resource": "doc:a", "relation": "viewer", "subject": "group:g"}', "line 1: "),
+        ('{"resource": "doc:a", "relation": "viewer", "subject": "user:a", '
+         '"caveat": {"name": "small", "context": {"n": "x"}}}', "line 1: "),
+    ],
+    ids=["unknown-relation", "wildcard", "subject-relation", "context-type"],
+)  # fmt: skip
+def test_the_cli_refuses_rows_the_schema_does_not_allow(
+    pg_dsn: str, tmp_path: Path, lines: str, says: str
+) -> None:
+    # The import wrote whatever parsed: relations, subject types and caveat contexts the
+    # schema does not allow, which WriteRelationships refuses.
+    parser = argparse.ArgumentParser(prog="authz")
+    import_.register(parser.add_subparsers(required=True))
+
+    async def write_schema() -> None:
+        store = await connect(pg_dsn, min_size=1, max_size=1)
+        try:
+            await store.write_schema(compile_schema(SCHEMA).version, SCHEMA)
+        finally:
+            await store.close()
+
+    run_aside(write_schema())
+    path = tmp_path / "rows.ndjson"
+    path.write_text(lines + "\n")
+    tenant = f"cli-{time.time_ns()}"
+    argv = ["import", str(path), "--tenant", tenant, "--database-url", pg_dsn, "--no-progress"]
+    args = parser.parse_args([*argv, "--create-tenant"])
+    with pytest.raises(InvalidArgument) as refused:
+        args.handler(args)
+    assert refused.value.message.startswith(says), refused.value.message
+    good = '{"resource": "doc:a", "relation": "viewer", "subject": "group:g#member"}\n'
+    path.write_text(good + '{"resource": "doc:b", "relation": "viewer", "subject": "user:b"}\n')
+    args = parser.parse_args(argv)
+    assert args.handler(args) == 0

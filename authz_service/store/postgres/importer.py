@@ -36,7 +36,9 @@ from authz_service.model import (
     TYPE_RE,
     CaveatRef,
     FrozenContext,
+    ObjectRef,
     Relationship,
+    SubjectRef,
     parse_object,
     parse_relationship,
     parse_subject,
@@ -48,6 +50,7 @@ from authz_service.store.postgres.dberrors import translated
 from authz_service.store.postgres.sql import relationship_values
 
 __all__ = [
+    "Check",
     "Format",
     "ImportResult",
     "detect_format",
@@ -172,13 +175,17 @@ def _block_offset(text: str) -> int:
     return 0
 
 
-def _text_rows(path: Path, fmt: Format | None = None) -> Iterator[Row]:
-    """Every relationship in `path` with its columns as COPY text."""
+def _text_rows(path: Path, fmt: Format | None = None, check: Check | None = None) -> Iterator[Row]:
+    """Every relationship in `path` with its columns as COPY text; each passed to
+    `check` first, if given."""
+    checked = _Checked(check)
     if (fmt or detect_format(path)) == "yaml":
         for lineno, parsed in read_validation_file(path):
+            checked.whole(parsed, lineno)
             yield lineno, _columns_text(parsed)
         return
     fast = _FAST_LINE.fullmatch
+    shapes = checked.shapes if check is not None else None
     with _utf8(path), path.open(encoding="utf-8") as handle:
         for lineno, line in enumerate(handle, start=1):
             match = fast(line)
@@ -186,11 +193,47 @@ def _text_rows(path: Path, fmt: Format | None = None) -> Iterator[Row]:
                 # Unmatched groups read "": exactly one of `sid` and `anyone` is set, and
                 # `srel` is "" (NO_RELATION) when absent or `...`.
                 rt, rid, relation, st, sid, srel, anyone = match.groups("")
+                # Inline: this loop runs a million times per import.
+                if shapes is not None and (rt, relation, st, srel, anyone) not in shapes:
+                    checked.plain(rt, rid, relation, st, sid or anyone, srel, lineno)
                 # No capture can hold a tab, newline or backslash: no escaping needed.
                 yield lineno, f"{rt}\t{rid}\t{relation}\t{st}\t{sid}{anyone}\t{srel}\t\\N\t\\N\t\\N"
             elif line.strip():
                 slow = _located(_ndjson_relationship, line, f"line {lineno}")
+                checked.whole(slow, lineno)
                 yield lineno, _columns_text(slow)
+
+
+Check = Callable[[Relationship, str], None]
+"""`check(relationship, field)` raises InvalidArgument if the schema does not allow it."""
+
+
+class _Checked:
+    """`check` for every row. A plain row (no caveat, no expiration) is allowed or not by
+    its types, relations and wildcard alone, not its ids: checked once per such shape,
+    so that the common line costs a set lookup."""
+
+    def __init__(self, check: Check | None) -> None:
+        self._check = check
+        # (resource type, relation, subject type, subject relation, "*" or ""): shapes
+        # of plain rows that passed; the caller looks a row up here before `plain`.
+        self.shapes: set[tuple[str, str, str, str, str]] = set()
+
+    def plain(
+        self, rt: str, rid: str, relation: str, st: str, sid: str, srel: str, lineno: int
+    ) -> None:
+        subject = SubjectRef(st, sid, srel)
+        self.whole(Relationship(ObjectRef(rt, rid), relation, subject), lineno)
+        self.shapes.add((rt, relation, st, srel, "*" if sid == "*" else ""))
+
+    def whole(self, rel: Relationship, lineno: int) -> None:
+        if self._check is None:
+            return
+        where = f"line {lineno}"
+        try:
+            self._check(rel, where)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"{where}: {exc.message}", field=where, value=exc.value) from None
 
 
 def _columns_text(rel: Relationship) -> str:
@@ -285,11 +328,13 @@ async def import_file(
     fmt: Format | None = None,
     *,
     on_line: Callable[[int], object] | None = None,
+    check: Check | None = None,
 ) -> ImportResult:
     """Write every relationship in `path` to `tenant` at one revision, all or nothing.
     `on_line`, if given, is called with the line number reached every few thousand rows
-    and at the end (for a progress bar)."""
-    return await _import(db, tenant, lambda: _text_rows(path, fmt), on_line)
+    and at the end (for a progress bar); `check`, if given, with every relationship
+    (the schema's rules: this layer does not know the schema)."""
+    return await _import(db, tenant, lambda: _text_rows(path, fmt, check), on_line)
 
 
 async def _import(
