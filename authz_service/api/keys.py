@@ -165,6 +165,7 @@ class KeysServicer(keys_pb2_grpc.KeysServiceServicer):
         self, request: keys_pb2.RotateKeyRequest, context: Ctx
     ) -> keys_pb2.RotateKeyResponse:
         key, secret = await self._admin.rotate(
+            current_key(),
             call_info(context, self._deadline, reason=convert.reason(request.reason) or None),
             request.tenant,
             request.key_id,

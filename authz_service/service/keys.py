@@ -68,11 +68,7 @@ class KeyAdmin:
         `service_account` names the account of `tenant` that owns it, if any."""
         started = time.perf_counter()
         wanted = frozenset(scopes)
-        if caller is not None and not wanted <= caller.scopes:
-            extra = ",".join(sorted(s.value for s in wanted - caller.scopes))
-            raise PermissionDenied(
-                f"api key `{caller.key_id}` cannot grant scopes it does not hold: {extra}"
-            )
+        _may_grant(caller, wanted)
         record, secret = new_key(
             tenant=tenant,
             scopes=wanted,
@@ -113,10 +109,12 @@ class KeyAdmin:
         return key
 
     async def rotate(
-        self, call: CallInfo, tenant: str, key_id: str, overlap: timedelta
+        self, caller: ApiKey | None, call: CallInfo, tenant: str, key_id: str, overlap: timedelta
     ) -> tuple[ApiKey, str]:
+        """The rotated key and its new full key string. The caller is handed a working
+        key: it must hold every scope of it, as for a key it creates."""
         started = time.perf_counter()
-        await self._find(tenant, key_id)
+        _may_grant(caller, (await self._find(tenant, key_id)).scopes)
         if self._tenants is not None and tenant != ALL_TENANTS:
             await require_active(self._tenants, tenant)  # a new secret is a new credential
         secret, digest = new_secret()
@@ -165,4 +163,14 @@ class KeyAdmin:
             schema_version="",
             details=details,
             started=started,
+        )
+
+
+def _may_grant(caller: ApiKey | None, scopes: frozenset[Scope]) -> None:
+    """PermissionDenied unless `caller` (None: authentication is off) holds `scopes`: a
+    key never gets, from a call, a scope the calling key lacks."""
+    if caller is not None and not scopes <= caller.scopes:
+        extra = ",".join(sorted(s.value for s in scopes - caller.scopes))
+        raise PermissionDenied(
+            f"api key `{caller.key_id}` cannot grant scopes it does not hold: {extra}"
         )

@@ -188,6 +188,24 @@ async def test_a_key_expiring_at_the_end_of_the_timestamp_range_is_created_and_l
     assert (await _status(channel, made.secret))[0] == ADMITTED  # not taken as expired
 
 
+async def test_a_key_cannot_rotate_itself_into_scopes_it_does_not_hold(
+    app: App, channel: grpc.aio.Channel
+) -> None:
+    # docs/auth.md: "A key never gets a scope its creator lacks". RotateKey hands the
+    # caller the rotated key's new secret: an admin-only key got a working `audit` key
+    # of its tenant (and cut its holder off when the overlap ended).
+    platform = Keys(channel, await _bootstrap(app))
+    audit_only = await platform.create("acme", "audit")
+    admin_only = Keys(channel, (await platform.create("acme", "admin")).secret)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await admin_only.rotate("acme", audit_only.key.key_id)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "audit" in (refused.value.details() or "")
+    assert (await _status(channel, audit_only.secret))[0] == ADMITTED  # still the holder's
+    rotated = await platform.rotate("acme", audit_only.key.key_id)  # one that holds them
+    assert rotated.secret
+
+
 async def test_an_expired_key_is_refused_and_its_open_stream_ends(
     app: App, channel: grpc.aio.Channel
 ) -> None:
