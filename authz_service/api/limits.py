@@ -113,7 +113,7 @@ class FailureLimiter:
         peer = _address(peer)
         blocked = self._blocked(self._peers, peer, now)
         what = "peer"
-        if blocked is None and (peer is None or peer in self._peers):
+        if blocked is None and (peer is None or self._failed_lately(peer, now)):
             # A key id under attack refuses only callers that have failed before: its
             # holder, on a clean address, still gets its secret compared.
             blocked, what = self._blocked(self._key_ids, key_id, now), "api key"
@@ -124,6 +124,12 @@ class FailureLimiter:
             self._report(peer, key_id or "", now)
         wait = math.ceil(blocked - now)
         raise LimitExceeded(f"too many failed authentications from this {what}; retry in {wait} s")
+
+    def _failed_lately(self, peer: str, now: float) -> bool:
+        """Whether `peer` failed within `max_backoff_s`: past that it starts again from
+        zero (`_count`), and is as clean as a peer that never failed."""
+        entry = self._peers.get(peer)
+        return entry is not None and entry.count > 0 and now - entry.last <= self._max_backoff
 
     @staticmethod
     def _blocked(table: dict[str, _Failures], name: str | None, now: float) -> float | None:

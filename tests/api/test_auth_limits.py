@@ -205,6 +205,27 @@ async def test_a_key_id_under_attack_refuses_failed_peers_but_not_its_holder() -
     assert await auth.authenticate(f"Bearer {good}", peer="ipv4:10.0.0.1:2")
 
 
+async def test_a_holder_whose_address_failed_long_ago_is_not_locked_out() -> None:
+    # docs/auth.md: a subject without a failure for max_backoff_s "starts again from
+    # zero", and a key id under attack refuses only peers that have failed before. A
+    # peer stayed "failed before" for good: one typo a minute earlier let an attacker
+    # elsewhere lock the holder out of its own key, indefinitely.
+    now = [0.0]
+    keys = MemoryKeyStore()
+    limiter = FailureLimiter(threshold=3, max_backoff_s=60, clock=lambda: now[0])
+    auth = Authenticator(keys, limiter=limiter, clock=lambda: now[0])
+    record, good = new_key(tenant="acme", scopes=[Scope.CHECK])
+    await keys.create(record)
+    holder = "ipv4:10.0.0.2:1"
+    with pytest.raises(Unauthenticated):  # the holder's one old mistake
+        await auth.authenticate(f"Bearer {_wrong_token(good)}", peer=holder)
+    now[0] += 65.0
+    for i in range(3):  # then guessing at its key id from elsewhere
+        with pytest.raises(Unauthenticated):
+            await auth.authenticate(f"Bearer {_wrong_token(good)}", peer=f"ipv4:10.9.0.{i}:1")
+    assert (await auth.authenticate(f"Bearer {good}", peer=holder)).key_id == record.key_id
+
+
 async def test_unknown_key_ids_are_answered_from_a_negative_cache() -> None:
     now = [0.0]
     keys = CountingKeys()
