@@ -184,13 +184,19 @@ async def test_backoff_doubles_per_peer_and_spares_other_peers() -> None:
     assert await auth.authenticate(f"Bearer {other_good}", peer="ipv4:10.0.0.1:5000")
 
 
-async def test_a_key_id_under_attack_refuses_failed_peers_but_not_its_holder() -> None:
+async def _one_key_limited() -> tuple[list[float], Authenticator, ApiKey, str]:
+    """An authenticator over one key, limited after 3 failures, on a clock `now[0]`."""
     now = [0.0]
     keys = MemoryKeyStore()
     limiter = FailureLimiter(threshold=3, max_backoff_s=60, clock=lambda: now[0])
     auth = Authenticator(keys, limiter=limiter, clock=lambda: now[0])
     record, good = new_key(tenant="acme", scopes=[Scope.CHECK])
     await keys.create(record)
+    return now, auth, record, good
+
+
+async def test_a_key_id_under_attack_refuses_failed_peers_but_not_its_holder() -> None:
+    now, auth, record, good = await _one_key_limited()
     for i in range(3):  # three peers, one guess each: no peer is over its threshold
         with pytest.raises(Unauthenticated):
             await auth.authenticate(f"Bearer {_wrong_token(good)}", peer=f"ipv4:10.0.0.{i}:1")
@@ -210,12 +216,7 @@ async def test_a_holder_whose_address_failed_long_ago_is_not_locked_out() -> Non
     # zero", and a key id under attack refuses only peers that have failed before. A
     # peer stayed "failed before" for good: one typo a minute earlier let an attacker
     # elsewhere lock the holder out of its own key, indefinitely.
-    now = [0.0]
-    keys = MemoryKeyStore()
-    limiter = FailureLimiter(threshold=3, max_backoff_s=60, clock=lambda: now[0])
-    auth = Authenticator(keys, limiter=limiter, clock=lambda: now[0])
-    record, good = new_key(tenant="acme", scopes=[Scope.CHECK])
-    await keys.create(record)
+    now, auth, record, good = await _one_key_limited()
     holder = "ipv4:10.0.0.2:1"
     with pytest.raises(Unauthenticated):  # the holder's one old mistake
         await auth.authenticate(f"Bearer {_wrong_token(good)}", peer=holder)

@@ -73,14 +73,20 @@ def _environment() -> dict[str, str]:
     return env
 
 
-async def _serve(started: Started, cwd: Path, *args: str) -> tuple[asyncio.subprocess.Process, int]:
-    """Start `authz serve ARGS`; return the process and its port once it listens."""
+async def _launch(started: Started, cwd: Path, *args: str) -> asyncio.subprocess.Process:
+    """`authz serve --no-auth ARGS`, its output piped, stopped by the test's end."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "authz_service", "serve", "--no-auth", *args,
         cwd=cwd, env=_environment(),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     started.processes.append(proc)
+    return proc
+
+
+async def _serve(started: Started, cwd: Path, *args: str) -> tuple[asyncio.subprocess.Process, int]:
+    """Start `authz serve ARGS`; return the process and its port once it listens."""
+    proc = await _launch(started, cwd, *args)
     assert proc.stdout is not None
     async with asyncio.timeout(START_TIMEOUT):
         line = (await proc.stdout.readline()).decode()
@@ -96,12 +102,7 @@ async def _serve(started: Started, cwd: Path, *args: str) -> tuple[asyncio.subpr
 
 async def _refused(started: Started, cwd: Path, *args: str) -> tuple[int | None, bytes, bytes]:
     """Run `authz serve ARGS`, which must not start, to its end: status, stdout, stderr."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "authz_service", "serve", "--no-auth", *args,
-        cwd=cwd, env=_environment(),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    started.processes.append(proc)
+    proc = await _launch(started, cwd, *args)
     async with asyncio.timeout(60):
         out, err = await proc.communicate()
     return proc.returncode, out, err
