@@ -12,7 +12,7 @@ from authz_service.api.calls import call_info, stream_rpc, unary_rpc
 from authz_service.api.context_limits import ContextLimits
 from authz_service.api.cursors import CursorScope
 from authz_service.api.gen.authz.v1 import relationships_pb2, relationships_pb2_grpc
-from authz_service.api.tokens import decode_token
+from authz_service.api.tokens import decode_fresh
 from authz_service.errors import InvalidArgument
 from authz_service.model import (
     Consistency,
@@ -158,10 +158,12 @@ class RelationshipsServicer(relationships_pb2_grpc.RelationshipsServiceServicer)
         filters = [
             convert.relationship_filter(f, f"filters[{i}]") for i, f in enumerate(request.filters)
         ]
-        after = None
+        after, schema_seq = None, 0
         if request.after.token:
-            after = decode_token(request.after.token, tenant, "after")
-        after = await self._service.watch_start(tenant, after)
+            after, schema_seq = decode_fresh(
+                request.after.token, tenant, "after", schema_token=False
+            )
+        after = await self._service.watch_start(tenant, after, schema_seq)
         # The starting point is fixed: the headers tell the client that every write
         # committed from now on will be streamed.
         await context.send_initial_metadata(())

@@ -195,10 +195,15 @@ class RelationshipService:
             after = page[-1]
         return revision, visible
 
-    async def watch_start(self, tenant: str, after: Revision | None) -> Revision:
+    async def watch_start(
+        self, tenant: str, after: Revision | None, schema_seq: int = 0
+    ) -> Revision:
         """The revision a Watch streams after: `after`, which must be known and still
         inside the retention window (older history may be collected, so its changes
-        could be incomplete: FailedPrecondition), or else the tenant's newest."""
+        could be incomplete: FailedPrecondition), or else the tenant's newest. A token's
+        schema position must name a stored schema, as for every read."""
+        if schema_seq:
+            await self._schemas.at_least(schema_seq)
         if after is None:
             return await self._store.head_revision(tenant)
         await self._store.check_revision(tenant, after)

@@ -219,3 +219,20 @@ async def test_a_watch_that_fell_behind_the_retention_window_ends(
     with pytest.raises(FailedPrecondition, match="retention window"):
         async with asyncio.timeout(10):
             await anext(stream)
+
+
+async def test_a_watch_after_a_token_from_a_newer_schema_is_failed_precondition(
+    api: Api,
+) -> None:
+    # docs/api.md: a token whose schema position is newer than any stored schema (from
+    # another deployment) is FAILED_PRECONDITION. Watch read only the token's revision.
+    start = await api.touch("acme", "document:one#viewer@user:ann")
+    forged = encode_token("acme", decode_token(start, "acme"), 999)
+    watch = api.relationships.Watch(
+        relationships_pb2.WatchRequest(tenant="acme", after={"token": forged})
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        async with asyncio.timeout(10):
+            await watch.read()
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "newer than the newest stored schema" in (refused.value.details() or "")
