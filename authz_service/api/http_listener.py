@@ -16,6 +16,8 @@ from typing import Any
 
 import uvicorn
 
+from authz_service.api.http_protocol import BoundedH11Protocol
+
 __all__ = ["HttpListener"]
 
 
@@ -57,6 +59,8 @@ class HttpListener:
             app,
             host=host,
             port=port,
+            # Bounds on how long a request's head may take and on open connections.
+            http=BoundedH11Protocol,
             lifespan="off",
             log_config=None,
             access_log=False,
