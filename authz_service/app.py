@@ -341,7 +341,9 @@ async def _scim_listener(
     if not settings.scim_listen or worker != 0:
         return None
     scim = await HttpListener.start(
-        ScimApp(provisioning, authenticator),
+        ScimApp(
+            provisioning, authenticator, default_deadline_s=settings.default_deadline_ms / 1000
+        ),
         settings.scim_listen,
         name="SCIM",
         grace_s=settings.shutdown_grace_s,

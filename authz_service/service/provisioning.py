@@ -24,12 +24,20 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from authz_service.errors import AlreadyExists, InvalidArgument, NotFound, echo
+from authz_service import deadline
+from authz_service.errors import (
+    AlreadyExists,
+    DeadlineExceeded,
+    InvalidArgument,
+    NotFound,
+    echo,
+)
 from authz_service.model import (
     Consistency,
     ConsistencyMode,
@@ -105,6 +113,23 @@ class ProvisioningService:
         self._clock = clock
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
+    @asynccontextmanager
+    async def _one_push(self, tenant: str) -> AsyncIterator[None]:
+        """One push of `tenant` at a time in this process; waiting for the one before is
+        bounded by the call's deadline, like its reads and writes."""
+        lock = self._locks[tenant]
+        try:
+            async with asyncio.timeout(deadline.remaining()):
+                await lock.acquire()
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"deadline exceeded waiting for another push of tenant `{echo(tenant)}`"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
     def subject_of(self, kind: str, resource_id: str) -> SubjectRef:
         """The authorization subject a SCIM resource stands for."""
         if kind == USER:
@@ -126,7 +151,7 @@ class ProvisioningService:
         self, tenant: str, kind: str, document: Mapping[str, Any], call: CallInfo
     ) -> Pushed:
         await self._require_tenant(tenant, write=True)
-        async with self._locks[tenant]:
+        async with self._one_push(tenant):
             now = self._clock()
             new = ScimRecord(
                 kind,
@@ -152,7 +177,7 @@ class ProvisioningService:
         call: CallInfo,
     ) -> Pushed:
         await self._require_tenant(tenant, write=True)
-        async with self._locks[tenant]:
+        async with self._one_push(tenant):
             stored = await self._current(tenant, kind, resource_id, expected_version)
             content = _document(document)
             if content == stored.document:  # the same push again: nothing changes
@@ -178,7 +203,7 @@ class ProvisioningService:
         call: CallInfo,
     ) -> Revision:
         await self._require_tenant(tenant, write=True)
-        async with self._locks[tenant]:
+        async with self._one_push(tenant):
             stored = await self._current(tenant, kind, resource_id, expected_version)
             revision = await self._effect(tenant, stored, None, call)
             await self._forget_member(tenant, stored, call)

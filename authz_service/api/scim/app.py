@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -33,6 +34,7 @@ from scim2_server.responses import ScimResponse
 from scim2_server.service import ScimService
 from scim2_server.utils import load_default_resource_types, load_default_schemas
 
+from authz_service import deadline
 from authz_service.api.auth import Authenticator
 from authz_service.api.http_body import BodyRefused, has_body, read_body
 from authz_service.api.limits import http_peer
@@ -88,11 +90,14 @@ class ScimApp(ASGIApplication):
         self,
         provisioning: ProvisioningService,
         authenticator: Authenticator | None,
+        *,
+        default_deadline_s: float,
     ) -> None:
         provider = _provider()
         service = ScimService(provider)
         super().__init__(ProvisioningStorage(provisioning, service), provider, service)
         self._authenticator = authenticator
+        self._deadline_s = default_deadline_s
         self._provisioning = provisioning
 
     @staticmethod
@@ -130,9 +135,12 @@ class ScimApp(ASGIApplication):
         if body is None:
             return  # the client went away
         request.body = standard_patch(body) if request.method.upper() == "PATCH" else body
-        response = await self.serve(request)
-        if request.method.upper() in _WRITES:
-            await self._note(tenant, response)
+        # The server's default deadline, as for a gRPC call without one: every read and
+        # write of the push is bounded by it (the body had its own bound above).
+        with deadline.within(time.monotonic() + self._deadline_s):
+            response = await self.serve(request)
+            if request.method.upper() in _WRITES:
+                await self._note(tenant, response)
         await self.send_response(response, send)
 
     def _request(self, scope: Scope) -> ScimRequest:
@@ -191,9 +199,10 @@ class ScimApp(ASGIApplication):
             return False
         state = current()
         try:
-            key = await self._authenticator.authenticate(
-                request.header("Authorization"), peer=state.peer
-            )
+            with deadline.within(time.monotonic() + self._deadline_s):
+                key = await self._authenticator.authenticate(
+                    request.header("Authorization"), peer=state.peer
+                )
         except AuthzError as exc:
             raise scim_error(exc) from None
         if not key.allows_tenant(state.tenant):

@@ -18,6 +18,7 @@ from authz_service.api.http_body import BodyRefused
 from authz_service.errors import (
     AlreadyExists,
     AuthzError,
+    DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
     LimitExceeded,
@@ -69,6 +70,8 @@ def scim_error(error: AuthzError) -> SCIMException:
         (Unauthenticated, UnauthorizedException),
         (PermissionDenied, ForbiddenException),
         (Unavailable, _Unavailable),
+        # The server's deadline passed (a database too slow or unreachable): retry.
+        (DeadlineExceeded, _Unavailable),
         (LimitExceeded, _TooMany),
         # What the service refuses in its current state: a suspended tenant's writes.
         (FailedPrecondition, ConflictException),
