@@ -11,9 +11,11 @@ import asyncio
 import pytest
 
 from authz_service.api import http_protocol
+from authz_service.api.scim import app as scim_app
 from tests.api.helpers import DENIED
 from tests.scim.conftest import ScimServer
 
+PIECE = b"A" * 65_536
 GET = b"GET /scim/v2/acme/ServiceProviderConfig HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"
 
 
@@ -107,3 +109,28 @@ async def _until_served(port: int) -> None:
             finally:
                 writer.close()
             await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("token", [False, True], ids=["refused caller", "body over the limit"])
+async def test_an_early_answer_reaches_a_client_still_sending_its_body(
+    scim: ScimServer, token: bool
+) -> None:
+    """A client sends its whole body before it reads, as HTTP clients do. The server
+    answers 401 (or 413) without reading it and closes: closing the socket with the body
+    unread reset the connection, so the client's sending failed and the answer was lost."""
+    size = scim_app.MAX_BODY_BYTES + (len(PIECE) if token else 0)
+    auth = b"authorization: Bearer %s\r\n" % (await scim.key("acme")).encode() if token else b""
+    reader, writer = await asyncio.open_connection("127.0.0.1", _port(scim))
+    try:
+        writer.write(
+            b"POST /scim/v2/acme/Users HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+            b"content-type: application/scim+json\r\n%scontent-length: %d\r\n\r\n" % (auth, size)
+        )
+        for _ in range(size // len(PIECE)):
+            writer.write(PIECE)
+            await writer.drain()
+        async with asyncio.timeout(10):
+            status = await reader.readline()
+        assert status.startswith(b"HTTP/1.1 413" if token else b"HTTP/1.1 401"), status
+    finally:
+        writer.close()
