@@ -61,7 +61,7 @@ from authz_service.decisionlog import (
 from authz_service.engine import Candidates, Engine, Limits
 from authz_service.errors import FailedPrecondition
 from authz_service.gateway import Gateway, load_gateway_config
-from authz_service.revisions import RevisionResolver
+from authz_service.revisions import HeadTracker, RevisionResolver
 from authz_service.service.admission import TenantSlots
 from authz_service.service.audit import AuditTrail
 from authz_service.service.keys import KeyAdmin
@@ -525,6 +525,7 @@ class App:
     tenants: TenantService | None = None
     scim: HttpListener | None = None  # the SCIM HTTP listener, when configured
     console: HttpListener | None = None  # the web console, when configured
+    tracker: HeadTracker | None = None  # every tenant's head, PostgreSQL only
 
     @classmethod
     async def start(cls, settings: Settings, *, worker: int = 0) -> App:
@@ -621,6 +622,7 @@ class App:
             resolver=resolver,
             audit=audit,
             fresh_s=settings.max_staleness_ms / 1000,
+            purges=tracker,
         )
         if settings.demo:
             from authz_service.demo import load_demo
@@ -729,6 +731,7 @@ class App:
             tenants,
             scim,
             console,
+            tracker,
         )
 
     async def stop(self, grace: float | None = None) -> None:

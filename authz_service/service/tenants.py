@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from authz_service.errors import AlreadyExists, FailedPrecondition, echo
 from authz_service.model import RelationshipFilter, Revision
@@ -69,6 +70,12 @@ class Offboarded:
     revoked_keys: tuple[str, ...]
 
 
+class PurgeSource(Protocol):
+    def on_purge(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(tenant)` when any process of the service purges a tenant."""
+        ...
+
+
 class TenantService:
     def __init__(
         self,
@@ -80,7 +87,9 @@ class TenantService:
         audit: AuditTrail,
         fresh_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        purges: PurgeSource | None = None,
     ) -> None:
+        """`purges` tells of tenants other processes purged (the revision tracker)."""
         self._registry = registry
         self._store = store
         self._schemas = schemas
@@ -89,6 +98,8 @@ class TenantService:
         self._fresh_s = fresh_s
         self._clock = clock
         self._known: dict[str, float] = {}  # tenant -> monotonic time it was found
+        if purges is not None:
+            purges.on_purge(self.forget)
 
     # --- the directory ---------------------------------------------------------------------
 
@@ -97,6 +108,12 @@ class TenantService:
         return without reading the store. A dict read, for the per-call fast path."""
         found = self._known.get(tenant)
         return found is not None and self._clock() - found <= self._fresh_s
+
+    def forget(self, tenant: str) -> None:
+        """Another process purged `tenant`: nothing pinned or found of the old tenant
+        may answer for it, or for a tenant created again under its name."""
+        self._known.pop(tenant, None)
+        self._resolver.forget(tenant)
 
     async def require(self, tenant: str, *, fresh: bool = False) -> None:
         """NotFound unless `tenant` exists (active or suspended). `fresh` asks the store

@@ -152,3 +152,28 @@ async def test_an_unexpected_failure_of_a_poll_through_the_store_does_not_end_th
         await learned_within(tracker, "acme", revision, 10.0)
     finally:
         await tracker.aclose()
+
+
+@pytest.mark.parametrize("listen", [True, False], ids=["notified", "polled"])
+async def test_the_tracker_tells_of_a_purge_once(
+    pg_store: PostgresStore, pg_dsn: str, listen: bool
+) -> None:
+    """A purge is heard (notified, or found by a reload when notifications are off) and
+    each purge is told once, so that the resolver and the tenant directory forget."""
+    await pg_store.tenants.create("acme")
+    await pg_store.write("acme", [touch("doc:one#viewer@user:ann")])
+    tracker = RevisionTracker(pg_dsn, listen=listen, poll_interval=0.05, heartbeat_interval=0.05)
+    purged: list[str] = []
+    tracker.on_purge(purged.append)
+    await tracker.start()
+    try:
+        await pg_store.tenants.purge("acme")
+        async with asyncio.timeout(10):
+            while not purged:  # noqa: ASYNC110 - polls the tracker's state
+                await asyncio.sleep(0.01)
+        await pg_store.tenants.create("acme")  # created again, then written
+        revision = await pg_store.write("acme", [touch("doc:two#viewer@user:ann")])
+        await learned_within(tracker, "acme", revision, 5.0)
+        assert purged == ["acme"]
+    finally:
+        await tracker.aclose()

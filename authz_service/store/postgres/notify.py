@@ -19,6 +19,13 @@ current, which is what bounded staleness needs:
   With `listen=False` (for example behind a transaction-pooling proxy, which does not
   deliver notifications) it only polls, every `poll_interval`;
 - a full reload every `resync_interval` guards against anything missed.
+
+A purge (a deleted tenant) is announced on a channel of its own; the tracker learns its
+head and tells the callbacks given to `on_purge`, so that every process forgets the
+revision it pinned and the "found lately" of that tenant: the old tenant's revisions
+and cached decisions must not answer for it, or for a tenant created again under its
+name. A reload that finds a tenant deleted it had not heard of does the same (a purge
+announced while the tracker was away).
 """
 
 from __future__ import annotations
@@ -27,13 +34,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 import asyncpg
 
 from authz_service.errors import AuthzError
 from authz_service.model import Revision
 from authz_service.store.postgres.store import PostgresStore
-from authz_service.store.postgres.writes import CHANNEL
+from authz_service.store.postgres.writes import CHANNEL, PURGE_CHANNEL
 
 __all__ = ["APPLICATION_NAME", "RevisionTracker"]
 
@@ -41,7 +49,7 @@ APPLICATION_NAME = "authz-revision-tracker"  # how operators spot it in pg_stat_
 
 logger = logging.getLogger("authz_service.store.postgres.notify")
 
-_ALL_HEADS = "SELECT tenant, head FROM tenants"
+_ALL_HEADS = "SELECT tenant, head, state = 'deleted' AS deleted FROM tenants"
 
 
 class RevisionTracker:
@@ -70,6 +78,8 @@ class RevisionTracker:
         self._synced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None
+        self._purge_callbacks: list[Callable[[str], None]] = []
+        self._deleted: set[str] = set()  # tenants known to be deleted
 
     async def start(self, *, wait: float | None = None) -> bool:
         """Start tracking; wait up to `wait` seconds (default: the connect timeout) for
@@ -103,12 +113,24 @@ class RevisionTracker:
             return (0, self._fresh_at)
         return (entry[0], max(entry[1], self._fresh_at))
 
+    def on_purge(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(tenant)` whenever a tenant is heard to have been purged."""
+        self._purge_callbacks.append(callback)
+
+    def _purged(self, tenant: str) -> None:
+        self._deleted.add(tenant)
+        for callback in self._purge_callbacks:
+            try:
+                callback(tenant)
+            except Exception:  # one failing callback must not keep the others from forgetting
+                logger.exception("a purge callback failed for tenant %s", tenant)
+
     def _learn(self, tenant: str, revision: Revision, at: float) -> None:
         current = self._heads.get(tenant)
         if current is None or revision > current[0]:
             self._heads[tenant] = (revision, at)
 
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+    def _on_notify(self, _conn: object, _pid: int, channel: str, payload: object) -> None:
         tenant, _, raw = str(payload).rpartition(":")
         try:
             revision = int(raw)
@@ -116,6 +138,10 @@ class RevisionTracker:
             logger.warning("ignoring malformed revision notification %r", payload)
             return
         self._learn(tenant, revision, time.monotonic())
+        if channel == PURGE_CHANNEL:
+            self._purged(tenant)
+        else:
+            self._deleted.discard(tenant)  # written again: created again
 
     async def _load_all(self, conn: asyncpg.Connection) -> None:
         sent = time.monotonic()
@@ -124,7 +150,12 @@ class RevisionTracker:
 
     def _merge(self, rows: list[asyncpg.Record], sent: float) -> None:
         for row in rows:
-            self._learn(row["tenant"], int(row["head"]), sent)
+            tenant = row["tenant"]
+            self._learn(tenant, int(row["head"]), sent)
+            if not row["deleted"]:
+                self._deleted.discard(tenant)
+            elif tenant not in self._deleted:
+                self._purged(tenant)
         self._fresh_at = sent
         self._synced.set()
 
@@ -132,6 +163,7 @@ class RevisionTracker:
         """Keep one connection fresh until it fails."""
         if self._listen:
             await conn.add_listener(CHANNEL, self._on_notify)
+            await conn.add_listener(PURGE_CHANNEL, self._on_notify)
         await self._load_all(conn)
         last_load = time.monotonic()
         while True:

@@ -14,7 +14,7 @@ from authz_service.errors import AlreadyExists, echo
 from authz_service.model import RelationshipUpdate, Revision
 from authz_service.store.postgres.db import Database
 from authz_service.store.postgres.dberrors import translated
-from authz_service.store.postgres.writes import apply_updates, bump_head
+from authz_service.store.postgres.writes import PURGE_CHANNEL, apply_updates, bump_head
 from authz_service.store.registry import TenantRecord, TenantState, not_found
 
 __all__ = ["PostgresTenants"]
@@ -106,4 +106,9 @@ class PostgresTenants:
                 "UPDATE tenants SET state = 'deleted', head = head + 1, updated_at = now()"
                 " WHERE tenant = $1",
                 name,
+            )
+            await conn.execute(
+                "SELECT pg_notify($2, $1 || ':' || head) FROM tenants WHERE tenant = $1",
+                name,
+                PURGE_CHANNEL,
             )

@@ -40,9 +40,21 @@ if TYPE_CHECKING:
 
     Connection = PoolConnectionProxy[asyncpg.Record] | asyncpg.Connection
 
-__all__ = ["CHANNEL", "apply", "apply_updates", "bump_head", "delete", "write", "write_schema"]
+__all__ = [
+    "CHANNEL",
+    "PURGE_CHANNEL",
+    "apply",
+    "apply_updates",
+    "bump_head",
+    "delete",
+    "write",
+    "write_schema",
+]
 
 CHANNEL = "authz_revisions"
+# `<tenant>:<head>` when a tenant is purged, so that every process forgets what it pinned
+# or found of the tenant (its old revisions must never answer for it again).
+PURGE_CHANNEL = "authz_purges"
 
 # Only an active tenant's head moves (a suspended or deleted one yields no row); the
 # registry's own state changes bump with BUMP_ANY_SQL.
