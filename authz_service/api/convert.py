@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 
 from authz_service.api.context_limits import ContextLimits, check_context
 from authz_service.api.gen.authz.v1 import core_pb2
@@ -42,6 +42,7 @@ __all__ = [
     "consistency",
     "context",
     "decision_to_proto",
+    "duration",
     "object_ref",
     "object_to_proto",
     "plain_check_item",
@@ -201,6 +202,30 @@ def timestamp(msg: timestamp_pb2.Timestamp, field: str) -> datetime:
             value=msg.seconds,
         )
     return msg.ToDatetime(tzinfo=UTC)
+
+
+def duration(
+    msg: duration_pb2.Duration, field: str, low: timedelta, high: timedelta, span: str
+) -> timedelta:
+    """A Duration from `low` to `high` (both non-negative, inclusive), named `span` in the
+    error, e.g. "between 0 and 30 days". The whole Duration is compared, so the limit plus
+    a nanosecond is past it. Kept to the microsecond, as the store and timedelta keep time:
+    nanoseconds below that are dropped."""
+    seconds, nanos = msg.seconds, msg.nanos
+    # Compared in whole nanoseconds before converting: a hostile Duration overflows
+    # timedelta. A non-negative Duration has nanos of 0 to 999,999,999 (protobuf's rule).
+    total = seconds * 1_000_000_000 + nanos
+    if not (0 <= nanos < 1_000_000_000 and _nanos(low) <= total <= _nanos(high)):
+        raise InvalidArgument(
+            f"`{field}` ({seconds} s, {nanos} ns) must be {span}",
+            field=field,
+            value=f"{seconds}s {nanos}ns",
+        )
+    return timedelta(seconds=seconds, microseconds=nanos // 1000)
+
+
+def _nanos(value: timedelta) -> int:
+    return (value // timedelta(microseconds=1)) * 1000
 
 
 def relationship(

@@ -86,13 +86,9 @@ def key_scopes(values: Any) -> frozenset[Scope]:
 def _overlap(request: keys_pb2.RotateKeyRequest) -> timedelta:
     if not request.HasField("overlap"):
         return DEFAULT_OVERLAP
-    seconds, nanos = request.overlap.seconds, request.overlap.nanos
-    # Checked before converting: a hostile Duration overflows timedelta.
-    if not (0 <= seconds <= MAX_OVERLAP.total_seconds() and 0 <= nanos < 1_000_000_000):
-        raise InvalidArgument(
-            "`overlap` must be between 0 and 30 days", field="overlap", value=f"{seconds}s"
-        )
-    return min(request.overlap.ToTimedelta(), MAX_OVERLAP)
+    return convert.duration(
+        request.overlap, "overlap", timedelta(0), MAX_OVERLAP, "between 0 and 30 days"
+    )
 
 
 def key_expiry(request: Any) -> datetime | None:

@@ -25,7 +25,6 @@ from authz_service.api.gen.authz.v1 import (
     service_accounts_pb2_grpc as pb_grpc,
 )
 from authz_service.api.keys import key_expiry, key_scopes, key_to_proto
-from authz_service.errors import InvalidArgument
 from authz_service.service import methods
 from authz_service.service.audit import CallInfo
 from authz_service.service.pages import page_limit
@@ -81,14 +80,9 @@ def _finding(found: Finding) -> pb.ServiceAccountFinding:
 def _window(request: pb.ReportServiceAccountsRequest) -> timedelta:
     if not request.HasField("window"):
         return DEFAULT_WINDOW
-    seconds, nanos = request.window.seconds, request.window.nanos
-    # Checked before converting: a hostile Duration overflows timedelta.
-    low, high = MIN_WINDOW.total_seconds(), MAX_WINDOW.total_seconds()
-    if not (low <= seconds <= high and 0 <= nanos < 1_000_000_000):
-        raise InvalidArgument(
-            "`window` must be between 1 minute and 400 days", field="window", value=f"{seconds}s"
-        )
-    return request.window.ToTimedelta()
+    return convert.duration(
+        request.window, "window", MIN_WINDOW, MAX_WINDOW, "between 1 minute and 400 days"
+    )
 
 
 class ServiceAccountsServicer(pb_grpc.ServiceAccountsServiceServicer):

@@ -170,6 +170,49 @@ async def test_rotation_keeps_the_old_secret_until_the_overlap_ends(
     assert (await _status(channel, again.secret))[0] == ADMITTED
 
 
+THIRTY_DAYS_S = 30 * 86_400
+
+
+@pytest.mark.parametrize(
+    "overlap",
+    [
+        # keys.proto: "At most 30 days." The whole Duration counts, not its seconds alone.
+        Duration(seconds=THIRTY_DAYS_S, nanos=1),
+        Duration(seconds=THIRTY_DAYS_S, nanos=999_999_999),
+        Duration(seconds=THIRTY_DAYS_S + 1),
+        Duration(seconds=-1),
+        Duration(seconds=1, nanos=-1),  # signs that disagree: no Duration protobuf allows
+        Duration(nanos=1_000_000_000),  # past protobuf's range for nanos
+    ],
+    ids=["30d+1ns", "30d+999999999ns", "30d+1s", "-1s", "-1ns", "1e9ns"],
+)
+async def test_an_overlap_past_30_days_or_malformed_is_refused_naming_it(
+    app: App, channel: grpc.aio.Channel, overlap: Duration
+) -> None:
+    token = await _bootstrap(app)
+    made = await Keys(channel, token).create("acme", "check")
+    request = keys_pb2.RotateKeyRequest(tenant="acme", key_id=made.key.key_id, overlap=overlap)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await keys_pb2_grpc.KeysServiceStub(channel).RotateKey(request, metadata=bearer(token))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_request_fields(err.value) == ["overlap"]
+    assert (await _status(channel, made.secret))[0] == ADMITTED  # not rotated
+
+
+@pytest.mark.parametrize("overlap_s", [THIRTY_DAYS_S, 1.5], ids=["30d", "1.5s"])
+async def test_an_overlap_up_to_30_days_is_kept_with_its_fraction(
+    app: App, channel: grpc.aio.Channel, overlap_s: float
+) -> None:
+    admin = Keys(channel, await _bootstrap(app))
+    made = await admin.create("acme", "check")
+    before = datetime.now(UTC)
+    rotated = await admin.rotate("acme", made.key.key_id, overlap_s=overlap_s)
+    after = datetime.now(UTC)
+    until = rotated.key.previous_secret_expire_time.ToDatetime(tzinfo=UTC)
+    overlap = timedelta(seconds=overlap_s)
+    assert before + overlap <= until <= after + overlap
+
+
 async def test_a_key_expiring_at_the_end_of_the_timestamp_range_is_created_and_listed(
     app: App, channel: grpc.aio.Channel
 ) -> None:
