@@ -28,6 +28,7 @@ from authz_service.api.gen.authz.v1 import (
 from authz_service.app import App
 from tests.api.conftest import server_settings, start_app
 from tests.api.helpers import ALLOWED, Api, bad_request_fields, subj
+from tests.api.proto_comments import comment
 from tests.audit.helpers import run_cli
 from tests.serviceaccounts.helpers import SCHEMA, delegated
 
@@ -139,6 +140,26 @@ async def test_without_a_log_unused_rests_on_key_use(
     # and no grant is called unexercised on no evidence.
     assert sorted(f.account.account_id for f in report.findings if f.unused) == sorted(_ACCOUNTS)
     assert all(not f.unexercised_grants for f in report.findings)
+
+
+async def test_an_account_newer_than_the_window_is_not_unused_as_the_proto_says(
+    channel: grpc.aio.Channel, pg_dsn: str
+) -> None:
+    await Api(channel).write_schema(SCHEMA)
+    stub = pb_grpc.ServiceAccountsServiceStub(channel)
+    for name in ("idle", "fresh"):
+        await stub.CreateServiceAccount(
+            pb.CreateServiceAccountRequest(tenant="acme", account_id=name)
+        )
+    await _old(pg_dsn, "idle")
+    report = await stub.ReportServiceAccounts(pb.ReportServiceAccountsRequest(tenant="acme"))
+    # Neither has a key, a decision or a grant; only the one created before the window is
+    # unused, and `fresh`, with nothing to report, is not listed.
+    assert [(f.account.account_id, f.unused) for f in report.findings] == [("idle", True)]
+    unused = comment("service_accounts.proto", "ServiceAccountFinding.unused")
+    assert "created before the window" in unused
+    listed = comment("service_accounts.proto", "ReportServiceAccountsResponse")
+    assert "created within the window" in listed
 
 
 _FOUR_HUNDRED_DAYS_S = 400 * 86_400
