@@ -273,6 +273,10 @@ def check_result(response: permissions_pb2.CheckResponse) -> CheckResult:
         explanation=(
             _results.explanation(response.explanation) if response.HasField("explanation") else None
         ),
+        subject=text.format_subject(response.subject) if response.HasField("subject") else "",
+        actor=text.format_subject(response.actor) if response.HasField("actor") else "",
+        reason=response.reason,
+        agents=tuple(text.format_subject(agent) for agent in response.agents),
     )
 
 

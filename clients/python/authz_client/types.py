@@ -119,6 +119,8 @@ class CheckResult:
 
     `token` names the revision it was decided at. For a bulk item that could not be
     decided, `error` holds why and `decision` is UNSPECIFIED (so `allowed` is False).
+    `subject`, `actor`, `reason` and `agents` are the server's echo of a `check` request,
+    in text form (empty when unset); empty on `check_bulk` results, whose answer has none.
     """
 
     decision: Decision
@@ -129,6 +131,10 @@ class CheckResult:
     # When the call asked for it (`with_explanation=True`), and on a denial by a rule of the
     # service (a suspended subject, a refused impersonation or delegation, ...) without it.
     explanation: Explanation | None = None
+    subject: str = ""
+    actor: str = ""
+    reason: str = ""
+    agents: tuple[str, ...] = ()
 
     @property
     def allowed(self) -> bool:

@@ -37,6 +37,20 @@ async def test_result_is_frozen(client: AsyncAuthzClient) -> None:
         result.decision = Decision.DENIED  # type: ignore[misc]
 
 
+async def test_check_echoes_subject_actor_reason_and_agents(client: AsyncAuthzClient) -> None:
+    # permissions.proto: CheckResponse echoes the request's subject, actor, reason, agents.
+    plain = await client.check("document:readme", "view", "user:alice")
+    assert (plain.subject, plain.actor, plain.reason, plain.agents) == ("user:alice", "", "", ())
+    acting = await client.check(
+        "document:readme", "view", "user:alice", actor="user:sam", reason="ticket 42"
+    )
+    assert (acting.subject, acting.actor, acting.reason) == ("user:alice", "user:sam", "ticket 42")
+    chain = await client.check(
+        "document:readme", "view", "group:eng#member", agents=["user:bob", "user:alice"]
+    )
+    assert (chain.subject, chain.agents) == ("group:eng#member", ("user:bob", "user:alice"))
+
+
 async def test_conditional_names_missing_context(client: AsyncAuthzClient) -> None:
     conditional = await client.check("document:vpn-guide", "view", "user:dave")
     assert conditional.decision is Decision.CONDITIONAL
