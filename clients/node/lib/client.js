@@ -489,8 +489,7 @@ class AuthzClient {
 
   /** A new secret for the key; the old one keeps working for `overlapSeconds`. */
   async rotateKey(keyId, options = {}) {
-    const overlap = options.overlapSeconds === undefined ? null
-      : { seconds: Math.floor(options.overlapSeconds), nanos: 0 };
+    const overlap = forms.toDuration(options.overlapSeconds, 'overlapSeconds');
     return this.#unary('KeysService', 'RotateKey', {
       tenant: this.#chosen(options.tenant), keyId, overlap, reason: options.reason || '',
     }, options);
@@ -558,8 +557,7 @@ class AuthzClient {
 
   /** Unused and over-privileged accounts over `windowSeconds` (default 30 days). */
   async reportServiceAccounts(options = {}) {
-    const window = options.windowSeconds === undefined ? null
-      : { seconds: Math.floor(options.windowSeconds), nanos: 0 };
+    const window = forms.toDuration(options.windowSeconds, 'windowSeconds');
     return this.#unary('ServiceAccountsService', 'ReportServiceAccounts', {
       tenant: this.#chosen(options.tenant), window,
     }, options);

@@ -119,6 +119,21 @@ function toTimestamp(value) {
   return { seconds: Math.floor(ms / 1000), nanos: (((ms % 1000) + 1000) % 1000) * 1e6 };
 }
 
+/**
+ * Seconds (`overlapSeconds`, `windowSeconds`) -> google.protobuf.Duration, the fraction as
+ * nanos: flooring it would turn half a second of overlap into none (undefined stays null).
+ */
+function toDuration(seconds, name) {
+  if (seconds === undefined || seconds === null) return null;
+  if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0) {
+    throw new TypeError(`\`${name}\` must be a finite number of seconds, at least 0: \`${echo(seconds)}\``);
+  }
+  const whole = Math.floor(seconds);
+  const nanos = Math.round((seconds - whole) * 1e9);
+  // 2.9999999999 rounds up to a whole second; nanos must stay below 1e9.
+  return nanos === 1e9 ? { seconds: whole + 1, nanos: 0 } : { seconds: whole, nanos };
+}
+
 /** A plain JSON object -> google.protobuf.Struct, as proto-loader expects it. */
 function toStruct(object) {
   const fields = {};
@@ -220,6 +235,7 @@ module.exports = {
   parseSubject,
   toBinding,
   toConsistency,
+  toDuration,
   toFilter,
   toObject,
   toObjectOrNull,
