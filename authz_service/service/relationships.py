@@ -73,7 +73,10 @@ class RelationshipService:
         self._audit = audit
         self._max_batch = max_batch
         self._watch_poll = watch_poll_s
-        self._new_revision = asyncio.Condition()
+        # Set (and replaced) when a revision is written here: watches wait on it. An Event,
+        # not a Condition: a watch cancelled inside Condition.wait under wait_for could
+        # leave the lock taken, and every write's announcement then waited forever.
+        self._new_revision = asyncio.Event()
         self._stopping = False  # set by stop_watches: every watch ends
 
     @property
@@ -84,8 +87,11 @@ class RelationshipService:
 
     async def _announce(self, tenant: str, revision: Revision) -> None:
         self._resolver.observe(tenant, revision)
-        async with self._new_revision:
-            self._new_revision.notify_all()
+        self._wake_watches()
+
+    def _wake_watches(self) -> None:
+        woken, self._new_revision = self._new_revision, asyncio.Event()
+        woken.set()
 
     async def write(
         self,
@@ -214,8 +220,7 @@ class RelationshipService:
         ends by itself, and a stopping server would otherwise wait its whole grace for
         it, then cut it off (CANCELLED, which clients do not resume)."""
         self._stopping = True
-        async with self._new_revision:
-            self._new_revision.notify_all()
+        self._wake_watches()
 
     async def watch(
         self, tenant: str, after: Revision, *, batch: int = 1000
@@ -232,6 +237,8 @@ class RelationshipService:
                 raise Unavailable(
                     "the server is shutting down: resume the watch from its last token"
                 )
+            # Taken before the read: a write announced during it wakes the wait below.
+            woken = self._new_revision
             changes = await self._store.changes(tenant, cursor, limit=batch)
             if len(changes) == batch and changes[0].revision != changes[-1].revision:
                 # The last revision may continue past the page: leave it for the next read.
@@ -261,6 +268,5 @@ class RelationshipService:
             committed = head
             if changes or head > cursor:
                 continue
-            async with self._new_revision:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._new_revision.wait(), self._watch_poll)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), self._watch_poll)

@@ -236,3 +236,33 @@ async def test_a_watch_after_a_token_from_a_newer_schema_is_failed_precondition(
             await watch.read()
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "newer than the newest stored schema" in (refused.value.details() or "")
+
+
+@pytest.mark.timeout(120)
+async def test_watches_cancelled_while_writes_announce_leave_writes_working(
+    app: App, api: Api
+) -> None:
+    """Clients dropping their Watch streams (a crash, a load balancer's reset) while
+    writes commit. Watches waited on an asyncio.Condition through wait_for; a watch
+    cancelled there could leave the condition's lock taken, and every later write then
+    hung after committing, in every tenant, and the server no longer stopped."""
+    for _ in range(3):
+        head = await app.relationships.watch_start("acme", None)
+        watches = [
+            asyncio.create_task(anext(aiter(app.relationships.watch("globex", head))))
+            for _ in range(50)
+        ]
+        writes = asyncio.create_task(_touch_many(api, 20))
+        await api.touch("acme", "document:first#viewer@user:ann")
+        for watch in watches:
+            watch.cancel()
+        async with asyncio.timeout(10):
+            await asyncio.gather(*watches, return_exceptions=True)
+            await writes
+    async with asyncio.timeout(10):  # a hang guard: a wedged write never returns
+        await api.touch("globex", "document:last#viewer@user:ann")
+
+
+async def _touch_many(api: Api, count: int) -> None:
+    for i in range(count):
+        await api.touch("acme", f"document:d{i}#viewer@user:ann")
