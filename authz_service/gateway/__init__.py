@@ -6,9 +6,10 @@ the `Reply` back.
 
     config    the YAML format, validated at load (`load_gateway_config`)
     routes    path patterns (`/v1/docs/{id}`, `/v1/files/{rest...}`) and templates
+    escapes   paths the upstream may decode into another one (`%2F`), refused
     tokens    JWT verification against a JWKS file or URL (PyJWT)
     identity  principal from a verified JWT or from trusted headers
-    handler   route -> identity -> check -> reply; fails closed
+    handler   escapes -> route -> identity -> check -> reply; fails closed
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """One HTTP request in, one gateway verdict out: the policy of the Envoy adapter, free of gRPC.
 
-    route (first match) -> identity (JWT or trusted headers) -> Check through the normal
-    pipeline -> Reply (allow with upstream headers, 401, or 403 with a JSON body)
+    path escapes (escapes.py) -> route (first match) -> identity (JWT or trusted headers)
+    -> Check through the normal pipeline -> Reply (allow with upstream headers, 401, or
+    403 with a JSON body)
 
 Fail closed: every path that is not an explicit ALLOWED from the pipeline (or a public /
 unmatched-allow route) is a denial, including any exception raised on the way. The
@@ -21,6 +22,7 @@ from typing import Any
 from authz_service.engine import CheckItem, Decision
 from authz_service.errors import AuthzError, InvalidArgument, Unauthenticated
 from authz_service.gateway.config import GatewayConfig, JwtConfig
+from authz_service.gateway.escapes import ambiguous_escape
 from authz_service.gateway.identity import HeaderIdentity, IdentitySource, JwtIdentity, Principal
 from authz_service.gateway.tokens import JwksKeys, JwtVerifier, MissingCredentials, jwks_loader
 from authz_service.model import parse_object
@@ -109,6 +111,9 @@ class Gateway:
         return Reply(allowed=True, remove_headers=self._header_names)
 
     async def _handle(self, request: HttpRequest, check: CheckFn) -> Reply:
+        ambiguous = ambiguous_escape(request.path)
+        if ambiguous is not None:  # before routing: no route or `unmatched` may pass it
+            return _json(403, {"decision": "DENIED", "reason": ambiguous}, request)
         found = self.config.route(request.method, request.path)
         if found is None:
             if self.config.unmatched == "allow":

@@ -6,7 +6,8 @@
 
 A segment is either literal text or exactly one `{name}`; only the last segment may be
 `{name...}`, which takes one or more remaining segments. Paths are matched as sent, without
-percent-decoding, and paths with empty, `.` or `..` segments match nothing: a gateway must
+percent-decoding (escapes.py refuses first the escapes an upstream would decode into
+another path), and paths with empty, `.` or `..` segments match nothing: a gateway must
 not judge `/v1/docs/../admin` by the rule for documents.
 """
 

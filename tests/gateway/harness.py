@@ -138,10 +138,17 @@ def _cluster(name: str, port: int, *, http2: bool) -> dict[str, Any]:
 
 
 def bootstrap(
-    *, authz_port: int, upstream_port: int, api_key: str | None, failure_mode_allow: bool = False
+    *,
+    authz_port: int,
+    upstream_port: int,
+    api_key: str | None,
+    failure_mode_allow: bool = False,
+    reject_ambiguous: bool = True,
 ) -> dict[str, Any]:
     """Listener and admin on port 0; ext_authz over gRPC (V3), failing closed unless
-    `failure_mode_allow` (a gRPC error from the service then lets the request through)."""
+    `failure_mode_allow` (a gRPC error from the service then lets the request through).
+    Envoy refuses paths with escaped slashes, as docs/gateway.md asks, unless not
+    `reject_ambiguous` (to show the service refusing them on its own)."""
     grpc_service: dict[str, Any] = {"envoy_grpc": {"cluster_name": "authz"}, "timeout": "2s"}
     if api_key is not None:
         grpc_service["initial_metadata"] = [{"key": "authorization", "value": f"Bearer {api_key}"}]
@@ -177,6 +184,8 @@ def bootstrap(
             },
         ],
     }
+    if reject_ambiguous:
+        hcm["path_with_escaped_slashes_action"] = "REJECT_REQUEST"
     return {
         "admin": {"address": _address(0)},
         "static_resources": {
@@ -202,6 +211,28 @@ def bootstrap(
             ],
         },
     }
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "envoy" / "envoy.yaml"
+
+
+def example_bootstrap(*, authz_port: int, upstream_port: int) -> dict[str, Any]:
+    """examples/envoy/envoy.yaml as shipped, but on port 0, pointed at these ports and
+    with a longer ext_authz timeout (a busy test machine is slower than the example's)."""
+    config: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    config["admin"]["address"] = _address(0)
+    [listener] = config["static_resources"]["listeners"]
+    listener["address"] = _address(0)
+    [chain] = listener["filter_chains"]
+    hcm = chain["filters"][0]["typed_config"]
+    [ext_authz] = [f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.ext_authz"]
+    ext_authz["typed_config"]["grpc_service"]["timeout"] = "2s"
+    ports = {"authz": authz_port, "upstream": upstream_port}
+    for cluster in config["static_resources"]["clusters"]:
+        [endpoints] = cluster["load_assignment"]["endpoints"]
+        [lb_endpoint] = endpoints["lb_endpoints"]
+        lb_endpoint["endpoint"]["address"] = _address(ports[cluster["name"]])
+    return config
 
 
 @dataclass

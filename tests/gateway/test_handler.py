@@ -123,6 +123,50 @@ async def test_unmatched_route(tmp_path: Path, issuer: Issuer) -> None:
     }
 
 
+SLASH = "path has an encoded slash or a backslash"
+UNRESERVED = "path has an encoded letter, digit or `-._~`"
+CONTROL = "path has an encoded control character"
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/v1/docs%2Froadmap", SLASH),  # served as /v1/docs/roadmap
+        ("/v1/docs%2froadmap", SLASH),
+        ("/v1%2Fdocs%2Froadmap?x=1", SLASH),
+        ("/v1/docs%5Croadmap", SLASH),
+        ("/v1/docs%5croadmap", SLASH),
+        ("/v1\\docs\\roadmap", SLASH),
+        ("/healthz%2F..", SLASH),  # a public route does not pass it either
+        # Envoy's normalize_path decodes these; one arriving means it did not run.
+        ("/v1/x/%2E%2E/docs/roadmap", UNRESERVED),
+        ("/v1/x/.%2e/docs/roadmap", UNRESERVED),
+        ("/v1/%64ocs/roadmap", UNRESERVED),
+        ("/v1/docs/roadmap%00.png", CONTROL),
+        ("/v1/docs%0A/roadmap", CONTROL),
+    ],
+)
+async def test_a_path_the_upstream_may_serve_as_another_is_denied(
+    tmp_path: Path, issuer: Issuer, path: str, reason: str
+) -> None:
+    data = config_data(tmp_path, issuer)
+    data["unmatched"] = "allow"  # not even this passes it
+    gateway = Gateway(parse_gateway_config(data))
+    check = FakeCheck()
+    reply = await gateway.handle(request(path, issuer.token()), check)
+    assert (reply.allowed, reply.status) == (False, 403)
+    assert json.loads(reply.body) == {"decision": "DENIED", "reason": reason, "request_id": "req-1"}
+    assert check.calls == []
+
+
+async def test_escapes_that_change_no_route_pass(gateway: Gateway, issuer: Issuer) -> None:
+    check = FakeCheck()
+    in_query = await gateway.handle(request("/v1/docs/readme?next=%2Fa%2E", issuer.token()), check)
+    assert in_query.allowed
+    space = await gateway.handle(request("/v1/docs/a%20b", issuer.token()), check)
+    assert json.loads(space.body)["reason"] == "request does not name a valid resource"
+
+
 async def test_public_route_skips_identity_and_check(gateway: Gateway) -> None:
     check = FakeCheck()
     reply = await gateway.handle(request("/healthz"), check)
