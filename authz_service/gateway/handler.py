@@ -67,6 +67,11 @@ def _json(
     return Reply(allowed=False, status=status, headers=(*JSON, *extra), body=body)
 
 
+def _cgi_key(header: str) -> str:
+    """The name a CGI or WSGI upstream knows a header by, up to case: `_` and `-` alike."""
+    return header.lower().replace("_", "-")
+
+
 def _identity(config: GatewayConfig) -> IdentitySource:
     spec = config.identity
     if isinstance(spec, JwtConfig):
@@ -94,6 +99,7 @@ class Gateway:
         self.config = config
         self._identity = identity or _identity(config)
         self._header_names = tuple(name for name, _ in config.upstream_headers)
+        self._header_keys = frozenset(map(_cgi_key, self._header_names))
 
     async def handle(self, request: HttpRequest, check: CheckFn) -> Reply:
         try:
@@ -105,10 +111,21 @@ class Gateway:
     def error(self, request: HttpRequest) -> Reply:
         return _json(403, {"decision": "DENIED", "reason": "authorization failed"}, request)
 
-    def _pass(self) -> Reply:
+    def _lookalikes(self, request: HttpRequest) -> tuple[str, ...]:
+        """The client's headers that an upstream may read as one of ours, spelled
+        otherwise: WSGI and CGI turn `x_authz_subject` and `x-authz-subject` alike into
+        HTTP_X_AUTHZ_SUBJECT. Ours are set or removed by name, which misses these."""
+        return tuple(
+            name
+            for name in request.headers
+            if _cgi_key(name) in self._header_keys and name not in self._header_names
+        )
+
+    def _pass(self, request: HttpRequest) -> Reply:
         # Nothing was checked, so no identity header may reach the upstream, even one the
         # client wrote itself.
-        return Reply(allowed=True, remove_headers=self._header_names)
+        remove = (*self._header_names, *self._lookalikes(request))
+        return Reply(allowed=True, remove_headers=remove)
 
     async def _handle(self, request: HttpRequest, check: CheckFn) -> Reply:
         ambiguous = ambiguous_escape(request.path)
@@ -117,11 +134,11 @@ class Gateway:
         found = self.config.route(request.method, request.path)
         if found is None:
             if self.config.unmatched == "allow":
-                return self._pass()
+                return self._pass(request)
             return _json(403, {"decision": "DENIED", "reason": "no route matches"}, request)
         route, captured = found
         if route.public or route.resource is None or route.action is None:
-            return self._pass()
+            return self._pass(request)
         try:
             principal = await self._identity.principal(request.headers)
         except Unauthenticated as exc:
@@ -146,9 +163,11 @@ class Gateway:
         if decision is not Decision.ALLOWED:
             # CONDITIONAL too: a gateway has no caveat context to add, so it cannot pass.
             return _json(403, {"decision": "DENIED", "decision_id": decision_id}, request)
-        return self._allowed(principal, item, decision_id)
+        return self._allowed(request, principal, item, decision_id)
 
-    def _allowed(self, principal: Principal, item: CheckItem, decision_id: str) -> Reply:
+    def _allowed(
+        self, request: HttpRequest, principal: Principal, item: CheckItem, decision_id: str
+    ) -> Reply:
         values = {
             "tenant": principal.tenant,
             "subject": str(principal.subject),
@@ -159,7 +178,8 @@ class Gateway:
             "decision_id": decision_id,
         }
         headers = tuple((name, t.render(values)) for name, t in self.config.upstream_headers)
-        return Reply(allowed=True, headers=headers)
+        # Ours overwrite the client's of the same name; lookalikes must go.
+        return Reply(allowed=True, headers=headers, remove_headers=self._lookalikes(request))
 
     def _unauthenticated(self, request: HttpRequest, exc: Unauthenticated) -> Reply:
         extra: tuple[tuple[str, str], ...] = ()

@@ -147,8 +147,8 @@ def bootstrap(
 ) -> dict[str, Any]:
     """Listener and admin on port 0; ext_authz over gRPC (V3), failing closed unless
     `failure_mode_allow` (a gRPC error from the service then lets the request through).
-    Envoy refuses paths with escaped slashes, as docs/gateway.md asks, unless not
-    `reject_ambiguous` (to show the service refusing them on its own)."""
+    Envoy refuses paths with escaped slashes and header names with underscores, as
+    docs/gateway.md asks, unless not `reject_ambiguous` (to show the service on its own)."""
     grpc_service: dict[str, Any] = {"envoy_grpc": {"cluster_name": "authz"}, "timeout": "2s"}
     if api_key is not None:
         grpc_service["initial_metadata"] = [{"key": "authorization", "value": f"Bearer {api_key}"}]
@@ -186,6 +186,7 @@ def bootstrap(
     }
     if reject_ambiguous:
         hcm["path_with_escaped_slashes_action"] = "REJECT_REQUEST"
+        hcm["common_http_protocol_options"] = {"headers_with_underscores_action": "REJECT_REQUEST"}
     return {
         "admin": {"address": _address(0)},
         "static_resources": {

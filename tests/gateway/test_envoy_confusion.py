@@ -1,9 +1,10 @@
-"""Through a real Envoy: a request the gateway would judge as one thing while the upstream
-serves another is refused (docs/gateway.md, "Routes").
+"""Through a real Envoy: what the gateway judges is what the upstream gets (docs/gateway.md,
+"Routes" and "Upstream headers").
 
 The gateway here has `unmatched: allow`, under which a path matching no route passes
 unchecked: `/v1/docs%2Froadmap` matches no route, and an upstream that decodes it serves
-/v1/docs/roadmap. Two Envoys stand in front of one server (PostgreSQL, no API keys, as in
+/v1/docs/roadmap. And a WSGI upstream reads a client's `x_authz_subject` as the
+`x-authz-subject` that the gateway sets or removes. Two Envoys stand in front of one server (PostgreSQL, no API keys, as in
 the example): `bare` lacks Envoy's own refusals, to show the service refusing on its
 own; `example` runs examples/envoy/envoy.yaml as shipped, which refuses before the
 service is asked. HTTP calls run in threads: the server runs on this test's event loop.
@@ -148,3 +149,34 @@ async def test_the_example_envoy_config_rejects_an_encoded_slash(stack: Stack, p
     assert seen == []
     passed, _ = await stack.call(stack.example, "/healthz")
     assert passed.status == 200, passed  # the same Envoy does pass requests
+
+
+# WSGI and CGI read each of these as the header the gateway sets (HTTP_X_AUTHZ_SUBJECT).
+LOOKALIKES = {
+    "x_authz_subject": "user:root",
+    "x_authz_tenant": "globex",
+    "x-authz_decision-id": "forged",
+}
+
+
+@pytest.mark.parametrize(
+    "path", ["/healthz", "/elsewhere", "/v1/docs/readme"], ids=["public", "unmatched", "allowed"]
+)
+async def test_the_service_removes_identity_headers_spelled_with_underscores(
+    stack: Stack, path: str
+) -> None:
+    reply, seen = await stack.call(stack.bare, path, {**LOOKALIKES, **stack.auth("alice")})
+    assert reply.status == 200, reply
+    [request] = seen
+    forged = {k for k in request.headers if "_" in k and k.replace("_", "-").startswith("x-authz")}
+    assert forged == set()
+    if path == "/v1/docs/readme":
+        assert request.headers["x-authz-subject"] == "user:alice"
+
+
+async def test_the_example_envoy_config_rejects_header_names_with_underscores(
+    stack: Stack,
+) -> None:
+    reply, seen = await stack.call(stack.example, "/healthz", {"x_authz_subject": "user:root"})
+    assert reply.status == 400, reply  # Envoy's own answer: the service is not asked
+    assert seen == []

@@ -167,6 +167,28 @@ async def test_escapes_that_change_no_route_pass(gateway: Gateway, issuer: Issue
     assert json.loads(space.body)["reason"] == "request does not name a valid resource"
 
 
+async def test_identity_headers_spelled_otherwise_are_removed(
+    tmp_path: Path, issuer: Issuer
+) -> None:
+    """WSGI and CGI read `x_authz_subject` as `x-authz-subject` (both HTTP_X_AUTHZ_SUBJECT):
+    the client's must not reach the upstream, whatever the route."""
+    data = config_data(tmp_path, issuer)
+    data["unmatched"] = "allow"
+    data["upstream_headers"]["x_user"] = "{subject}"  # configured with an underscore
+    gateway = Gateway(parse_gateway_config(data))
+    ours = {"x-authz-subject", "x-authz-tenant", "x-authz-decision-id", "x_user"}
+    lookalikes = {"x_authz_subject": "u", "x-authz_tenant": "t", "x_authz_decision_id": "d"}
+    sent = {**lookalikes, "x-user": "u", "x_other": "kept", "x-authz-subject": "overwritten"}
+    allowed = await gateway.handle(request("/v1/docs/readme", issuer.token(), **sent), FakeCheck())
+    assert allowed.allowed
+    assert {name for name, _ in allowed.headers} == ours
+    assert set(allowed.remove_headers) == {*lookalikes, "x-user"}
+    for path in ("/healthz", "/other"):  # public, unmatched: nothing checked
+        passed = await gateway.handle(request(path, **sent), FakeCheck())
+        assert passed.allowed
+        assert set(passed.remove_headers) == {*lookalikes, "x-user", *ours}
+
+
 async def test_public_route_skips_identity_and_check(gateway: Gateway) -> None:
     check = FakeCheck()
     reply = await gateway.handle(request("/healthz"), check)
