@@ -646,7 +646,9 @@ class App:
             tenants=store.tenants,
         )
         gate = TenantGate(tenants, default_deadline_s=deadline)
-        drain = Drain()
+        # Envoy may let a request through on an error status: a Check refused while
+        # draining is answered with a denial instead (docs/gateway.md).
+        drain = Drain(answers={ENVOY_CHECK_METHOD: envoy.unavailable} if envoy else None)
         server, health_servicer = build_server(
             permissions=PermissionsServicer(
                 permissions,

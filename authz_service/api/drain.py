@@ -21,6 +21,11 @@ still taking calls:
    ended the drain in the middle of a burst of retries in 2 runs of 8, and grpc
    cancelled up to 20 of them; with the shorter one, in none of 6.
 
+A method in `answers` (Envoy's ext_authz Check, api/envoy.py) is not refused with a
+status but answered with what its entry makes: an Envoy configured with
+`failure_mode_allow: true` would let the request through on UNAVAILABLE, so the Check is
+answered with a denial saying the service is shutting down.
+
 Health checks are always served (they answer NOT_SERVING). Calls still running when the
 drain ends finish within what is left of the grace, in `server.stop`. A call that
 reaches the core in the instant grpc shuts down, before its caller has read the GOAWAY,
@@ -30,7 +35,7 @@ can still end CANCELLED: grpc offers no way to refuse it otherwise.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeAlias
 
 import grpc
@@ -63,21 +68,39 @@ _REFUSALS: dict[tuple[bool, bool], Handler] = {
 }
 
 
+def _answering(answer: Callable[[], Any], handler: Handler) -> Handler:
+    """A unary handler answering `answer()`; the request is never read."""
+
+    async def answered(_request: Any, _context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        return answer()
+
+    return grpc.unary_unary_rpc_method_handler(
+        answered, response_serializer=handler.response_serializer
+    )
+
+
 # Not subscripted: grpc.aio.ServerInterceptor is generic in the stubs only.
 class Drain(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Counts the calls that start; refuses them once `until_quiet` says so."""
 
-    def __init__(self) -> None:
+    def __init__(self, answers: Mapping[str, Callable[[], Any]] | None = None) -> None:
+        """`answers`: unary methods refused with the response their entry makes (full
+        method name -> function), instead of UNAVAILABLE."""
         self._started = 0
         self._refusing = False
+        self._answers = dict(answers or {})
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> Handler:
         self._started += 1
+        method = handler_call_details.method
         handler = await continuation(handler_call_details)
-        if not self._refusing or handler is None or handler_call_details.method.startswith(_HEALTH):
+        if not self._refusing or handler is None or method.startswith(_HEALTH):
             return handler
+        answer = self._answers.get(method)
+        if answer is not None and not handler.request_streaming and not handler.response_streaming:
+            return _answering(answer, handler)
         return _REFUSALS[(handler.request_streaming, handler.response_streaming)]
 
     async def until_quiet(self, within: float) -> None:

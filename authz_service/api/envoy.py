@@ -9,7 +9,8 @@ the decision log identically. This module only converts: `CheckRequest` -> `Http
 It never answers with a gRPC error: a failure is a denial in the response itself, so the
 request stays blocked whatever Envoy's `failure_mode_allow` says. That covers the calls
 refused before the servicer runs too: the auth interceptor answers them with `refused`
-(its `answers`, api/auth.py), and a body that does not decode reaches the servicer as an
+(its `answers`, api/auth.py), the drain of a server shutting down with `unavailable`
+(api/drain.py), and a body that does not decode reaches the servicer as an
 `Undecodable`, which it denies. Only what grpc refuses before any handler (its
 concurrency cap, a message over the size limit) is still a status: docs/gateway.md.
 """
@@ -42,7 +43,7 @@ ENVOY_SERVICE_NAME: str = external_auth_pb2.DESCRIPTOR.services_by_name["Authori
 ENVOY_CHECK_METHOD: str = f"/{ENVOY_SERVICE_NAME}/Check"
 
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
-_RPC_CODES = {401: code_pb2.UNAUTHENTICATED}
+_RPC_CODES = {401: code_pb2.UNAUTHENTICATED, 503: code_pb2.UNAVAILABLE}
 # What is known of a request refused before it was parsed: nothing.
 _UNPARSED = HttpRequest(method="", path="", headers={})
 
@@ -114,6 +115,11 @@ class EnvoyAuthServicer(external_auth_pb2_grpc.AuthorizationServicer):  # type: 
         store down, ...): the denial of any failure. The refusal's reason stays in the
         server's log; the body is not parsed for it, so it names no request id."""
         return check_response(self._gateway.error(_UNPARSED))
+
+    def unavailable(self) -> Any:
+        """The answer to a call the server refuses while it shuts down (api/drain.py): a
+        denial, 503, for Envoy to pass on; the request is not read."""
+        return check_response(self._gateway.unavailable(_UNPARSED))
 
     async def Check(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         http = _UNPARSED

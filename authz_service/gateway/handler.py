@@ -111,6 +111,12 @@ class Gateway:
     def error(self, request: HttpRequest) -> Reply:
         return _json(403, {"decision": "DENIED", "reason": "authorization failed"}, request)
 
+    def unavailable(self, request: HttpRequest) -> Reply:
+        """The server is shutting down: denied, but worth retrying (another instance, or
+        this one once restarted, will judge it)."""
+        reason = "the authorization service is shutting down; retry the request"
+        return _json(503, {"decision": "DENIED", "reason": reason}, request)
+
     def _lookalikes(self, request: HttpRequest) -> tuple[str, ...]:
         """The client's headers that an upstream may read as one of ours, spelled
         otherwise: WSGI and CGI turn `x_authz_subject` and `x-authz-subject` alike into

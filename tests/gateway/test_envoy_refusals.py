@@ -227,3 +227,57 @@ async def test_envoy_failing_open_still_answers_a_refused_key_with_403(
             assert server.seen == []
         assert reply.status == 403, reply
         assert reply.json()["reason"] == "authorization failed"
+
+
+async def test_a_check_while_the_server_drains_is_a_denied_response(
+    dsn: str, tmp_path: Path
+) -> None:
+    """Stopping, the server refuses the calls that keep coming (api/drain.py). Envoy's
+    Check gets a denying CheckResponse then, never UNAVAILABLE, which an Envoy failing
+    open would take as leave to pass the request."""
+    issuer = Issuer("EdDSA")
+    config = tmp_path / "gateway.yaml"
+    config.write_text(gateway_yaml(write_jwks(tmp_path / "jwks.json", issuer)))
+    app = await start_app(server_settings(dsn, tmp_path, gateway_config=str(config)))
+    stopping: asyncio.Task[None] | None = None
+    refusals: list[Any] = []
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            gateway = Gateway(app, channel, issuer)
+            busy, refused = asyncio.Event(), asyncio.Event()
+            passed = 0
+
+            async def caller() -> None:
+                # Checks back to back until one is refused: the drain never sees a
+                # quiet spell, so it starts refusing. /healthz passes unless refused.
+                nonlocal passed
+                try:
+                    while not refused.is_set():
+                        response = await gateway.check(None, path="/healthz")
+                        if response.HasField("ok_response"):
+                            passed += 1
+                            if passed >= 20:
+                                busy.set()
+                        else:
+                            refusals.append(response)
+                            refused.set()
+                finally:
+                    refused.set()  # a caller that failed stops the others too
+
+            callers = [asyncio.create_task(caller()) for _ in range(4)]
+            await busy.wait()
+            stopping = asyncio.create_task(app.stop())
+            await asyncio.gather(*callers)
+            await stopping
+    finally:
+        if stopping is None:
+            await app.stop()
+    assert refusals, "the drain refused no check"
+    for response in refusals:
+        assert response.status.code == code_pb2.UNAVAILABLE
+        assert response.denied_response.status.code == 503
+        body = json.loads(response.denied_response.body)
+        assert body == {
+            "decision": "DENIED",
+            "reason": "the authorization service is shutting down; retry the request",
+        }
