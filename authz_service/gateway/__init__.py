@@ -4,12 +4,13 @@ No gRPC here: `api/envoy.py` converts Envoy's `CheckRequest` into an `HttpReques
 it to `Gateway.handle` with a function that runs the normal Check pipeline, and converts
 the `Reply` back.
 
-    config    the YAML format, validated at load (`load_gateway_config`)
-    routes    path patterns (`/v1/docs/{id}`, `/v1/files/{rest...}`) and templates
-    escapes   paths the upstream may decode into another one (`%2F`), refused
-    tokens    JWT verification against a JWKS file or URL (PyJWT)
-    identity  principal from a verified JWT or from trusted headers
-    handler   escapes -> route -> identity -> check -> reply; fails closed
+    config       the YAML format, validated at load (`load_gateway_config`)
+    unique_yaml  YAML loading that refuses a key given twice
+    routes       path patterns (`/v1/docs/{id}`, `/v1/files/{rest...}`) and templates
+    escapes      paths the upstream may decode into another one (`%2F`), refused
+    tokens       JWT verification against a JWKS file or URL (PyJWT)
+    identity     principal from a verified JWT or from trusted headers
+    handler      escapes -> route -> identity -> check -> reply; fails closed
 """
 
 from __future__ import annotations

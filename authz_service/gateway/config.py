@@ -2,7 +2,8 @@
 
 Loaded once from YAML and validated completely at load time; every error names the field
 (`routes[2].path`). Unknown fields are errors too: in a security configuration a typo
-must not silently fall back to a default. docs/gateway.md describes the format.
+must not silently fall back to a default. So is a key given twice (unique_yaml.py), which
+YAML would otherwise settle by keeping the last. docs/gateway.md describes the format.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import yaml
 
 from authz_service.errors import InvalidArgument, echo
 from authz_service.gateway.routes import PathPattern, Template, split_path
+from authz_service.gateway.unique_yaml import load_unique
 from authz_service.model import parse_object, validate_relation_name, validate_type_name
 
 __all__ = [
@@ -374,7 +376,7 @@ def load_gateway_config(path: Path) -> GatewayConfig:
             f"cannot read gateway config `{path}`: {exc.strerror}", field="gateway_config"
         ) from None
     try:
-        data = yaml.safe_load(text)
+        data = load_unique(text)
     except yaml.YAMLError as exc:
         raise InvalidArgument(
             f"gateway config `{path}` is not valid YAML: {exc}", field="gateway_config"

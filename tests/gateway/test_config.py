@@ -175,3 +175,47 @@ def test_unreadable_or_invalid_files(tmp_path: Path) -> None:
     bad.write_text("- just a list\n")
     with pytest.raises(InvalidArgument, match="must be a mapping"):
         load_gateway_config(bad)
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (lambda text: text + "unmatched: allow\n", "unmatched"),  # after `unmatched: deny`
+        (
+            lambda text: text.replace("    action: view\n", "    action: view\n    action: edit\n"),
+            "action",
+        ),
+        (
+            lambda text: text.replace("    leeway_s: 5\n", "    leeway_s: 5\n    issuer: x\n"),
+            "issuer",
+        ),
+        (lambda text: text + '  x-authz-subject: "{tenant}"\n', "x-authz-subject"),
+    ],
+    ids=["top level", "in a route", "in identity.jwt", "in upstream_headers"],
+)
+def test_a_key_given_twice_is_an_error(jwks: Path, tmp_path: Path, edit: Any, key: str) -> None:
+    """YAML parsers keep the last of two equal keys: `unmatched: deny` then
+    `unmatched: allow` would load as allow, unseen."""
+    text = edit(gateway_yaml(jwks))
+    path = tmp_path / "gateway.yaml"
+    path.write_text(text)
+    lines = [n for n, line in enumerate(text.splitlines(), 1) if line.strip().startswith(key)]
+    first, second = lines[:2]
+    with pytest.raises(InvalidArgument) as info:
+        load_gateway_config(path)
+    assert info.value.field == "gateway_config"
+    assert f"duplicate key `{key}` on line {second} (first on line {first})" in info.value.message
+
+
+def test_a_merge_key_may_be_overridden(jwks: Path, tmp_path: Path) -> None:
+    """`<<` merges a mapping whose keys the explicit ones replace, as YAML means it to."""
+    text = gateway_yaml(jwks).replace(
+        "  - method: PUT\n    path: /v1/docs/{id}\n",
+        '  - <<: {method: GET, path: "/v1/docs/{id}", action: view}\n    method: PUT\n',
+    )
+    path = tmp_path / "gateway.yaml"
+    path.write_text(text)
+    found = load_gateway_config(path).route("PUT", "/v1/docs/readme")
+    assert found is not None
+    assert found[0].action is not None
+    assert found[0].action.text == "edit"
