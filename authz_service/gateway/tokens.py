@@ -5,10 +5,14 @@ only asymmetric algorithms named in the configuration (RS256, ES256, EdDSA), the
 own algorithm must match the token's, `exp`, `iss` and `aud` are required, and `nbf`/`iat`
 are honoured with a configured leeway.
 
-Keys come from a file or an HTTPS URL. They are cached for `jwks_cache_s`; a token naming
-an unknown `kid` triggers one reload (at most every `jwks_min_refresh_s`, so a stream of
-made-up kids cannot turn the gateway into a load generator against the identity
-provider). Loading runs in a worker thread: nothing here blocks the event loop.
+Keys come from a file or an HTTPS URL, loaded in a worker thread (nothing here blocks the
+event loop), one load at a time, and at most once every `jwks_min_refresh_s` (so a stream
+of made-up kids cannot turn the gateway into a load generator against the identity
+provider). Until keys are first loaded, requests wait for the load. After that, keys older
+than `jwks_cache_s` are refreshed in the background while requests go on verifying with the
+keys loaded, so a slow identity provider costs no request its answer; only a token naming
+an unknown `kid` (key rotation) waits for a refresh, within the call's deadline. A load
+that fails or takes longer than the source's timeout is logged and the keys loaded stay.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import logging
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
+from contextvars import Context
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +31,17 @@ from urllib.parse import urlsplit
 
 import jwt
 
+from authz_service import deadline
 from authz_service.errors import Unauthenticated, Unavailable, echo
 
-__all__ = ["JwksKeys", "JwtVerifier", "MissingCredentials", "bearer_token", "jwks_loader"]
+__all__ = [
+    "JwksKeys",
+    "JwksSource",
+    "JwtVerifier",
+    "MissingCredentials",
+    "bearer_token",
+    "jwks_loader",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +63,21 @@ def bearer_token(headers: Mapping[str, str], header: str) -> str:
     return token
 
 
+@dataclass(frozen=True, slots=True)
+class JwksSource:
+    """Where the JWKS comes from: `read` returns the document (blocking: run it in a
+    thread), `where` names it in warnings, and a load is given up after `timeout_s`."""
+
+    where: str
+    read: Callable[[], bytes]
+    timeout_s: float
+
+
 def jwks_loader(
     *, file: Path | None = None, url: str | None = None, timeout_s: float = 5.0
-) -> Callable[[], bytes]:
-    """A blocking function returning the JWKS document (run it in a thread)."""
+) -> JwksSource:
     if file is not None:
-        path = file
-        return path.read_bytes
+        return JwksSource(str(file), file.read_bytes, timeout_s)
     if url is None:
         raise ValueError("a JWKS file or URL is required")
     target, scheme = url, urlsplit(url).scheme
@@ -72,7 +93,7 @@ def jwks_loader(
             raise ValueError(f"JWKS document at {target} exceeds {MAX_JWKS_BYTES} bytes")
         return body
 
-    return fetch
+    return JwksSource(url, fetch, timeout_s)
 
 
 def _parse_jwks(body: bytes, algorithms: frozenset[str]) -> dict[str | None, jwt.PyJWK]:
@@ -100,14 +121,14 @@ class JwksKeys:
 
     def __init__(
         self,
-        load: Callable[[], bytes],
+        source: JwksSource,
         algorithms: frozenset[str],
         *,
         cache_s: float = 300.0,
         min_refresh_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._load = load
+        self._source = source
         self._algorithms = algorithms
         self._cache_s = cache_s
         self._min_refresh_s = min_refresh_s
@@ -115,7 +136,8 @@ class JwksKeys:
         self._keys: dict[str | None, jwt.PyJWK] | None = None
         self._loaded_at = 0.0
         self._attempted_at: float | None = None
-        self._lock = asyncio.Lock()
+        self._refresh: asyncio.Task[None] | None = None
+        self._reading: asyncio.Future[bytes] | None = None  # may outlive a timed-out refresh
 
     def _lookup(self, kid: str | None) -> jwt.PyJWK | None:
         keys = self._keys or {}
@@ -124,36 +146,66 @@ class JwksKeys:
             return next(iter(keys.values())) if len(keys) == 1 else None
         return keys.get(kid)
 
-    def _may_load(self) -> bool:
-        last = self._attempted_at
-        return last is None or self._clock() - last >= self._min_refresh_s
-
     async def get(self, kid: str | None) -> jwt.PyJWK:
-        expired = self._clock() - self._loaded_at >= self._cache_s
-        if self._keys is None or expired:
-            await self._reload()
+        if self._keys is None:
+            await _join(self._start_refresh())
+            if self._keys is None:
+                raise Unavailable("the issuer's signing keys could not be loaded")
+        elif self._clock() - self._loaded_at >= self._cache_s:
+            self._start_refresh()  # not awaited: the keys loaded serve until it ends
         key = self._lookup(kid)
-        if key is None:
-            await self._reload()
+        if key is None:  # perhaps the issuer rotated its keys
+            await _join(self._start_refresh())
             key = self._lookup(kid)
         if key is None:
             raise Unauthenticated("token signing key is not among the issuer's keys")
         return key
 
-    async def _reload(self) -> None:
-        """Load the keys unless a load was attempted within `min_refresh_s`; requests that
-        arrive together wait for one load (the lock) instead of each starting their own."""
-        async with self._lock:
-            if self._may_load():
-                self._attempted_at = self._clock()
-                try:
-                    body = await asyncio.to_thread(self._load)
-                    self._keys = _parse_jwks(body, self._algorithms)
-                    self._loaded_at = self._clock()
-                except (OSError, ValueError) as exc:
-                    log.warning("could not load the JWKS: %s", exc)  # keep the keys we have
-            if self._keys is None:
-                raise Unavailable("the issuer's signing keys could not be loaded")
+    def _start_refresh(self) -> asyncio.Task[None] | None:
+        """The refresh in flight; else a new one unless one was attempted within
+        `min_refresh_s`; else None."""
+        if self._refresh is not None and not self._refresh.done():
+            return self._refresh
+        last = self._attempted_at
+        if last is not None and self._clock() - last < self._min_refresh_s:
+            return None
+        self._attempted_at = self._clock()
+        if self._reading is not None and not self._reading.done():
+            # A thread cannot be stopped: a second read would pile up behind the first.
+            where = self._source.where
+            log.warning("the JWKS from %s is still loading; not loading it again", where)
+            return None
+        self._reading = asyncio.get_running_loop().run_in_executor(None, self._source.read)
+        # An empty context: the refresh serves every request, so it is not the call's that
+        # started it (its warnings name no request id, no call's deadline applies to it).
+        self._refresh = asyncio.create_task(self._load(self._reading), context=Context())
+        return self._refresh
+
+    async def _load(self, reading: asyncio.Future[bytes]) -> None:
+        where, timeout_s = self._source.where, self._source.timeout_s
+        try:
+            async with asyncio.timeout(timeout_s):
+                # Shielded so that the timeout leaves `reading` pending while its thread
+                # runs: a cancelled future would look finished and let a second read start.
+                body = await asyncio.shield(reading)
+            self._keys = _parse_jwks(body, self._algorithms)
+            self._loaded_at = self._clock()
+        except TimeoutError:
+            log.warning("could not load the JWKS from %s within %g s", where, timeout_s)
+        except Exception as exc:  # no caller to raise to; the keys loaded stay
+            log.warning("could not load the JWKS from %s: %s", where, exc)
+
+
+async def _join(refresh: asyncio.Task[None] | None) -> None:
+    """Wait for a refresh, at most until the call's deadline. The refresh is shared:
+    shielded, so that a caller giving up (or cancelled by gRPC) leaves it running."""
+    if refresh is None:
+        return
+    try:
+        async with asyncio.timeout(deadline.remaining()):
+            await asyncio.shield(refresh)
+    except TimeoutError:
+        pass  # the caller decides with the keys loaded so far
 
 
 _TOKEN_ERRORS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
