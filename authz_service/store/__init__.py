@@ -10,6 +10,7 @@ from authz_service.store.protocol import (
     SchemaRecord,
     SchemaStore,
     Store,
+    WholeResources,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "SchemaRecord",
     "SchemaStore",
     "Store",
+    "WholeResources",
 ]

@@ -50,7 +50,14 @@ from authz_service.model import (
     Revision,
 )
 from authz_service.store.index_tenant import TenantIndex
-from authz_service.store.protocol import Change, KeyStore, Precondition, SchemaRecord, Store
+from authz_service.store.protocol import (
+    Change,
+    KeyStore,
+    Precondition,
+    SchemaRecord,
+    Store,
+    WholeResources,
+)
 from authz_service.store.registry import TenantRegistry
 from authz_service.store.scim import ScimRecords
 from authz_service.store.service_accounts import ServiceAccounts
@@ -325,7 +332,7 @@ class IndexedStore:
         self,
         tenant: str,
         updates: Sequence[RelationshipUpdate],
-        deletes: Sequence[RelationshipFilter] = (),
+        deletes: Sequence[RelationshipFilter | WholeResources] = (),
         *,
         preconditions: Sequence[Precondition] = (),
     ) -> tuple[Revision, list[Relationship]]:

@@ -24,7 +24,7 @@ from authz_service.model import (
 from authz_service.store.idempotency import key_reused, request_digest
 from authz_service.store.memory_keys import MemoryKeyStore
 from authz_service.store.memory_tenants import MemoryTenants
-from authz_service.store.protocol import Change, Precondition, SchemaRecord
+from authz_service.store.protocol import Change, Precondition, SchemaRecord, WholeResources
 from authz_service.store.registry import TenantRecord, TenantState, refused
 from authz_service.store.scim import MemoryScimRecords
 from authz_service.store.service_accounts import MemoryServiceAccounts
@@ -210,19 +210,23 @@ class MemoryStore:
         self,
         tenant: str,
         updates: Sequence[RelationshipUpdate],
-        deletes: Sequence[RelationshipFilter] = (),
+        deletes: Sequence[RelationshipFilter | WholeResources] = (),
         *,
         preconditions: Sequence[Precondition] = (),
     ) -> tuple[Revision, list[Relationship]]:
         _check_distinct(updates)
+        filters = [d for d in deletes if isinstance(d, RelationshipFilter)]
+        wholes = [d.matching for d in deletes if isinstance(d, WholeResources)]
         async with self._lock:
             state = self._tenant(tenant)
             self._check_preconditions(state, preconditions)
+            rels = [row.rel for row in state.live.values()]
+            whole = {rel.resource for rel in rels if any(f.matches(rel) for f in wholes)}
             doomed = sorted(
                 (
-                    row.rel
-                    for row in state.live.values()
-                    if any(f.matches(row.rel) for f in deletes)
+                    rel
+                    for rel in rels
+                    if rel.resource in whole or any(f.matches(rel) for f in filters)
                 ),
                 key=sort_key,
             )

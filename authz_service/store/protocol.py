@@ -40,6 +40,7 @@ __all__ = [
     "SchemaRecord",
     "SchemaStore",
     "Store",
+    "WholeResources",
 ]
 
 
@@ -58,6 +59,15 @@ class Precondition:
             f"`preconditions[{index}]` failed: {wanted} must match its filter",
             field=f"preconditions[{index}]",
         )
+
+
+@dataclass(frozen=True, slots=True)
+class WholeResources:
+    """One of `apply`'s deletes: every relationship of each resource of which `matching`
+    selects a live relationship (every row of each binding of a role). The resources are
+    found inside the write, so one that a writer committed just before goes whole too."""
+
+    matching: RelationshipFilter
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +144,7 @@ class RelationshipWriter(Protocol):
         self,
         tenant: str,
         updates: Sequence[RelationshipUpdate],
-        deletes: Sequence[RelationshipFilter] = (),
+        deletes: Sequence[RelationshipFilter | WholeResources] = (),
         *,
         preconditions: Sequence[Precondition] = (),
     ) -> tuple[Revision, list[Relationship]]:
@@ -142,12 +152,13 @@ class RelationshipWriter(Protocol):
         atomically at one new revision; returns (revision, the relationships deleted by
         the filters, in read order).
 
-        Preconditions are checked first, against the state before the call. An update of
-        a relationship that a filter deletes is applied after the delete (a CREATE then
-        succeeds; Watch reports the pair as one TOUCH). Otherwise updates behave as in
-        `write`. Used where one decision must remove "everything matching" and record a
-        fact in the same transaction (deprovisioning a subject, deleting a role with its
-        bindings).
+        Preconditions and every filter see the state before the call (the order of
+        `deletes` does not matter). An update of a relationship that a filter deletes is
+        applied after the delete (a CREATE then succeeds; Watch reports the pair as one
+        TOUCH). Otherwise updates behave as in `write`. Used where one decision must
+        remove "everything matching" and record a fact in the same transaction
+        (deprovisioning a subject, deleting a role with its bindings; bindings go by
+        `WholeResources`, so that none is left in part).
         """
         ...
 

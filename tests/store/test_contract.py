@@ -7,6 +7,7 @@ pagination, Watch changes, revision checks, schema versions and tenant isolation
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -24,7 +25,7 @@ from authz_service.model import (
     UpdateOp,
     parse_relationship,
 )
-from authz_service.store import Change, Precondition, Store
+from authz_service.store import Change, Precondition, Store, WholeResources
 from authz_service.store.memory import sort_key
 
 T = "acme"
@@ -359,6 +360,39 @@ async def test_apply_writes_again_what_a_filter_deletes(store: Store) -> None:
         (revision, UpdateOp.TOUCH, "role:r#grants@perm:b"),
         (revision, UpdateOp.TOUCH, "role:r#grants@perm:c"),
     ]
+
+
+async def test_apply_deletes_whole_every_resource_a_filter_matches(store: Store) -> None:
+    await store.write(
+        T,
+        [
+            touch("binding:b1#role@role:r"),
+            touch("binding:b1#subject@user:ann"),
+            touch("binding:b2#role@role:r"),
+            touch("binding:b2#subject@user:bob"),
+            touch("binding:b3#role@role:s"),
+            touch("binding:b3#subject@group:eng#member"),
+            touch("doc:one#viewer@user:ann"),
+        ],
+    )
+    ann = RelationshipFilter(subject_type="user", subject_ids=("ann",))
+    _, deleted = await store.apply(
+        T,
+        [],
+        # Every filter sees the rows as they were before the call: the first one deletes
+        # the row by which the second one finds binding b1, which still goes whole.
+        [ann, WholeResources(replace(ann, resource_type="binding"))],
+    )
+    assert [str(r) for r in deleted] == [
+        "binding:b1#role@role:r",
+        "binding:b1#subject@user:ann",
+        "doc:one#viewer@user:ann",
+    ]
+    _, deleted = await store.apply(
+        T, [], [WholeResources(RelationshipFilter("binding", None, "role", "role", ("r", "s")))]
+    )
+    assert len(deleted) == 4
+    assert await live(store) == []
 
 
 async def test_apply_with_a_failing_precondition_or_create_writes_nothing(store: Store) -> None:

@@ -30,7 +30,7 @@ from authz_service.store.postgres.replicas import ReplicaSet, ReplicaStats
 from authz_service.store.postgres.scim import PostgresScimRecords
 from authz_service.store.postgres.service_accounts import PostgresServiceAccounts
 from authz_service.store.postgres.tenants import PostgresTenants
-from authz_service.store.protocol import Change, Precondition, SchemaRecord
+from authz_service.store.protocol import Change, Precondition, SchemaRecord, WholeResources
 from authz_service.store.routing import primary_only
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ class PostgresStore:
         self,
         tenant: str,
         updates: Sequence[RelationshipUpdate],
-        deletes: Sequence[RelationshipFilter] = (),
+        deletes: Sequence[RelationshipFilter | WholeResources] = (),
         *,
         preconditions: Sequence[Precondition] = (),
     ) -> tuple[Revision, list[Relationship]]:

@@ -31,7 +31,7 @@ from authz_service.store.postgres.sql import (
     relationship_values,
     sort_values,
 )
-from authz_service.store.protocol import Precondition, SchemaRecord
+from authz_service.store.protocol import Precondition, SchemaRecord, WholeResources
 from authz_service.store.registry import TenantState, refused
 
 if TYPE_CHECKING:
@@ -225,7 +225,7 @@ async def apply(
     db: Database,
     tenant: str,
     updates: Sequence[RelationshipUpdate],
-    deletes: Sequence[RelationshipFilter],
+    deletes: Sequence[RelationshipFilter | WholeResources],
     preconditions: Sequence[Precondition],
 ) -> tuple[Revision, list[Relationship]]:
     _check_distinct(updates)
@@ -233,11 +233,14 @@ async def apply(
     async with db.writing() as conn:
         revision = await bump_head(conn, tenant)
         await _check_preconditions(conn, tenant, preconditions)
-        for flt in deletes:
+        # Whole resources first: a plain filter may end the very row by which one is
+        # found, and every filter is to see the rows as they were before the call. (A
+        # resource ended by one whole-resource delete is ended whole, so their own order
+        # does not matter.)
+        for spec in sorted(deletes, key=lambda d: isinstance(d, RelationshipFilter)):
             params = Params([tenant, revision])
-            clauses = ["tenant = $1", "deleted_rev IS NULL", *filter_clauses(flt, params)]
             rows = await conn.fetch(
-                f"UPDATE relationships SET deleted_rev = $2 WHERE {' AND '.join(clauses)} "
+                f"UPDATE relationships SET deleted_rev = $2 WHERE {_doomed(spec, params)} "
                 f"RETURNING {REL_COLUMNS}",
                 *params.values,
             )
@@ -247,6 +250,19 @@ async def apply(
         await apply_updates(conn, tenant, revision, updates)
     deleted.sort(key=sort_values)
     return revision, deleted
+
+
+def _doomed(spec: RelationshipFilter | WholeResources, params: Params) -> str:
+    """The live rows of tenant $1 that `spec` deletes, as a WHERE clause."""
+    if isinstance(spec, RelationshipFilter):
+        return " AND ".join(["tenant = $1", "deleted_rev IS NULL", *filter_clauses(spec, params)])
+    matching = ["m.tenant = $1", "m.deleted_rev IS NULL"]
+    matching += filter_clauses(spec.matching, params, "m.")
+    return (
+        "tenant = $1 AND deleted_rev IS NULL AND (resource_type, resource_id) IN"
+        " (SELECT m.resource_type, m.resource_id FROM relationships AS m"
+        f" WHERE {' AND '.join(matching)})"
+    )
 
 
 async def write_schema(db: Database, version: str, text: str) -> SchemaRecord:
