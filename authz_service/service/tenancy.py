@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -43,7 +43,7 @@ from authz_service.service import methods
 from authz_service.service.audit import AuditTrail, CallInfo
 from authz_service.service.pages import Page, TenantReader, page_limit, page_of
 from authz_service.service.schemas import SchemaManager
-from authz_service.store.protocol import Precondition, Store
+from authz_service.store.protocol import Precondition, Store, WholeResources
 from authz_service.tenancy import Binding, BindingGrants, CustomRole, ReachRules
 from authz_service.tenancy.cycles import binding_cycle
 from authz_service.tenancy.encoding import (
@@ -68,7 +68,6 @@ __all__ = ["ReachPage", "RoleView", "TenancyService"]
 
 _ROLE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 _MAX_DESCRIPTION = 1024
-_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,11 +218,12 @@ class TenancyService:
         schema = await self._schemas.require()
         head = await self._require_custom(tenant, schema, name)
         uses = RelationshipFilter(BINDING, None, ROLE_OF, ROLE, (name,), "")
-        deletes = [RelationshipFilter(ROLE, (name,))]
+        deletes: list[RelationshipFilter | WholeResources] = [RelationshipFilter(ROLE, (name,))]
         preconditions = [Precondition(_marker(name))]
         if cascade:
-            ids = await self._reader(head).binding_ids(uses)
-            deletes += [uses, *_by_ids(ids)]
+            # The bindings are found inside the write, so one created since any read
+            # here goes too, whole: a list read before would miss it and leave it in part.
+            deletes.append(WholeResources(uses))
         elif name not in schema.roles:  # a built-in role of that name keeps its bindings valid
             if await self._reader(head).binding_ids(uses):
                 raise _role_in_use(name)
@@ -581,14 +581,6 @@ def _role_in_use(name: str) -> FailedPrecondition:
 
 def _marker(name: str) -> RelationshipFilter:
     return RelationshipFilter(ROLE, (name,), DEFINED)
-
-
-def _by_ids(ids: Iterable[str]) -> list[RelationshipFilter]:
-    ordered = sorted(ids)
-    return [
-        RelationshipFilter(BINDING, tuple(ordered[i : i + _CHUNK]))
-        for i in range(0, len(ordered), _CHUNK)
-    ]
 
 
 def _view(role: CustomRole, *, built_in: bool) -> RoleView:

@@ -1,5 +1,5 @@
-"""Shared pieces of the tenancy tests: the schema, an in-process world on the memory
-store, and gRPC helpers for TenancyService."""
+"""Shared pieces of the tenancy tests: the schema, an in-process world (on the memory
+store unless given another), and gRPC helpers for TenancyService."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from authz_service.service.permissions import PermissionService
 from authz_service.service.schemas import SchemaManager
 from authz_service.service.tenancy import TenancyService
 from authz_service.store.memory import MemoryStore
+from authz_service.store.protocol import Store
 from authz_service.tenancy import BindingGrants, SubjectStatuses
 from tests.api.helpers import obj, subj
 
@@ -71,9 +72,9 @@ def item(text: str, context: dict[str, Any] | None = None) -> CheckItem:
 
 @dataclass
 class World:
-    """Everything in process on one memory store: the services the gRPC layer calls."""
+    """Everything in process on one store: the services the gRPC layer calls."""
 
-    store: MemoryStore
+    store: Store
     schemas: SchemaManager
     permissions: PermissionService
     tenancy: TenancyService
@@ -94,8 +95,10 @@ class World:
         return await self.permissions.evaluate(await self.snap(tenant), item(text), **kw)
 
 
-async def world(schema: str = SCHEMA, *, max_binding_rows: int = 4000) -> World:
-    store = MemoryStore()
+async def world(
+    schema: str = SCHEMA, *, max_binding_rows: int = 4000, store: Store | None = None
+) -> World:
+    store = MemoryStore() if store is None else store
     schemas = SchemaManager(store)
     await schemas.write(schema)
     grants = BindingGrants(store, max_binding_rows=max_binding_rows)
