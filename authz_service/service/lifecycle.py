@@ -35,7 +35,7 @@ from authz_service.service import methods
 from authz_service.service.audit import AuditTrail, CallInfo
 from authz_service.service.relationships import is_internal
 from authz_service.service.schemas import SchemaManager
-from authz_service.store.protocol import Store
+from authz_service.store.protocol import Store, WholeResources
 from authz_service.tenancy import Binding, StatusRecord, SubjectStatus, SubjectStatuses
 from authz_service.tenancy.encoding import (
     BINDING,
@@ -48,7 +48,6 @@ from authz_service.tenancy.encoding import (
 __all__ = ["Deprovisioned", "LifecycleService"]
 
 _LOGGED = 100  # an admin record lists at most this many removed relationships
-_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,15 +116,12 @@ class LifecycleService:
     ) -> Deprovisioned:
         started = time.perf_counter()
         previous = await self._previous(tenant, subject)
-        head = await self._resolver.resolve(tenant, Consistency(ConsistencyMode.FULLY_CONSISTENT))
+        # The subject's bindings are found inside the write and deleted whole (one made
+        # since any read here too); the subject filter takes the rest, status rows included.
         uses = RelationshipFilter(BINDING, None, SUBJECT_OF, subject.type, (subject.id,))
-        ids = sorted({r.resource.id for r in await self._store.read(tenant, head, uses)})
-        # The subject filter also ends status rows and the subject rows of bindings made
-        # between the read above and this write (those bindings then grant nothing).
-        deletes = [RelationshipFilter(subject_type=subject.type, subject_ids=(subject.id,))]
-        deletes += [
-            RelationshipFilter(BINDING, tuple(ids[i : i + _CHUNK]))
-            for i in range(0, len(ids), _CHUNK)
+        deletes: list[RelationshipFilter | WholeResources] = [
+            WholeResources(uses),
+            RelationshipFilter(subject_type=subject.type, subject_ids=(subject.id,)),
         ]
         status = status_relationship(subject, SubjectStatus.DEPROVISIONED, reason, self._clock())
         revision, deleted = await self._store.apply(

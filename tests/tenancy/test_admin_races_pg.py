@@ -14,6 +14,7 @@ import pytest
 from authz_service.model import (
     Consistency,
     ConsistencyMode,
+    ObjectRef,
     Relationship,
     RelationshipFilter,
     SubjectRef,
@@ -104,3 +105,15 @@ async def test_a_binding_made_during_a_cascading_role_delete_is_deleted_whole(w:
     assert await listed(w) == [late.binding_id]
     await w.tenancy.delete_binding(T, late.binding_id, CALL)
     assert await binding_rows(w) == []
+
+
+async def test_a_binding_made_during_a_deprovisioning_is_deleted_whole(w: World) -> None:
+    await w.tenancy.create_role(T, "billing", "", PAY, CALL)
+    held = Held(w.store, "apply")
+    leaving = asyncio.create_task(w.lifecycle.deprovision(T, ObjectRef("user", "ann"), "", CALL))
+    await held.reached_by(leaving)
+    late, _ = await w.tenancy.create_binding(T, "billing", ANN, None, CALL)
+    held.release()
+    gone = await leaving
+    assert await binding_rows(w) == []
+    assert [b.binding_id for b in gone.bindings] == [late.binding_id]
