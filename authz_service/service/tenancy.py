@@ -328,13 +328,9 @@ class TenancyService:
         try:
             revision = await self._store.write(tenant, updates, preconditions=preconditions)
         except AlreadyExists:
-            raise AlreadyExists(
-                f"an identical binding exists: `{echo(binding.binding_id)}`"
-            ) from None
+            revision = await self._replace_part(tenant, binding, updates, preconditions)
         except PreconditionUnmet:
-            raise InvalidArgument(
-                f"unknown role `{echo(role)}`", field="binding.role", value=role
-            ) from None
+            raise _unknown_role(role) from None
         details = {"binding": binding.describe()}
         await self._logged(
             tenant,
@@ -348,6 +344,43 @@ class TenancyService:
         )
         return binding, revision
 
+    async def _replace_part(
+        self,
+        tenant: str,
+        binding: Binding,
+        updates: list[RelationshipUpdate],
+        preconditions: list[Precondition],
+    ) -> Revision:
+        """Write `binding` over what is left of it in part, or raise AlreadyExists if it
+        is whole. Earlier versions could leave a binding in part (a cascade or a
+        deprovisioning racing its creation): that grants nothing and no call lists or
+        deletes it, so it must not count as an identical binding either."""
+        ident = binding.binding_id
+        identical = AlreadyExists(f"an identical binding exists: `{echo(ident)}`")
+        rows = await self._reader(await self._head(tenant)).read(
+            RelationshipFilter(BINDING, (ident,))
+        )
+        missing = sorted({ROLE_OF, SUBJECT_OF, SCOPE_OF} - {r.relation for r in rows})
+        if not missing:
+            raise identical
+        # A row missing now and present at the write: another writer made it whole.
+        absent = [
+            Precondition(RelationshipFilter(BINDING, (ident,), relation), must_exist=False)
+            for relation in missing
+        ]
+        try:
+            revision, _ = await self._store.apply(
+                tenant,
+                updates,
+                [RelationshipFilter(BINDING, (ident,))],
+                preconditions=[*absent, *preconditions],
+            )
+        except PreconditionUnmet as exc:
+            if exc.field == f"preconditions[{len(absent)}]":  # the role's, after those
+                raise _unknown_role(binding.role) from None
+            raise identical from None
+        return revision
+
     def _binding(
         self,
         snap: Snapshot,
@@ -358,7 +391,7 @@ class TenancyService:
     ) -> Binding:
         schema = snap.schema
         if role not in schema.roles and role not in index.custom:
-            raise InvalidArgument(f"unknown role `{echo(role)}`", field="binding.role", value=role)
+            raise _unknown_role(role)
         if subject.type not in schema.definitions:
             raise InvalidArgument(
                 f"unknown definition `{echo(subject.type)}`",
@@ -571,6 +604,10 @@ def _position(key: str) -> tuple[str, str]:
 # field, so a failed one is reported as what it means.
 def _no_role(name: str) -> NotFound:
     return NotFound(f"role `{echo(name)}` does not exist")
+
+
+def _unknown_role(name: str) -> InvalidArgument:
+    return InvalidArgument(f"unknown role `{echo(name)}`", field="binding.role", value=name)
 
 
 def _role_in_use(name: str) -> FailedPrecondition:

@@ -11,16 +11,26 @@ from typing import Any
 
 import pytest
 
+from authz_service.errors import AlreadyExists
 from authz_service.model import (
     Consistency,
     ConsistencyMode,
     ObjectRef,
     Relationship,
     RelationshipFilter,
+    RelationshipUpdate,
     SubjectRef,
+    UpdateOp,
 )
 from authz_service.store.postgres import PostgresStore, connect
-from authz_service.tenancy.encoding import BINDING
+from authz_service.tenancy import Binding
+from authz_service.tenancy.encoding import (
+    BINDING,
+    ROLE_OF,
+    SUBJECT_OF,
+    binding_id,
+    binding_relationships,
+)
 from tests.tenancy.helpers import CALL, World, world
 
 T = "acme"
@@ -117,3 +127,44 @@ async def test_a_binding_made_during_a_deprovisioning_is_deleted_whole(w: World)
     gone = await leaving
     assert await binding_rows(w) == []
     assert [b.binding_id for b in gone.bindings] == [late.binding_id]
+
+
+async def leave_in_part(w: World, missing: str) -> str:
+    """The rows of `billing` to ann tenant-wide but the `missing` one, as a race in an
+    earlier version could leave them; returns the binding's id."""
+    ident = binding_id(T, "billing", ANN, None)
+    rows = binding_relationships(Binding(ident, "billing", ANN, None))
+    updates = [RelationshipUpdate(UpdateOp.CREATE, r) for r in rows if r.relation != missing]
+    await w.store.write(T, updates)
+    return ident
+
+
+@pytest.mark.parametrize("missing", [ROLE_OF, SUBJECT_OF])
+async def test_a_binding_left_in_part_is_no_identical_binding(w: World, missing: str) -> None:
+    """What is left grants nothing and is listed nowhere, so it cannot stop the binding
+    from being made: it is replaced by the whole binding."""
+    await w.tenancy.create_role(T, "billing", "", PAY, CALL)
+    ident = await leave_in_part(w, missing)
+    assert await listed(w) == []
+    made, _ = await w.tenancy.create_binding(T, "billing", ANN, None, CALL)
+    assert made.binding_id == ident
+    assert await listed(w) == [ident]
+    with pytest.raises(AlreadyExists, match=ident):
+        await w.tenancy.create_binding(T, "billing", ANN, None, CALL)
+    await w.tenancy.delete_binding(T, ident, CALL)
+    assert await binding_rows(w) == []
+
+
+async def test_a_binding_left_in_part_and_made_meanwhile_is_an_identical_binding(
+    w: World,
+) -> None:
+    await w.tenancy.create_role(T, "billing", "", PAY, CALL)
+    ident = await leave_in_part(w, ROLE_OF)
+    held = Held(w.store, "apply")
+    first = asyncio.create_task(w.tenancy.create_binding(T, "billing", ANN, None, CALL))
+    await held.reached_by(first)
+    await w.tenancy.create_binding(T, "billing", ANN, None, CALL)
+    held.release()
+    with pytest.raises(AlreadyExists, match=ident):
+        await first
+    assert await listed(w) == [ident]
