@@ -45,7 +45,7 @@ from authz_service.service.pages import Page, TenantReader, page_limit, page_of
 from authz_service.service.schemas import SchemaManager
 from authz_service.store.protocol import Precondition, Store, WholeResources
 from authz_service.tenancy import Binding, BindingGrants, CustomRole, ReachRules
-from authz_service.tenancy.cycles import binding_cycle
+from authz_service.tenancy.cycles import binding_cycle, role_cycle
 from authz_service.tenancy.encoding import (
     BINDING,
     DEFINED,
@@ -163,6 +163,9 @@ class TenancyService:
         role = self._role(schema, name, description, permissions)
         if name in schema.roles:
             raise AlreadyExists(f"role `{echo(name)}` is built in")
+        # Bindings of the name may remain (of a built-in role the schema no longer
+        # declares), and the new role makes them grant again.
+        await self._acyclic_role(await self._head(tenant), role)
         updates = [RelationshipUpdate(UpdateOp.CREATE, r) for r in role_relationships(role)]
         try:
             revision = await self._store.write(tenant, updates)
@@ -190,7 +193,7 @@ class TenancyService:
         started = time.perf_counter()
         schema = await self._schemas.require()
         role = self._role(schema, name, description, permissions)
-        await self._require_custom(tenant, schema, name)
+        await self._acyclic_role(await self._require_custom(tenant, schema, name), role)
         try:
             revision, _ = await self._store.apply(
                 tenant,
@@ -563,6 +566,26 @@ class TenancyService:
                 f"binding would create a cycle: {cycle}", field="binding", value=binding.describe()
             )
         return binding
+
+    async def _acyclic_role(self, snap: Snapshot, role: CustomRole) -> None:
+        """Refuse (InvalidArgument) `role` as the new definition of its name if one of the
+        name's bindings would then close a cycle of bindings, which CreateBinding refuses."""
+        index = (await self._grants.index(snap)).with_role(snap.schema, role)
+        found = await role_cycle(
+            self._reader(snap).read,
+            snap.schema,
+            self._grants.hierarchy(snap.schema),
+            index,
+            role.name,
+            max_depth=self._max_depth,
+        )
+        if found:
+            binding, cycle = found
+            raise InvalidArgument(
+                f"{binding.describe()} would create a cycle: {cycle}",
+                field="role.permissions",
+                value=binding.describe(),
+            )
 
     def _reach_rules(self, schema: CompiledSchema) -> ReachRules:
         rules = self._rules.get(schema.version)

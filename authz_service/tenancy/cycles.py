@@ -5,7 +5,8 @@ grants that very membership on a scope covering `group:eng` (tenant-wide, the gr
 a resource above it), directly or through a chain of other bindings: membership in
 `group:eng#member` would then hold only because it holds. The engine would cut such a
 cycle at run time (the least fixpoint grants nothing), so it is meaningless data and is
-refused when written. "Grants that membership" includes relations and permissions of the
+refused when written, and so is a change of a role under which one of its bindings would
+be one (`role_cycle`). "Grants that membership" includes relations and permissions of the
 same object it refers to (`permission member = direct + admin`); cycles that go through
 arrows to other objects are left to the engine.
 """
@@ -19,7 +20,7 @@ from authz_service.tenancy.encoding import BINDING, ROLE, ROLE_OF, Binding, bind
 from authz_service.tenancy.hierarchy import Hierarchy, ReadFn, ancestors
 from authz_service.tenancy.index import TenantIndex, role_pairs
 
-__all__ = ["binding_cycle"]
+__all__ = ["binding_cycle", "role_cycle"]
 
 
 async def binding_cycle(
@@ -62,6 +63,25 @@ async def binding_cycle(
             if subject.relation and subject not in chain and await covers(binding, obj):
                 chain[subject] = current
                 frontier.append(subject)
+    return None
+
+
+async def role_cycle(
+    read: ReadFn,
+    schema: CompiledSchema,
+    hierarchy: Hierarchy,
+    index: TenantIndex,
+    role: str,
+    *,
+    max_depth: int,
+) -> tuple[Binding, str] | None:
+    """A binding of `role` that closes a cycle when the role grants what `index` says,
+    and how; or None. A change of one role can only close cycles through its own
+    bindings, so checking each of them as if it were new finds every one."""
+    for binding in await _bindings_of_roles(read, index, frozenset({role})):
+        cycle = await binding_cycle(read, schema, hierarchy, index, binding, max_depth=max_depth)
+        if cycle:
+            return binding, cycle
     return None
 
 

@@ -81,6 +81,14 @@ class TenantIndex:
             None if by_role is None else {r: tuple(bs) for r, bs in by_role.items()},
         )
 
+    def with_role(self, schema: CompiledSchema, role: CustomRole) -> TenantIndex:
+        """This index as it would be with the custom role `role` created or replaced,
+        for judging a change before it is written."""
+        bindings = None
+        if self.bindings is not None:
+            bindings = {b.binding_id: b for bs in self.bindings.values() for b in bs}
+        return TenantIndex.build(schema, {**self.custom, role.name: role}, bindings)
+
     def roles_granting(self, pair: Pair) -> frozenset[str]:
         return self.granting.get(pair, frozenset())
 

@@ -6,7 +6,6 @@ in part."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ from authz_service.model import (
     SubjectRef,
     UpdateOp,
 )
-from authz_service.store.postgres import PostgresStore, connect
+from authz_service.store.postgres import PostgresStore
 from authz_service.tenancy import Binding
 from authz_service.tenancy.encoding import (
     BINDING,
@@ -36,13 +35,6 @@ from tests.tenancy.helpers import CALL, World, world
 T = "acme"
 PAY = [("invoice", "pay")]
 ANN, BOB = SubjectRef("user", "ann"), SubjectRef("user", "bob")
-
-
-@pytest.fixture
-async def pg_store(pg_dsn: str) -> AsyncIterator[PostgresStore]:
-    store = await connect(pg_dsn, min_size=1, max_size=4)
-    yield store
-    await store.close()
 
 
 @pytest.fixture
