@@ -8,6 +8,7 @@ log; it never changes it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -262,13 +263,15 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         counts: Counter[ReplayStatus] = Counter()
         try:
             await replayer.prepare()  # NotFound for an unknown `schema_version`
-            replayed = replayer.replay_many(records(), concurrency=_REPLAY_CONCURRENCY)
-            async for result in replayed:
-                # A replay cut by the deadline says so; it is never reported as complete.
-                if call.deadline is not None and time.monotonic() >= call.deadline:
-                    raise DeadlineExceeded("the call's deadline passed")
-                counts[result.status] += 1
-                yield audit_pb2.ReplayDecisionsResponse(decision=replayed_to_proto(result))
+            replaying = replayer.replay_many(records(), concurrency=_REPLAY_CONCURRENCY)
+            # Closed however the loop ends: the replays in flight are cancelled with it.
+            async with contextlib.aclosing(replaying) as replayed:
+                async for result in replayed:
+                    # A replay cut by the deadline says so; never reported as complete.
+                    if call.deadline is not None and time.monotonic() >= call.deadline:
+                        raise DeadlineExceeded("the call's deadline passed")
+                    counts[result.status] += 1
+                    yield audit_pb2.ReplayDecisionsResponse(decision=replayed_to_proto(result))
         except DeadlineExceeded as exc:  # here or in a read the replay waited for
             raise DeadlineExceeded(
                 f"replay ran out of time after {counts.total()} records: "

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -198,12 +198,18 @@ class Replayer:
 
     async def replay_many(
         self, records: AsyncIterable[DecisionRecord], *, concurrency: int = 16
-    ) -> AsyncIterator[ReplayResult]:
-        """Results in the order of `records`, with up to `concurrency` in flight."""
+    ) -> AsyncGenerator[ReplayResult, None]:
+        """Results in the order of `records`, with up to `concurrency` in flight. A
+        reader that stops early should close this (contextlib.aclosing): the replays in
+        flight are then cancelled rather than run to their end."""
         window: deque[asyncio.Task[ReplayResult]] = deque()
         try:
             async for record in records:
-                window.append(asyncio.create_task(self.replay(record)))
+                task = asyncio.create_task(self.replay(record))
+                # Read here too: a reader that stopped without closing leaves the replays
+                # in flight to fail alone, and asyncio would log each as never retrieved.
+                task.add_done_callback(_read_outcome)
+                window.append(task)
                 if len(window) >= concurrency:
                     yield await window.popleft()
             while window:
@@ -259,3 +265,8 @@ class Replayer:
                 )
             return f"revision {revision} collected: it is older than the retention window"
         return None
+
+
+def _read_outcome(task: asyncio.Task[ReplayResult]) -> None:
+    if not task.cancelled():
+        task.exception()
