@@ -24,6 +24,7 @@ import yaml
 from authz_service.api.peer_certs import CERT_PREFIX
 from authz_service.credentials import ApiKey, parse_scopes
 from authz_service.errors import AuthzError, InvalidArgument, echo
+from authz_service.unique_yaml import load_unique
 
 __all__ = ["load_certificate_map"]
 
@@ -62,7 +63,7 @@ def _entry(path: Path, index: int, raw: Any) -> ApiKey:
 def load_certificate_map(path: Path) -> dict[str, ApiKey]:
     """Certificate name -> the identity it stands for."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_unique(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise _refuse(path, "", f"cannot be read: {exc.strerror}", str(path)) from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from authz_service.errors import InvalidArgument
+from authz_service.unique_yaml import load_unique
 
 __all__ = ["MAX_FILE_BYTES", "export_file", "import_file"]
 
@@ -37,7 +38,7 @@ def export_file(schema: str, relationships: str, assertions: str) -> str:
         "relationships": _Literal(_block(relationships)),
     }
     try:
-        parsed = yaml.safe_load(assertions) if assertions.strip() else None
+        parsed = load_unique(assertions) if assertions.strip() else None
     except yaml.YAMLError:
         raise InvalidArgument("assertions are not valid YAML", field="assertions") from None
     if parsed is not None:
@@ -55,11 +56,13 @@ def import_file(text: str) -> dict[str, str]:
     if len(text.encode()) > MAX_FILE_BYTES:
         raise InvalidArgument(f"file larger than {MAX_FILE_BYTES} bytes", field="file")
     try:
-        doc = yaml.safe_load(text)
+        doc = load_unique(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise InvalidArgument(f"the file is not valid YAML{at}", field="file") from None
+        problem = getattr(exc, "problem", None)  # a MarkedYAMLError's own words
+        why = f": {problem}" if problem else ""
+        raise InvalidArgument(f"the file is not valid YAML{at}{why}", field="file") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("schema"), str):
         raise InvalidArgument("expected a validation file: a mapping with `schema`", field="file")
     relationships = doc.get("relationships") or ""

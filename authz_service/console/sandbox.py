@@ -32,6 +32,7 @@ from authz_service.schema import CompiledSchema, compile_schema
 from authz_service.schema.relationships import check_relationship
 from authz_service.service.schemas import DEFAULT_MAX_SCHEMA_BYTES
 from authz_service.store.memory import MemoryStore
+from authz_service.unique_yaml import load_unique
 from authz_service.validation import assertion_item
 
 __all__ = ["MAX_RELATIONSHIPS", "AssertionResult", "Problem", "World", "build"]
@@ -220,11 +221,13 @@ def _relationships(world: World, text: str) -> None:
 
 def _assertions(world: World, text: str) -> None:
     try:
-        loaded = yaml.safe_load(text) if text.strip() else None
+        loaded = load_unique(text) if text.strip() else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line, column = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
-        world.problems.append(Problem("assertions", line, column, "not valid YAML"))
+        problem = getattr(exc, "problem", None)  # a MarkedYAMLError's own words
+        why = f"not valid YAML: {problem}" if problem else "not valid YAML"
+        world.problems.append(Problem("assertions", line, column, why))
         return
     if loaded is None:
         return

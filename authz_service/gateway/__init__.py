@@ -5,7 +5,6 @@ it to `Gateway.handle` with a function that runs the normal Check pipeline, and 
 the `Reply` back.
 
     config       the YAML format, validated at load (`load_gateway_config`)
-    unique_yaml  YAML loading that refuses a key given twice
     routes       path patterns (`/v1/docs/{id}`, `/v1/files/{rest...}`) and templates
     escapes      paths the upstream may decode into another one (`%2F`), refused
     tokens       JWT verification against a JWKS file or URL (PyJWT)

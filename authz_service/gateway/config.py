@@ -2,7 +2,7 @@
 
 Loaded once from YAML and validated completely at load time; every error names the field
 (`routes[2].path`). Unknown fields are errors too: in a security configuration a typo
-must not silently fall back to a default. So is a key given twice (unique_yaml.py), which
+must not silently fall back to a default. So is a key given twice (authz_service/unique_yaml.py), which
 YAML would otherwise settle by keeping the last. docs/gateway.md describes the format.
 """
 
@@ -19,8 +19,8 @@ import yaml
 
 from authz_service.errors import InvalidArgument, echo
 from authz_service.gateway.routes import PathPattern, Template, split_path
-from authz_service.gateway.unique_yaml import load_unique
 from authz_service.model import parse_object, validate_relation_name, validate_type_name
+from authz_service.unique_yaml import load_unique
 
 __all__ = [
     "ALGORITHMS",

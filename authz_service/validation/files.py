@@ -31,6 +31,7 @@ from authz_service.model import (
     parse_object,
     parse_relationship,
 )
+from authz_service.unique_yaml import load_unique
 
 __all__ = [
     "Assertion",
@@ -92,11 +93,14 @@ def load_file(path: str) -> ValidationFile:
 
 def parse_file(path: str, text: str) -> ValidationFile:
     try:
-        doc = yaml.safe_load(text)
+        doc = load_unique(text)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" at {where.line + 1}:{where.column + 1}" if where is not None else ""
-        raise ValidationFileError(f"not valid YAML{at}") from None
+        problem = getattr(exc, "problem", None)
+        raise ValidationFileError(
+            f"not valid YAML{at}: {problem}" if problem else f"not valid YAML{at}"
+        ) from None
     if not isinstance(doc, dict):
         raise ValidationFileError("expected a YAML mapping with `schema` and `relationships`")
     schema = doc.get("schema")

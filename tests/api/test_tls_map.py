@@ -120,6 +120,11 @@ def test_the_map_is_read_into_identities(tmp_path: Path) -> None:
             "entry 2: `CN=a` is mapped twice",
         ),
         ("- [unclosed", "is not YAML"),
+        # A key given twice: YAML keeps the last one, which made this entry a platform key.
+        (
+            "- match: CN=a\n  tenant: acme\n  scopes: [check]\n  tenant: '*'\n",
+            "duplicate key `tenant` on line 4 (first on line 2)",
+        ),
     ],
 )
 def test_a_bad_map_names_the_entry_and_the_problem(tmp_path: Path, text: str, problem: str) -> None:

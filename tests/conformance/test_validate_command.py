@@ -82,6 +82,11 @@ async def test_failures_are_one_line_each(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("schema: [unclosed", "file: not valid YAML"),
+        # SpiceDB's loader refuses a key given twice; YAML alone would keep the last one.
+        (
+            "schema: |-\n  definition user {}\nrelationships: ''\nschema: ''\n",
+            "duplicate key `schema` on line 4 (first on line 1)",
+        ),
         ("- just\n- a list\n", "file: expected a YAML mapping"),
         (
             "schema: |-\n  definition doc { relation viewer: nobody }\n",

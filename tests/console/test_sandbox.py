@@ -35,3 +35,15 @@ async def test_a_valid_world_runs_its_assertions() -> None:
     results = await world.run_assertions()
     assert [r.passed for r in results] == [True, True]
     assert [r.line for r in results] == [2, 4]
+
+
+def test_an_assertion_key_given_twice_is_a_problem_at_its_line() -> None:
+    # YAML keeps the last `assertTrue`: the first list would never be checked.
+    world = sandbox.build(
+        "definition user {}\ndefinition doc { relation viewer: user }",
+        "doc:d#viewer@user:ann",
+        "assertTrue:\n  - doc:d#viewer@user:ann\nassertTrue: []\n",
+    )
+    [problem] = world.problems
+    assert (problem.part, problem.line) == ("assertions", 3)
+    assert "duplicate key `assertTrue`" in problem.message

@@ -371,3 +371,11 @@ def test_the_cli_refuses_rows_the_schema_does_not_allow(
     path.write_text(good + '{"resource": "doc:b", "relation": "viewer", "subject": "user:b"}\n')
     args = parser.parse_args(argv)
     assert args.handler(args) == 0
+
+
+def test_a_key_given_twice_in_a_validation_file_is_refused(tmp_path: Path) -> None:
+    # YAML keeps the last `relationships`: the first block would not be imported.
+    path = tmp_path / "twice.yaml"
+    path.write_text("relationships: |-\n  doc:a#viewer@user:a\nrelationships: ''\n")
+    with pytest.raises(InvalidArgument, match="duplicate key `relationships` on line 3"):
+        list(read_validation_file(path))

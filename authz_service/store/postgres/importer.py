@@ -48,6 +48,7 @@ from authz_service.store.postgres.bulk import NO_STATEMENT_TIMEOUT, copy_text, l
 from authz_service.store.postgres.db import Database
 from authz_service.store.postgres.dberrors import translated
 from authz_service.store.postgres.sql import relationship_values
+from authz_service.unique_yaml import load_unique
 
 __all__ = [
     "Check",
@@ -141,7 +142,7 @@ def read_validation_file(path: Path) -> Iterator[tuple[int, Relationship]]:
     with _utf8(path):
         text = path.read_text(encoding="utf-8")
     try:
-        document = yaml.safe_load(text)
+        document = load_unique(text)
     except yaml.YAMLError as exc:
         raise InvalidArgument(f"`{path}` is not valid YAML: {exc}", field="file") from None
     block = document.get("relationships") if isinstance(document, dict) else None

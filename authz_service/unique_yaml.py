@@ -2,8 +2,11 @@
 
 YAML parsers keep the last of two equal keys, so a gateway config with `unmatched: deny`
 and, further down, `unmatched: allow` would load as allow, with nothing to show for the
-first line. In a security configuration an edit must not be silently undone, so the
-second key is an error naming both lines. Keys merged in with `<<` may still be replaced
+first line; a certificate map entry with `tenant: acme` and then `tenant: "*"` would
+stand for every tenant. An edit must not be silently undone, so the second key is an
+error naming both lines. Every YAML the service reads goes through here: the gateway
+config, the certificate map, validation files (SpiceDB's own loader refuses a repeated
+key too), `authz import` files and the console's files. Keys merged in with `<<` may still be replaced
 by explicit ones: that is what a merge is for.
 """
 
@@ -37,7 +40,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 continue
             if first is not None:
                 raise ConstructorError(
-                    problem=f"duplicate key `{echo(key)}` on line {line} (first on line {first})"
+                    problem=f"duplicate key `{echo(key)}` on line {line} (first on line {first})",
+                    problem_mark=key_node.start_mark,
                 )
             first_line[key] = line
         return super().construct_mapping(node, deep)
