@@ -11,9 +11,9 @@ server that has replayed R's commit, so routing needs nothing more from the requ
 - the read checks, in the same statement and so the same snapshot, that the replica
   holds R (`reads.read_if_replayed`); if it does not, the primary answers. A replica
   that lags, however briefly and whatever the monitor last saw, is never read stale;
-- a replica that fails (down, conflict with recovery, no free connection, or no answer
-  within half of the call's remaining time) is marked unusable until its next good
-  probe, and the primary answers.
+- a replica that fails in any way (down, refusing logins, without the database, a
+  conflict with recovery, no free connection, or no answer within half of the call's
+  remaining time) is marked unusable until its next good probe, and the primary answers.
 
 Lag: each probe samples the primary's flushed WAL position at time t and every
 replica's replayed position. A replica that has replayed past the sample of time t
@@ -35,11 +35,11 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from authz_service import deadline
-from authz_service.errors import AuthzError, DeadlineExceeded, Unavailable
+from authz_service.errors import DeadlineExceeded, InvalidArgument
 from authz_service.model import Relationship, RelationshipFilter, Revision
 from authz_service.store.postgres import reads
 from authz_service.store.postgres.db import Database
-from authz_service.store.postgres.dberrors import translated
+from authz_service.store.postgres.dberrors import OUT_OF_TIME
 
 if TYPE_CHECKING:
     import asyncpg
@@ -76,6 +76,13 @@ def replica_name(dsn: str, position: int) -> str:
     return f"replica-{position}"
 
 
+def _reason(exc: BaseException) -> str:
+    """What went wrong, for the log: the driver's error under the store's own
+    (`translated()` keeps it as the cause)."""
+    cause = exc.__cause__ or exc
+    return f"{type(cause).__name__}: {cause}"
+
+
 def _lsn(text: str | None) -> int | None:
     if text is None:
         return None
@@ -88,7 +95,7 @@ class _Replica:
         self.name = name
         self.dsn = dsn
         self.db: Database | None = None
-        self.usable = False
+        self.usable: bool | None = None  # None: not probed yet, so the first probe is logged
         self.fresh_at: float | None = None  # every commit acknowledged before it replayed
         self.pending: deque[tuple[float, int]] = deque(maxlen=_SAMPLES)
         self.reads = 0
@@ -99,9 +106,9 @@ class _Replica:
         return None if self.fresh_at is None else now - self.fresh_at
 
     def mark(self, usable: bool, why: str = "") -> None:
-        if usable and not self.usable:
+        if usable and self.usable is not True:
             logger.info("replica %s serves reads", self.name)
-        elif self.usable and not usable:
+        elif not usable and self.usable is not False:
             logger.warning("replica %s skipped, reads go to the primary: %s", self.name, why)
         self.usable = usable
 
@@ -153,7 +160,7 @@ class ReplicaSet:
     def stats(self) -> list[ReplicaStats]:
         now = time.monotonic()
         return [
-            ReplicaStats(r.name, r.usable, r.lag(now), r.reads, r.behind, r.errors)
+            ReplicaStats(r.name, r.usable is True, r.lag(now), r.reads, r.behind, r.errors)
             for r in self._replicas
         ]
 
@@ -179,13 +186,18 @@ class ReplicaSet:
                 found = await reads.read_if_replayed(
                     replica.db, tenant, revision, flt, limit=limit, after=after
                 )
-        except (Unavailable, DeadlineExceeded) as exc:
+        except InvalidArgument:
+            raise  # a value the database refuses (a NUL character): so would the primary
+        except Exception as exc:  # whatever the driver calls it, a replica's failure
             if deadline.remaining() == 0:
-                raise  # the call ran out of time, not necessarily the replica's fault
+                # The call ran out of time, not necessarily by the replica's fault.
+                if isinstance(exc, DeadlineExceeded):
+                    raise
+                raise DeadlineExceeded(OUT_OF_TIME) from exc
             if isinstance(exc, DeadlineExceeded) and given is not None and given < self._timeout:
                 return None  # too little time to blame the replica: the primary answers
             replica.errors += 1
-            replica.mark(False, str(exc.__cause__ or exc))
+            replica.mark(False, f"read failed: {_reason(exc)}")
             return None
         if found is None:
             replica.behind += 1
@@ -216,11 +228,14 @@ class ReplicaSet:
         """Sample the primary's position, then every replica's (one round)."""
         sent = time.monotonic()
         flushed: int | None = None
-        # Without a new sample the replicas' lag grows until the primary answers again.
-        with contextlib.suppress(AuthzError, TimeoutError):
+        try:
             flushed = _lsn(
                 await asyncio.wait_for(self._primary.fetchval(PRIMARY_SQL), self._timeout)
             )
+        except Exception as exc:
+            # Without a new sample the replicas' lag grows until the primary answers again;
+            # the replicas are still probed, so that their state follows theirs.
+            logger.debug("primary not sampled: %s", _reason(exc))
         await asyncio.gather(*(self._probe(r, sent, flushed) for r in self._replicas))
 
     async def _probe(self, replica: _Replica, sent: float, flushed: int | None) -> None:
@@ -228,12 +243,11 @@ class ReplicaSet:
             replica.pending.append((sent, flushed))
         try:
             if replica.db is None:
-                with translated():
-                    pool = await self._open_pool(replica.dsn)
+                pool = await self._open_pool(replica.dsn)
                 replica.db = Database(pool, acquire_timeout=self._timeout)
             row = await asyncio.wait_for(replica.db.fetchrow(REPLICA_SQL), self._timeout)
-        except (AuthzError, TimeoutError) as exc:
-            replica.mark(False, f"probe failed: {exc.__cause__ or exc or type(exc).__name__}")
+        except Exception as exc:  # refused, no such database, down, silent: skipped alike
+            replica.mark(False, f"probe failed: {_reason(exc)}")
             return
         assert row is not None  # a SELECT without FROM always yields one row
         standby, replayed = bool(row[0]), _lsn(row[1])
