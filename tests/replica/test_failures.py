@@ -27,6 +27,7 @@ from authz_service.store.postgres import connect
 from authz_service.store.postgres.db import Database
 from authz_service.store.postgres.replicas import ReplicaSet, ReplicaStats
 from authz_service.store.postgres.writes import write
+from tests.api.blackhole import Blackhole
 from tests.replica.cluster import Cluster
 from tests.replica.conftest import replayed_everything
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 GRANT = Relationship(ObjectRef("doc", "d1"), "viewer", SubjectRef("user", "alice"))
 VIEWERS = RelationshipFilter("doc", ("d1",), "viewer")
 REPLICAS = "authz_service.store.postgres.replicas"
+SERVICE = "authz_service"  # every logger of the service, the store's included
 
 
 async def open_pool(dsn: str) -> Pool:
@@ -185,3 +187,47 @@ async def test_a_value_the_database_refuses_is_not_the_replicas_fault(fresh: Clu
             await replicas.read("acme", revision, nul, limit=None, after=None)
         assert stats(replicas).usable
         assert stats(replicas).errors == 0
+
+
+async def test_a_replica_that_is_down_is_reported_once_per_change_of_state(
+    fresh: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    """docs/replicas.md: state changes are logged. A stopped standby also put a WARNING
+    `database unavailable: ConnectionRefusedError` in the log for every probe and read,
+    about 20 a second."""
+    revision = await granted(fresh)
+    async with replica_set(fresh, fresh.replica.dsn) as replicas:
+        assert stats(replicas).usable
+        caplog.set_level(logging.DEBUG)
+        fresh.replica.stop()
+        assert await replicas.read("acme", revision, VIEWERS, limit=None, after=None) is None
+        for _ in range(3):
+            await replicas.probe()
+        assert not stats(replicas).usable
+        [warning] = reported(caplog, logging.WARNING, SERVICE)
+        assert "skipped" in warning
+        assert "ConnectionRefusedError" in warning or "Connect call failed" in warning
+        fresh.replica.start()
+        await replayed_everything(fresh)
+        await replicas.probe()
+        assert stats(replicas).usable
+        assert len(reported(caplog, logging.INFO, SERVICE)) == 2  # the warning, then "serves reads"
+
+
+async def test_a_probe_without_an_answer_says_why(
+    fresh: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A probe that timed out was logged as `probe failed: ` and nothing more."""
+    async with (
+        Blackhole("127.0.0.1", fresh.replica.port) as hole,
+        replica_set(
+            fresh, f"postgresql://postgres@127.0.0.1:{hole.port}/postgres", timeout_s=0.2
+        ) as replicas,
+    ):
+        assert stats(replicas).usable
+        caplog.set_level(logging.DEBUG)
+        hole.blackhole()
+        await replicas.probe()
+        assert not stats(replicas).usable
+        [warning] = reported(caplog, logging.WARNING, SERVICE)
+        assert warning.rstrip().endswith("no answer within 0.2s"), warning

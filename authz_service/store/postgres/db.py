@@ -11,6 +11,7 @@ bounded the same way, and say whether their outcome is known when time runs out.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -42,9 +43,13 @@ WRITE_OUTCOME_UNKNOWN = (
 
 
 class Database:
-    def __init__(self, pool: Pool, *, acquire_timeout: float = 5.0) -> None:
+    def __init__(
+        self, pool: Pool, *, acquire_timeout: float = 5.0, outage_log_level: int = logging.WARNING
+    ) -> None:
+        """`outage_log_level`: how a read that finds the database unavailable is logged."""
         self.pool = pool
         self.acquire_timeout = acquire_timeout
+        self.outage_log_level = outage_log_level
 
     @asynccontextmanager
     async def acquire(self) -> AsyncIterator[Conn]:
@@ -78,7 +83,7 @@ class Database:
                     conn.terminate()
                     raise
 
-        return await retry_once_if_lost(attempt)
+        return await retry_once_if_lost(attempt, self.outage_log_level)
 
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[Conn]:

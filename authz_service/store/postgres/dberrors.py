@@ -69,7 +69,9 @@ def is_connection_lost(exc: BaseException) -> bool:
 
 
 @contextmanager
-def translated() -> Iterator[None]:
+def translated(level: int = logging.WARNING) -> Iterator[None]:
+    """asyncpg's failures as the service's errors; an outage is logged at `level` (a
+    replica's at DEBUG: its replica set reports its changes of state instead)."""
     try:
         yield
     except AuthzError:
@@ -88,25 +90,27 @@ def translated() -> Iterator[None]:
     except TimeoutError as exc:
         if deadline.remaining() == 0:
             raise DeadlineExceeded(OUT_OF_TIME) from exc
-        logger.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+        logger.log(level, "database unavailable: %s: %s", type(exc).__name__, exc)
         raise Unavailable(UNAVAILABLE) from exc
     except _UNAVAILABLE_ERRORS as exc:
-        logger.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+        logger.log(level, "database unavailable: %s: %s", type(exc).__name__, exc)
         raise Unavailable(UNAVAILABLE) from exc
 
 
-async def retry_once_if_lost(operation: Callable[[], Awaitable[T]]) -> T:
+async def retry_once_if_lost(
+    operation: Callable[[], Awaitable[T]], level: int = logging.WARNING
+) -> T:
     """Run a read; if its connection turned out dead, run it once more.
 
     After an outage the pool may still hold connections whose sockets died; the first
     statement on each fails. Reads are safe to repeat, writes are not (the commit may
-    have happened), so only readers use this.
+    have happened), so only readers use this. Outages are logged at `level`.
     """
     try:
-        with translated():
+        with translated(level):
             return await operation()
     except Unavailable as exc:
         if exc.__cause__ is None or not is_connection_lost(exc.__cause__):
             raise
-    with translated():
+    with translated(level):
         return await operation()

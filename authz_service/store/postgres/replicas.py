@@ -77,10 +77,11 @@ def replica_name(dsn: str, position: int) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    """What went wrong, for the log: the driver's error under the store's own
-    (`translated()` keeps it as the cause)."""
+    """What went wrong, for the log, never empty: the driver's error under the store's
+    own (`translated()` keeps it as the cause)."""
     cause = exc.__cause__ or exc
-    return f"{type(cause).__name__}: {cause}"
+    text = str(cause).strip()
+    return f"{type(cause).__name__}: {text}" if text else type(cause).__name__
 
 
 def _lsn(text: str | None) -> int | None:
@@ -106,10 +107,14 @@ class _Replica:
         return None if self.fresh_at is None else now - self.fresh_at
 
     def mark(self, usable: bool, why: str = "") -> None:
+        """Changes of state are logged; the same state again only at DEBUG, so that a
+        replica that stays down does not fill the log at every probe."""
         if usable and self.usable is not True:
             logger.info("replica %s serves reads", self.name)
         elif not usable and self.usable is not False:
             logger.warning("replica %s skipped, reads go to the primary: %s", self.name, why)
+        elif not usable:
+            logger.debug("replica %s still skipped: %s", self.name, why)
         self.usable = usable
 
 
@@ -194,10 +199,14 @@ class ReplicaSet:
                 if isinstance(exc, DeadlineExceeded):
                     raise
                 raise DeadlineExceeded(OUT_OF_TIME) from exc
-            if isinstance(exc, DeadlineExceeded) and given is not None and given < self._timeout:
-                return None  # too little time to blame the replica: the primary answers
+            if isinstance(exc, DeadlineExceeded) and given is not None:
+                if given < self._timeout:
+                    return None  # too little time to blame the replica: the primary answers
+                why = f"read got no answer within {given:.1f}s"
+            else:
+                why = f"read failed: {_reason(exc)}"
             replica.errors += 1
-            replica.mark(False, f"read failed: {_reason(exc)}")
+            replica.mark(False, why)
             return None
         if found is None:
             replica.behind += 1
@@ -244,9 +253,15 @@ class ReplicaSet:
         try:
             if replica.db is None:
                 pool = await self._open_pool(replica.dsn)
-                replica.db = Database(pool, acquire_timeout=self._timeout)
+                # Its outages are told by `mark` once, not by the store at every attempt.
+                replica.db = Database(
+                    pool, acquire_timeout=self._timeout, outage_log_level=logging.DEBUG
+                )
             row = await asyncio.wait_for(replica.db.fetchrow(REPLICA_SQL), self._timeout)
-        except Exception as exc:  # refused, no such database, down, silent: skipped alike
+        except TimeoutError:
+            replica.mark(False, f"probe got no answer within {self._timeout:g}s")
+            return
+        except Exception as exc:  # refused, no such database, down: skipped alike
             replica.mark(False, f"probe failed: {_reason(exc)}")
             return
         assert row is not None  # a SELECT without FROM always yields one row
