@@ -22,7 +22,14 @@ from authz_service.api.nul import refuse_nul
 from authz_service.api.status import to_status
 from authz_service.service.audit import CallInfo
 
-__all__ = ["call_deadline", "call_info", "hot_unary_rpc", "stream_rpc", "unary_rpc"]
+__all__ = [
+    "bind_deadline",
+    "call_deadline",
+    "call_info",
+    "hot_unary_rpc",
+    "stream_rpc",
+    "unary_rpc",
+]
 
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp")
@@ -40,15 +47,22 @@ def call_info(
     """The call's metadata; also binds its deadline to the rest of the call
     (`deadline.bind`), so that every database read and write it makes, lookup streams
     and writes included, is bounded by it."""
-    until = call_deadline(context, default_deadline_s)
-    deadline.bind(until)
     return CallInfo(
         credential_id=current_credential_id(),  # the key the auth interceptor verified
-        deadline=until,
+        deadline=bind_deadline(context, default_deadline_s),
         actor=actor,
         reason=reason,
         agents=agents,
     )
+
+
+def bind_deadline(context: grpc.aio.ServicerContext[Any, Any], default_deadline_s: float) -> float:
+    """Bind the call's deadline to the rest of the call (`deadline.bind`) and return it,
+    for a call that needs no `CallInfo`: a read, whose database reads (on a replica
+    too, which then gets half of what is left) it bounds as those of any other call."""
+    until = call_deadline(context, default_deadline_s)
+    deadline.bind(until)
+    return until
 
 
 def call_deadline(context: grpc.aio.ServicerContext[Any, Any], default_deadline_s: float) -> float:

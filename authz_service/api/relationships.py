@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 
 from authz_service.api import convert
-from authz_service.api.calls import call_info, stream_rpc, unary_rpc
+from authz_service.api.calls import bind_deadline, call_info, stream_rpc, unary_rpc
 from authz_service.api.context_limits import ContextLimits
 from authz_service.api.cursors import CursorScope
 from authz_service.api.gen.authz.v1 import relationships_pb2, relationships_pb2_grpc
@@ -121,6 +121,7 @@ class RelationshipsServicer(relationships_pb2_grpc.RelationshipsServiceServicer)
     async def ReadRelationships(
         self, request: relationships_pb2.ReadRelationshipsRequest, context: Ctx
     ) -> AsyncIterator[relationships_pb2.ReadRelationshipsResponse]:
+        bind_deadline(context, self._deadline)  # the stream as a whole, as for lookups
         tenant = convert.tenant(request.tenant)
         flt = convert.relationship_filter(request.filter)
         scope = CursorScope.of(methods.READ_RELATIONSHIPS, tenant, request)

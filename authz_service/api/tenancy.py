@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 
 from authz_service.api import convert
-from authz_service.api.calls import call_info, unary_rpc
+from authz_service.api.calls import bind_deadline, call_info, unary_rpc
 from authz_service.api.cursors import CursorScope
 from authz_service.api.gen.authz.v1 import core_pb2, tenancy_pb2, tenancy_pb2_grpc
 from authz_service.api.scim_sync import drift_to_proto, status_to_proto
@@ -162,6 +162,7 @@ class TenancyServicer(tenancy_pb2_grpc.TenancyServiceServicer):
     async def ListRoles(
         self, request: tenancy_pb2.ListRolesRequest, context: Ctx
     ) -> tenancy_pb2.ListRolesResponse:
+        bind_deadline(context, self._deadline)
         tenant = convert.tenant(request.tenant)
         scope = CursorScope.of(methods.LIST_ROLES, tenant, request)
         start = scope.resume(request.cursor, request.consistency)
@@ -203,6 +204,7 @@ class TenancyServicer(tenancy_pb2_grpc.TenancyServiceServicer):
     async def ListBindings(
         self, request: tenancy_pb2.ListBindingsRequest, context: Ctx
     ) -> tenancy_pb2.ListBindingsResponse:
+        bind_deadline(context, self._deadline)
         tenant = convert.tenant(request.tenant)
         scope = CursorScope.of(methods.LIST_BINDINGS, tenant, request)
         start = scope.resume(request.cursor, request.consistency)
@@ -231,6 +233,7 @@ class TenancyServicer(tenancy_pb2_grpc.TenancyServiceServicer):
     async def GrantReach(
         self, request: tenancy_pb2.GrantReachRequest, context: Ctx
     ) -> tenancy_pb2.GrantReachResponse:
+        bind_deadline(context, self._deadline)
         tenant = convert.tenant(request.tenant)
         scope = CursorScope.of(methods.GRANT_REACH, tenant, request)
         start = scope.resume(request.cursor, request.consistency)
@@ -268,6 +271,7 @@ class TenancyServicer(tenancy_pb2_grpc.TenancyServiceServicer):
     async def GetSubjectStatus(
         self, request: tenancy_pb2.GetSubjectStatusRequest, context: Ctx
     ) -> tenancy_pb2.GetSubjectStatusResponse:
+        bind_deadline(context, self._deadline)
         tenant = convert.tenant(request.tenant)
         record, revision = await self._lifecycle.status(
             tenant, _subject(request.subject), convert.consistency(request.consistency, tenant)
@@ -339,6 +343,7 @@ class TenancyServicer(tenancy_pb2_grpc.TenancyServiceServicer):
     async def GetScimSync(
         self, request: tenancy_pb2.GetScimSyncRequest, context: Ctx
     ) -> tenancy_pb2.GetScimSyncResponse:
+        bind_deadline(context, self._deadline)
         tenant = convert.tenant(request.tenant)
         reconciler = self._reconcile()
         drift = await reconciler.drift(tenant)

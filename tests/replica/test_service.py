@@ -34,10 +34,9 @@ async def serving(cluster: Cluster, tmp_path: Path, **overrides: object) -> Asyn
     settings = server_settings(
         cluster.primary.dsn,
         tmp_path,
-        database_replica_urls=cluster.replica.dsn,
         replica_max_lag_ms=500,
         metrics_listen="127.0.0.1:0",
-        **{"index_max_rows": 0, **overrides},
+        **{"database_replica_urls": cluster.replica.dsn, "index_max_rows": 0, **overrides},
     )
     running = await start_app(settings, tenants=("acme",))
     try:
