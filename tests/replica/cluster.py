@@ -165,6 +165,7 @@ class Cluster:
             os.chown(self.root, record.pw_uid, record.pw_gid)
         self.primary = _Server(self, "primary")
         self.replica = _Server(self, "replica")
+        self.others: list[_Server] = []  # standbys added by `add_standby`
 
     @classmethod
     def start(cls) -> Cluster:
@@ -173,14 +174,25 @@ class Cluster:
             cluster._run("initdb", "-D", str(cluster.primary.data), "-U", "postgres",
                          "--auth=trust", "-E", "UTF8", "--no-sync")  # fmt: skip
             cluster.primary.start()
-            cluster._run("pg_basebackup", "-h", "127.0.0.1", "-p", str(cluster.primary.port),
-                         "-U", "postgres", "-D", str(cluster.replica.data), "-R",
-                         "-X", "stream", "--checkpoint=fast", "--no-sync")  # fmt: skip
+            cluster._copy(cluster.primary, cluster.replica)
             cluster.replica.start()
         except BaseException:
             cluster.stop()
             raise
         return cluster
+
+    def add_standby(self, of: _Server, name: str) -> _Server:
+        """Another hot standby, streaming from `of`, not started (its port may be set
+        first); `stop()` ends it with the others."""
+        standby = _Server(self, name)
+        self.others.append(standby)
+        self._copy(of, standby)
+        return standby
+
+    def _copy(self, source: _Server, standby: _Server) -> None:
+        self._run("pg_basebackup", "-h", "127.0.0.1", "-p", str(source.port),
+                  "-U", "postgres", "-D", str(standby.data), "-R",
+                  "-X", "stream", "--checkpoint=fast", "--no-sync")  # fmt: skip
 
     def _run(self, program: str, *args: str) -> None:
         done = subprocess.run(
@@ -190,6 +202,6 @@ class Cluster:
             raise RuntimeError(f"{program} failed: {done.stdout!r} {done.stderr!r}")
 
     def stop(self) -> None:
-        self.replica.stop()
-        self.primary.stop()
+        for server in (*self.others, self.replica, self.primary):
+            server.stop()
         shutil.rmtree(self.root, ignore_errors=True)

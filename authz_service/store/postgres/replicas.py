@@ -19,7 +19,8 @@ Lag: each probe samples the primary's flushed WAL position at time t and every
 replica's replayed position. A replica that has replayed past the sample of time t
 holds every commit acknowledged before t; its lag is the age of the newest such t. A
 replica paused or cut off stops replaying, its lag grows with every probe, and past
-`max_lag_s` it is skipped without a round trip.
+`max_lag_s` it is skipped without a round trip. A primary position that goes back is a
+new primary (a failover): the old one's samples are dropped.
 """
 
 from __future__ import annotations
@@ -143,6 +144,7 @@ class ReplicaSet:
         self._interval = probe_interval_s
         self._timeout = timeout_s
         self._next = 0
+        self._flushed: int | None = None  # the primary's position at the last sample
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -236,16 +238,32 @@ class ReplicaSet:
     async def probe(self) -> None:
         """Sample the primary's position, then every replica's (one round)."""
         sent = time.monotonic()
-        flushed: int | None = None
+        flushed = await self._sample_primary()
+        await asyncio.gather(*(self._probe(r, sent, flushed) for r in self._replicas))
+
+    async def _sample_primary(self) -> int | None:
+        """The primary's flushed position, or None when it does not answer: the replicas'
+        lag then grows until it does (they are still probed, so that their state follows
+        theirs)."""
         try:
             flushed = _lsn(
                 await asyncio.wait_for(self._primary.fetchval(PRIMARY_SQL), self._timeout)
             )
         except Exception as exc:
-            # Without a new sample the replicas' lag grows until the primary answers again;
-            # the replicas are still probed, so that their state follows theirs.
             logger.debug("primary not sampled: %s", _reason(exc))
-        await asyncio.gather(*(self._probe(r, sent, flushed) for r in self._replicas))
+            return None
+        if flushed is not None and self._flushed is not None and flushed < self._flushed:
+            # A primary's position never goes back: another server answers at its address
+            # (a failover). The old one's positions, which the new one may be far from
+            # reaching, would keep its standbys unusable: measure them afresh.
+            logger.warning(
+                "the primary's WAL position went back (a failover?): replica lag is measured"
+                " against the new primary from now on"
+            )
+            for replica in self._replicas:
+                replica.pending.clear()
+        self._flushed = flushed
+        return flushed
 
     async def _probe(self, replica: _Replica, sent: float, flushed: int | None) -> None:
         if flushed is not None:
