@@ -5,7 +5,11 @@ primary's address and a fresh standby of it the replica's.
 docs/replicas.md: a replica now following the new primary is used again as soon as it
 answers probes. The monitor kept the old primary's WAL positions, which the new one had
 not reached, so the fresh standby stayed unusable, its lag growing, until the new
-primary had written past the old one's last sampled position."""
+primary had written past the old one's last sampled position.
+
+A standby left behind on the old primary, past the point where the new one's history
+forked off, must never be read: it may hold transactions the failover lost, whose
+revision numbers the new primary reuses for other writes."""
 
 from __future__ import annotations
 
@@ -66,7 +70,7 @@ def fresh_since(replica: ReplicaStats, instant: float) -> bool:
     return replica.lag_s is not None and replica.lag_s < time.monotonic() - instant
 
 
-async def test_after_a_failover_the_new_primarys_standby_serves(
+async def test_after_a_failover_the_new_primarys_standby_serves_and_the_old_ones_never(
     pair: Cluster,
 ) -> None:
     old, promoted = pair.primary, pair.replica
@@ -116,7 +120,10 @@ async def test_after_a_failover_the_new_primarys_standby_serves(
         # the old one sampled before it went (that is only briefly within the lag bound).
         await until(lambda: fresh_since(stats(store)[0], started), within=30.0)
         assert stats(store)[0].usable
-        # The new primary writes past where the old one was: the follower keeps up.
+        assert not stats(store)[1].usable
+        # The new primary writes past the position of the left-behind standby: the
+        # follower keeps up, and the left-behind standby, which has stopped replaying,
+        # stays out, not vouched for by samples of the new primary it had passed.
         await execute(promoted, "CREATE TABLE kept (g int)")
         for _ in range(LOST_SEGMENTS + 2):
             await execute(promoted, "INSERT INTO kept VALUES (1)")
@@ -124,5 +131,6 @@ async def test_after_a_failover_the_new_primarys_standby_serves(
         written = time.monotonic()
         await until(lambda: fresh_since(stats(store)[0], written))
         assert stats(store)[0].usable
+        assert not stats(store)[1].usable
     finally:
         await store.close()

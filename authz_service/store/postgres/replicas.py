@@ -20,7 +20,8 @@ replica's replayed position. A replica that has replayed past the sample of time
 holds every commit acknowledged before t; its lag is the age of the newest such t. A
 replica paused or cut off stops replaying, its lag grows with every probe, and past
 `max_lag_s` it is skipped without a round trip. A primary position that goes back is a
-new primary (a failover): the old one's samples are dropped.
+new primary (a failover): the old one's samples are dropped. A replica that had replayed
+more than the primary has flushed since is on another history, and is skipped.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class _Replica:
         self.db: Database | None = None
         self.usable: bool | None = None  # None: not probed yet, so the first probe is logged
         self.fresh_at: float | None = None  # every commit acknowledged before it replayed
+        self.replayed: int | None = None  # its position at the last probe that found it a standby
         self.pending: deque[tuple[float, int]] = deque(maxlen=_SAMPLES)
         self.reads = 0
         self.behind = 0
@@ -236,7 +238,9 @@ class ReplicaSet:
                 logger.exception("replica monitor failed; retrying")
 
     async def probe(self) -> None:
-        """Sample the primary's position, then every replica's (one round)."""
+        """Sample the primary's position, then every replica's (one round). Rounds
+        follow one another (`start`, then the monitor): a round's primary sample must
+        come after the previous round's replica positions."""
         sent = time.monotonic()
         flushed = await self._sample_primary()
         await asyncio.gather(*(self._probe(r, sent, flushed) for r in self._replicas))
@@ -266,6 +270,14 @@ class ReplicaSet:
         return flushed
 
     async def _probe(self, replica: _Replica, sent: float, flushed: int | None) -> None:
+        # A standby of this primary has only what the primary had flushed when it was
+        # sent: by the next sample, the primary has flushed at least what the standby had
+        # replayed. One that had replayed more follows another history: a standby of an
+        # old primary, past the point where the new one's history forked off (a failover
+        # that lost writes). Its rows may hold those writes, under revision numbers the
+        # new primary gives to others: its tenant heads prove nothing, never read it.
+        ahead = flushed is not None and (replica.replayed or 0) > flushed
+        replica.replayed = None
         if flushed is not None:
             replica.pending.append((sent, flushed))
         try:
@@ -287,6 +299,15 @@ class ReplicaSet:
         if not standby or replayed is None:
             # A promoted replica has a history of its own: never read it.
             replica.mark(False, "not a streaming standby")
+            return
+        replica.replayed = replayed
+        if ahead:
+            # Nothing it holds vouches for it, not even positions of this primary that it
+            # passed: only replaying what this primary flushes later would.
+            replica.fresh_at = None
+            while replica.pending and replica.pending[0][1] <= replayed:
+                replica.pending.popleft()
+            replica.mark(False, "had replayed WAL the primary has not: a standby of another")
             return
         while replica.pending and replica.pending[0][1] <= replayed:
             replica.fresh_at = replica.pending.popleft()[0]
