@@ -7,10 +7,12 @@ in the README's configuration table with its variable name.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from authz_service.errors import InvalidArgument, echo
 
@@ -214,6 +216,16 @@ class Settings:
                 field="AUTHZ_DATABASE_REPLICA_URLS",
                 value="",  # URLs may hold passwords: not echoed
             )
+        for url in self.replica_urls:
+            problem = _postgres_url_problem(url)
+            if problem is not None:
+                # Accepted, it would fail every probe, never naming the setting.
+                raise InvalidArgument(
+                    f"AUTHZ_DATABASE_REPLICA_URLS: `{echo(_redacted(url))}` {problem}"
+                    " (postgresql://user@host:port/database)",
+                    field="AUTHZ_DATABASE_REPLICA_URLS",
+                    value="",  # URLs may hold passwords: not echoed
+                )
         for name in _AT_LEAST_ONE:
             if getattr(self, name) < 1:
                 raise InvalidArgument(
@@ -246,6 +258,24 @@ class Settings:
     @property
     def redact_paths(self) -> tuple[str, ...]:
         return tuple(p.strip() for p in self.log_redact.split(",") if p.strip())
+
+
+def _postgres_url_problem(url: str) -> str | None:
+    """Why asyncpg cannot use `url` whatever the server (None: it can try)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsed on access: out of range or not a number raises
+    except ValueError as exc:
+        return f"is not a valid URL: {str(exc).lower()}"
+    if parts.scheme not in ("postgresql", "postgres"):
+        return "is not a postgresql:// URL"
+    return None
+
+
+def _redacted(url: str) -> str:
+    """`url` with its password, in the user part or as a parameter, shown as ***."""
+    url = re.sub(r"(://[^/?#]*?:)[^/?#]*@", r"\1***@", url)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
 
 
 def _convert(name: str, kind: Any, raw: str) -> Any:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from pathlib import Path
 
 import pytest
 
-from authz_service.cli import serve
+from authz_service.cli import main, serve
 from authz_service.config import Settings, load_settings
 from authz_service.decisionlog import DecisionLogConfig, LogMode
 from authz_service.errors import InvalidArgument
@@ -136,3 +137,51 @@ def test_a_caveat_size_past_what_the_cel_parser_survives_is_refused() -> None:
         load_settings(environ={"AUTHZ_MAX_CAVEAT_BYTES": "65536"})
     assert refused.value.field == "max_caveat_bytes"
     assert load_settings(environ={"AUTHZ_MAX_CAVEAT_BYTES": "16384"}).max_caveat_bytes == 16384
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("not-a-url", "not-a-url"),
+        (
+            "postgresql://authz:hunter2@standby:99999/authz",
+            "postgresql://authz:***@standby:99999/authz",
+        ),
+        ("postgresql://authz:hunter2@[::1/authz", "postgresql://authz:***@[::1/authz"),
+        ("http://standby/authz?password=hunter2", "http://standby/authz?password=***"),
+    ],
+)
+def test_a_replica_url_asyncpg_cannot_use_is_refused_naming_the_setting(
+    url: str, shown: str
+) -> None:
+    """Accepted, it was retried by every probe (about 10 warnings a second of
+    `ClientConfigurationError: invalid DSN`, or an OverflowError for the port), never
+    naming the setting."""
+    with pytest.raises(InvalidArgument, match="AUTHZ_DATABASE_REPLICA_URLS") as refused:
+        load_settings(
+            environ={
+                "AUTHZ_DATABASE_URL": "postgresql://db/authz",
+                "AUTHZ_DATABASE_REPLICA_URLS": f"postgresql://r1/authz,{url}",
+            }
+        )
+    assert f"`{shown}`" in refused.value.message
+    assert "hunter2" not in str(refused.value)
+
+
+def test_serve_refuses_an_invalid_replica_url_with_status_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The CLI's exit status for a server that cannot start, before the database is
+    touched (the primary here would refuse the connection)."""
+    for name in [n for n in os.environ if n.startswith("AUTHZ_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AUTHZ_DATABASE_URL", "postgresql://authz@127.0.0.1:1/authz")
+    monkeypatch.setenv("AUTHZ_DATABASE_REPLICA_URLS", "postgresql://authz:hunter2@r1:99999/authz")
+    monkeypatch.setenv("AUTHZ_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("AUTHZ_DECISION_LOG", "off")
+    assert main(["serve", "--listen", "127.0.0.1:0", "--no-auth"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "error: AUTHZ_DATABASE_REPLICA_URLS: `postgresql://authz:***@r1:99999/authz`"
+    )
+    assert "hunter2" not in err
