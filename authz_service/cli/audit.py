@@ -1,7 +1,7 @@
 """`authz audit ...`: the auditor's tools over a decision log directory.
 
     authz audit keygen DIR                         Ed25519 key pair for checkpoints
-    authz audit verify --public-key PEM            chain + checkpoints of every stream
+    authz audit verify --public-key PEM...         chain + checkpoints of every stream
     authz audit query [filters] [--json]           matching records, as a table or JSON lines
     authz audit explain DECISION_ID                one decision and its granting path
     authz audit replay [filters] [--schema-version V]   re-evaluate and compare
@@ -50,7 +50,13 @@ def register(sub: Any) -> None:
     verify = audit.add_parser("verify", help="verify every stream of a decision log")
     add_log_dir(verify)
     keys = verify.add_mutually_exclusive_group(required=True)
-    keys.add_argument("--public-key", type=Path, help="the checkpoint signing key's PEM")
+    keys.add_argument(
+        "--public-key",
+        type=Path,
+        action="append",
+        help="a checkpoint signing key's public PEM; after a key rotation, give each key the "
+        "log was signed with (each checkpoint names its key)",
+    )
     keys.add_argument(
         "--no-signatures",
         action="store_true",
@@ -77,8 +83,8 @@ def _keygen(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     root = log_dir(args)
-    key = None if args.no_signatures else load_public_key(args.public_key)
-    results = verify_log(root, key)
+    keys = None if args.no_signatures else [load_public_key(path) for path in args.public_key]
+    results = verify_log(root, keys)
     if not results:
         print(f"no decision log streams in {root}")
         return 0

@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -38,8 +38,10 @@ __all__ = [
     "PUBLIC_KEY_FILE",
     "Checkpoint",
     "CheckpointEvent",
+    "PublicKeys",
     "generate_keypair",
     "key_id",
+    "keys_by_id",
     "load_private_key",
     "load_public_key",
 ]
@@ -60,6 +62,18 @@ def key_id(public_key: Ed25519PublicKey) -> str:
     """A short fingerprint naming the key in each checkpoint, for key rotation."""
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
+
+
+PublicKeys = Ed25519PublicKey | Iterable[Ed25519PublicKey]
+"""What a verifier is given: the log's public key, or after key rotations each key it
+was signed with."""
+
+
+def keys_by_id(keys: PublicKeys) -> dict[str, Ed25519PublicKey]:
+    """Each checkpoint names its key (`key_id`, which it signs), so each is verified with
+    that key alone: one key of the set cannot vouch for another's checkpoints."""
+    listed = [keys] if isinstance(keys, Ed25519PublicKey) else keys
+    return {key_id(key): key for key in listed}
 
 
 class CheckpointEvent(StrEnum):
@@ -133,7 +147,7 @@ class Checkpoint:
                 event=CheckpointEvent(data["event"]),
                 interval_ms=_positive_int(data["interval_ms"]),
                 heads={t: _head(h) for t, h in data["streams"].items()},
-                key_id=data["key_id"],
+                key_id=_key_id(data["key_id"]),
                 signature=data["signature"],
                 format=format_,
             )
@@ -154,6 +168,13 @@ class Checkpoint:
 def _positive_int(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ValueError(f"`{value}` is not a positive integer")
+    return value
+
+
+def _key_id(value: object) -> str:
+    # Looked up among the keys a verifier was given: it must be a string to be one.
+    if not isinstance(value, str):
+        raise ValueError("key_id is not text")
     return value
 
 

@@ -68,6 +68,8 @@ class StreamCheckpoint:
         signed = canonical_json({**checkpoint._fields(), "signature": checkpoint.signature})
         if data.get("format") != _FORMAT or signed != line:
             raise InvalidArgument("checkpoint is not in canonical form")
+        if not isinstance(checkpoint.key_id, str):  # looked up among the given keys
+            raise InvalidArgument("malformed checkpoint: `key_id` is not text")
         return checkpoint
 
     def signature_valid(self, public_key: Ed25519PublicKey) -> bool:

@@ -9,8 +9,11 @@ After the last line, a checkpoint beyond the end reveals a cut tail, or a stream
 emptied or removed (every checkpoint names every stream of its root).
 
 Records no checkpoint covers (the unsigned tail) are judged against the newest
-checkpoint (`verify_tail.py`): with a public key, a tail that should have been signed
+checkpoint (`verify_tail.py`): with public keys, a tail that should have been signed
 by now, or that follows the writer's final checkpoint, is a failure.
+
+Each checkpoint is verified with the key it names, among the public keys given: a log
+whose signing key was rotated needs every key it was signed with.
 
 The scan stops at the first bad line: everything after it is suspect, and the first
 one is what an investigator needs.
@@ -24,9 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from authz_service.decisionlog.chain import ChainHead, recompute_hash
+from authz_service.decisionlog.checkpoint import PublicKeys, keys_by_id
 from authz_service.decisionlog.layout import (
     Line,
     list_segments,
@@ -37,6 +39,7 @@ from authz_service.decisionlog.layout import (
 )
 from authz_service.decisionlog.record import canonical_json
 from authz_service.decisionlog.verify_checkpoints import (
+    KeysById,
     RootCheckpoints,
     Vouch,
     read_root_checkpoints,
@@ -54,25 +57,27 @@ __all__ = ["verify_all", "verify_stream"]
 
 
 def verify_stream(
-    path: Path, public_key: Ed25519PublicKey | None, *, now: datetime | None = None
+    path: Path, public_keys: PublicKeys | None, *, now: datetime | None = None
 ) -> VerifyReport:
     """Verify one stream directory (a file inside it names its directory) against the
-    checkpoints of its root (the directory above it).
+    checkpoints of its root (the directory above it), each checkpoint with the key it
+    names among `public_keys` (one key, or every key the log was signed with).
 
-    Without `public_key` signatures are not checked, checkpoints are trusted as written,
+    Without `public_keys` signatures are not checked, checkpoints are trusted as written,
     and an unsigned tail is only a warning; the report warns about it.
     """
     directory = path.parent if path.is_file() else path
     if not directory.is_dir():
         raise NotFound(f"decision log stream `{path}` does not exist")
-    root = read_root_checkpoints(directory.parent, public_key)
+    keys = _by_id(public_keys)
+    root = read_root_checkpoints(directory.parent, keys)
     tenant = tenant_from_dir_name(directory.name)
-    return _Verifier(directory, tenant, public_key, root, now).run()
+    return _Verifier(directory, tenant, keys, root, now).run()
 
 
 def verify_all(
     root: Path,
-    public_key: Ed25519PublicKey | None,
+    public_keys: PublicKeys | None,
     *,
     streams: Sequence[tuple[str, Path]] | None = None,
     tenant: str | None = None,
@@ -84,12 +89,13 @@ def verify_all(
     three to one tenant."""
     if not root.is_dir():
         raise NotFound(f"decision log directory `{root}` does not exist")
-    checkpoints = read_root_checkpoints(root, public_key)
+    keys = _by_id(public_keys)
+    checkpoints = read_root_checkpoints(root, keys)
     found = dict(list_streams(root) if streams is None else streams)
     for named in checkpoints.tenants() - found.keys():
         found[named] = root / stream_dir_name(named)  # removed: verified as an empty stream
     reports = [
-        _Verifier(directory, name, public_key, checkpoints, now).run()
+        _Verifier(directory, name, keys, checkpoints, now).run()
         for name, directory in found.items()
         if tenant is None or name == tenant
     ]
@@ -97,32 +103,36 @@ def verify_all(
     return sorted(reports, key=lambda report: report.stream)
 
 
+def _by_id(public_keys: PublicKeys | None) -> KeysById | None:
+    return None if public_keys is None else keys_by_id(public_keys)
+
+
 class _Verifier:
     def __init__(
         self,
         directory: Path,
         tenant: str,
-        key: Ed25519PublicKey | None,
+        keys: KeysById | None,
         root: RootCheckpoints,
         now: datetime | None,
     ) -> None:
-        self.directory, self.tenant, self.key, self.root = directory, tenant, key, root
+        self.directory, self.tenant, self.keys, self.root = directory, tenant, keys, root
         self.now = now or datetime.now(UTC)
         self.segments = list_segments(directory)
         self.findings: list[Finding] = []
         self.warnings: list[str] = list(root.warnings)
         vouches, self.checkpoint_findings, warnings = read_stream_checkpoints(
-            directory, tenant, key
+            directory, tenant, keys
         )
         self.warnings.extend(warnings)
         self.vouched: dict[int, list[Vouch]] = {}  # seq -> what vouches for it
         for vouch in [*root.vouches(tenant), *vouches]:
             self.vouched.setdefault(vouch.head.seq, []).append(vouch)
         self.covered = max(self.vouched, default=-1)
-        self.tail = Tail(self.covered, root.newest, key is not None)
+        self.tail = Tail(self.covered, root.newest, keys is not None)
 
     def run(self) -> VerifyReport:
-        if self.key is None:
+        if self.keys is None:
             self.warnings.append("no public key given: checkpoint signatures not checked")
         head, records, last = self._scan()
         if not self.findings and self.covered > head.seq:

@@ -3,13 +3,13 @@
 A `Vouch` is one signed statement "stream S had head (seq, hash) at time T". The root's
 `checkpoints.jsonl` (format 2) gives one per stream per checkpoint; a stream's own
 `checkpoints.jsonl` (format 1, older writers) gives one per line. Lines that do not
-parse, name another stream or do not verify with the public key vouch for nothing and
-become findings.
+parse, name another stream, name a key that was not given or do not verify with the key
+they name vouch for nothing and become findings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,9 +21,17 @@ from authz_service.decisionlog.checkpoint import Checkpoint
 from authz_service.decisionlog.checkpoint_v1 import StreamCheckpoint
 from authz_service.decisionlog.layout import CHECKPOINT_FILE, Line, read_lines
 from authz_service.decisionlog.verify_report import Finding, Problem, finding_at
-from authz_service.errors import AuthzError
+from authz_service.errors import AuthzError, echo
 
-__all__ = ["RootCheckpoints", "Vouch", "read_root_checkpoints", "read_stream_checkpoints"]
+__all__ = [
+    "KeysById",
+    "RootCheckpoints",
+    "Vouch",
+    "read_root_checkpoints",
+    "read_stream_checkpoints",
+]
+
+KeysById = Mapping[str, Ed25519PublicKey]  # `checkpoint.keys_by_id`
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +65,8 @@ class RootCheckpoints:
         ]
 
 
-def read_root_checkpoints(root: Path, key: Ed25519PublicKey | None) -> RootCheckpoints:
-    """Without `key` every well-formed checkpoint is taken as written."""
+def read_root_checkpoints(root: Path, keys: KeysById | None) -> RootCheckpoints:
+    """Without `keys` every well-formed checkpoint is taken as written."""
     valid: list[tuple[Checkpoint, int]] = []
     findings: list[Finding] = []
     warnings: list[str] = []
@@ -68,16 +76,16 @@ def read_root_checkpoints(root: Path, key: Ed25519PublicKey | None) -> RootCheck
         except AuthzError as exc:
             findings.append(finding_at(Problem.BAD_CHECKPOINT, exc.message, line, None))
             continue
-        if key is not None and not checkpoint.signature_valid(key):
-            msg = f"signature does not verify (signed by key `{checkpoint.key_id}`)"
-            findings.append(finding_at(Problem.BAD_SIGNATURE, msg, line, None))
+        problem = None if keys is None else _signature_problem(checkpoint, keys)
+        if problem is not None:
+            findings.append(finding_at(Problem.BAD_SIGNATURE, problem, line, None))
         else:
             valid.append((checkpoint, line.number))
     return RootCheckpoints(tuple(valid), tuple(findings), tuple(warnings))
 
 
 def read_stream_checkpoints(
-    directory: Path, tenant: str, key: Ed25519PublicKey | None
+    directory: Path, tenant: str, keys: KeysById | None
 ) -> tuple[list[Vouch], list[Finding], list[str]]:
     """The format 1 checkpoints in a stream's own directory (written by older writers)."""
     vouches: list[Vouch] = []
@@ -93,13 +101,24 @@ def read_stream_checkpoints(
         if checkpoint.stream != tenant:
             msg = f"checkpoint is for stream `{checkpoint.stream}`"
             findings.append(finding_at(Problem.BAD_CHECKPOINT, msg, line, checkpoint.seq))
-        elif key is not None and not checkpoint.signature_valid(key):
-            msg = f"signature does not verify (signed by key `{checkpoint.key_id}`)"
-            findings.append(finding_at(Problem.BAD_SIGNATURE, msg, line, checkpoint.seq))
+        elif keys is not None and (problem := _signature_problem(checkpoint, keys)):
+            findings.append(finding_at(Problem.BAD_SIGNATURE, problem, line, checkpoint.seq))
         else:
             head = ChainHead(checkpoint.seq, checkpoint.head_hash)
             vouches.append(Vouch(head, checkpoint.time, f"{where}:{line.number}"))
     return vouches, findings, warnings
+
+
+def _signature_problem(checkpoint: Checkpoint | StreamCheckpoint, keys: KeysById) -> str | None:
+    """Why `checkpoint` is not signed by the key it names (None if it is). A key that was
+    not given vouches for nothing: naming it is how an auditor learns which is missing."""
+    name = echo(checkpoint.key_id)
+    key = keys.get(checkpoint.key_id)
+    if key is None:
+        return f"signed by key `{name}`, which is not one of the public keys given"
+    if not checkpoint.signature_valid(key):
+        return f"signature does not verify with key `{name}`, the key it names"
+    return None
 
 
 def _lines(path: Path, name: str, warnings: list[str]) -> Iterator[Line]:

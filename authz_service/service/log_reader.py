@@ -25,8 +25,6 @@ from dataclasses import dataclass, replace
 from itertools import groupby, islice
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from authz_service.decisionlog import (
     RecordFilter,
     StoredEntry,
@@ -35,6 +33,7 @@ from authz_service.decisionlog import (
     verify_all,
 )
 from authz_service.decisionlog.chain import entry_from_line
+from authz_service.decisionlog.checkpoint import PublicKeys, keys_by_id
 from authz_service.decisionlog.fileio import last_line
 from authz_service.decisionlog.layout import LOCK_FILE, list_segments, list_streams
 from authz_service.errors import AuthzError, FailedPrecondition, NotFound, echo
@@ -202,13 +201,16 @@ def find_in_log(log_dir: Path, decision_id: str, *, tenant: str | None = None) -
 
 
 def verify_log(
-    log_dir: Path, public_key: Ed25519PublicKey | None, *, tenant: str | None = None
+    log_dir: Path, public_keys: PublicKeys | None, *, tenant: str | None = None
 ) -> list[tuple[Stream, VerifyReport]]:
     """Verify every stream (of `tenant`, if given) of every root against that root's
-    checkpoints, including streams they name that are gone; sorted like `list_log_streams`."""
+    checkpoints, including streams they name that are gone; sorted like `list_log_streams`.
+    `public_keys`: the log's key, or every key it was signed with (`verify_all`)."""
+    # A tuple, read once per root (`public_keys` may be an iterator).
+    keys = None if public_keys is None else tuple(keys_by_id(public_keys).values())
     results = []
     for label, root in log_roots(log_dir):
         streams = _root_streams(label, root)
-        for report in verify_all(root, public_key, streams=streams, tenant=tenant):
+        for report in verify_all(root, keys, streams=streams, tenant=tenant):
             results.append((Stream(label, report.stream, report.directory), report))
     return sorted(results, key=lambda result: (result[0].tenant, result[0].root))
