@@ -57,9 +57,10 @@ from authz_service.decisionlog import (
     LogMode,
     PostgresSink,
     load_private_key,
+    load_public_key,
 )
 from authz_service.engine import Candidates, Engine, Limits
-from authz_service.errors import FailedPrecondition
+from authz_service.errors import AuthzError, FailedPrecondition
 from authz_service.gateway import Gateway, load_gateway_config
 from authz_service.revisions import HeadTracker, RevisionResolver
 from authz_service.service.admission import TenantSlots
@@ -218,12 +219,23 @@ def _register_database(telemetry: Telemetry, store: Store) -> None:
         telemetry.register_replicas(replica_stats)
 
 
-async def _log_public_key(settings: Settings) -> Ed25519PublicKey | None:
-    """The checkpoint key's public half, for AuditService.VerifyLog."""
+async def _log_public_keys(settings: Settings) -> list[Ed25519PublicKey] | None:
+    """The keys AuditService.VerifyLog checks checkpoints with: the signing key's public
+    half and those of the keys it replaced (AUTHZ_LOG_PREVIOUS_PUBLIC_KEYS). Loaded at
+    start, so that a missing or wrong file stops the server rather than every VerifyLog."""
     if not settings.log_signing_key:
         return None
-    key = await asyncio.to_thread(load_private_key, Path(settings.log_signing_key))
-    return key.public_key()
+
+    def load() -> list[Ed25519PublicKey]:
+        keys = [load_private_key(Path(settings.log_signing_key)).public_key()]
+        for path in settings.previous_public_keys:
+            try:
+                keys.append(load_public_key(path))
+            except AuthzError as exc:
+                raise type(exc)(f"AUTHZ_LOG_PREVIOUS_PUBLIC_KEYS: {exc.message}") from None
+        return keys
+
+    return await asyncio.to_thread(load)
 
 
 def _authenticator(settings: Settings, store: Store, telemetry: Telemetry) -> Authenticator | None:
@@ -529,15 +541,22 @@ class App:
 
     @classmethod
     async def start(cls, settings: Settings, *, worker: int = 0) -> App:
+        log_keys = await _log_public_keys(settings)  # before anything starts: bad files stop it
         resources = Resources()
         try:
-            return await cls._start(settings, worker, resources)
+            return await cls._start(settings, worker, resources, log_keys)
         except BaseException:
             await resources.close()
             raise
 
     @classmethod
-    async def _start(cls, settings: Settings, worker: int, resources: Resources) -> App:
+    async def _start(
+        cls,
+        settings: Settings,
+        worker: int,
+        resources: Resources,
+        log_keys: list[Ed25519PublicKey] | None,
+    ) -> App:
         store, tracker = await open_store(settings, resources)
         schemas = SchemaManager(
             store,
@@ -662,7 +681,7 @@ class App:
             schema=SchemaServicer(schemas, audit, default_deadline_s=deadline),
             audit=AuditServicer(
                 settings.decision_log_dir,
-                await _log_public_key(settings),
+                log_keys,
                 replayers=_replayers(settings, store, schemas),
                 default_deadline_s=deadline,
             ),

@@ -116,6 +116,11 @@ class Settings:
     # Unset: `decisions` in the data directory (see `decision_log_dir`).
     log_dir: Path | None = field(default=None, metadata={"env": "AUTHZ_LOG_DIR"})
     log_signing_key: str = field(default="", metadata={"env": "AUTHZ_LOG_SIGNING_KEY"})
+    # After a key rotation, the public keys (PEM files, comma-separated) of the keys that
+    # signed the log before this one: VerifyLog checks each checkpoint with the key it names.
+    log_previous_public_keys: str = field(
+        default="", metadata={"env": "AUTHZ_LOG_PREVIOUS_PUBLIC_KEYS"}
+    )
     log_checkpoint_s: float = field(default=60.0, metadata={"env": "AUTHZ_LOG_CHECKPOINT_S"})
     # Durable mode under concurrent load: how long a write+fsync round waits for company.
     log_commit_window_ms: float = field(default=5.0, metadata={"env": "AUTHZ_LOG_COMMIT_WINDOW_MS"})
@@ -226,6 +231,13 @@ class Settings:
                     field="AUTHZ_DATABASE_REPLICA_URLS",
                     value="",  # URLs may hold passwords: not echoed
                 )
+        if self.previous_public_keys and not self.log_signing_key:
+            raise InvalidArgument(
+                "AUTHZ_LOG_PREVIOUS_PUBLIC_KEYS needs AUTHZ_LOG_SIGNING_KEY: they verify, "
+                "next to its public key, a log the server signs",
+                field="AUTHZ_LOG_PREVIOUS_PUBLIC_KEYS",
+                value=self.log_previous_public_keys,
+            )
         for name in _AT_LEAST_ONE:
             if getattr(self, name) < 1:
                 raise InvalidArgument(
@@ -254,6 +266,10 @@ class Settings:
         """Where the decision log goes: `log_dir`, else `decisions` in the data directory,
         so that `--data-dir` alone moves all of a server's state."""
         return self.log_dir if self.log_dir is not None else self.data_dir / "decisions"
+
+    @property
+    def previous_public_keys(self) -> tuple[Path, ...]:
+        return tuple(Path(p.strip()) for p in self.log_previous_public_keys.split(",") if p.strip())
 
     @property
     def redact_paths(self) -> tuple[str, ...]:

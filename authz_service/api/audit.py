@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,16 +144,25 @@ def _replay_limit(limit: int) -> int:
     return limit or DEFAULT_REPLAY_LIMIT
 
 
-def _public_key(pem: str) -> Ed25519PublicKey:
-    try:
-        key = serialization.load_pem_public_key(pem.encode())
-    except ValueError:
-        raise InvalidArgument(
-            "`public_key_pem` is not a pem public key", field="public_key_pem"
-        ) from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise InvalidArgument("`public_key_pem` is not an ed25519 key", field="public_key_pem")
-    return key
+_PEM_BLOCK = re.compile(r"-----BEGIN PUBLIC KEY-----.*?-----END PUBLIC KEY-----", re.DOTALL)
+
+
+def _public_keys(pem: str) -> list[Ed25519PublicKey]:
+    """Every key of `public_key_pem`: one PEM block, or after key rotations one per key
+    the log was signed with, concatenated (as in a CA bundle)."""
+    blocks = _PEM_BLOCK.findall(pem) or [pem]  # no block: let the parser say what is wrong
+    keys = []
+    for block in blocks:
+        try:
+            key = serialization.load_pem_public_key(block.encode())
+        except ValueError:
+            raise InvalidArgument(
+                "`public_key_pem` is not a pem public key", field="public_key_pem"
+            ) from None
+        if not isinstance(key, Ed25519PublicKey):
+            raise InvalidArgument("`public_key_pem` is not an ed25519 key", field="public_key_pem")
+        keys.append(key)
+    return keys
 
 
 async def _damage_reported(tenant: str, found: AsyncIterator[Found]) -> AsyncIterator[Found]:
@@ -180,19 +190,19 @@ def _problem(stream: Stream, first: Finding | None) -> audit_pb2.LogProblem | No
 
 
 class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
-    """Reads every writer root under `log_dir`; `public_key` is the server's own
-    checkpoint key, used by VerifyLog when the request brings none."""
+    """Reads every writer root under `log_dir`; `public_keys` are the server's own
+    checkpoint key and those it replaced, used by VerifyLog when the request brings none."""
 
     def __init__(
         self,
         log_dir: Path,
-        public_key: Ed25519PublicKey | None = None,
+        public_keys: Sequence[Ed25519PublicKey] | None = None,
         *,
         replayers: Replayers | None = None,
         default_deadline_s: float = 5.0,
     ) -> None:
         self._log_dir = log_dir
-        self._public_key = public_key
+        self._public_keys = public_keys
         self._replayers = replayers
         self._default_deadline_s = default_deadline_s
 
@@ -291,8 +301,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         self, request: audit_pb2.VerifyLogRequest, context: Ctx
     ) -> audit_pb2.VerifyLogResponse:
         tenant = convert.tenant(request.tenant)
-        key = _public_key(request.public_key_pem) if request.public_key_pem else self._public_key
-        if key is None:
+        keys = _public_keys(request.public_key_pem) if request.public_key_pem else self._public_keys
+        if keys is None:
             raise FailedPrecondition(
                 "the server has no checkpoint signing key: send `public_key_pem`"
             )
@@ -300,7 +310,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         def verify() -> audit_pb2.VerifyLogResponse:
             if not self._log_dir.is_dir():
                 return audit_pb2.VerifyLogResponse(verified=True)
-            results = verify_log(self._log_dir, key, tenant=tenant)
+            results = verify_log(self._log_dir, keys, tenant=tenant)
             response = audit_pb2.VerifyLogResponse(
                 verified=all(report.ok for _, report in results),
                 record_count=sum(report.records for _, report in results),
