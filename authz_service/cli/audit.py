@@ -19,6 +19,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from authz_service.cli import audit_replay
 from authz_service.cli.audit_args import (
     add_filters,
@@ -34,6 +36,7 @@ from authz_service.decisionlog import (
     load_public_key,
 )
 from authz_service.decisionlog.verify_report import VerifyReport
+from authz_service.errors import AuthzError
 from authz_service.service.log_reader import Stream, iter_log, verify_log
 
 __all__ = ["register"]
@@ -52,7 +55,7 @@ def register(sub: Any) -> None:
     keys = verify.add_mutually_exclusive_group(required=True)
     keys.add_argument(
         "--public-key",
-        type=Path,
+        type=_public_key,
         action="append",
         help="a checkpoint signing key's public PEM; after a key rotation, give each key the "
         "log was signed with (each checkpoint names its key)",
@@ -83,8 +86,7 @@ def _keygen(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     root = log_dir(args)
-    keys = None if args.no_signatures else [load_public_key(path) for path in args.public_key]
-    results = verify_log(root, keys)
+    results = verify_log(root, None if args.no_signatures else args.public_key)
     if not results:
         print(f"no decision log streams in {root}")
         return 0
@@ -94,6 +96,15 @@ def _verify(args: argparse.Namespace) -> int:
     failed = sum(1 for _, report in results if not report.ok)
     print(f"{len(results)} streams verified, {failed} failed")
     return 1 if failed else 0
+
+
+def _public_key(text: str) -> Ed25519PublicKey:
+    """An argparse type: a key file that cannot be read or is no key is bad input, named
+    with the option (exit 2)."""
+    try:
+        return load_public_key(Path(text))
+    except AuthzError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def format_verify(stream: Stream, report: VerifyReport, width: int, root: Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,14 +32,24 @@ def _time(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"`{text}` is not an ISO 8601 time") from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        raise argparse.ArgumentTypeError(f"`{echo(text)}` is not an ISO 8601 time") from None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        # In UTC now, as record times are: a time that is not representable there would
+        # otherwise fail later, in the comparison with the first record.
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise argparse.ArgumentTypeError(
+            f"`{echo(text)}` is outside the years 1 to 9999 in UTC"
+        ) from None
 
 
 def at_least(least: int) -> Callable[[str], int]:
-    """An argparse type: a whole number no smaller than `least`. Anything else is bad
-    input, refused naming the option and the value (exit 2), rather than failing later
-    with a traceback (`--limit -1`) or meaning nothing (`--concurrency 0`)."""
+    """An argparse type: a whole number no smaller than `least`, and no larger than a
+    count can be (sys.maxsize). Anything else is bad input, refused naming the option and
+    the value (exit 2), rather than failing later with a traceback (`--limit -1`, or a
+    limit too large to slice with) or meaning nothing (`--concurrency 0`)."""
 
     def parse(text: str) -> int:
         try:
@@ -49,6 +60,8 @@ def at_least(least: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(
                 f"`{echo(text)}` is not a whole number of {least} or more"
             )
+        if value > sys.maxsize:
+            raise argparse.ArgumentTypeError(f"`{echo(text)}` is too large (at most {sys.maxsize})")
         return value
 
     return parse

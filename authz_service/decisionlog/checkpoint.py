@@ -193,7 +193,12 @@ def generate_keypair(directory: Path) -> tuple[Path, Path]:
     The private key file is created 0600 and never overwritten: replacing a signing key
     by accident would make older checkpoints unverifiable with the new public key.
     """
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidArgument(
+            f"cannot create key directory `{directory}`: {_reason(exc)}"
+        ) from None
     private_path, public_path = directory / PRIVATE_KEY_FILE, directory / PUBLIC_KEY_FILE
     for path in (private_path, public_path):
         if path.exists():
@@ -213,12 +218,15 @@ def generate_keypair(directory: Path) -> tuple[Path, Path]:
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise InvalidArgument(f"cannot write key file `{path}`: {_reason(exc)}") from None
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
@@ -246,3 +254,9 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except FileNotFoundError as exc:
         raise NotFound(f"key file `{path}` does not exist") from exc
+    except OSError as exc:  # a directory, no permission, a device that fails
+        raise InvalidArgument(f"cannot read key file `{path}`: {_reason(exc)}") from None
+
+
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).lower()

@@ -13,6 +13,7 @@ import grpc
 import pytest
 
 from authz_service.api.gen.authz.v1 import audit_pb2, audit_pb2_grpc
+from authz_service.cli import main
 from authz_service.config import Settings
 from authz_service.decisionlog import generate_keypair, key_id, load_public_key
 from authz_service.errors import InvalidArgument, NotFound
@@ -107,15 +108,19 @@ def test_previous_public_keys_need_a_signing_key(log_setup: LogSetup) -> None:
         Settings(log_previous_public_keys=str(log_setup.public_key))
 
 
-def test_every_key_given_is_read(rotated: tuple[LogSetup, Path, Path]) -> None:
+def test_every_key_given_is_read(
+    rotated: tuple[LogSetup, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     # The first of two keys is not silently replaced by the second: a bad one is bad input.
     setup, first, _ = rotated
-    status, _, err = run_cli(
-        "audit", "verify", "--log-dir", str(setup.log_dir),
-        "--public-key", str(setup.private_key), "--public-key", str(first),
-    )  # fmt: skip
-    assert status == 2
-    assert "is not a pem public key" in err
+    with pytest.raises(SystemExit) as exited:
+        main([
+            "audit", "verify", "--log-dir", str(setup.log_dir),
+            "--public-key", str(setup.private_key), "--public-key", str(first),
+        ])  # fmt: skip
+    assert exited.value.code == 2
+    assert "argument --public-key: `" in (err := capsys.readouterr().err)
+    assert "` is not a pem public key" in err
 
 
 async def test_a_bad_pem_in_the_request_is_invalid(rotated: tuple[LogSetup, Path, Path]) -> None:

@@ -21,11 +21,19 @@ from authz_service.errors import (
     AlreadyExists,
     AuthzError,
     DeadlineExceeded,
+    FailedPrecondition,
     InvalidArgument,
     Unavailable,
 )
 
-__all__ = ["OUT_OF_TIME", "UNAVAILABLE", "is_connection_lost", "retry_once_if_lost", "translated"]
+__all__ = [
+    "OUT_OF_TIME",
+    "UNAVAILABLE",
+    "connecting",
+    "is_connection_lost",
+    "retry_once_if_lost",
+    "translated",
+]
 
 logger = logging.getLogger("authz_service.store.postgres")
 
@@ -95,6 +103,20 @@ def translated(level: int = logging.WARNING) -> Iterator[None]:
     except _UNAVAILABLE_ERRORS as exc:
         logger.log(level, "database unavailable: %s: %s", type(exc).__name__, exc)
         raise Unavailable(UNAVAILABLE) from exc
+
+
+@contextmanager
+def connecting() -> Iterator[None]:
+    """Opening a pool: a database that does not exist, a role the server does not know or
+    a refused password is a setting to fix, not an outage, and the server's reason says
+    which (it names the database or the role, never the password). A URL that does not
+    parse is refused without quoting it or the parser: either may hold the password."""
+    try:
+        yield
+    except (asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
+        raise FailedPrecondition(f"the database refused the connection: {exc}") from None
+    except ValueError:
+        raise InvalidArgument("the database url is not a valid postgresql url") from None
 
 
 async def retry_once_if_lost(

@@ -23,7 +23,7 @@ from authz_service.model import (
 )
 from authz_service.store.postgres import gc, reads, writes
 from authz_service.store.postgres.db import Database
-from authz_service.store.postgres.dberrors import translated
+from authz_service.store.postgres.dberrors import connecting, translated
 from authz_service.store.postgres.keys import PostgresKeyStore
 from authz_service.store.postgres.migrations import latest_version
 from authz_service.store.postgres.replicas import ReplicaSet, ReplicaStats
@@ -215,8 +215,10 @@ async def connect(
     replica_dsns: Sequence[str] = (),
     replica_max_lag_s: float = 1.0,
 ) -> PostgresStore:
-    """Open a pool on `dsn`. Raises Unavailable if the database cannot be reached and
-    FailedPrecondition if its schema is older than this build (run `authz migrate`).
+    """Open a pool on `dsn`. Raises Unavailable if the database cannot be reached,
+    FailedPrecondition if it refuses the connection (no such database or role) or if its
+    schema is older than this build (run `authz migrate`), and InvalidArgument if `dsn`
+    does not parse.
 
     `statement_timeout_ms` (0: none) makes PostgreSQL itself end any statement, and any
     transaction left idle, that runs longer: the server's side of a call whose client is
@@ -233,7 +235,7 @@ async def connect(
         command_timeout=command_timeout,
         statement_timeout_ms=statement_timeout_ms,
     )
-    with translated():
+    with translated(), connecting():
         pool = await open_pool(dsn, min_size=min_size)
     db = Database(pool, acquire_timeout=acquire_timeout)
     replicas: ReplicaSet | None = None
