@@ -13,12 +13,14 @@ import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import grpc
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from google.protobuf import timestamp_pb2
 
 from authz_service.api import convert
 from authz_service.api.audit_convert import (
@@ -94,28 +96,30 @@ def _filter(request: audit_pb2.QueryDecisionsRequest, tenant: str) -> RecordFilt
         # ALLOWED also matches admin records that were APPLIED; see `_wanted`.
         decision=None if decision is Decision.ALLOWED else decision,
         kind=_FROM_KIND.get(request.kind),
-        since=(
-            convert.timestamp(request.start_time, "start_time")
-            if request.HasField("start_time")
-            else None
-        ),
-        until=(
-            convert.timestamp(request.end_time, "end_time")
-            if request.HasField("end_time")
-            else None
-        ),
+        since=_bound(request.start_time, "start_time") if request.HasField("start_time") else None,
+        until=_bound(request.end_time, "end_time") if request.HasField("end_time") else None,
     )
+
+
+def _bound(stamp: timestamp_pb2.Timestamp, field: str) -> datetime:
+    """A time bound rounded up to whole microseconds, as record times are: it then selects
+    exactly the records the bound itself does (`start_time` inclusive, `end_time`
+    exclusive), where cutting the nanoseconds off would let `start_time` take in a record
+    dated before it."""
+    value = convert.timestamp(stamp, field)
+    if stamp.nanos % 1000:
+        try:
+            value += timedelta(microseconds=1)
+        except OverflowError:
+            raise InvalidArgument(
+                f"`{field}` is later than any time a record can have", field=field
+            ) from None
+    return value
 
 
 def _replay_filter(request: audit_pb2.ReplayDecisionsRequest, tenant: str) -> RecordFilter:
-    since = (
-        convert.timestamp(request.start_time, "start_time")
-        if request.HasField("start_time")
-        else None
-    )
-    until = (
-        convert.timestamp(request.end_time, "end_time") if request.HasField("end_time") else None
-    )
+    since = _bound(request.start_time, "start_time") if request.HasField("start_time") else None
+    until = _bound(request.end_time, "end_time") if request.HasField("end_time") else None
     if since is not None and until is not None and until <= since:
         raise InvalidArgument("`end_time` must be after `start_time`", field="end_time")
     return RecordFilter(

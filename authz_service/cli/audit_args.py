@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from authz_service.config import load_settings
@@ -28,21 +29,34 @@ def log_dir(args: argparse.Namespace) -> Path:
     return Path(args.log_dir) if args.log_dir is not None else load_settings().decision_log_dir
 
 
+# Fractional seconds past the microsecond, which a record's time never has.
+_FINER = re.compile(r"[.,][0-9]{6}([0-9]+)")
+
+
 def _time(text: str) -> datetime:
+    """A time bound, in UTC. Given more finely than a microsecond it is rounded up to the
+    next one, which selects exactly the records the bound itself does (`since` inclusive,
+    `until` exclusive; record times are whole microseconds). fromisoformat would cut the
+    extra digits off, and a `since` cut down takes in a record dated before it."""
+    finer = _FINER.search(text)
+    parsed = text if finer is None else text[: finer.start(1)] + text[finer.end(1) :]
     try:
-        value = datetime.fromisoformat(text)
+        value = datetime.fromisoformat(parsed)
     except ValueError:
         raise argparse.ArgumentTypeError(f"`{echo(text)}` is not an ISO 8601 time") from None
     if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
+        value = value.replace(tzinfo=UTC)
     try:
         # In UTC now, as record times are: a time that is not representable there would
         # otherwise fail later, in the comparison with the first record.
-        return value.astimezone(UTC)
+        value = value.astimezone(UTC)
+        if finer is not None and finer[1].strip("0"):
+            value += timedelta(microseconds=1)
     except OverflowError:
         raise argparse.ArgumentTypeError(
             f"`{echo(text)}` is outside the years 1 to 9999 in UTC"
         ) from None
+    return value
 
 
 def at_least(least: int) -> Callable[[str], int]:
