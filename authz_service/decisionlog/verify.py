@@ -193,7 +193,7 @@ class _Verifier:
             newest = index == len(self.segments) - 1
             for line in read_lines(path):
                 if not line.complete and newest:
-                    self.warnings.append(f"{path.name}:{line.number} is an incomplete last line")
+                    self.warnings.extend(self.tail.add_torn(line, head.seq + 1))
                     break
                 finding = self._check(line, head)
                 if finding is not None:

@@ -7,7 +7,9 @@ them (or the offending one), when
 
 * the root has no valid checkpoint at all (they were deleted, or the log was written
   without a signing key, or signed only in format 1 by an older writer);
-* the newest checkpoint is the writer's `close`: nothing may follow it;
+* the newest checkpoint is the writer's `close`: nothing may follow it, not even an
+  incomplete last line (a torn write is honest only while a writer may be writing, and
+  a writer appends nothing before its `start` checkpoint);
 * the newest checkpoint is of format 3 and one of them is dated later than its time +
   its interval + `SLACK`: that writer signs every interval, changed or not, so while it
   ran a later checkpoint was written, and was removed. Format 2 writers skipped an
@@ -18,12 +20,13 @@ them (or the offending one), when
   then, so later checkpoints were removed, or the writer crashed and has not been started
   again (its start checkpoint signs them).
 
-Otherwise they are a live writer's last interval, and only a warning. Without a key
-every case is a warning.
+Otherwise they are a live writer's last interval, and only a warning, as is an
+incomplete last line. Without a key every case is a warning.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,6 +52,7 @@ class Tail:
         self.late: tuple[Line, dict[str, Any], str] | None = None
         self.oldest: datetime | None = None
         self.last_seq = -1
+        self.torn: tuple[Line, int] | None = None  # an incomplete last line, at its seq
         self.interval = timedelta(milliseconds=newest[0].interval_ms) if newest else timedelta()
         # Only a writer that signs every interval vouches that nothing may be dated past it.
         every_interval = newest is not None and newest[0].every_interval
@@ -78,6 +82,15 @@ class Tail:
             )
             self.late = self.late or (line, data, reason)
 
+    def add_torn(self, line: Line, seq: int) -> list[str]:
+        """The newest segment ends in `line`, without a newline, where `seq` would be.
+        Honest while a writer may be writing it (a warning, returned); after a `close`
+        it is judged with the rest of the tail."""
+        if self.newest is not None and self.newest[0].event is CheckpointEvent.CLOSE:
+            self.torn = (line, seq)
+            return []
+        return [f"{line.segment.name}:{line.number} is an incomplete last line"]
+
     def judge(self, now: datetime, records: int) -> tuple[Finding | None, list[str]]:
         """A failure (or, without a key, warnings) about the tail of a stream of `records`."""
         if self.newest is None:
@@ -91,10 +104,17 @@ class Tail:
                 "format 1 (a current writer signs it when it next opens the log)"
             )
             return self._verdict(message, self.first)
-        if self.first is None:
-            return None, []
         checkpoint, number = self.newest
         where = f"the newest checkpoint at {CHECKPOINT_FILE}:{number} ({_time(checkpoint.time)})"
+        if self.first is None and self.torn is not None:  # set only after a close
+            line, seq = self.torn
+            message = (
+                f"an incomplete line follows {where}, the writer's last: appended after it "
+                "closed (a write torn by a crash cannot follow a close)"
+            )
+            return self._verdict(message, (line, _parsed(line) or {"seq": seq}))
+        if self.first is None:
+            return None, []
         n = f"{self.count} record{'s' if self.count != 1 else ''}"
         span = f"{n} (seq {self.first[1]['seq']}..{self.last_seq})"
         if checkpoint.event is CheckpointEvent.CLOSE:
@@ -121,6 +141,15 @@ class Tail:
             return Finding(Problem.UNSIGNED, message, None, None, None, None), []
         line, data = at
         return finding_at(Problem.UNSIGNED, message, line, data["seq"], data), []
+
+
+def _parsed(line: Line) -> dict[str, Any] | None:
+    """The record an incomplete line holds, if it is one whole (to name its decision)."""
+    try:
+        data = json.loads(line.data)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("seq"), int) else None
 
 
 def _time(value: datetime) -> str:

@@ -1,6 +1,7 @@
 """`authz audit verify` on a log written by a real server: untouched it verifies; one
-changed byte, a removed record, two swapped records and a cut tail are each rejected,
-naming the first bad record (file, line, seq, decision id, problem)."""
+changed byte, a removed record, two swapped records, a cut tail and a record appended
+after the close are each rejected, naming the first bad record (file, line, seq,
+decision id, problem)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from authz_service.decisionlog import canonical_json, chain_hash
 
 from .helpers import LogSetup, run_cli
 
@@ -145,3 +148,25 @@ def test_a_checkpoint_needs_the_right_key(real_log: LogSetup, tmp_path: Path) ->
     status, _, err = run_cli("audit", "keygen", str(tmp_path / "other"))
     assert status == 2
     assert "already exists" in err
+
+
+def test_a_record_appended_after_the_close_without_its_newline(
+    real_log: LogSetup, tmp_path: Path
+) -> None:
+    # The server stopped: its last checkpoint is a `close`, after which nothing may follow.
+    log_dir, lines = _copy(real_log, tmp_path, "appended")
+    last = json.loads(lines[-1])
+    body = {k: v for k, v in last.items() if k not in ("hash", "prev_hash")}
+    body.update(seq=last["seq"] + 1, decision="DENIED")
+    forged = {**body, "prev_hash": last["hash"], "hash": chain_hash(last["hash"], body)}
+    with _segment(log_dir).open("ab") as segment:
+        segment.write(canonical_json(forged))  # correctly chained, but no newline
+
+    status, out = _verify(log_dir, real_log)
+    assert status == 1, out
+    failed = _line_of(out, "acme")
+    assert (
+        f"acme/000001.jsonl:{len(lines) + 1} seq {forged['seq']} "
+        f"decision {forged['decision_id']}: unsigned: an incomplete line follows" in failed
+    )
+    assert "incomplete last line" not in out

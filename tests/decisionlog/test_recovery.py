@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from authz_service.decisionlog import DecisionLogConfig, DecisionLogWriter, verify_stream
+from authz_service.decisionlog.layout import CHECKPOINT_FILE
 from authz_service.errors import FailedPrecondition
 
 from .helpers import decode, make_record, read_all_lines, segments, stream_dir, write_records
@@ -34,10 +36,16 @@ async def test_restart_continues_the_chain(
 async def test_torn_last_line_is_cut_and_logged(
     config: DecisionLogConfig, public_key: Ed25519PublicKey, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await write_records(config, 5)
+    async with DecisionLogWriter(config) as writer:
+        for i in range(5):
+            await writer.append(make_record(i, time=datetime.now(UTC)))
+    # What a crash in the middle of writing a record leaves: a torn line, and no close
+    # checkpoint (after a close, nothing may follow, not even a torn line).
+    checkpoints = config.root / CHECKPOINT_FILE
+    checkpoints.write_bytes(checkpoints.read_bytes().splitlines(keepends=True)[0])
     (segment,) = segments(config)
     complete = segment.read_bytes()
-    torn = read_all_lines(config)[4][:37]  # a crash in the middle of writing a record
+    torn = read_all_lines(config)[4][:37]
     segment.write_bytes(complete + torn)
 
     report = verify_stream(stream_dir(config), public_key)

@@ -16,6 +16,7 @@ from authz_service.decisionlog import (
     DecisionLogWriter,
     Problem,
     canonical_json,
+    chain_hash,
     key_id,
     load_private_key,
     verify_all,
@@ -28,6 +29,7 @@ from .helpers import (
     decode,
     make_record,
     read_all_lines,
+    segments,
     stream_dir,
     wait_until,
     write_records,
@@ -259,3 +261,64 @@ async def test_a_current_log_with_its_interval_checkpoints_removed_fails(
     _write_checkpoints(tmp_path / "log", [kept, *every_minute])
     report = verify_stream(tmp_path / "log" / "acme", public_key, now=now)
     assert report.ok, report.findings
+
+
+# --- Bytes after the writer's close (docs/decision-log.md, "The unsigned tail") ---
+
+
+def _forged_next(config: DecisionLogConfig) -> bytes:
+    """A record after the last one, correctly chained, as a forger would append it."""
+    last = decode(read_all_lines(config)[-1])
+    body = {k: v for k, v in last.items() if k not in ("hash", "prev_hash")}
+    body.update(seq=last["seq"] + 1, decision="DENIED")
+    return canonical_json(
+        {**body, "prev_hash": last["hash"], "hash": chain_hash(last["hash"], body)}
+    )
+
+
+async def test_an_incomplete_line_after_the_close_fails(
+    config: DecisionLogConfig, public_key: Ed25519PublicKey
+) -> None:
+    # A torn write cannot follow the close: no writer appends before its start checkpoint.
+    await write_records(config, 3)
+    (segment,) = segments(config)
+    complete = segment.read_bytes()
+    forged = _forged_next(config)
+    for tail in (forged, b'{"action":"re'):  # a whole record without its newline; garbage
+        segment.write_bytes(complete + tail)
+        report = verify_stream(stream_dir(config), public_key)
+        first = report.first
+        assert first is not None
+        assert (first.problem, first.segment, first.line, first.seq) == (
+            Problem.UNSIGNED,
+            segment,
+            4,
+            3,
+        )
+        assert "an incomplete line follows the newest checkpoint" in first.message
+        assert "the writer's last: appended after it closed" in first.message
+        assert not any("incomplete last line" in w for w in report.warnings)
+    assert first.decision_id is None  # garbage names none; the forged record named its own
+
+    segment.write_bytes(complete + forged)
+    first = verify_stream(stream_dir(config), public_key).first
+    assert first is not None
+    assert first.decision_id == decode(forged)["decision_id"]
+    # Without a key every tail case is a warning, this one too.
+    report = verify_stream(stream_dir(config), None)
+    assert report.ok
+    assert any("an incomplete line follows the newest checkpoint" in w for w in report.warnings)
+
+
+async def test_an_incomplete_line_while_the_writer_runs_is_a_warning(
+    config: DecisionLogConfig, public_key: Ed25519PublicKey
+) -> None:
+    async with DecisionLogWriter(config) as writer:
+        await writer.append(make_record(0, time=datetime.now(UTC)))
+        (segment,) = segments(config)
+        with segment.open("ab") as file:
+            file.write(b'{"action":"re')  # as a crash mid-write would leave it
+        report = verify_stream(stream_dir(config), public_key)
+        segment.write_bytes(segment.read_bytes()[: -len(b'{"action":"re')])
+    assert report.ok, report.findings
+    assert any("000001.jsonl:2 is an incomplete last line" in w for w in report.warnings)
