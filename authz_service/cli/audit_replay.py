@@ -24,7 +24,7 @@ from authz_service.cli.audit_args import (
     log_dir,
     record_filter,
 )
-from authz_service.config import load_settings
+from authz_service.config import Settings, load_settings
 from authz_service.decisionlog import DecisionRecord
 from authz_service.decisionlog.record import format_time
 from authz_service.errors import FailedPrecondition, InvalidArgument
@@ -66,8 +66,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    """The server's settings as this environment gives them: the evaluation limits
+    (AUTHZ_MAX_DEPTH, ...) included, which replay must share with the server."""
+    return load_settings({"database_url": args.database_url})
+
+
 def _database_url(args: argparse.Namespace) -> str | None:
-    url = load_settings({"database_url": args.database_url}).database_url
+    url = _settings(args).database_url
     return url if url and url != "memory://" else None
 
 
@@ -75,7 +81,7 @@ def _database_url(args: argparse.Namespace) -> str | None:
 async def _replayer(
     args: argparse.Namespace, schema_version: str | None = None
 ) -> AsyncIterator[Replayer]:
-    settings = load_settings({"database_url": args.database_url})
+    settings = _settings(args)
     url = _database_url(args)
     if url is None:
         raise FailedPrecondition(
@@ -112,7 +118,23 @@ def _question(record: DecisionRecord) -> str:
     return f"{record.subject} {record.action} {record.resource}{actor}"
 
 
-def format_result(result: ReplayResult) -> str:
+# The settings that bound an evaluation (`app.decision_service`). A record keeps what they
+# decided, not them: under other limits the same question can get another answer.
+_LIMITS = ("max_depth", "max_fanout", "max_subproblems", "max_caveat_cost")
+_LIMIT_ERROR = "LimitExceeded"
+
+
+def _limits_note(settings: Settings) -> str:
+    limits = ", ".join(f"AUTHZ_{name.upper()}={getattr(settings, name)}" for name in _LIMITS)
+    return (
+        "    note: an evaluation limit decided one of these answers, and a record does not "
+        f"keep the server's limits; this replay ran with {limits}: set the server's"
+    )
+
+
+def format_result(result: ReplayResult, limits_note: str) -> str:
+    """A difference, or why a decision could not be replayed; `limits_note` follows a
+    difference a limit error is part of."""
     record = result.record
     head = (
         f"{record.decision_id}  tenant {record.tenant}: {_question(record)} "
@@ -124,13 +146,14 @@ def format_result(result: ReplayResult) -> str:
     schema = f"schema {record.schema_version}"
     if result.schema_version != record.schema_version:
         schema += f", replayed with schema {result.schema_version}"
-    return "\n".join(
-        [
-            f"DIFFERS       {head}, {schema}",
-            f"    recorded: {result.original}",
-            f"    replayed: {result.replayed}",
-        ]
-    )
+    lines = [
+        f"DIFFERS       {head}, {schema}",
+        f"    recorded: {result.original}",
+        f"    replayed: {result.replayed}",
+    ]
+    if _LIMIT_ERROR in (result.original.error, result.replayed.error):
+        lines.append(limits_note)
+    return "\n".join(lines)
 
 
 async def _replay(args: argparse.Namespace) -> int:
@@ -149,6 +172,7 @@ async def _replay(args: argparse.Namespace) -> int:
                 yield found.stored.entry.record
 
     counts: Counter[ReplayStatus] = Counter()
+    note = _limits_note(_settings(args))
     async with _replayer(args, args.schema_version) as replayer:
         await replayer.prepare()
         with tqdm(total=total, file=sys.stderr, unit="decision", desc="replay") as bar:
@@ -156,7 +180,7 @@ async def _replay(args: argparse.Namespace) -> int:
                 counts[result.status] += 1
                 bar.update()
                 if result.status is not ReplayStatus.MATCH:
-                    tqdm.write(format_result(result), file=sys.stdout)
+                    tqdm.write(format_result(result, note), file=sys.stdout)
     differ, failed = counts[ReplayStatus.DIFFERS], counts[ReplayStatus.CANNOT_REPLAY]
     print(
         f"{counts[ReplayStatus.MATCH] + differ} replayed, {differ} differ, "
