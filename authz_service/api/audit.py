@@ -29,7 +29,7 @@ from authz_service.api.audit_convert import (
     record_to_proto,
     replayed_to_proto,
 )
-from authz_service.api.calls import call_info, stream_rpc, unary_rpc
+from authz_service.api.calls import bind_deadline, call_info, stream_rpc, unary_rpc
 from authz_service.api.cursors import CursorScope
 from authz_service.api.gen.authz.v1 import audit_pb2, audit_pb2_grpc, core_pb2
 from authz_service.decisionlog import Decision, DecisionRecord, Finding, RecordFilter
@@ -342,6 +342,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     async def ExplainDecision(
         self, request: audit_pb2.ExplainDecisionRequest, context: Ctx
     ) -> audit_pb2.ExplainDecisionResponse:
+        bind_deadline(context, self._default_deadline_s)  # bounds its database reads
         tenant = convert.tenant(request.tenant)
         if not request.decision_id:
             raise InvalidArgument("`decision_id` is required", field="decision_id")

@@ -16,7 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from authz_service.api import convert
 from authz_service.api.auth import current_key
-from authz_service.api.calls import call_info, unary_rpc
+from authz_service.api.calls import bind_deadline, call_info, unary_rpc
 from authz_service.api.cursors import CursorScope
 from authz_service.api.gen.authz.v1 import keys_pb2, keys_pb2_grpc
 from authz_service.credentials import ApiKey, Scope, parse_scopes, validate_key_tenant
@@ -132,6 +132,7 @@ class KeysServicer(keys_pb2_grpc.KeysServiceServicer):
     async def ListKeys(
         self, request: keys_pb2.ListKeysRequest, context: Ctx
     ) -> keys_pb2.ListKeysResponse:
+        bind_deadline(context, self._deadline)  # bounds its database reads
         if request.tenant:
             validate_key_tenant(request.tenant)
         limit = page_limit(request.limit)

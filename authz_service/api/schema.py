@@ -8,7 +8,7 @@ from typing import Any
 
 import grpc
 
-from authz_service.api.calls import call_info, unary_rpc
+from authz_service.api.calls import bind_deadline, call_info, unary_rpc
 from authz_service.api.gen.authz.v1 import core_pb2, schema_pb2, schema_pb2_grpc
 from authz_service.api.tokens import encode_schema_token
 from authz_service.errors import NotFound
@@ -56,6 +56,7 @@ class SchemaServicer(schema_pb2_grpc.SchemaServiceServicer):
     async def ReadSchema(
         self, request: schema_pb2.ReadSchemaRequest, context: Ctx
     ) -> schema_pb2.ReadSchemaResponse:
+        bind_deadline(context, self._deadline)  # bounds its database reads
         current = self._schemas.loaded
         if request.schema_version:
             compiled = await self._schemas.version(request.schema_version)

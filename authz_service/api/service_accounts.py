@@ -13,7 +13,7 @@ import grpc
 
 from authz_service.api import convert
 from authz_service.api.auth import current_key
-from authz_service.api.calls import call_info, unary_rpc
+from authz_service.api.calls import bind_deadline, call_info, unary_rpc
 from authz_service.api.cursors import CursorScope
 from authz_service.api.gen.authz.v1 import (
     core_pb2,
@@ -116,6 +116,7 @@ class ServiceAccountsServicer(pb_grpc.ServiceAccountsServiceServicer):
     async def GetServiceAccount(
         self, request: pb.GetServiceAccountRequest, context: Ctx
     ) -> pb.GetServiceAccountResponse:
+        bind_deadline(context, self._deadline)  # bounds its database reads
         view = await self._admin.get(convert.tenant(request.tenant), request.account_id)
         return pb.GetServiceAccountResponse(account=_account(view))
 
@@ -123,6 +124,7 @@ class ServiceAccountsServicer(pb_grpc.ServiceAccountsServiceServicer):
     async def ListServiceAccounts(
         self, request: pb.ListServiceAccountsRequest, context: Ctx
     ) -> pb.ListServiceAccountsResponse:
+        bind_deadline(context, self._deadline)  # bounds its database reads
         tenant = convert.tenant(request.tenant)
         limit = page_limit(request.limit)
         scope = CursorScope.of(methods.LIST_SERVICE_ACCOUNTS, tenant, request)
@@ -198,6 +200,7 @@ class ServiceAccountsServicer(pb_grpc.ServiceAccountsServiceServicer):
     async def ListServiceAccountKeys(
         self, request: pb.ListServiceAccountKeysRequest, context: Ctx
     ) -> pb.ListServiceAccountKeysResponse:
+        bind_deadline(context, self._deadline)  # bounds its database reads
         tenant = convert.tenant(request.tenant)
         await self._admin.get(tenant, request.account_id)  # NOT_FOUND for an unknown one
         keys = await self._admin.keys_of(tenant, request.account_id)

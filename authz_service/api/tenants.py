@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 
 from authz_service.api import convert
-from authz_service.api.calls import call_info, stream_rpc, unary_rpc
+from authz_service.api.calls import bind_deadline, call_info, stream_rpc, unary_rpc
 from authz_service.api.cursors import CursorScope
 from authz_service.api.gen.authz.v1 import core_pb2, tenants_pb2, tenants_pb2_grpc
 from authz_service.errors import InvalidArgument, echo
@@ -71,6 +71,7 @@ class TenantServicer(tenants_pb2_grpc.TenantServiceServicer):
     async def GetTenant(
         self, request: tenants_pb2.GetTenantRequest, context: Ctx
     ) -> tenants_pb2.GetTenantResponse:
+        bind_deadline(context, self._deadline)  # bounds its database reads
         record = await self._tenants.status(_name(request))
         return _PB.GetTenantResponse(tenant=tenant_to_proto(record))
 
@@ -78,6 +79,7 @@ class TenantServicer(tenants_pb2_grpc.TenantServiceServicer):
     async def ListTenants(
         self, request: tenants_pb2.ListTenantsRequest, context: Ctx
     ) -> tenants_pb2.ListTenantsResponse:
+        bind_deadline(context, self._deadline)  # bounds its database reads
         # The registry has no revisions: pages continue by name (docs/api.md, Cursors).
         scope = CursorScope.of(methods.LIST_TENANTS, "", request)
         start = scope.resume(request.cursor, core_pb2.Consistency())

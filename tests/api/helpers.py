@@ -76,6 +76,7 @@ class Api:
     """Stubs over one channel with text-form helpers."""
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.channel = channel
         self.permissions = permissions_pb2_grpc.PermissionsServiceStub(channel)
         self.relationships = relationships_pb2_grpc.RelationshipsServiceStub(channel)
         self.schema = schema_pb2_grpc.SchemaServiceStub(channel)

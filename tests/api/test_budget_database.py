@@ -19,9 +19,15 @@ import pytest
 from authz_service import deadline
 from authz_service.api.gen.authz.v1 import (
     core_pb2,
+    keys_pb2,
+    keys_pb2_grpc,
     permissions_pb2,
     relationships_pb2,
     schema_pb2,
+    service_accounts_pb2,
+    service_accounts_pb2_grpc,
+    tenants_pb2,
+    tenants_pb2_grpc,
 )
 from authz_service.errors import Unavailable
 from authz_service.store import index as index_module
@@ -153,6 +159,49 @@ async def test_blackholed_database_ends_a_relationship_read_within_the_deadline(
         )
         await ends_in_time(_drain(read, seen))
         assert seen == []
+
+
+def _admin_reads(channel: grpc.aio.Channel) -> dict[str, Callable[[], Awaitable[Any]]]:
+    keys = keys_pb2_grpc.KeysServiceStub(channel)
+    accounts = service_accounts_pb2_grpc.ServiceAccountsServiceStub(channel)
+    tenants = tenants_pb2_grpc.TenantServiceStub(channel)
+    return {
+        "GetTenant": lambda: tenants.GetTenant(tenants_pb2.GetTenantRequest(name="acme")),
+        "ListTenants": lambda: tenants.ListTenants(tenants_pb2.ListTenantsRequest()),
+        "ListKeys": lambda: keys.ListKeys(keys_pb2.ListKeysRequest(tenant="acme")),
+        "ListServiceAccounts": lambda: accounts.ListServiceAccounts(
+            service_accounts_pb2.ListServiceAccountsRequest(tenant="acme")
+        ),
+        "GetServiceAccount": lambda: accounts.GetServiceAccount(
+            service_accounts_pb2.GetServiceAccountRequest(tenant="acme", account_id="ci")
+        ),
+        "ListServiceAccountKeys": lambda: accounts.ListServiceAccountKeys(
+            service_accounts_pb2.ListServiceAccountKeysRequest(tenant="acme", account_id="ci")
+        ),
+    }
+
+
+ADMIN_READS = [
+    "GetTenant",
+    "ListTenants",
+    "ListKeys",
+    "ListServiceAccounts",
+    "GetServiceAccount",
+    "ListServiceAccountKeys",
+]
+
+
+@pytest.mark.parametrize("method", ADMIN_READS)
+@pytest.mark.timeout(120)
+async def test_blackholed_database_ends_an_admin_read_within_the_deadline(
+    pg_dsn: str, tmp_path: Path, method: str
+) -> None:
+    """Admin reads bound no deadline of their own: with the database silent they hung
+    for as long as the network did (the tenant gate's read is bounded, but these
+    methods name no data tenant, or read after it)."""
+    async with blackholed(pg_dsn, tmp_path, max_staleness_ms=60_000) as (api, hole):
+        hole.blackhole()
+        await ends_in_time(_admin_reads(api.channel)[method]())
 
 
 async def _stored(pg_dsn: str, text: str) -> bool:
