@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -317,14 +317,15 @@ def _convert(name: str, kind: Any, raw: str) -> Any:
 def load_settings(
     overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
-    """Defaults, then environment, then explicit overrides (flags); None overrides are ignored."""
+    """Defaults, then environment, then explicit overrides (flags); None overrides are
+    ignored. Checked once, on the result: a flag may complete what the environment began
+    (the TLS key beside an AUTHZ_TLS_CERT) or replace a value of it that would be refused,
+    and an environment variable a flag replaces is not even read."""
     env = os.environ if environ is None else environ
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     values: dict[str, Any] = {}
     for f in fields(Settings):
         var = f.metadata.get("env")
-        if var and var in env:
+        if var and var in env and f.name not in flags:
             values[f.name] = _convert(var, f.type, env[var])
-    settings = Settings(**values)
-    if overrides:
-        settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
-    return settings
+    return Settings(**values, **flags)

@@ -185,3 +185,28 @@ def test_serve_refuses_an_invalid_replica_url_with_status_2(
         "error: AUTHZ_DATABASE_REPLICA_URLS: `postgresql://authz:***@r1:99999/authz`"
     )
     assert "hunter2" not in err
+
+
+@pytest.mark.parametrize(
+    ("environ", "flags"),
+    [
+        # A flag completes what the environment began...
+        (
+            {"AUTHZ_DATABASE_REPLICA_URLS": "postgresql://u@r1:5432/authz"},
+            {"database_url": "postgresql://u@p:5432/authz"},
+        ),
+        ({"AUTHZ_TLS_CERT": "server.pem"}, {"tls_key": "server.key"}),
+        ({"AUTHZ_TLS_CLIENT_CA": "ca.pem"}, {"tls_cert": "server.pem", "tls_key": "server.key"}),
+        # ...or replaces a value of it that would be refused.
+        ({"AUTHZ_DECISION_LOG": "bogus"}, {"log_mode": "off"}),
+        ({"AUTHZ_DEFAULT_DEADLINE_MS": "soon"}, {"default_deadline_ms": 2000}),
+    ],
+)
+def test_flags_override_the_environment_before_anything_is_checked(
+    environ: dict[str, str], flags: dict[str, object]
+) -> None:
+    """README: flags override environment variables. The environment was checked on its
+    own first, so a value a flag would complete or replace stopped the server."""
+    settings = load_settings(flags, environ=environ)
+    for name, value in flags.items():
+        assert getattr(settings, name) == value
