@@ -37,11 +37,15 @@ EXIT_STATUS = """\
 exit status:
   0    success; `check`: ALLOWED; `audit verify`: every stream verified
   1    a negative answer: `check` DENIED, `validate` or `audit verify` found failures,
-       `audit replay` found differences, `scim status` found drift
+       `audit replay` found differences, `audit explain` has no explanation or its
+       replay differs, `scim status` found drift, `service-accounts report` flagged
+       an account
   2    an error: bad arguments or input, the server refused or could not be reached,
-       the server cannot start (address in use, database unavailable)
+       the server cannot start (address in use, database unavailable), or `serve`
+       stopped because its decision log failed
   3    `check`: CONDITIONAL (caveat context missing)
-  130  interrupted (Ctrl-C); `serve` drains its calls on Ctrl-C or SIGTERM and exits 0
+  130  interrupted (Ctrl-C); `serve` instead stops gracefully on Ctrl-C or SIGTERM
+       (drains its calls) and exits 0
   141  the reader of the output went away (`authz ... | head`)
 """
 
