@@ -6,8 +6,9 @@ true, false, or "undecided: these parameters are missing" (`CaveatResult.value i
 Every failure is a `CaveatError`; none of them ever reads as allowed.
 
 Modules: `types` (parameter types), `convert` (JSON context to CEL values), `ipaddr`
-(the `ipaddress` type and `in_cidr`), `split` and `partial` (three-valued evaluation
-when parameters are absent), `sample` (write-time type checks), `compile` (the API).
+(the `ipaddress` type and `in_cidr`), `functions` (what a caveat may call), `split` and
+`partial` (three-valued evaluation when parameters are absent), `sample` (write-time type
+checks), `compile` (the API).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Compiling a caveat once at schema-write time, and evaluating it per check.
 
 All validation happens in `compile_caveat`, never per request: parameter names and types,
-CEL syntax, identifiers that are not parameters, and operands that are not boolean or do
-not fit their operator, as far as one evaluation on sample values can show (see
-`sample.py`). `CompiledCaveat.evaluate` only converts context values and runs the
+CEL syntax, identifiers that are not parameters, calls to functions CEL does not define
+(see `functions.py`), and operands that are not boolean or do not fit their operator, as
+far as one evaluation on sample values can show (see `sample.py`). `CompiledCaveat.evaluate` only converts context values and runs the
 programs compiled here.
 """
 
@@ -20,6 +20,7 @@ from cel import cel
 
 from authz_service.caveats.convert import Converter, converter_for
 from authz_service.caveats.cost import CostModel, cost_model
+from authz_service.caveats.functions import refuse_undefined_functions
 from authz_service.caveats.ipaddr import IP_FUNCTIONS, SAMPLE_IP_FUNCTIONS
 from authz_service.caveats.messages import (
     cel_type_name,
@@ -180,11 +181,14 @@ def compile_caveat(
     expression: str,
     *,
     max_cost: int | None = None,
+    allow_undefined_functions: bool = False,
 ) -> CompiledCaveat:
     """Validate and compile `caveat name(parameters) { expression }`; raises CaveatError.
     With `max_cost`, an expression whose cost bound exceeds it even for the smallest
     inputs (nested comprehensions over literal lists) is refused before it is run on
-    sample values."""
+    sample values. `allow_undefined_functions` is for caveats stored before calls to
+    functions CEL does not define were refused (see `functions.py`): such a call then
+    fails when evaluated."""
     typed = parse_parameters(name, parameters)
     cost = cost_model(expression)
     least = cost.estimate()
@@ -219,6 +223,8 @@ def compile_caveat(
             field="caveat",
             value=name,
         )
+    if not allow_undefined_functions:
+        refuse_undefined_functions(name, program.functions(), expression)
     referenced = frozenset(program.variables()) & declared
     functions = IP_FUNCTIONS if set(program.functions()) & IP_FUNCTIONS.keys() else None
     refuse_uint_literals(name, typed, expression)

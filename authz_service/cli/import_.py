@@ -53,7 +53,9 @@ async def _schema_check(store: Any) -> Any:
     record = await store.read_schema()
     if record is None:
         return None
-    schema = await asyncio.to_thread(compile_schema, record.text, max_expression_depth=None)
+    schema = await asyncio.to_thread(
+        compile_schema, record.text, max_expression_depth=None, allow_undefined_functions=True
+    )
     return functools.partial(check_relationship, schema)
 
 

@@ -67,13 +67,21 @@ def check_schema(
     max_caveat_bytes: int | None = None,
     max_caveat_cost: int | None = None,
     max_expression_depth: int | None = None,
+    allow_undefined_functions: bool = False,
 ) -> tuple[list[Problem], dict[str, CompiledCaveat], Schema]:
     """Problems found (unsorted), the compiled caveats, and the schema with canonical
     caveat parameter types. A caveat expression over `max_caveat_bytes` is a problem
     (compiling CEL takes time and memory in proportion to it, holding the interpreter),
-    and so is one over `max_caveat_cost` on any input (see `caveats.cost`), and a
-    permission whose operators nest deeper than `max_expression_depth`."""
-    checker = _Checker(schema, max_caveat_bytes, max_caveat_cost, max_expression_depth)
+    and so is one over `max_caveat_cost` on any input (see `caveats.cost`), a permission
+    whose operators nest deeper than `max_expression_depth`, and a caveat calling a
+    function CEL does not define unless `allow_undefined_functions`."""
+    checker = _Checker(
+        schema,
+        max_caveat_bytes,
+        max_caveat_cost,
+        max_expression_depth,
+        allow_undefined_functions,
+    )
     checker.run()
     return checker.problems, checker.compiled, checker.canonical()
 
@@ -85,11 +93,13 @@ class _Checker:
         max_caveat_bytes: int | None,
         max_caveat_cost: int | None,
         max_expression_depth: int | None,
+        allow_undefined_functions: bool,
     ) -> None:
         self.schema = schema
         self.max_caveat_bytes = max_caveat_bytes
         self.max_caveat_cost = max_caveat_cost
         self.max_expression_depth = max_expression_depth
+        self.allow_undefined_functions = allow_undefined_functions
         self.problems: list[Problem] = []
         self.compiled: dict[str, CompiledCaveat] = {}
         self.param_types: dict[str, tuple[tuple[str, str], ...]] = {}
@@ -155,7 +165,11 @@ class _Checker:
             return
         try:
             compiled = compile_caveat(
-                caveat.name, params, caveat.expression, max_cost=self.max_caveat_cost
+                caveat.name,
+                params,
+                caveat.expression,
+                max_cost=self.max_caveat_cost,
+                allow_undefined_functions=self.allow_undefined_functions,
             )
         except CaveatError as exc:
             self.error(caveat.span, exc.message)  # names the caveat already

@@ -25,15 +25,19 @@ def compile_schema(
     max_caveat_bytes: int | None = None,
     max_caveat_cost: int | None = None,
     max_expression_depth: int | None = MAX_EXPRESSION_DEPTH,
+    allow_undefined_functions: bool = False,
 ) -> CompiledSchema:
     """Parse and type-check `text`. Raises `SchemaError` for the first problem in the source.
     The limits bound each caveat and each permission's expression (see `check_schema`);
-    None means no bound, as for schemas already stored."""
+    None means no bound, as for schemas already stored. A stored schema also passes
+    `allow_undefined_functions`: it may predate the refusal of caveats that call a
+    function CEL does not define."""
     return compile_ast(
         parse_schema(text),
         max_caveat_bytes=max_caveat_bytes,
         max_caveat_cost=max_caveat_cost,
         max_expression_depth=max_expression_depth,
+        allow_undefined_functions=allow_undefined_functions,
     )
 
 
@@ -43,6 +47,7 @@ def compile_ast(
     max_caveat_bytes: int | None = None,
     max_caveat_cost: int | None = None,
     max_expression_depth: int | None = MAX_EXPRESSION_DEPTH,
+    allow_undefined_functions: bool = False,
 ) -> CompiledSchema:
     """Type-check an already parsed (or built) schema."""
     problems, caveats, canonical = check_schema(
@@ -50,6 +55,7 @@ def compile_ast(
         max_caveat_bytes=max_caveat_bytes,
         max_caveat_cost=max_caveat_cost,
         max_expression_depth=max_expression_depth,
+        allow_undefined_functions=allow_undefined_functions,
     )
     if problems:
         # `min` keeps the first of equal positions: the checker order breaks ties.

@@ -130,9 +130,11 @@ class SchemaManager:
     async def _compiled(self, version: str, text: str) -> CompiledSchema:
         cached = self._versions.get(version)
         if cached is None:
-            # A stored schema passed the limits of its day; it is read back even if it
-            # would not pass today's.
-            cached = await asyncio.to_thread(compile_schema, text, max_expression_depth=None)
+            # A stored schema passed the limits and checks of its day; it is read back
+            # even if it would not pass today's.
+            cached = await asyncio.to_thread(
+                compile_schema, text, max_expression_depth=None, allow_undefined_functions=True
+            )
             self._versions[version] = cached
         return cached
 

@@ -246,3 +246,16 @@ async def test_a_caveat_syntax_error_says_where_and_why_plainly(
     for internal in ("Error(", "ParseError", "source: None", "Recursion limit"):
         assert internal not in details
     assert len(details) < 400, details
+
+
+async def test_a_caveat_calling_an_undefined_function_is_refused(api: Api) -> None:
+    """`startswith` for `startsWith` once compiled, and then every Check through the caveat
+    failed INVALID_ARGUMENT blaming the request's context: a schema bug no request fixes."""
+    expression = "string(n).startswith('1')"
+    request = schema_pb2.WriteSchemaRequest(schema=_CAVEAT_SCHEMA % expression, force=True)
+    err = await rejected(api.schema.WriteSchema(request))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
+    assert err.details() == (
+        "3:8: caveat `ccc` calls undefined function `startswith` at 1:11 "
+        "(did you mean `startsWith`?)"
+    )

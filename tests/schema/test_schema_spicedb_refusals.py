@@ -7,6 +7,8 @@ import pytest
 
 from authz_service.errors import SchemaError
 from authz_service.schema import compile_schema
+from authz_service.service.schemas import SchemaManager
+from authz_service.store.memory import MemoryStore
 
 USER = "definition user {}\n"
 
@@ -75,6 +77,16 @@ USER = "definition user {}\n"
             (1, 8),
             "`with` is a keyword and cannot be a caveat name",
         ),
+        (  # a call to a function CEL does not define (`startsWith` is)
+            "caveat name_ok(name string) {\n  name.startswith('a')\n}\n" + USER,
+            (1, 8),
+            "caveat `name_ok` calls undefined function `startswith` at 1:6",
+        ),
+        (
+            "caveat name_ok(name string) {\n  no_such_function(name)\n}\n" + USER,
+            (1, 8),
+            "caveat `name_ok` calls undefined function `no_such_function` at 1:1",
+        ),
         (
             "caveat check(nil int) {\n  nil < 3\n}\n",
             (1, 14),
@@ -109,3 +121,16 @@ def test_a_schema_spicedb_refuses_is_refused_with_its_reason(
 )
 def test_what_spicedb_accepts_still_loads(text: str) -> None:
     assert compile_schema(text)
+
+
+async def test_a_stored_caveat_calling_an_undefined_function_is_still_loaded() -> None:
+    """Refused when written, but a schema stored before that check existed is read back:
+    refusing it would leave the service without a schema (as for the limits)."""
+    store = MemoryStore()
+    text = "caveat name_ok(name string) {\n  name.startswith('a')\n}\n" + USER
+    await store.write_schema("v1", text)
+    schemas = SchemaManager(store)
+    await schemas.refresh()
+    assert "name_ok" in schemas.current.caveats
+    with pytest.raises(SchemaError, match="calls undefined function `startswith`"):
+        await schemas.write(text)
