@@ -51,6 +51,10 @@ def describe_cel_error(error: BaseException) -> str:
         return f"{match.group(1)}: {_lowercase_first(match.group(2))}"
     text = _ADVICE.sub("", text.splitlines()[0] if text else type(error).__name__)
     text = text.removesuffix(" in CEL expression")
+    if text.startswith("No such overload"):
+        # The library says this for ordering a NaN too (`used / quota < 0.9` on zeros),
+        # which no type mismatch explains: say so, as SpiceDB does.
+        text += " (NaN, as from 0.0 / 0.0, cannot be ordered)"
     return _lowercase_first(text.rstrip("."))
 
 

@@ -13,7 +13,7 @@ from authz_service.api.gen.authz.v1 import (
     relationships_pb2,
     schema_pb2,
 )
-from tests.api.helpers import DENIED, Api, obj, rel, subj
+from tests.api.helpers import ALLOWED, DENIED, Api, obj, rel, subj
 
 
 @pytest.fixture
@@ -259,3 +259,25 @@ async def test_a_caveat_calling_an_undefined_function_is_refused(api: Api) -> No
         "3:8: caveat `ccc` calls undefined function `startswith` at 1:11 "
         "(did you mean `startsWith`?)"
     )
+
+
+async def test_a_caveat_dividing_doubles_is_accepted_and_nan_never_allows(api: Api) -> None:
+    """`used / quota < 0.9` was refused as a type error: the write-time check ran it on
+    zeros, and 0.0 / 0.0 is NaN, which CEL cannot order. SpiceDB accepts it; at check
+    time a NaN fails the caveat there too ("NaN values cannot be ordered")."""
+    await api.write_schema(
+        """
+        definition user {}
+        caveat under_quota(used double, quota double) { used / quota < 0.9 }
+        definition document { relation viewer: user with under_quota
+            permission view = viewer }
+        """,
+        force=True,
+    )
+    await api.touch("acme", "document:x#viewer@user:a[under_quota]")
+    check = ("acme", "document:x", "view", "user:a")
+    reply = await api.check(*check, full=True, context={"used": 1, "quota": 2})
+    assert reply.decision == ALLOWED
+    err = await rejected(api.check(*check, full=True, context={"used": 0, "quota": 0}))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "NaN" in (err.details() or ""), err.details()

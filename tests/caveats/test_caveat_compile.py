@@ -71,6 +71,22 @@ from authz_service.errors import CaveatError
             "s.in_cidr(cidr)",
             "caveat `c` applies an operator or function to operands of the wrong type",
         ),
+        # A type error is refused even where zeros also make a NaN.
+        (
+            [("d", "double")],
+            "d / d < 'x'",
+            "caveat `c` applies an operator or function to operands of the wrong type",
+        ),
+        (
+            [("i", "int"), ("t", "timestamp")],
+            "double(i) / double(i) < t",
+            "caveat `c` applies an operator or function to operands of the wrong type",
+        ),
+        (  # the second samples change numbers only, so this branch is taken again
+            [("a", "bool")],
+            "(a ? 1 : 'x') < 2",
+            "caveat `c` applies an operator or function to operands of the wrong type",
+        ),
     ],
 )
 def test_invalid_caveats_are_rejected(
@@ -92,6 +108,14 @@ def test_invalid_caveats_are_rejected(
         ([("l", "list<int>")], "l[0] == 1"),
         ([("s", "string")], "timestamp(s) > timestamp('2020-01-01T00:00:00Z')"),
         ([("x", "int")], "10 / x == 1"),
+        # Zeros make 0.0 / 0.0, a NaN, which the library cannot order: not a type error.
+        ([("used", "double"), ("quota", "double")], "used / quota < 0.9"),
+        ([("d", "double")], "d / d > 0.5"),
+        ([("i", "int")], "double(i) / double(i) < 1.0"),
+        (
+            [("used", "double"), ("quota", "double")],
+            "(used - quota) / quota < 0.1 || used / (quota - used) >= 2.0",
+        ),
         # `any` values may be of any type, so nothing is concluded from a sample.
         ([("x", "any")], "x"),
         ([("x", "any")], "x > 1"),

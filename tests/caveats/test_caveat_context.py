@@ -214,6 +214,27 @@ def test_unused_parameters_are_still_type_checked() -> None:
             {"ip": "10.0.0.1", "cidr": "10.0.0.0/33"},
             "caveat `c` failed: in_cidr: `10.0.0.0/33` is not a valid cidr",
         ),
+        # 0.0 / 0.0 is NaN, which has no order: an error, as in SpiceDB ("NaN values
+        # cannot be ordered"), negated or not, so it never allows.
+        (
+            [("used", "double"), ("quota", "double")],
+            "used / quota < 0.9",
+            {"used": 0, "quota": 0},
+            "caveat `c` failed: no such overload: the operation is not defined for the given "
+            "operand types (NaN, as from 0.0 / 0.0, cannot be ordered)",
+        ),
+        (
+            [("used", "double"), ("quota", "double")],
+            "!(used / quota >= 0.9)",
+            {"used": 0, "quota": 0},
+            "caveat `c` failed: no such overload",
+        ),
+        (
+            [("used", "double"), ("quota", "double"), ("admin", "bool")],
+            "used / quota < 0.9 && admin",
+            {"used": 0, "quota": 0, "admin": True},
+            "caveat `c` failed: no such overload",
+        ),
     ],
 )
 def test_runtime_failures_raise_and_never_allow(
@@ -224,3 +245,13 @@ def test_runtime_failures_raise_and_never_allow(
         caveat.evaluate(context)
     assert raised.value.message.startswith(message)
     assert "Check" not in raised.value.message
+
+
+def test_an_operand_that_decides_alone_still_decides_beside_a_nan() -> None:
+    caveat = compile_caveat(
+        "c",
+        [("used", "double"), ("quota", "double"), ("admin", "bool")],
+        "used / quota < 0.9 || admin",
+    )
+    assert caveat.evaluate({"used": 0, "quota": 0, "admin": True}).value is True
+    assert caveat.evaluate({"used": 0, "quota": 0}) == CaveatResult(None, ("admin",))
