@@ -45,7 +45,7 @@ from authz_service.caveats.split import (
     split_logical,
     tokenize,
 )
-from authz_service.caveats.types import CaveatType, parse_parameters
+from authz_service.caveats.types import CEL_TYPE_IDENTIFIERS, CaveatType, parse_parameters
 from authz_service.caveats.uint_literals import refuse_uint_literals
 from authz_service.errors import CaveatError, LimitExceeded, echo
 
@@ -214,7 +214,7 @@ def compile_caveat(
         bound = comprehension_variables(tokenize(expression))
     except SplitError:
         bound = frozenset()
-    undeclared = sorted(set(program.variables()) - declared - bound)
+    undeclared = sorted(set(program.variables()) - declared - bound - CEL_TYPE_IDENTIFIERS)
     if undeclared:
         names = ", ".join(f"`{identifier}`" for identifier in undeclared)
         noun = "parameter" if len(undeclared) == 1 else "parameters"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from authz_service.errors import CaveatError, echo
 
 __all__ = [
+    "CEL_TYPE_IDENTIFIERS",
     "CaveatType",
     "canonical_caveat_type_text",
     "parse_caveat_type",
@@ -65,9 +66,10 @@ _RESERVED = frozenset(
 )
 
 
-# CEL's own identifiers for types. SpiceDB declares parameters in an environment that
-# already has them, so it refuses a parameter of that name ("overlapping identifier").
-_CEL_TYPE_IDENTIFIERS = frozenset(
+# CEL's own identifiers for types, as in `type(x) == int`. SpiceDB declares parameters in
+# an environment that already has them, so it refuses a parameter of that name
+# ("overlapping identifier").
+CEL_TYPE_IDENTIFIERS = frozenset(
     {"bool", "bytes", "double", "int", "list", "map", "null_type", "string", "type", "uint"}
 )
 
@@ -96,7 +98,7 @@ def parse_parameters(
                 field="caveat",
                 value=name,
             )
-        if parameter in _CEL_TYPE_IDENTIFIERS:
+        if parameter in CEL_TYPE_IDENTIFIERS:
             raise CaveatError(
                 f"caveat `{echo(name)}` parameter `{parameter}` overlaps the CEL identifier "
                 f"`{parameter}` (a type name); rename it",

@@ -125,6 +125,8 @@ def test_invalid_caveats_are_rejected(
         ([("l", "list<int>")], "l.exists(x, x > 1) || l.map(y, y * 2).size() > 1"),
         ([("l", "list<int>")], "l.filter(v, v > 0).exists_one(w, w == 1)"),
         ([("a", "bool")], "a // a comment: && || ? :\n && true"),
+        # CEL's type names are defined, not parameters (none may be named so).
+        ([("x", "any")], "type(x) == int || type(x) == string || type(x) == list"),
         ([("a", "string")], "a == 'x && y' || a == \"(\" || a == r'\\'"),
     ],
 )

@@ -150,7 +150,7 @@ EXAMPLES: dict[str, tuple[list[tuple[str, str]], str, dict[str, Any]]] = {
         "t > timestamp('2020-01-01T00:00:00Z')",
         {"t": "2024-03-02T10:20:30Z"},
     ),
-    "type": ([("n", "int")], "type(n) == type(1)", {"n": 1}),
+    "type": ([("n", "int")], "type(n) == int", {"n": 1}),
     "uint": ([("n", "int")], "uint(n) == 1u", {"n": 1}),
 }
 
