@@ -160,10 +160,8 @@ class RelationshipsServicer(relationships_pb2_grpc.RelationshipsServiceServicer)
             convert.relationship_filter(f, f"filters[{i}]") for i, f in enumerate(request.filters)
         ]
         after, schema_seq = None, 0
-        if request.after.token:
-            after, schema_seq = decode_fresh(
-                request.after.token, tenant, "after", schema_token=False
-            )
+        if request.HasField("after"):
+            after, schema_seq = _watch_after(request.after.token, tenant)
         after = await self._service.watch_start(tenant, after, schema_seq)
         # The starting point is fixed: the headers tell the client that every write
         # committed from now on will be streamed.
@@ -197,6 +195,20 @@ class RelationshipsServicer(relationships_pb2_grpc.RelationshipsServiceServicer)
                 ],
                 changes_through=convert.token(tenant, revision),
             )
+
+
+def _watch_after(token: str, tenant: str) -> tuple[int, int]:
+    """The position a present `after` names. An empty token is refused, not read as an
+    unset `after`: that starts at the newest revision, so a client whose stored resume
+    token was empty would skip every change before it without a word."""
+    if not token:
+        raise InvalidArgument(
+            "`after.token` is empty: resume from the `changes_through` of a response "
+            "received, or leave `after` unset to start at the newest revision",
+            field="after",
+            value=token,
+        )
+    return decode_fresh(token, tenant, "after", schema_token=False)
 
 
 def _exact(revision: int) -> Consistency:

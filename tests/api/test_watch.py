@@ -17,7 +17,7 @@ from authz_service.errors import FailedPrecondition
 from authz_service.store.index import IndexedStore
 from authz_service.store.postgres import PostgresStore
 from tests.api.conftest import server_settings, start_app
-from tests.api.helpers import Api
+from tests.api.helpers import Api, bad_request_fields
 
 
 @pytest.fixture
@@ -100,6 +100,24 @@ async def test_watch_after_a_revision_past_a_bigint_is_failed_precondition(
             await watch.read()
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION, err.value.details()
     assert f"`{revision}`" in (err.value.details() or "")
+
+
+async def test_watch_after_an_empty_token_is_invalid_argument(api: Api) -> None:
+    """An empty token is no token (Check refuses it), but Watch read a present `after`
+    holding one as an unset `after`: a client whose stored resume token was empty
+    silently started at the newest revision and skipped every change before it."""
+    await api.touch("acme", "document:one#viewer@user:ann")
+    request = relationships_pb2.WatchRequest(tenant="acme", after={"token": ""})
+    assert request.HasField("after")
+    watch = api.relationships.Watch(request)
+    async with asyncio.timeout(10):
+        await watch.initial_metadata()  # the headers, or the refusal
+        await api.touch("acme", "document:two#viewer@user:ann")  # streamed if accepted
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await watch.read()
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "`after.token` is empty" in (refused.value.details() or "")
+    assert bad_request_fields(refused.value) == ["after"]
 
 
 async def test_a_filtered_watch_moves_its_resume_point_past_what_it_skipped(api: Api) -> None:
