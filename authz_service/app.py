@@ -63,7 +63,7 @@ from authz_service.engine import Candidates, Engine, Limits
 from authz_service.errors import AuthzError, FailedPrecondition
 from authz_service.gateway import Gateway, load_gateway_config
 from authz_service.revisions import HeadTracker, RevisionResolver
-from authz_service.service.admission import TenantSlots
+from authz_service.service.admission import TenantSlots, WatchSlots
 from authz_service.service.audit import AuditTrail
 from authz_service.service.keys import KeyAdmin
 from authz_service.service.lifecycle import LifecycleService
@@ -625,6 +625,8 @@ class App:
             resolver=resolver,
             audit=audit,
             max_batch=settings.max_batch,
+            slots=permissions.slots,  # a tenant's reads share one count
+            watches=WatchSlots(settings.tenant_max_watches, settings.watch_limit),
         )
         provisioning, reconciler = _scim(
             settings,

@@ -37,6 +37,7 @@ _AT_LEAST_ONE = (
     "max_schema_bytes",
     "max_caveat_bytes",
     "tenant_max_concurrent_rpcs",
+    "tenant_max_watches",
     "replica_max_lag_ms",
 )
 
@@ -110,6 +111,11 @@ class Settings:
     tenant_max_concurrent_rpcs: int = field(
         default=128, metadata={"env": "AUTHZ_TENANT_MAX_CONCURRENT_RPCS"}
     )
+    # Open Watch streams, of one tenant and of the whole server (per worker). Each holds
+    # one of gRPC's max_concurrent_rpcs slots while open, so the server's total stays
+    # below that cap; 0 means a quarter of it.
+    tenant_max_watches: int = field(default=32, metadata={"env": "AUTHZ_TENANT_MAX_WATCHES"})
+    max_watches: int = field(default=0, metadata={"env": "AUTHZ_MAX_WATCHES"})
     shutdown_grace_s: float = field(default=10.0, metadata={"env": "AUTHZ_SHUTDOWN_GRACE_S"})
     demo: bool = field(default=False, metadata={"env": "AUTHZ_DEMO"})
     log_mode: str = field(default="durable", metadata={"env": "AUTHZ_DECISION_LOG"})
@@ -243,6 +249,7 @@ class Settings:
                 raise InvalidArgument(
                     f"`{echo(name)}` must be at least 1", field=name, value=getattr(self, name)
                 )
+        self._check_max_watches()
         if self.max_caveat_bytes > _MAX_CAVEAT_BYTES_CEILING:
             raise InvalidArgument(
                 f"`max_caveat_bytes` must be at most {_MAX_CAVEAT_BYTES_CEILING}: the CEL "
@@ -251,6 +258,23 @@ class Settings:
                 field="max_caveat_bytes",
                 value=self.max_caveat_bytes,
             )
+
+    def _check_max_watches(self) -> None:
+        """Watches must leave room for every other call under gRPC's cap: a server full
+        of watches refuses everything else."""
+        if self.max_watches != 0 and not 0 < self.max_watches < self.max_concurrent_rpcs:
+            raise InvalidArgument(
+                f"`max_watches` must be at least 1 and less than `max_concurrent_rpcs` "
+                f"({self.max_concurrent_rpcs}), or 0 for a quarter of it: open watches "
+                "hold their slots, and calls other than watches need some",
+                field="max_watches",
+                value=self.max_watches,
+            )
+
+    @property
+    def watch_limit(self) -> int:
+        """The most watches the server keeps open (`max_watches`, or its default)."""
+        return self.max_watches or max(1, self.max_concurrent_rpcs // 4)
 
     @property
     def embedded(self) -> bool:

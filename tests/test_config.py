@@ -210,3 +210,17 @@ def test_flags_override_the_environment_before_anything_is_checked(
     settings = load_settings(flags, environ=environ)
     for name, value in flags.items():
         assert getattr(settings, name) == value
+
+
+def test_watches_stay_below_the_servers_cap() -> None:
+    # An open watch holds one of gRPC's AUTHZ_MAX_CONCURRENT_RPCS slots: as many watches
+    # as that cap would leave no room for any other call.
+    assert load_settings(environ={}).watch_limit == 128  # a quarter of 512
+    assert load_settings(environ={"AUTHZ_MAX_CONCURRENT_RPCS": "40"}).watch_limit == 10
+    assert load_settings(environ={"AUTHZ_MAX_WATCHES": "200"}).watch_limit == 200
+    for watches in ("512", "-1"):
+        with pytest.raises(InvalidArgument, match="max_watches") as refused:
+            load_settings(environ={"AUTHZ_MAX_WATCHES": watches})
+        assert refused.value.field == "max_watches"
+    with pytest.raises(InvalidArgument, match="tenant_max_watches"):
+        load_settings(environ={"AUTHZ_TENANT_MAX_WATCHES": "0"})

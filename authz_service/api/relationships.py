@@ -17,6 +17,7 @@ from authz_service.errors import InvalidArgument
 from authz_service.model import (
     Consistency,
     ConsistencyMode,
+    RelationshipFilter,
     RelationshipUpdate,
     ReplayedRevision,
     UpdateOp,
@@ -123,6 +124,15 @@ class RelationshipsServicer(relationships_pb2_grpc.RelationshipsServiceServicer)
     ) -> AsyncIterator[relationships_pb2.ReadRelationshipsResponse]:
         bind_deadline(context, self._deadline)  # the stream as a whole, as for lookups
         tenant = convert.tenant(request.tenant)
+        # One of the tenant's slots while the stream is open: a read held open by a
+        # slow reader counts against the tenant's share, not only the server's cap.
+        with self._service.reading(tenant):
+            async for response in self._read(tenant, request):
+                yield response
+
+    async def _read(
+        self, tenant: str, request: relationships_pb2.ReadRelationshipsRequest
+    ) -> AsyncIterator[relationships_pb2.ReadRelationshipsResponse]:
         flt = convert.relationship_filter(request.filter)
         scope = CursorScope.of(methods.READ_RELATIONSHIPS, tenant, request)
         start = scope.resume(request.cursor, request.consistency)
@@ -162,6 +172,18 @@ class RelationshipsServicer(relationships_pb2_grpc.RelationshipsServiceServicer)
         after, schema_seq = None, 0
         if request.HasField("after"):
             after, schema_seq = _watch_after(request.after.token, tenant)
+        with self._service.watching(tenant):
+            async for response in self._watch(tenant, after, schema_seq, filters, context):
+                yield response
+
+    async def _watch(
+        self,
+        tenant: str,
+        after: int | None,
+        schema_seq: int,
+        filters: list[RelationshipFilter],
+        context: Ctx,
+    ) -> AsyncIterator[relationships_pb2.WatchResponse]:
         after = await self._service.watch_start(tenant, after, schema_seq)
         # The starting point is fixed: the headers tell the client that every write
         # committed from now on will be streamed.

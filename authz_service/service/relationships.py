@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
@@ -28,6 +29,7 @@ from authz_service.model import (
 from authz_service.revisions import RevisionResolver
 from authz_service.schema.relationships import check_relationship
 from authz_service.service import methods
+from authz_service.service.admission import TenantSlots, WatchSlots
 from authz_service.service.audit import AuditTrail, CallInfo
 from authz_service.service.schemas import SchemaManager
 from authz_service.store.protocol import Change, Precondition, Store
@@ -66,13 +68,20 @@ class RelationshipService:
         audit: AuditTrail,
         max_batch: int = 1000,
         watch_poll_s: float = 0.5,
+        slots: TenantSlots | None = None,
+        watches: WatchSlots | None = None,
     ) -> None:
+        """`slots` are the tenants' shares of calls in flight, which a ReadRelationships
+        stream holds one of while it is open (`reading`); `watches` bounds the open
+        Watch streams (`watching`)."""
         self._store = store
         self._schemas = schemas
         self._resolver = resolver
         self._audit = audit
         self._max_batch = max_batch
         self._watch_poll = watch_poll_s
+        self.slots = slots or TenantSlots(sys.maxsize)
+        self.watches = watches or WatchSlots(sys.maxsize, sys.maxsize)
         # Set (and replaced) when a revision is written here: watches wait on it. An Event,
         # not a Condition: a watch cancelled inside Condition.wait under wait_for could
         # leave the lock taken, and every write's announcement then waited forever.
@@ -200,6 +209,16 @@ class RelationshipService:
                 break
             after = page[-1]
         return revision, visible
+
+    def reading(self, tenant: str) -> contextlib.AbstractContextManager[None]:
+        """Held by a ReadRelationships stream while it is open, as lookups hold theirs:
+        one of the tenant's slots (LimitExceeded when none is left)."""
+        return self.slots.hold(tenant)
+
+    def watching(self, tenant: str) -> contextlib.AbstractContextManager[None]:
+        """Held by a Watch stream while it is open (LimitExceeded past the tenant's or
+        the server's limit of open watches)."""
+        return self.watches.hold(tenant)
 
     async def watch_start(
         self, tenant: str, after: Revision | None, schema_seq: int = 0
