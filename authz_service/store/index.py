@@ -350,6 +350,11 @@ class IndexedStore:
     async def changes(self, tenant: str, after: Revision, *, limit: int = 1000) -> list[Change]:
         return await self._store.changes(tenant, after, limit=limit)
 
+    async def changes_page(
+        self, tenant: str, after: Revision, *, within: Relationship | None = None, limit: int
+    ) -> list[Change]:
+        return await self._store.changes_page(tenant, after, within=within, limit=limit)
+
     async def write_schema(self, version: str, text: str) -> SchemaRecord:
         return await self._store.write_schema(version, text)
 

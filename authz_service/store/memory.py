@@ -296,6 +296,23 @@ class MemoryStore:
             pending = [c for c in pending if c.revision <= last]
         return sorted(pending, key=lambda c: (c.revision, sort_key(c.relationship)))
 
+    async def changes_page(
+        self, tenant: str, after: Revision, *, within: Relationship | None = None, limit: int
+    ) -> list[Change]:
+        state = self._tenants.get(tenant)
+        if state is None or limit <= 0:
+            return []
+        ordered = sorted(
+            (c for c in state.changes if c.revision >= after),
+            key=lambda c: (c.revision, sort_key(c.relationship)),
+        )
+        if within is None:
+            past = [c for c in ordered if c.revision > after]
+        else:
+            start = (after, sort_key(within))
+            past = [c for c in ordered if (c.revision, sort_key(c.relationship)) > start]
+        return past[:limit]
+
     async def write_schema(self, version: str, text: str) -> SchemaRecord:
         record = SchemaRecord(version, text, datetime.now(UTC), len(self._schemas) + 1)
         self._schemas.append(record)

@@ -183,8 +183,19 @@ class RevisionSource(Protocol):
     async def changes(self, tenant: str, after: Revision, *, limit: int = 1000) -> list[Change]:
         """Changes with revision > `after`, ordered by (revision, key), in whole revisions
         only: a page never ends inside a revision, so resuming after the last revision
-        seen skips nothing (Watch). A single revision larger than `limit` is returned
-        whole."""
+        seen skips nothing (the relationship index). A single revision larger than `limit`
+        is returned whole."""
+        ...
+
+    async def changes_page(
+        self, tenant: str, after: Revision, *, within: Relationship | None = None, limit: int
+    ) -> list[Change]:
+        """At most `limit` changes after the position (`after`, `within`), ordered by
+        (revision, key). Without `within`, the changes of the revisions after `after`;
+        with it, first the rest of revision `after` (the changes whose relationship
+        sorts after `within`), then the later revisions. Unlike `changes`, a page may
+        end inside a revision: Watch reads a revision of any size a page at a time and
+        continues from the last change's revision and relationship."""
         ...
 
 

@@ -596,6 +596,30 @@ async def test_a_replaced_relationship_is_one_change_when_paging(store: Store) -
     assert [(c.revision, c.op) for c in page] == [(2, UpdateOp.TOUCH)] * 2 + [(3, UpdateOp.TOUCH)]
 
 
+async def test_pages_of_changes_continue_inside_a_revision(store: Store) -> None:
+    """Watch reads a revision of any size a page at a time (changes_page): a page may
+    end inside a revision, and the next continues after its last change."""
+    await store.write(T, [touch(f"doc:{i}#viewer@user:ann") for i in ("aa", "bb", "cc")])
+    await store.write(T, [touch("doc:aa#viewer@user:ann[cav]"), remove("doc:bb#viewer@user:ann")])
+    await store.write(T, [touch("doc:dd#viewer@user:ann")])
+    everything = await store.changes(T, 0)
+    assert len(everything) == 6
+    for limit in (1, 2, 4, 10):
+        seen: list[Change] = []
+        page = await store.changes_page(T, 0, limit=limit)
+        while page:
+            assert len(page) <= limit
+            seen += page
+            last = page[-1]
+            page = await store.changes_page(T, last.revision, within=last.relationship, limit=limit)
+        assert seen == everything, limit
+    assert await store.changes_page(T, 1, limit=10) == everything[3:]
+    within = await store.changes_page(T, 1, within=rel("doc:aa#viewer@user:ann"), limit=10)
+    assert within == everything[1:]
+    assert await store.changes_page(T, 3, limit=10) == []
+    assert await store.changes_page("other", 0, limit=10) == []
+
+
 # --- schema -------------------------------------------------------------------------------
 
 

@@ -23,11 +23,14 @@ from authz_service.model import (
 from authz_service.store.postgres import PostgresStore, connect
 from authz_service.store.postgres.importer import import_relationships
 from authz_service.store.postgres.reads import (
+    CHANGES_PAGE_SQL,
     CHANGES_SQL,
+    CHANGES_WITHIN_SQL,
     CHECK_REVISION_SQL,
     ROLE_GRANTS_SQL,
     read_statement,
 )
+from authz_service.store.postgres.sql import sort_values
 from tests.pg import FreshDatabase, run_aside
 
 TENANT = "acme"
@@ -193,6 +196,49 @@ async def test_watch_uses_the_revision_indexes(seeded: str) -> None:
         "relationships_reverse",
         "relationships_live_identity",
     )
+
+
+WATCH_INDEXES = (
+    "relationships_created_rev",
+    "relationships_deleted_rev",
+    "relationships_forward",
+    "relationships_reverse",
+    "relationships_live_identity",
+)
+
+
+async def test_watch_pages_use_the_revision_indexes(seeded: str) -> None:
+    inside = parse_relationship("doc:d7000#viewer@user:u1_28001")  # 65k rows at revision 1
+    for sql, args in (
+        (CHANGES_PAGE_SQL, [TENANT, HEAD - 20, 1001]),
+        (CHANGES_WITHIN_SQL, [TENANT, 1, 1001, *sort_values(inside)]),
+    ):
+        assert_index_only(await plans(seeded, sql, args), *WATCH_INDEXES)
+
+
+async def test_a_page_inside_a_large_revision_reads_only_its_own_rows(seeded: str) -> None:
+    """Revision 1 holds the 65,000 imported rows. On (tenant, created_rev) alone every
+    page inside it read all of them and sorted them (before migration 0011): a replay
+    cost the square of the revision's size."""
+    inside = parse_relationship("doc:d7000#viewer@user:u1_28001")
+    conn = await asyncpg.connect(seeded)
+    try:
+        analyzed = await conn.fetchval(
+            f"EXPLAIN (ANALYZE, FORMAT JSON) {CHANGES_WITHIN_SQL}",
+            TENANT,
+            1,
+            1001,
+            *sort_values(inside),
+        )
+    finally:
+        await conn.close()
+    scans = [n for n in nodes(json.loads(analyzed)[0]["Plan"]) if "Scan" in n["Node Type"]]
+    read = {
+        (n["Node Type"], n.get("Index Name")): n["Actual Loops"]
+        * (n["Actual Rows"] + n.get("Rows Removed by Filter", 0))
+        for n in scans
+    }
+    assert max(read.values()) <= 1001 * 2, read
 
 
 async def test_revision_checks_use_primary_keys(seeded: str) -> None:

@@ -124,3 +124,9 @@ async def test_postgres_behaves_like_memory(
             assert await pg_store.changes(tenant, since, limit=limit) == await memory.changes(
                 tenant, since, limit=limit
             )
+    for change in (None, *await memory.changes(tenant, 0)):
+        at, within = (0, None) if change is None else (change.revision, change.relationship)
+        for limit in (1, 3):
+            assert await pg_store.changes_page(
+                tenant, at, within=within, limit=limit
+            ) == await memory.changes_page(tenant, at, within=within, limit=limit)

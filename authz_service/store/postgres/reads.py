@@ -31,6 +31,7 @@ from authz_service.store.protocol import Change, SchemaRecord
 
 __all__ = [
     "changes",
+    "changes_page",
     "check_revision",
     "head_revision",
     "heads",
@@ -195,15 +196,62 @@ ORDER BY revision, {KEY_COLUMNS}
 async def changes(db: Database, tenant: str, after: Revision, *, limit: int = 1000) -> list[Change]:
     if limit <= 0:
         return []
-    rows = await db.fetch(CHANGES_SQL, tenant, after, limit)
-    return [
-        Change(
-            row["revision"],
-            UpdateOp.TOUCH if row["op"] == "touch" else UpdateOp.DELETE,
-            relationship_from_row(row),
-        )
-        for row in rows
-    ]
+    return [_change(row) for row in await db.fetch(CHANGES_SQL, tenant, after, limit)]
+
+
+def _change(row: Any) -> Change:
+    return Change(
+        row["revision"],
+        UpdateOp.TOUCH if row["op"] == "touch" else UpdateOp.DELETE,
+        relationship_from_row(row),
+    )
+
+
+def _changes_page_sql(past: str) -> str:
+    """Changes past a position, `past` its condition on a revision column ({rev}) and
+    the key columns. Each side is read in (revision, key) order from the index that
+    begins with those columns and stops at the limit, so a page costs its own rows
+    however large the revision it falls in (migration 0011). `deleted_rev IS NOT NULL`
+    is implied, but the planner proves the deletes' partial index from it only when it
+    is written out (not from a row comparison)."""
+    return f"""
+(SELECT c.created_rev AS revision, 'touch' AS op, {REL_COLUMNS}
+   FROM relationships AS c
+  WHERE c.tenant = $1 AND {past.format(rev="c.created_rev")}
+  ORDER BY c.created_rev, {KEY_COLUMNS} LIMIT $3)
+UNION ALL
+(SELECT d.deleted_rev, 'delete', {REL_COLUMNS}
+   FROM relationships AS d
+  WHERE d.tenant = $1 AND d.deleted_rev IS NOT NULL AND {past.format(rev="d.deleted_rev")}
+    AND {_NOT_REPLACED}
+  ORDER BY d.deleted_rev, {KEY_COLUMNS} LIMIT $3)
+ORDER BY revision, {KEY_COLUMNS} LIMIT $3
+"""
+
+
+CHANGES_PAGE_SQL = _changes_page_sql("{rev} > $2")
+"""The changes of the revisions after $2."""
+
+CHANGES_WITHIN_SQL = _changes_page_sql(f"({{rev}}, {KEY_COLUMNS}) > ($2, $4, $5, $6, $7, $8, $9)")
+"""The changes after the position (revision $2, key $4..$9): the rest of revision $2,
+then the revisions after it."""
+
+
+async def changes_page(
+    db: Database,
+    tenant: str,
+    after: Revision,
+    *,
+    within: Relationship | None = None,
+    limit: int,
+) -> list[Change]:
+    if limit <= 0:
+        return []
+    if within is None:
+        rows = await db.fetch(CHANGES_PAGE_SQL, tenant, after, limit)
+    else:
+        rows = await db.fetch(CHANGES_WITHIN_SQL, tenant, after, limit, *sort_values(within))
+    return [_change(row) for row in rows]
 
 
 async def head_revision(db: Database, tenant: str) -> Revision:

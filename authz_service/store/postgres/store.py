@@ -136,6 +136,11 @@ class PostgresStore:
     async def changes(self, tenant: str, after: Revision, *, limit: int = 1000) -> list[Change]:
         return await reads.changes(self._db, tenant, after, limit=limit)
 
+    async def changes_page(
+        self, tenant: str, after: Revision, *, within: Relationship | None = None, limit: int
+    ) -> list[Change]:
+        return await reads.changes_page(self._db, tenant, after, within=within, limit=limit)
+
     async def write_schema(self, version: str, text: str) -> SchemaRecord:
         return await writes.write_schema(self._db, version, text)
 
