@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 
-from authz_service.api import convert
+from authz_service.api import convert, watch_parts
 from authz_service.api.calls import bind_deadline, call_info, stream_rpc, unary_rpc
 from authz_service.api.context_limits import ContextLimits
 from authz_service.api.cursors import CursorScope
@@ -25,7 +25,7 @@ from authz_service.model import (
 )
 from authz_service.service import methods
 from authz_service.service.relationships import RelationshipService
-from authz_service.store.protocol import Precondition
+from authz_service.store.protocol import Change, Precondition
 
 __all__ = ["RelationshipsServicer"]
 
@@ -188,35 +188,46 @@ class RelationshipsServicer(relationships_pb2_grpc.RelationshipsServiceServicer)
         # The starting point is fixed: the headers tell the client that every write
         # committed from now on will be streamed.
         await context.send_initial_metadata(())
-        sent_through = after
-        async for revision, changes in self._service.watch(tenant, after):
-            if changes is None:
+        sent_through = after  # the last revision a response named as complete
+        async for event in self._service.watch(tenant, after):
+            if not event.changes:
                 # Caught up through `revision`: if what was skipped since the last response
                 # matched no filter, an empty response moves the client's resume point on.
-                if revision > sent_through:
-                    sent_through = revision
+                if event.revision > sent_through:
+                    sent_through = event.revision
                     yield relationships_pb2.WatchResponse(
-                        changes_through=convert.token(tenant, revision)
+                        changes_through=convert.token(tenant, event.revision)
                     )
                 continue
             wanted = [
-                c for c in changes if not filters or any(f.matches(c.relationship) for f in filters)
+                _change(c)
+                for c in event.changes
+                if not filters or any(f.matches(c.relationship) for f in filters)
             ]
             if not wanted:
                 continue
-            sent_through = revision
-            yield relationships_pb2.WatchResponse(
-                changes=[
-                    _PB.RelationshipChange(
-                        operation=_PB.RelationshipChange.OPERATION_DELETE
-                        if c.op is UpdateOp.DELETE
-                        else _PB.RelationshipChange.OPERATION_TOUCH,
-                        relationship=convert.relationship_to_proto(c.relationship),
-                    )
-                    for c in wanted
-                ],
-                changes_through=convert.token(tenant, revision),
-            )
+            # Every part but a revision's last names the revision complete before it, so
+            # that a client resuming from any response receives whole revisions.
+            resume = convert.token(tenant, sent_through)
+            split = list(watch_parts.parts(wanted))
+            for i, part in enumerate(split):
+                last = event.complete and i == len(split) - 1
+                yield relationships_pb2.WatchResponse(
+                    changes=part,
+                    changes_through=convert.token(tenant, event.revision) if last else resume,
+                    partial=not last,
+                )
+            if event.complete:
+                sent_through = event.revision
+
+
+def _change(change: Change) -> relationships_pb2.RelationshipChange:
+    return _PB.RelationshipChange(
+        operation=_PB.RelationshipChange.OPERATION_DELETE
+        if change.op is UpdateOp.DELETE
+        else _PB.RelationshipChange.OPERATION_TOUCH,
+        relationship=convert.relationship_to_proto(change.relationship),
+    )
 
 
 def _watch_after(token: str, tenant: str) -> tuple[int, int]:

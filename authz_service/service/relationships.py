@@ -14,7 +14,7 @@ import itertools
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from authz_service.errors import InvalidArgument, Unavailable, echo
 from authz_service.model import (
@@ -34,10 +34,21 @@ from authz_service.service.audit import AuditTrail, CallInfo
 from authz_service.service.schemas import SchemaManager
 from authz_service.store.protocol import Change, Precondition, Store
 
-__all__ = ["INTERNAL_PREFIX", "RelationshipService"]
+__all__ = ["INTERNAL_PREFIX", "RelationshipService", "WatchEvent"]
 
 INTERNAL_PREFIX = "__"
 _LOGGED_UPDATES = 100  # an admin record lists at most this many updates, plus the count
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    """What `watch` yields. With changes: changes of `revision` (all of them, or a part
+    when `complete` is False and more of the revision follows). Without: progress, every
+    change through `revision` has been yielded."""
+
+    revision: Revision
+    changes: list[Change]
+    complete: bool = True
 
 
 def is_internal(rel: Relationship) -> bool:
@@ -242,14 +253,17 @@ class RelationshipService:
         self._wake_watches()
 
     async def watch(
-        self, tenant: str, after: Revision, *, batch: int = 1000
-    ) -> AsyncIterator[tuple[Revision, list[Change] | None]]:
-        """(revision, its changes) after `after`, forever, one whole revision at a time so
-        a resume token never points into the middle of a revision. Wakes at once on local
-        writes and polls for writes made by other replicas. After each page read,
-        (revision, None): every change through `revision` has been yielded, so a filtered
+        self, tenant: str, after: Revision, *, page: int = 1000
+    ) -> AsyncIterator[WatchEvent]:
+        """The changes after `after`, forever, in revision order: one event per revision,
+        or per page of a revision larger than a page (all its parts but the last are not
+        `complete`), so memory stays bounded by a page however large a revision is. A
+        resume point is never inside a revision. Wakes at once on local writes and polls
+        for writes made by other replicas. After each page read, an event with no
+        changes: every change through its revision has been yielded, so a filtered
         watcher can move its resume point past revisions that had nothing for it."""
-        cursor = after
+        done = after  # every change through this revision has been yielded
+        at: tuple[Revision, Relationship | None] = (after, None)  # the last change read
         committed = after  # a head read before the latest page: committed by then
         while True:
             if self._stopping:
@@ -258,34 +272,39 @@ class RelationshipService:
                 )
             # Taken before the read: a write announced during it wakes the wait below.
             woken = self._new_revision
-            changes = await self._store.changes(tenant, cursor, limit=batch)
-            if len(changes) == batch and changes[0].revision != changes[-1].revision:
-                # The last revision may continue past the page: leave it for the next read.
-                last = changes[-1].revision
-                changes = [c for c in changes if c.revision != last]
-            elif len(changes) == batch:
-                changes = await self._store.changes(tenant, cursor, limit=batch * 100)
-            # The page is complete only if `cursor` is still inside the retention window:
+            # One change past the page says whether the page's last revision goes on.
+            found = await self._store.changes_page(tenant, at[0], within=at[1], limit=page + 1)
+            changes, beyond = found[:page], found[page:]
+            # The page is complete only if `done` is still inside the retention window:
             # collection removes the rows that revisions older than it deleted, and a
             # watch whose reader fell that far behind would never report those deletes.
             # Checked after the read, as the relationship index does (a collection that
             # began before the check cannot have touched the page); such a watch ends.
-            head = await self._store.check_revision(tenant, cursor)
+            head = await self._store.check_revision(tenant, done)
             for revision, group in itertools.groupby(changes, key=lambda c: c.revision):
-                cursor = revision
+                complete = not beyond or beyond[0].revision != revision
                 visible = [c for c in group if not is_internal(c.relationship)]
+                if not complete:
+                    # Progress first: the parts of a revision follow one another with no
+                    # progress between them, which would name an earlier revision.
+                    yield WatchEvent(done, [])
                 if visible:
-                    yield revision, visible
+                    yield WatchEvent(revision, visible, complete)
+                if complete:
+                    done = revision
             if changes:
-                yield cursor, None
-            elif committed > cursor:
+                at = (changes[-1].revision, changes[-1].relationship)
+                if done == changes[-1].revision:  # else reported before its last part
+                    yield WatchEvent(done, [])
+            elif committed > done:
                 # Revisions that wrote no row (a delete that matched nothing): committed
-                # before this page was read, which found nothing after `cursor`. Reported,
+                # before this page was read, which found nothing after `done`. Reported,
                 # so that the watcher's resume point keeps up with the tenant.
-                cursor = committed
-                yield cursor, None
+                done = committed
+                at = (done, None)
+                yield WatchEvent(done, [])
             committed = head
-            if changes or head > cursor:
+            if changes or head > done:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), self._watch_poll)
