@@ -329,8 +329,11 @@ class AuthzClient {
 
   /**
    * Async iterator of the changes committed after `options.after` (a token), one result
-   * per revision, until the consumer stops. Reconnects after UNAVAILABLE from the last
-   * `changesThrough` received, so no change is missed or repeated.
+   * per revision, until the consumer stops; a revision too large for one response comes
+   * in several, all but the last with `partial` set and the `changesThrough` of the
+   * revision before. Reconnects after UNAVAILABLE from the last `changesThrough`
+   * received, so no change is missed or repeated, except the parts of a revision
+   * received before a drop inside it, which come again with the rest.
    */
   async* watch(options = {}) {
     const tenant = this.#chosen(options.tenant);

@@ -172,6 +172,7 @@ def watch_event(response: relationships_pb2.WatchResponse) -> WatchEvent:
             for change in response.changes
         ),
         token=response.changes_through.token,
+        partial=response.partial,
     )
 
 

@@ -320,13 +320,15 @@ class AuthzClient(SyncAdmin):
         timeout: Timeout = None,
     ) -> Iterator[WatchEvent]:
         """Stream the tenant's relationship changes, one event per revision, committed
-        after the token `after` (None: from now on). After a drop (UNAVAILABLE, or the
-        server closing the stream) the client reopens it after the last revision it
-        received, so no change is missed or repeated; it gives up after `retries`
-        consecutive failed attempts. Without `after`, a drop before the first event
-        reopens "from now on" and may miss changes made meanwhile: pass a token (for
-        example `client.get_tenant().head`) to rule that out. No deadline by
-        default: a watch runs until the caller stops iterating."""
+        after the token `after` (None: from now on). A revision too large for one
+        response comes as several events, all but the last `partial`. After a drop
+        (UNAVAILABLE, or the server closing the stream) the client reopens it after the
+        last revision it received whole, so no change is missed or repeated, except the
+        parts of a revision received before a drop inside it, which come again with the
+        rest; it gives up after `retries` consecutive failed attempts. Without `after`,
+        a drop before the first event reopens "from now on" and may miss changes made
+        meanwhile: pass a token (for example `client.get_tenant().head`) to rule that
+        out. No deadline by default: a watch runs until the caller stops iterating."""
         request = relationships_pb2.WatchRequest(
             tenant=self._core.tenant(tenant), filters=[f.to_proto() for f in filters]
         )

@@ -345,7 +345,13 @@ class RelationshipChange:
 
 @dataclass(frozen=True, slots=True)
 class WatchEvent:
-    """The changes of one revision; `token` is where a resumed watch continues from."""
+    """The changes of one revision; `token` is where a resumed watch continues from.
+
+    A revision too large for one response (more than 1,000 changes or 1 MiB: a bulk load,
+    a delete by filter) comes as several events in a row: all but the last are
+    `partial`, and their `token` is still the revision complete before them, so a watch
+    resumed inside the revision receives it again from its first change."""
 
     changes: tuple[RelationshipChange, ...]
     token: str
+    partial: bool = False

@@ -137,3 +137,79 @@ async def test_a_stream_the_server_ends_is_reopened_after_the_last_token() -> No
         await server.stop(None)
     assert [e.token for e in received] == ["rev-1", "rev-2", "rev-3"]
     assert servicer.afters == ["rev-0", "rev-1", "rev-2"]  # each reopening resumes after
+
+
+def test_a_large_revision_arrives_in_parts(pg_server: str) -> None:
+    """A revision over 1,000 changes comes as several events; only the last names it,
+    the parts before it keep the token of the revision before."""
+    tenant = f"watch-{uuid.uuid4().hex[:10]}"
+    with AuthzClient(pg_server, tenant=tenant) as client:
+        client.create_tenant(tenant)
+        texts = [f"document:d{i:04d}#viewer@user:erin" for i in range(1500)]
+        client.write_relationships(texts[:1000])
+        start = client.write_relationships(texts[1000:]).token
+        deleted = client.delete_relationships(
+            RelationshipFilter(subject_type="user", subject_ids=("erin",))
+        )
+        events = client.watch(after=start)
+        received = [next(events)]
+        while received[-1].partial:
+            received.append(next(events))
+        events.close()  # type: ignore[attr-defined]  # a generator
+    assert len(received) > 1
+    assert [e.partial for e in received] == [True] * (len(received) - 1) + [False]
+    assert [c.text for e in received for c in e.changes] == texts
+    assert {c.operation for e in received for c in e.changes} == {"delete"}
+    assert len({e.token for e in received[:-1]}) == 1
+    assert received[-1].token != received[0].token
+    assert deleted.deleted_count == 1500
+
+
+class _DroppingInsideARevision(relationships_pb2_grpc.RelationshipsServiceServicer):
+    """A Watch that sends the first part of a revision and then ends the stream, as a
+    server going away may; reopened, it sends the whole revision."""
+
+    def __init__(self) -> None:
+        self.afters: list[str] = []
+
+    async def Watch(
+        self, request: relationships_pb2.WatchRequest, context: Any
+    ) -> AsyncIterator[relationships_pb2.WatchResponse]:
+        self.afters.append(request.after.token)
+        first = len(self.afters) == 1
+        for text, partial in (("a", True), ("b", False))[: 1 if first else 2]:
+            yield relationships_pb2.WatchResponse(
+                changes=[
+                    relationships_pb2.RelationshipChange(
+                        operation=relationships_pb2.RelationshipChange.OPERATION_TOUCH,
+                        relationship=parse_relationship(f"document:{text}#viewer@user:erin"),
+                    )
+                ],
+                changes_through=core_pb2.ConsistencyToken(token="rev-1" if partial else "rev-2"),
+                partial=partial,
+            )
+        if not first:
+            await asyncio.Event().wait()  # open until the client cancels
+
+
+async def test_a_drop_inside_a_revision_resumes_at_its_start() -> None:
+    servicer = _DroppingInsideARevision()
+    server = grpc.aio.server()
+    relationships_pb2_grpc.add_RelationshipsServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with AsyncAuthzClient(
+            f"127.0.0.1:{port}", tenant="t", retries=2, backoff=(0.001, 0.002)
+        ) as client:
+            events = client.watch(after="rev-1")
+            received = [await anext(events) for _ in range(3)]
+            await events.aclose()  # type: ignore[attr-defined]  # an async generator
+    finally:
+        await server.stop(None)
+    assert [(_texts(e), e.token, e.partial) for e in received] == [
+        (["document:a#viewer@user:erin"], "rev-1", True),
+        (["document:a#viewer@user:erin"], "rev-1", True),  # the revision again, whole
+        (["document:b#viewer@user:erin"], "rev-2", False),
+    ]
+    assert servicer.afters == ["rev-1", "rev-1"]  # not inside the revision
