@@ -625,6 +625,7 @@ class App:
             resolver=resolver,
             audit=audit,
             max_batch=settings.max_batch,
+            watch_read_s=settings.default_deadline_ms / 1000,
             slots=permissions.slots,  # a tenant's reads share one count
             watches=WatchSlots(settings.tenant_max_watches, settings.watch_limit),
         )

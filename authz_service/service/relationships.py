@@ -16,7 +16,8 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 
-from authz_service.errors import InvalidArgument, Unavailable, echo
+from authz_service import deadline
+from authz_service.errors import DeadlineExceeded, InvalidArgument, Unavailable, echo
 from authz_service.model import (
     Consistency,
     Relationship,
@@ -79,6 +80,7 @@ class RelationshipService:
         audit: AuditTrail,
         max_batch: int = 1000,
         watch_poll_s: float = 0.5,
+        watch_read_s: float = 5.0,
         slots: TenantSlots | None = None,
         watches: WatchSlots | None = None,
     ) -> None:
@@ -91,6 +93,7 @@ class RelationshipService:
         self._audit = audit
         self._max_batch = max_batch
         self._watch_poll = watch_poll_s
+        self._watch_read = watch_read_s
         self.slots = slots or TenantSlots(sys.maxsize)
         self.watches = watches or WatchSlots(sys.maxsize, sys.maxsize)
         # Set (and replaced) when a revision is written here: watches wait on it. An Event,
@@ -252,6 +255,21 @@ class RelationshipService:
         self._stopping = True
         self._wake_watches()
 
+    async def _read_page(
+        self, tenant: str, at: tuple[Revision, Relationship | None], done: Revision, page: int
+    ) -> tuple[list[Change], Revision]:
+        """A watch's page of changes and the head, within the default deadline: a watch
+        has none of its own, and a silent database would hold it in a read for good."""
+        try:
+            with deadline.within(time.monotonic() + self._watch_read):
+                found = await self._store.changes_page(tenant, at[0], within=at[1], limit=page + 1)
+                return found, await self._store.check_revision(tenant, done)
+        except DeadlineExceeded:
+            raise Unavailable(
+                f"the database did not answer within {self._watch_read:g} s: resume the"
+                " watch from its last token"
+            ) from None
+
     async def watch(
         self, tenant: str, after: Revision, *, page: int = 1000
     ) -> AsyncIterator[WatchEvent]:
@@ -273,14 +291,13 @@ class RelationshipService:
             # Taken before the read: a write announced during it wakes the wait below.
             woken = self._new_revision
             # One change past the page says whether the page's last revision goes on.
-            found = await self._store.changes_page(tenant, at[0], within=at[1], limit=page + 1)
-            changes, beyond = found[:page], found[page:]
             # The page is complete only if `done` is still inside the retention window:
             # collection removes the rows that revisions older than it deleted, and a
             # watch whose reader fell that far behind would never report those deletes.
             # Checked after the read, as the relationship index does (a collection that
             # began before the check cannot have touched the page); such a watch ends.
-            head = await self._store.check_revision(tenant, done)
+            found, head = await self._read_page(tenant, at, done, page)
+            changes, beyond = found[:page], found[page:]
             for revision, group in itertools.groupby(changes, key=lambda c: c.revision):
                 complete = not beyond or beyond[0].revision != revision
                 visible = [c for c in group if not is_internal(c.relationship)]

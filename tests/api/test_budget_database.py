@@ -204,6 +204,21 @@ async def test_blackholed_database_ends_an_admin_read_within_the_deadline(
         await ends_in_time(_admin_reads(api.channel)[method]())
 
 
+@pytest.mark.timeout(120)
+async def test_blackholed_database_ends_an_open_watch_unavailable(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    """A Watch has no deadline, but each of its reads has the default one: a watch whose
+    database went silent hung in its next read for as long as the network did (and held
+    a server that was stopping). It now ends UNAVAILABLE, which the clients resume."""
+    async with blackholed(pg_dsn, tmp_path) as (api, hole):
+        watch = api.relationships.Watch(relationships_pb2.WatchRequest(tenant="acme"))
+        await watch.initial_metadata()  # sent once the starting revision is fixed
+        hole.blackhole()
+        error = await ends_in_time(watch.read())
+        assert error.code() == grpc.StatusCode.UNAVAILABLE
+
+
 async def _stored(pg_dsn: str, text: str) -> bool:
     """Whether the relationship is live, asked directly (not through the proxy)."""
     r = rel(text)
