@@ -28,8 +28,8 @@ revision).
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import AsyncIterator, Hashable, Iterable
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -43,6 +43,7 @@ from authz_service.model import (
     WILDCARD,
     FrozenContext,
     ObjectRef,
+    Relationship,
     RelationshipFilter,
     SubjectRef,
 )
@@ -50,6 +51,7 @@ from authz_service.model import (
 __all__ = ["Candidates", "WalkCache", "candidate_resources", "lookup_resource_pages"]
 
 _CHUNK = 500  # subject ids per reverse read
+_SLICE = 1_024  # relationships handled between two of the walk's yields at most
 _PAGE = 128  # results per page of a lookup
 _KEPT_WALK = 1_000  # candidates a walk needs for a WalkCache to keep it (smaller: cheap)
 
@@ -147,6 +149,13 @@ async def candidate_resources(
     subject: SubjectRef,
     context: FrozenContext = EMPTY_CONTEXT,
 ) -> Candidates:
+    """The walk is bounded as one decision (`RequestState.walked`): each candidate whose
+    relationships it reads along an edge is a subproblem, a candidate named by more than
+    AUTHZ_MAX_FANOUT relationships in one step is refused, as Check refuses a step that
+    leads on to as many, and it stops at the deadline, yielding to the event loop as it
+    goes. The subject's own relationships lead on from no step of Check's (Check reads
+    them for one resource at a time), so they are not a fan-out."""
+    state.begin_decision()
     walk = _Walk(state, index, target)
 
     # Seeds: relationships naming the subject (or its wildcard) directly. A relation is
@@ -158,11 +167,13 @@ async def candidate_resources(
             flt = RelationshipFilter(pair[0], None, pair[1], subject.type, ids, subject.relation)
             rels = (await state.reads.read(flt)).live
             plain = index.plain[pair]
-            walk.add(
-                pair,
-                (rel.resource.id for rel in rels),
-                (r.resource.id for r in rels if r.caveat is None and plain_kind(r) in plain),
-            )
+            for part in _slices(rels):
+                walk.add(
+                    pair,
+                    (rel.resource.id for rel in part),
+                    (r.resource.id for r in part if r.caveat is None and plain_kind(r) in plain),
+                )
+                await state.walked(0, len(part))
     if subject.relation:
         walk.add(kind, (subject.id,), (subject.id,))  # the subject set itself
     else:
@@ -175,7 +186,6 @@ async def candidate_resources(
             walk.add(pair, granted_ids)
 
     while walk.queue:
-        state.check_deadline()
         pair, delta, level = walk.queue.popleft()
         for edge in index.consumers.get(pair, ()):
             if edge.target in walk.relevant:
@@ -183,13 +193,20 @@ async def candidate_resources(
     return walk.result()
 
 
+def _slices(rels: Sequence[Relationship]) -> Iterator[Sequence[Relationship]]:
+    """`rels` in parts small enough to handle between two yields of the walk."""
+    for start in range(0, len(rels), _SLICE):
+        yield rels[start : start + _SLICE]
+
+
 async def _follow(walk: _Walk, edge: Edge, delta: frozenset[str], level: int) -> None:
+    state = walk.state
     proofs = walk.index.proofs.get(edge, frozenset())
     sure = walk.proven.get(edge.source, set())
     if edge.kind == "ref":
         walk.add_proofs(edge.target, proofs, delta, set(delta & sure) if proofs else set(), level)
+        await state.walked(0, len(delta))
         return
-    state = walk.state
     # The relation whose relationships carry the step: the target itself for a subject
     # set, the tupleset relation for an arrow. Check ignores those it does not allow.
     plain = walk.index.plain.get(
@@ -198,23 +215,37 @@ async def _follow(walk: _Walk, edge: Edge, delta: frozenset[str], level: int) ->
     )
     ordered = sorted(delta)
     for start in range(0, len(ordered), _CHUNK):
+        chunk = ordered[start : start + _CHUNK]
+        await state.walked(len(chunk), 0)  # before the read: none once the deadline passed
         flt = RelationshipFilter(
-            edge.target[0],
-            None,
-            edge.relation,
-            edge.source[0],
-            tuple(ordered[start : start + _CHUNK]),
-            edge.subject_relation,
+            edge.target[0], None, edge.relation, edge.source[0], tuple(chunk), edge.subject_relation
         )
         rels = (await state.reads.read(flt)).live
-        proven = set()
-        if proofs:
-            proven = {
-                r.resource.id
-                for r in rels
-                if r.subject.id in sure and r.caveat is None and plain_kind(r) in plain
-            }
-        walk.add_proofs(edge.target, proofs, (rel.resource.id for rel in rels), proven, level)
+        _check_fanout(state, edge, rels)
+        for part in _slices(rels):
+            proven = set()
+            if proofs:
+                proven = {
+                    r.resource.id
+                    for r in part
+                    if r.subject.id in sure and r.caveat is None and plain_kind(r) in plain
+                }
+            walk.add_proofs(edge.target, proofs, (rel.resource.id for rel in part), proven, level)
+            await state.walked(0, len(part))
+
+
+def _check_fanout(state: RequestState, edge: Edge, rels: Sequence[Relationship]) -> None:
+    """Refuse a candidate named by more of `rels` than the fan-out limit, before any of
+    them is followed (only a read of more than the limit can hold one)."""
+    limit = state.limits.max_fanout
+    if len(rels) <= limit:
+        return
+    counts = Counter(r.subject.id for r in rels)
+    worst, count = counts.most_common(1)[0]
+    if count > limit:
+        sets = f"#{edge.subject_relation}" if edge.subject_relation else ""
+        where = f"{edge.target[0]}:*#{edge.relation}@{edge.source[0]}:{worst}{sets}"
+        raise state.fanout_error(where, count)
 
 
 async def lookup_resource_pages(
