@@ -12,12 +12,20 @@ the wildcard's exclusions, each with its own decision.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
 
 from authz_service.engine.decide import decide
 from authz_service.engine.request import RequestState
 from authz_service.engine.types import CheckItem, Decision, ExcludedSubject, SubjectResult
-from authz_service.model import WILDCARD, FrozenContext, ObjectRef, RelationshipFilter, SubjectRef
+from authz_service.model import (
+    WILDCARD,
+    FrozenContext,
+    ObjectRef,
+    Relationship,
+    RelationshipFilter,
+    SubjectRef,
+)
 from authz_service.schema.ast import (
     Arrow,
     Exclusion,
@@ -29,6 +37,8 @@ from authz_service.schema.ast import (
 )
 
 __all__ = ["candidate_subjects", "lookup_subjects"]
+
+_SLICE = 1_024  # relationships handled between two of the walk's yields at most
 
 
 def _leaves(expr: Expr) -> list[Expr]:
@@ -47,18 +57,25 @@ async def candidate_subjects(
     subject_relation: str,
 ) -> tuple[set[str], bool]:
     """Concrete subject ids reachable from `resource#permission`, and whether a wildcard
-    of `subject_type` is."""
+    of `subject_type` is.
+
+    The walk is bounded as one decision (`RequestState.walked`): each relation or
+    permission of an object it expands is a subproblem; a step leading on to more
+    subject sets (or arrow targets) than AUTHZ_MAX_FANOUT is refused before any of them
+    is followed, as the Check of a candidate would refuse it, but without walking all
+    of them first; and it stops at the deadline, yielding to the event loop as it goes."""
+    state.begin_decision()
     schema = state.snapshot.schema
     ids: set[str] = set()
     wildcard = False
     seen: set[tuple[ObjectRef, str]] = set()
     stack = [(resource, permission)]
     while stack:
-        state.check_deadline()
         obj, name = stack.pop()
         if (obj, name) in seen:
             continue
         seen.add((obj, name))
+        await state.walked(1, 0)
         if subject_relation and obj.type == subject_type and name == subject_relation:
             ids.add(obj.id)
         for source in state.grant_sources:  # subjects of role bindings
@@ -81,22 +98,45 @@ async def candidate_subjects(
                 read = await state.reads.read(
                     RelationshipFilter(obj.type, (obj.id,), leaf.relation)
                 )
-                for rel in read.live:
-                    if schema.member(rel.subject.type, leaf.target) is not None:
-                        stack.append((rel.subject.object, leaf.target))
+                targets = [
+                    rel.subject.object
+                    for rel in read.live
+                    if schema.member(rel.subject.type, leaf.target) is not None
+                ]
+                if len(targets) > state.limits.max_fanout:
+                    raise state.fanout_error(f"{obj}#{leaf.relation}", len(targets))
+                stack.extend((target, leaf.target) for target in targets)
+                await state.walked(0, len(read.live))
         if schema.relations.get((obj.type, name)) is None:
             continue
         read = await state.reads.read(RelationshipFilter(obj.type, (obj.id,), name))
-        for rel in read.live:
-            s = rel.subject
-            if s.type == subject_type and s.relation == subject_relation:
-                if s.id == WILDCARD:
-                    wildcard = True
-                else:
-                    ids.add(s.id)
-            if s.relation and schema.member(s.type, s.relation) is not None:
-                stack.append((s.object, s.relation))
+        _check_fanout(state, obj, name, read.live)
+        for start in range(0, len(read.live), _SLICE):
+            part = read.live[start : start + _SLICE]
+            for rel in part:
+                s = rel.subject
+                if s.type == subject_type and s.relation == subject_relation:
+                    if s.id == WILDCARD:
+                        wildcard = True
+                    else:
+                        ids.add(s.id)
+                if s.relation and schema.member(s.type, s.relation) is not None:
+                    stack.append((s.object, s.relation))
+            await state.walked(0, len(part))
     return ids, wildcard
+
+
+def _check_fanout(
+    state: RequestState, obj: ObjectRef, name: str, rels: Sequence[Relationship]
+) -> None:
+    """Refuse `obj#name` when more of `rels` than the fan-out limit are subject sets of
+    one kind: Check counts them so (`group:x#member` and `team:y#member` apart)."""
+    limit = state.limits.max_fanout
+    if len(rels) <= limit:
+        return
+    kinds = Counter((r.subject.type, r.subject.relation) for r in rels if r.subject.relation)
+    if kinds and max(kinds.values()) > limit:
+        raise state.fanout_error(f"{obj}#{name}", max(kinds.values()))
 
 
 async def lookup_subjects(

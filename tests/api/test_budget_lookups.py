@@ -1,7 +1,7 @@
 """A lookup's candidate walk cannot stall another tenant (issue 10's request budgets,
-found again by a probe): the walk of LookupResources ran in one piece, so a Check of
-another tenant waited for the whole walk (0.83 s behind one LookupResources over
-200,000 documents, past its deadline behind larger ones)."""
+found again by a probe): the walks of LookupResources and LookupSubjects ran in one
+piece, so a Check of another tenant waited for the whole walk (0.83 s behind one
+LookupResources over 200,000 documents, past its deadline behind larger ones)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from authz_service.api.gen.authz.v1 import permissions_pb2
 from authz_service.app import App
 from tests.api.conftest import server_settings, start_app
-from tests.api.helpers import ALLOWED, Api, subj
+from tests.api.helpers import ALLOWED, Api, obj, subj
 from tests.api.stall import race
 
 # Relationships per write: a few large writes (PostgreSQL slows from the sixth write of
@@ -78,4 +78,31 @@ async def test_another_tenant_is_answered_while_a_resource_walk_runs(
     )
     finished = await race(api, expensive, lambda: app.permissions.slots.in_flight("acme") > 0)
     assert finished.expensive == ["d0x0"]
+    assert finished.order == ["cheap", "expensive"]  # before: expensive, then cheap
+
+
+@pytest.mark.timeout(120)
+async def test_another_tenant_is_answered_while_a_subject_walk_runs(
+    served: tuple[App, Api],
+) -> None:
+    app, api = served
+    # document:z viewed by 5,000 groups of one user each, and by alice directly: she sorts
+    # first and her Check is two steps, so the walk over the groups is all the call does.
+    rels = [f"document:z#viewer@group:h{i}#member" for i in range(5_000)]
+    rels += [f"group:h{i}#member@user:v{i}" for i in range(5_000)]
+    await _world(app, api, [*rels, "document:z#viewer@user:alice"])
+    expensive = _ids(
+        api.permissions.LookupSubjects(
+            permissions_pb2.LookupSubjectsRequest(
+                tenant="acme",
+                resource=obj("document:z"),
+                permission="view",
+                subject_type="user",
+                limit=1,
+            )
+        ),
+        "subject_id",
+    )
+    finished = await race(api, expensive, lambda: app.permissions.slots.in_flight("acme") > 0)
+    assert finished.expensive == ["alice"]
     assert finished.order == ["cheap", "expensive"]  # before: expensive, then cheap
