@@ -73,6 +73,8 @@ class _Walk:
         self.state = state
         self.index = index
         self.target = target
+        # the subject, when it is a subject set: its relationships are not a fan-out
+        self.own: tuple[Pair, str] | None = None
         self.guards = index.guards(target)
         relevant = set(index.relevant(target))
         for guards in self.guards:
@@ -153,8 +155,8 @@ async def candidate_resources(
     relationships it reads along an edge is a subproblem, a candidate named by more than
     AUTHZ_MAX_FANOUT relationships in one step is refused, as Check refuses a step that
     leads on to as many, and it stops at the deadline, yielding to the event loop as it
-    goes. The subject's own relationships lead on from no step of Check's (Check reads
-    them for one resource at a time), so they are not a fan-out."""
+    goes. The subject's own relationships (a subject set's too) lead on from no step of
+    Check's (Check reads them for one resource at a time), so they are not a fan-out."""
     state.begin_decision()
     walk = _Walk(state, index, target)
 
@@ -175,6 +177,7 @@ async def candidate_resources(
                 )
                 await state.walked(0, len(part))
     if subject.relation:
+        walk.own = (kind, subject.id)
         walk.add(kind, (subject.id,), (subject.id,))  # the subject set itself
     else:
         for pair in index.selfs.get(subject.type, ()):
@@ -221,7 +224,7 @@ async def _follow(walk: _Walk, edge: Edge, delta: frozenset[str], level: int) ->
             edge.target[0], None, edge.relation, edge.source[0], tuple(chunk), edge.subject_relation
         )
         rels = (await state.reads.read(flt)).live
-        _check_fanout(state, edge, rels)
+        _check_fanout(walk, edge, rels)
         for part in _slices(rels):
             proven = set()
             if proofs:
@@ -234,14 +237,17 @@ async def _follow(walk: _Walk, edge: Edge, delta: frozenset[str], level: int) ->
             await state.walked(0, len(part))
 
 
-def _check_fanout(state: RequestState, edge: Edge, rels: Sequence[Relationship]) -> None:
+def _check_fanout(walk: _Walk, edge: Edge, rels: Sequence[Relationship]) -> None:
     """Refuse a candidate named by more of `rels` than the fan-out limit, before any of
     them is followed (only a read of more than the limit can hold one)."""
+    state = walk.state
     limit = state.limits.max_fanout
     if len(rels) <= limit:
         return
     counts = Counter(r.subject.id for r in rels)
-    worst, count = counts.most_common(1)[0]
+    if walk.own is not None and walk.own[0] == edge.source:
+        del counts[walk.own[1]]
+    worst, count = max(counts.items(), key=lambda item: item[1], default=("", 0))
     if count > limit:
         sets = f"#{edge.subject_relation}" if edge.subject_relation else ""
         where = f"{edge.target[0]}:*#{edge.relation}@{edge.source[0]}:{worst}{sets}"

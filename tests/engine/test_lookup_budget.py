@@ -128,6 +128,12 @@ async def test_the_resource_walk_refuses_a_candidate_named_by_more_than_the_fano
     direct = [f"doc:d{i}#viewer@user:ann" for i in range(30)]
     s = await setup(direct, limits=Limits(max_fanout=20))
     assert len(await _resources(s)) == 30
+    # Nor are those of a subject set asked about: they are its direct relationships.
+    s = await setup(rels, limits=Limits(max_fanout=20))
+    stream = s.engine.lookup_resources(
+        s.snap, "doc", "view", SubjectRef("group", "g", "member"), EMPTY_CONTEXT
+    )
+    assert len(await _all(stream)) == 30
 
 
 class _Clock:
