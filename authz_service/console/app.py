@@ -171,12 +171,20 @@ class _Console:
         return page
 
     async def logout(self, request: Request) -> Response:
+        """Sign-out is a form like any other: without the session's token it changes
+        nothing, the browser's cookie included. Another site's form arrives without the
+        (SameSite=Strict) cookie, so it finds no session: clearing the cookie then would
+        sign the visitor out of their browser while their session lived on."""
         session, _ = await self.session(request)
-        if session is not None:
-            async with request.form(max_files=0, max_fields=4) as form:
-                if session.csrf_ok(str(form.get("csrf") or "")):
-                    self.sessions.logout(request.cookies.get(COOKIE))
         response = RedirectResponse("/login", status_code=303)
+        if session is None:
+            return response
+        async with request.form(max_files=0, max_fields=4) as form:
+            token = str(form.get("csrf") or "")
+        if not session.csrf_ok(token):
+            home = Page("", "Sign out", None, ())
+            return self.refused(request, session, home, "the form's CSRF token is wrong")
+        self.sessions.logout(request.cookies.get(COOKIE))
         response.delete_cookie(COOKIE, path="/")
         return response
 
