@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Any
 
 from authz_service.errors import InvalidArgument, echo
+from authz_service.surrogates import lone_surrogate
 
 __all__ = [
     "NO_RELATION",
@@ -395,6 +396,9 @@ def parse_relationship(text: str, field_name: str = "relationship") -> Relations
                     field=field_name,
                     value=text,
                 )
+            problem = lone_surrogate(loaded, "caveat context")
+            if problem is not None:
+                raise InvalidArgument(problem, field=field_name, value=text)
             context = loaded
         caveat = CaveatRef(name, FrozenContext(context))
     return Relationship(resource, relation, subject, caveat, expires_at)

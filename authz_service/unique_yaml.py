@@ -1,4 +1,4 @@
-"""YAML loading that refuses a key given twice in one mapping.
+"""YAML loading that refuses a key given twice in one mapping, and a lone surrogate.
 
 YAML parsers keep the last of two equal keys, so a gateway config with `unmatched: deny`
 and, further down, `unmatched: allow` would load as allow, with nothing to show for the
@@ -8,6 +8,11 @@ error naming both lines. Every YAML the service reads goes through here: the gat
 config, the certificate map, validation files (SpiceDB's own loader refuses a repeated
 key too), `authz import` files and the console's files. Keys merged in with `<<` may still be replaced
 by explicit ones: that is what a merge is for.
+
+A double-quoted string may escape half of a UTF-16 surrogate pair (`"\\ud800"`), which
+is no character and cannot be written out again as UTF-8 (surrogates.py): it is an error
+at its line and column too, rather than a failure wherever the text is next written. A
+whole pair escaped (`"\\ud83d\\ude00"`) is the one character it makes, as in JSON.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from typing import Any
 
 import yaml
 from yaml.constructor import ConstructorError
-from yaml.nodes import MappingNode
+from yaml.nodes import MappingNode, ScalarNode
 
 from authz_service.errors import echo
+from authz_service.surrogates import lone_surrogate
 
 __all__ = ["load_unique"]
 
@@ -46,7 +52,18 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             first_line[key] = line
         return super().construct_mapping(node, deep)
 
+    def construct_scalar(self, node: ScalarNode | MappingNode) -> Any:
+        # PyYAML reads the escaped pair `"\ud83d\ude00"` as two halves; JSON, which YAML
+        # extends, as the one character they make. Halves left alone are no character.
+        value = super().construct_scalar(node)
+        value = value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+        problem = lone_surrogate(value, "a string")
+        if problem is not None:
+            raise ConstructorError(problem=problem, problem_mark=node.start_mark)
+        return value
+
 
 def load_unique(text: str) -> Any:
-    """`yaml.safe_load`, but a key given twice in a mapping raises a `yaml.YAMLError`."""
+    """`yaml.safe_load`, but a key given twice in a mapping, or a string holding a lone
+    surrogate, raises a `yaml.YAMLError`."""
     return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects

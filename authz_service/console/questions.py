@@ -26,6 +26,7 @@ from authz_service.console.sandbox import World
 from authz_service.engine import CheckItem, Decision
 from authz_service.errors import AuthzError, DeadlineExceeded, InvalidArgument, echo
 from authz_service.model import FrozenContext, ObjectRef, SubjectRef, parse_object, parse_subject
+from authz_service.surrogates import lone_surrogate
 
 __all__ = ["ACTIONS", "LOOKUP_LIMIT", "Answer", "Question", "Row", "ask_memory", "ask_tenant"]
 
@@ -65,6 +66,9 @@ class Question:
             ) from None
         if not isinstance(context, dict):
             raise InvalidArgument("context must be a JSON object", field="context")
+        problem = lone_surrogate(context, "context")
+        if problem is not None:
+            raise InvalidArgument(problem, field="context")
         return cls(
             action,
             values.get("resource", "").strip(),

@@ -31,6 +31,7 @@ from authz_service.model import (
     parse_object,
     parse_relationship,
 )
+from authz_service.surrogates import lone_surrogate
 from authz_service.unique_yaml import load_unique
 
 __all__ = [
@@ -170,6 +171,9 @@ def assertion_item(text: str) -> CheckItem:
             raise InvalidArgument(f"context is not valid JSON: {exc.msg}") from None
         if not isinstance(loaded, dict):
             raise InvalidArgument("context must be a JSON object")
+        problem = lone_surrogate(loaded, "context")
+        if problem is not None:
+            raise InvalidArgument(problem)
         context = loaded
     rel = parse_relationship(rel_text, "assertion")
     if rel.caveat is not None or rel.expires_at is not None:

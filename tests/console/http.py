@@ -21,9 +21,8 @@ __all__ = ["csrf_of", "key", "login", "serving", "sign_in"]
 @asynccontextmanager
 async def serving(tmp_path: Path, **settings: object) -> AsyncIterator[tuple[App, str]]:
     """A running server with the console, and the console's base URL."""
-    app = await App.start(
-        server_settings("memory://", tmp_path, auth=True, console_listen="127.0.0.1:0", **settings)
-    )
+    defaults: dict[str, object] = {"auth": True, "console_listen": "127.0.0.1:0"}
+    app = await App.start(server_settings("memory://", tmp_path, **{**defaults, **settings}))
     try:
         assert app.console is not None
         yield app, f"http://127.0.0.1:{app.console.port}"
