@@ -5,7 +5,7 @@ UTF-16 surrogate pair, which is no character. Python's parsers keep it in a `str
 no UTF-8 encoder takes (a web page, a gRPC string, PostgreSQL), so the first write of
 it fails far from where it came in. Text holding one is refused where it is parsed
 instead, naming the escape: YAML in unique_yaml.py, JSON by each caller of `json.loads`
-that reads a caller's text (caveat contexts, the console's forms).
+that reads a caller's text (caveat contexts, the console's forms, page cursors).
 """
 
 from __future__ import annotations

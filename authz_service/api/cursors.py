@@ -42,6 +42,7 @@ from authz_service.api.convert import consistency
 from authz_service.api.gen.authz.v1 import core_pb2
 from authz_service.errors import InvalidArgument, echo
 from authz_service.model import Consistency, ConsistencyMode
+from authz_service.surrogates import lone_surrogate
 
 __all__ = ["CursorScope", "Resumed"]
 
@@ -165,6 +166,10 @@ class CursorScope:
         except (ValueError, binascii.Error, RecursionError):  # RecursionError: deep nesting
             raise _not_ours(token) from None
         if not isinstance(body, dict) or set(body) != _KEYS:
+            raise _not_ours(token)
+        if lone_surrogate(body, "cursor") is not None:
+            # JSON may escape half a UTF-16 pair; no key or id holds one (surrogates.py),
+            # and neither the database nor an error message could take one.
             raise _not_ours(token)
         issuer = body["rpc"]
         if body["v"] != _VERSION or not isinstance(issuer, str) or len(issuer) > _MAX_RPC:

@@ -245,6 +245,22 @@ async def test_forged_cursors_are_invalid_arguments(api: Api) -> None:
         )
 
 
+@pytest.mark.parametrize("listing", LISTINGS, ids=lambda x: x.name)
+async def test_a_lone_surrogate_in_a_cursors_position_is_not_a_cursor_of_ours(
+    api: Api, listing: Listing
+) -> None:
+    """JSON's `\\ud800` is half a UTF-16 pair, which no stored key holds and nothing can
+    write as UTF-8: ReadRelationships failed with UNKNOWN reading past one."""
+    await api.touch("acme", *listing.seed)
+    first = await _page(api, listing, listing.request("acme", limit=1))
+    position = listing.key(first[0]) + "\ud800"
+    cursor = rehashed(first[0].cursor, k=position)
+    await cursor_refused(
+        listing.call(api, listing.request("acme", cursor=cursor)),
+        "not a cursor this service issued",
+    )
+
+
 def _variants(token: str) -> dict[str, str]:
     """Spellings of a cursor that decode to the same bytes: not the form it was issued in."""
     text, _, check = token.partition(".")
