@@ -37,6 +37,7 @@ from authz_service.api.keys import KeysServicer
 from authz_service.api.limits import FailureLimiter
 from authz_service.api.permissions import PermissionsServicer
 from authz_service.api.relationships import RelationshipsServicer
+from authz_service.api.relay import new_secret
 from authz_service.api.schema import SchemaServicer
 from authz_service.api.scim import ScimApp
 from authz_service.api.server import SERVICE_NAMES, build_server
@@ -238,7 +239,11 @@ async def _log_public_keys(settings: Settings) -> list[Ed25519PublicKey] | None:
     return await asyncio.to_thread(load)
 
 
-def _authenticator(settings: Settings, store: Store, telemetry: Telemetry) -> Authenticator | None:
+def _authenticator(
+    settings: Settings, store: Store, telemetry: Telemetry, resources: Resources
+) -> Authenticator | None:
+    """The key checks every door shares (gRPC, SCIM, the console); None with authentication
+    off. The last-use times it gathers are written at stop."""
     if not settings.auth:
         log.warning(
             "authentication is off: every caller is trusted; use only for local development"
@@ -249,12 +254,14 @@ def _authenticator(settings: Settings, store: Store, telemetry: Telemetry) -> Au
         max_backoff_s=settings.auth_backoff_max_s,
         on_failure=telemetry.metrics.record_auth_failure,
     )
-    return Authenticator(
+    authenticator = Authenticator(
         store.keys,
         ttl_s=settings.auth_cache_ttl_s,
         negative_ttl_s=settings.auth_negative_ttl_s,
         limiter=limiter,
     )
+    resources.closers.append(authenticator.flush_usage)
+    return authenticator
 
 
 def _tls(settings: Settings) -> TlsFiles | None:
@@ -392,6 +399,7 @@ async def _console_listener(
     settings: Settings,
     target: str | None,
     authenticator: Authenticator | None,
+    relay: str,
     resources: Resources,
 ) -> HttpListener | None:
     if target is None:
@@ -402,6 +410,7 @@ async def _console_listener(
         authenticator=authenticator,
         grace_s=settings.shutdown_grace_s,
         deadline_s=settings.default_deadline_ms / 1000,
+        relay=relay,
         tls=_http_tls(settings, settings.console_listen, "AUTHZ_CONSOLE_LISTEN"),
     )
     resources.closers.append(console.stop)
@@ -658,9 +667,10 @@ class App:
             settings.max_context_list,
         )
         envoy = _envoy(settings, permissions, tenants, deadline)
-        authenticator = _authenticator(settings, store, telemetry)
-        if authenticator is not None:
-            resources.closers.append(authenticator.flush_usage)
+        authenticator = _authenticator(settings, store, telemetry, resources)
+        # Proves that a call came from this process's console, which names the browser
+        # each call is made for (api/relay.py); known to nothing else.
+        relay = new_secret()
         key_admin = KeyAdmin(
             store.keys,
             audit,
@@ -707,6 +717,7 @@ class App:
                         # Envoy may let a request through on an error status: a refused
                         # Check is answered with a denial instead (docs/gateway.md).
                         answers={ENVOY_CHECK_METHOD: envoy.refused} if envoy else None,
+                        relay=relay,
                     )
                     if authenticator
                     else TenantGateInterceptor(gate)
@@ -732,7 +743,7 @@ class App:
         # its finalizer would run after the event loop closed. After App.stop's graceful
         # stop this is a no-op.
         resources.closers.append(functools.partial(server.stop, None))
-        console = await _console_listener(settings, console_target, authenticator, resources)
+        console = await _console_listener(settings, console_target, authenticator, relay, resources)
         served = ("", *SERVICE_NAMES, *((ENVOY_SERVICE_NAME,) if envoy else ()))
         await _serving(health_servicer, served, writer, resources)
         return cls(

@@ -5,7 +5,8 @@ Every call except the health and reflection services must carry the metadata
 two steps, before the servicer runs (unary and server-streaming alike):
 
 1. Before the request body is parsed (the handler receives it as bytes): the caller's
-   peer and key id must not be backing off after failed attempts (api/limits.py,
+   peer (for the web console's calls, the browser's address they relay: api/relay.py)
+   and key id must not be backing off after failed attempts (api/limits.py,
    RESOURCE_EXHAUSTED), and the key must be well formed, known, not revoked, and its
    secret must match (UNAUTHENTICATED). An unauthenticated caller costs no parsing.
 2. After parsing: the key must hold the scope the method needs (`METHOD_SCOPES`, the one
@@ -51,6 +52,7 @@ from authz_service.api.decoding import Undecodable, decode, never_raises
 from authz_service.api.limits import FailureLimiter
 from authz_service.api.peer_certs import certificate_identity
 from authz_service.api.recheck import rechecked, run_rechecked
+from authz_service.api.relay import relayed_peer
 from authz_service.api.status import to_status
 from authz_service.credentials import ApiKey, Scope, hash_secret, split_token
 from authz_service.errors import AuthzError, PermissionDenied, Unauthenticated, echo
@@ -450,14 +452,19 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         certificate_map: Mapping[str, ApiKey] | None = None,
         gate: TenantCheck | None = None,
         answers: Mapping[str, Callable[[], Any]] | None = None,
+        relay: str | None = None,
     ) -> None:
         """`gate`, when given, runs after the scope and tenant-binding checks, on the
         request parsed here: one interceptor layer per call instead of two.
 
         `answers`: unary methods whose refusals are answered with the response the
         function makes instead of an error status (their requests have no `tenant`
-        field, so the gate never refuses them)."""
+        field, so the gate never refuses them).
+
+        `relay`: the secret this process's console proves its calls with; a call that
+        proves it is counted against the browser's address it relays (api/relay.py)."""
         self._auth = authenticator
+        self._relay = relay
         self._gate = gate
         self._answers = dict(answers or {})
         self._scopes = scopes
@@ -489,10 +496,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         """Authenticate, then parse the body and check scope and tenant; the request, or
         an abort (`_Refused` instead when the call is `answered`)."""
         try:
-            authorization = _authorization(context.invocation_metadata())
+            metadata = context.invocation_metadata()
+            authorization = _authorization(metadata)
             key = self._certificate(authorization, context)
             if key is None:
-                key = await self._auth.authenticate(authorization, peer=context.peer())
+                peer = relayed_peer(metadata, self._relay) or context.peer()
+                key = await self._auth.authenticate(authorization, peer=peer)
         except Exception as exc:  # refused (or the store is down): answer, never admit
             log.debug("refused call to %s: %s", method, exc)
             await _refuse(exc, context, answered)

@@ -25,12 +25,14 @@ async def start_console(
     authenticator: Authenticator | None,
     grace_s: float,
     deadline_s: float,
+    relay: str | None,
     tls: ssl.SSLContext | None = None,
 ) -> HttpListener:
     """Serve the console on `listen` (over TLS with `tls`, from api/http_tls.py); its
-    calls go to the gRPC server at `target`, and its in-memory work gets `deadline_s`,
-    the server's default deadline, as a call would."""
-    backend = Backend.connect(target, deadline_s=deadline_s)
+    calls go to the gRPC server at `target`, naming their browsers with the server's
+    `relay` secret (api/relay.py), and its in-memory work gets `deadline_s`, the
+    server's default deadline, as a call would."""
+    backend = Backend.connect(target, deadline_s=deadline_s, relay=relay)
     app = build_app(Sessions(authenticator), backend, PAGES, secure=tls is not None)
     try:
         return await HttpListener.start(

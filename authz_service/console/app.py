@@ -19,10 +19,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from authz_service.api.http_body import CLOSE, BodyRefused, read_body
-from authz_service.api.limits import http_peer
 from authz_service.console.auth import COOKIE, LOGIN_COOKIE, Session, Sessions
 from authz_service.console.backend import Backend
-from authz_service.console.page import Ctx, Page, PageRoute
+from authz_service.console.page import Ctx, Page, PageRoute, client
 from authz_service.errors import AuthzError
 
 __all__ = ["build_app"]
@@ -44,14 +43,6 @@ _HEADERS = {
 def _templates() -> Jinja2Templates:
     folder = resources.files(__package__).joinpath("templates")
     return Jinja2Templates(directory=str(folder))
-
-
-def _peer(request: Request) -> str | None:
-    """The client as gRPC names peers, so one failure limit per address covers every door
-    (api/limits.py)."""
-    if request.client is None:
-        return None
-    return http_peer(request.client.host, request.client.port)
 
 
 class _Console:
@@ -76,7 +67,7 @@ class _Console:
 
     async def session(self, request: Request) -> tuple[Session | None, str | None]:
         """The request's session, and the id of one made for it (auth off: anonymous)."""
-        found = await self.sessions.current(request.cookies.get(COOKIE), peer=_peer(request))
+        found = await self.sessions.current(request.cookies.get(COOKIE), peer=client(request))
         if found is not None or self.sessions.auth:
             return found, None
         session_id, session = self.sessions.anonymous()
@@ -150,7 +141,7 @@ class _Console:
                 error = "the sign-in form expired; please try again"
             else:
                 try:
-                    session_id, _ = await self.sessions.login(key, peer=_peer(request))
+                    session_id, _ = await self.sessions.login(key, peer=client(request))
                 except AuthzError as exc:
                     error = exc.message
                 else:

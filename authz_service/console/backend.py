@@ -3,9 +3,11 @@
 Every action on tenant data is a gRPC call carrying the viewer's API key, through the
 same interceptors as any client's call (authentication, scopes, tenant gate, limits,
 deadlines) and into the same decision log. The console therefore cannot do anything the
-key could not do with `authz check` or a client library: it is no bypass. The one thing
-done here rather than through a call, the playground's in-memory world, is held to the
-same deadline by `playground` (console/budget.py).
+key could not do with `authz check` or a client library: it is no bypass. Each call also
+names the browser it is made for, so the server's failure backoff counts it against
+that browser's address rather than against the socket every console user shares
+(api/relay.py). The one thing done here rather than through a call, the playground's
+in-memory world, is held to the same deadline by `playground` (console/budget.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from authz_service.api.gen.authz.v1 import (
     tenancy_pb2_grpc,
     tenants_pb2_grpc,
 )
+from authz_service.api.relay import relay_metadata
+from authz_service.console.auth import Viewer
 from authz_service.console.budget import Budget
 
 __all__ = ["Backend", "call_error"]
@@ -42,11 +46,13 @@ class Backend:
     tenants: Any
     audit: Any
     playground: Budget
+    relay: str | None  # the secret that proves a relayed address came from here
 
     @classmethod
-    def connect(cls, target: str, *, deadline_s: float) -> Backend:
+    def connect(cls, target: str, *, deadline_s: float, relay: str | None) -> Backend:
         """Stubs on one channel to `target` (the server's local socket); `deadline_s`,
-        the server's default deadline, bounds the playground's in-memory work."""
+        the server's default deadline, bounds the playground's in-memory work; `relay`
+        is the server's secret for the browser addresses the calls name."""
         channel = grpc.aio.insecure_channel(target)
         return cls(
             channel,
@@ -57,7 +63,16 @@ class Backend:
             tenants_pb2_grpc.TenantServiceStub(channel),
             audit_pb2_grpc.AuditServiceStub(channel),
             Budget(deadline_s),
+            relay,
         )
+
+    def metadata(self, viewer: Viewer, client: str | None) -> tuple[tuple[str, str], ...]:
+        """The metadata of a call made for `viewer` from the browser at `client` (as
+        `http_peer` names it): the key, and the browser's address with its proof. Taken
+        from each request, never kept with a session: its browser may move."""
+        if self.relay is None or client is None:
+            return viewer.metadata()
+        return viewer.metadata() + relay_metadata(client, self.relay)
 
     async def close(self) -> None:
         await self.channel.close(None)

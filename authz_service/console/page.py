@@ -7,7 +7,8 @@ token (else: 403), and only then calls the endpoint with a `Ctx`.
 An endpoint therefore never sees an unauthenticated request or an unchecked form. It
 renders a template with `ctx.render`, which also knows whether htmx asked for a fragment
 (`ctx.htmx`), and calls the server through `ctx.backend` with `ctx.metadata` (the
-viewer's key). See docs/console.md, "Adding a page".
+viewer's key, and the browser's address for the server's failure backoff). See
+docs/console.md, "Adding a page".
 """
 
 from __future__ import annotations
@@ -20,13 +21,22 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
+from authz_service.api.limits import http_peer
 from authz_service.console.auth import Session, Viewer
 from authz_service.console.backend import Backend
 from authz_service.credentials import Scope
 
-__all__ = ["Ctx", "Endpoint", "Page", "PageRoute"]
+__all__ = ["Ctx", "Endpoint", "Page", "PageRoute", "client"]
 
 Endpoint = Callable[["Ctx"], Awaitable[Response]]
+
+
+def client(request: Request) -> str | None:
+    """The browser's address as gRPC names peers, so one failure backoff per address
+    covers every door (api/limits.py): the console's sign-in and its calls, SCIM, gRPC."""
+    if request.client is None:
+        return None
+    return http_peer(request.client.host, request.client.port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +78,7 @@ class Ctx:
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
-        return self.viewer.metadata()
+        return self.backend.metadata(self.viewer, client(self.request))
 
     @property
     def htmx(self) -> bool:
