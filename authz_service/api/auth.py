@@ -251,12 +251,19 @@ class Authenticator:
         return self._ttl if self._ttl > 0 else self.UNCACHED_RECHECK_S
 
     async def authenticate(
-        self, authorization: str | None, *, fresh: bool = False, peer: str | None = None
+        self,
+        authorization: str | None,
+        *,
+        fresh: bool = False,
+        peer: str | None = None,
+        recheck: bool = False,
     ) -> ApiKey:
         """The live key `authorization` (`Bearer <key>`) presents; Unauthenticated if
         none does, Unavailable if the store cannot be reached, LimitExceeded while the
         peer or key id is backing off after failures. `fresh` reads the store even when
-        the key is cached (and refreshes the cache)."""
+        the key is cached (and refreshes the cache). `recheck`: a key verified before is
+        verified again for its holder (an open stream's, a console session's), which is
+        no guess: never held off, never counted as a failure."""
         # A call that presents no key is not a guess: refused, but neither counted nor held
         # off, so that one client without its key (a probe, a service not yet configured)
         # does not block every caller behind the same address.
@@ -272,7 +279,7 @@ class Authenticator:
                 self._limiter.check(peer, None)
                 raise Unauthenticated("malformed api key")
             key_id, secret = parts
-            if not fresh:  # a stream's re-check is its holder's, never held off by guessers
+            if not recheck:  # its holder's, never held off by guessers or by its own past
                 self._limiter.check(peer, key_id)
             digest = hash_secret(secret)  # once per call, compared as often as needed
             key = await self._lookup(key_id, fresh)
@@ -290,7 +297,7 @@ class Authenticator:
             self._note_use(key_id, now)
             return key
         except Unauthenticated:
-            if not fresh:  # a stream's re-check is the holder's key ending, not a guess
+            if not recheck:  # a re-check failing is the holder's key ending, not a guess
                 self._limiter.failed(peer, key_id)
             raise
 
@@ -543,7 +550,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             if cert_key is not None:
                 # The handshake verified the certificate; nothing revokes it mid-stream.
                 return lambda: asyncio.sleep(0, cert_key)
-            return lambda: auth.authenticate(authorization, fresh=True)
+            return lambda: auth.authenticate(authorization, fresh=True, recheck=True)
 
         # The stubs type behaviors for the sync server; here they are coroutines or
         # async generators taking an aio context.

@@ -67,7 +67,7 @@ class _Console:
 
     async def session(self, request: Request) -> tuple[Session | None, str | None]:
         """The request's session, and the id of one made for it (auth off: anonymous)."""
-        found = await self.sessions.current(request.cookies.get(COOKIE), peer=client(request))
+        found = await self.sessions.current(request.cookies.get(COOKIE))
         if found is not None or self.sessions.auth:
             return found, None
         session_id, session = self.sessions.anonymous()

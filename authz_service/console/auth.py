@@ -9,8 +9,13 @@ key, so the server authenticates and authorizes it exactly as any other call; th
 seen here only decide which pages and buttons are shown.
 
 The key is verified again on every request (through the authenticator's short cache), so
-a revoked or expired key ends its session within `AUTHZ_AUTH_CACHE_TTL_S`. Sessions end
-after `idle_s` without a request, and at the latest after `max_age_s`.
+a revoked or expired key ends its session within `AUTHZ_AUTH_CACHE_TTL_S`. That re-check
+is the holder's, not a guess: no failure backoff holds it off, so no one's failures,
+the holder's own included, keep a revoked key's session alive or end a valid one. A key
+that cannot be verified (the key store unreachable once its cache entry expired) ends
+the session too, as it ends an open stream: nothing runs on a key not verified within
+the TTL. Sessions end after `idle_s` without a request, and at the latest after
+`max_age_s`.
 
 With authentication off (`authz serve --no-auth`, local development only) there is no
 login: every browser gets a session of an anonymous viewer holding every scope, as every
@@ -27,7 +32,7 @@ from dataclasses import dataclass, field, replace
 
 from authz_service.api.auth import Authenticator
 from authz_service.credentials import ALL_TENANTS, Scope
-from authz_service.errors import AuthzError, Unauthenticated
+from authz_service.errors import AuthzError
 
 __all__ = ["COOKIE", "LOGIN_COOKIE", "Session", "Sessions", "Viewer"]
 
@@ -105,9 +110,9 @@ class Sessions:
     def anonymous(self) -> tuple[str, Session]:
         return self._new(ANONYMOUS)
 
-    async def current(self, session_id: str | None, *, peer: str | None) -> Session | None:
+    async def current(self, session_id: str | None) -> Session | None:
         """The live session named by the cookie, its key verified again; None if there is
-        none, it timed out, or its key no longer works."""
+        none, it timed out, or its key could not be verified."""
         session = self._by_id.get(session_id or "")
         if session is None:
             return None
@@ -118,17 +123,12 @@ class Sessions:
         viewer = session.viewer
         if self.authenticator is not None and viewer.token is not None:
             try:
-                key = await self.authenticator.authenticate(f"Bearer {viewer.token}", peer=peer)
-            except Unauthenticated:
+                key = await self.authenticator.authenticate(f"Bearer {viewer.token}", recheck=True)
+            except AuthzError:  # revoked, expired, or not verifiable now (module docstring)
                 self.logout(session_id)
                 return None
-            except AuthzError:
-                # The key store is away or this address is backing off: keep what we
-                # knew. This decides only what is shown; the server checks every call.
-                pass
-            else:
-                # Scopes may have changed by rotation elsewhere; show what the key holds now.
-                session.viewer = replace(viewer, scopes=frozenset(key.scopes))
+            # Scopes may have changed by rotation elsewhere; show what the key holds now.
+            session.viewer = replace(viewer, scopes=frozenset(key.scopes))
         session.seen = now
         return session
 

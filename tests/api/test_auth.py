@@ -460,7 +460,7 @@ async def test_a_fresh_verification_reads_the_store_and_sees_a_revocation_at_onc
     await keys.revoke(record.key_id)
     await auth.authenticate(f"Bearer {token}")  # cached
     with pytest.raises(Unauthenticated, match="revoked"):
-        await auth.authenticate(f"Bearer {token}", fresh=True)  # what open streams use
+        await auth.authenticate(f"Bearer {token}", fresh=True, recheck=True)  # open streams
     with pytest.raises(Unauthenticated, match="revoked"):
         await auth.authenticate(f"Bearer {token}")  # and the cache learned it
     assert keys.reads == 2

@@ -205,8 +205,10 @@ async def test_a_key_id_under_attack_refuses_failed_peers_but_not_its_holder() -
         await auth.authenticate(f"Bearer {good}", peer="ipv4:10.0.0.1:2")
     # ... the holder on a clean address is not locked out by the guessing.
     assert (await auth.authenticate(f"Bearer {good}", peer="ipv4:10.0.0.9:1")).key_id
-    # An open stream's re-check (fresh, no peer) is the holder's too: never held off.
-    assert (await auth.authenticate(f"Bearer {good}", fresh=True)).key_id == record.key_id
+    # A re-check (an open stream's, a console session's) is the holder's too: never held off.
+    rechecked = await auth.authenticate(f"Bearer {good}", fresh=True, recheck=True)
+    assert rechecked.key_id == record.key_id
+    assert (await auth.authenticate(f"Bearer {good}", recheck=True)).key_id == record.key_id
     now[0] += 1.01
     assert await auth.authenticate(f"Bearer {good}", peer="ipv4:10.0.0.1:2")
 

@@ -4,18 +4,32 @@ on a loopback port, and signing in to it (the sign-in form's token first, as a b
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx2 as httpx
+import pytest
 
+from authz_service.api.limits import FailureLimiter
 from authz_service.app import App
 from authz_service.credentials import Scope, new_key
 from tests.api.conftest import server_settings
 
-__all__ = ["csrf_of", "key", "login", "serving", "sign_in"]
+__all__ = [
+    "client_from",
+    "csrf_of",
+    "freeze_backoff",
+    "hold_off",
+    "key",
+    "login",
+    "serving",
+    "sign_in",
+]
+
+HELD_OFF = "too many failed authentications"
 
 
 @asynccontextmanager
@@ -56,3 +70,25 @@ async def sign_in(http: httpx.AsyncClient, api_key: str) -> str:
     home = await http.get("/")
     assert home.status_code == 200
     return csrf_of(home.text)
+
+
+def client_from(base: str, address: str) -> httpx.AsyncClient:
+    """A client whose connections come from `address` (a loopback one: 127.0.0.4)."""
+    transport = httpx.AsyncHTTPTransport(local_address=address)
+    return httpx.AsyncClient(base_url=base, transport=transport, timeout=10)
+
+
+async def hold_off(base: str, address: str) -> None:
+    """Failed sign-ins from `address` until it backs off."""
+    async with client_from(base, address) as http:
+        for _ in range(100):
+            if HELD_OFF in (await login(http, "azk_not-a-key")).text:
+                return
+    raise AssertionError(f"{address} was never held off")
+
+
+def freeze_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Servers started after this count failures on a clock that stands still: a
+    backoff, once reached, lasts (conditions, not timings)."""
+    frozen = functools.partial(FailureLimiter, clock=lambda: 0.0)
+    monkeypatch.setattr("authz_service.app.FailureLimiter", frozen)

@@ -9,7 +9,6 @@ pages, made every other user's pages fail with RESOURCE_EXHAUSTED. Browsers come
 
 from __future__ import annotations
 
-import functools
 import html
 import re
 from collections.abc import AsyncIterator
@@ -18,13 +17,19 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from authz_service.api.limits import FailureLimiter
 from authz_service.app import App
 from authz_service.credentials import Scope, new_key
-from tests.console.http import key, login, serving, sign_in
+from tests.console.http import (
+    HELD_OFF,
+    client_from,
+    freeze_backoff,
+    hold_off,
+    key,
+    serving,
+    sign_in,
+)
 
 THRESHOLD = 3
-HELD_OFF = "too many failed authentications"
 WHY = "/why?tenant=demo&resource=document:readme&permission=view&subject=user:alice"
 
 
@@ -32,25 +37,11 @@ WHY = "/why?tenant=demo&resource=document:readme&permission=view&subject=user:al
 async def console(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[App, str]]:
-    frozen = functools.partial(FailureLimiter, clock=lambda: 0.0)
-    monkeypatch.setattr("authz_service.app.FailureLimiter", frozen)
+    freeze_backoff(monkeypatch)
     async with serving(
         tmp_path, demo=True, auth_fail_threshold=THRESHOLD, auth_cache_ttl_s=0
     ) as running:
         yield running
-
-
-def _from(base: str, address: str) -> httpx.AsyncClient:
-    transport = httpx.AsyncHTTPTransport(local_address=address)
-    return httpx.AsyncClient(base_url=base, transport=transport, timeout=10)
-
-
-async def _hold_off(base: str, address: str) -> None:
-    """Failed sign-ins from `address` until it backs off."""
-    async with _from(base, address) as http:
-        for _ in range(THRESHOLD):
-            await login(http, "azk_not-a-key")
-        assert HELD_OFF in (await login(http, "azk_not-a-key")).text
 
 
 def _answer(page: httpx.Response) -> str:
@@ -63,11 +54,11 @@ async def test_a_users_failing_key_holds_off_no_other_console_user(
     app, base = console
     record, revoked = new_key(tenant="demo", scopes=[Scope.CHECK], name="to revoke")
     await app.store.keys.create(record)
-    async with _from(base, "127.0.0.4") as mallory, _from(base, "127.0.0.5") as alice:
+    async with client_from(base, "127.0.0.4") as mallory, client_from(base, "127.0.0.5") as alice:
         await sign_in(mallory, revoked)
         await sign_in(alice, await key(app))
         await app.store.keys.revoke(record.key_id)
-        await _hold_off(base, "127.0.0.4")
+        await hold_off(base, "127.0.0.4")
         for _ in range(THRESHOLD + 1):
             await mallory.get(WHY)  # each call the server still makes fails authentication
         page = await alice.get(WHY)
@@ -81,9 +72,9 @@ async def test_a_console_call_is_held_off_with_its_browsers_address(
 ) -> None:
     app, base = console
     api_key = await key(app)
-    async with _from(base, "127.0.0.4") as held, _from(base, "127.0.0.5") as clean:
+    async with client_from(base, "127.0.0.4") as held, client_from(base, "127.0.0.5") as clean:
         await sign_in(held, api_key)
         await sign_in(clean, api_key)
-        await _hold_off(base, "127.0.0.4")
+        await hold_off(base, "127.0.0.4")
         assert HELD_OFF in (await held.get(WHY)).text
         assert "ALLOWED" in _answer(await clean.get(WHY))
