@@ -32,7 +32,7 @@ from urllib.parse import unquote
 
 from authz_service.errors import LimitExceeded, echo
 
-__all__ = ["FailureLimiter", "http_peer"]
+__all__ = ["FailureLimiter", "http_peer", "peer_address"]
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +62,11 @@ def http_peer(host: str, port: int) -> str:
     return f"ipv6:[{address}]:{port}"
 
 
-def _address(peer: str | None) -> str | None:
+def peer_address(peer: str | None) -> str | None:
     """The peer's address without its port, spelled one way: a new connection must not
     start a new count, and a console sign-in (console/app.py) must share the count of
-    the gRPC calls from its address. `ipv4:10.0.0.1:5123` -> `ipv4:10.0.0.1`;
+    the gRPC calls from its address (the console caps its sessions per address by it
+    too). `ipv4:10.0.0.1:5123` -> `ipv4:10.0.0.1`;
     `ipv6:%5B::1%5D:5123` (grpc percent-encodes the brackets) and `ipv6:[::1]:5123` ->
     `ipv6:[::1]`. A peer without a port is its address already (never cut at its last
     `:`, which would leave `ipv4`: one count for every client)."""
@@ -110,7 +111,7 @@ class FailureLimiter:
     def check(self, peer: str | None, key_id: str | None) -> None:
         """LimitExceeded if the peer or the key id is in its backoff; counted as `limited`."""
         now = self._clock()
-        peer = _address(peer)
+        peer = peer_address(peer)
         blocked = self._blocked(self._peers, peer, now)
         what = "peer"
         if blocked is None and (peer is None or self._failed_lately(peer, now)):
@@ -141,7 +142,7 @@ class FailureLimiter:
     def failed(self, peer: str | None, key_id: str | None) -> None:
         """Count one refused authentication (`refused` in the metric)."""
         now = self._clock()
-        peer = _address(peer)
+        peer = peer_address(peer)
         self._on_failure("refused")
         if peer is not None:
             self._count(self._peers, peer, now)

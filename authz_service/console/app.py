@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from authz_service.api.http_body import CLOSE, BodyRefused, read_body
-from authz_service.console.auth import COOKIE, LOGIN_COOKIE, Session, Sessions
+from authz_service.console.auth import COOKIE, LOGIN_COOKIE, Session, Sessions, TooManySessions
 from authz_service.console.backend import Backend
 from authz_service.console.page import Ctx, Page, PageRoute, client
 from authz_service.errors import AuthzError
@@ -70,7 +70,7 @@ class _Console:
         found = await self.sessions.current(request.cookies.get(COOKIE))
         if found is not None or self.sessions.auth:
             return found, None
-        session_id, session = self.sessions.anonymous()
+        session_id, session = self.sessions.anonymous(peer=client(request))
         return session, session_id
 
     def visible(self, session: Session) -> list[Page]:
@@ -128,7 +128,7 @@ class _Console:
         target = _local(request.query_params.get("next", "/"))
         if not self.sessions.auth:
             return RedirectResponse(target, status_code=303)
-        error = ""
+        error, status = "", 200
         if request.method == "POST":
             async with request.form(max_files=0, max_fields=4) as form:
                 key = str(form.get("api_key") or "")
@@ -138,12 +138,14 @@ class _Console:
             # so it cannot sign a victim's browser in with the other site's key.
             expected = request.cookies.get(LOGIN_COOKIE, "")
             if not expected or not hmac.compare_digest(token, expected):
-                error = "the sign-in form expired; please try again"
+                error, status = "the sign-in form expired; please try again", 401
             else:
                 try:
                     session_id, _ = await self.sessions.login(key, peer=client(request))
+                except TooManySessions as exc:  # the key is good; there is no room now
+                    error, status = exc.message, 429
                 except AuthzError as exc:
-                    error = exc.message
+                    error, status = exc.message, 401
                 else:
                     response = RedirectResponse(target, status_code=303)
                     self._cookie(response, session_id)
@@ -154,7 +156,7 @@ class _Console:
             request,
             "login.html",
             {"error": error, "next": target, "csrf": token},
-            status_code=401 if error else 200,
+            status_code=status,
         )
         page.set_cookie(
             LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=self.secure, path="/login"

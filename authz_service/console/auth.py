@@ -17,6 +17,13 @@ the session too, as it ends an open stream: nothing runs on a key not verified w
 the TTL. Sessions end after `idle_s` without a request, and at the latest after
 `max_age_s`.
 
+Signing in is never a way to sign anyone else out: a key keeps at most `max_per_key`
+sessions (a new sign-in past that ends the key's own oldest), at most `max_per_address`
+are signed in from one address, and at most `max_sessions` are kept in all; past either
+of the last two, new sign-ins are refused (TooManySessions, a 429 page) until sessions
+end, rather than other users' sessions evicted. A valid key may sign in as often as it
+likes, and the sign-in form's token is double submit, so a flood costs little.
+
 With authentication off (`authz serve --no-auth`, local development only) there is no
 login: every browser gets a session of an anonymous viewer holding every scope, as every
 gRPC caller is trusted then too.
@@ -27,14 +34,16 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from authz_service.api.auth import Authenticator
+from authz_service.api.limits import peer_address
 from authz_service.credentials import ALL_TENANTS, Scope
-from authz_service.errors import AuthzError
+from authz_service.errors import AuthzError, LimitExceeded
 
-__all__ = ["COOKIE", "LOGIN_COOKIE", "Session", "Sessions", "Viewer"]
+__all__ = ["COOKIE", "LOGIN_COOKIE", "Session", "Sessions", "TooManySessions", "Viewer"]
 
 COOKIE = "authz_console"
 LOGIN_COOKIE = "authz_console_login"  # the sign-in form's CSRF token (double submit)
@@ -78,9 +87,15 @@ class Session:
     csrf: str
     started: float
     seen: float
+    address: str  # signed in from (api/limits.py's spelling, no port): the per-address cap
 
     def csrf_ok(self, presented: str | None) -> bool:
         return presented is not None and hmac.compare_digest(presented, self.csrf)
+
+
+class TooManySessions(LimitExceeded):
+    """A sign-in refused because its address, or the console, holds as many sessions as
+    it may."""
 
 
 @dataclass
@@ -91,8 +106,13 @@ class Sessions:
     idle_s: float = 30 * 60
     max_age_s: float = 12 * 3600
     max_sessions: int = 10_000
+    max_per_key: int = 50
+    max_per_address: int = 500
     clock: Callable[[], float] = time.monotonic
-    _by_id: dict[str, Session] = field(default_factory=dict)
+    _by_id: dict[str, Session] = field(default_factory=dict)  # oldest first
+    # Key id -> the ids of its sessions, oldest first (a dict as an ordered set).
+    _by_key: dict[str, dict[str, None]] = field(default_factory=dict)
+    _per_address: Counter[str] = field(default_factory=Counter)
 
     @property
     def auth(self) -> bool:
@@ -100,15 +120,19 @@ class Sessions:
 
     async def login(self, api_key: str, *, peer: str | None) -> tuple[str, Session]:
         """A new session for `api_key`; Unauthenticated (or LimitExceeded while the peer
-        is backing off after failures) if the server would refuse the key."""
+        is backing off after failures) if the server would refuse the key,
+        TooManySessions if the caps leave no room."""
         if self.authenticator is None:
-            return self.anonymous()
+            return self.anonymous(peer=peer)
         key = await self.authenticator.authenticate(f"Bearer {api_key.strip()}", peer=peer)
         viewer = Viewer(api_key.strip(), key.key_id, key.tenant, frozenset(key.scopes))
-        return self._new(viewer)
+        return self._new(viewer, peer_address(peer) or "")
 
-    def anonymous(self) -> tuple[str, Session]:
-        return self._new(ANONYMOUS)
+    def anonymous(self, *, peer: str | None) -> tuple[str, Session]:
+        """A session of the anonymous viewer (authentication off). Every session is one
+        then, all of one "key": past `max_per_key` a new one ends the oldest, so the
+        caps that refuse are never reached."""
+        return self._new(ANONYMOUS, peer_address(peer) or "")
 
     async def current(self, session_id: str | None) -> Session | None:
         """The live session named by the cookie, its key verified again; None if there is
@@ -133,18 +157,54 @@ class Sessions:
         return session
 
     def logout(self, session_id: str | None) -> None:
-        self._by_id.pop(session_id or "", None)
+        session = self._by_id.pop(session_id or "", None)
+        if session is None:
+            return
+        own = self._by_key[session.viewer.key_id]
+        del own[session_id or ""]
+        if not own:
+            del self._by_key[session.viewer.key_id]
+        self._per_address[session.address] -= 1
+        if self._per_address[session.address] == 0:
+            del self._per_address[session.address]
 
-    def _new(self, viewer: Viewer) -> tuple[str, Session]:
+    def _new(self, viewer: Viewer, address: str) -> tuple[str, Session]:
         now = self.clock()
-        if len(self._by_id) >= self.max_sessions:
-            self._expire(now)
-        while len(self._by_id) >= self.max_sessions:
-            del self._by_id[next(iter(self._by_id))]  # the oldest
+        refused = self._refusal(viewer.key_id, address)
+        if refused is not None:
+            self._expire(now)  # only now: it walks every session
+            refused = self._refusal(viewer.key_id, address)
+        if refused is not None:
+            raise TooManySessions(refused)
+        own = self._by_key.get(viewer.key_id, {})
+        if len(own) >= self.max_per_key:
+            self.logout(next(iter(own)))  # the key's own oldest: its holder's to lose
         session_id = secrets.token_urlsafe(32)
-        session = Session(viewer, secrets.token_urlsafe(32), now, now)
+        session = Session(viewer, secrets.token_urlsafe(32), now, now, address)
         self._by_id[session_id] = session
+        self._by_key.setdefault(viewer.key_id, {})[session_id] = None
+        self._per_address[address] += 1
         return session_id, session
+
+    def _refusal(self, key_id: str, address: str) -> str | None:
+        """Why a new session of `key_id` from `address` finds no room; None if it does.
+        A key at its own cap makes room by ending its own oldest session."""
+        own = self._by_key.get(key_id, {})
+        making_room = self._by_id[next(iter(own))] if len(own) >= self.max_per_key else None
+        from_here = self._per_address[address]
+        if making_room is not None and making_room.address == address:
+            from_here -= 1
+        if from_here >= self.max_per_address:
+            return (
+                f"this address holds {self.max_per_address} console sessions, the most it "
+                "may; sign out of one, or try again once one has ended"
+            )
+        if len(self._by_id) - (making_room is not None) >= self.max_sessions:
+            return (
+                f"the console holds {self.max_sessions} sessions, the most it may; "
+                "try again once one has ended"
+            )
+        return None
 
     def _expire(self, now: float) -> None:
         for sid in [
@@ -152,4 +212,4 @@ class Sessions:
             for sid, s in self._by_id.items()
             if now - s.seen > self.idle_s or now - s.started > self.max_age_s
         ]:
-            del self._by_id[sid]
+            self.logout(sid)
