@@ -19,7 +19,7 @@ import pytest
 
 from authz_service.app import App
 from authz_service.credentials import Scope, new_key
-from tests.console.http import (
+from tests.console.harness import (
     HELD_OFF,
     client_from,
     freeze_backoff,

@@ -22,7 +22,7 @@ from authz_service.console.auth import Sessions, TooManySessions
 from authz_service.credentials import Scope, new_key
 from authz_service.errors import LimitExceeded
 from authz_service.store.memory_keys import MemoryKeyStore
-from tests.console.http import csrf_of
+from tests.console.harness import csrf_of
 
 HERE = "ipv4:10.0.0.1:5000"
 THERE = "ipv4:10.0.0.2:5000"

@@ -19,7 +19,7 @@ from authz_service.console.auth import Sessions
 from authz_service.credentials import ApiKey, Scope, new_key
 from authz_service.errors import Unavailable
 from authz_service.store.memory_keys import MemoryKeyStore
-from tests.console.http import client_from, freeze_backoff, hold_off, serving, sign_in
+from tests.console.harness import client_from, freeze_backoff, hold_off, serving, sign_in
 
 
 async def test_a_revoked_keys_session_ends_while_its_address_backs_off(

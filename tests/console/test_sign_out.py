@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx2 as httpx
 
 from authz_service.console.auth import COOKIE
-from tests.console.http import key, serving, sign_in
+from tests.console.harness import key, serving, sign_in
 
 
 def _sets_cookie(reply: httpx.Response) -> bool:

@@ -21,7 +21,7 @@ from authz_service.console.questions import Question
 from authz_service.credentials import Scope
 from authz_service.demo import demo_relationships, demo_schema
 from authz_service.unique_yaml import load_unique
-from tests.console.http import key, serving, sign_in
+from tests.console.harness import key, serving, sign_in
 
 ESCAPE = "\\ud800"
 QUESTION = {"resource": "document:readme", "permission": "view", "subject": "user:alice"}
