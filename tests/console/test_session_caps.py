@@ -1,4 +1,4 @@
-"""How many sessions the console keeps (docs/console.md "Sign-in"): at most `max_per_key`
+"""How many sessions the console keeps (docs/console.md "Session caps"): at most `max_per_key`
 of one key (a new sign-in past it ends that key's oldest), `max_per_address` signed in
 from one address and `max_sessions` in all (new sign-ins past either are refused, 429):
 a flood of sign-ins never signs anyone else out.
