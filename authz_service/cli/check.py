@@ -19,6 +19,7 @@ from authz_service.api import convert
 from authz_service.api.gen.authz.v1 import core_pb2, permissions_pb2, permissions_pb2_grpc
 from authz_service.cli import client_tls
 from authz_service.config import load_settings
+from authz_service.errors import echo
 from authz_service.model import parse_object, parse_subject
 
 __all__ = ["register"]
@@ -85,8 +86,8 @@ def _context(text: str) -> dict[str, Any]:
 
 
 def _shown(text: str) -> str:
-    """`text` as an error message echoes it: capped."""
-    return text if len(text) <= 64 else f"{text[:64]}…({len(text)} chars)"
+    """`text` as an error message echoes it: escaped and capped."""
+    return echo(text)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -106,14 +107,13 @@ async def _ask(args: argparse.Namespace) -> int:
     if args.consistency is not None:
         request.consistency.CopyFrom(args.consistency)
     settings = load_settings()
-    api_key = args.api_key or settings.api_key
-    metadata = (("authorization", f"Bearer {api_key}"),) if api_key else None
+    metadata = client_tls.api_key_metadata(args, settings) or None
     async with client_tls.from_args(args, settings).aio_channel(args.server) as channel:
         stub = permissions_pb2_grpc.PermissionsServiceStub(channel)
         try:
             reply = await stub.Check(request, metadata=metadata, timeout=10)
         except grpc.aio.AioRpcError as err:
-            print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)
+            print(client_tls.failure(err), file=sys.stderr)
             return 2
     decision = core_pb2.Decision.Name(reply.decision).removeprefix("DECISION_")
     missing = f" missing {', '.join(reply.missing_context)}" if reply.missing_context else ""

@@ -7,16 +7,20 @@ the AUTHZ_CLIENT_TLS_* settings); otherwise plaintext, as the local demo serves.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 
 from authz_service.config import Settings
 from authz_service.errors import InvalidArgument, echo
 
-__all__ = ["ClientTls", "add_arguments", "from_args"]
+__all__ = ["ClientTls", "add_arguments", "api_key_metadata", "failure", "from_args"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +44,14 @@ class ClientTls:
 
     def credentials(self) -> grpc.ChannelCredentials:
         """Channel credentials from the files (system roots without a CA)."""
+        # Each file is checked here, before gRPC sees it: gRPC takes any bytes, then logs
+        # its C core's complaints at every connection attempt and reports UNAVAILABLE
+        # without naming the file.
+        root = _read(self.ca, "tls_ca", _certificates) if self.ca else None
+        chain = _read(self.cert, "tls_cert", _certificates) if self.cert else None
+        key = _read(self.key, "tls_key", _private_key) if self.key else None
         return grpc.ssl_channel_credentials(
-            root_certificates=_read(self.ca, "tls_ca") if self.ca else None,
-            private_key=_read(self.key, "tls_key") if self.key else None,
-            certificate_chain=_read(self.cert, "tls_cert") if self.cert else None,
+            root_certificates=root, private_key=key, certificate_chain=chain
         )
 
     def options(self) -> list[tuple[str, Any]]:
@@ -73,15 +81,65 @@ def _host_port(target: str) -> str:
     return target
 
 
-def _read(path: str, name: str) -> bytes:
+def _read(path: str, name: str, parse: Callable[[bytes], object]) -> bytes:
+    option = f"--{name.replace('_', '-')}"
     try:
-        return Path(path).read_bytes()
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise InvalidArgument(
-            f"--{name.replace('_', '-')} file `{echo(path)}` cannot be read: {exc.strerror}",
+            f"{option} file `{echo(path)}` cannot be read: {exc.strerror}",
             field=name,
             value=path,
         ) from None
+    try:
+        parse(data)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        what = "certificates" if parse is _certificates else "an unencrypted private key"
+        raise InvalidArgument(
+            f"{option} file `{echo(path)}` is not PEM holding {what}",
+            field=name,
+            value=path,
+        ) from exc
+    return data
+
+
+def _certificates(data: bytes) -> object:
+    return x509.load_pem_x509_certificates(data)  # ValueError without any
+
+
+def _private_key(data: bytes) -> object:
+    return serialization.load_pem_private_key(data, password=None)
+
+
+def api_key_metadata(args: argparse.Namespace, settings: Settings) -> tuple[tuple[str, str], ...]:
+    """The `authorization` header of `--api-key`, else AUTHZ_API_KEY; none without a key.
+
+    A header value holds printable ASCII only: gRPC refuses anything else only when the
+    call is made, with C-core noise and a traceback. The key is a secret: never echoed."""
+    key, source = (args.api_key, "--api-key") if args.api_key else (settings.api_key, "")
+    if not key:
+        return ()
+    if not all(" " <= c <= "~" for c in key):
+        raise InvalidArgument(
+            f"{source or 'AUTHZ_API_KEY'} holds a control or non-ASCII character, which no "
+            "API key has",
+            field="api_key",
+        )
+    return (("authorization", f"Bearer {key}"),)
+
+
+def failure(err: grpc.aio.AioRpcError) -> str:
+    """The line to print for a failed call. Its details may quote the caller's input (the
+    dialled target, a refused id): escaped as `echo` escapes, and capped, longer than
+    `echo`'s cap so that gRPC's own explanation (`...: Connection refused`) still shows."""
+    details = err.details() or ""
+    shown = "".join(map(echo, details[:_DETAILS_CHARS]))
+    if len(details) > _DETAILS_CHARS:
+        shown += f"…({len(details.encode('utf-8', 'surrogatepass'))} bytes)"
+    return f"error: {err.code().name}: {shown}"
+
+
+_DETAILS_CHARS = 300
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

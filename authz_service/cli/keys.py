@@ -29,7 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from authz_service.cli import client_tls
-from authz_service.cli.keys_remote import add_key_tenant, rotate_needs_server, via_server
+from authz_service.cli.keys_remote import (
+    add_key_tenant,
+    rotate_needs_server,
+    via_server,
+    whole_number,
+)
 from authz_service.cli.migrate import (
     add_create_tenant_argument,
     add_database_arguments,
@@ -43,6 +48,10 @@ from authz_service.errors import AuthzError, InvalidArgument, Unavailable, echo
 __all__ = ["admin_log_root", "register"]
 
 PLATFORM_STREAM = "_platform"  # where platform-wide admin records go (see api/schema.py)
+
+
+# The server's limit on RotateKeyRequest.overlap (authz_service.api.keys.MAX_OVERLAP).
+_MAX_OVERLAP_S = 30 * 86_400
 
 
 def register(sub: Any) -> None:
@@ -82,7 +91,9 @@ def register(sub: Any) -> None:
     rotate = actions.add_parser("rotate", help="give a key a new secret (needs --server)")
     rotate.add_argument("key_id", help="the id shown by `create` and `list`")
     rotate.add_argument(
-        "--overlap", type=int, help="seconds the previous secret keeps working (default 86400)"
+        "--overlap",
+        type=whole_number("seconds", 0, _MAX_OVERLAP_S),
+        help=f"seconds the previous secret keeps working, 0 to {_MAX_OVERLAP_S} (default 86400)",
     )
     add_key_tenant(rotate)
     _common(rotate)

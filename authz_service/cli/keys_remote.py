@@ -25,7 +25,15 @@ from authz_service.config import load_settings
 from authz_service.credentials import ALL_TENANTS
 from authz_service.errors import InvalidArgument, echo
 
-__all__ = ["add_key_tenant", "expiry", "remote", "rotate_needs_server", "rows", "via_server"]
+__all__ = [
+    "add_key_tenant",
+    "expiry",
+    "remote",
+    "rotate_needs_server",
+    "rows",
+    "via_server",
+    "whole_number",
+]
 
 
 def _tenant(args: argparse.Namespace) -> str:
@@ -74,15 +82,37 @@ def expiry(text: str | None) -> Any:
             value=text,
         ) from None
     stamp = Timestamp()
-    stamp.FromDatetime(when if when.tzinfo else when.replace(tzinfo=UTC))
+    try:
+        stamp.FromDatetime(when if when.tzinfo else when.replace(tzinfo=UTC))
+    except (OverflowError, ValueError):  # in UTC before year 1 or after year 9999
+        raise InvalidArgument(
+            f"--expires `{echo(text)}` is out of range (0001-01-01 to 9999-12-31 in UTC)",
+            field="expires",
+            value=text,
+        ) from None
     return stamp
+
+
+def whole_number(unit: str, low: int, high: int) -> Callable[[str], int]:
+    """An argparse `type`: a whole number of `unit` from `low` to `high`, else refused
+    naming the option (exit 2) rather than failing as the request is built."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"`{echo(text)}` is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"`{echo(text)}` is not from {low} to {high} {unit}")
+        return value
+
+    return parse
 
 
 async def _call(args: argparse.Namespace) -> list[str]:
     """The lines to print on stdout; the secret, when there is one, is the only line."""
     settings = load_settings()
-    api_key = args.api_key or settings.api_key
-    metadata = (("authorization", f"Bearer {api_key}"),) if api_key else None
+    metadata = client_tls.api_key_metadata(args, settings) or None
     tenant = _tenant(args)
     async with client_tls.from_args(args, settings).aio_channel(args.server) as channel:
         stub = keys_pb2_grpc.KeysServiceStub(channel)
@@ -146,7 +176,7 @@ def remote(args: argparse.Namespace) -> int:
     try:
         lines = asyncio.run(_call(args))
     except grpc.aio.AioRpcError as err:
-        print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)
+        print(client_tls.failure(err), file=sys.stderr)
         return 2
     for line in lines:
         print(line)

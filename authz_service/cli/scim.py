@@ -75,8 +75,7 @@ def _status_line(status: tenancy_pb2.ScimSyncStatus) -> str:
 
 async def _run(args: argparse.Namespace) -> int:
     settings = load_settings()
-    api_key = args.api_key or settings.api_key
-    metadata = (("authorization", f"Bearer {api_key}"),) if api_key else None
+    metadata = client_tls.api_key_metadata(args, settings) or None
     async with client_tls.from_args(args, settings).aio_channel(args.server) as channel:
         stub = tenancy_pb2_grpc.TenancyServiceStub(channel)
         try:
@@ -91,7 +90,7 @@ async def _run(args: argparse.Namespace) -> int:
                 tenancy_pb2.GetScimSyncRequest(tenant=args.tenant), metadata=metadata, timeout=60
             )
         except grpc.aio.AioRpcError as err:
-            print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)
+            print(client_tls.failure(err), file=sys.stderr)
             return 2
     print(_status_line(sync.status))
     lines = _drift_lines(sync.drift)

@@ -30,10 +30,13 @@ from authz_service.api.gen.authz.v1 import (
     service_accounts_pb2_grpc as pb_grpc,
 )
 from authz_service.cli import client_tls
-from authz_service.cli.keys_remote import expiry, rows
+from authz_service.cli.keys_remote import expiry, rows, whole_number
 from authz_service.config import load_settings
 
 __all__ = ["register"]
+
+# The server's limit on ReportServiceAccountsRequest.window (docs/identity.md).
+_MAX_WINDOW_DAYS = 400
 
 _WITH_ID = ("create", "get", "disable", "enable", "delete", "create-key", "keys")
 _WITH_REASON = ("disable", "enable", "delete")
@@ -59,7 +62,12 @@ def register(sub: Any) -> None:
             action.add_argument("--scopes", required=True, help="e.g. check or check,write")
             action.add_argument("--expires", default=None, help="ISO 8601 time")
         if name == "report":
-            action.add_argument("--window-days", type=int, default=30)
+            action.add_argument(
+                "--window-days",
+                type=whole_number("days", 1, _MAX_WINDOW_DAYS),
+                default=30,
+                help=f"days of use to look at, 1 to {_MAX_WINDOW_DAYS} (default 30)",
+            )
     parser.set_defaults(handler=_handler)
 
 
@@ -67,7 +75,7 @@ def _handler(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_run(args))
     except grpc.aio.AioRpcError as err:
-        print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)
+        print(client_tls.failure(err), file=sys.stderr)
         return 2
 
 
@@ -93,10 +101,9 @@ def _finding_lines(f: pb.ServiceAccountFinding) -> list[str]:
 
 async def _run(args: argparse.Namespace) -> int:
     settings = load_settings()
-    api_key = args.api_key or settings.api_key
     options: dict[str, Any] = {"timeout": 60}
-    if api_key:
-        options["metadata"] = (("authorization", f"Bearer {api_key}"),)
+    if metadata := client_tls.api_key_metadata(args, settings):
+        options["metadata"] = metadata
     tenant, action = args.tenant, args.action
     async with client_tls.from_args(args, settings).aio_channel(args.server) as channel:
         stub = pb_grpc.ServiceAccountsServiceStub(channel)

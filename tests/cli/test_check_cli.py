@@ -106,7 +106,7 @@ async def test_the_api_key_comes_from_the_environment(
 
 @pytest.mark.parametrize(
     ("context", "says"),
-    [("{bad", "is not JSON"), ("[1]", "is not a JSON object"), ('"' + "x" * 300 + '"', "chars)")],
+    [("{bad", "is not JSON"), ("[1]", "is not a JSON object"), ('"' + "x" * 300 + '"', "bytes)")],
 )
 async def test_a_context_that_is_not_a_json_object_is_bad_input(
     context: str, says: str, capsys: pytest.CaptureFixture[str]

@@ -117,6 +117,8 @@ def connecting() -> Iterator[None]:
         raise FailedPrecondition(f"the database refused the connection: {exc}") from None
     except ValueError:
         raise InvalidArgument("the database url is not a valid postgresql url") from None
+    except OverflowError:  # the socket's refusal of a port above 65535
+        raise InvalidArgument("the database url's port is not from 1 to 65535") from None
 
 
 async def retry_once_if_lost(

@@ -17,7 +17,7 @@ from importlib import resources
 
 import asyncpg
 
-from authz_service.store.postgres.dberrors import translated
+from authz_service.store.postgres.dberrors import connecting, translated
 
 __all__ = ["MIGRATIONS_LOCK_KEY", "Migration", "available", "latest_version", "migrate"]
 
@@ -69,7 +69,7 @@ def latest_version() -> int:
 
 async def migrate(dsn: str, *, connect_timeout: float = 10.0) -> list[Migration]:
     """Apply pending migrations to the database at `dsn`; returns those applied."""
-    with translated():
+    with translated(), connecting():
         conn = await asyncpg.connect(dsn, timeout=connect_timeout)
     try:
         with translated():
