@@ -20,7 +20,7 @@ from authz_service.cli.migrate import (
     database_url,
     require_tenant,
 )
-from authz_service.errors import InvalidArgument
+from authz_service.errors import InvalidArgument, echo
 
 __all__ = ["register"]
 
@@ -62,7 +62,9 @@ async def _schema_check(store: Any) -> Any:
 def _handle(args: argparse.Namespace) -> int:
     path: Path = args.file
     if not path.is_file():
-        raise InvalidArgument(f"`{path}` is not a readable file", field="file", value=str(path))
+        raise InvalidArgument(
+            f"`{echo(path)}` is not a readable file", field="file", value=str(path)
+        )
     return asyncio.run(_import(args, path, _count_lines(path)))
 
 
@@ -90,7 +92,10 @@ async def _import(args: argparse.Namespace, path: Path, lines: int) -> int:
         await postgres.migrate(dsn)
         store = await postgres.connect(dsn, min_size=1, max_size=1)
         try:
-            await require_tenant(store.tenants, args.tenant, args.create_tenant)
+            if not args.create_tenant:
+                await require_tenant(store.tenants, args.tenant, False)
+            # else the import registers it in its own transaction: a failed import
+            # leaves no tenant behind (docs/storage.md).
             check = await _schema_check(store)
             with tqdm(
                 total=lines,
@@ -106,6 +111,7 @@ async def _import(args: argparse.Namespace, path: Path, lines: int) -> int:
                     None if args.format == "auto" else args.format,
                     on_line=lambda line: bar.update(line - bar.n),
                     check=check,
+                    create_tenant=args.create_tenant,
                 )
                 bar.update(lines - bar.n)
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -369,7 +370,8 @@ def test_the_cli_refuses_rows_the_schema_does_not_allow(
     assert refused.value.message.startswith(says), refused.value.message
     good = '{"resource": "doc:a", "relation": "viewer", "subject": "group:g#member"}\n'
     path.write_text(good + '{"resource": "doc:b", "relation": "viewer", "subject": "user:b"}\n')
-    args = parser.parse_args(argv)
+    # --create-tenant again: the refused import did not leave the tenant behind.
+    args = parser.parse_args([*argv, "--create-tenant"])
     assert args.handler(args) == 0
 
 
@@ -379,3 +381,64 @@ def test_a_key_given_twice_in_a_validation_file_is_refused(tmp_path: Path) -> No
     path.write_text("relationships: |-\n  doc:a#viewer@user:a\nrelationships: ''\n")
     with pytest.raises(InvalidArgument, match="duplicate key `relationships` on line 3"):
         list(read_validation_file(path))
+
+
+def _cli() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="authz")
+    import_.register(parser.add_subparsers(required=True))
+    return parser
+
+
+def test_invalid_yaml_is_one_line_naming_where(
+    pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PyYAML's own message is six lines, quoting the file.
+    monkeypatch.chdir(tmp_path)
+    path = Path("broken\x1b[31m.yaml")
+    path.write_text("relationships: [\n  unclosed\n")
+    tenant = f"cli-{time.time_ns()}"
+    argv = ["import", str(path), "--tenant", tenant, "--database-url", pg_dsn, "--no-progress"]
+    args = _cli().parse_args([*argv, "--create-tenant"])
+    with pytest.raises(InvalidArgument) as refused:
+        args.handler(args)
+    message = refused.value.message
+    assert "\n" not in message
+    assert "\x1b" not in message
+    assert "broken\\x1b[31m.yaml" in message
+    assert re.search(r"is not valid YAML at 3:1: expected ',' or ']'", message), message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"resource": "doc:a", "relation": "viewer", "subject": "user:x"}\nnot json\n',
+        '{"resource": "doc:a", "relation": "viewer", "subject": "user:x"}\n' * 2,
+        "relationships: |-\n  doc:a#viewer@user:x\n  doc:a#\n",
+    ],
+    ids=["bad-line", "duplicate", "bad-yaml-line"],
+)
+def test_a_failed_import_does_not_create_the_tenant(pg_dsn: str, tmp_path: Path, text: str) -> None:
+    # docs/storage.md: a bad line rolls everything back, the tenant included; the tenant
+    # --create-tenant registered stayed behind.
+    path = tmp_path / ("rows.yaml" if text.startswith("relationships") else "rows.ndjson")
+    path.write_text(text)
+    tenant = f"cli-{time.time_ns()}"
+    argv = ["import", str(path), "--tenant", tenant, "--database-url", pg_dsn, "--no-progress"]
+    args = _cli().parse_args([*argv, "--create-tenant"])
+    with pytest.raises(InvalidArgument):
+        args.handler(args)
+
+    async def registered() -> object:
+        store = await connect(pg_dsn, min_size=1, max_size=1)
+        try:
+            return await store.tenants.get(tenant)
+        finally:
+            await store.close()
+
+    assert run_aside(registered()) is None
+    # The same file, fixed, then creates it.
+    path.write_text(
+        text.splitlines(keepends=True)[0] + ("" if "|-" not in text else "  doc:a#viewer@user:x\n")
+    )
+    assert args.handler(args) == 0
+    assert run_aside(registered()) is not None

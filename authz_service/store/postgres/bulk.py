@@ -29,6 +29,7 @@ from authz_service.errors import InvalidArgument
 from authz_service.store.postgres.db import Database
 from authz_service.store.postgres.dberrors import translated
 from authz_service.store.postgres.sql import KEY_COLUMNS
+from authz_service.store.postgres.tenants import CREATE_SQL
 from authz_service.store.postgres.writes import bump_head
 
 if TYPE_CHECKING:
@@ -121,11 +122,17 @@ def copy_text(value: str) -> str:
     return value
 
 
-async def load(db: Database, tenant: str, chunks: Chunks) -> LoadResult:
+async def load(
+    db: Database, tenant: str, chunks: Chunks, *, create_tenant: bool = False
+) -> LoadResult:
+    """`create_tenant`: register the tenant (if it is not) in the load's own transaction,
+    so that a load that fails leaves no tenant behind either."""
     with translated():
         try:
             async with db.acquire() as conn, conn.transaction():
                 await conn.execute(NO_STATEMENT_TIMEOUT)
+                if create_tenant:
+                    await conn.execute(CREATE_SQL, tenant)
                 revision = await bump_head(conn, tenant)
                 if await conn.fetchval(_LIVE_SQL, tenant):
                     raise _Staged
@@ -134,6 +141,8 @@ async def load(db: Database, tenant: str, chunks: Chunks) -> LoadResult:
             pass  # rolled back, the revision bump included
         async with db.acquire() as conn, conn.transaction():
             await conn.execute(NO_STATEMENT_TIMEOUT)
+            if create_tenant:
+                await conn.execute(CREATE_SQL, tenant)
             return await _staged(conn, tenant, chunks)
 
 

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import yaml
 
-from authz_service.errors import InvalidArgument
+from authz_service.errors import InvalidArgument, echo
 from authz_service.model import (
     ID_RE,
     RELATION_RE,
@@ -134,7 +134,13 @@ def _utf8(path: Path) -> Iterator[None]:
                     raise InvalidArgument(
                         f"{where}: not UTF-8 text (byte {exc.start + 1} of the line)", field=where
                     ) from None
-        raise InvalidArgument(f"`{path}` is not UTF-8 text", field="file") from None
+        raise InvalidArgument(f"`{echo(path)}` is not UTF-8 text", field="file") from None
+
+
+def _escaped(text: str) -> str:
+    """PyYAML's problem, which may quote the file: escaped as `echo` escapes, not capped
+    (PyYAML keeps it short, and it can end in the line number that matters)."""
+    return "".join(map(echo, text))
 
 
 def read_validation_file(path: Path) -> Iterator[tuple[int, Relationship]]:
@@ -144,10 +150,18 @@ def read_validation_file(path: Path) -> Iterator[tuple[int, Relationship]]:
     try:
         document = load_unique(text)
     except yaml.YAMLError as exc:
-        raise InvalidArgument(f"`{path}` is not valid YAML: {exc}", field="file") from None
+        # One line, as the validation files' loader says it: PyYAML's own text spans
+        # several, quoting the file's lines.
+        where = getattr(exc, "problem_mark", None)
+        at = f" at {where.line + 1}:{where.column + 1}" if where is not None else ""
+        problem = getattr(exc, "problem", None)
+        raise InvalidArgument(
+            f"`{echo(path)}` is not valid YAML{at}" + (f": {_escaped(problem)}" if problem else ""),
+            field="file",
+        ) from None
     block = document.get("relationships") if isinstance(document, dict) else None
     if not isinstance(block, str):
-        raise InvalidArgument(f"`{path}` has no `relationships` text block", field="file")
+        raise InvalidArgument(f"`{echo(path)}` has no `relationships` text block", field="file")
     offset = _block_offset(text)
     for number, line in enumerate(block.splitlines(), start=1):
         stripped = line.strip()
@@ -330,12 +344,16 @@ async def import_file(
     *,
     on_line: Callable[[int], object] | None = None,
     check: Check | None = None,
+    create_tenant: bool = False,
 ) -> ImportResult:
     """Write every relationship in `path` to `tenant` at one revision, all or nothing.
     `on_line`, if given, is called with the line number reached every few thousand rows
     and at the end (for a progress bar); `check`, if given, with every relationship
-    (the schema's rules: this layer does not know the schema)."""
-    return await _import(db, tenant, lambda: _text_rows(path, fmt, check), on_line)
+    (the schema's rules: this layer does not know the schema). `create_tenant` registers
+    the tenant, if it is not, as part of the same all or nothing."""
+    return await _import(
+        db, tenant, lambda: _text_rows(path, fmt, check), on_line, create_tenant=create_tenant
+    )
 
 
 async def _import(
@@ -343,9 +361,11 @@ async def _import(
     tenant: str,
     rows: Callable[[], Iterable[Row]],
     on_line: Callable[[int], object] | None,
+    *,
+    create_tenant: bool = False,
 ) -> ImportResult:
     started = time.perf_counter()
-    result = await load(db, tenant, _Chunks(rows, on_line))
+    result = await load(db, tenant, _Chunks(rows, on_line), create_tenant=create_tenant)
     # A bulk load can change the table's shape more than autovacuum notices in time;
     # fresh statistics keep the planner on the indexes (ANALYZE samples, so it stays
     # quick on big tables).

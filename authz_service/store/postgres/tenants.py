@@ -17,12 +17,12 @@ from authz_service.store.postgres.dberrors import translated
 from authz_service.store.postgres.writes import PURGE_CHANNEL, apply_updates, bump_head
 from authz_service.store.registry import TenantRecord, TenantState, not_found
 
-__all__ = ["PostgresTenants"]
+__all__ = ["CREATE_SQL", "PostgresTenants"]
 
 _COLUMNS = "tenant, state, created_at, updated_at, head"
 
 # A deleted tenant's row is revived (its head kept); an existing one is left alone.
-_CREATE_SQL = f"""
+CREATE_SQL = f"""
 INSERT INTO tenants AS t (tenant, head) VALUES ($1, 0)
 ON CONFLICT (tenant) DO UPDATE SET state = 'active', created_at = now(), updated_at = now()
  WHERE t.state = 'deleted'
@@ -44,7 +44,7 @@ class PostgresTenants:
 
     async def create(self, name: str) -> TenantRecord:
         with translated():
-            row = await self._db.fetchrow(_CREATE_SQL, name)
+            row = await self._db.fetchrow(CREATE_SQL, name)
         if row is None:
             raise AlreadyExists(f"tenant `{echo(name)}` already exists")
         return _record(row)
