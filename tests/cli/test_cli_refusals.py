@@ -76,13 +76,17 @@ def test_the_password_in_a_refused_url_is_not_shown(capsys: pytest.CaptureFixtur
     one_line(err)
 
 
-@pytest.mark.parametrize("key", ["k\x1b", "ak_x\r", "a\nb", "k\x00", "clé"])
-@pytest.mark.parametrize("source", ["flag", "environment"])
+_KEYS = ["k\x1b", "ak_x\r", "a\nb", "k\x00", "clé"]
+
+
+# An environment variable cannot hold NUL: that key is given by flag only.
+@pytest.mark.parametrize(
+    ("source", "key"),
+    [("flag", k) for k in _KEYS] + [("environment", k) for k in _KEYS if "\x00" not in k],
+)
 def test_an_api_key_no_header_can_carry_is_refused_before_calling(
     key: str, source: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    if source == "environment" and "\x00" in key:
-        pytest.skip("an environment variable cannot hold NUL")
     argv = [*QUESTION, *UNREACHABLE]
     if source == "flag":
         argv += ["--api-key", key]
