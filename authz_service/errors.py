@@ -27,6 +27,7 @@ from __future__ import annotations
 
 __all__ = [
     "ECHO_CHARS",
+    "PATH_CHARS",
     "AlreadyExists",
     "AuthzError",
     "CaveatError",
@@ -44,22 +45,24 @@ __all__ = [
 ]
 
 ECHO_CHARS = 64
+PATH_CHARS = 4096  # PATH_MAX on Linux
 """How much of a caller's value an error message quotes."""
 
 
-def echo(value: object) -> str:
-    """`value` as text for an error message: whole when short, else its first ECHO_CHARS
-    characters and its size, e.g. `xxxx…(10001 bytes)`.
+def echo(value: object, limit: int = ECHO_CHARS) -> str:
+    """`value` as text for an error message: whole when short, else its first `limit`
+    (ECHO_CHARS) characters and its size, e.g. `xxxx…(10001 bytes)`. A local command
+    naming a file path the user typed gives PATH_CHARS: a path cut short names nothing.
 
     Every message that quotes caller input goes through here, so the status trailer stays
     small: an echoed 20 KB id would make a default gRPC client report RESOURCE_EXHAUSTED
     ("retry with backoff") instead of the INVALID_ARGUMENT it is.
     """
     text = value if isinstance(value, str) else str(value)
-    if len(text) <= ECHO_CHARS:
+    if len(text) <= limit:
         return text.translate(_ESCAPED)
     size = len(text.encode("utf-8", "surrogatepass"))
-    return f"{text[:ECHO_CHARS].translate(_ESCAPED)}…({size} bytes)"
+    return f"{text[:limit].translate(_ESCAPED)}…({size} bytes)"
 
 
 # C0 controls and DEL, shown as escapes: a caller's NUL, newline or terminal escape

@@ -18,7 +18,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from authz_service.config import Settings
-from authz_service.errors import InvalidArgument, echo
+from authz_service.errors import PATH_CHARS, InvalidArgument, echo
 
 __all__ = ["ClientTls", "add_arguments", "api_key_metadata", "failure", "from_args"]
 
@@ -87,7 +87,7 @@ def _read(path: str, name: str, parse: Callable[[bytes], object]) -> bytes:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise InvalidArgument(
-            f"{option} file `{echo(path)}` cannot be read: {exc.strerror}",
+            f"{option} file `{echo(path, PATH_CHARS)}` cannot be read: {exc.strerror}",
             field=name,
             value=path,
         ) from None
@@ -96,7 +96,7 @@ def _read(path: str, name: str, parse: Callable[[bytes], object]) -> bytes:
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         what = "certificates" if parse is _certificates else "an unencrypted private key"
         raise InvalidArgument(
-            f"{option} file `{echo(path)}` is not PEM holding {what}",
+            f"{option} file `{echo(path, PATH_CHARS)}` is not PEM holding {what}",
             field=name,
             value=path,
         ) from exc

@@ -20,7 +20,7 @@ from authz_service.cli.migrate import (
     database_url,
     require_tenant,
 )
-from authz_service.errors import InvalidArgument, echo
+from authz_service.errors import PATH_CHARS, InvalidArgument, echo
 
 __all__ = ["register"]
 
@@ -63,7 +63,7 @@ def _handle(args: argparse.Namespace) -> int:
     path: Path = args.file
     if not path.is_file():
         raise InvalidArgument(
-            f"`{echo(path)}` is not a readable file", field="file", value=str(path)
+            f"`{echo(path, PATH_CHARS)}` is not a readable file", field="file", value=str(path)
         )
     return asyncio.run(_import(args, path, _count_lines(path)))
 

@@ -12,7 +12,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from authz_service.errors import InvalidArgument, echo
+from authz_service.errors import PATH_CHARS, InvalidArgument, echo
 from authz_service.validation import run_files
 
 __all__ = ["register"]
@@ -60,5 +60,7 @@ def _require_readable(path: str) -> None:
             pass
     except OSError as exc:
         raise InvalidArgument(
-            f"cannot read `{echo(path)}`: {exc.strerror or exc}", field="FILE", value=path
+            f"cannot read `{echo(path, PATH_CHARS)}`: {exc.strerror or exc}",
+            field="FILE",
+            value=path,
         ) from None

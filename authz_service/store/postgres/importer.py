@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import yaml
 
-from authz_service.errors import InvalidArgument, echo
+from authz_service.errors import PATH_CHARS, InvalidArgument, echo
 from authz_service.model import (
     ID_RE,
     RELATION_RE,
@@ -134,7 +134,9 @@ def _utf8(path: Path) -> Iterator[None]:
                     raise InvalidArgument(
                         f"{where}: not UTF-8 text (byte {exc.start + 1} of the line)", field=where
                     ) from None
-        raise InvalidArgument(f"`{echo(path)}` is not UTF-8 text", field="file") from None
+        raise InvalidArgument(
+            f"`{echo(path, PATH_CHARS)}` is not UTF-8 text", field="file"
+        ) from None
 
 
 def _escaped(text: str) -> str:
@@ -156,12 +158,15 @@ def read_validation_file(path: Path) -> Iterator[tuple[int, Relationship]]:
         at = f" at {where.line + 1}:{where.column + 1}" if where is not None else ""
         problem = getattr(exc, "problem", None)
         raise InvalidArgument(
-            f"`{echo(path)}` is not valid YAML{at}" + (f": {_escaped(problem)}" if problem else ""),
+            f"`{echo(path, PATH_CHARS)}` is not valid YAML{at}"
+            + (f": {_escaped(problem)}" if problem else ""),
             field="file",
         ) from None
     block = document.get("relationships") if isinstance(document, dict) else None
     if not isinstance(block, str):
-        raise InvalidArgument(f"`{echo(path)}` has no `relationships` text block", field="file")
+        raise InvalidArgument(
+            f"`{echo(path, PATH_CHARS)}` has no `relationships` text block", field="file"
+        )
     offset = _block_offset(text)
     for number, line in enumerate(block.splitlines(), start=1):
         stripped = line.strip()
