@@ -6,40 +6,137 @@ in the README's configuration table with its variable name.
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from authz_service.errors import InvalidArgument, echo
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "load_settings", "setting_name"]
 
 LogMode = Literal["durable", "buffered", "off"]
 
-_AT_LEAST_ONE = (
-    "auth_fail_threshold",
-    "workers",
-    "cache_size",
-    "max_concurrent_rpcs",
-    "max_depth",
-    "max_batch",
-    "max_subproblems",
-    "max_explanation_nodes",
-    "max_context_bytes",
-    "max_context_depth",
-    "max_context_keys",
-    "max_context_list",
-    "max_caveat_cost",
-    "max_schema_bytes",
-    "max_caveat_bytes",
-    "tenant_max_concurrent_rpcs",
-    "tenant_max_watches",
-    "replica_max_lag_ms",
-)
+# The largest number any setting takes: gRPC and the event loop hold several in a C int,
+# and a larger one failed with an OverflowError traceback instead of an error naming it.
+_MOST = 2**31 - 1
+
+
+class _Range(NamedTuple):
+    """The values a numeric setting takes: from `least` (excluded when `above`) to `most`,
+    and always a finite number."""
+
+    least: float
+    most: float = _MOST
+    above: bool = False
+
+    def holds(self, value: float) -> bool:
+        if not math.isfinite(value) or value > self.most:
+            return False
+        return value > self.least if self.above else value >= self.least
+
+    def describe(self) -> str:
+        least, most = (int(n) if n == int(n) else n for n in (self.least, self.most))
+        low = f"greater than {least}" if self.above else f"at least {least}"
+        return f"a number {low} and at most {most}"
+
+
+# Every numeric setting and its range; special values (0 = off, -1 = the whole window)
+# are those the README's configuration table documents.
+_RANGES: dict[str, _Range] = {
+    "workers": _Range(1),  # 0 (one per core) is resolved before the check
+    "replica_max_lag_ms": _Range(1),
+    "db_pool_min": _Range(0),
+    "db_pool_max": _Range(1),
+    "db_statement_timeout_ms": _Range(0),  # 0 = never
+    "cache_size": _Range(1),
+    "max_staleness_ms": _Range(0),
+    "quantization_ms": _Range(-1),  # -1 = the staleness window, 0 = follow the head
+    "refresh_ahead_ms": _Range(0),  # 0 = off
+    "index_max_rows": _Range(0),  # 0 = off
+    "revision_poll_ms": _Range(1),
+    # An age past about 8000 years is no date: collecting history would overflow.
+    "retention_hours": _Range(0, 1_000_000, above=True),
+    "gc_interval_s": _Range(0, above=True),
+    "max_concurrent_rpcs": _Range(1),
+    "max_depth": _Range(1),
+    "max_fanout": _Range(1),
+    "max_batch": _Range(1),
+    "default_deadline_ms": _Range(1),
+    "max_subproblems": _Range(1),
+    "max_explanation_nodes": _Range(1),
+    "max_context_bytes": _Range(1),
+    "max_context_depth": _Range(1),
+    "max_context_keys": _Range(1),
+    "max_context_list": _Range(1),
+    "max_caveat_cost": _Range(1),
+    "max_schema_bytes": _Range(1),
+    "max_caveat_bytes": _Range(1),  # and the CEL parser's ceiling, checked apart
+    "tenant_max_concurrent_rpcs": _Range(1),
+    "tenant_max_watches": _Range(1),
+    "max_watches": _Range(0),  # 0 = a quarter of max_concurrent_rpcs
+    "shutdown_grace_s": _Range(0),
+    "log_checkpoint_s": _Range(0, above=True),
+    "log_commit_window_ms": _Range(0),  # 0 = each round at once
+    "trace_ratio": _Range(0, 1),
+    "auth_cache_ttl_s": _Range(0),
+    "auth_fail_threshold": _Range(1),
+    "auth_backoff_max_s": _Range(0),
+    "auth_negative_ttl_s": _Range(0),  # 0 = always look up
+}
+
+# The settings that are a host:port to listen on; empty is off for all but `listen`.
+_ADDRESSES = ("listen", "scim_listen", "console_listen", "metrics_listen")
+
+# The flags of `authz serve` that set a setting, for messages naming both.
+_FLAGS = {
+    "listen": "--listen",
+    "workers": "--workers",
+    "database_url": "--database-url",
+    "data_dir": "--data-dir",
+    "log_mode": "--decision-log",
+    "log_dir": "--log-dir",
+    "log_signing_key": "--signing-key",
+    "gateway_config": "--gateway-config",
+    "scim_listen": "--scim-listen",
+    "console_listen": "--console",
+    "tls_cert": "--tls-cert",
+    "tls_key": "--tls-key",
+    "tls_client_ca": "--tls-client-ca",
+    "tls_client_map": "--tls-client-map",
+}
+
+
+def setting_name(name: str) -> str:
+    """How messages name the setting `name`: its variable, and its `serve` flag if any,
+    e.g. `AUTHZ_LISTEN (--listen)`."""
+    env = next(f.metadata["env"] for f in fields(Settings) if f.name == name)
+    flag = _FLAGS.get(name)
+    return f"{env} ({flag})" if flag else str(env)
+
+
+def _shown(value: float) -> str:
+    """A number as its setting would be written: 0 rather than 0.0."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return echo(value)
+
+
+def _address_problem(address: str) -> str | None:
+    """Why `address` is not a host:port to listen on (None: it is)."""
+    host, colon, port = address.rpartition(":")
+    if not colon:
+        return "is not host:port"
+    if host.startswith("[") != host.endswith("]") or (host.startswith("[") and len(host) < 3):
+        return "is not host:port: an IPv6 host is written in brackets, [::1]:50051"
+    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        return "is not host:port: the port is a number from 0 to 65535"
+    return None
 
 
 # 16 KB of `x.a.a...` compiles; 40 KB crashed the process (a segfault in the CEL
@@ -172,7 +269,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.log_mode not in ("durable", "buffered", "off"):
             raise InvalidArgument(
-                f"decision log mode `{echo(self.log_mode)}` is not one of durable, buffered, off",
+                f"{setting_name('log_mode')}: decision log mode `{echo(self.log_mode)}` "
+                "is not one of durable, buffered, off",
                 field="AUTHZ_DECISION_LOG",
                 value=self.log_mode,
             )
@@ -180,22 +278,31 @@ class Settings:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise InvalidArgument(
-                    f"`{echo(name)}` must be one of {', '.join(allowed)}",
+                    f"{setting_name(name)} must be one of {', '.join(allowed)}, "
+                    f"not `{echo(getattr(self, name))}`",
                     field=name,
                     value=getattr(self, name),
                 )
+        level = self.log_level.strip().upper()
+        if level not in logging.getLevelNamesMapping():
+            raise InvalidArgument(
+                f"{setting_name('log_level')} must be a level's standard name (DEBUG, INFO, "
+                f"WARNING, ERROR, CRITICAL), not `{echo(self.log_level)}`",
+                field="log_level",
+                value=self.log_level,
+            )
+        object.__setattr__(self, "log_level", level)
         if self.workers == 0:  # 0 means one worker per core, from the flag or the environment
             object.__setattr__(self, "workers", os.cpu_count() or 1)
-        for name in (
-            "auth_cache_ttl_s",
-            "auth_backoff_max_s",
-            "auth_negative_ttl_s",
-            "log_commit_window_ms",
-            "refresh_ahead_ms",
-        ):
-            if getattr(self, name) < 0:
+        self._check_ranges()
+        for name in _ADDRESSES:
+            address = getattr(self, name)
+            problem = _address_problem(address) if address or name == "listen" else None
+            if problem is not None:
                 raise InvalidArgument(
-                    f"`{name}` must not be negative", field=name, value=getattr(self, name)
+                    f"{setting_name(name)}: `{echo(address)}` {problem}",
+                    field=name,
+                    value=address,
                 )
         if bool(self.tls_cert) != bool(self.tls_key):
             raise InvalidArgument(
@@ -244,19 +351,32 @@ class Settings:
                 field="AUTHZ_LOG_PREVIOUS_PUBLIC_KEYS",
                 value=self.log_previous_public_keys,
             )
-        for name in _AT_LEAST_ONE:
-            if getattr(self, name) < 1:
-                raise InvalidArgument(
-                    f"`{echo(name)}` must be at least 1", field=name, value=getattr(self, name)
-                )
         self._check_max_watches()
         if self.max_caveat_bytes > _MAX_CAVEAT_BYTES_CEILING:
             raise InvalidArgument(
-                f"`max_caveat_bytes` must be at most {_MAX_CAVEAT_BYTES_CEILING}: the CEL "
+                f"{setting_name('max_caveat_bytes')} must be at most "
+                f"{_MAX_CAVEAT_BYTES_CEILING}, not `{self.max_caveat_bytes}`: the CEL "
                 "parser recurses once per member access, and a longer chain can overflow "
                 "its native stack and end the process",
                 field="max_caveat_bytes",
                 value=self.max_caveat_bytes,
+            )
+
+    def _check_ranges(self) -> None:
+        for name, allowed in _RANGES.items():
+            value = getattr(self, name)
+            if not allowed.holds(value):
+                raise InvalidArgument(
+                    f"{setting_name(name)} must be {allowed.describe()}, not `{_shown(value)}`",
+                    field=name,
+                    value=value,
+                )
+        if self.db_pool_min > self.db_pool_max:
+            raise InvalidArgument(
+                f"{setting_name('db_pool_min')} ({self.db_pool_min}) must not exceed "
+                f"{setting_name('db_pool_max')} ({self.db_pool_max})",
+                field="db_pool_min",
+                value=self.db_pool_min,
             )
 
     def _check_max_watches(self) -> None:
@@ -264,8 +384,9 @@ class Settings:
         of watches refuses everything else."""
         if self.max_watches != 0 and not 0 < self.max_watches < self.max_concurrent_rpcs:
             raise InvalidArgument(
-                f"`max_watches` must be at least 1 and less than `max_concurrent_rpcs` "
-                f"({self.max_concurrent_rpcs}), or 0 for a quarter of it: open watches "
+                f"{setting_name('max_watches')} must be at least 1 and less than "
+                f"{setting_name('max_concurrent_rpcs')} ({self.max_concurrent_rpcs}), "
+                f"or 0 for a quarter of it, not `{self.max_watches}`: open watches "
                 "hold their slots, and calls other than watches need some",
                 field="max_watches",
                 value=self.max_watches,

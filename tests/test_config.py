@@ -102,7 +102,7 @@ def test_replica_urls_are_a_list_and_need_their_primary() -> None:
                 }
             )
         assert "secret" not in str(refused.value)
-    with pytest.raises(InvalidArgument, match="replica_max_lag_ms"):
+    with pytest.raises(InvalidArgument, match="AUTHZ_REPLICA_MAX_LAG_MS"):
         load_settings(environ={"AUTHZ_REPLICA_MAX_LAG_MS": "0"})
 
 
@@ -117,14 +117,14 @@ def test_database_passwords_stay_out_of_the_settings_repr() -> None:
 
 
 def test_a_negative_commit_window_is_refused_naming_it() -> None:
-    with pytest.raises(InvalidArgument, match="log_commit_window_ms") as refused:
+    with pytest.raises(InvalidArgument, match="AUTHZ_LOG_COMMIT_WINDOW_MS") as refused:
         load_settings(environ={"AUTHZ_LOG_COMMIT_WINDOW_MS": "-5"})
     assert refused.value.field == "log_commit_window_ms"
     assert load_settings(environ={"AUTHZ_LOG_COMMIT_WINDOW_MS": "0"}).log_commit_window_ms == 0
 
 
 def test_a_negative_refresh_ahead_is_refused_naming_it() -> None:
-    with pytest.raises(InvalidArgument, match="refresh_ahead_ms") as refused:
+    with pytest.raises(InvalidArgument, match="AUTHZ_REFRESH_AHEAD_MS") as refused:
         load_settings(environ={"AUTHZ_REFRESH_AHEAD_MS": "-1"})
     assert refused.value.field == "refresh_ahead_ms"
     assert load_settings(environ={"AUTHZ_REFRESH_AHEAD_MS": "0"}).refresh_ahead_ms == 0
@@ -133,7 +133,7 @@ def test_a_negative_refresh_ahead_is_refused_naming_it() -> None:
 def test_a_caveat_size_past_what_the_cel_parser_survives_is_refused() -> None:
     # A 40 KB chain of member accesses overflowed the CEL parser's native stack and
     # ended the process (a segfault, no error); nothing bounded the setting.
-    with pytest.raises(InvalidArgument, match="max_caveat_bytes") as refused:
+    with pytest.raises(InvalidArgument, match="AUTHZ_MAX_CAVEAT_BYTES") as refused:
         load_settings(environ={"AUTHZ_MAX_CAVEAT_BYTES": "65536"})
     assert refused.value.field == "max_caveat_bytes"
     assert load_settings(environ={"AUTHZ_MAX_CAVEAT_BYTES": "16384"}).max_caveat_bytes == 16384
@@ -219,8 +219,98 @@ def test_watches_stay_below_the_servers_cap() -> None:
     assert load_settings(environ={"AUTHZ_MAX_CONCURRENT_RPCS": "40"}).watch_limit == 10
     assert load_settings(environ={"AUTHZ_MAX_WATCHES": "200"}).watch_limit == 200
     for watches in ("512", "-1"):
-        with pytest.raises(InvalidArgument, match="max_watches") as refused:
+        with pytest.raises(InvalidArgument, match="AUTHZ_MAX_WATCHES") as refused:
             load_settings(environ={"AUTHZ_MAX_WATCHES": watches})
         assert refused.value.field == "max_watches"
-    with pytest.raises(InvalidArgument, match="tenant_max_watches"):
+    with pytest.raises(InvalidArgument, match="AUTHZ_TENANT_MAX_WATCHES"):
         load_settings(environ={"AUTHZ_TENANT_MAX_WATCHES": "0"})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        # D1: a port past 65535 was bound modulo 65536 (99999 -> 34463).
+        ("AUTHZ_LISTEN", "127.0.0.1:99999"),
+        ("AUTHZ_LISTEN", "[::1:5"),
+        ("AUTHZ_LISTEN", "127.0.0.1:-1"),
+        ("AUTHZ_LISTEN", "nohost"),
+        ("AUTHZ_SCIM_LISTEN", "127.0.0.1:99999"),
+        ("AUTHZ_CONSOLE_LISTEN", "127.0.0.1:65536"),
+        ("AUTHZ_METRICS_LISTEN", "127.0.0.1:99999"),
+        # D2: a ValueError or OverflowError traceback once the server started.
+        ("AUTHZ_LOG_LEVEL", "VERBOSE"),
+        ("AUTHZ_LOG_LEVEL", ""),
+        ("AUTHZ_LOG_LEVEL", "5"),
+        ("AUTHZ_MAX_CONCURRENT_RPCS", "99999999999999999999999"),
+        # D7: accepted, then every call failed or a loop spun.
+        ("AUTHZ_DEFAULT_DEADLINE_MS", "-1"),
+        ("AUTHZ_DEFAULT_DEADLINE_MS", "0"),
+        ("AUTHZ_DB_POOL_MIN", "-1"),
+        ("AUTHZ_DB_POOL_MAX", "0"),
+        ("AUTHZ_DB_POOL_MAX", "-1"),
+        ("AUTHZ_MAX_FANOUT", "0"),
+        ("AUTHZ_MAX_FANOUT", "-1"),
+        ("AUTHZ_GC_INTERVAL_S", "-1"),
+        ("AUTHZ_GC_INTERVAL_S", "0"),
+        ("AUTHZ_GC_INTERVAL_S", "nan"),
+        ("AUTHZ_RETENTION_HOURS", "-1"),
+        ("AUTHZ_RETENTION_HOURS", "nan"),
+        ("AUTHZ_RETENTION_HOURS", "inf"),
+        ("AUTHZ_REVISION_POLL_MS", "-1"),
+        ("AUTHZ_REVISION_POLL_MS", "0"),
+        ("AUTHZ_MAX_STALENESS_MS", "-1"),
+        ("AUTHZ_QUANTIZATION_MS", "-5"),
+        ("AUTHZ_SHUTDOWN_GRACE_S", "-1"),
+        ("AUTHZ_SHUTDOWN_GRACE_S", "nan"),
+        ("AUTHZ_AUTH_CACHE_TTL_S", "nan"),
+        ("AUTHZ_AUTH_BACKOFF_MAX_S", "nan"),
+        ("AUTHZ_AUTH_NEGATIVE_TTL_S", "nan"),
+        ("AUTHZ_LOG_CHECKPOINT_S", "nan"),
+        ("AUTHZ_LOG_CHECKPOINT_S", "inf"),
+        ("AUTHZ_LOG_COMMIT_WINDOW_MS", "nan"),
+        ("AUTHZ_DB_STATEMENT_TIMEOUT_MS", "-1"),
+        ("AUTHZ_INDEX_MAX_ROWS", "-1"),
+        # D8: refused, but naming a field (`max_depth`) rather than the variable.
+        ("AUTHZ_MAX_DEPTH", "0"),
+        ("AUTHZ_LOG_CHECKPOINT_S", "0"),
+        ("AUTHZ_LOG_FORMAT", "xml"),
+        ("AUTHZ_TRACE_SAMPLE_RATIO", "nan"),
+        ("AUTHZ_TRACE_SAMPLE_RATIO", "1.5"),
+    ],
+)
+def test_an_invalid_setting_is_refused_naming_its_variable_and_value(
+    variable: str, value: str
+) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        load_settings(environ={variable: value})
+    assert refused.value.message.startswith(variable), refused.value.message
+    assert f"`{value}`" in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("AUTHZ_QUANTIZATION_MS", "-1"),  # the whole staleness window
+        ("AUTHZ_QUANTIZATION_MS", "0"),  # follow the head
+        ("AUTHZ_INDEX_MAX_ROWS", "0"),  # off
+        ("AUTHZ_DB_STATEMENT_TIMEOUT_MS", "0"),  # never
+        ("AUTHZ_AUTH_NEGATIVE_TTL_S", "0"),  # always look up
+        ("AUTHZ_MAX_WATCHES", "0"),  # a quarter of the cap
+        ("AUTHZ_LISTEN", "127.0.0.1:65535"),
+        ("AUTHZ_LISTEN", "[::1]:0"),
+        ("AUTHZ_LOG_LEVEL", "debug"),
+        ("AUTHZ_TRACE_SAMPLE_RATIO", "1"),
+    ],
+)
+def test_documented_special_values_stay_accepted(variable: str, value: str) -> None:
+    load_settings(environ={variable: value})
+
+
+def test_a_flag_with_a_bad_value_is_named_beside_its_variable() -> None:
+    with pytest.raises(InvalidArgument, match=r"^AUTHZ_LISTEN \(--listen\): `127.0.0.1:99999`"):
+        load_settings({"listen": "127.0.0.1:99999"}, environ={})
+
+
+def test_a_pool_whose_minimum_exceeds_its_maximum_is_refused() -> None:
+    with pytest.raises(InvalidArgument, match="AUTHZ_DB_POOL_MIN"):
+        load_settings(environ={"AUTHZ_DB_POOL_MIN": "11"})
