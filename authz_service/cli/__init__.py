@@ -71,7 +71,12 @@ _SIGPIPE_STATUS = 141
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(argv[0] if argv else None).parse_args(argv)
+    try:
+        # Building the parser imports the command's module (gRPC, the engine: about 2 s
+        # on a cold start): a Ctrl-C in there is an interruption like any other.
+        args = build_parser(argv[0] if argv else None).parse_args(argv)
+    except KeyboardInterrupt:
+        return 130
     handler: Handler = args.handler
     try:
         return handler(args)
