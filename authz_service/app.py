@@ -228,7 +228,10 @@ async def _log_public_keys(settings: Settings) -> list[Ed25519PublicKey] | None:
         return None
 
     def load() -> list[Ed25519PublicKey]:
-        keys = [load_private_key(Path(settings.log_signing_key)).public_key()]
+        try:
+            keys = [load_private_key(Path(settings.log_signing_key)).public_key()]
+        except AuthzError as exc:
+            raise type(exc)(f"AUTHZ_LOG_SIGNING_KEY (--signing-key): {exc.message}") from None
         for path in settings.previous_public_keys:
             try:
                 keys.append(load_public_key(path))

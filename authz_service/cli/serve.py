@@ -17,13 +17,14 @@ import multiprocessing.connection
 import os
 import signal
 import socket
+import stat
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import replace
 from typing import Any
 
-from authz_service.config import Settings, load_settings
-from authz_service.errors import AuthzError, InvalidArgument, Unavailable
+from authz_service.config import Settings, load_settings, setting_name
+from authz_service.errors import AuthzError, InvalidArgument, Unavailable, echo
 
 __all__ = ["register"]
 
@@ -114,6 +115,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    _check_start(settings)
     _check_listen(settings.listen)
     if not settings.tls_cert:  # refused plaintext fails here, before the database starts
         from authz_service.api.tls import plaintext_allowed
@@ -123,6 +125,81 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.workers == 1:
         return _run_loop(run_worker(settings, 0))
     return _supervise(settings)
+
+
+def _check_start(settings: Settings) -> None:
+    """Refuse, in one line naming the variable (and flag), what the settings' own checks
+    cannot see: files, names of the model, several workers without what they share."""
+    from authz_service.decisionlog.redact import parse_path
+    from authz_service.model import RELATION_RE, TYPE_RE
+
+    for name, path in _files(settings):
+        _check_file(name, path)
+    for name, pattern in (
+        ("scim_user_type", TYPE_RE),
+        ("scim_group_type", TYPE_RE),
+        ("scim_member_relation", RELATION_RE),
+    ):
+        value = getattr(settings, name)
+        if not pattern.fullmatch(value):
+            kind = "relation" if name == "scim_member_relation" else "type"
+            raise InvalidArgument(
+                f"{setting_name(name)}: `{echo(value)}` is not a valid {kind} name",
+                field=name,
+                value=value,
+            )
+    for redacted in settings.redact_paths:
+        try:
+            parse_path(redacted)
+        except InvalidArgument as exc:
+            raise InvalidArgument(
+                f"{setting_name('log_redact')}: {exc.message}", field="log_redact", value=redacted
+            ) from None
+    if settings.workers > 1:
+        if settings.database_url == "memory://":
+            raise InvalidArgument(
+                f"{setting_name('workers')} {settings.workers}: memory:// cannot be shared by "
+                "several workers; use --workers 1 or a PostgreSQL database",
+                field="workers",
+                value=settings.workers,
+            )
+        if settings.listen.endswith(":0"):
+            raise InvalidArgument(
+                f"{setting_name('workers')} {settings.workers}: several workers need a fixed "
+                f"port to share, not `{echo(settings.listen)}`; --listen host:PORT",
+                field="workers",
+                value=settings.workers,
+            )
+
+
+def _files(settings: Settings) -> Iterator[tuple[str, str]]:
+    """Every file the server reads at start, with the setting that names it."""
+    for name in ("tls_cert", "tls_key", "tls_client_ca", "tls_client_map", "gateway_config"):
+        if getattr(settings, name):
+            yield name, getattr(settings, name)
+    if settings.log_signing_key:
+        yield "log_signing_key", settings.log_signing_key
+    for path in settings.previous_public_keys:
+        yield "log_previous_public_keys", str(path)
+
+
+def _check_file(name: str, path: str) -> None:
+    """A file setting must name a readable regular file: a FIFO or a device would block
+    the start in a read that not even Ctrl-C ends."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        problem = (exc.strerror or str(exc)).lower()
+    else:
+        if not stat.S_ISREG(mode):
+            problem = "not a regular file"
+        elif not os.access(path, os.R_OK):
+            problem = "permission denied"
+        else:
+            return
+    raise InvalidArgument(
+        f"{setting_name(name)}: cannot read `{echo(path)}`: {problem}", field=name, value=path
+    )
 
 
 def _check_listen(listen: str) -> None:
@@ -228,8 +305,6 @@ def _worker_main(settings: Settings, worker: int) -> None:
 def _prepare_database(settings: Settings) -> tuple[Settings, Any]:
     """Start the embedded server and migrate once, before any worker exists. The parent
     holds the returned resources (the embedded server) for as long as the workers run."""
-    if settings.database_url == "memory://":
-        raise SystemExit("memory:// cannot be shared by several workers; use --workers 1")
     from authz_service.app import Resources, prepare_database
 
     resources = Resources()
@@ -238,8 +313,6 @@ def _prepare_database(settings: Settings) -> tuple[Settings, Any]:
 
 
 def _supervise(settings: Settings) -> int:
-    if settings.listen.endswith(":0"):
-        raise SystemExit("several workers need a fixed port to share; --listen host:PORT")
     settings, resources = _prepare_database(settings)
     ctx = multiprocessing.get_context("spawn")
     workers = [
