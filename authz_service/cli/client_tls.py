@@ -17,6 +17,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
+from authz_service.cli.files import unreadable
 from authz_service.config import Settings
 from authz_service.errors import PATH_CHARS, InvalidArgument, echo
 
@@ -83,6 +84,13 @@ def _host_port(target: str) -> str:
 
 def _read(path: str, name: str, parse: Callable[[bytes], object]) -> bytes:
     option = f"--{name.replace('_', '-')}"
+    problem = unreadable(path)
+    if problem is not None:
+        raise InvalidArgument(
+            f"{option} file `{echo(path, PATH_CHARS)}` cannot be read: {problem}",
+            field=name,
+            value=path,
+        )
     try:
         data = Path(path).read_bytes()
     except OSError as exc:

@@ -17,12 +17,12 @@ import multiprocessing.connection
 import os
 import signal
 import socket
-import stat
 import sys
 from collections.abc import Coroutine, Iterator
 from dataclasses import replace
 from typing import Any
 
+from authz_service.cli.files import unreadable
 from authz_service.config import Settings, load_settings, setting_name
 from authz_service.errors import AuthzError, InvalidArgument, Unavailable, echo
 
@@ -186,17 +186,9 @@ def _files(settings: Settings) -> Iterator[tuple[str, str]]:
 def _check_file(name: str, path: str) -> None:
     """A file setting must name a readable regular file: a FIFO or a device would block
     the start in a read that not even Ctrl-C ends."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        problem = (exc.strerror or str(exc)).lower()
-    else:
-        if not stat.S_ISREG(mode):
-            problem = "not a regular file"
-        elif not os.access(path, os.R_OK):
-            problem = "permission denied"
-        else:
-            return
+    problem = unreadable(path)
+    if problem is None:
+        return
     raise InvalidArgument(
         f"{setting_name(name)}: cannot read `{echo(path)}`: {problem}", field=name, value=path
     )

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 from typing import Any
 
+from authz_service.cli.files import unreadable
 from authz_service.errors import PATH_CHARS, InvalidArgument, echo
 from authz_service.validation import run_files
 
@@ -55,6 +56,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _require_readable(path: str) -> None:
     """A file that cannot be opened is a wrong argument (exit 2), not a failed check."""
+    problem = unreadable(path)
+    if problem is not None:
+        raise InvalidArgument(
+            f"cannot read `{echo(path, PATH_CHARS)}`: {problem}", field="FILE", value=path
+        )
     try:
         with open(path, "rb"):
             pass

@@ -3,7 +3,10 @@ traceback, no gRPC C-core noise, and no caller's control character reaching the 
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -228,3 +231,32 @@ def test_a_tls_file_that_is_not_pem_is_named_before_dialling(
     assert option in line
     assert "UNAVAILABLE" not in line
     assert re.search(r"not .*PEM", line), line
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (("validate", "fifo"), "cannot read `fifo`: not a regular file"),
+        ((*QUESTION, *UNREACHABLE, "--tls-ca", "fifo"), "--tls-ca file `fifo` cannot be read"),
+    ],
+    ids=["validate", "check --tls-ca"],
+)
+def test_a_fifo_given_as_a_file_is_refused_not_read(
+    tmp_path: Path, argv: tuple[str, ...], says: str
+) -> None:
+    """Opened, a FIFO waited for a writer that never came, and Ctrl-C did not end the
+    wait. Run in its own process, so that a hang fails the test instead of stopping it."""
+    os.mkfifo(tmp_path / "fifo")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHZ_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run(
+        [sys.executable, "-m", "authz_service", *argv],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done
+    assert says in one_line(done.stderr), done.stderr
