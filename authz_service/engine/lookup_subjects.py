@@ -70,6 +70,20 @@ async def candidate_subjects(
     wildcard = False
     seen: set[tuple[ObjectRef, str]] = set()
     stack = [(resource, permission)]
+
+    def take(s: SubjectRef) -> bool:
+        """Note `s` if it is of the kind asked (True: the wildcard), and walk on from it
+        if it is a subject set."""
+        found = False
+        if s.type == subject_type and s.relation == subject_relation:
+            if s.id == WILDCARD:
+                found = True
+            else:
+                ids.add(s.id)
+        if s.relation and schema.member(s.type, s.relation) is not None:
+            stack.append((s.object, s.relation))
+        return found
+
     while stack:
         obj, name = stack.pop()
         if (obj, name) in seen:
@@ -80,13 +94,7 @@ async def candidate_subjects(
             ids.add(obj.id)
         for source in state.grant_sources:  # subjects of role bindings
             for s in await source.subject_candidates(state, obj, name):
-                if s.type == subject_type and s.relation == subject_relation:
-                    if s.id == WILDCARD:
-                        wildcard = True
-                    else:
-                        ids.add(s.id)
-                if s.relation and schema.member(s.type, s.relation) is not None:
-                    stack.append((s.object, s.relation))
+                wildcard |= take(s)
         perm = schema.permissions.get((obj.type, name))
         for leaf in _leaves(perm.expr) if perm else ():
             if isinstance(leaf, RelationRef):
@@ -114,14 +122,7 @@ async def candidate_subjects(
         for start in range(0, len(read.live), _SLICE):
             part = read.live[start : start + _SLICE]
             for rel in part:
-                s = rel.subject
-                if s.type == subject_type and s.relation == subject_relation:
-                    if s.id == WILDCARD:
-                        wildcard = True
-                    else:
-                        ids.add(s.id)
-                if s.relation and schema.member(s.type, s.relation) is not None:
-                    stack.append((s.object, s.relation))
+                wildcard |= take(rel.subject)
             await state.walked(0, len(part))
     return ids, wildcard
 
