@@ -402,10 +402,10 @@ async def _console_listener(
     settings: Settings,
     target: str | None,
     authenticator: Authenticator | None,
-    relay: str,
+    relay: str | None,
     resources: Resources,
 ) -> HttpListener | None:
-    if target is None:
+    if target is None or relay is None:
         return None
     console = await start_console(
         settings.console_listen,
@@ -672,8 +672,9 @@ class App:
         envoy = _envoy(settings, permissions, tenants, deadline)
         authenticator = _authenticator(settings, store, telemetry, resources)
         # Proves that a call came from this process's console, which names the browser
-        # each call is made for (api/relay.py); known to nothing else.
-        relay = new_secret()
+        # each call is made for (api/relay.py); known to nothing else. None without a
+        # console: no call's metadata is then searched for a relay.
+        relay = new_secret() if settings.console_listen and worker == 0 else None
         key_admin = KeyAdmin(
             store.keys,
             audit,
