@@ -93,31 +93,13 @@ _RANGES: dict[str, _Range] = {
 # The settings that are a host:port to listen on; empty is off for all but `listen`.
 _ADDRESSES = ("listen", "scim_listen", "console_listen", "metrics_listen")
 
-# The flags of `authz serve` that set a setting, for messages naming both.
-_FLAGS = {
-    "listen": "--listen",
-    "workers": "--workers",
-    "database_url": "--database-url",
-    "data_dir": "--data-dir",
-    "log_mode": "--decision-log",
-    "log_dir": "--log-dir",
-    "log_signing_key": "--signing-key",
-    "gateway_config": "--gateway-config",
-    "scim_listen": "--scim-listen",
-    "console_listen": "--console",
-    "tls_cert": "--tls-cert",
-    "tls_key": "--tls-key",
-    "tls_client_ca": "--tls-client-ca",
-    "tls_client_map": "--tls-client-map",
-}
-
 
 def setting_name(name: str) -> str:
     """How messages name the setting `name`: its variable, and its `serve` flag if any,
     e.g. `AUTHZ_LISTEN (--listen)`."""
-    env = next(f.metadata["env"] for f in fields(Settings) if f.name == name)
-    flag = _FLAGS.get(name)
-    return f"{env} ({flag})" if flag else str(env)
+    meta = next(f.metadata for f in fields(Settings) if f.name == name)
+    flag = meta.get("flag")
+    return f"{meta['env']} ({flag})" if flag else str(meta["env"])
 
 
 def _shown(value: float) -> str:
@@ -146,25 +128,38 @@ _MAX_CAVEAT_BYTES_CEILING = 16_384
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    listen: str = field(default="127.0.0.1:50051", metadata={"env": "AUTHZ_LISTEN"})
-    workers: int = field(default=1, metadata={"env": "AUTHZ_WORKERS"})
+    """Every setting; its field's metadata names its environment variable (`env`) and,
+    where `authz serve` has one, its flag (`flag`), for messages naming them."""
+
+    listen: str = field(
+        default="127.0.0.1:50051", metadata={"env": "AUTHZ_LISTEN", "flag": "--listen"}
+    )
+    workers: int = field(default=1, metadata={"env": "AUTHZ_WORKERS", "flag": "--workers"})
     # TLS on the gRPC port (docs/auth.md "Transport security"): PEM files, re-read when
     # they change; a client CA makes client certificates required.
-    tls_cert: str = field(default="", metadata={"env": "AUTHZ_TLS_CERT"})
-    tls_key: str = field(default="", metadata={"env": "AUTHZ_TLS_KEY"})
-    tls_client_ca: str = field(default="", metadata={"env": "AUTHZ_TLS_CLIENT_CA"})
+    tls_cert: str = field(default="", metadata={"env": "AUTHZ_TLS_CERT", "flag": "--tls-cert"})
+    tls_key: str = field(default="", metadata={"env": "AUTHZ_TLS_KEY", "flag": "--tls-key"})
+    tls_client_ca: str = field(
+        default="", metadata={"env": "AUTHZ_TLS_CLIENT_CA", "flag": "--tls-client-ca"}
+    )
     # YAML: certificate subject or SAN -> tenant and scopes (api/cert_map.py).
-    tls_client_map: str = field(default="", metadata={"env": "AUTHZ_TLS_CLIENT_MAP"})
+    tls_client_map: str = field(
+        default="", metadata={"env": "AUTHZ_TLS_CLIENT_MAP", "flag": "--tls-client-map"}
+    )
     # Plaintext beyond loopback only when this says so (with a WARNING).
     plaintext: bool = field(default=False, metadata={"env": "AUTHZ_PLAINTEXT"})
-    database_url: str = field(default="", repr=False, metadata={"env": "AUTHZ_DATABASE_URL"})
+    database_url: str = field(
+        default="", repr=False, metadata={"env": "AUTHZ_DATABASE_URL", "flag": "--database-url"}
+    )
     # Hot standbys of that database for relationship reads, comma-separated URLs; one
     # further behind than replica_max_lag_ms, or down, is skipped (docs/replicas.md).
     database_replica_urls: str = field(
         default="", repr=False, metadata={"env": "AUTHZ_DATABASE_REPLICA_URLS"}
     )
     replica_max_lag_ms: int = field(default=1000, metadata={"env": "AUTHZ_REPLICA_MAX_LAG_MS"})
-    data_dir: Path = field(default=Path(".authz"), metadata={"env": "AUTHZ_DATA_DIR"})
+    data_dir: Path = field(
+        default=Path(".authz"), metadata={"env": "AUTHZ_DATA_DIR", "flag": "--data-dir"}
+    )
     migrate_on_start: bool = field(default=True, metadata={"env": "AUTHZ_MIGRATE_ON_START"})
     db_pool_min: int = field(default=2, metadata={"env": "AUTHZ_DB_POOL_MIN"})
     db_pool_max: int = field(default=10, metadata={"env": "AUTHZ_DB_POOL_MAX"})
@@ -215,10 +210,16 @@ class Settings:
     max_watches: int = field(default=0, metadata={"env": "AUTHZ_MAX_WATCHES"})
     shutdown_grace_s: float = field(default=10.0, metadata={"env": "AUTHZ_SHUTDOWN_GRACE_S"})
     demo: bool = field(default=False, metadata={"env": "AUTHZ_DEMO"})
-    log_mode: str = field(default="durable", metadata={"env": "AUTHZ_DECISION_LOG"})
+    log_mode: str = field(
+        default="durable", metadata={"env": "AUTHZ_DECISION_LOG", "flag": "--decision-log"}
+    )
     # Unset: `decisions` in the data directory (see `decision_log_dir`).
-    log_dir: Path | None = field(default=None, metadata={"env": "AUTHZ_LOG_DIR"})
-    log_signing_key: str = field(default="", metadata={"env": "AUTHZ_LOG_SIGNING_KEY"})
+    log_dir: Path | None = field(
+        default=None, metadata={"env": "AUTHZ_LOG_DIR", "flag": "--log-dir"}
+    )
+    log_signing_key: str = field(
+        default="", metadata={"env": "AUTHZ_LOG_SIGNING_KEY", "flag": "--signing-key"}
+    )
     # After a key rotation, the public keys (PEM files, comma-separated) of the keys that
     # signed the log before this one: VerifyLog checks each checkpoint with the key it names.
     log_previous_public_keys: str = field(
@@ -243,11 +244,17 @@ class Settings:
     auth_backoff_max_s: float = field(default=60.0, metadata={"env": "AUTHZ_AUTH_BACKOFF_MAX_S"})
     auth_negative_ttl_s: float = field(default=2.0, metadata={"env": "AUTHZ_AUTH_NEGATIVE_TTL_S"})
     # YAML mapping HTTP requests to checks for Envoy ext_authz (docs/gateway.md); empty = off.
-    gateway_config: str = field(default="", metadata={"env": "AUTHZ_GATEWAY_CONFIG"})
+    gateway_config: str = field(
+        default="", metadata={"env": "AUTHZ_GATEWAY_CONFIG", "flag": "--gateway-config"}
+    )
     # SCIM 2.0 over HTTP (docs/identity.md): host:port, empty = off; served by worker 0.
-    scim_listen: str = field(default="", metadata={"env": "AUTHZ_SCIM_LISTEN"})
+    scim_listen: str = field(
+        default="", metadata={"env": "AUTHZ_SCIM_LISTEN", "flag": "--scim-listen"}
+    )
     # The web console (docs/console.md): host:port, empty = off; served by worker 0.
-    console_listen: str = field(default="", metadata={"env": "AUTHZ_CONSOLE_LISTEN"})
+    console_listen: str = field(
+        default="", metadata={"env": "AUTHZ_CONSOLE_LISTEN", "flag": "--console"}
+    )
     # How SCIM resources map to subjects: `<user type>:<id>`, `<group type>:<id>#<relation>`.
     scim_user_type: str = field(default="user", metadata={"env": "AUTHZ_SCIM_USER_TYPE"})
     scim_group_type: str = field(default="group", metadata={"env": "AUTHZ_SCIM_GROUP_TYPE"})
